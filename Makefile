@@ -1,0 +1,58 @@
+# vessel build. `make` builds ./vessel; `make asan` the sanitizer build; `make test` runs all tests.
+CC       ?= gcc
+CFLAGS_COMMON := -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Isrc -MMD -MP \
+                 -fno-strict-aliasing -pthread
+CFLAGS_REL  := -O2 -g $(CFLAGS_COMMON)
+CFLAGS_ASAN := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
+               -fno-sanitize-recover=undefined $(CFLAGS_COMMON)
+LIBS     := -lfdt -lm -lpthread
+
+SRCS     := $(shell find src -name '*.c' | sort)
+LIBSRCS  := $(filter-out src/main.c,$(SRCS))
+UNITSRCS := $(sort $(wildcard tests/unit/*.c))
+
+REL_OBJS  := $(SRCS:%.c=build/rel/%.o)
+ASAN_OBJS := $(SRCS:%.c=build/asan/%.o)
+REL_LIB   := $(LIBSRCS:%.c=build/rel/%.o)
+ASAN_LIB  := $(LIBSRCS:%.c=build/asan/%.o)
+REL_UNIT  := $(UNITSRCS:%.c=build/rel/%.o)
+ASAN_UNIT := $(UNITSRCS:%.c=build/asan/%.o)
+
+.PHONY: all asan test unit unit-asan isa guest-cache clean format fuzz
+all: vessel
+
+vessel: $(REL_OBJS)
+	$(CC) $(CFLAGS_REL) -o $@ $^ $(LIBS)
+
+vessel-asan: $(ASAN_OBJS)
+	$(CC) $(CFLAGS_ASAN) -o $@ $^ $(LIBS)
+asan: vessel-asan
+
+build/rel/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_REL) -c -o $@ $<
+build/asan/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ASAN) -c -o $@ $<
+
+build/unit-tests: $(REL_UNIT) $(REL_LIB)
+	$(CC) $(CFLAGS_REL) -o $@ $^ $(LIBS)
+build/unit-tests-asan: $(ASAN_UNIT) $(ASAN_LIB)
+	$(CC) $(CFLAGS_ASAN) -o $@ $^ $(LIBS)
+
+unit: build/unit-tests
+	./build/unit-tests
+unit-asan: build/unit-tests-asan
+	./build/unit-tests-asan
+
+# Everything: set-up, unit tests (plain + sanitizers), ISA tests, guest tests.
+test:
+	./tests/run-all.sh
+
+format:
+	clang-format -i $$(find src tests bench -name '*.c' -o -name '*.h' | grep -v '^tests/isa/.*\.S$$')
+
+clean:
+	rm -rf build vessel vessel-asan
+
+-include $(shell find build -name '*.d' 2>/dev/null)

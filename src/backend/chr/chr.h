@@ -1,0 +1,51 @@
+/* A character backend: where a serial device's bytes go and come from.
+ * Output: chr_write() from any thread (the device's); never blocks the caller for long.
+ * Input: the backend pushes bytes to the device through rx(opaque, buf, len), which returns how
+ * many it accepted (its FIFO may be full). Bytes not accepted stay buffered in the backend; the
+ * device calls chr_rx_ready() when it has room again so no input is ever dropped. */
+#ifndef VESSEL_BACKEND_CHR_H
+#define VESSEL_BACKEND_CHR_H
+#include <stddef.h>
+#include <stdint.h>
+
+struct chr;
+typedef size_t (*chr_rx_fn)(void *opaque, const uint8_t *buf, size_t len);
+
+struct chr_ops {
+    void (*write)(struct chr *c, const uint8_t *buf, size_t len);
+    void (*rx_ready)(struct chr *c);
+    void (*destroy)(struct chr *c);
+};
+
+struct chr {
+    const struct chr_ops *ops;
+    chr_rx_fn rx;
+    void *rx_opaque;
+};
+
+static inline void chr_write(struct chr *c, const uint8_t *buf, size_t len)
+{
+    c->ops->write(c, buf, len);
+}
+static inline void chr_rx_ready(struct chr *c)
+{
+    if (c->ops->rx_ready)
+        c->ops->rx_ready(c);
+}
+static inline void chr_set_receiver(struct chr *c, chr_rx_fn rx, void *opaque)
+{
+    c->rx_opaque = opaque;
+    c->rx = rx;
+}
+static inline void chr_destroy(struct chr *c) { c->ops->destroy(c); }
+
+/* The terminal backend: stdin/stdout. If stdin is a terminal it is put in raw mode (restored on
+ * every exit path: normal exit, chr_destroy, fatal signals) and the QEMU escapes apply:
+ * Ctrl-A x quits (calls on_quit), Ctrl-A h prints help, Ctrl-A Ctrl-A sends Ctrl-A; Ctrl-A c is
+ * not special. If stdin is not a terminal it is read as a plain byte stream, with no escapes;
+ * EOF on stdin just stops input. A reader thread feeds the receiver.
+ * Returns NULL with errno set on failure. */
+struct chr *chr_stdio_create(void (*on_quit)(void *ctx), void *ctx);
+/* Restore the terminal if this process changed it (async-signal-safe; idempotent). */
+void chr_stdio_restore_terminal(void);
+#endif

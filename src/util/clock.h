@@ -1,0 +1,25 @@
+/* The guest's time base: mtime ticks at VCLOCK_HZ from the host monotonic clock. */
+#ifndef VESSEL_UTIL_CLOCK_H
+#define VESSEL_UTIL_CLOCK_H
+#include <stdint.h>
+#include <time.h>
+
+#define VCLOCK_HZ 10000000ull /* device tree timebase-frequency, as QEMU virt */
+
+static inline uint64_t host_monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+static inline uint64_t host_realtime_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+/* Raw ticks since host boot; the ACLINT adds its own offset (mtime starts near 0). */
+static inline uint64_t vclock_ticks(void) { return host_monotonic_ns() / (1000000000ull / VCLOCK_HZ); }
+/* Absolute host monotonic ns at which raw tick count t is reached. */
+static inline uint64_t vclock_ticks_to_ns(uint64_t t) { return t * (1000000000ull / VCLOCK_HZ); }
+#endif
