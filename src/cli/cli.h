@@ -1,0 +1,32 @@
+/* Subcommands: each parses its arguments, validates them, calls the library and prints. */
+#ifndef VESSEL_CLI_CLI_H
+#define VESSEL_CLI_CLI_H
+#include "vm/vm.h"
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#define VESSEL_VERSION "0.1.0"
+
+struct run_args {
+    struct vm_options vm;
+    bool overcommit;
+    bool help;
+    const char *log_level, *log_file;
+    char default_paths[3][4096]; /* storage for default firmware, kernel, initrd */
+};
+
+/* What the host can give; separated out so tests can fake it. */
+struct host_limits {
+    unsigned cpus;
+    unsigned long long mem_available;
+};
+int host_limits_read(struct host_limits *l);
+
+/* Parse `vessel run` arguments (argv[0] = "run"). Returns 0, or -EINVAL with a one-line
+ * message in err. Fills defaults for the default guest. Does not touch the files. */
+int cli_run_parse(int argc, char **argv, const struct host_limits *lim, struct run_args *a,
+                  char *err, size_t errlen);
+int cli_run(int argc, char **argv);
+void cli_run_usage(FILE *out);
+#endif

@@ -1,0 +1,232 @@
+/* vessel run: boot a VM in the foreground, its console on this terminal. */
+#include "cli/cli.h"
+#include "util/log.h"
+#include "util/paths.h"
+#include "util/size.h"
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define DEFAULT_CPUS     1
+#define DEFAULT_MEMORY   (512ull << 20)
+#define DEFAULT_CMDLINE  "console=ttyS0"
+
+void cli_run_usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: vessel run [OPTIONS]\n"
+            "Boot a RISC-V virtual machine with its console on this terminal.\n"
+            "Without --kernel and --firmware, boots the default guest (Debian's kernel and a\n"
+            "busybox initramfs, built by guest/build.sh into the cache).\n"
+            "\n"
+            "  --cpus N           virtual CPUs (default %d; at most the host's CPUs)\n"
+            "  --memory SIZE      guest RAM, e.g. 512M, 2G (default 512M; at least 64M, at\n"
+            "                     most the host's available memory)\n"
+            "  --kernel FILE      RISC-V Linux kernel Image\n"
+            "  --initrd FILE      initramfs to pass to the kernel\n"
+            "  --cmdline STRING   kernel command line (default \"%s\")\n"
+            "  --firmware FILE    M-mode firmware loaded at 0x80000000 (default: the cached\n"
+            "                     OpenSBI fw_dynamic.bin when --kernel is given; alone, a\n"
+            "                     bare-metal program)\n"
+            "  --overcommit       allow more vCPUs than host CPUs and more memory than available\n"
+            "  --no-reboot        exit when the guest reboots instead of restarting it\n"
+            "  --log-level LEVEL  error, warn (default), info, debug, trace (traps)\n"
+            "  --log-file FILE    write log lines to FILE instead of stderr\n"
+            "  -h, --help         show this help\n"
+            "\n"
+            "Console: Ctrl-A x quits, Ctrl-A h helps, Ctrl-A Ctrl-A sends Ctrl-A.\n"
+            "Exit status: 0 guest powered off, 1 host error, 2 bad arguments or files,\n"
+            "3 the guest cannot continue, 4 the guest reported failure.\n",
+            DEFAULT_CPUS, DEFAULT_CMDLINE);
+}
+
+static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -EINVAL;
+}
+
+int host_limits_read(struct host_limits *l)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    l->cpus = n > 0 ? (unsigned)n : 1;
+    l->mem_available = 0;
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f)
+        return -errno;
+    char line[256];
+    while (fgets(line, sizeof(line), f)) {
+        unsigned long long kb;
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) {
+            l->mem_available = kb * 1024;
+            break;
+        }
+    }
+    fclose(f);
+    return 0;
+}
+
+enum { OPT_CPUS = 256, OPT_MEMORY, OPT_KERNEL, OPT_INITRD, OPT_CMDLINE, OPT_FIRMWARE,
+       OPT_OVERCOMMIT, OPT_NO_REBOOT, OPT_LOG_LEVEL, OPT_LOG_FILE };
+
+static const struct option run_options[] = {
+    {"cpus", required_argument, NULL, OPT_CPUS},
+    {"memory", required_argument, NULL, OPT_MEMORY},
+    {"kernel", required_argument, NULL, OPT_KERNEL},
+    {"initrd", required_argument, NULL, OPT_INITRD},
+    {"cmdline", required_argument, NULL, OPT_CMDLINE},
+    {"firmware", required_argument, NULL, OPT_FIRMWARE},
+    {"overcommit", no_argument, NULL, OPT_OVERCOMMIT},
+    {"no-reboot", no_argument, NULL, OPT_NO_REBOOT},
+    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"log-file", required_argument, NULL, OPT_LOG_FILE},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+static int default_path(struct run_args *a, int slot, const char *name, const char **out,
+                        char *err, size_t errlen)
+{
+    char dir[3800];
+    if (paths_cache_dir(dir, sizeof(dir)) < 0)
+        return fail(err, errlen, "cannot locate the guest cache: set VESSEL_CACHE or HOME");
+    snprintf(a->default_paths[slot], sizeof(a->default_paths[slot]), "%s/guest/default/%s", dir,
+             name);
+    *out = a->default_paths[slot];
+    return 0;
+}
+
+int cli_run_parse(int argc, char **argv, const struct host_limits *lim, struct run_args *a,
+                  char *err, size_t errlen)
+{
+    memset(a, 0, sizeof(*a));
+    struct machine_config *mc = &a->vm.machine;
+    const char *cpus_s = NULL, *mem_s = NULL;
+    bool cmdline_set = false;
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", run_options, NULL)) != -1) {
+        switch (c) {
+        case OPT_CPUS: cpus_s = optarg; break;
+        case OPT_MEMORY: mem_s = optarg; break;
+        case OPT_KERNEL: mc->kernel = optarg; break;
+        case OPT_INITRD: mc->initrd = optarg; break;
+        case OPT_CMDLINE: mc->cmdline = optarg; cmdline_set = true; break;
+        case OPT_FIRMWARE: mc->firmware = optarg; break;
+        case OPT_OVERCOMMIT: a->overcommit = true; break;
+        case OPT_NO_REBOOT: a->vm.no_reboot = true; break;
+        case OPT_LOG_LEVEL: a->log_level = optarg; break;
+        case OPT_LOG_FILE: a->log_file = optarg; break;
+        case 'h': a->help = true; return 0;
+        case ':':
+            return fail(err, errlen, "option %s needs a value (see vessel run --help)",
+                        argv[optind - 1]);
+        default:
+            if (optopt)
+                return fail(err, errlen, "unknown option -%c (see vessel run --help)", optopt);
+            return fail(err, errlen, "unknown option %s (see vessel run --help)",
+                        argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return fail(err, errlen, "unexpected argument '%s' (see vessel run --help)", argv[optind]);
+
+    mc->cpus = DEFAULT_CPUS;
+    if (cpus_s) {
+        char *end;
+        errno = 0;
+        long v = strtol(cpus_s, &end, 10);
+        if (errno || end == cpus_s || *end || v < 1 || v > MACHINE_MAX_HARTS)
+            return fail(err, errlen, "--cpus %s: expected a whole number from 1 to %d", cpus_s,
+                        MACHINE_MAX_HARTS);
+        mc->cpus = (unsigned)v;
+    }
+    if (mc->cpus > lim->cpus && !a->overcommit)
+        return fail(err, errlen,
+                    "--cpus %u: this host has only %u CPUs (use --overcommit to allow more)",
+                    mc->cpus, lim->cpus);
+
+    mc->ram_size = DEFAULT_MEMORY;
+    if (mem_s) {
+        uint64_t v;
+        int r = size_parse(mem_s, &v);
+        if (r < 0)
+            return fail(err, errlen, "--memory %s: %s (use e.g. 512M or 2G)", mem_s,
+                        r == -ERANGE ? "too large" : "not a size");
+        mc->ram_size = v;
+    }
+    if (mc->ram_size < MACHINE_MIN_RAM)
+        return fail(err, errlen, "--memory %s: at least 64M is needed", mem_s);
+    if (mc->ram_size % (1ull << 20))
+        return fail(err, errlen, "--memory %s: must be a whole number of MiB", mem_s);
+    if (mc->ram_size > (1ull << 40))
+        return fail(err, errlen, "--memory %s: at most 1T is supported", mem_s);
+    if (mc->ram_size > lim->mem_available && !a->overcommit) {
+        char have[32];
+        size_format(lim->mem_available & ~((1ull << 20) - 1), have, sizeof(have));
+        return fail(err, errlen,
+                    "--memory %s: the host has only %s available (use --overcommit to allow more)",
+                    mem_s ? mem_s : "512M", have);
+    }
+
+    if (a->log_level && log_set_level_name(a->log_level) < 0)
+        return fail(err, errlen, "--log-level %s: expected error, warn, info, debug or trace",
+                    a->log_level);
+
+    if (!mc->kernel && !mc->firmware) {
+        /* the default guest */
+        int r = default_path(a, 0, "fw_dynamic.bin", &mc->firmware, err, errlen);
+        if (!r)
+            r = default_path(a, 1, "Image", &mc->kernel, err, errlen);
+        if (!r && !mc->initrd)
+            r = default_path(a, 2, "initramfs.cpio.gz", &mc->initrd, err, errlen);
+        if (r)
+            return r;
+        if (access(mc->kernel, F_OK) != 0)
+            return fail(err, errlen,
+                        "the default guest is not built (%s is missing): run guest/build.sh",
+                        mc->kernel);
+    } else if (mc->kernel && !mc->firmware) {
+        int r = default_path(a, 0, "fw_dynamic.bin", &mc->firmware, err, errlen);
+        if (r)
+            return r;
+    }
+    if (mc->initrd && !mc->kernel)
+        return fail(err, errlen, "--initrd needs --kernel");
+    if (mc->kernel && !cmdline_set)
+        mc->cmdline = DEFAULT_CMDLINE;
+    return 0;
+}
+
+int cli_run(int argc, char **argv)
+{
+    struct host_limits lim;
+    if (host_limits_read(&lim) < 0) {
+        fprintf(stderr, "vessel: cannot read the host's resources from /proc/meminfo\n");
+        return VM_EXIT_HOST_ERROR;
+    }
+    static struct run_args a;
+    char err[512];
+    if (cli_run_parse(argc, argv, &lim, &a, err, sizeof(err)) < 0) {
+        fprintf(stderr, "vessel run: %s\n", err);
+        return VM_EXIT_USAGE;
+    }
+    if (a.help) {
+        cli_run_usage(stdout);
+        return 0;
+    }
+    if (a.log_file && log_set_file(a.log_file) < 0) {
+        fprintf(stderr, "vessel run: --log-file %s: %s\n", a.log_file, strerror(errno));
+        return VM_EXIT_USAGE;
+    }
+    a.vm.machine.trace = log_current_level >= LOG_TRACE;
+    return vm_run(&a.vm);
+}

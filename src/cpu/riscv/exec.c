@@ -1,0 +1,592 @@
+/* The interpreter: threaded dispatch (computed goto) over pre-decoded instructions cached per
+ * physical page, with an inline software-TLB hit path for loads and stores. The pc is not kept
+ * per instruction: it is rebuilt from the slot's position in its page when needed.
+ * Shaped so a JIT can later replace this function behind hart_exec(). */
+#include "cpu/riscv/decode.h"
+#include "cpu/riscv/hart.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define likely(x)   __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+static struct dpage *dcache_get(struct hart *h, uint64_t ppn, const void *decode_h,
+                                const void *end_h)
+{
+    unsigned idx = (unsigned)((ppn ^ (ppn >> 8)) & (DCACHE_SLOTS - 1));
+    struct dpage *p = h->dcache[idx];
+    if (p && p->ppn == ppn)
+        return p;
+    if (!p) {
+        p = malloc(sizeof(*p));
+        if (!p)
+            return NULL;
+        h->dcache[idx] = p;
+    }
+    for (unsigned j = 0; j < DPAGE_SLOTS; j++)
+        p->ins[j].h = decode_h;
+    p->ins[DPAGE_SLOTS].h = end_h;
+    p->ppn = ppn;
+    return p;
+}
+
+static inline uint64_t mulhu64(uint64_t a, uint64_t b)
+{
+    return (uint64_t)(((unsigned __int128)a * b) >> 64);
+}
+static inline uint64_t mulh64(int64_t a, int64_t b)
+{
+    return (uint64_t)(((__int128)a * b) >> 64);
+}
+static inline uint64_t mulhsu64(int64_t a, uint64_t b)
+{
+    return (uint64_t)(((__int128)a * (__int128)(unsigned __int128)b) >> 64);
+}
+static inline uint64_t rol64(uint64_t v, unsigned s) { s &= 63; return s ? (v << s) | (v >> (64 - s)) : v; }
+static inline uint64_t ror64(uint64_t v, unsigned s) { s &= 63; return s ? (v >> s) | (v << (64 - s)) : v; }
+static inline uint32_t rol32(uint32_t v, unsigned s) { s &= 31; return s ? (v << s) | (v >> (32 - s)) : v; }
+static inline uint32_t ror32(uint32_t v, unsigned s) { s &= 31; return s ? (v >> s) | (v << (32 - s)) : v; }
+static inline uint64_t sx32(uint64_t v) { return (uint64_t)(int64_t)(int32_t)v; }
+
+static inline uint64_t orc_b(uint64_t v)
+{
+    uint64_t r = 0;
+    for (unsigned i = 0; i < 64; i += 8)
+        if ((v >> i) & 0xff)
+            r |= 0xffull << i;
+    return r;
+}
+
+/* Encoding of a CSR instruction, for mtval on an illegal-instruction trap. */
+static uint32_t csr_encoding(const struct dinsn *i, unsigned funct3)
+{
+    unsigned rd = i->rd == RV_SINK ? 0 : i->rd;
+    return ((uint32_t)i->imm << 20) | ((uint32_t)i->rs1 << 15) | (funct3 << 12) | (rd << 7) | 0x73;
+}
+
+void hart_exec(struct hart *h, int budget)
+{
+    static const void *const L[RV_OP_COUNT] = {
+#define RV_LABEL(n) [RV_OP_##n] = &&op_##n,
+        RV_OPS(RV_LABEL)
+#undef RV_LABEL
+    };
+    uint64_t *const x = h->x;
+    struct tlb_entry *const tr = h->tlb[h->tlbi_data].e[ACC_R];
+    struct tlb_entry *const tw = h->tlb[h->tlbi_data].e[ACC_W];
+    struct tlb_entry *const tx =
+        h->tlb[h->priv == PRV_M ? TLBI_M : h->priv == PRV_S ? TLBI_S : TLBI_U].e[ACC_X];
+    uint64_t pc = h->pc;
+    uint64_t cur_vpn = ~0ull, vbase = 0;
+    struct dinsn *ins0 = NULL, *i = NULL;
+    uint8_t *hpage = NULL;
+    uint64_t icnt = 0;
+
+#define PC_OF(p)  (vbase + ((uint64_t)((p) - ins0) << 1))
+#define NEXT_PC() (PC_OF(i) + ((uint64_t)i->step << 1))
+#define DISPATCH() goto *i->h
+#define NEXT()                                                                                     \
+    do {                                                                                           \
+        icnt++;                                                                                    \
+        i += i->step;                                                                              \
+        DISPATCH();                                                                                \
+    } while (0)
+#define JUMP(target)                                                                               \
+    do {                                                                                           \
+        pc = (target);                                                                             \
+        icnt++;                                                                                    \
+        goto jump;                                                                                 \
+    } while (0)
+    /* Leave with the current instruction not retired and an exception raised. */
+#define EXC(cause, tval)                                                                           \
+    do {                                                                                           \
+        h->pc = PC_OF(i);                                                                          \
+        h->instret += icnt;                                                                        \
+        icnt = 0;                                                                                  \
+        hart_raise_exception(h, (cause), (tval));                                                  \
+        goto out;                                                                                  \
+    } while (0)
+    /* Retire the current instruction and leave (state changed under the interpreter's feet). */
+#define RETIRE_AND_LEAVE(newpc)                                                                    \
+    do {                                                                                           \
+        h->pc = (newpc);                                                                           \
+        icnt++;                                                                                    \
+        goto out;                                                                                  \
+    } while (0)
+#define RD  x[i->rd]
+#define RS1 x[i->rs1]
+#define RS2 x[i->rs2]
+#define IMM ((int64_t)i->imm)
+
+    goto newpc;
+
+jump:
+    if (unlikely(--budget <= 0)) {
+        h->pc = pc;
+        goto out;
+    }
+    if ((pc >> 12) == cur_vpn) {
+        i = ins0 + ((pc & 0xfff) >> 1);
+        DISPATCH();
+    }
+newpc: {
+    uint64_t vpn = pc >> 12;
+    struct tlb_entry *e = &tx[vpn & (TLB_SIZE - 1)];
+    uint8_t *hp;
+    if (likely(e->tag == vpn)) {
+        hp = (uint8_t *)(uintptr_t)((pc & ~0xfffull) + e->addend);
+    } else {
+        int c = mem_fetch_page(h, pc, &hp);
+        if (c) {
+            h->pc = pc;
+            h->instret += icnt;
+            icnt = 0;
+            hart_raise_exception(h, (uint64_t)c, pc);
+            goto out;
+        }
+    }
+    struct dpage *dp = dcache_get(h, hart_ram_ppn(h, hp), L[RV_OP_DECODE], L[RV_OP_PAGE_END]);
+    if (!dp) {
+        h->pc = pc;
+        snprintf(h->fatal_msg, sizeof(h->fatal_msg), "hart %u: out of host memory", h->id);
+        atomic_store(&h->stop, 1);
+        goto out;
+    }
+    ins0 = dp->ins;
+    vbase = pc & ~0xfffull;
+    cur_vpn = vpn;
+    hpage = hp;
+    i = ins0 + ((pc & 0xfff) >> 1);
+    DISPATCH();
+}
+
+op_DECODE: {
+    size_t off = (size_t)(i - ins0) << 1;
+    uint16_t lo;
+    memcpy(&lo, hpage + off, 2);
+    uint32_t w = lo;
+    if ((lo & 3) == 3) {
+        if (off == 4094) {
+            i->h = L[RV_OP_CROSS];
+            DISPATCH();
+        }
+        uint16_t hi;
+        memcpy(&hi, hpage + off + 2, 2);
+        w |= (uint32_t)hi << 16;
+    }
+    struct rv_decoded d;
+    rv_decode(w, &d);
+    i->imm = d.imm;
+    i->rd = d.rd;
+    i->rs1 = d.rs1;
+    i->rs2 = d.rs2;
+    i->step = d.len >> 1;
+    i->h = L[d.op];
+    DISPATCH();
+}
+
+op_CROSS: { /* a 32-bit instruction whose upper half is on the next page */
+    uint64_t ipc = PC_OF(i);
+    uint16_t lo, hi;
+    memcpy(&lo, hpage + 4094, 2);
+    uint8_t *hp2;
+    int c = mem_fetch_page(h, ipc + 2, &hp2);
+    if (c)
+        EXC((uint64_t)c, ipc + 2);
+    memcpy(&hi, hp2, 2);
+    struct rv_decoded d;
+    rv_decode((uint32_t)lo | ((uint32_t)hi << 16), &d);
+    struct dinsn *t = h->tmp;
+    t[0] = (struct dinsn){L[d.op], d.imm, d.rd, d.rs1, d.rs2, 1};
+    t[1] = (struct dinsn){L[RV_OP_TMP_END], 0, 0, 0, 0, 1};
+    ins0 = t;
+    vbase = ipc;
+    cur_vpn = ~0ull;
+    i = t;
+    DISPATCH();
+}
+op_TMP_END:
+    pc = vbase + 4;
+    goto jump;
+op_PAGE_END:
+    pc = vbase + 4096;
+    goto jump;
+
+op_ILLEGAL:
+    EXC(EXC_ILLEGAL_INSN, (uint32_t)i->imm);
+op_NOP:
+op_FENCE:
+    NEXT();
+op_LI:
+    RD = (uint64_t)IMM;
+    NEXT();
+op_MV:
+    RD = RS1;
+    NEXT();
+op_AUIPC:
+    RD = PC_OF(i) + (uint64_t)IMM;
+    NEXT();
+op_JAL: {
+    uint64_t cur = PC_OF(i);
+    RD = cur + ((uint64_t)i->step << 1);
+    JUMP(cur + (uint64_t)IMM);
+}
+op_JALR: {
+    uint64_t t = (RS1 + (uint64_t)IMM) & ~1ull;
+    RD = NEXT_PC();
+    JUMP(t);
+}
+#define BRANCH(name, cond)                                                                         \
+    op_##name : if (cond) JUMP(PC_OF(i) + (uint64_t)IMM);                                          \
+    NEXT();
+    BRANCH(BEQ, RS1 == RS2)
+    BRANCH(BNE, RS1 != RS2)
+    BRANCH(BLT, (int64_t)RS1 < (int64_t)RS2)
+    BRANCH(BGE, (int64_t)RS1 >= (int64_t)RS2)
+    BRANCH(BLTU, RS1 < RS2)
+    BRANCH(BGEU, RS1 >= RS2)
+
+#define LOAD(name, type)                                                                           \
+    op_##name : {                                                                                  \
+        uint64_t va = RS1 + (uint64_t)IMM;                                                         \
+        struct tlb_entry *e = &tr[(va >> 12) & (TLB_SIZE - 1)];                                    \
+        type v;                                                                                    \
+        if (likely(e->tag == (va >> 12) && (va & 0xfff) <= 4096 - sizeof(type))) {                \
+            memcpy(&v, (void *)(uintptr_t)(va + e->addend), sizeof(v));                            \
+        } else {                                                                                   \
+            uint64_t sv;                                                                           \
+            int c = mem_load_slow(h, va, sizeof(type), &sv);                                       \
+            if (c)                                                                                 \
+                EXC((uint64_t)c, va);                                                              \
+            v = (type)sv;                                                                          \
+        }                                                                                          \
+        RD = (uint64_t)(int64_t)v;                                                                 \
+        NEXT();                                                                                    \
+    }
+    LOAD(LB, int8_t)
+    LOAD(LH, int16_t)
+    LOAD(LW, int32_t)
+    LOAD(LD, int64_t)
+    LOAD(LBU, uint8_t)
+    LOAD(LHU, uint16_t)
+    LOAD(LWU, uint32_t)
+
+#define STORE_VAL(type, val)                                                                       \
+    do {                                                                                           \
+        uint64_t va = RS1 + (uint64_t)IMM;                                                         \
+        struct tlb_entry *e = &tw[(va >> 12) & (TLB_SIZE - 1)];                                    \
+        type v = (type)(val);                                                                      \
+        if (likely(e->tag == (va >> 12) && (va & 0xfff) <= 4096 - sizeof(type))) {                \
+            memcpy((void *)(uintptr_t)(va + e->addend), &v, sizeof(v));                            \
+        } else {                                                                                   \
+            int c = mem_store_slow(h, va, sizeof(type), (uint64_t)v);                              \
+            if (c)                                                                                 \
+                EXC((uint64_t)c, va);                                                              \
+        }                                                                                          \
+    } while (0)
+op_SB:
+    STORE_VAL(uint8_t, RS2);
+    NEXT();
+op_SH:
+    STORE_VAL(uint16_t, RS2);
+    NEXT();
+op_SW:
+    STORE_VAL(uint32_t, RS2);
+    NEXT();
+op_SD:
+    STORE_VAL(uint64_t, RS2);
+    NEXT();
+
+#define ALU(name, expr)                                                                            \
+    op_##name : RD = (expr);                                                                       \
+    NEXT();
+    ALU(ADDI, RS1 + (uint64_t)IMM)
+    ALU(SLTI, (int64_t)RS1 < IMM)
+    ALU(SLTIU, RS1 < (uint64_t)IMM)
+    ALU(XORI, RS1 ^ (uint64_t)IMM)
+    ALU(ORI, RS1 | (uint64_t)IMM)
+    ALU(ANDI, RS1 & (uint64_t)IMM)
+    ALU(SLLI, RS1 << i->imm)
+    ALU(SRLI, RS1 >> i->imm)
+    ALU(SRAI, (uint64_t)((int64_t)RS1 >> i->imm))
+    ALU(ADD, RS1 + RS2)
+    ALU(SUB, RS1 - RS2)
+    ALU(SLL, RS1 << (RS2 & 63))
+    ALU(SLT, (int64_t)RS1 < (int64_t)RS2)
+    ALU(SLTU, RS1 < RS2)
+    ALU(XOR, RS1 ^ RS2)
+    ALU(SRL, RS1 >> (RS2 & 63))
+    ALU(SRA, (uint64_t)((int64_t)RS1 >> (RS2 & 63)))
+    ALU(OR, RS1 | RS2)
+    ALU(AND, RS1 & RS2)
+    ALU(ADDIW, sx32(RS1 + (uint64_t)IMM))
+    ALU(SLLIW, sx32((uint32_t)RS1 << i->imm))
+    ALU(SRLIW, sx32((uint32_t)RS1 >> i->imm))
+    ALU(SRAIW, (uint64_t)(int64_t)((int32_t)RS1 >> i->imm))
+    ALU(ADDW, sx32(RS1 + RS2))
+    ALU(SUBW, sx32(RS1 - RS2))
+    ALU(SLLW, sx32((uint32_t)RS1 << (RS2 & 31)))
+    ALU(SRLW, sx32((uint32_t)RS1 >> (RS2 & 31)))
+    ALU(SRAW, (uint64_t)(int64_t)((int32_t)RS1 >> (RS2 & 31)))
+    ALU(MUL, RS1 * RS2)
+    ALU(MULH, mulh64((int64_t)RS1, (int64_t)RS2))
+    ALU(MULHSU, mulhsu64((int64_t)RS1, RS2))
+    ALU(MULHU, mulhu64(RS1, RS2))
+    ALU(MULW, sx32((uint32_t)RS1 * (uint32_t)RS2))
+    /* Division never traps (unpriv spec 13.2): x/0 = -1, x%0 = x, MIN/-1 = MIN, MIN%-1 = 0. */
+    ALU(DIV, RS2 == 0 ? ~0ull
+             : ((int64_t)RS1 == INT64_MIN && (int64_t)RS2 == -1) ? RS1
+                                                                  : (uint64_t)((int64_t)RS1 / (int64_t)RS2))
+    ALU(DIVU, RS2 == 0 ? ~0ull : RS1 / RS2)
+    ALU(REM, RS2 == 0 ? RS1
+             : ((int64_t)RS1 == INT64_MIN && (int64_t)RS2 == -1) ? 0
+                                                                  : (uint64_t)((int64_t)RS1 % (int64_t)RS2))
+    ALU(REMU, RS2 == 0 ? RS1 : RS1 % RS2)
+    ALU(DIVW, (uint32_t)RS2 == 0 ? ~0ull
+              : ((int32_t)RS1 == INT32_MIN && (int32_t)RS2 == -1) ? sx32(RS1)
+                                                                   : (uint64_t)(int64_t)((int32_t)RS1 / (int32_t)RS2))
+    ALU(DIVUW, (uint32_t)RS2 == 0 ? ~0ull : sx32((uint32_t)RS1 / (uint32_t)RS2))
+    ALU(REMW, (uint32_t)RS2 == 0 ? sx32(RS1)
+              : ((int32_t)RS1 == INT32_MIN && (int32_t)RS2 == -1) ? 0
+                                                                   : (uint64_t)(int64_t)((int32_t)RS1 % (int32_t)RS2))
+    ALU(REMUW, (uint32_t)RS2 == 0 ? sx32(RS1) : sx32((uint32_t)RS1 % (uint32_t)RS2))
+    /* Zba */
+    ALU(SH1ADD, RS2 + (RS1 << 1))
+    ALU(SH2ADD, RS2 + (RS1 << 2))
+    ALU(SH3ADD, RS2 + (RS1 << 3))
+    ALU(ADD_UW, RS2 + (uint32_t)RS1)
+    ALU(SH1ADD_UW, RS2 + ((uint64_t)(uint32_t)RS1 << 1))
+    ALU(SH2ADD_UW, RS2 + ((uint64_t)(uint32_t)RS1 << 2))
+    ALU(SH3ADD_UW, RS2 + ((uint64_t)(uint32_t)RS1 << 3))
+    ALU(SLLI_UW, (uint64_t)(uint32_t)RS1 << i->imm)
+    /* Zbb */
+    ALU(ANDN, RS1 & ~RS2)
+    ALU(ORN, RS1 | ~RS2)
+    ALU(XNOR, ~(RS1 ^ RS2))
+    ALU(CLZ, RS1 ? (uint64_t)__builtin_clzll(RS1) : 64)
+    ALU(CTZ, RS1 ? (uint64_t)__builtin_ctzll(RS1) : 64)
+    ALU(CPOP, (uint64_t)__builtin_popcountll(RS1))
+    ALU(CLZW, (uint32_t)RS1 ? (uint64_t)__builtin_clz((uint32_t)RS1) : 32)
+    ALU(CTZW, (uint32_t)RS1 ? (uint64_t)__builtin_ctz((uint32_t)RS1) : 32)
+    ALU(CPOPW, (uint64_t)__builtin_popcount((uint32_t)RS1))
+    ALU(MAX, (int64_t)RS1 > (int64_t)RS2 ? RS1 : RS2)
+    ALU(MAXU, RS1 > RS2 ? RS1 : RS2)
+    ALU(MIN, (int64_t)RS1 < (int64_t)RS2 ? RS1 : RS2)
+    ALU(MINU, RS1 < RS2 ? RS1 : RS2)
+    ALU(SEXT_B, (uint64_t)(int64_t)(int8_t)RS1)
+    ALU(SEXT_H, (uint64_t)(int64_t)(int16_t)RS1)
+    ALU(ZEXT_H, (uint16_t)RS1)
+    ALU(ROL, rol64(RS1, (unsigned)RS2))
+    ALU(ROR, ror64(RS1, (unsigned)RS2))
+    ALU(RORI, ror64(RS1, (unsigned)i->imm))
+    ALU(ROLW, sx32(rol32((uint32_t)RS1, (unsigned)RS2)))
+    ALU(RORW, sx32(ror32((uint32_t)RS1, (unsigned)RS2)))
+    ALU(RORIW, sx32(ror32((uint32_t)RS1, (unsigned)i->imm)))
+    ALU(ORC_B, orc_b(RS1))
+    ALU(REV8, __builtin_bswap64(RS1))
+    /* Zbs */
+    ALU(BCLR, RS1 & ~(1ull << (RS2 & 63)))
+    ALU(BCLRI, RS1 & ~(1ull << i->imm))
+    ALU(BEXT, (RS1 >> (RS2 & 63)) & 1)
+    ALU(BEXTI, (RS1 >> i->imm) & 1)
+    ALU(BINV, RS1 ^ (1ull << (RS2 & 63)))
+    ALU(BINVI, RS1 ^ (1ull << i->imm))
+    ALU(BSET, RS1 | (1ull << (RS2 & 63)))
+    ALU(BSETI, RS1 | (1ull << i->imm))
+
+op_FENCE_I:
+    dcache_flush(h);
+    RETIRE_AND_LEAVE(NEXT_PC());
+op_ECALL:
+    EXC(h->priv == PRV_U ? EXC_ECALL_U : h->priv == PRV_S ? EXC_ECALL_S : EXC_ECALL_M, 0);
+op_EBREAK:
+    EXC(EXC_BREAKPOINT, PC_OF(i));
+op_MRET:
+    if (h->priv != PRV_M)
+        EXC(EXC_ILLEGAL_INSN, 0x30200073);
+    h->pc = PC_OF(i);
+    icnt++;
+    hart_mret(h);
+    goto out;
+op_SRET:
+    if (h->priv == PRV_U || (h->priv == PRV_S && (h->mstatus & MSTATUS_TSR)))
+        EXC(EXC_ILLEGAL_INSN, 0x10200073);
+    h->pc = PC_OF(i);
+    icnt++;
+    hart_sret(h);
+    goto out;
+op_WFI:
+    if (h->priv == PRV_U || (h->priv == PRV_S && (h->mstatus & MSTATUS_TW)))
+        EXC(EXC_ILLEGAL_INSN, 0x10500073);
+    h->wfi = true;
+    RETIRE_AND_LEAVE(NEXT_PC());
+op_SFENCE_VMA:
+    if (h->priv == PRV_U || (h->priv == PRV_S && (h->mstatus & MSTATUS_TVM)))
+        EXC(EXC_ILLEGAL_INSN, 0x12000073u | ((uint32_t)i->rs1 << 15) | ((uint32_t)i->rs2 << 20));
+    tlb_flush_all(h);
+    RETIRE_AND_LEAVE(NEXT_PC());
+
+#define CSR_OP(name, op, funct3, srcval, is_write)                                                 \
+    op_##name : {                                                                                  \
+        uint64_t old;                                                                              \
+        bool wr = (is_write);                                                                      \
+        h->instret += icnt; /* exact instret for reads of instret/cycle */                         \
+        icnt = 0;                                                                                  \
+        int c = csr_access(h, (unsigned)i->imm, op, (srcval), wr, &old);                           \
+        if (c)                                                                                     \
+            EXC((uint64_t)c, csr_encoding(i, funct3));                                             \
+        RD = old;                                                                                  \
+        if (wr)                                                                                    \
+            RETIRE_AND_LEAVE(NEXT_PC());                                                           \
+        NEXT();                                                                                    \
+    }
+    CSR_OP(CSRRW, 0, 1, RS1, true)
+    CSR_OP(CSRRS, 1, 2, RS1, i->rs1 != 0)
+    CSR_OP(CSRRC, 2, 3, RS1, i->rs1 != 0)
+    CSR_OP(CSRRWI, 0, 5, i->rs1, true)
+    CSR_OP(CSRRSI, 1, 6, i->rs1, i->rs1 != 0)
+    CSR_OP(CSRRCI, 2, 7, i->rs1, i->rs1 != 0)
+
+    /* A: LR/SC as load-reserved + compare-and-swap against the reserved value. */
+op_LR_W:
+op_LR_D: {
+    bool dbl = i->h == L[RV_OP_LR_D];
+    uint64_t va = RS1;
+    void *p;
+    int c = mem_atomic_ptr(h, va, dbl ? 8 : 4, true, &p);
+    if (c)
+        EXC((uint64_t)c, va);
+    uint64_t v = dbl ? __atomic_load_n((uint64_t *)p, __ATOMIC_ACQUIRE)
+                     : sx32(__atomic_load_n((uint32_t *)p, __ATOMIC_ACQUIRE));
+    h->res_addr = va;
+    h->res_val = v;
+    h->res_valid = true;
+    RD = v;
+    NEXT();
+}
+op_SC_W:
+op_SC_D: {
+    bool dbl = i->h == L[RV_OP_SC_D];
+    uint64_t va = RS1;
+    void *p;
+    int c = mem_atomic_ptr(h, va, dbl ? 8 : 4, false, &p);
+    if (c)
+        EXC((uint64_t)c, va);
+    bool ok = false;
+    if (h->res_valid && h->res_addr == va) {
+        if (dbl) {
+            uint64_t expect = h->res_val;
+            ok = __atomic_compare_exchange_n((uint64_t *)p, &expect, RS2, false, __ATOMIC_SEQ_CST,
+                                             __ATOMIC_RELAXED);
+        } else {
+            uint32_t expect = (uint32_t)h->res_val;
+            ok = __atomic_compare_exchange_n((uint32_t *)p, &expect, (uint32_t)RS2, false,
+                                             __ATOMIC_SEQ_CST, __ATOMIC_RELAXED);
+        }
+    }
+    h->res_valid = false;
+    RD = ok ? 0 : 1;
+    NEXT();
+}
+
+#define AMO_PTR(size)                                                                              \
+    uint64_t va = RS1;                                                                             \
+    void *p;                                                                                       \
+    int c = mem_atomic_ptr(h, va, size, false, &p);                                                \
+    if (c)                                                                                         \
+        EXC((uint64_t)c, va);
+#define AMO_FETCH(name, type, fn, ext)                                                             \
+    op_##name : {                                                                                  \
+        AMO_PTR(sizeof(type))                                                                      \
+        type old = fn((type *)p, (type)RS2, __ATOMIC_SEQ_CST);                                     \
+        RD = ext(old);                                                                             \
+        NEXT();                                                                                    \
+    }
+#define AMO_CAS(name, type, stype, expr, ext)                                                      \
+    op_##name : {                                                                                  \
+        AMO_PTR(sizeof(type))                                                                      \
+        type src = (type)RS2, old = __atomic_load_n((type *)p, __ATOMIC_RELAXED), nv;              \
+        do {                                                                                       \
+            nv = (expr);                                                                           \
+        } while (!__atomic_compare_exchange_n((type *)p, &old, nv, true, __ATOMIC_SEQ_CST,        \
+                                              __ATOMIC_RELAXED));                                  \
+        RD = ext(old);                                                                             \
+        NEXT();                                                                                    \
+    }
+#define EXT_W(v) sx32(v)
+#define EXT_D(v) (uint64_t)(v)
+    AMO_FETCH(AMOSWAP_W, uint32_t, __atomic_exchange_n, EXT_W)
+    AMO_FETCH(AMOADD_W, uint32_t, __atomic_fetch_add, EXT_W)
+    AMO_FETCH(AMOXOR_W, uint32_t, __atomic_fetch_xor, EXT_W)
+    AMO_FETCH(AMOAND_W, uint32_t, __atomic_fetch_and, EXT_W)
+    AMO_FETCH(AMOOR_W, uint32_t, __atomic_fetch_or, EXT_W)
+    AMO_CAS(AMOMIN_W, uint32_t, int32_t, (int32_t)old < (int32_t)src ? old : src, EXT_W)
+    AMO_CAS(AMOMAX_W, uint32_t, int32_t, (int32_t)old > (int32_t)src ? old : src, EXT_W)
+    AMO_CAS(AMOMINU_W, uint32_t, uint32_t, old < src ? old : src, EXT_W)
+    AMO_CAS(AMOMAXU_W, uint32_t, uint32_t, old > src ? old : src, EXT_W)
+    AMO_FETCH(AMOSWAP_D, uint64_t, __atomic_exchange_n, EXT_D)
+    AMO_FETCH(AMOADD_D, uint64_t, __atomic_fetch_add, EXT_D)
+    AMO_FETCH(AMOXOR_D, uint64_t, __atomic_fetch_xor, EXT_D)
+    AMO_FETCH(AMOAND_D, uint64_t, __atomic_fetch_and, EXT_D)
+    AMO_FETCH(AMOOR_D, uint64_t, __atomic_fetch_or, EXT_D)
+    AMO_CAS(AMOMIN_D, uint64_t, int64_t, (int64_t)old < (int64_t)src ? old : src, EXT_D)
+    AMO_CAS(AMOMAX_D, uint64_t, int64_t, (int64_t)old > (int64_t)src ? old : src, EXT_D)
+    AMO_CAS(AMOMINU_D, uint64_t, uint64_t, old < src ? old : src, EXT_D)
+    AMO_CAS(AMOMAXU_D, uint64_t, uint64_t, old > src ? old : src, EXT_D)
+
+    /* F/D loads and stores (the arithmetic is in fpu.c). i->rd / i->rs2 are f registers. */
+#define FP_CHECK(enc)                                                                              \
+    if (unlikely(!(h->mstatus & MSTATUS_FS)))                                                      \
+        EXC(EXC_ILLEGAL_INSN, 0);
+op_FLW: {
+    FP_CHECK();
+    uint64_t va = RS1 + (uint64_t)IMM;
+    uint64_t v;
+    struct tlb_entry *e = &tr[(va >> 12) & (TLB_SIZE - 1)];
+    if (likely(e->tag == (va >> 12) && (va & 0xfff) <= 4092)) {
+        uint32_t w;
+        memcpy(&w, (void *)(uintptr_t)(va + e->addend), 4);
+        v = w;
+    } else {
+        int c = mem_load_slow(h, va, 4, &v);
+        if (c)
+            EXC((uint64_t)c, va);
+    }
+    h->fp.f[i->rd] = fpu_box32((uint32_t)v);
+    h->mstatus |= FS_DIRTY;
+    NEXT();
+}
+op_FLD: {
+    FP_CHECK();
+    uint64_t va = RS1 + (uint64_t)IMM;
+    uint64_t v;
+    struct tlb_entry *e = &tr[(va >> 12) & (TLB_SIZE - 1)];
+    if (likely(e->tag == (va >> 12) && (va & 0xfff) <= 4088)) {
+        memcpy(&v, (void *)(uintptr_t)(va + e->addend), 8);
+    } else {
+        int c = mem_load_slow(h, va, 8, &v);
+        if (c)
+            EXC((uint64_t)c, va);
+    }
+    h->fp.f[i->rd] = v;
+    h->mstatus |= FS_DIRTY;
+    NEXT();
+}
+op_FSW:
+    FP_CHECK();
+    STORE_VAL(uint32_t, h->fp.f[i->rs2]);
+    NEXT();
+op_FSD:
+    FP_CHECK();
+    STORE_VAL(uint64_t, h->fp.f[i->rs2]);
+    NEXT();
+op_FPU:
+    if (unlikely(!(h->mstatus & MSTATUS_FS)) || fpu_exec(&h->fp, x, (uint32_t)i->imm) != 0)
+        EXC(EXC_ILLEGAL_INSN, (uint32_t)i->imm);
+    h->mstatus |= FS_DIRTY;
+    NEXT();
+
+out:
+    h->instret += icnt;
+}

@@ -1,0 +1,218 @@
+/* A RISC-V RV64GC hart: architectural state, CSRs, software TLB, decode cache.
+ * One host thread runs each hart (hart_run); other threads only touch the fields marked
+ * "any thread" (interrupt wires, kick, stop request). */
+#ifndef VESSEL_CPU_RISCV_HART_H
+#define VESSEL_CPU_RISCV_HART_H
+#include "cpu/riscv/fpu.h"
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct bus;
+struct aclint;
+
+#define PRV_U 0
+#define PRV_S 1
+#define PRV_M 3
+
+/* mstatus (priv spec 3.1.6) */
+#define MSTATUS_SIE  (1ull << 1)
+#define MSTATUS_MIE  (1ull << 3)
+#define MSTATUS_SPIE (1ull << 5)
+#define MSTATUS_MPIE (1ull << 7)
+#define MSTATUS_SPP  (1ull << 8)
+#define MSTATUS_MPP  (3ull << 11)
+#define MSTATUS_FS   (3ull << 13)
+#define MSTATUS_MPRV (1ull << 17)
+#define MSTATUS_SUM  (1ull << 18)
+#define MSTATUS_MXR  (1ull << 19)
+#define MSTATUS_TVM  (1ull << 20)
+#define MSTATUS_TW   (1ull << 21)
+#define MSTATUS_TSR  (1ull << 22)
+#define MSTATUS_UXL  (3ull << 32)
+#define MSTATUS_SXL  (3ull << 34)
+#define MSTATUS_SD   (1ull << 63)
+#define FS_DIRTY     (3ull << 13)
+
+/* interrupt bits (mip/mie) */
+#define IRQ_SSI 1
+#define IRQ_MSI 3
+#define IRQ_STI 5
+#define IRQ_MTI 7
+#define IRQ_SEI 9
+#define IRQ_MEI 11
+#define MIP_SSIP (1ull << IRQ_SSI)
+#define MIP_MSIP (1ull << IRQ_MSI)
+#define MIP_STIP (1ull << IRQ_STI)
+#define MIP_MTIP (1ull << IRQ_MTI)
+#define MIP_SEIP (1ull << IRQ_SEI)
+#define MIP_MEIP (1ull << IRQ_MEI)
+
+/* exception causes */
+#define EXC_INSN_MISALIGNED  0
+#define EXC_INSN_ACCESS      1
+#define EXC_ILLEGAL_INSN     2
+#define EXC_BREAKPOINT       3
+#define EXC_LOAD_MISALIGNED  4
+#define EXC_LOAD_ACCESS      5
+#define EXC_STORE_MISALIGNED 6
+#define EXC_STORE_ACCESS     7
+#define EXC_ECALL_U          8
+#define EXC_ECALL_S          9
+#define EXC_ECALL_M          11
+#define EXC_INSN_PAGE_FAULT  12
+#define EXC_LOAD_PAGE_FAULT  13
+#define EXC_STORE_PAGE_FAULT 15
+
+#define MENVCFG_FIOM (1ull << 0)
+#define MENVCFG_STCE (1ull << 63)
+
+enum access { ACC_R = 0, ACC_W = 1, ACC_X = 2 };
+
+/* Software TLB: direct mapped, one array per access type, per effective privilege.
+ * A hit gives host address = vaddr + addend. tag = vaddr >> 12 (an impossible value when
+ * empty). Only RAM pages whose PMP permission is uniform over the page are cached. */
+#define TLB_BITS  8
+#define TLB_SIZE  (1u << TLB_BITS)
+#define TLB_EMPTY (~0ull)
+struct tlb_entry {
+    uint64_t tag;
+    uintptr_t addend;
+};
+struct tlb_set {
+    struct tlb_entry e[3][TLB_SIZE];
+};
+/* TLB set index for an effective privilege; TLBI_NONE is always empty (used while
+ * M-mode data accesses go through MPRV translation: they take the slow path). */
+enum { TLBI_U = 0, TLBI_S = 1, TLBI_M = 2, TLBI_NONE = 3, TLBI_COUNT = 4 };
+
+/* Decode cache: pre-decoded instructions of one physical page, one slot per 2-byte offset,
+ * plus a sentinel that continues to the next page. */
+struct dinsn {
+    const void *h;  /* handler (computed-goto label) */
+    int32_t imm;    /* immediate, CSR number or raw encoding, per handler */
+    uint8_t rd, rs1, rs2;
+    uint8_t step;   /* 1 for a 2-byte instruction, 2 for a 4-byte one */
+};
+#define DPAGE_SLOTS 2048
+struct dpage {
+    uint64_t ppn; /* physical page number, or DPAGE_INVALID */
+    struct dinsn ins[DPAGE_SLOTS + 1];
+};
+#define DPAGE_INVALID (~0ull)
+#define DCACHE_SLOTS  256
+
+#define PMP_ENTRIES 16
+
+/* What the hart needs from the machine. */
+struct hart_env {
+    uint8_t *ram;
+    uint64_t ram_base, ram_size;
+    struct bus *bus;
+    struct aclint *clint;
+};
+
+/* Why hart_run returned. */
+enum hart_exit { HART_EXIT_STOP = 0, HART_EXIT_FATAL = 1 };
+
+struct hart {
+    uint64_t x[33]; /* x[32] is a write sink for side-effecting instructions with rd = x0 */
+    uint64_t pc;
+    struct fpu_state fp;
+    unsigned priv;
+    unsigned id;
+
+    /* CSRs */
+    uint64_t mstatus, medeleg, mideleg, mie, mtvec, mscratch, mepc, mcause, mtval;
+    uint64_t mcounteren, scounteren, menvcfg, senvcfg, mcountinhibit;
+    uint64_t stvec, sscratch, sepc, scause, stval, satp, stimecmp;
+    uint64_t mip_sw; /* software-writable mip bits: SSIP, STIP (when !STCE), SEIP */
+    uint64_t instret, cycle_offset, instret_offset;
+    uint8_t pmpcfg[PMP_ENTRIES];
+    uint64_t pmpaddr[PMP_ENTRIES];
+
+    /* LR/SC reservation; SC is a compare-and-swap against the value LR saw. */
+    uint64_t res_addr, res_val;
+    bool res_valid;
+
+    bool wfi;
+
+    struct hart_env env;
+
+    /* any thread */
+    _Atomic uint64_t mip_ext; /* wires: MSIP, MEIP, SEIP (PLIC) */
+    _Atomic int stop;         /* ask hart_run to return */
+    _Atomic int kicked;
+    pthread_mutex_t sleep_lock;
+    pthread_cond_t sleep_cond;
+
+    /* fatal-loop detection */
+    uint64_t last_trap_pc, last_trap_instret, same_trap_count;
+    char fatal_msg[160];
+
+    /* engine */
+    unsigned tlbi_data; /* TLB set for loads/stores at the current privilege/MPRV */
+    struct tlb_set tlb[TLBI_COUNT];
+    struct dpage *dcache[DCACHE_SLOTS];
+    struct dinsn tmp[2]; /* executes an instruction that straddles two pages */
+
+    /* debugging */
+    bool trace_traps;
+    void *user; /* owner (the machine) */
+};
+
+/* Set up a hart in its reset state (M-mode, pc = reset_pc). Returns 0 or -ENOMEM. */
+int hart_init(struct hart *h, unsigned id, const struct hart_env *env, uint64_t reset_pc);
+void hart_reset(struct hart *h, uint64_t reset_pc);
+void hart_destroy(struct hart *h);
+/* Run until h->stop is set (HART_EXIT_STOP) or the guest cannot continue (HART_EXIT_FATAL,
+ * with h->fatal_msg). */
+enum hart_exit hart_run(struct hart *h);
+/* Execute at most about `budget` control transfers; returns when the budget is spent or after
+ * an instruction that changes privilege, interrupt enables or translation. (exec.c) */
+void hart_exec(struct hart *h, int budget);
+
+/* Interrupt wires from devices (any thread). bit is the mip bit number. */
+void hart_set_irq(struct hart *h, unsigned bit, bool level);
+/* Wake the hart from WFI so it re-evaluates timers and interrupts (any thread). */
+void hart_kick(struct hart *h);
+void hart_request_stop(struct hart *h);
+
+/* Trap machinery (trap.c). */
+void hart_raise_exception(struct hart *h, uint64_t cause, uint64_t tval);
+void hart_mret(struct hart *h);
+void hart_sret(struct hart *h);
+/* Take the highest-priority pending enabled interrupt, if any. Returns true if taken. */
+bool hart_check_interrupts(struct hart *h);
+uint64_t hart_mip(struct hart *h);
+/* Recompute the data TLB selector after a privilege/MPRV/MPP change. */
+void hart_update_mode(struct hart *h);
+
+/* CSRs (csr.c). op: 0 = RW, 1 = RS, 2 = RC. write = whether the instruction writes.
+ * Returns 0 or an exception cause (illegal instruction). On success *old is the old value. */
+int csr_access(struct hart *h, unsigned csr, int op, uint64_t val, bool write, uint64_t *old);
+
+/* MMU (mmu.c). */
+void tlb_flush_all(struct hart *h);
+void dcache_flush(struct hart *h);
+/* Translate va for access acc at the effective privilege for that access. Returns 0 and *pa,
+ * or an exception cause. */
+int mmu_translate(struct hart *h, uint64_t va, enum access acc, uint64_t *pa);
+/* Slow paths; return 0 or an exception cause, with h's tval set by the caller (va). */
+int mem_load_slow(struct hart *h, uint64_t va, unsigned size, uint64_t *val);
+int mem_store_slow(struct hart *h, uint64_t va, unsigned size, uint64_t val);
+/* Host pointer for an aligned atomic access (AMO/LR/SC) with write permission; 0 or cause. */
+int mem_atomic_ptr(struct hart *h, uint64_t va, unsigned size, bool is_load, void **ptr);
+/* Fill the fetch TLB for va and return the host pointer to its page; 0 or cause. */
+int mem_fetch_page(struct hart *h, uint64_t va, uint8_t **host_page);
+/* Physical address of host RAM pointer, for decode cache keys. */
+static inline uint64_t hart_ram_ppn(const struct hart *h, const uint8_t *host)
+{
+    return (uint64_t)(host - h->env.ram) >> 12;
+}
+bool pmp_check(struct hart *h, uint64_t pa, unsigned size, enum access acc, unsigned priv);
+
+/* time CSR value = ACLINT mtime */
+uint64_t hart_time(struct hart *h);
+#endif

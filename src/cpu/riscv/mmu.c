@@ -1,0 +1,358 @@
+/* Address translation (Sv39/Sv48/Sv57, priv spec 10.3-10.6), PMP (3.7), the software TLB and
+ * the slow paths of loads, stores and atomics (MMIO, page-crossing, misses). */
+#include "cpu/riscv/hart.h"
+#include "irq/aclint.h"
+#include "machine/bus.h"
+#include <string.h>
+
+#define PTE_V (1ull << 0)
+#define PTE_R (1ull << 1)
+#define PTE_W (1ull << 2)
+#define PTE_X (1ull << 3)
+#define PTE_U (1ull << 4)
+#define PTE_A (1ull << 6)
+#define PTE_D (1ull << 7)
+#define PTE_RESERVED (0x3ffull << 54) /* N, PBMT and reserved bits: none implemented */
+#define PTE_PPN_MASK ((1ull << 44) - 1)
+
+#define SATP_MODE_SHIFT 60
+
+void tlb_flush_all(struct hart *h)
+{
+    for (unsigned s = 0; s < TLBI_COUNT; s++)
+        for (unsigned a = 0; a < 3; a++)
+            for (unsigned i = 0; i < TLB_SIZE; i++)
+                h->tlb[s].e[a][i].tag = TLB_EMPTY;
+}
+
+void dcache_flush(struct hart *h)
+{
+    for (unsigned i = 0; i < DCACHE_SLOTS; i++)
+        if (h->dcache[i])
+            h->dcache[i]->ppn = DPAGE_INVALID;
+}
+
+static inline bool ram_contains(const struct hart *h, uint64_t pa, uint64_t size)
+{
+    return pa >= h->env.ram_base && pa - h->env.ram_base < h->env.ram_size &&
+           size <= h->env.ram_size - (pa - h->env.ram_base);
+}
+
+static inline uint8_t *ram_ptr(const struct hart *h, uint64_t pa)
+{
+    return h->env.ram + (pa - h->env.ram_base);
+}
+
+/* ---- PMP ---- */
+
+/* Range [lo, hi) of entry i; false if the entry is off. */
+static bool pmp_range(const struct hart *h, unsigned i, uint64_t *lo, uint64_t *hi)
+{
+    unsigned a = (h->pmpcfg[i] >> 3) & 3;
+    uint64_t addr = h->pmpaddr[i];
+    switch (a) {
+    case 1: /* TOR */
+        *lo = i ? h->pmpaddr[i - 1] << 2 : 0;
+        *hi = addr << 2;
+        return true;
+    case 2: /* NA4 */
+        *lo = addr << 2;
+        *hi = *lo + 4;
+        return true;
+    case 3: { /* NAPOT: trailing ones give the size */
+        unsigned t = (unsigned)__builtin_ctzll(~addr);
+        if (t >= 54) { /* whole address space */
+            *lo = 0;
+            *hi = ~0ull;
+            return true;
+        }
+        uint64_t size = 1ull << (t + 3);
+        *lo = (addr & ~((1ull << t) - 1)) << 2;
+        *hi = *lo + size;
+        return true;
+    }
+    default:
+        return false;
+    }
+}
+
+static bool pmp_perm(uint8_t cfg, enum access acc)
+{
+    return acc == ACC_R ? (cfg & 1) : acc == ACC_W ? (cfg & 2) : (cfg & 4);
+}
+
+/* 1 = allowed, 0 = denied, -1 = the range [pa, pa+size) is only partly covered by the
+ * deciding entry (the access must be split / not cached). */
+static int pmp_decide(struct hart *h, uint64_t pa, uint64_t size, enum access acc, unsigned priv)
+{
+    uint64_t end = pa + size;
+    for (unsigned i = 0; i < PMP_ENTRIES; i++) {
+        uint64_t lo, hi;
+        if (!pmp_range(h, i, &lo, &hi) || hi <= lo)
+            continue;
+        if (end <= lo || pa >= hi)
+            continue; /* no overlap */
+        if (pa < lo || end > hi)
+            return -1;
+        uint8_t cfg = h->pmpcfg[i];
+        if (priv == PRV_M && !(cfg & 0x80))
+            return 1;
+        return pmp_perm(cfg, acc);
+    }
+    return priv == PRV_M ? 1 : 0; /* no match: M allowed, S/U denied (16 entries implemented) */
+}
+
+bool pmp_check(struct hart *h, uint64_t pa, unsigned size, enum access acc, unsigned priv)
+{
+    return pmp_decide(h, pa, size, acc, priv) == 1;
+}
+
+/* ---- translation ---- */
+
+static unsigned data_priv(const struct hart *h)
+{
+    if (h->priv == PRV_M && (h->mstatus & MSTATUS_MPRV))
+        return (unsigned)((h->mstatus & MSTATUS_MPP) >> 11);
+    return h->priv;
+}
+
+static int fault_cause(enum access acc, bool page)
+{
+    if (page)
+        return acc == ACC_R ? EXC_LOAD_PAGE_FAULT
+               : acc == ACC_W ? EXC_STORE_PAGE_FAULT
+                              : EXC_INSN_PAGE_FAULT;
+    return acc == ACC_R ? EXC_LOAD_ACCESS : acc == ACC_W ? EXC_STORE_ACCESS : EXC_INSN_ACCESS;
+}
+
+static int walk(struct hart *h, uint64_t va, enum access acc, unsigned priv, uint64_t *pa)
+{
+    unsigned mode = (unsigned)(h->satp >> SATP_MODE_SHIFT);
+    unsigned levels = mode == 8 ? 3 : mode == 9 ? 4 : 5;
+    unsigned vabits = 12 + 9 * levels;
+    /* bits 63..vabits-1 must all equal bit vabits-1 */
+    int64_t sva = (int64_t)(va << (64 - vabits)) >> (64 - vabits);
+    if ((uint64_t)sva != va)
+        return fault_cause(acc, true);
+
+    bool sum = h->mstatus & MSTATUS_SUM, mxr = h->mstatus & MSTATUS_MXR;
+retry:;
+    uint64_t base = (h->satp & PTE_PPN_MASK) << 12;
+    for (int lvl = (int)levels - 1; lvl >= 0; lvl--) {
+        uint64_t idx = (va >> (12 + 9 * lvl)) & 0x1ff;
+        uint64_t pte_pa = base + idx * 8;
+        if (!ram_contains(h, pte_pa, 8) || !pmp_check(h, pte_pa, 8, ACC_R, PRV_S))
+            return fault_cause(acc, false);
+        _Atomic uint64_t *ptep = (_Atomic uint64_t *)ram_ptr(h, pte_pa);
+        uint64_t pte = atomic_load_explicit(ptep, memory_order_acquire);
+        if (!(pte & PTE_V) || (!(pte & PTE_R) && (pte & PTE_W)) || (pte & PTE_RESERVED))
+            return fault_cause(acc, true);
+        uint64_t ppn = (pte >> 10) & PTE_PPN_MASK;
+        if (!(pte & (PTE_R | PTE_X))) { /* pointer to next level */
+            if (lvl == 0 || (pte & (PTE_A | PTE_D | PTE_U)))
+                return fault_cause(acc, true);
+            base = ppn << 12;
+            continue;
+        }
+        /* leaf */
+        if (pte & PTE_U) {
+            if (priv == PRV_S && (acc == ACC_X || !sum))
+                return fault_cause(acc, true);
+        } else if (priv == PRV_U) {
+            return fault_cause(acc, true);
+        }
+        bool ok = acc == ACC_R   ? ((pte & PTE_R) || (mxr && (pte & PTE_X)))
+                  : acc == ACC_W ? (pte & PTE_W)
+                                 : (pte & PTE_X);
+        if (!ok)
+            return fault_cause(acc, true);
+        uint64_t lowmask = (1ull << (9 * lvl)) - 1;
+        if (ppn & lowmask) /* misaligned superpage */
+            return fault_cause(acc, true);
+        /* Hardware A/D update, atomically (priv spec 10.3.2 step 8). */
+        uint64_t want = pte | PTE_A | (acc == ACC_W ? PTE_D : 0);
+        if (want != pte) {
+            if (!pmp_check(h, pte_pa, 8, ACC_W, PRV_S))
+                return fault_cause(acc, false);
+            if (!atomic_compare_exchange_strong(ptep, &pte, want))
+                goto retry;
+        }
+        uint64_t vpn = va >> 12;
+        *pa = ((ppn | (vpn & lowmask)) << 12) | (va & 0xfff);
+        return 0;
+    }
+    return fault_cause(acc, true);
+}
+
+static int translate_priv(struct hart *h, uint64_t va, enum access acc, unsigned priv,
+                          uint64_t *pa)
+{
+    if (priv == PRV_M || (h->satp >> SATP_MODE_SHIFT) == 0) {
+        *pa = va;
+        return 0;
+    }
+    return walk(h, va, acc, priv, pa);
+}
+
+int mmu_translate(struct hart *h, uint64_t va, enum access acc, uint64_t *pa)
+{
+    unsigned priv = acc == ACC_X ? h->priv : data_priv(h);
+    return translate_priv(h, va, acc, priv, pa);
+}
+
+static unsigned tlbi_for(unsigned priv)
+{
+    return priv == PRV_M ? TLBI_M : priv == PRV_S ? TLBI_S : TLBI_U;
+}
+
+/* Translate + PMP-check one access that does not cross a page; on success fill the TLB when
+ * the page is RAM with uniform PMP permission. *host is NULL for MMIO. */
+static int access_page(struct hart *h, uint64_t va, unsigned size, enum access acc, uint64_t *pa,
+                       uint8_t **host)
+{
+    unsigned priv = acc == ACC_X ? h->priv : data_priv(h);
+    int c = translate_priv(h, va, acc, priv, pa);
+    if (c)
+        return c;
+    if (!pmp_check(h, *pa, size, acc, priv))
+        return fault_cause(acc, false);
+    if (!ram_contains(h, *pa, size)) {
+        *host = NULL;
+        return 0;
+    }
+    *host = ram_ptr(h, *pa);
+    uint64_t page = *pa & ~0xfffull;
+    bool mprv_data = acc != ACC_X && h->priv == PRV_M && (h->mstatus & MSTATUS_MPRV);
+    if (!mprv_data && ram_contains(h, page, 4096) && pmp_decide(h, page, 4096, acc, priv) == 1) {
+        struct tlb_entry *e = &h->tlb[tlbi_for(priv)].e[acc][(va >> 12) & (TLB_SIZE - 1)];
+        e->tag = va >> 12;
+        e->addend = (uintptr_t)ram_ptr(h, page) - (uintptr_t)(va & ~0xfffull);
+    }
+    return 0;
+}
+
+static uint64_t load_host(const uint8_t *p, unsigned size)
+{
+    switch (size) {
+    case 1: return *p;
+    case 2: { uint16_t v; memcpy(&v, p, 2); return v; }
+    case 4: { uint32_t v; memcpy(&v, p, 4); return v; }
+    default: { uint64_t v; memcpy(&v, p, 8); return v; }
+    }
+}
+
+static void store_host(uint8_t *p, unsigned size, uint64_t val)
+{
+    switch (size) {
+    case 1: *p = (uint8_t)val; break;
+    case 2: { uint16_t v = (uint16_t)val; memcpy(p, &v, 2); break; }
+    case 4: { uint32_t v = (uint32_t)val; memcpy(p, &v, 4); break; }
+    default: memcpy(p, &val, 8); break;
+    }
+}
+
+int mem_load_slow(struct hart *h, uint64_t va, unsigned size, uint64_t *val)
+{
+    uint64_t pa;
+    uint8_t *host;
+    if ((va & 0xfff) + size > 4096) { /* crosses a page: byte by byte, all-or-nothing */
+        uint64_t v = 0;
+        for (unsigned i = 0; i < size; i++) {
+            uint64_t b;
+            int c = mem_load_slow(h, va + i, 1, &b);
+            if (c)
+                return c;
+            v |= b << (8 * i);
+        }
+        *val = v;
+        return 0;
+    }
+    int c = access_page(h, va, size, ACC_R, &pa, &host);
+    if (c)
+        return c;
+    if (host) {
+        *val = load_host(host, size);
+        return 0;
+    }
+    if (pa & (size - 1))
+        return EXC_LOAD_MISALIGNED; /* devices take aligned accesses only */
+    if (!bus_read(h->env.bus, pa, size, val))
+        return EXC_LOAD_ACCESS;
+    return 0;
+}
+
+int mem_store_slow(struct hart *h, uint64_t va, unsigned size, uint64_t val)
+{
+    uint64_t pa;
+    uint8_t *host;
+    if ((va & 0xfff) + size > 4096) {
+        /* Check both pages before writing anything, so a fault leaves memory unchanged. */
+        unsigned first = 4096 - (unsigned)(va & 0xfff);
+        uint8_t *h1, *h2;
+        uint64_t pa2;
+        int c = access_page(h, va, first, ACC_W, &pa, &h1);
+        if (c)
+            return c;
+        c = access_page(h, va + first, size - first, ACC_W, &pa2, &h2);
+        if (c)
+            return c;
+        if (!h1 || !h2)
+            return EXC_STORE_MISALIGNED;
+        for (unsigned i = 0; i < size; i++) {
+            uint8_t b = (uint8_t)(val >> (8 * i));
+            if (i < first)
+                h1[i] = b;
+            else
+                h2[i - first] = b;
+        }
+        return 0;
+    }
+    int c = access_page(h, va, size, ACC_W, &pa, &host);
+    if (c)
+        return c;
+    if (host) {
+        store_host(host, size, val);
+        return 0;
+    }
+    if (pa & (size - 1))
+        return EXC_STORE_MISALIGNED;
+    if (!bus_write(h->env.bus, pa, size, val))
+        return EXC_STORE_ACCESS;
+    return 0;
+}
+
+int mem_atomic_ptr(struct hart *h, uint64_t va, unsigned size, bool is_load, void **ptr)
+{
+    if (va & (size - 1))
+        return is_load ? EXC_LOAD_MISALIGNED : EXC_STORE_MISALIGNED;
+    struct tlb_entry *e =
+        &h->tlb[h->tlbi_data].e[is_load ? ACC_R : ACC_W][(va >> 12) & (TLB_SIZE - 1)];
+    if (e->tag == va >> 12) {
+        *ptr = (void *)(uintptr_t)(va + e->addend);
+        return 0;
+    }
+    uint64_t pa;
+    uint8_t *host;
+    int c = access_page(h, va, size, is_load ? ACC_R : ACC_W, &pa, &host);
+    if (c)
+        return c;
+    if (!host) /* no atomics on device memory */
+        return is_load ? EXC_LOAD_ACCESS : EXC_STORE_ACCESS;
+    *ptr = host;
+    return 0;
+}
+
+int mem_fetch_page(struct hart *h, uint64_t va, uint8_t **host_page)
+{
+    uint64_t pa;
+    uint8_t *host;
+    int c = access_page(h, va, 2, ACC_X, &pa, &host);
+    if (c)
+        return c;
+    if (!host)
+        return EXC_INSN_ACCESS; /* no execution from devices */
+    *host_page = host - (pa & 0xfff);
+    return 0;
+}
+
+uint64_t hart_time(struct hart *h) { return aclint_mtime(h->env.clint); }

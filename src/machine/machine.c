@@ -1,0 +1,373 @@
+/* Board assembly: RAM, devices on the bus, interrupt wiring, image placement as QEMU's virt
+ * machine does it (NOTES-boot.md §1), one host thread per hart. */
+#include "machine/machine.h"
+#include "dev/goldfish_rtc.h"
+#include "dev/uart.h"
+#include "irq/plic.h"
+#include "machine/fdt.h"
+#include "machine/loader.h"
+#include "util/log.h"
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+
+#define FDT_BUF_SIZE     0x10000ull /* blob plus room for OpenSBI to grow it in place */
+#define FW_DYN_INFO_SIZE 48
+#define ALIGN_UP(v, a)   (((v) + (a)-1) & ~((uint64_t)(a)-1))
+#define ALIGN_DOWN(v, a) ((v) & ~((uint64_t)(a)-1))
+#define MIB              (1ull << 20)
+
+/* Advertise exactly what the engine implements (NOTES-boot.md §2). */
+static const char ISA_STRING[] = "rv64imafdc_zicntr_zicsr_zifencei_zihintpause_zba_zbb_zbs_sstc";
+static const char *const ISA_EXTENSIONS[] = {
+    "i", "m", "a", "f", "d", "c", "zicntr", "zicsr", "zifencei", "zihintpause", "zba", "zbb",
+    "zbs", "sstc", NULL};
+
+static void errf(char *err, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void errf(char *err, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, len, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- interrupt wiring ---- */
+
+static void plic_ctx_irq(void *ctx, unsigned n, bool level)
+{
+    struct machine *m = ctx;
+    if (n / 2 < m->nharts)
+        hart_set_irq(&m->harts[n / 2], (n & 1) ? IRQ_SEI : IRQ_MEI, level);
+}
+
+static void msip_irq(void *ctx, unsigned n, bool level)
+{
+    struct machine *m = ctx;
+    if (n < m->nharts)
+        hart_set_irq(&m->harts[n], IRQ_MSI, level);
+}
+
+static void timer_changed(void *ctx, unsigned hart)
+{
+    struct machine *m = ctx;
+    if (hart < m->nharts)
+        hart_kick(&m->harts[hart]);
+}
+
+static void syscon_action(void *ctx, enum syscon_action what, int code)
+{
+    struct machine *m = ctx;
+    switch (what) {
+    case SYSCON_POWEROFF: machine_post_event(m, MEV_POWEROFF, 0, NULL); break;
+    case SYSCON_REBOOT: machine_post_event(m, MEV_REBOOT, 0, NULL); break;
+    case SYSCON_FAIL: machine_post_event(m, MEV_GUEST_FAIL, code, NULL); break;
+    }
+}
+
+void machine_post_event(struct machine *m, enum machine_event ev, int code, const char *msg)
+{
+    pthread_mutex_lock(&m->ev_lock);
+    if (m->ev == MEV_NONE) {
+        m->ev = ev;
+        m->fail_code = code;
+        if (msg)
+            snprintf(m->msg, sizeof(m->msg), "%s", msg);
+    }
+    pthread_cond_broadcast(&m->ev_cond);
+    pthread_mutex_unlock(&m->ev_lock);
+    for (unsigned i = 0; i < m->nharts; i++)
+        hart_request_stop(&m->harts[i]);
+}
+
+/* ---- image loading ---- */
+
+static int load_raw(struct machine *m, const char *path, const char *what, uint64_t addr,
+                    uint64_t limit, uint64_t *size_out, char *err, size_t errlen)
+{
+    uint8_t *data;
+    size_t len;
+    char lerr[LOADER_ERR_LEN];
+    int r = loader_read_file(path, what, (size_t)(limit - addr), &data, &len, lerr);
+    if (r < 0) {
+        errf(err, errlen, "%s", lerr);
+        return r;
+    }
+    memcpy(m->ram + (addr - RAM_BASE), data, len);
+    free(data);
+    *size_out = len;
+    return 0;
+}
+
+static int load_images(struct machine *m, char *err, size_t errlen)
+{
+    const struct machine_config *c = &m->cfg;
+    uint64_t ram_end = RAM_BASE + c->ram_size;
+    uint64_t fdt_addr = ALIGN_DOWN(ram_end - FDT_BUF_SIZE, 2 * MIB);
+    if (fdt_addr < RAM_BASE + 4 * MIB)
+        fdt_addr = ALIGN_DOWN(ram_end - FDT_BUF_SIZE, 4096);
+    uint64_t info_addr = fdt_addr - 64;
+    uint64_t free_end = info_addr; /* everything below is free for images */
+    uint64_t fw_end = RAM_BASE, fw_size = 0;
+    int r;
+
+    if (c->firmware) {
+        r = load_raw(m, c->firmware, "firmware", RAM_BASE, free_end, &fw_size, err, errlen);
+        if (r < 0)
+            return r;
+        fw_end = RAM_BASE + fw_size;
+    }
+
+    uint64_t kernel_addr = 0, kernel_end = 0;
+    if (c->kernel) {
+        uint8_t *data;
+        size_t len;
+        char lerr[LOADER_ERR_LEN];
+        r = loader_read_file(c->kernel, "kernel", (size_t)c->ram_size, &data, &len, lerr);
+        if (r < 0) {
+            errf(err, errlen, "%s", lerr);
+            return r;
+        }
+        struct kernel_info ki;
+        r = loader_parse_kernel(data, len, c->kernel, &ki, lerr);
+        if (r < 0) {
+            free(data);
+            errf(err, errlen, "%s", lerr);
+            return r;
+        }
+        kernel_addr = c->firmware ? ALIGN_UP(fw_end, 2 * MIB) : RAM_BASE;
+        if (kernel_addr == RAM_BASE && c->firmware)
+            kernel_addr += 2 * MIB;
+        kernel_end = kernel_addr + ALIGN_UP(ki.image_size > len ? ki.image_size : len, 4096);
+        if (kernel_end > free_end) {
+            free(data);
+            errf(err, errlen, "kernel %s needs %llu MiB of RAM at 0x%llx; --memory %llu MiB is too small",
+                 c->kernel, (unsigned long long)((kernel_end - RAM_BASE + MIB - 1) / MIB),
+                 (unsigned long long)kernel_addr, (unsigned long long)(c->ram_size / MIB));
+            return -E2BIG;
+        }
+        memcpy(m->ram + (kernel_addr - RAM_BASE), data, len);
+        free(data);
+    }
+
+    struct fdt_params p = {
+        .nharts = c->cpus,
+        .ram_base = RAM_BASE,
+        .ram_size = c->ram_size,
+        .bootargs = c->cmdline,
+        .isa = ISA_STRING,
+        .isa_ext = ISA_EXTENSIONS,
+        .mmu_type = "riscv,sv57",
+        .n_virtio = 0,
+    };
+    if (getrandom(p.rng_seed, sizeof(p.rng_seed), 0) != (ssize_t)sizeof(p.rng_seed))
+        memset(p.rng_seed, 0x5a, sizeof(p.rng_seed));
+
+    if (c->initrd) {
+        if (!c->kernel) {
+            errf(err, errlen, "--initrd needs --kernel");
+            return -EINVAL;
+        }
+        /* QEMU: initrd at kernel + min(RAM/2, 128 MiB), or right after the kernel if that
+         * leaves no room. */
+        uint64_t gap = c->ram_size / 2 < 128 * MIB ? c->ram_size / 2 : 128 * MIB;
+        uint8_t *data;
+        size_t len;
+        char lerr[LOADER_ERR_LEN];
+        uint64_t room = free_end > kernel_end ? free_end - kernel_end : 0;
+        r = loader_read_file(c->initrd, "initrd", (size_t)c->ram_size, &data, &len, lerr);
+        if (r < 0) {
+            errf(err, errlen, "%s", lerr);
+            return r;
+        }
+        if (len > room) {
+            free(data);
+            errf(err, errlen,
+                 "initrd %s (%zu MiB) does not fit in guest memory (%llu MiB free after the "
+                 "kernel); raise --memory",
+                 c->initrd, (size_t)(len / MIB), (unsigned long long)(room / MIB));
+            return -E2BIG;
+        }
+        uint64_t start = ALIGN_UP(kernel_addr + gap, 4096);
+        if (start < kernel_end || start + len > free_end)
+            start = ALIGN_UP(kernel_end, 4096);
+        if (start + len > free_end) {
+            free(data);
+            errf(err, errlen, "initrd %s does not fit in guest memory; raise --memory", c->initrd);
+            return -E2BIG;
+        }
+        memcpy(m->ram + (start - RAM_BASE), data, len);
+        free(data);
+        p.has_initrd = true;
+        p.initrd_start = start;
+        p.initrd_end = start + len;
+    }
+
+    r = fdt_build(&p, m->ram + (fdt_addr - RAM_BASE), FDT_BUF_SIZE);
+    if (r < 0) {
+        errf(err, errlen, "cannot build the device tree: %s", strerror(-r));
+        return r;
+    }
+    m->fdt_addr = fdt_addr;
+    m->entry_kernel = kernel_addr;
+
+    /* fw_dynamic_info (OpenSBI include/sbi/fw_dynamic.h): magic, version 2, next_addr,
+     * next_mode (1 = S), options, boot_hart (-1 = any). */
+    uint64_t info[6] = {0x4942534f, 2, kernel_addr, 1, 0, ~0ull};
+    memcpy(m->ram + (info_addr - RAM_BASE), info, sizeof(info));
+
+    /* Reset state of every hart: firmware entry, a0 = hartid, a1 = fdt, a2 = info. */
+    for (unsigned i = 0; i < m->nharts; i++) {
+        struct hart *h = &m->harts[i];
+        h->pc = c->firmware ? RAM_BASE : kernel_addr;
+        h->x[10] = i;
+        h->x[11] = fdt_addr;
+        h->x[12] = info_addr;
+    }
+    return 0;
+}
+
+int machine_create(struct machine **out, const struct machine_config *cfg, struct chr *console,
+                   char *err, size_t errlen)
+{
+    struct machine *m = calloc(1, sizeof(*m));
+    if (!m) {
+        errf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    m->cfg = *cfg;
+    m->console = console;
+    m->nharts = cfg->cpus;
+    pthread_mutex_init(&m->ev_lock, NULL);
+    pthread_cond_init(&m->ev_cond, NULL);
+    bus_init(&m->bus);
+    int r = -ENOMEM;
+
+    /* Guest RAM: reserved lazily, pages cost host memory only when touched. */
+    m->ram = mmap(NULL, cfg->ram_size, PROT_READ | PROT_WRITE,
+                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m->ram == MAP_FAILED) {
+        m->ram = NULL;
+        r = -errno;
+        errf(err, errlen, "cannot reserve %llu MiB of guest memory: %s",
+             (unsigned long long)(cfg->ram_size >> 20), strerror(errno));
+        goto fail;
+    }
+    madvise(m->ram, cfg->ram_size, MADV_HUGEPAGE);
+
+    m->harts = calloc(m->nharts, sizeof(*m->harts));
+    m->threads = calloc(m->nharts, sizeof(*m->threads));
+    if (!m->harts || !m->threads) {
+        errf(err, errlen, "out of memory");
+        goto fail;
+    }
+
+    struct irq_line msip[MACHINE_MAX_HARTS];
+    for (unsigned i = 0; i < m->nharts; i++)
+        msip[i] = (struct irq_line){msip_irq, m, i};
+    aclint_init(&m->clint, m->nharts, msip, timer_changed, m);
+
+    struct hart_env env = {m->ram, RAM_BASE, cfg->ram_size, &m->bus, &m->clint};
+    for (unsigned i = 0; i < m->nharts; i++) {
+        if (hart_init(&m->harts[i], i, &env, RAM_BASE) < 0) {
+            errf(err, errlen, "out of memory");
+            goto fail;
+        }
+        m->harts[i].trace_traps = cfg->trace;
+    }
+
+    struct irq_line ctx[2 * MACHINE_MAX_HARTS];
+    for (unsigned i = 0; i < 2 * m->nharts; i++)
+        ctx[i] = (struct irq_line){plic_ctx_irq, m, i};
+    m->plic = plic_create(m->nharts, ctx);
+    m->uart = uart_create(console, (struct irq_line){plic_irq_line_set, m->plic, UART0_IRQ});
+    m->rtc = goldfish_rtc_create((struct irq_line){plic_irq_line_set, m->plic, RTC_IRQ});
+    if (!m->plic || !m->uart || !m->rtc) {
+        errf(err, errlen, "out of memory creating devices");
+        goto fail;
+    }
+    m->syscon = (struct syscon){syscon_action, m};
+
+    if (bus_map(&m->bus, CLINT_BASE, ACLINT_MMIO_SIZE, &aclint_mmio_ops, &m->clint, BUS_LOCKLESS) ||
+        bus_map(&m->bus, PLIC_BASE, PLIC_MMIO_SIZE, &plic_mmio_ops, m->plic, BUS_LOCKLESS) ||
+        bus_map(&m->bus, UART0_BASE, UART_MMIO_SIZE, &uart_mmio_ops, m->uart, BUS_LOCKLESS) ||
+        bus_map(&m->bus, SYSCON_BASE, SYSCON_MMIO_SIZE, &syscon_mmio_ops, &m->syscon, 0) ||
+        bus_map(&m->bus, RTC_BASE, RTC_MMIO_SIZE, &goldfish_rtc_mmio_ops, m->rtc, BUS_LOCKLESS)) {
+        errf(err, errlen, "internal error: overlapping device ranges");
+        r = -EEXIST;
+        goto fail;
+    }
+
+    r = load_images(m, err, errlen);
+    if (r < 0)
+        goto fail;
+    *out = m;
+    return 0;
+fail:
+    machine_destroy(m);
+    return r;
+}
+
+static void *hart_thread(void *arg)
+{
+    struct hart *h = arg;
+    struct machine *m = h->user;
+    enum hart_exit e = hart_run(h);
+    if (e == HART_EXIT_FATAL)
+        machine_post_event(m, MEV_FATAL, 0, h->fatal_msg);
+    return NULL;
+}
+
+enum machine_event machine_run(struct machine *m)
+{
+    for (unsigned i = 0; i < m->nharts; i++) {
+        m->harts[i].user = m;
+        if (pthread_create(&m->threads[i], NULL, hart_thread, &m->harts[i]) != 0) {
+            machine_post_event(m, MEV_HOST_ERROR, 0, "cannot create a hart thread");
+            for (unsigned j = 0; j < i; j++)
+                pthread_join(m->threads[j], NULL);
+            return MEV_HOST_ERROR;
+        }
+    }
+    m->threads_started = true;
+    pthread_mutex_lock(&m->ev_lock);
+    while (m->ev == MEV_NONE)
+        pthread_cond_wait(&m->ev_cond, &m->ev_lock);
+    enum machine_event ev = m->ev;
+    pthread_mutex_unlock(&m->ev_lock);
+    for (unsigned i = 0; i < m->nharts; i++)
+        hart_request_stop(&m->harts[i]);
+    for (unsigned i = 0; i < m->nharts; i++)
+        pthread_join(m->threads[i], NULL);
+    m->threads_started = false;
+    return ev;
+}
+
+void machine_destroy(struct machine *m)
+{
+    if (!m)
+        return;
+    if (m->console)
+        chr_set_receiver(m->console, NULL, NULL);
+    if (m->harts)
+        for (unsigned i = 0; i < m->nharts; i++)
+            if (m->harts[i].env.ram)
+                hart_destroy(&m->harts[i]);
+    free(m->harts);
+    free(m->threads);
+    goldfish_rtc_destroy(m->rtc);
+    uart_destroy(m->uart);
+    if (m->plic)
+        plic_destroy(m->plic);
+    if (m->ram)
+        munmap(m->ram, m->cfg.ram_size);
+    bus_destroy(&m->bus);
+    pthread_mutex_destroy(&m->ev_lock);
+    pthread_cond_destroy(&m->ev_cond);
+    free(m);
+}

@@ -1,0 +1,82 @@
+/* vessel's board: QEMU riscv virt memory map (DESIGN.md), built from a VM configuration. */
+#ifndef VESSEL_MACHINE_MACHINE_H
+#define VESSEL_MACHINE_MACHINE_H
+#include "backend/chr/chr.h"
+#include "cpu/riscv/hart.h"
+#include "dev/syscon.h"
+#include "irq/aclint.h"
+#include "machine/bus.h"
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define RAM_BASE      0x80000000ull
+#define CLINT_BASE    0x02000000ull
+#define PLIC_BASE     0x0c000000ull
+#define UART0_BASE    0x10000000ull
+#define SYSCON_BASE   0x00100000ull
+#define RTC_BASE      0x00101000ull
+#define VIRTIO_BASE   0x10001000ull
+#define UART0_IRQ     10
+#define RTC_IRQ       11
+#define MACHINE_MAX_HARTS 64
+#define MACHINE_MIN_RAM   (64ull << 20)
+
+struct machine_config {
+    unsigned cpus;
+    uint64_t ram_size;
+    const char *firmware; /* raw binary at RAM_BASE (NULL: none, kernel entered directly) */
+    const char *kernel;   /* RISC-V Linux Image (NULL: firmware only) */
+    const char *initrd;   /* NULL: none */
+    const char *cmdline;  /* NULL: none */
+    bool trace;           /* log traps */
+};
+
+enum machine_event {
+    MEV_NONE = 0,
+    MEV_POWEROFF,
+    MEV_REBOOT,
+    MEV_GUEST_FAIL, /* test device failure code */
+    MEV_FATAL,      /* a hart cannot continue */
+    MEV_QUIT,       /* user asked (Ctrl-A x, signal) */
+    MEV_HOST_ERROR,
+};
+
+struct plic;
+struct uart;
+struct goldfish_rtc;
+
+struct machine {
+    struct machine_config cfg;
+    uint8_t *ram;
+    struct bus bus;
+    struct aclint clint;
+    struct plic *plic;
+    struct uart *uart;
+    struct goldfish_rtc *rtc;
+    struct syscon syscon;
+    struct chr *console;
+    unsigned nharts;
+    struct hart *harts; /* array of nharts */
+    pthread_t *threads;
+    bool threads_started;
+
+    pthread_mutex_t ev_lock;
+    pthread_cond_t ev_cond;
+    enum machine_event ev;
+    int fail_code;
+    char msg[256];
+
+    uint64_t entry_kernel, fdt_addr;
+};
+
+/* Build the machine and load its images. On failure returns -errno with a one-line message in
+ * err (bad input: -EINVAL/-ENOENT/-E2BIG...; host problems otherwise). */
+int machine_create(struct machine **out, const struct machine_config *cfg, struct chr *console,
+                   char *err, size_t errlen);
+/* Start the harts and block until an event ends the run; returns the event. */
+enum machine_event machine_run(struct machine *m);
+/* Post an event from any thread (first one wins); stops the harts. */
+void machine_post_event(struct machine *m, enum machine_event ev, int code, const char *msg);
+void machine_destroy(struct machine *m);
+#endif

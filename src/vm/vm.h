@@ -1,0 +1,21 @@
+/* A VM's lifecycle: build the machine from a configuration, run it, reboot it, stop it. */
+#ifndef VESSEL_VM_VM_H
+#define VESSEL_VM_VM_H
+#include "machine/machine.h"
+
+/* Process exit statuses of `vessel run`. */
+#define VM_EXIT_OK         0 /* guest powered off (or rebooted with no_reboot) */
+#define VM_EXIT_HOST_ERROR 1
+#define VM_EXIT_USAGE      2 /* bad arguments or input files */
+#define VM_EXIT_GUEST_DEAD 3 /* the guest cannot continue */
+#define VM_EXIT_GUEST_FAIL 4 /* the guest reported failure through the test device */
+
+struct vm_options {
+    struct machine_config machine;
+    bool no_reboot;
+};
+
+/* Run until the guest powers off (or fails); returns a VM_EXIT_* status. Prints one line on
+ * stderr for anything that is not a clean poweroff. */
+int vm_run(const struct vm_options *o);
+#endif
