@@ -195,6 +195,44 @@
 .Lchk_ok\@:
 .endm
 
+/* Fail unless `reg` equals `exp1` or `exp2` (where the spec allows either). */
+.macro CHECK_EQ2 reg, exp1, exp2
+    COUNT_CHECK
+    li t6, \exp1
+    beq \reg, t6, .Lchk_ok\@
+    li t6, \exp2
+    beq \reg, t6, .Lchk_ok\@
+    mv a0, \reg
+    mv a1, t6
+    j fail_value
+.Lchk_ok\@:
+.endm
+
+/* Like CHECK_EQ2, also accepting `quirk` when running on QEMU (a documented QEMU 7.2
+ * deviation from the spec; vessel must give exp1 or exp2). */
+.macro CHECK_EQ2_QEMU reg, exp1, exp2, quirk
+    COUNT_CHECK
+    li t6, \exp1
+    beq \reg, t6, .Lchk_ok\@
+    li t6, \exp2
+    beq \reg, t6, .Lchk_ok\@
+    lw t6, qemu_quirks
+    beqz t6, .Lchk_bad\@
+    li t6, \quirk
+    beq \reg, t6, .Lchk_ok\@
+.Lchk_bad\@:
+    mv a0, \reg
+    li a1, \exp1
+    j fail_value
+.Lchk_ok\@:
+.endm
+
+/* Branch to `label` when running on QEMU (see runtime.S). Clobbers t6. */
+.macro IF_QEMU label
+    lw t6, qemu_quirks
+    bnez t6, \label
+.endm
+
 /* Fail if register `reg` equals the constant `val`. */
 .macro CHECK_NE reg, val
     COUNT_CHECK
