@@ -1,4 +1,4 @@
-/* Minimal unit-test framework: every tests/unit/*.c file registers its tests with TEST(name);
+/* Minimal unit-test framework: every test file in tests/unit registers its tests with TEST(name);
  * main.c runs them all (or those matching argv[1]) and prints "N passed, N failed". */
 #ifndef VESSEL_TEST_H
 #define VESSEL_TEST_H

@@ -198,8 +198,9 @@ op_CROSS: { /* a 32-bit instruction whose upper half is on the next page */
     struct rv_decoded d;
     rv_decode((uint32_t)lo | ((uint32_t)hi << 16), &d);
     struct dinsn *t = h->tmp;
-    t[0] = (struct dinsn){L[d.op], d.imm, d.rd, d.rs1, d.rs2, 1};
-    t[1] = (struct dinsn){L[RV_OP_TMP_END], 0, 0, 0, 0, 1};
+    /* Slot 2 (pc + 4) continues after it; step stays 2 so link values are right. */
+    t[0] = (struct dinsn){L[d.op], d.imm, d.rd, d.rs1, d.rs2, 2};
+    t[1] = t[2] = (struct dinsn){L[RV_OP_TMP_END], 0, 0, 0, 0, 1};
     ins0 = t;
     vbase = ipc;
     cur_vpn = ~0ull;
@@ -449,46 +450,43 @@ op_SFENCE_VMA:
     CSR_OP(CSRRCI, 2, 7, i->rs1, i->rs1 != 0)
 
     /* A: LR/SC as load-reserved + compare-and-swap against the reserved value. */
-op_LR_W:
-op_LR_D: {
-    bool dbl = i->h == L[RV_OP_LR_D];
-    uint64_t va = RS1;
-    void *p;
-    int c = mem_atomic_ptr(h, va, dbl ? 8 : 4, true, &p);
-    if (c)
-        EXC((uint64_t)c, va);
-    uint64_t v = dbl ? __atomic_load_n((uint64_t *)p, __ATOMIC_ACQUIRE)
-                     : sx32(__atomic_load_n((uint32_t *)p, __ATOMIC_ACQUIRE));
-    h->res_addr = va;
-    h->res_val = v;
-    h->res_valid = true;
-    RD = v;
-    NEXT();
-}
-op_SC_W:
-op_SC_D: {
-    bool dbl = i->h == L[RV_OP_SC_D];
-    uint64_t va = RS1;
-    void *p;
-    int c = mem_atomic_ptr(h, va, dbl ? 8 : 4, false, &p);
-    if (c)
-        EXC((uint64_t)c, va);
-    bool ok = false;
-    if (h->res_valid && h->res_addr == va) {
-        if (dbl) {
-            uint64_t expect = h->res_val;
-            ok = __atomic_compare_exchange_n((uint64_t *)p, &expect, RS2, false, __ATOMIC_SEQ_CST,
-                                             __ATOMIC_RELAXED);
-        } else {
-            uint32_t expect = (uint32_t)h->res_val;
-            ok = __atomic_compare_exchange_n((uint32_t *)p, &expect, (uint32_t)RS2, false,
-                                             __ATOMIC_SEQ_CST, __ATOMIC_RELAXED);
-        }
+#define LR_OP(name, type, ext)                                                                     \
+    op_##name : {                                                                                  \
+        uint64_t va = RS1;                                                                         \
+        void *p;                                                                                   \
+        int c = mem_atomic_ptr(h, va, sizeof(type), true, &p);                                     \
+        if (c)                                                                                     \
+            EXC((uint64_t)c, va);                                                                  \
+        uint64_t v = ext(__atomic_load_n((type *)p, __ATOMIC_ACQUIRE));                            \
+        h->res_addr = va;                                                                          \
+        h->res_val = v;                                                                            \
+        h->res_valid = true;                                                                       \
+        RD = v;                                                                                    \
+        NEXT();                                                                                    \
     }
-    h->res_valid = false;
-    RD = ok ? 0 : 1;
-    NEXT();
-}
+#define SC_OP(name, type)                                                                          \
+    op_##name : {                                                                                  \
+        uint64_t va = RS1;                                                                         \
+        void *p;                                                                                   \
+        int c = mem_atomic_ptr(h, va, sizeof(type), false, &p);                                    \
+        if (c)                                                                                     \
+            EXC((uint64_t)c, va);                                                                  \
+        bool ok = false;                                                                           \
+        if (h->res_valid && h->res_addr == va) {                                                   \
+            type expect = (type)h->res_val;                                                        \
+            ok = __atomic_compare_exchange_n((type *)p, &expect, (type)RS2, false,                \
+                                             __ATOMIC_SEQ_CST, __ATOMIC_RELAXED);                  \
+        }                                                                                          \
+        h->res_valid = false;                                                                      \
+        RD = ok ? 0 : 1;                                                                           \
+        NEXT();                                                                                    \
+    }
+#define EXT_W(v) sx32(v)
+#define EXT_D(v) (uint64_t)(v)
+    LR_OP(LR_W, uint32_t, EXT_W)
+    LR_OP(LR_D, uint64_t, EXT_D)
+    SC_OP(SC_W, uint32_t)
+    SC_OP(SC_D, uint64_t)
 
 #define AMO_PTR(size)                                                                              \
     uint64_t va = RS1;                                                                             \
@@ -514,8 +512,6 @@ op_SC_D: {
         RD = ext(old);                                                                             \
         NEXT();                                                                                    \
     }
-#define EXT_W(v) sx32(v)
-#define EXT_D(v) (uint64_t)(v)
     AMO_FETCH(AMOSWAP_W, uint32_t, __atomic_exchange_n, EXT_W)
     AMO_FETCH(AMOADD_W, uint32_t, __atomic_fetch_add, EXT_W)
     AMO_FETCH(AMOXOR_W, uint32_t, __atomic_fetch_xor, EXT_W)

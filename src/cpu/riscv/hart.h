@@ -155,7 +155,7 @@ struct hart {
     unsigned tlbi_data; /* TLB set for loads/stores at the current privilege/MPRV */
     struct tlb_set tlb[TLBI_COUNT];
     struct dpage *dcache[DCACHE_SLOTS];
-    struct dinsn tmp[2]; /* executes an instruction that straddles two pages */
+    struct dinsn tmp[3]; /* executes an instruction that straddles two pages */
 
     /* debugging */
     bool trace_traps;
