@@ -32,10 +32,12 @@ static inline void chr_rx_ready(struct chr *c)
     if (c->ops->rx_ready)
         c->ops->rx_ready(c);
 }
+/* The backend's reader thread may already be running: publish opaque before rx (the reader
+ * loads rx with acquire, then opaque). Set the receiver once; it is not meant to be swapped. */
 static inline void chr_set_receiver(struct chr *c, chr_rx_fn rx, void *opaque)
 {
-    c->rx_opaque = opaque;
-    c->rx = rx;
+    __atomic_store_n(&c->rx_opaque, opaque, __ATOMIC_RELAXED);
+    __atomic_store_n(&c->rx, rx, __ATOMIC_RELEASE);
 }
 static inline void chr_destroy(struct chr *c) { c->ops->destroy(c); }
 

@@ -222,7 +222,7 @@ static void deliver(struct chr_stdio *s)
     while (s->len) {
         chr_rx_fn rx = __atomic_load_n(&s->base.rx, __ATOMIC_ACQUIRE);
         if (!rx) return;
-        size_t n = rx(s->base.rx_opaque, s->buf, s->len);
+        size_t n = rx(__atomic_load_n(&s->base.rx_opaque, __ATOMIC_RELAXED), s->buf, s->len);
         if (n == 0) return;
         if (n > s->len) n = s->len;
         memmove(s->buf, s->buf + n, s->len - n);
