@@ -1,0 +1,44 @@
+#!/bin/bash
+# Build the guest test programs and the test initramfs into $CACHE/guest/test/:
+#   amo_counter            static riscv64 program (tests/guest/amo_counter.c)
+#   test.cpio.gz           archive holding them under /usr/local/bin
+#   initramfs-test.cpio.gz default initramfs + test.cpio.gz, concatenated (Linux
+#                          unpacks every archive of a concatenation into rootfs)
+# Builds the default guest first (guest/build.sh; a no-op when warm).
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+top=$(cd "$here/../.." && pwd)
+# shellcheck source=guest/lib.sh
+. "$top/guest/lib.sh"
+
+"$top/guest/build.sh"
+CACHE=$(vessel_cache_dir)
+T=$CACHE/guest/test
+base=$CACHE/guest/default/initramfs.cpio.gz
+mkdir -p "$T"
+exec 9>"$T/.lock"
+flock 9
+
+CC=${RISCV_CC:-riscv64-linux-gnu-gcc}
+command -v "$CC" >/dev/null || die "$CC not found (apt-get install gcc-riscv64-linux-gnu libc6-dev-riscv64-cross)"
+inputs=$({
+    hash_inputs "$here/amo_counter.c" "$here/build.sh" "$top/guest/mkcpio.py" "$base"
+    "$CC" --version | head -n1
+} | sha256sum | cut -d' ' -f1)
+if [ -f "$T/inputs" ] && [ "$(cat "$T/inputs")" = "$inputs" ] &&
+    [ -s "$T/initramfs-test.cpio.gz" ] && [ -x "$T/amo_counter" ]; then
+    msg "test guest up to date in $T"
+    exit 0
+fi
+
+"$CC" -std=gnu11 -Wall -Wextra -Werror -static -O2 -pthread \
+    -ffile-prefix-map="$top"=. -o "$T/amo_counter.new" "$here/amo_counter.c"
+mv "$T/amo_counter.new" "$T/amo_counter"
+
+"$top/guest/mkcpio.py" --gzip --mtime 0 -o "$T/test.cpio.gz" - <<EOS
+file /usr/local/bin/amo_counter $T/amo_counter 0755 0 0
+EOS
+cat "$base" "$T/test.cpio.gz" >"$T/initramfs-test.cpio.gz.new"
+mv "$T/initramfs-test.cpio.gz.new" "$T/initramfs-test.cpio.gz"
+echo "$inputs" >"$T/inputs"
+msg "test guest built in $T"
