@@ -1,0 +1,66 @@
+#!/bin/bash
+# Everything `make test` runs: host set-up, guest artifacts, both builds, unit
+# tests (plain + ASan/UBSan), ISA tests, guest tests (plain + ASan/UBSan).
+# Set-up or build failures stop at once; test failures are counted and the last
+# line is exactly "N passed, N failed" (summed over all suites).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+
+logdir=build/test-logs
+mkdir -p "$logdir"
+
+echo "== host packages"
+./scripts/setup-host.sh
+echo "== guest artifacts"
+./guest/build.sh
+./tests/guest/build.sh
+echo "== build"
+make -j2 vessel vessel-asan build/unit-tests build/unit-tests-asan
+
+total_pass=0
+total_fail=0
+summary=()
+
+# run_suite NAME CMD...: run, show and log the output, take the suite's own
+# "N passed, N failed" line. A non-zero exit with no failure counted, or no
+# count line at all, counts as one failure.
+run_suite() {
+    local name=$1
+    shift
+    local log="$logdir/$name.log" rc=0 line p=0 f=0
+    echo "== $name: $*"
+    set +e
+    "$@" 2>&1 | tee "$log"
+    rc=${PIPESTATUS[0]}
+    set -e
+    line=$(grep -aE '([0-9]+) passed, ([0-9]+) failed' "$log" | tail -n1 || true)
+    if [[ $line =~ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
+        p=${BASH_REMATCH[1]}
+        f=${BASH_REMATCH[2]}
+    fi
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+        echo "$name: exit status $rc with no failure counted: counting 1 failure"
+        f=$((f + 1))
+    fi
+    total_pass=$((total_pass + p))
+    total_fail=$((total_fail + f))
+    summary+=("$(printf '%-14s %5d passed, %d failed' "$name" "$p" "$f")")
+}
+
+run_suite unit ./build/unit-tests
+run_suite unit-asan ./build/unit-tests-asan
+if [ -x tests/isa/run.sh ]; then
+    run_suite isa tests/isa/run.sh ./vessel
+else
+    summary+=("$(printf '%-14s skipped (no tests/isa/run.sh)' isa)")
+fi
+run_suite guest python3 tests/guest/run.py --no-build ./vessel
+run_suite guest-asan python3 tests/guest/run.py --no-build ./vessel-asan
+
+echo "== summary"
+printf '%s\n' "${summary[@]}"
+echo "$total_pass passed, $total_fail failed"
+[ "$total_fail" -eq 0 ]
