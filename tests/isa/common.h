@@ -441,6 +441,59 @@
 .Lback\@:
 .endm
 
+/* Test `n`: run the instruction(s) `insn` in privilege `mode` (entered from M with mret;
+ * bare addressing unless the test set satp) and expect exception `cause` to M at the first
+ * instruction. For illegal instructions mtval must be 0 or the instruction bits. Leaves the
+ * hart in M. Clobbers a0-a2, t0, t1, t5, t6. */
+.macro EXPECT_EXC_IN mode, n, cause, insn:vararg
+    TESTNUM \n
+    EXPECT_MTRAP .Lexc_ok\@
+    GOTO_MODE \mode, .Lexc_at\@
+.Lexc_at\@:
+    \insn
+    CLEAR_EXPECT
+    FAIL "expected a trap"
+.Lexc_ok\@:
+    CHECK_MCAUSE \cause
+    CHECK_MEPC .Lexc_at\@
+    .if \cause == CAUSE_ILLEGAL
+    ld a0, HD_MTVAL(tp)
+    beqz a0, .Lexc_tv\@
+    la a1, .Lexc_at\@
+    lhu a2, 2(a1)
+    lhu a1, 0(a1)
+    andi t0, a1, 3
+    li t1, 3
+    bne t0, t1, .Lexc_16\@              /* compressed: 16 bits */
+    slli a2, a2, 16
+    or a1, a1, a2
+.Lexc_16\@:
+    CHECK_EQR a0, a1
+.Lexc_tv\@:
+    .endif
+.endm
+
+.macro EXPECT_ILLEGAL_IN mode, n, insn:vararg
+    EXPECT_EXC_IN \mode, \n, CAUSE_ILLEGAL, \insn
+.endm
+
+/* In M itself. */
+.macro EXPECT_ILLEGAL n, insn:vararg
+    EXPECT_EXC_IN PRV_M, \n, CAUSE_ILLEGAL, \insn
+.endm
+
+/* Test `n`: run `insn` in `mode`, which must not trap; come back to M with ecall. */
+.macro RUN_IN mode, n, insn:vararg
+    TESTNUM \n
+    EXPECT_MTRAP .Lrun_back\@
+    GOTO_MODE \mode, .Lrun_at\@
+.Lrun_at\@:
+    \insn
+    ecall
+.Lrun_back\@:
+    CHECK_MCAUSE CAUSE_ECALL_U + \mode
+.endm
+
 /* Wait (bounded) until the 64-bit word at off(tp) differs from zero; fail with `msg` on
  * timeout. Clobbers t5, t6. */
 .macro WAIT_NONZERO off, msg

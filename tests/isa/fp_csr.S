@@ -5,32 +5,6 @@
  * signalling NaN) leaves FS Clean. */
 #include "common.h"
 
-/* Run one instruction that must raise illegal instruction (mtval = 0 or its bits). */
-.macro EXPECT_ILLEGAL n, insn:vararg
-    TESTNUM \n
-    EXPECT_MTRAP .Lill_ok\@
-.Lill_at\@:
-    \insn
-    CLEAR_EXPECT
-    FAIL "expected an illegal-instruction trap"
-.Lill_ok\@:
-    CHECK_MCAUSE CAUSE_ILLEGAL
-    CHECK_MEPC .Lill_at\@
-    ld a0, HD_MTVAL(tp)
-    beqz a0, .Lill_tv\@
-    la a1, .Lill_at\@
-    lhu a2, 2(a1)
-    lhu a1, 0(a1)
-    andi t0, a1, 3
-    li t1, 3
-    bne t0, t1, .Lill_16\@             /* compressed: 16 bits */
-    slli a2, a2, 16
-    or a1, a1, a2
-.Lill_16\@:
-    CHECK_EQR a0, a1
-.Lill_tv\@:
-.endm
-
 .macro SET_FS val
     li t0, MSTATUS_FS
     csrc mstatus, t0
