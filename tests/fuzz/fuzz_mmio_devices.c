@@ -1,8 +1,9 @@
+// SOURCES: src/irq/plic.c src/irq/aclint.c src/dev/uart.c src/dev/syscon.c src/dev/goldfish_rtc.c src/util/log.c
 /* libFuzzer harness: random register reads and writes (and input lines / console bytes) into
  * the board's small devices, wired as on the virt board (UART -> PLIC 10, RTC -> PLIC 11).
  * Besides the sanitizers it checks invariants that must hold whatever the guest does.
  *
- * Build and run (from the repository root):
+ * Build and run with tests/fuzz/build.sh 60 fuzz_mmio_devices, or by hand (repository root):
  *   mkdir -p build && clang -g -O1 -std=gnu11 -D_GNU_SOURCE -Isrc \
  *     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
  *     tests/fuzz/fuzz_mmio_devices.c src/irq/plic.c src/irq/aclint.c src/dev/uart.c \
