@@ -29,9 +29,10 @@ struct fpu_state {
  * and marks FS Dirty afterwards. */
 int fpu_exec(struct fpu_state *fs, uint64_t *x, uint32_t insn);
 
-/* Enable (1) or disable (0) the host-FPU fast path; the exact software path then does every
- * operation. Results are identical either way; this exists so tests can compare the two.
- * Returns the previous setting. Not thread-safe: call before harts run. */
+/* Enable (1, the default) or disable (0) the host-FPU path (currently square roots only); the
+ * exact software path then does every operation. Results and flags are identical either way;
+ * this exists so tests can compare the two. Returns the previous setting. Not thread-safe:
+ * call before harts run. */
 int fpu_set_host_path(int enable);
 
 /* Box a single into a 64-bit f register value. */
