@@ -1,4 +1,5 @@
-// SOURCES: src/irq/plic.c src/irq/aclint.c src/dev/uart.c src/dev/syscon.c src/dev/goldfish_rtc.c src/util/log.c
+// SOURCES: src/irq/plic.c src/irq/aclint.c src/dev/uart.c src/dev/syscon.c src/dev/goldfish_rtc.c
+// src/util/log.c
 /* libFuzzer harness: random register reads and writes (and input lines / console bytes) into
  * the board's small devices, wired as on the virt board (UART -> PLIC 10, RTC -> PLIC 11).
  * Besides the sanitizers it checks invariants that must hold whatever the guest does.
@@ -75,7 +76,8 @@ static void null_destroy(struct chr *c)
 {
     (void)c;
 }
-static const struct chr_ops null_chr_ops = {null_write, null_rx_ready, null_destroy};
+static const struct chr_ops null_chr_ops = {
+    .write = null_write, .rx_ready = null_rx_ready, .destroy = null_destroy};
 
 static const unsigned sizes[4] = {1, 2, 4, 8};
 

@@ -242,6 +242,70 @@ TEST(chr_stdio_receiver_set_late)
     free(r.got);
 }
 
+/* A slow receiver taking one byte per call, to catch a swap in the middle of a call. */
+struct slow_recv {
+    atomic_int in_call, calls_after_removal;
+    atomic_bool removed;
+    uint8_t got[64];
+    atomic_size_t n;
+};
+static size_t slow_rx(void *opaque, const uint8_t *buf, size_t len)
+{
+    struct slow_recv *r = opaque;
+    (void)len;
+    if (atomic_load(&r->removed)) atomic_fetch_add(&r->calls_after_removal, 1);
+    atomic_store(&r->in_call, 1);
+    sleep_ms(2);
+    size_t i = atomic_load(&r->n);
+    if (i < sizeof(r->got)) {
+        r->got[i] = buf[0];
+        atomic_store(&r->n, i + 1);
+    }
+    atomic_store(&r->in_call, 0);
+    return 1;
+}
+
+TEST(chr_stdio_receiver_swap_waits_and_keeps_input)
+{
+    int p[2];
+    CHECK(pipe(p) == 0);
+    struct saved_fd in = fd_replace(STDIN_FILENO, p[0]);
+    close(p[0]);
+    struct chr *c = chr_stdio_create(NULL, NULL);
+    CHECK(c != NULL);
+    if (!c) {
+        fd_restore(in);
+        return;
+    }
+    static struct slow_recv a, b;
+    memset(&a, 0, sizeof(a));
+    memset(&b, 0, sizeof(b));
+    char msg[41];
+    for (int i = 0; i < 40; i++)
+        msg[i] = (char)('A' + i % 26);
+    chr_set_receiver(c, slow_rx, &a);
+    CHECK(write(p[1], msg, 40) == 40);
+    for (int i = 0; i < 2000 && atomic_load(&a.n) < 5; i++)
+        sleep_ms(1);
+    /* as machine_destroy does before freeing the UART (e.g. on guest reboot) */
+    chr_set_receiver(c, NULL, NULL);
+    CHECK_EQ(atomic_load(&a.in_call), 0);
+    atomic_store(&a.removed, true);
+    sleep_ms(20);
+    CHECK_EQ(atomic_load(&a.calls_after_removal), 0);
+    size_t na = atomic_load(&a.n);
+    CHECK(na >= 5 && na < 40);
+    chr_set_receiver(c, slow_rx, &b); /* the next machine's UART */
+    for (int i = 0; i < 3000 && na + atomic_load(&b.n) < 40; i++)
+        sleep_ms(1);
+    CHECK_EQ(na + atomic_load(&b.n), 40);
+    CHECK(memcmp(a.got, msg, na) == 0);
+    CHECK(memcmp(b.got, msg + na, 40 - na) == 0);
+    close(p[1]);
+    chr_destroy(c);
+    fd_restore(in);
+}
+
 TEST(chr_stdio_output_and_single_instance)
 {
     int in[2], out[2];

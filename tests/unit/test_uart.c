@@ -23,7 +23,8 @@ static void fake_destroy(struct chr *c)
 {
     (void)c;
 }
-static const struct chr_ops fake_ops = {fake_write, fake_rx_ready, fake_destroy};
+static const struct chr_ops fake_ops = {
+    .write = fake_write, .rx_ready = fake_rx_ready, .destroy = fake_destroy};
 
 struct irqrec {
     bool level;

@@ -15,6 +15,9 @@ struct chr_ops {
     void (*write)(struct chr *c, const uint8_t *buf, size_t len);
     void (*rx_ready)(struct chr *c);
     void (*destroy)(struct chr *c);
+    /* Optional: install the receiver so that, on return, no call to the previous one is still
+     * running (a backend with its own input thread needs this so the old device can be freed). */
+    void (*set_receiver)(struct chr *c, chr_rx_fn rx, void *opaque);
 };
 
 struct chr {
@@ -32,10 +35,15 @@ static inline void chr_rx_ready(struct chr *c)
     if (c->ops->rx_ready)
         c->ops->rx_ready(c);
 }
-/* The backend's reader thread may already be running: publish opaque before rx (the reader
- * loads rx with acquire, then opaque). Set the receiver once; it is not meant to be swapped. */
+/* Install (or, with rx = NULL, remove) the device fed by this backend. Once it returns, the
+ * previous receiver is no longer being called and may be destroyed. Input that arrives while
+ * no receiver is set stays buffered in the backend for the next one. */
 static inline void chr_set_receiver(struct chr *c, chr_rx_fn rx, void *opaque)
 {
+    if (c->ops->set_receiver) {
+        c->ops->set_receiver(c, rx, opaque);
+        return;
+    }
     __atomic_store_n(&c->rx_opaque, opaque, __ATOMIC_RELAXED);
     __atomic_store_n(&c->rx, rx, __ATOMIC_RELEASE);
 }

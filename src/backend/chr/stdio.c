@@ -63,6 +63,8 @@ struct chr_stdio {
     atomic_bool stop;
     bool free_on_exit; /* chr_destroy was called from on_quit, on the reader thread */
     pthread_mutex_t wlock;
+    pthread_mutex_t rx_lock; /* held while calling the receiver and while replacing it */
+    atomic_int swap_waiting; /* stdio_set_receiver wants rx_lock */
     bool write_failed;
     struct chr_escape esc;
     size_t len; /* bytes in buf not yet accepted by the device */
@@ -216,18 +218,32 @@ static void stdio_rx_ready(struct chr *c)
     wake_reader((struct chr_stdio *)c);
 }
 
-/* Offer buffered input to the device until it is all taken or the device is full. */
+/* Offer buffered input to the device until it is all taken or the device is full. Each call of
+ * the receiver holds rx_lock, so stdio_set_receiver can wait out a call in progress; a pending
+ * swap makes this give way at once (it wakes the reader again afterwards). */
 static void deliver(struct chr_stdio *s)
 {
-    while (s->len) {
-        chr_rx_fn rx = __atomic_load_n(&s->base.rx, __ATOMIC_ACQUIRE);
-        if (!rx) return;
-        size_t n = rx(__atomic_load_n(&s->base.rx_opaque, __ATOMIC_RELAXED), s->buf, s->len);
-        if (n == 0) return;
+    while (s->len && !atomic_load(&s->swap_waiting)) {
+        pthread_mutex_lock(&s->rx_lock);
+        size_t n = s->base.rx ? s->base.rx(s->base.rx_opaque, s->buf, s->len) : 0;
+        pthread_mutex_unlock(&s->rx_lock);
+        if (n == 0) break;
         if (n > s->len) n = s->len;
         memmove(s->buf, s->buf + n, s->len - n);
         s->len -= n;
     }
+}
+
+static void stdio_set_receiver(struct chr *c, chr_rx_fn rx, void *opaque)
+{
+    struct chr_stdio *s = (struct chr_stdio *)c;
+    atomic_fetch_add(&s->swap_waiting, 1);
+    pthread_mutex_lock(&s->rx_lock);
+    s->base.rx = rx;
+    s->base.rx_opaque = opaque;
+    pthread_mutex_unlock(&s->rx_lock);
+    atomic_fetch_sub(&s->swap_waiting, 1);
+    wake_reader(s); /* buffered input may be waiting for the new receiver */
 }
 
 static void handle_input(struct chr_stdio *s, const uint8_t *in, size_t n)
@@ -272,6 +288,7 @@ static void stdio_free(struct chr_stdio *s)
 {
     close(s->evfd);
     pthread_mutex_destroy(&s->wlock);
+    pthread_mutex_destroy(&s->rx_lock);
     free(s);
     atomic_store(&instance_active, false);
 }
@@ -332,6 +349,7 @@ static const struct chr_ops stdio_ops = {
     .write = stdio_write,
     .rx_ready = stdio_rx_ready,
     .destroy = stdio_destroy,
+    .set_receiver = stdio_set_receiver,
 };
 
 struct chr *chr_stdio_create(void (*on_quit)(void *ctx), void *ctx)
@@ -352,10 +370,12 @@ struct chr *chr_stdio_create(void (*on_quit)(void *ctx), void *ctx)
     s->on_quit = on_quit;
     s->ctx = ctx;
     pthread_mutex_init(&s->wlock, NULL);
+    pthread_mutex_init(&s->rx_lock, NULL);
     s->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (s->evfd < 0) {
         int err = errno;
         pthread_mutex_destroy(&s->wlock);
+        pthread_mutex_destroy(&s->rx_lock);
         free(s);
         atomic_store(&instance_active, false);
         errno = err;
