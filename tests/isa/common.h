@@ -397,9 +397,10 @@
 
 /* ---- privilege changes ---------------------------------------------------------------------- */
 
-/* From M: continue at `target` in privilege `mode` (clobbers t6). */
+/* From M: continue at `target` in privilege `mode` (clobbers t6). MPIE is cleared first so
+ * that traps back to M from there do not end up with MIE = 1 in M. */
 .macro GOTO_MODE mode, target
-    li t6, MSTATUS_MPP
+    li t6, MSTATUS_MPP | MSTATUS_MPIE
     csrc mstatus, t6
     li t6, (\mode) << 11
     csrs mstatus, t6
@@ -410,7 +411,7 @@
 
 /* From M: continue at `target` + `off` (a virtual alias) in privilege `mode`. */
 .macro GOTO_MODE_OFF mode, target, off
-    li t6, MSTATUS_MPP
+    li t6, MSTATUS_MPP | MSTATUS_MPIE
     csrc mstatus, t6
     li t6, (\mode) << 11
     csrs mstatus, t6
