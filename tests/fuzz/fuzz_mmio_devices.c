@@ -1,5 +1,5 @@
-// SOURCES: src/irq/plic.c src/irq/aclint.c src/dev/uart.c src/dev/syscon.c src/dev/goldfish_rtc.c
-// src/util/log.c
+// SOURCES: src/irq/plic.c src/irq/aclint.c src/dev/uart.c src/dev/syscon.c
+// SOURCES: src/dev/goldfish_rtc.c src/util/log.c
 /* libFuzzer harness: random register reads and writes (and input lines / console bytes) into
  * the board's small devices, wired as on the virt board (UART -> PLIC 10, RTC -> PLIC 11).
  * Besides the sanitizers it checks invariants that must hold whatever the guest does.
