@@ -495,17 +495,81 @@
     CHECK_MCAUSE CAUSE_ECALL_U + \mode
 .endm
 
-/* Wait (bounded) until the 64-bit word at off(tp) differs from zero; fail with `msg` on
- * timeout. Clobbers t5, t6. */
+/* Time limits measured on the CLINT's mtime (10 MHz on QEMU virt): DEADLINE_START sets
+ * t4 = now + 2 s; DEADLINE_CHECK fails with `msg` once that has passed. Clobber t4-t6. */
+.macro DEADLINE_START
+    li t4, CLINT_MTIME
+    ld t4, 0(t4)
+    li t5, 20000000
+    add t4, t4, t5
+.endm
+.macro DEADLINE_CHECK msg
+    li t5, CLINT_MTIME
+    ld t5, 0(t5)
+    bltu t5, t4, .Ldl_ok\@
+    FAIL "\msg"
+.Ldl_ok\@:
+.endm
+
+/* Wait (at most 2 s) until the 64-bit word at off(tp) is non-zero. Clobbers t4-t6. */
 .macro WAIT_NONZERO off, msg
-    li t6, 50000000
+    DEADLINE_START
 .Lwait\@:
     ld t5, \off(tp)
     bnez t5, .Lwait_done\@
-    addi t6, t6, -1
-    bnez t6, .Lwait\@
-    FAIL "\msg"
+    DEADLINE_CHECK "\msg"
+    j .Lwait\@
 .Lwait_done\@:
+.endm
+
+/* Wait (at most 2 s) until (csr & mask) != 0. Clobbers t4-t6. */
+.macro WAIT_CSR_SET csr, mask, msg
+    DEADLINE_START
+.Lwaitc\@:
+    csrr t5, \csr
+    li t6, \mask
+    and t5, t5, t6
+    bnez t5, .Lwaitc_done\@
+    DEADLINE_CHECK "\msg"
+    j .Lwaitc\@
+.Lwaitc_done\@:
+.endm
+
+/* Wait (at most 2 s) until the 64-bit word at symbol `sym` reaches `val` (unsigned >=).
+ * Clobbers t3-t6. */
+.macro WAIT_WORD_GE sym, val, msg
+    DEADLINE_START
+.Lwaitw\@:
+    la t3, \sym
+    ld t5, 0(t3)
+    li t6, \val
+    bgeu t5, t6, .Lwaitw_done\@
+    DEADLINE_CHECK "\msg"
+    j .Lwaitw\@
+.Lwaitw_done\@:
+.endm
+
+/* Set this hart's mtimecmp to mtime + `delta` ticks (delta may be a large constant). Clobbers
+ * t3, t5, t6. */
+.macro TIMER_IN delta
+    li t5, CLINT_MTIME
+    ld t5, 0(t5)
+    li t6, \delta
+    add t5, t5, t6
+    ld t6, HD_HARTID(tp)
+    slli t6, t6, 3
+    li t3, CLINT_MTIMECMP(0)
+    add t6, t6, t3
+    sd t5, 0(t6)
+.endm
+
+/* Set this hart's mtimecmp to the value in `reg`. Clobbers t5, t6. */
+.macro SET_MTIMECMP reg
+    ld t6, HD_HARTID(tp)
+    slli t6, t6, 3
+    li t5, CLINT_MTIMECMP(0)
+    add t6, t6, t5
+    sd \reg, 0(t6)
 .endm
 
 #endif /* __ASSEMBLER__ */
