@@ -1,5 +1,6 @@
 /* vessel: subcommand dispatch only. */
 #include "cli/cli.h"
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -26,6 +27,8 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+    /* A closed stdout must not kill the VM; the console backend reports it once. */
+    signal(SIGPIPE, SIG_IGN);
     if (argc < 2) {
         usage(stderr);
         return 2;

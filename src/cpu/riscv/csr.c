@@ -248,7 +248,8 @@ int csr_access(struct hart *h, unsigned csr, int op, uint64_t val, bool write, u
     set_mstatus : {
         uint64_t changed = nv ^ h->mstatus;
         h->mstatus = nv;
-        if (changed & (MSTATUS_SUM | MSTATUS_MXR | MSTATUS_MPRV | MSTATUS_MPP))
+        /* SUM selects its own TLB set and MPRV accesses are never cached: only MXR flushes. */
+        if (changed & MSTATUS_MXR)
             tlb_flush_all(h);
         hart_update_mode(h);
         break;
@@ -296,6 +297,7 @@ int csr_access(struct hart *h, unsigned csr, int op, uint64_t val, bool write, u
     default:
         if (csr >= CSR_PMPCFG0 && csr < CSR_PMPCFG0 + 16) {
             pmpcfg_write(h, (csr - CSR_PMPCFG0) * 4, nv);
+            pmp_update(h);
             tlb_flush_all(h);
         } else if (csr >= CSR_PMPADDR0 && csr < CSR_PMPADDR0 + PMP_ENTRIES) {
             unsigned n = csr - CSR_PMPADDR0;
@@ -303,6 +305,7 @@ int csr_access(struct hart *h, unsigned csr, int op, uint64_t val, bool write, u
                                    ((h->pmpcfg[n + 1] >> 3) & 3) == 1;
             if (!pmp_locked(h, n) && !next_tor_locked)
                 h->pmpaddr[n] = nv & ((1ull << 54) - 1);
+            pmp_update(h);
             tlb_flush_all(h);
         }
         /* pmpaddr16..63: read-only zero */

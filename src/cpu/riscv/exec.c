@@ -73,6 +73,7 @@ void hart_exec(struct hart *h, int budget)
 #undef RV_LABEL
     };
     uint64_t *const x = h->x;
+    const uint64_t key = h->tlb_key;
     struct tlb_entry *const tr = h->tlb[h->tlbi_data].e[ACC_R];
     struct tlb_entry *const tw = h->tlb[h->tlbi_data].e[ACC_W];
     struct tlb_entry *const tx =
@@ -134,7 +135,7 @@ newpc: {
     uint64_t vpn = pc >> 12;
     struct tlb_entry *e = &tx[vpn & (TLB_SIZE - 1)];
     uint8_t *hp;
-    if (likely(e->tag == vpn)) {
+    if (likely(e->tag == (vpn ^ key))) {
         hp = (uint8_t *)(uintptr_t)((pc & ~0xfffull) + e->addend);
     } else {
         int c = mem_fetch_page(h, pc, &hp);
@@ -253,7 +254,7 @@ op_JALR: {
         uint64_t va = RS1 + (uint64_t)IMM;                                                         \
         struct tlb_entry *e = &tr[(va >> 12) & (TLB_SIZE - 1)];                                    \
         type v;                                                                                    \
-        if (likely(e->tag == (va >> 12) && (va & 0xfff) <= 4096 - sizeof(type))) {                \
+        if (likely(e->tag == ((va >> 12) ^ key) && (va & 0xfff) <= 4096 - sizeof(type))) {                \
             memcpy(&v, (void *)(uintptr_t)(va + e->addend), sizeof(v));                            \
         } else {                                                                                   \
             uint64_t sv;                                                                           \
@@ -278,7 +279,7 @@ op_JALR: {
         uint64_t va = RS1 + (uint64_t)IMM;                                                         \
         struct tlb_entry *e = &tw[(va >> 12) & (TLB_SIZE - 1)];                                    \
         type v = (type)(val);                                                                      \
-        if (likely(e->tag == (va >> 12) && (va & 0xfff) <= 4096 - sizeof(type))) {                \
+        if (likely(e->tag == ((va >> 12) ^ key) && (va & 0xfff) <= 4096 - sizeof(type))) {                \
             memcpy((void *)(uintptr_t)(va + e->addend), &v, sizeof(v));                            \
         } else {                                                                                   \
             int c = mem_store_slow(h, va, sizeof(type), (uint64_t)v);                              \
@@ -540,7 +541,7 @@ op_FLW: {
     uint64_t va = RS1 + (uint64_t)IMM;
     uint64_t v;
     struct tlb_entry *e = &tr[(va >> 12) & (TLB_SIZE - 1)];
-    if (likely(e->tag == (va >> 12) && (va & 0xfff) <= 4092)) {
+    if (likely(e->tag == ((va >> 12) ^ key) && (va & 0xfff) <= 4092)) {
         uint32_t w;
         memcpy(&w, (void *)(uintptr_t)(va + e->addend), 4);
         v = w;
@@ -558,7 +559,7 @@ op_FLD: {
     uint64_t va = RS1 + (uint64_t)IMM;
     uint64_t v;
     struct tlb_entry *e = &tr[(va >> 12) & (TLB_SIZE - 1)];
-    if (likely(e->tag == (va >> 12) && (va & 0xfff) <= 4088)) {
+    if (likely(e->tag == ((va >> 12) ^ key) && (va & 0xfff) <= 4088)) {
         memcpy(&v, (void *)(uintptr_t)(va + e->addend), 8);
     } else {
         int c = mem_load_slow(h, va, 8, &v);

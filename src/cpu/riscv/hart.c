@@ -29,6 +29,7 @@ static void hart_clear_state(struct hart *h, uint64_t reset_pc)
     h->instret = h->cycle_offset = h->instret_offset = 0;
     memset(h->pmpcfg, 0, sizeof(h->pmpcfg));
     memset(h->pmpaddr, 0, sizeof(h->pmpaddr));
+    pmp_update(h);
     h->res_valid = false;
     h->wfi = false;
     h->last_trap_pc = ~0ull;
@@ -38,6 +39,7 @@ static void hart_clear_state(struct hart *h, uint64_t reset_pc)
     atomic_store(&h->stop, 0);
     atomic_store(&h->kicked, 0);
     hart_update_mode(h);
+    h->tlb_gen = TLB_GEN_MAX; /* the next flush clears every set */
     tlb_flush_all(h);
     dcache_flush(h);
 }
@@ -73,8 +75,10 @@ void hart_update_mode(struct hart *h)
 {
     if (h->priv == PRV_M)
         h->tlbi_data = (h->mstatus & MSTATUS_MPRV) ? TLBI_NONE : TLBI_M;
+    else if (h->priv == PRV_S)
+        h->tlbi_data = (h->mstatus & MSTATUS_SUM) ? TLBI_S_SUM : TLBI_S;
     else
-        h->tlbi_data = h->priv == PRV_S ? TLBI_S : TLBI_U;
+        h->tlbi_data = TLBI_U;
 }
 
 void hart_kick(struct hart *h)

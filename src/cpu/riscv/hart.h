@@ -70,9 +70,11 @@ struct aclint;
 
 enum access { ACC_R = 0, ACC_W = 1, ACC_X = 2 };
 
-/* Software TLB: direct mapped, one array per access type, per effective privilege.
- * A hit gives host address = vaddr + addend. tag = vaddr >> 12 (an impossible value when
- * empty). Only RAM pages whose PMP permission is uniform over the page are cached. */
+/* Software TLB: direct mapped, one array per access type, per effective privilege (S-mode data
+ * accesses with sstatus.SUM set use their own set, so Linux toggling SUM around every user copy
+ * costs no flush). A hit gives host address = vaddr + addend. tag = (vaddr >> 12) ^ tlb_key,
+ * where tlb_key = generation << 52: a flush bumps the generation instead of clearing the arrays.
+ * Only RAM pages whose PMP permission is uniform over the page are cached. */
 #define TLB_BITS  8
 #define TLB_SIZE  (1u << TLB_BITS)
 #define TLB_EMPTY (~0ull)
@@ -85,7 +87,8 @@ struct tlb_set {
 };
 /* TLB set index for an effective privilege; TLBI_NONE is always empty (used while
  * M-mode data accesses go through MPRV translation: they take the slow path). */
-enum { TLBI_U = 0, TLBI_S = 1, TLBI_M = 2, TLBI_NONE = 3, TLBI_COUNT = 4 };
+enum { TLBI_U = 0, TLBI_S = 1, TLBI_S_SUM = 2, TLBI_M = 3, TLBI_NONE = 4, TLBI_COUNT = 5 };
+#define TLB_GEN_MAX 0xffeu
 
 /* Decode cache: pre-decoded instructions of one physical page, one slot per 2-byte offset,
  * plus a sentinel that continues to the next page. */
@@ -104,6 +107,10 @@ struct dpage {
 #define DCACHE_SLOTS  256
 
 #define PMP_ENTRIES 16
+struct pmp_region {
+    uint64_t lo, hi; /* [lo, hi) */
+    uint8_t cfg;
+};
 
 /* What the hart needs from the machine. */
 struct hart_env {
@@ -131,6 +138,9 @@ struct hart {
     uint64_t instret, cycle_offset, instret_offset;
     uint8_t pmpcfg[PMP_ENTRIES];
     uint64_t pmpaddr[PMP_ENTRIES];
+    struct pmp_region pmp_active[PMP_ENTRIES]; /* enabled entries in priority order */
+    unsigned pmp_nactive;
+    bool pmp_any_locked;
 
     /* LR/SC reservation; SC is a compare-and-swap against the value LR saw. */
     uint64_t res_addr, res_val;
@@ -152,7 +162,9 @@ struct hart {
     char fatal_msg[160];
 
     /* engine */
-    unsigned tlbi_data; /* TLB set for loads/stores at the current privilege/MPRV */
+    unsigned tlbi_data; /* TLB set for loads/stores at the current privilege/MPRV/SUM */
+    uint64_t tlb_key;   /* generation << 52, XORed into every tag */
+    unsigned tlb_gen;
     struct tlb_set tlb[TLBI_COUNT];
     struct dpage *dcache[DCACHE_SLOTS];
     struct dinsn tmp[3]; /* executes an instruction that straddles two pages */
@@ -212,6 +224,8 @@ static inline uint64_t hart_ram_ppn(const struct hart *h, const uint8_t *host)
     return (uint64_t)(host - h->env.ram) >> 12;
 }
 bool pmp_check(struct hart *h, uint64_t pa, unsigned size, enum access acc, unsigned priv);
+/* Recompute the active PMP regions after a pmpcfg/pmpaddr write (csr.c, reset). */
+void pmp_update(struct hart *h);
 
 /* time CSR value = ACLINT mtime */
 uint64_t hart_time(struct hart *h);

@@ -19,10 +19,14 @@
 
 void tlb_flush_all(struct hart *h)
 {
-    for (unsigned s = 0; s < TLBI_COUNT; s++)
-        for (unsigned a = 0; a < 3; a++)
-            for (unsigned i = 0; i < TLB_SIZE; i++)
-                h->tlb[s].e[a][i].tag = TLB_EMPTY;
+    if (++h->tlb_gen > TLB_GEN_MAX) { /* generations exhausted: really clear, start over */
+        for (unsigned s = 0; s < TLBI_COUNT; s++)
+            for (unsigned a = 0; a < 3; a++)
+                for (unsigned i = 0; i < TLB_SIZE; i++)
+                    h->tlb[s].e[a][i].tag = TLB_EMPTY;
+        h->tlb_gen = 0;
+    }
+    h->tlb_key = (uint64_t)h->tlb_gen << 52;
 }
 
 void dcache_flush(struct hart *h)
@@ -81,23 +85,36 @@ static bool pmp_perm(uint8_t cfg, enum access acc)
     return acc == ACC_R ? (cfg & 1) : acc == ACC_W ? (cfg & 2) : (cfg & 4);
 }
 
-/* 1 = allowed, 0 = denied, -1 = the range [pa, pa+size) is only partly covered by the
- * deciding entry (the access must be split / not cached). */
-static int pmp_decide(struct hart *h, uint64_t pa, uint64_t size, enum access acc, unsigned priv)
+void pmp_update(struct hart *h)
 {
-    uint64_t end = pa + size;
+    h->pmp_nactive = 0;
+    h->pmp_any_locked = false;
     for (unsigned i = 0; i < PMP_ENTRIES; i++) {
         uint64_t lo, hi;
         if (!pmp_range(h, i, &lo, &hi) || hi <= lo)
             continue;
-        if (end <= lo || pa >= hi)
+        h->pmp_active[h->pmp_nactive++] = (struct pmp_region){lo, hi, h->pmpcfg[i]};
+        if (h->pmpcfg[i] & 0x80)
+            h->pmp_any_locked = true;
+    }
+}
+
+/* 1 = allowed, 0 = denied, -1 = the range [pa, pa+size) is only partly covered by the
+ * deciding entry (the access must be split / not cached). */
+static int pmp_decide(struct hart *h, uint64_t pa, uint64_t size, enum access acc, unsigned priv)
+{
+    if (priv == PRV_M && !h->pmp_any_locked)
+        return 1;
+    uint64_t end = pa + size;
+    for (unsigned i = 0; i < h->pmp_nactive; i++) {
+        const struct pmp_region *r = &h->pmp_active[i];
+        if (end <= r->lo || pa >= r->hi)
             continue; /* no overlap */
-        if (pa < lo || end > hi)
+        if (pa < r->lo || end > r->hi)
             return -1;
-        uint8_t cfg = h->pmpcfg[i];
-        if (priv == PRV_M && !(cfg & 0x80))
+        if (priv == PRV_M && !(r->cfg & 0x80))
             return 1;
-        return pmp_perm(cfg, acc);
+        return pmp_perm(r->cfg, acc);
     }
     return priv == PRV_M ? 1 : 0; /* no match: M allowed, S/U denied (16 entries implemented) */
 }
@@ -200,9 +217,11 @@ int mmu_translate(struct hart *h, uint64_t va, enum access acc, uint64_t *pa)
     return translate_priv(h, va, acc, priv, pa);
 }
 
-static unsigned tlbi_for(unsigned priv)
+static unsigned tlbi_for(const struct hart *h, unsigned priv, enum access acc)
 {
-    return priv == PRV_M ? TLBI_M : priv == PRV_S ? TLBI_S : TLBI_U;
+    if (priv == PRV_S)
+        return (acc != ACC_X && (h->mstatus & MSTATUS_SUM)) ? TLBI_S_SUM : TLBI_S;
+    return priv == PRV_M ? TLBI_M : TLBI_U;
 }
 
 /* Translate + PMP-check one access that does not cross a page; on success fill the TLB when
@@ -224,8 +243,8 @@ static int access_page(struct hart *h, uint64_t va, unsigned size, enum access a
     uint64_t page = *pa & ~0xfffull;
     bool mprv_data = acc != ACC_X && h->priv == PRV_M && (h->mstatus & MSTATUS_MPRV);
     if (!mprv_data && ram_contains(h, page, 4096) && pmp_decide(h, page, 4096, acc, priv) == 1) {
-        struct tlb_entry *e = &h->tlb[tlbi_for(priv)].e[acc][(va >> 12) & (TLB_SIZE - 1)];
-        e->tag = va >> 12;
+        struct tlb_entry *e = &h->tlb[tlbi_for(h, priv, acc)].e[acc][(va >> 12) & (TLB_SIZE - 1)];
+        e->tag = (va >> 12) ^ h->tlb_key;
         e->addend = (uintptr_t)ram_ptr(h, page) - (uintptr_t)(va & ~0xfffull);
     }
     return 0;
@@ -327,7 +346,7 @@ int mem_atomic_ptr(struct hart *h, uint64_t va, unsigned size, bool is_load, voi
         return is_load ? EXC_LOAD_MISALIGNED : EXC_STORE_MISALIGNED;
     struct tlb_entry *e =
         &h->tlb[h->tlbi_data].e[is_load ? ACC_R : ACC_W][(va >> 12) & (TLB_SIZE - 1)];
-    if (e->tag == va >> 12) {
+    if (e->tag == ((va >> 12) ^ h->tlb_key)) {
         *ptr = (void *)(uintptr_t)(va + e->addend);
         return 0;
     }
