@@ -442,56 +442,61 @@
 .Lback\@:
 .endm
 
-/* Test `n`: run the instruction(s) `insn` in privilege `mode` (entered from M with mret;
- * bare addressing unless the test set satp) and expect exception `cause` to M at the first
- * instruction. For illegal instructions mtval must be 0 or the instruction bits. Leaves the
- * hart in M. Clobbers a0-a2, t0, t1, t5, t6. */
-.macro EXPECT_EXC_IN mode, n, cause, insn:vararg
+/* EXPECT_EXC_IN(mode, n, cause, insns...): test `n` runs the instructions (separated by
+ * `;`) in privilege `mode` (entered from M with mret; bare addressing unless the test set
+ * satp) and expects exception `cause` to M at the first of them. For illegal instructions
+ * mtval must be 0 or the instruction bits. Ends in M. Clobbers a0-a2, t0, t1, t5, t6.
+ * These are C-preprocessor macros because an assembler macro argument cannot contain `;`;
+ * test numbers must be unique within a file (they name the labels). */
+#define EXPECT_EXC_IN(mode, n, cause, ...)                                                         \
+    EXC_PRE mode, n; __VA_ARGS__; EXC_POST mode, n, cause
+#define EXPECT_ILLEGAL_IN(mode, n, ...) EXPECT_EXC_IN(mode, n, CAUSE_ILLEGAL, __VA_ARGS__)
+#define EXPECT_ILLEGAL(n, ...) EXPECT_EXC_IN(PRV_M, n, CAUSE_ILLEGAL, __VA_ARGS__)
+
+.macro EXC_PRE mode, n
     TESTNUM \n
-    EXPECT_MTRAP .Lexc_ok\@
-    GOTO_MODE \mode, .Lexc_at\@
-.Lexc_at\@:
-    \insn
+    EXPECT_MTRAP .Lexc_ok_\n
+    GOTO_MODE \mode, .Lexc_at_\n
+.Lexc_at_\n:
+.endm
+
+.macro EXC_POST mode, n, cause
     CLEAR_EXPECT
     FAIL "expected a trap"
-.Lexc_ok\@:
+.Lexc_ok_\n:
     CHECK_MCAUSE \cause
-    CHECK_MEPC .Lexc_at\@
+    CHECK_MEPC .Lexc_at_\n
     .if \cause == CAUSE_ILLEGAL
     ld a0, HD_MTVAL(tp)
-    beqz a0, .Lexc_tv\@
-    la a1, .Lexc_at\@
+    beqz a0, .Lexc_tv_\n
+    la a1, .Lexc_at_\n
     lhu a2, 2(a1)
     lhu a1, 0(a1)
     andi t0, a1, 3
     li t1, 3
-    bne t0, t1, .Lexc_16\@              /* compressed: 16 bits */
+    bne t0, t1, .Lexc_16_\n             /* compressed: 16 bits */
     slli a2, a2, 16
     or a1, a1, a2
-.Lexc_16\@:
+.Lexc_16_\n:
     CHECK_EQR a0, a1
-.Lexc_tv\@:
+.Lexc_tv_\n:
     .endif
 .endm
 
-.macro EXPECT_ILLEGAL_IN mode, n, insn:vararg
-    EXPECT_EXC_IN \mode, \n, CAUSE_ILLEGAL, \insn
-.endm
+/* RUN_IN(mode, n, insns...): test `n` runs the instructions in `mode`; they must not trap.
+ * Back to M with ecall. */
+#define RUN_IN(mode, n, ...) RUN_PRE mode, n; __VA_ARGS__; RUN_POST mode, n
 
-/* In M itself. */
-.macro EXPECT_ILLEGAL n, insn:vararg
-    EXPECT_EXC_IN PRV_M, \n, CAUSE_ILLEGAL, \insn
-.endm
-
-/* Test `n`: run `insn` in `mode`, which must not trap; come back to M with ecall. */
-.macro RUN_IN mode, n, insn:vararg
+.macro RUN_PRE mode, n
     TESTNUM \n
-    EXPECT_MTRAP .Lrun_back\@
-    GOTO_MODE \mode, .Lrun_at\@
-.Lrun_at\@:
-    \insn
+    EXPECT_MTRAP .Lrun_back_\n
+    GOTO_MODE \mode, .Lrun_at_\n
+.Lrun_at_\n:
+.endm
+
+.macro RUN_POST mode, n
     ecall
-.Lrun_back\@:
+.Lrun_back_\n:
     CHECK_MCAUSE CAUSE_ECALL_U + \mode
 .endm
 

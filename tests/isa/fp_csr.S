@@ -92,16 +92,16 @@ test_main:
     /* ---- dynamic rounding with frm = 5, 6, 7 is illegal; so are static rm 5 and 6 ---- */
     li t0, 5
     csrw frm, t0
-    EXPECT_ILLEGAL 20, fadd.d f3, f1, f2, dyn
+    EXPECT_ILLEGAL(20, fadd.d f3, f1, f2, dyn)
     li t0, 6
     csrw frm, t0
-    EXPECT_ILLEGAL 21, fmul.s f3, f1, f2, dyn
+    EXPECT_ILLEGAL(21, fmul.s f3, f1, f2, dyn)
     li t0, 7
     csrw frm, t0
-    EXPECT_ILLEGAL 22, fcvt.w.d a0, f1, dyn
+    EXPECT_ILLEGAL(22, fcvt.w.d a0, f1, dyn)
     csrw frm, zero
-    EXPECT_ILLEGAL 23, .insn r 0x53, 5, 0x01, f3, f1, f2    /* fadd.d, rm = 5 */
-    EXPECT_ILLEGAL 24, .insn r 0x53, 6, 0x09, f3, f1, f2    /* fmul.d, rm = 6 */
+    EXPECT_ILLEGAL(23, .insn r 0x53, 5, 0x01, f3, f1, f2)    /* fadd.d, rm = 5 */
+    EXPECT_ILLEGAL(24, .insn r 0x53, 6, 0x09, f3, f1, f2)    /* fmul.d, rm = 6 */
     TESTNUM 25                          /* frm = 7 does not matter to static modes */
     li t0, 7
     csrw frm, t0
@@ -115,25 +115,25 @@ test_main:
     TESTNUM 29
     csrr a0, mstatus
     CHECK_MASKED a0, MSTATUS_FS | MSTATUS_SD, 0
-    EXPECT_ILLEGAL 30, fadd.d f3, f1, f2
-    EXPECT_ILLEGAL 31, fmv.x.d a0, f1
-    EXPECT_ILLEGAL 32, fmv.w.x f1, a0
+    EXPECT_ILLEGAL(30, fadd.d f3, f1, f2)
+    EXPECT_ILLEGAL(31, fmv.x.d a0, f1)
+    EXPECT_ILLEGAL(32, fmv.w.x f1, a0)
     la s0, scratch
-    EXPECT_ILLEGAL 33, fld f1, 0(s0)
-    EXPECT_ILLEGAL 34, fsw f1, 0(s0)
-    EXPECT_ILLEGAL 35, csrr a0, fcsr
-    EXPECT_ILLEGAL 36, csrw fflags, zero
-    EXPECT_ILLEGAL 37, csrr a0, frm
-    EXPECT_ILLEGAL 38, fcvt.d.w f1, a0
-    EXPECT_ILLEGAL 39, fclass.s a0, f1
-    EXPECT_ILLEGAL 40, fmadd.d f1, f2, f3, f4
+    EXPECT_ILLEGAL(33, fld f1, 0(s0))
+    EXPECT_ILLEGAL(34, fsw f1, 0(s0))
+    EXPECT_ILLEGAL(35, csrr a0, fcsr)
+    EXPECT_ILLEGAL(36, csrw fflags, zero)
+    EXPECT_ILLEGAL(37, csrr a0, frm)
+    EXPECT_ILLEGAL(38, fcvt.d.w f1, a0)
+    EXPECT_ILLEGAL(39, fclass.s a0, f1)
+    EXPECT_ILLEGAL(40, fmadd.d f1, f2, f3, f4)
     TESTNUM 41                          /* nothing changed state: still Off */
     csrr a0, mstatus
     CHECK_MASKED a0, MSTATUS_FS, 0
     .option push
     .option rvc
-    EXPECT_ILLEGAL 42, c.fld fa0, 0(s0)
-    EXPECT_ILLEGAL 43, c.fsdsp fa0, 0(sp)
+    EXPECT_ILLEGAL(42, c.fld fa0, 0(s0))
+    EXPECT_ILLEGAL(43, c.fsdsp fa0, 0(sp))
     .option pop
 
     /* ---- Initial -> Dirty on an FP operation; SD follows ---- */

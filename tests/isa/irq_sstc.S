@@ -21,7 +21,7 @@ test_main:
     CHECK_MASKED a0, MIP_STIP, 0
     li t0, 2
     csrw mcounteren, t0
-    EXPECT_ILLEGAL_IN PRV_S, 2, csrr a0, CSR_STIMECMP
+    EXPECT_ILLEGAL_IN(PRV_S, 2, csrr a0, CSR_STIMECMP)
 
     /* ---- STCE = 1 ---- */
     TESTNUM 3
@@ -69,14 +69,14 @@ test_main:
 
     /* ---- S access: needs mcounteren.TM ---- */
     csrw mcounteren, zero
-    EXPECT_ILLEGAL_IN PRV_S, 10, csrr a0, CSR_STIMECMP
-    EXPECT_ILLEGAL_IN PRV_S, 11, csrw CSR_STIMECMP, zero
+    EXPECT_ILLEGAL_IN(PRV_S, 10, csrr a0, CSR_STIMECMP)
+    EXPECT_ILLEGAL_IN(PRV_S, 11, csrw CSR_STIMECMP, zero)
     li t0, 2
     csrw mcounteren, t0
-    RUN_IN PRV_S, 12, li a0, -2; csrw CSR_STIMECMP, a0; csrr a1, CSR_STIMECMP
+    RUN_IN(PRV_S, 12, li a0, -2; csrw CSR_STIMECMP, a0; csrr a1, CSR_STIMECMP)
     CHECK_EQ a1, -2
     CHECK_CSR CSR_STIMECMP, -2
-    EXPECT_ILLEGAL_IN PRV_U, 13, csrr a0, CSR_STIMECMP
+    EXPECT_ILLEGAL_IN(PRV_U, 13, csrr a0, CSR_STIMECMP)
 
     /* ---- the interrupt, delegated to S ---- */
     TESTNUM 20

@@ -68,23 +68,23 @@ test_main:
     .endr
 
     /* ---- illegal instructions ---- */
-    EXPECT_ILLEGAL 20, .word 0xffffffff
-    EXPECT_ILLEGAL 21, .word 0x0000000b            /* custom-0, not implemented */
-    EXPECT_ILLEGAL 22, .word 0x00000033 | (0x7f << 25)   /* OP with an unused funct7 */
-    EXPECT_ILLEGAL 23, .word 0x0000603b                  /* OP-32 funct3 6 funct7 0 */
-    EXPECT_ILLEGAL 24, .word 0x00003067                  /* jalr with funct3 != 0 */
-    EXPECT_ILLEGAL 25, .word 0x00002063                  /* branch funct3 2 */
-    EXPECT_ILLEGAL 26, .word 0x00007003                  /* load funct3 7 */
-    EXPECT_ILLEGAL 27, .word 0x00004023                  /* store funct3 4 */
-    EXPECT_ILLEGAL 28, .word 0x44005013                  /* OP-IMM shift right, funct6 010001 */
-    EXPECT_ILLEGAL_IN PRV_U, 30, mret
-    EXPECT_ILLEGAL_IN PRV_S, 31, mret
-    EXPECT_ILLEGAL_IN PRV_U, 32, sret
-    EXPECT_ILLEGAL_IN PRV_U, 33, sfence.vma
-    EXPECT_ILLEGAL_IN PRV_U, 34, sfence.vma a0, a1
-    EXPECT_ILLEGAL_IN PRV_S, 35, .word 0xffffffff
-    EXPECT_ILLEGAL_IN PRV_U, 36, .word 0x00000000
-    EXPECT_ILLEGAL_IN PRV_S, 37, csrr a0, mcause
+    EXPECT_ILLEGAL(20, .word 0xffffffff)
+    EXPECT_ILLEGAL(21, .word 0x0000000b)            /* custom-0, not implemented */
+    EXPECT_ILLEGAL(22, .word 0x00000033 | (0x7f << 25))   /* OP with an unused funct7 */
+    EXPECT_ILLEGAL(23, .word 0x0000603b)                  /* OP-32 funct3 6 funct7 0 */
+    EXPECT_ILLEGAL(24, .word 0x00003067)                  /* jalr with funct3 != 0 */
+    EXPECT_ILLEGAL(25, .word 0x00002063)                  /* branch funct3 2 */
+    EXPECT_ILLEGAL(26, .word 0x00007003)                  /* load funct3 7 */
+    EXPECT_ILLEGAL(27, .word 0x00004023)                  /* store funct3 4 */
+    EXPECT_ILLEGAL(28, .word 0x44005013)                  /* OP-IMM shift right, funct6 010001 */
+    EXPECT_ILLEGAL_IN(PRV_U, 30, mret)
+    EXPECT_ILLEGAL_IN(PRV_S, 31, mret)
+    EXPECT_ILLEGAL_IN(PRV_U, 32, sret)
+    EXPECT_ILLEGAL_IN(PRV_U, 33, sfence.vma)
+    EXPECT_ILLEGAL_IN(PRV_U, 34, sfence.vma a0, a1)
+    EXPECT_ILLEGAL_IN(PRV_S, 35, .word 0xffffffff)
+    EXPECT_ILLEGAL_IN(PRV_U, 36, .word 0x00000000)
+    EXPECT_ILLEGAL_IN(PRV_S, 37, csrr a0, mcause)
     TESTNUM 38                          /* an illegal instruction changes no register */
     li a0, 0x55
     EXPECT_MTRAP 1f

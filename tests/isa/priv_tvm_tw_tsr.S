@@ -9,7 +9,7 @@ test_main:
     /* ---- TSR ---- */
     li t0, MSTATUS_TSR
     csrs mstatus, t0
-    EXPECT_ILLEGAL_IN PRV_S, 1, sret
+    EXPECT_ILLEGAL_IN(PRV_S, 1, sret)
     TESTNUM 2                           /* sret in M is unaffected */
     li t0, MSTATUS_SPP
     csrc mstatus, t0
@@ -35,8 +35,8 @@ test_main:
     /* ---- TW ---- */
     li t0, MSTATUS_TW
     csrs mstatus, t0
-    EXPECT_ILLEGAL_IN PRV_S, 10, wfi
-    EXPECT_ILLEGAL_IN PRV_U, 11, wfi
+    EXPECT_ILLEGAL_IN(PRV_S, 10, wfi)
+    EXPECT_ILLEGAL_IN(PRV_U, 11, wfi)
     TESTNUM 12                          /* wfi in M with TW = 1: no trap (an interrupt is
                                          * pending and enabled in mie, MIE = 0: wfi returns) */
     li t0, MIP_SSIP
@@ -60,7 +60,7 @@ test_main:
     csrs mip, t0
     li t0, MSTATUS_SIE
     csrc mstatus, t0
-    RUN_IN PRV_S, 13, wfi; nop
+    RUN_IN(PRV_S, 13, wfi; nop)
     ld a0, HD_SCOUNT(tp)
     CHECK_EQ a0, 0
     li t0, MIP_SSIP
@@ -71,17 +71,17 @@ test_main:
     /* ---- TVM ---- */
     li t0, MSTATUS_TVM
     csrs mstatus, t0
-    EXPECT_ILLEGAL_IN PRV_S, 20, csrr a0, satp
-    EXPECT_ILLEGAL_IN PRV_S, 21, csrw satp, zero
-    EXPECT_ILLEGAL_IN PRV_S, 22, csrrs a0, satp, zero
-    EXPECT_ILLEGAL_IN PRV_S, 23, sfence.vma
-    EXPECT_ILLEGAL_IN PRV_S, 24, sfence.vma a0, zero
+    EXPECT_ILLEGAL_IN(PRV_S, 20, csrr a0, satp)
+    EXPECT_ILLEGAL_IN(PRV_S, 21, csrw satp, zero)
+    EXPECT_ILLEGAL_IN(PRV_S, 22, csrrs a0, satp, zero)
+    EXPECT_ILLEGAL_IN(PRV_S, 23, sfence.vma)
+    EXPECT_ILLEGAL_IN(PRV_S, 24, sfence.vma a0, zero)
     TESTNUM 25                          /* M is unaffected */
     csrr a0, satp
     csrw satp, zero
     sfence.vma
     li t0, MSTATUS_TVM
     csrc mstatus, t0
-    RUN_IN PRV_S, 26, csrr a0, satp; csrw satp, zero; sfence.vma; sfence.vma a0, a1
+    RUN_IN(PRV_S, 26, csrr a0, satp; csrw satp, zero; sfence.vma; sfence.vma a0, a1)
 
     j pass

@@ -68,32 +68,32 @@ test_main:
     FAIL "instret far above the value written to minstret"
 2:
     /* ---- RV32-only high halves are not CSRs on RV64 ---- */
-    EXPECT_ILLEGAL 6, csrr a0, cycleh
-    EXPECT_ILLEGAL 7, csrr a0, timeh
-    EXPECT_ILLEGAL 8, csrr a0, instreth
-    EXPECT_ILLEGAL 9, csrr a0, mcycleh
+    EXPECT_ILLEGAL(6, csrr a0, cycleh)
+    EXPECT_ILLEGAL(7, csrr a0, timeh)
+    EXPECT_ILLEGAL(8, csrr a0, instreth)
+    EXPECT_ILLEGAL(9, csrr a0, mcycleh)
 
     /* ---- S-mode: gated by mcounteren ---- */
     csrw mcounteren, zero
     csrw scounteren, zero
-    EXPECT_ILLEGAL_IN PRV_S, 10, rdcycle a0
-    EXPECT_ILLEGAL_IN PRV_S, 11, rdtime a0
-    EXPECT_ILLEGAL_IN PRV_S, 12, rdinstret a0
+    EXPECT_ILLEGAL_IN(PRV_S, 10, rdcycle a0)
+    EXPECT_ILLEGAL_IN(PRV_S, 11, rdtime a0)
+    EXPECT_ILLEGAL_IN(PRV_S, 12, rdinstret a0)
     li t0, 1                            /* CY only */
     csrw mcounteren, t0
-    RUN_IN PRV_S, 13, rdcycle a0
-    EXPECT_ILLEGAL_IN PRV_S, 14, rdtime a0
-    EXPECT_ILLEGAL_IN PRV_S, 15, rdinstret a0
+    RUN_IN(PRV_S, 13, rdcycle a0)
+    EXPECT_ILLEGAL_IN(PRV_S, 14, rdtime a0)
+    EXPECT_ILLEGAL_IN(PRV_S, 15, rdinstret a0)
     li t0, 2                            /* TM only */
     csrw mcounteren, t0
-    EXPECT_ILLEGAL_IN PRV_S, 16, rdcycle a0
-    RUN_IN PRV_S, 17, rdtime a0
-    EXPECT_ILLEGAL_IN PRV_S, 18, rdinstret a0
+    EXPECT_ILLEGAL_IN(PRV_S, 16, rdcycle a0)
+    RUN_IN(PRV_S, 17, rdtime a0)
+    EXPECT_ILLEGAL_IN(PRV_S, 18, rdinstret a0)
     li t0, 4                            /* IR only */
     csrw mcounteren, t0
-    EXPECT_ILLEGAL_IN PRV_S, 19, rdcycle a0
-    EXPECT_ILLEGAL_IN PRV_S, 20, rdtime a0
-    RUN_IN PRV_S, 21, rdinstret a0
+    EXPECT_ILLEGAL_IN(PRV_S, 19, rdcycle a0)
+    EXPECT_ILLEGAL_IN(PRV_S, 20, rdtime a0)
+    RUN_IN(PRV_S, 21, rdinstret a0)
     li t0, 7
     csrw mcounteren, t0
     TESTNUM 22                          /* S reads the same counters M does */
@@ -111,7 +111,7 @@ test_main:
     CHECK_NE a2, 0
     TESTNUM 23                          /* scounteren does not affect S */
     csrw scounteren, zero
-    RUN_IN PRV_S, 24, rdcycle a0; rdtime a0; rdinstret a0
+    RUN_IN(PRV_S, 24, rdcycle a0; rdtime a0; rdinstret a0)
     TESTNUM 25                          /* M is never gated */
     csrw mcounteren, zero
     rdcycle a0
@@ -122,34 +122,34 @@ test_main:
     li t0, 7
     csrw mcounteren, t0
     csrw scounteren, zero
-    EXPECT_ILLEGAL_IN PRV_U, 30, rdcycle a0
-    EXPECT_ILLEGAL_IN PRV_U, 31, rdtime a0
-    EXPECT_ILLEGAL_IN PRV_U, 32, rdinstret a0
+    EXPECT_ILLEGAL_IN(PRV_U, 30, rdcycle a0)
+    EXPECT_ILLEGAL_IN(PRV_U, 31, rdtime a0)
+    EXPECT_ILLEGAL_IN(PRV_U, 32, rdinstret a0)
     li t0, 7
     csrw scounteren, t0
     csrw mcounteren, zero
-    EXPECT_ILLEGAL_IN PRV_U, 33, rdcycle a0
-    EXPECT_ILLEGAL_IN PRV_U, 34, rdtime a0
-    EXPECT_ILLEGAL_IN PRV_U, 35, rdinstret a0
+    EXPECT_ILLEGAL_IN(PRV_U, 33, rdcycle a0)
+    EXPECT_ILLEGAL_IN(PRV_U, 34, rdtime a0)
+    EXPECT_ILLEGAL_IN(PRV_U, 35, rdinstret a0)
     li t0, 7
     csrw mcounteren, t0
-    RUN_IN PRV_U, 36, rdcycle a0; rdtime a0; rdinstret a0
+    RUN_IN(PRV_U, 36, rdcycle a0; rdtime a0; rdinstret a0)
     li t0, 2                            /* per bit: TM in both */
     csrw scounteren, t0
-    RUN_IN PRV_U, 37, rdtime a0
-    EXPECT_ILLEGAL_IN PRV_U, 38, rdcycle a0
-    EXPECT_ILLEGAL_IN PRV_U, 39, rdinstret a0
+    RUN_IN(PRV_U, 37, rdtime a0)
+    EXPECT_ILLEGAL_IN(PRV_U, 38, rdcycle a0)
+    EXPECT_ILLEGAL_IN(PRV_U, 39, rdinstret a0)
     li t0, 5
     csrw scounteren, t0
     li t0, 1
     csrw mcounteren, t0
-    RUN_IN PRV_U, 40, rdcycle a0
-    EXPECT_ILLEGAL_IN PRV_U, 41, rdinstret a0
-    EXPECT_ILLEGAL_IN PRV_U, 42, rdtime a0
+    RUN_IN(PRV_U, 40, rdcycle a0)
+    EXPECT_ILLEGAL_IN(PRV_U, 41, rdinstret a0)
+    EXPECT_ILLEGAL_IN(PRV_U, 42, rdtime a0)
     /* U cannot write the counter-enable registers either */
-    EXPECT_ILLEGAL_IN PRV_U, 43, csrw scounteren, zero
-    EXPECT_ILLEGAL_IN PRV_S, 44, csrw mcounteren, zero
-    RUN_IN PRV_S, 45, csrw scounteren, zero
+    EXPECT_ILLEGAL_IN(PRV_U, 43, csrw scounteren, zero)
+    EXPECT_ILLEGAL_IN(PRV_S, 44, csrw mcounteren, zero)
+    RUN_IN(PRV_S, 45, csrw scounteren, zero)
     CHECK_CSR scounteren, 0
 
     csrw mcounteren, zero

@@ -90,10 +90,10 @@ test_main:
     CHECK_EQ a0, 0
     rdcycle a0
     rdinstret a0
-    EXPECT_ILLEGAL 21, csrw cycle, a0
-    EXPECT_ILLEGAL 22, csrrw a0, mvendorid, zero
-    EXPECT_ILLEGAL 23, csrrwi x0, mhartid, 1
-    EXPECT_ILLEGAL 24, csrrs a0, marchid, a1         /* rs1 != x0: a write */
+    EXPECT_ILLEGAL(21, csrw cycle, a0)
+    EXPECT_ILLEGAL(22, csrrw a0, mvendorid, zero)
+    EXPECT_ILLEGAL(23, csrrwi x0, mhartid, 1)
+    EXPECT_ILLEGAL(24, csrrs a0, marchid, a1)         /* rs1 != x0: a write */
     /* rs1 != x0 holding zero still writes: QEMU 7.2 looks at the value instead and does
      * not trap (tolerated on QEMU only) */
     TESTNUM 25
@@ -106,36 +106,36 @@ test_main:
 1:  CHECK_MCAUSE CAUSE_ILLEGAL
     CHECK_MEPC 2b
 3:
-    EXPECT_ILLEGAL 26, csrrsi a0, mhartid, 1
-    EXPECT_ILLEGAL 27, csrrci a0, mvendorid, 4
-    EXPECT_ILLEGAL 28, csrw instret, a0
-    EXPECT_ILLEGAL 29, csrw time, a0
-    EXPECT_ILLEGAL 30, csrrw x0, 0xf14, x0           /* mhartid by number */
+    EXPECT_ILLEGAL(26, csrrsi a0, mhartid, 1)
+    EXPECT_ILLEGAL(27, csrrci a0, mvendorid, 4)
+    EXPECT_ILLEGAL(28, csrw instret, a0)
+    EXPECT_ILLEGAL(29, csrw time, a0)
+    EXPECT_ILLEGAL(30, csrrw x0, 0xf14, x0)           /* mhartid by number */
 
     /* ---- CSR numbers nobody implements ---- */
-    EXPECT_ILLEGAL 40, csrr a0, 0x0ff
-    EXPECT_ILLEGAL 41, csrw 0x4ff, a0
-    EXPECT_ILLEGAL 42, csrrs a0, 0x7ff, x0
-    EXPECT_ILLEGAL 43, csrr a0, 0xbff
-    EXPECT_ILLEGAL 44, csrr a0, 0x8ff
+    EXPECT_ILLEGAL(40, csrr a0, 0x0ff)
+    EXPECT_ILLEGAL(41, csrw 0x4ff, a0)
+    EXPECT_ILLEGAL(42, csrrs a0, 0x7ff, x0)
+    EXPECT_ILLEGAL(43, csrr a0, 0xbff)
+    EXPECT_ILLEGAL(44, csrr a0, 0x8ff)
 
     /* ---- privilege: S may not touch M CSRs, U may not touch S or M CSRs ---- */
-    EXPECT_ILLEGAL_IN PRV_S, 50, csrr a0, mstatus
-    EXPECT_ILLEGAL_IN PRV_S, 51, csrw mscratch, a0
-    EXPECT_ILLEGAL_IN PRV_S, 52, csrr a0, mhartid
-    EXPECT_ILLEGAL_IN PRV_S, 53, csrr a0, mepc
-    EXPECT_ILLEGAL_IN PRV_S, 54, csrs mie, a0
-    EXPECT_ILLEGAL_IN PRV_S, 55, csrr a0, misa
-    EXPECT_ILLEGAL_IN PRV_S, 56, csrr a0, pmpcfg0
-    EXPECT_ILLEGAL_IN PRV_U, 57, csrr a0, sstatus
-    EXPECT_ILLEGAL_IN PRV_U, 58, csrr a0, sscratch
-    EXPECT_ILLEGAL_IN PRV_U, 59, csrw stvec, a0
-    EXPECT_ILLEGAL_IN PRV_U, 60, csrr a0, mstatus
-    EXPECT_ILLEGAL_IN PRV_U, 61, csrr a0, satp
-    RUN_IN PRV_S, 62, csrr a0, sscratch; csrw sscratch, a0
-    RUN_IN PRV_S, 63, csrr a0, sstatus
-    RUN_IN PRV_S, 64, csrr a0, stvec; csrr a1, sepc; csrr a2, scause; csrr a3, stval; csrr a4, sie; csrr a5, sip
-    RUN_IN PRV_U, 65, csrr a0, fcsr
+    EXPECT_ILLEGAL_IN(PRV_S, 50, csrr a0, mstatus)
+    EXPECT_ILLEGAL_IN(PRV_S, 51, csrw mscratch, a0)
+    EXPECT_ILLEGAL_IN(PRV_S, 52, csrr a0, mhartid)
+    EXPECT_ILLEGAL_IN(PRV_S, 53, csrr a0, mepc)
+    EXPECT_ILLEGAL_IN(PRV_S, 54, csrs mie, a0)
+    EXPECT_ILLEGAL_IN(PRV_S, 55, csrr a0, misa)
+    EXPECT_ILLEGAL_IN(PRV_S, 56, csrr a0, pmpcfg0)
+    EXPECT_ILLEGAL_IN(PRV_U, 57, csrr a0, sstatus)
+    EXPECT_ILLEGAL_IN(PRV_U, 58, csrr a0, sscratch)
+    EXPECT_ILLEGAL_IN(PRV_U, 59, csrw stvec, a0)
+    EXPECT_ILLEGAL_IN(PRV_U, 60, csrr a0, mstatus)
+    EXPECT_ILLEGAL_IN(PRV_U, 61, csrr a0, satp)
+    RUN_IN(PRV_S, 62, csrr a0, sscratch; csrw sscratch, a0)
+    RUN_IN(PRV_S, 63, csrr a0, sstatus)
+    RUN_IN(PRV_S, 64, csrr a0, stvec; csrr a1, sepc; csrr a2, scause; csrr a3, stval; csrr a4, sie; csrr a5, sip)
+    RUN_IN(PRV_U, 65, csrr a0, fcsr)
     TESTNUM 66                          /* S CSR values written in S are visible in M */
     li a1, 0x5a5a
     EXPECT_MTRAP 1f
