@@ -72,6 +72,16 @@ void hart_exec(struct hart *h, int budget)
         RV_OPS(RV_LABEL)
 #undef RV_LABEL
     };
+    /* Compressed variants (see H2 below). */
+    static const void *const LC[RV_OP_COUNT] = {
+#define RV_CLABEL(n) [RV_OP_##n] = &&opc_##n,
+        RV_CLABEL(NOP) RV_CLABEL(LI) RV_CLABEL(MV) RV_CLABEL(JAL) RV_CLABEL(JALR)
+        RV_CLABEL(BEQ) RV_CLABEL(BNE) RV_CLABEL(LW) RV_CLABEL(LD) RV_CLABEL(SW) RV_CLABEL(SD)
+        RV_CLABEL(ADDI) RV_CLABEL(SLLI) RV_CLABEL(SRLI) RV_CLABEL(SRAI) RV_CLABEL(ANDI)
+        RV_CLABEL(ADD) RV_CLABEL(SUB) RV_CLABEL(XOR) RV_CLABEL(OR) RV_CLABEL(AND)
+        RV_CLABEL(ADDIW) RV_CLABEL(SUBW) RV_CLABEL(ADDW) RV_CLABEL(FLD) RV_CLABEL(FSD)
+#undef RV_CLABEL
+    };
     uint64_t *const x = h->x;
     const uint64_t key = h->tlb_key;
     struct tlb_entry *const tr = h->tlb[h->tlbi_data].e[ACC_R];
@@ -85,12 +95,12 @@ void hart_exec(struct hart *h, int budget)
     uint64_t icnt = 0;
 
 #define PC_OF(p)  (vbase + ((uint64_t)((p) - ins0) << 1))
-#define NEXT_PC() (PC_OF(i) + ((uint64_t)i->step << 1))
+#define NEXT_PC() (PC_OF(i) + (S << 1))
 #define DISPATCH() goto *i->h
 #define NEXT()                                                                                     \
     do {                                                                                           \
         icnt++;                                                                                    \
-        i += i->step;                                                                              \
+        i += S;                                                                                    \
         DISPATCH();                                                                                \
     } while (0)
 #define JUMP(target)                                                                               \
@@ -119,6 +129,21 @@ void hart_exec(struct hart *h, int budget)
 #define RS1 x[i->rs1]
 #define RS2 x[i->rs2]
 #define IMM ((int64_t)i->imm)
+
+    /* Handlers: op_X runs a 4-byte encoding, opc_X (only for operations a compressed
+     * instruction can expand to) a 2-byte one. S, the length in halfwords, is a constant in
+     * each, so stepping to the next slot does not wait on a load. */
+#define H4(name, ...)                                                                              \
+    op_##name : {                                                                                  \
+        enum { S = 2 };                                                                            \
+        __VA_ARGS__                                                                                \
+    }
+#define H2(name, ...)                                                                              \
+    H4(name, __VA_ARGS__)                                                                          \
+    opc_##name : {                                                                                 \
+        enum { S = 1 };                                                                            \
+        __VA_ARGS__                                                                                \
+    }
 
     goto newpc;
 
@@ -182,8 +207,7 @@ op_DECODE: {
     i->rd = d.rd;
     i->rs1 = d.rs1;
     i->rs2 = d.rs2;
-    i->step = d.len >> 1;
-    i->h = L[d.op];
+    i->h = (d.len == 2 && LC[d.op]) ? LC[d.op] : L[d.op];
     DISPATCH();
 }
 
@@ -199,9 +223,9 @@ op_CROSS: { /* a 32-bit instruction whose upper half is on the next page */
     struct rv_decoded d;
     rv_decode((uint32_t)lo | ((uint32_t)hi << 16), &d);
     struct dinsn *t = h->tmp;
-    /* Slot 2 (pc + 4) continues after it; step stays 2 so link values are right. */
-    t[0] = (struct dinsn){L[d.op], d.imm, d.rd, d.rs1, d.rs2, 2};
-    t[1] = t[2] = (struct dinsn){L[RV_OP_TMP_END], 0, 0, 0, 0, 1};
+    /* A 4-byte handler steps two slots: slot 2 (pc + 4) continues after it. */
+    t[0] = (struct dinsn){L[d.op], d.imm, d.rd, d.rs1, d.rs2};
+    t[1] = t[2] = (struct dinsn){L[RV_OP_TMP_END], 0, 0, 0, 0};
     ins0 = t;
     vbase = ipc;
     cur_vpn = ~0ull;
@@ -217,40 +241,23 @@ op_PAGE_END:
 
 op_ILLEGAL:
     EXC(EXC_ILLEGAL_INSN, (uint32_t)i->imm);
-op_NOP:
-op_FENCE:
-    NEXT();
-op_LI:
-    RD = (uint64_t)IMM;
-    NEXT();
-op_MV:
-    RD = RS1;
-    NEXT();
-op_AUIPC:
-    RD = PC_OF(i) + (uint64_t)IMM;
-    NEXT();
-op_JAL: {
-    uint64_t cur = PC_OF(i);
-    RD = cur + ((uint64_t)i->step << 1);
-    JUMP(cur + (uint64_t)IMM);
-}
-op_JALR: {
-    uint64_t t = (RS1 + (uint64_t)IMM) & ~1ull;
-    RD = NEXT_PC();
-    JUMP(t);
-}
-#define BRANCH(name, cond)                                                                         \
-    op_##name : if (cond) JUMP(PC_OF(i) + (uint64_t)IMM);                                          \
-    NEXT();
-    BRANCH(BEQ, RS1 == RS2)
-    BRANCH(BNE, RS1 != RS2)
-    BRANCH(BLT, (int64_t)RS1 < (int64_t)RS2)
-    BRANCH(BGE, (int64_t)RS1 >= (int64_t)RS2)
-    BRANCH(BLTU, RS1 < RS2)
-    BRANCH(BGEU, RS1 >= RS2)
+    H2(NOP, NEXT();)
+    H4(FENCE, NEXT();)
+    H2(LI, RD = (uint64_t)IMM; NEXT();)
+    H2(MV, RD = RS1; NEXT();)
+    H4(AUIPC, RD = PC_OF(i) + (uint64_t)IMM; NEXT();)
+    H2(JAL, uint64_t cur = PC_OF(i); RD = cur + (S << 1); JUMP(cur + (uint64_t)IMM);)
+    H2(JALR, uint64_t t = (RS1 + (uint64_t)IMM) & ~1ull; RD = NEXT_PC(); JUMP(t);)
+#define BRANCH(H, name, cond) H(name, if (cond) JUMP(PC_OF(i) + (uint64_t)IMM); NEXT();)
+    BRANCH(H2, BEQ, RS1 == RS2)
+    BRANCH(H2, BNE, RS1 != RS2)
+    BRANCH(H4, BLT, (int64_t)RS1 < (int64_t)RS2)
+    BRANCH(H4, BGE, (int64_t)RS1 >= (int64_t)RS2)
+    BRANCH(H4, BLTU, RS1 < RS2)
+    BRANCH(H4, BGEU, RS1 >= RS2)
 
-#define LOAD(name, type)                                                                           \
-    op_##name : {                                                                                  \
+#define LOAD(H, name, type)                                                                        \
+    H(name, {                                                                                      \
         uint64_t va = RS1 + (uint64_t)IMM;                                                         \
         struct tlb_entry *e = &tr[(va >> 12) & (TLB_SIZE - 1)];                                    \
         type v;                                                                                    \
@@ -265,14 +272,14 @@ op_JALR: {
         }                                                                                          \
         RD = (uint64_t)(int64_t)v;                                                                 \
         NEXT();                                                                                    \
-    }
-    LOAD(LB, int8_t)
-    LOAD(LH, int16_t)
-    LOAD(LW, int32_t)
-    LOAD(LD, int64_t)
-    LOAD(LBU, uint8_t)
-    LOAD(LHU, uint16_t)
-    LOAD(LWU, uint32_t)
+    })
+    LOAD(H4, LB, int8_t)
+    LOAD(H4, LH, int16_t)
+    LOAD(H2, LW, int32_t)
+    LOAD(H2, LD, int64_t)
+    LOAD(H4, LBU, uint8_t)
+    LOAD(H4, LHU, uint16_t)
+    LOAD(H4, LWU, uint32_t)
 
 #define STORE_VAL(type, val)                                                                       \
     do {                                                                                           \
@@ -287,47 +294,38 @@ op_JALR: {
                 EXC((uint64_t)c, va);                                                              \
         }                                                                                          \
     } while (0)
-op_SB:
-    STORE_VAL(uint8_t, RS2);
-    NEXT();
-op_SH:
-    STORE_VAL(uint16_t, RS2);
-    NEXT();
-op_SW:
-    STORE_VAL(uint32_t, RS2);
-    NEXT();
-op_SD:
-    STORE_VAL(uint64_t, RS2);
-    NEXT();
+    H4(SB, STORE_VAL(uint8_t, RS2); NEXT();)
+    H4(SH, STORE_VAL(uint16_t, RS2); NEXT();)
+    H2(SW, STORE_VAL(uint32_t, RS2); NEXT();)
+    H2(SD, STORE_VAL(uint64_t, RS2); NEXT();)
 
-#define ALU(name, expr)                                                                            \
-    op_##name : RD = (expr);                                                                       \
-    NEXT();
-    ALU(ADDI, RS1 + (uint64_t)IMM)
+#define ALU(name, expr)  H4(name, RD = (expr); NEXT();)
+#define ALU2(name, expr) H2(name, RD = (expr); NEXT();)
+    ALU2(ADDI, RS1 + (uint64_t)IMM)
     ALU(SLTI, (int64_t)RS1 < IMM)
     ALU(SLTIU, RS1 < (uint64_t)IMM)
     ALU(XORI, RS1 ^ (uint64_t)IMM)
     ALU(ORI, RS1 | (uint64_t)IMM)
-    ALU(ANDI, RS1 & (uint64_t)IMM)
-    ALU(SLLI, RS1 << i->imm)
-    ALU(SRLI, RS1 >> i->imm)
-    ALU(SRAI, (uint64_t)((int64_t)RS1 >> i->imm))
-    ALU(ADD, RS1 + RS2)
-    ALU(SUB, RS1 - RS2)
+    ALU2(ANDI, RS1 & (uint64_t)IMM)
+    ALU2(SLLI, RS1 << i->imm)
+    ALU2(SRLI, RS1 >> i->imm)
+    ALU2(SRAI, (uint64_t)((int64_t)RS1 >> i->imm))
+    ALU2(ADD, RS1 + RS2)
+    ALU2(SUB, RS1 - RS2)
     ALU(SLL, RS1 << (RS2 & 63))
     ALU(SLT, (int64_t)RS1 < (int64_t)RS2)
     ALU(SLTU, RS1 < RS2)
-    ALU(XOR, RS1 ^ RS2)
+    ALU2(XOR, RS1 ^ RS2)
     ALU(SRL, RS1 >> (RS2 & 63))
     ALU(SRA, (uint64_t)((int64_t)RS1 >> (RS2 & 63)))
-    ALU(OR, RS1 | RS2)
-    ALU(AND, RS1 & RS2)
-    ALU(ADDIW, sx32(RS1 + (uint64_t)IMM))
+    ALU2(OR, RS1 | RS2)
+    ALU2(AND, RS1 & RS2)
+    ALU2(ADDIW, sx32(RS1 + (uint64_t)IMM))
     ALU(SLLIW, sx32((uint32_t)RS1 << i->imm))
     ALU(SRLIW, sx32((uint32_t)RS1 >> i->imm))
     ALU(SRAIW, (uint64_t)(int64_t)((int32_t)RS1 >> i->imm))
-    ALU(ADDW, sx32(RS1 + RS2))
-    ALU(SUBW, sx32(RS1 - RS2))
+    ALU2(ADDW, sx32(RS1 + RS2))
+    ALU2(SUBW, sx32(RS1 - RS2))
     ALU(SLLW, sx32((uint32_t)RS1 << (RS2 & 31)))
     ALU(SRLW, sx32((uint32_t)RS1 >> (RS2 & 31)))
     ALU(SRAW, (uint64_t)(int64_t)((int32_t)RS1 >> (RS2 & 31)))
@@ -397,9 +395,7 @@ op_SD:
     ALU(BSET, RS1 | (1ull << (RS2 & 63)))
     ALU(BSETI, RS1 | (1ull << i->imm))
 
-op_FENCE_I:
-    dcache_flush(h);
-    RETIRE_AND_LEAVE(NEXT_PC());
+    H4(FENCE_I, dcache_flush(h); RETIRE_AND_LEAVE(NEXT_PC());)
 op_ECALL:
     EXC(h->priv == PRV_U ? EXC_ECALL_U : h->priv == PRV_S ? EXC_ECALL_S : EXC_ECALL_M, 0);
 op_EBREAK:
@@ -422,15 +418,15 @@ op_WFI:
     if (h->priv == PRV_U || (h->priv == PRV_S && (h->mstatus & MSTATUS_TW)))
         EXC(EXC_ILLEGAL_INSN, 0x10500073);
     h->wfi = true;
-    RETIRE_AND_LEAVE(NEXT_PC());
+    RETIRE_AND_LEAVE(PC_OF(i) + 4);
 op_SFENCE_VMA:
     if (h->priv == PRV_U || (h->priv == PRV_S && (h->mstatus & MSTATUS_TVM)))
         EXC(EXC_ILLEGAL_INSN, 0x12000073u | ((uint32_t)i->rs1 << 15) | ((uint32_t)i->rs2 << 20));
     tlb_flush_all(h);
-    RETIRE_AND_LEAVE(NEXT_PC());
+    RETIRE_AND_LEAVE(PC_OF(i) + 4);
 
 #define CSR_OP(name, op, funct3, srcval, is_write)                                                 \
-    op_##name : {                                                                                  \
+    H4(name, {                                                                                     \
         uint64_t old;                                                                              \
         bool wr = (is_write);                                                                      \
         h->instret += icnt; /* exact instret for reads of instret/cycle */                         \
@@ -442,7 +438,7 @@ op_SFENCE_VMA:
         if (wr)                                                                                    \
             RETIRE_AND_LEAVE(NEXT_PC());                                                           \
         NEXT();                                                                                    \
-    }
+    })
     CSR_OP(CSRRW, 0, 1, RS1, true)
     CSR_OP(CSRRS, 1, 2, RS1, i->rs1 != 0)
     CSR_OP(CSRRC, 2, 3, RS1, i->rs1 != 0)
@@ -452,7 +448,7 @@ op_SFENCE_VMA:
 
     /* A: LR/SC as load-reserved + compare-and-swap against the reserved value. */
 #define LR_OP(name, type, ext)                                                                     \
-    op_##name : {                                                                                  \
+    H4(name, {                                                                                  \
         uint64_t va = RS1;                                                                         \
         void *p;                                                                                   \
         int c = mem_atomic_ptr(h, va, sizeof(type), true, &p);                                     \
@@ -464,9 +460,9 @@ op_SFENCE_VMA:
         h->res_valid = true;                                                                       \
         RD = v;                                                                                    \
         NEXT();                                                                                    \
-    }
+    })
 #define SC_OP(name, type)                                                                          \
-    op_##name : {                                                                                  \
+    H4(name, {                                                                                  \
         uint64_t va = RS1;                                                                         \
         void *p;                                                                                   \
         int c = mem_atomic_ptr(h, va, sizeof(type), false, &p);                                    \
@@ -481,7 +477,7 @@ op_SFENCE_VMA:
         h->res_valid = false;                                                                      \
         RD = ok ? 0 : 1;                                                                           \
         NEXT();                                                                                    \
-    }
+    })
 #define EXT_W(v) sx32(v)
 #define EXT_D(v) (uint64_t)(v)
     LR_OP(LR_W, uint32_t, EXT_W)
@@ -496,14 +492,14 @@ op_SFENCE_VMA:
     if (c)                                                                                         \
         EXC((uint64_t)c, va);
 #define AMO_FETCH(name, type, fn, ext)                                                             \
-    op_##name : {                                                                                  \
+    H4(name, {                                                                                  \
         AMO_PTR(sizeof(type))                                                                      \
         type old = fn((type *)p, (type)RS2, __ATOMIC_SEQ_CST);                                     \
         RD = ext(old);                                                                             \
         NEXT();                                                                                    \
-    }
+    })
 #define AMO_CAS(name, type, stype, expr, ext)                                                      \
-    op_##name : {                                                                                  \
+    H4(name, {                                                                                  \
         AMO_PTR(sizeof(type))                                                                      \
         type src = (type)RS2, old = __atomic_load_n((type *)p, __ATOMIC_RELAXED), nv;              \
         do {                                                                                       \
@@ -512,7 +508,7 @@ op_SFENCE_VMA:
                                               __ATOMIC_RELAXED));                                  \
         RD = ext(old);                                                                             \
         NEXT();                                                                                    \
-    }
+    })
     AMO_FETCH(AMOSWAP_W, uint32_t, __atomic_exchange_n, EXT_W)
     AMO_FETCH(AMOADD_W, uint32_t, __atomic_fetch_add, EXT_W)
     AMO_FETCH(AMOXOR_W, uint32_t, __atomic_fetch_xor, EXT_W)
@@ -536,7 +532,7 @@ op_SFENCE_VMA:
 #define FP_CHECK(enc)                                                                              \
     if (unlikely(!(h->mstatus & MSTATUS_FS)))                                                      \
         EXC(EXC_ILLEGAL_INSN, 0);
-op_FLW: {
+    H4(FLW, {
     FP_CHECK();
     uint64_t va = RS1 + (uint64_t)IMM;
     uint64_t v;
@@ -553,8 +549,8 @@ op_FLW: {
     h->fp.f[i->rd] = fpu_box32((uint32_t)v);
     h->mstatus |= FS_DIRTY;
     NEXT();
-}
-op_FLD: {
+    })
+    H2(FLD, {
     FP_CHECK();
     uint64_t va = RS1 + (uint64_t)IMM;
     uint64_t v;
@@ -569,20 +565,13 @@ op_FLD: {
     h->fp.f[i->rd] = v;
     h->mstatus |= FS_DIRTY;
     NEXT();
-}
-op_FSW:
-    FP_CHECK();
-    STORE_VAL(uint32_t, h->fp.f[i->rs2]);
-    NEXT();
-op_FSD:
-    FP_CHECK();
-    STORE_VAL(uint64_t, h->fp.f[i->rs2]);
-    NEXT();
-op_FPU:
-    if (unlikely(!(h->mstatus & MSTATUS_FS)) || fpu_exec(&h->fp, x, (uint32_t)i->imm) != 0)
+    })
+    H4(FSW, FP_CHECK(); STORE_VAL(uint32_t, h->fp.f[i->rs2]); NEXT();)
+    H2(FSD, FP_CHECK(); STORE_VAL(uint64_t, h->fp.f[i->rs2]); NEXT();)
+    H4(FPU, if (unlikely(!(h->mstatus & MSTATUS_FS)) || fpu_exec(&h->fp, x, (uint32_t)i->imm) != 0)
         EXC(EXC_ILLEGAL_INSN, (uint32_t)i->imm);
     h->mstatus |= FS_DIRTY;
-    NEXT();
+    NEXT();)
 
 out:
     h->instret += icnt;

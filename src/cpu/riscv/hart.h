@@ -96,7 +96,6 @@ struct dinsn {
     const void *h;  /* handler (computed-goto label) */
     int32_t imm;    /* immediate, CSR number or raw encoding, per handler */
     uint8_t rd, rs1, rs2;
-    uint8_t step;   /* 1 for a 2-byte instruction, 2 for a 4-byte one */
 };
 #define DPAGE_SLOTS 2048
 struct dpage {
