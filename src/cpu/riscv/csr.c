@@ -171,7 +171,8 @@ int csr_access(struct hart *h, unsigned csr, int op, uint64_t val, bool write, u
     case CSR_STVAL: cur = h->stval; break;
     case CSR_SIP: cur = hart_mip(h) & h->mideleg; break;
     case CSR_STIMECMP:
-        if (h->priv < PRV_M && !(h->menvcfg & MENVCFG_STCE))
+        /* Sstc: below M, needs menvcfg.STCE and mcounteren.TM */
+        if (h->priv < PRV_M && (!(h->menvcfg & MENVCFG_STCE) || !(h->mcounteren & 2)))
             return EXC_ILLEGAL_INSN;
         cur = h->stimecmp;
         break;
