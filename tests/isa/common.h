@@ -540,6 +540,19 @@
 .Lwaitc_done\@:
 .endm
 
+/* Wait (at most 2 s) until (csr & mask) == 0. Clobbers t4-t6. */
+.macro WAIT_CSR_CLEAR csr, mask, msg
+    DEADLINE_START
+.Lwaitz\@:
+    csrr t5, \csr
+    li t6, \mask
+    and t5, t5, t6
+    beqz t5, .Lwaitz_done\@
+    DEADLINE_CHECK "\msg"
+    j .Lwaitz\@
+.Lwaitz_done\@:
+.endm
+
 /* Wait (at most 2 s) until the 64-bit word at symbol `sym` reaches `val` (unsigned >=).
  * Clobbers t3-t6. */
 .macro WAIT_WORD_GE sym, val, msg

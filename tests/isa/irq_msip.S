@@ -17,8 +17,7 @@ test_main:
     sw t0, 0(s0)
     lw a0, 0(s0)
     CHECK_EQ a0, 1
-    csrr a0, mip
-    CHECK_MASKED a0, MIP_MSIP, MIP_MSIP
+    WAIT_CSR_SET mip, MIP_MSIP, "MSIP not pending after msip = 1"
     TESTNUM 2                           /* mip.MSIP is read-only */
     li t0, MIP_MSIP
     csrc mip, t0
@@ -35,8 +34,7 @@ test_main:
     CHECK_EQ a0, 1
     CHECK_MCAUSE CAUSE_INTR | IRQ_M_SOFT
     sw zero, 0(s0)
-    csrr a0, mip
-    CHECK_MASKED a0, MIP_MSIP, 0
+    WAIT_CSR_CLEAR mip, MIP_MSIP, "MSIP still pending after msip = 0"
     TESTNUM 4                           /* only bit 0 of msip exists */
     li t0, -2
     sw t0, 0(s0)
@@ -82,8 +80,7 @@ test_main:
 2:  ld a0, HD_MCOUNT(tp)                /* MIE = 0: no trap */
     CHECK_EQ a0, 0
     sw zero, 0(s0)
-    csrr a0, mip
-    CHECK_MASKED a0, MIP_MSIP, 0
+    WAIT_CSR_CLEAR mip, MIP_MSIP, "MSIP still pending after msip = 0"
     csrw mie, zero
 
     /* ---- several IPIs while masked collapse into one pending bit ---- */
@@ -92,8 +89,7 @@ test_main:
     li t1, 2
     sd t1, 0(t0)
     WAIT_WORD_GE h1_done, 2, "hart 1 did not finish"
-    csrr a0, mip
-    CHECK_MASKED a0, MIP_MSIP, MIP_MSIP
+    WAIT_CSR_SET mip, MIP_MSIP, "IPIs from hart 1 not pending"
     CLEAR_TRAPS
     li t0, MIP_MSIP
     csrs mie, t0

@@ -13,26 +13,26 @@ test_main:
     TESTNUM 1
     li t0, -1
     sd t0, 0(s1)
-    csrr a0, mip
-    CHECK_MASKED a0, MIP_MTIP, 0
-    sd zero, 0(s1)                      /* mtime >= 0: pending at once */
-    csrr a0, mip
-    CHECK_MASKED a0, MIP_MTIP, MIP_MTIP
+    WAIT_CSR_CLEAR mip, MIP_MTIP, "MTIP pending with mtimecmp = -1"
+    sd zero, 0(s1)                      /* mtime >= 0 */
+    WAIT_CSR_SET mip, MIP_MTIP, "MTIP not pending with mtimecmp = 0"
     li t0, -1
     sd t0, 0(s1)
-    csrr a0, mip
-    CHECK_MASKED a0, MIP_MTIP, 0
+    WAIT_CSR_CLEAR mip, MIP_MTIP, "MTIP stayed pending after mtimecmp moved to -1"
     TESTNUM 2                           /* software cannot set or clear MTIP */
     li t0, MIP_MTIP
     csrs mip, t0
     csrr a0, mip
     CHECK_MASKED a0, MIP_MTIP, 0
     sd zero, 0(s1)
+    WAIT_CSR_SET mip, MIP_MTIP, "MTIP not pending with mtimecmp = 0"
+    li t0, MIP_MTIP
     csrc mip, t0
     csrr a0, mip
     CHECK_MASKED a0, MIP_MTIP, MIP_MTIP
     li t0, -1
     sd t0, 0(s1)
+    WAIT_CSR_CLEAR mip, MIP_MTIP, "MTIP stayed pending after mtimecmp moved to -1"
 
     /* ---- becomes pending when mtime reaches mtimecmp ---- */
     TESTNUM 3
@@ -79,8 +79,7 @@ test_main:
     CHECK_MASKED a0, MIP_MTIP, MIP_MTIP
     li t0, -1
     sd t0, 0(s1)
-    csrr a0, mip
-    CHECK_MASKED a0, MIP_MTIP, 0
+    WAIT_CSR_CLEAR mip, MIP_MTIP, "MTIP stayed pending after mtimecmp moved to -1"
 
     /* ---- a future deadline, waited for with interrupts on ---- */
     TESTNUM 6
@@ -103,6 +102,7 @@ test_main:
     CLEAR_TRAPS
     csrci mstatus, MSTATUS_MIE
     sd zero, 0(s1)
+    WAIT_CSR_SET mip, MIP_MTIP, "MTIP not pending with mtimecmp = 0"
     li t0, MIP_MTIP
     csrs mie, t0
     EXPECT_MTRAP 1f
@@ -146,8 +146,7 @@ test_main:
     sd t0, 0(s1)
     lwu a0, 4(s1)
     CHECK_EQ a0, 0xffffffff
-    csrr a0, mip
-    CHECK_MASKED a0, MIP_MTIP, 0
+    WAIT_CSR_CLEAR mip, MIP_MTIP, "MTIP pending with mtimecmp = -1"
 
     csrw mie, zero
     j pass

@@ -38,6 +38,8 @@ test_main:
     sd zero, 0(s1)                      /* MTIP */
     li t0, MIP_SEIP | MIP_SSIP | MIP_STIP
     csrs mip, t0
+    WAIT_CSR_SET mip, MIP_MSIP, "MSIP not pending"
+    WAIT_CSR_SET mip, MIP_MTIP, "MTIP not pending"
     li t0, MIP_MSIP | MIP_MTIP | MIP_SEIP | MIP_SSIP | MIP_STIP
     csrw mie, t0
     csrsi mstatus, MSTATUS_MIE
@@ -108,6 +110,7 @@ test_main:
     li t0, MIP_SSIP | MIP_STIP
     csrw mie, t0
     sd zero, 0(s1)                      /* MTIP, not delegated */
+    WAIT_CSR_SET mip, MIP_MTIP, "MTIP not pending"
     li t0, MIP_MTIP
     csrs mie, t0
     EXPECT_MTRAP 1f

@@ -36,8 +36,7 @@ test_main:
     CHECK_MASKED a0, MIP_STIP, 0
     TESTNUM 4                           /* time >= 0 */
     csrw CSR_STIMECMP, zero
-    csrr a0, mip
-    CHECK_MASKED a0, MIP_STIP, MIP_STIP
+    WAIT_CSR_SET mip, MIP_STIP, "STIP not pending with stimecmp = 0"
     TESTNUM 5                           /* read-only now */
     li t0, MIP_STIP
     csrc mip, t0
@@ -45,6 +44,7 @@ test_main:
     CHECK_MASKED a0, MIP_STIP, MIP_STIP
     li t0, -1
     csrw CSR_STIMECMP, t0
+    WAIT_CSR_CLEAR mip, MIP_STIP, "STIP pending with stimecmp = -1"
     li t0, MIP_STIP
     csrs mip, t0
     csrr a0, mip
@@ -64,8 +64,7 @@ test_main:
     li t0, 100000000
     add a0, a1, t0
     csrw CSR_STIMECMP, a0
-    csrr a0, mip
-    CHECK_MASKED a0, MIP_STIP, 0
+    WAIT_CSR_CLEAR mip, MIP_STIP, "STIP stayed pending after stimecmp moved ahead"
 
     /* ---- S access: needs mcounteren.TM ---- */
     csrw mcounteren, zero
@@ -103,8 +102,7 @@ test_main:
     CHECK_EQ a0, MIP_STIP
     li t0, -1                           /* S clears it by moving stimecmp */
     csrw CSR_STIMECMP, t0
-    csrr a0, sip
-    CHECK_EQ a0, 0
+    WAIT_CSR_CLEAR sip, MIP_STIP, "STIP stayed pending after stimecmp = -1"
     ecall
 1:  CHECK_MCAUSE CAUSE_ECALL_S
     ld a0, HD_MICOUNT(tp)               /* never seen by M */
@@ -115,6 +113,7 @@ test_main:
     /* ---- delegated: taken in U whatever SIE says; not taken in M ---- */
     TESTNUM 21
     csrw CSR_STIMECMP, zero
+    WAIT_CSR_SET mip, MIP_STIP, "STIP not pending with stimecmp = 0"
     li t0, MIP_STIP
     csrs mie, t0
     CLEAR_TRAPS

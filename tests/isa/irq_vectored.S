@@ -23,6 +23,7 @@ test_main:
     sd zero, HIT(tp)
     li t0, 1
     sw t0, 0(s1)
+    WAIT_CSR_SET mip, MIP_MSIP, "MSIP not pending"
     li t0, MIP_MSIP
     csrw mie, t0
     csrsi mstatus, MSTATUS_MIE
@@ -36,6 +37,7 @@ test_main:
     TESTNUM 3                           /* machine timer -> entry 7 */
     sd zero, HIT(tp)
     sd zero, 0(s2)
+    WAIT_CSR_SET mip, MIP_MTIP, "MTIP not pending"
     li t0, MIP_MTIP
     csrw mie, t0
     csrsi mstatus, MSTATUS_MIE

@@ -76,6 +76,7 @@ _start:
 2:  sd t0, HD_HARTID(tp)
     /* QEMU reports its version in both marchid and mimpid (mvendorid 0): a few checks
      * tolerate documented QEMU 7.2 deviations from the spec only then (see README.md). */
+#ifndef NO_QEMU_QUIRKS
     csrr t1, mvendorid
     bnez t1, 3f
     csrr t1, marchid
@@ -85,6 +86,7 @@ _start:
     li t2, 1
     la t1, qemu_quirks
     sw t2, 0(t1)
+#endif
 3:  fence rw, rw
     la t1, boot_done
     li t2, 1
