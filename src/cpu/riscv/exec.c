@@ -82,6 +82,15 @@ void hart_exec(struct hart *h, int budget)
         RV_CLABEL(ADDIW) RV_CLABEL(SUBW) RV_CLABEL(ADDW) RV_CLABEL(FLD) RV_CLABEL(FSD)
 #undef RV_CLABEL
     };
+    /* Branches and jal whose target lies in the same page: imm holds the slot delta. */
+    static const void *const LL[RV_OP_COUNT] = {
+        [RV_OP_BEQ] = &&op_BEQ_L,   [RV_OP_BNE] = &&op_BNE_L,   [RV_OP_BLT] = &&op_BLT_L,
+        [RV_OP_BGE] = &&op_BGE_L,   [RV_OP_BLTU] = &&op_BLTU_L, [RV_OP_BGEU] = &&op_BGEU_L,
+        [RV_OP_JAL] = &&op_JAL_L,
+    };
+    static const void *const LCL[RV_OP_COUNT] = {
+        [RV_OP_BEQ] = &&opc_BEQ_L, [RV_OP_BNE] = &&opc_BNE_L, [RV_OP_JAL] = &&opc_JAL_L,
+    };
     uint64_t *const x = h->x;
     const uint64_t key = h->tlb_key;
     struct tlb_entry *const tr = h->tlb[h->tlbi_data].e[ACC_R];
@@ -108,6 +117,17 @@ void hart_exec(struct hart *h, int budget)
         pc = (target);                                                                             \
         icnt++;                                                                                    \
         goto jump;                                                                                 \
+    } while (0)
+    /* A taken branch to a slot of the same page (imm = slot delta). */
+#define LOCAL_JUMP()                                                                               \
+    do {                                                                                           \
+        icnt++;                                                                                    \
+        if (unlikely(--budget <= 0)) {                                                             \
+            h->pc = PC_OF(i) + ((uint64_t)IMM << 1);                                               \
+            goto out;                                                                              \
+        }                                                                                          \
+        i += i->imm;                                                                               \
+        DISPATCH();                                                                                \
     } while (0)
     /* Leave with the current instruction not retired and an exception raised. */
 #define EXC(cause, tval)                                                                           \
@@ -208,6 +228,10 @@ op_DECODE: {
     i->rs1 = d.rs1;
     i->rs2 = d.rs2;
     i->h = (d.len == 2 && LC[d.op]) ? LC[d.op] : L[d.op];
+    if (LL[d.op] && (uint64_t)((int64_t)off + d.imm) < 4096) {
+        i->imm = d.imm >> 1;
+        i->h = d.len == 2 ? LCL[d.op] : LL[d.op];
+    }
     DISPATCH();
 }
 
@@ -247,8 +271,11 @@ op_ILLEGAL:
     H2(MV, RD = RS1; NEXT();)
     H4(AUIPC, RD = PC_OF(i) + (uint64_t)IMM; NEXT();)
     H2(JAL, uint64_t cur = PC_OF(i); RD = cur + (S << 1); JUMP(cur + (uint64_t)IMM);)
+    H2(JAL_L, RD = PC_OF(i) + (S << 1); LOCAL_JUMP();)
     H2(JALR, uint64_t t = (RS1 + (uint64_t)IMM) & ~1ull; RD = NEXT_PC(); JUMP(t);)
-#define BRANCH(H, name, cond) H(name, if (cond) JUMP(PC_OF(i) + (uint64_t)IMM); NEXT();)
+#define BRANCH(H, name, cond)                                                                      \
+    H(name, if (cond) JUMP(PC_OF(i) + (uint64_t)IMM); NEXT();)                                     \
+    H(name##_L, if (cond) LOCAL_JUMP(); NEXT();)
     BRANCH(H2, BEQ, RS1 == RS2)
     BRANCH(H2, BNE, RS1 != RS2)
     BRANCH(H4, BLT, (int64_t)RS1 < (int64_t)RS2)
