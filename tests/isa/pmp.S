@@ -160,8 +160,8 @@ test_main:
     /* ---- an access that only partly matches an entry fails ---- */
     li a1, R7
     AF_IN(PRV_S, 50, CAUSE_LOAD_ACCESS, ld a0, 0(a1))    /* 8 bytes, entry covers 4 */
-    li a1, R7 - 4
-    AF_IN(PRV_S, 51, CAUSE_STORE_ACCESS, sd a0, 0(a1))
+    AF_IN(PRV_S, 51, CAUSE_STORE_ACCESS, sd a0, 0(a1))     /* (aligned: a misaligned one
+                                                           * may legally be split) */
     RUN_IN(PRV_S, 52, li a1, R7; lw a0, 0(a1); sw a0, 0(a1))
 
     /* ---- M is not restricted by unlocked entries ---- */
