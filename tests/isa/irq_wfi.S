@@ -1,5 +1,5 @@
 /* WFI (priv spec 3.3.3): it resumes when an interrupt is pending and enabled in mie/sie,
- * whatever the global enables (MIE/SIE) say; if the interrupt is then taken, xepc points
+ * whatever the global enables (MIE/SIE) and mideleg say; if the interrupt is then taken, xepc points
  * after the wfi. Every wait is bounded by mtime and loops around wfi, since wfi may also
  * return early. */
 #include "common.h"
@@ -133,6 +133,26 @@ test_main:
     CHECK_EQ a0, CAUSE_INTR | IRQ_M_TIMER
     li t0, -1
     sd t0, 0(s1)
+
+    /* ---- in M, an interrupt delegated to S (so never taken in M) still ends wfi ---- */
+    TESTNUM 6
+    li t0, MIP_SSIP
+    csrw mideleg, t0
+    csrs mip, t0
+    li t0, MIP_SSIP | MIP_MTIP          /* MTIP: a 1 s backstop, so a hang becomes a failure */
+    csrw mie, t0
+    TIMER_IN 10000000
+    CLEAR_TRAPS
+    csrsi mstatus, MSTATUS_MIE
+    wfi
+    csrci mstatus, MSTATUS_MIE
+    ld a0, HD_MCOUNT(tp)
+    CHECK_EQ a0, 0                      /* 1: only the backstop timer ended the wfi */
+    li t0, -1
+    sd t0, 0(s1)
+    li t0, MIP_SSIP
+    csrc mip, t0
+    csrw mideleg, zero
 
     csrw mie, zero
     csrw CSR_MENVCFG, zero
