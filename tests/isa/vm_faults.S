@@ -154,7 +154,6 @@ test_main:
     /* ---- reserved PTE bits (63:54 without Svpbmt/Svnapot in use) ---- */
     li a1, VA_RSV
     PF_IN(PRV_S, 70, CAUSE_LOAD_PAGE, a1, ld a0, 0(a1))
-1:
     /* ---- a pointer where a leaf must be ---- */
     li a1, VA_PTR0
     PF_IN(PRV_S, 71, CAUSE_LOAD_PAGE, a1, ld a0, 0(a1))
