@@ -4,8 +4,9 @@
 #   $CACHE/guest/default/modules -> the kernel's module tree (with modules.dep)
 # $CACHE = $VESSEL_CACHE, else $XDG_CACHE_HOME/vessel, else $HOME/.cache/vessel.
 #
-# Usage: guest/build.sh [--update] [--force]
+# Usage: guest/build.sh [--update] [--verify] [--force]
 #   --update  re-resolve package versions from the Debian archive (network)
+#   --verify  re-check the cached .debs against their recorded sha256
 #   --force   rebuild the outputs even if they look up to date
 # Warm cache: no network, no work, well under a second.
 set -euo pipefail
@@ -13,10 +14,10 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=guest/lib.sh
 . "$here/lib.sh"
 
-update=() force=0
+fetch_opts=() force=0
 for a in "$@"; do
     case "$a" in
-    --update) update=(--update) ;;
+    --update | --verify) fetch_opts+=("$a") ;;
     --force) force=1 ;;
     -h | --help)
         sed -n '2,11p' "$0"
@@ -33,7 +34,7 @@ mkdir -p "$G"
 exec 9>"$G/.lock"
 flock 9
 
-"$here/fetch.sh" "${update[@]}"
+"$here/fetch.sh" "${fetch_opts[@]}"
 manifest=$G/debs/manifest
 
 # Record of what the outputs are made of: the package set and our own scripts.

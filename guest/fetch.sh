@@ -4,31 +4,45 @@
 # archives and an empty dpkg status). The host's apt set-up is never modified and
 # nothing is installed: the .debs are only downloaded and later unpacked.
 #
-# Usage: guest/fetch.sh [--update]
+# Usage: guest/fetch.sh [--update] [--verify]
 #   Without --update, a complete earlier download ($CACHE/guest/debs/manifest) is
 #   reused as is (no network). --update re-reads the archive and takes the newest
-#   versions. Env: VESSEL_GUEST_SUITES (default "trixie forky sid": first whose
+#   versions. --verify re-checks the sha256 of the cached .debs (a mismatch
+#   downloads them again). Env: VESSEL_GUEST_SUITES (default "trixie forky sid": first whose
 #   index downloads and verifies), VESSEL_DEBIAN_MIRROR (default: host's apt config).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=guest/lib.sh
 . "$here/lib.sh"
 
-update=0
-[ "${1:-}" = "--update" ] && update=1
+update=0 verify=0
+for a in "$@"; do
+    case "$a" in
+    --update) update=1 ;;
+    --verify) verify=1 ;;
+    *) die "fetch.sh: unknown option $a" ;;
+    esac
+done
 
 CACHE=$(vessel_cache_dir)
 A=$CACHE/apt
 D=$CACHE/guest/debs
 manifest=$D/manifest
 
+# Every .deb of the manifest present. Their sha256 was checked when they were
+# downloaded (and apt checked them against the signed index); --verify re-checks.
 manifest_complete() {
     [ -f "$manifest" ] || return 1
     local name ver file sha
     while read -r name ver file sha; do
         case "$name" in '#'* | suite | mirror | release-date | '') continue ;; esac
-        [ -f "$D/$file" ] || return 1
-        [ "$(sha256sum <"$D/$file" | cut -d' ' -f1)" = "$sha" ] || return 1
+        [ -s "$D/$file" ] || return 1
+        if [ $verify -eq 1 ]; then
+            [ "$(sha256sum <"$D/$file" | cut -d' ' -f1)" = "$sha" ] || {
+                msg "$file does not match its recorded sha256"
+                return 1
+            }
+        fi
     done <"$manifest"
 }
 
@@ -77,6 +91,14 @@ vapt() {
 }
 
 suites=${VESSEL_GUEST_SUITES:-trixie forky sid}
+# With a manifest and no --update, fetch exactly the recorded versions again
+# (a .deb went missing or failed --verify): reproducible, no silent upgrade.
+pinned=()
+if [ $update -eq 0 ] && [ -f "$manifest" ]; then
+    suites=$(awk '$1=="suite"{print $2}' "$manifest")
+    mapfile -t pinned < <(awk 'NF==4 && $1!~/^#/ && $1!~/^(suite|mirror|release-date)$/{print $1 "=" $2}' "$manifest")
+    msg "re-fetching the recorded versions: ${pinned[*]}"
+fi
 suite=
 for s in $suites; do
     cat >"$A/etc/sources.list.d/guest.sources" <<EOS
@@ -105,13 +127,22 @@ release_date=$(sed -n 's/^Date: //p' "$A"/lists/*_dists_"${suite}"_InRelease 2>/
 # Newest candidate version of a package ("" if none).
 cand() { vapt apt-cache policy "$1" 2>/dev/null | awk '$1=="Candidate:"{print $2}'; }
 
-# The kernel metapackage depends on the versioned image package; follow it.
-kmeta_ver=$(cand linux-image-riscv64)
-kpkg=$(vapt apt-cache show "linux-image-riscv64=$kmeta_ver" | sed -n 's/^Depends: //p' | head -n1 |
-    tr ',|' '\n\n' | sed 's/^ *//; s/ .*//' | grep -E '^linux-image-[0-9].*-riscv64$' | head -n1)
-[ -n "$kpkg" ] || die "cannot find the kernel image package linux-image-riscv64 depends on"
-
-pkgs=("$kpkg" opensbi busybox-static)
+if [ ${#pinned[@]} -gt 0 ]; then
+    wanted=("${pinned[@]}")
+else
+    # The kernel metapackage depends on the versioned image package; follow it.
+    kmeta_ver=$(cand linux-image-riscv64)
+    kpkg=$(vapt apt-cache show "linux-image-riscv64=$kmeta_ver" | sed -n 's/^Depends: //p' |
+        head -n1 | tr ',|' '\n\n' | sed 's/^ *//; s/ .*//' |
+        grep -E '^linux-image-[0-9].*-riscv64$' | head -n1)
+    [ -n "$kpkg" ] || die "cannot find the kernel image package linux-image-riscv64 depends on"
+    wanted=()
+    for p in "$kpkg" opensbi busybox-static; do
+        v=$(cand "$p")
+        [ -n "$v" ] && [ "$v" != "(none)" ] || die "package $p not found in $suite/riscv64"
+        wanted+=("$p=$v")
+    done
+fi
 tmp=$(mktemp -d "$D/.dl.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 {
@@ -120,12 +151,12 @@ trap 'rm -rf "$tmp"' EXIT
     echo "mirror $mirror"
     echo "release-date $release_date"
 } >"$tmp/manifest"
-for p in "${pkgs[@]}"; do
-    v=$(cand "$p")
-    [ -n "$v" ] && [ "$v" != "(none)" ] || die "package $p not found in $suite/riscv64"
+for pv in "${wanted[@]}"; do
+    p=${pv%%=*} v=${pv#*=}
     msg "downloading $p $v"
     (cd "$tmp" && vapt apt-get -q download "$p=$v" </dev/null >"$A/log/download-$p.log" 2>&1) ||
-        die "download of $p=$v failed (see $A/log/download-$p.log)"
+        die "download of $p=$v failed (see $A/log/download-$p.log)$([ ${#pinned[@]} -gt 0 ] &&
+            echo "; if that version left the archive, run guest/build.sh --update")"
     f=$(cd "$tmp" && ls "${p}"_*.deb)
     echo "$p $v $f $(sha256sum <"$tmp/$f" | cut -d' ' -f1)" >>"$tmp/manifest"
 done

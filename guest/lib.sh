@@ -79,7 +79,9 @@ hash_inputs() {
         if [ -d "$p" ]; then
             (cd "$p" && find . -type f -o -type l | LC_ALL=C sort | while read -r x; do
                 printf '%s %s\n' "$x" "$(if [ -L "$x" ]; then readlink "$x"; else sha256sum <"$x" | cut -d' ' -f1; fi)"
-                printf '%s mode %s\n' "$x" "$(stat -c %a "$x")"
+                # Only the executable bit counts (as in git): the umask of the
+                # checkout must not change the result.
+                if [ -x "$x" ]; then printf '%s exec\n' "$x"; fi
             done)
         else
             printf '%s %s\n' "$(basename "$p")" "$(sha256sum <"$p" | cut -d' ' -f1)"

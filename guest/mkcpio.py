@@ -10,8 +10,10 @@ Spec lines ('#' starts a comment):
   file  NAME SRC MODE UID GID
   slink NAME TARGET MODE UID GID
   nod   NAME MODE UID GID c|b MAJOR MINOR
-  tree  NAME SRCDIR        (SRCDIR's contents under NAME; permission bits from
-                            the host, owner root; symlinks kept as links)
+  tree  NAME SRCDIR        (SRCDIR's contents under NAME, owner root; modes
+                            normalized as git does: directories 0755, files
+                            0755 if executable else 0644, so the umask of the
+                            checkout does not matter; symlinks kept as links)
 Missing parent directories are added (0755, root).
 
 usage: mkcpio.py [--gzip] [--mtime N] -o OUT SPEC...   (SPEC "-" = stdin)
@@ -59,7 +61,7 @@ class Archive:
             rel = os.path.relpath(root, src)
             base = name if rel == "." else (name + "/" + rel if name else rel)
             if rel != ".":
-                self.add(base, stat.S_IFDIR | (os.stat(root).st_mode & 0o7777), 0, 0)
+                self.add(base, stat.S_IFDIR | 0o755, 0, 0)
             for f in sorted(files + [d for d in dirs if os.path.islink(os.path.join(root, d))]):
                 path = os.path.join(root, f)
                 target = (base + "/" + f) if base else f
@@ -68,7 +70,8 @@ class Archive:
                     self.add(target, stat.S_IFLNK | 0o777, 0, 0, os.readlink(path).encode())
                 elif stat.S_ISREG(st.st_mode):
                     with open(path, "rb") as fh:
-                        self.add(target, stat.S_IFREG | (st.st_mode & 0o7777), 0, 0, fh.read())
+                        perm = 0o755 if st.st_mode & 0o111 else 0o644
+                        self.add(target, stat.S_IFREG | perm, 0, 0, fh.read())
                 else:
                     raise SystemExit(f"mkcpio: unsupported file type: {path}")
 

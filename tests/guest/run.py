@@ -500,7 +500,7 @@ class Suite:
         checks = ["boot", "reboot", "poweroff"]
 
         def body():
-            vm = self.boot(group, cpus=2, memory="512M")
+            vm = self.boot(group, cpus=1, memory="512M")
             try:
                 self.check_boot(vm)
                 yield ("boot", True, "")
@@ -521,7 +521,8 @@ class Suite:
         checks = ["boot", "exit"]
 
         def body():
-            argv = self.target.argv(cpus=1, memory="256M", no_reboot=True)
+            # Two harts: vessel must stop the secondary one too to exit.
+            argv = self.target.argv(cpus=2, memory="256M", no_reboot=True)
             vm = VM(argv, self.log_path(group))
             try:
                 self.check_boot(vm)
