@@ -18,7 +18,7 @@ ASAN_LIB  := $(LIBSRCS:%.c=build/asan/%.o)
 REL_UNIT  := $(UNITSRCS:%.c=build/rel/%.o)
 ASAN_UNIT := $(UNITSRCS:%.c=build/asan/%.o)
 
-.PHONY: all asan test unit unit-asan isa guest-cache clean format fuzz
+.PHONY: all asan test unit unit-asan isa guest-cache clean format fuzz run
 all: vessel
 
 vessel: $(REL_OBJS)
@@ -48,6 +48,25 @@ unit-asan: build/unit-tests-asan
 # Everything: set-up, unit tests (plain + sanitizers), ISA tests, guest tests.
 test:
 	./tests/run-all.sh
+
+# Install host packages, build vessel and the default guest, and boot it.
+run:
+	./scripts/setup-host.sh
+	./guest/build.sh
+	$(MAKE) vessel
+	./vessel run
+
+guest-cache:
+	./guest/build.sh
+
+# Bare-metal ISA tests against vessel (tests/isa/run.sh qemu runs them on QEMU).
+isa: vessel
+	./tests/isa/run.sh ./vessel
+
+# libFuzzer harnesses (clang); FUZZ_SECONDS per harness.
+FUZZ_SECONDS ?= 30
+fuzz:
+	./tests/fuzz/build.sh $(FUZZ_SECONDS)
 
 format:
 	clang-format -i $$(find src tests bench -name '*.c' -o -name '*.h' | grep -v '^tests/isa/.*\.S$$')

@@ -188,9 +188,9 @@ static int load_images(struct machine *m, char *err, size_t errlen)
         if (len > room) {
             free(data);
             errf(err, errlen,
-                 "initrd %s (%zu MiB) does not fit in guest memory (%llu MiB free after the "
+                 "initrd %s (%.1f MiB) does not fit in guest memory (%.1f MiB free after the "
                  "kernel); raise --memory",
-                 c->initrd, (size_t)(len / MIB), (unsigned long long)(room / MIB));
+                 c->initrd, (double)len / MIB, (double)room / MIB);
             return -E2BIG;
         }
         uint64_t start = ALIGN_UP(kernel_addr + gap, 4096);
