@@ -590,7 +590,8 @@ class Suite:
                     log.write(err)
                     os.close(master)
                     os.close(slave)
-                    yield ("rejected", False, f"still running after {BAD_INPUT_TIMEOUT} s", qemu_xfail)
+                    yield ("rejected", False, f"still running after {BAD_INPUT_TIMEOUT} s",
+                           qemu_xfail)
                     return
                 log.write(err)
                 after = termios.tcgetattr(slave)
