@@ -659,8 +659,9 @@ TEST(cpu_access_faults)
     CHECK_EQ(trap_of(t, I_JALR(0, 6, 0)), EXC_INSN_ACCESS);
     CHECK_EQ(t->h.mepc, TH_DEV_BASE);
     CHECK_EQ(t->h.mtval, TH_DEV_BASE);
-    t->h.x[6] = TH_UNMAPPED;
+    t->h.x[6] = TH_UNMAPPED + 1; /* jalr clears bit 0 of the target */
     CHECK_EQ(trap_of(t, I_JALR(0, 6, 0)), EXC_INSN_ACCESS);
+    CHECK_EQ(t->h.mepc, TH_UNMAPPED);
     CHECK_EQ(t->h.mtval, TH_UNMAPPED);
     /* misaligned MMIO: the device never sees it (misaligned or access fault both allowed) */
     t->h.x[6] = TH_DEV_BASE;
@@ -749,8 +750,10 @@ TEST(cpu_lr_sc)
     th_w64(t, D + 8, 0x5555555580000000ull);
     th_w64(t, D + 16, 7);
     th_emit(t, I_LR_D(10, 6));
-    th_emit(t, I_SC_D(11, 7, 6));  /* succeeds: 0, memory = 200 */
+    th_emit(t, I_SC_D(11, 21, 6)); /* succeeds (storing the same value 100) */
     th_emit(t, I_SC_D(12, 8, 6));  /* the previous SC consumed the reservation: fails */
+    th_emit(t, I_LR_D(22, 6));
+    th_emit(t, I_SC_D(23, 7, 6));  /* succeeds: memory = 200 */
     th_emit(t, I_SC_W(13, 8, 9));  /* no reservation at all: fails */
     th_emit(t, I_LR_W(14, 9));     /* sign-extends */
     th_emit(t, I_SC_W(15, 8, 20)); /* a different address: fails */
@@ -761,10 +764,13 @@ TEST(cpu_lr_sc)
     t->h.x[8] = 300;
     t->h.x[9] = D + 8;
     t->h.x[20] = D + 16;
+    t->h.x[21] = 100;
     CHECK(run_prog(t));
     CHECK_EQ(t->h.x[10], 100);
     CHECK_EQ(t->h.x[11], 0);
     CHECK_EQ(t->h.x[12], 1);
+    CHECK_EQ(t->h.x[22], 100);
+    CHECK_EQ(t->h.x[23], 0);
     CHECK_EQ(t->h.x[13], 1);
     CHECK_EQ(t->h.x[14], 0xffffffff80000000ull);
     CHECK_EQ(t->h.x[15], 1);
