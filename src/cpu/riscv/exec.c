@@ -11,13 +11,20 @@
 #define likely(x)   __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
-static struct dpage *dcache_get(struct hart *h, uint64_t ppn, const void *decode_h,
-                                const void *end_h)
+static struct dpage *dcache_get(struct hart *h, uint64_t ppn, const uint8_t *mem,
+                                const void *decode_h, const void *end_h)
 {
     unsigned idx = (unsigned)((ppn ^ (ppn >> 8)) & (DCACHE_SLOTS - 1));
     struct dpage *p = h->dcache[idx];
-    if (p && p->ppn == ppn)
-        return p;
+    if (p && p->ppn == ppn) {
+        if (p->epoch == h->dcache_epoch)
+            return p;
+        /* a fence.i happened since: keep the decoded slots only if the code is unchanged */
+        if (memcmp(p->code, mem, sizeof(p->code)) == 0) {
+            p->epoch = h->dcache_epoch;
+            return p;
+        }
+    }
     if (!p) {
         p = malloc(sizeof(*p));
         if (!p)
@@ -27,7 +34,9 @@ static struct dpage *dcache_get(struct hart *h, uint64_t ppn, const void *decode
     for (unsigned j = 0; j < DPAGE_SLOTS; j++)
         p->ins[j].h = decode_h;
     p->ins[DPAGE_SLOTS].h = end_h;
+    memcpy(p->code, mem, sizeof(p->code));
     p->ppn = ppn;
+    p->epoch = h->dcache_epoch;
     return p;
 }
 
@@ -192,7 +201,8 @@ newpc: {
             goto out;
         }
     }
-    struct dpage *dp = dcache_get(h, hart_ram_ppn(h, hp), L[RV_OP_DECODE], L[RV_OP_PAGE_END]);
+    struct dpage *dp =
+        dcache_get(h, hart_ram_ppn(h, hp), hp, L[RV_OP_DECODE], L[RV_OP_PAGE_END]);
     if (!dp) {
         h->pc = pc;
         snprintf(h->fatal_msg, sizeof(h->fatal_msg), "hart %u: out of host memory", h->id);

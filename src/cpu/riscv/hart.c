@@ -41,7 +41,7 @@ static void hart_clear_state(struct hart *h, uint64_t reset_pc)
     hart_update_mode(h);
     h->tlb_gen = TLB_GEN_MAX; /* the next flush clears every set */
     tlb_flush_all(h);
-    dcache_flush(h);
+    dcache_invalidate_all(h);
 }
 
 int hart_init(struct hart *h, unsigned id, const struct hart_env *env, uint64_t reset_pc)

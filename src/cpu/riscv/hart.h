@@ -99,8 +99,10 @@ struct dinsn {
 };
 #define DPAGE_SLOTS 2048
 struct dpage {
-    uint64_t ppn; /* physical page number, or DPAGE_INVALID */
+    uint64_t ppn;   /* physical page number, or DPAGE_INVALID */
+    uint64_t epoch; /* dcache_epoch when last known to match memory */
     struct dinsn ins[DPAGE_SLOTS + 1];
+    uint8_t code[4096]; /* the bytes the slots were decoded from */
 };
 #define DPAGE_INVALID (~0ull)
 #define DCACHE_SLOTS  256
@@ -166,6 +168,7 @@ struct hart {
     unsigned tlb_gen;
     struct tlb_set tlb[TLBI_COUNT];
     struct dpage *dcache[DCACHE_SLOTS];
+    uint64_t dcache_epoch; /* bumped by fence.i: pages are re-checked against memory */
     struct dinsn tmp[3]; /* executes an instruction that straddles two pages */
 
     /* debugging */
@@ -206,7 +209,8 @@ int csr_access(struct hart *h, unsigned csr, int op, uint64_t val, bool write, u
 
 /* MMU (mmu.c). */
 void tlb_flush_all(struct hart *h);
-void dcache_flush(struct hart *h);
+void dcache_flush(struct hart *h);          /* fence.i semantics */
+void dcache_invalidate_all(struct hart *h); /* forget every decoded page */
 /* Translate va for access acc at the effective privilege for that access. Returns 0 and *pa,
  * or an exception cause. */
 int mmu_translate(struct hart *h, uint64_t va, enum access acc, uint64_t *pa);

@@ -29,7 +29,11 @@ void tlb_flush_all(struct hart *h)
     h->tlb_key = (uint64_t)h->tlb_gen << 52;
 }
 
-void dcache_flush(struct hart *h)
+/* fence.i: decoded pages stay, but each is compared with memory before it runs again
+ * (Linux patches kernel text tens of thousands of times at boot, one fence.i each). */
+void dcache_flush(struct hart *h) { h->dcache_epoch++; }
+
+void dcache_invalidate_all(struct hart *h)
 {
     for (unsigned i = 0; i < DCACHE_SLOTS; i++)
         if (h->dcache[i])
