@@ -486,6 +486,15 @@ static inline uint16_t enc_c_sd(unsigned rs2p, unsigned rs1p, unsigned uimm)
 {
     return (uint16_t)(enc_c_ld(rs2p, rs1p, uimm) | (7u << 13));
 }
+/* C.FLD/C.FSD share the C.LD/C.SD layouts with funct3 1/5 */
+static inline uint16_t enc_c_fld(unsigned rdp, unsigned rs1p, unsigned uimm)
+{
+    return (uint16_t)((enc_c_ld(rdp, rs1p, uimm) & ~(7u << 13)) | (1u << 13));
+}
+static inline uint16_t enc_c_fsd(unsigned rs2p, unsigned rs1p, unsigned uimm)
+{
+    return (uint16_t)((enc_c_sd(rs2p, rs1p, uimm) & ~(7u << 13)) | (5u << 13));
+}
 static inline uint16_t enc_c_ci(unsigned f3, unsigned rd, int32_t imm6, unsigned q)
 {
     uint32_t u = (uint32_t)imm6;
@@ -559,6 +568,14 @@ static inline uint16_t enc_c_swsp(unsigned rs2, unsigned uimm)
 static inline uint16_t enc_c_sdsp(unsigned rs2, unsigned uimm)
 {
     return (uint16_t)((7u << 13) | (cb(uimm, 5, 3) << 10) | (cb(uimm, 8, 6) << 7) | (rs2 << 2) | 2);
+}
+static inline uint16_t enc_c_fldsp(unsigned rd, unsigned uimm)
+{
+    return (uint16_t)((enc_c_ldsp(rd, uimm) & ~(7u << 13)) | (1u << 13));
+}
+static inline uint16_t enc_c_fsdsp(unsigned rs2, unsigned uimm)
+{
+    return (uint16_t)((enc_c_sdsp(rs2, uimm) & ~(7u << 13)) | (5u << 13));
 }
 static inline uint16_t enc_c_cr(unsigned b12, unsigned rd, unsigned rs2)
 {

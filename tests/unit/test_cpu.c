@@ -1112,6 +1112,56 @@ TEST(cpu_fp_load_store)
     th_free(t);
 }
 
+TEST(cpu_fp_compressed_load_store)
+{
+    struct th *t = th_new();
+    th_w64(t, D + 0x10, 0x3ff0000000000000ull);
+    th_w64(t, D + 0x40, 0x4000000000000000ull);
+    th_emit16(t, enc_c_fld(9, 8, 0x10)); /* fld f9, 16(x8) */
+    th_emit16(t, enc_c_fsd(9, 8, 0x18)); /* fsd f9, 24(x8) */
+    th_emit16(t, enc_c_fldsp(20, 0x40)); /* fld f20, 64(sp) */
+    th_emit16(t, enc_c_fsdsp(20, 0x48)); /* fsd f20, 72(sp) */
+    t->h.x[8] = D;
+    t->h.x[2] = D;
+    t->h.mstatus = 1ull << 13;
+    CHECK(run_prog(t));
+    CHECK_EQ(t->h.fp.f[9], 0x3ff0000000000000ull);
+    CHECK_EQ(th_r64(t, D + 0x18), 0x3ff0000000000000ull);
+    CHECK_EQ(t->h.fp.f[20], 0x4000000000000000ull);
+    CHECK_EQ(th_r64(t, D + 0x48), 0x4000000000000000ull);
+    CHECK_EQ(t->h.mstatus & MSTATUS_FS, FS_DIRTY);
+    /* FS = Off: illegal, with the 16-bit encoding or 0 in mtval */
+    t->h.mstatus = 0;
+    CHECK_EQ(trap_of(t, enc_c_fld(9, 8, 0x10)), EXC_ILLEGAL_INSN);
+    CHECK(t->h.mtval == enc_c_fld(9, 8, 0x10) || t->h.mtval == 0);
+    th_free(t);
+}
+
+/* Jumps and branches whose target is on another page, from 16-bit instructions and from a
+ * 32-bit instruction straddling two pages. */
+TEST(cpu_branches_across_pages)
+{
+    struct th *t = th_new();
+    uint64_t p = TH_CODE + 0x3000, q = TH_CODE + 0x5000;
+    t->h.pc = p - 8;
+    th_org(t, p - 8);
+    th_emit16(t, (uint16_t)enc_c_j(0x10)); /* p-8 -> p+8 */
+    th_emit16(t, 0);
+    th_emit(t, I_JAL(0, (int32_t)(q - 2 - (p - 4)))); /* p-4 -> q-2 */
+    th_org(t, p + 8);
+    th_emit16(t, C_BNEZ(9, -12)); /* p+8 -> p-4 */
+    th_emit16(t, 0);
+    th_org(t, q - 2);
+    th_emit(t, I_BEQ(0, 0, 8)); /* straddles, taken: q+6 */
+    th_emit(t, 0);
+    th_emit(t, I_ADDI(5, 0, 1));     /* q+6 */
+    th_emit(t, I_BNE(0, 0, -0x800)); /* not taken */
+    t->h.x[9] = 1;
+    CHECK(run_prog(t));
+    CHECK_EQ(t->h.x[5], 1);
+    th_free(t);
+}
+
 /* A guest whose trap handler itself faults at the same pc forever is stopped with a message
  * (hart.c), instead of spinning the host thread. */
 TEST(cpu_exception_loop_detector)

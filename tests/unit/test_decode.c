@@ -648,6 +648,11 @@ TEST(decode_harness_encoders_match_assembler)
     ENC("c.sw x11, 64(x12)", enc_c_sw(11, 12, 64));
     ENC("c.sw x11, 4(x12)", enc_c_sw(11, 12, 4));
     ENC("c.sd x14, 136(x15)", enc_c_sd(14, 15, 136));
+    ENC("c.fld f8, 248(x15)", enc_c_fld(8, 15, 248));
+    ENC("c.fsd f9, 8(x10)", enc_c_fsd(9, 10, 8));
+    ENC("c.fldsp f5, 504(x2)", enc_c_fldsp(5, 504));
+    ENC("c.fldsp f5, 8(x2)", enc_c_fldsp(5, 8));
+    ENC("c.fsdsp f8, 504(x2)", enc_c_fsdsp(8, 504));
     ENC("c.nop", C_NOP());
     ENC("c.addi x5, -32", C_ADDI(5, -32));
     ENC("c.addi x5, 31", C_ADDI(5, 31));
