@@ -289,6 +289,10 @@ int csr_access(struct hart *h, unsigned csr, int op, uint64_t val, bool write, u
     case CSR_MCAUSE: h->mcause = nv; break;
     case CSR_MTVAL: h->mtval = nv; break;
     case CSR_MIP: {
+        /* CSRRS/CSRRC modify the software bits only, never the wires that reads OR in
+         * (priv spec 3.1.9: SEIP). */
+        if (op != 0)
+            nv = op == 1 ? (h->mip_sw | val) : (h->mip_sw & ~val);
         uint64_t wm = MIP_SSIP | MIP_SEIP | ((h->menvcfg & MENVCFG_STCE) ? 0 : MIP_STIP);
         h->mip_sw = (h->mip_sw & ~wm) | (nv & wm);
         break;

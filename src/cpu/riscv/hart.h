@@ -141,7 +141,6 @@ struct hart {
     uint64_t pmpaddr[PMP_ENTRIES];
     struct pmp_region pmp_active[PMP_ENTRIES]; /* enabled entries in priority order */
     unsigned pmp_nactive;
-    bool pmp_any_locked;
 
     /* LR/SC reservation; SC is a compare-and-swap against the value LR saw. */
     uint64_t res_addr, res_val;

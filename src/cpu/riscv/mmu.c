@@ -92,14 +92,11 @@ static bool pmp_perm(uint8_t cfg, enum access acc)
 void pmp_update(struct hart *h)
 {
     h->pmp_nactive = 0;
-    h->pmp_any_locked = false;
     for (unsigned i = 0; i < PMP_ENTRIES; i++) {
         uint64_t lo, hi;
         if (!pmp_range(h, i, &lo, &hi) || hi <= lo)
             continue;
         h->pmp_active[h->pmp_nactive++] = (struct pmp_region){lo, hi, h->pmpcfg[i]};
-        if (h->pmpcfg[i] & 0x80)
-            h->pmp_any_locked = true;
     }
 }
 
@@ -107,7 +104,7 @@ void pmp_update(struct hart *h)
  * deciding entry (the access must be split / not cached). */
 static int pmp_decide(struct hart *h, uint64_t pa, uint64_t size, enum access acc, unsigned priv)
 {
-    if (priv == PRV_M && !h->pmp_any_locked)
+    if (priv == PRV_M && h->pmp_nactive == 0)
         return 1;
     uint64_t end = pa + size;
     for (unsigned i = 0; i < h->pmp_nactive; i++) {
