@@ -452,8 +452,7 @@ TEST(csr_mip_seip_rmw_ignores_wire)
     CHECK_EQ(th_csr_m(t, CSR_MIP_N, 1, MIP_SSIP, true, &old), 0); /* csrs mip, SSIP */
     CHECK(old & MIP_SEIP);
     hart_set_irq(&t->h, IRQ_SEI, false);
-    /* ENGINE BUG (see report): csr.c CSR_MIP write computes nv from hart_mip() (which ORs in
-     * mip_ext) and stores nv's SEIP into mip_sw, so the wire gets latched. */
+    /* regression (fixed in 8bda97a): the read-modify-write used hart_mip(), wire included */
     CHECK_EQ(th_csrr(t, CSR_MIP_N) & MIP_SEIP, 0);
     CHECK(th_csrr(t, CSR_MIP_N) & MIP_SSIP);
     /* csrc mip, SSIP while the wire is high must not latch it either */

@@ -682,8 +682,7 @@ TEST(pmp_partial_match_fails_in_m)
 {
     struct th *t = th_new();
     pmp_set(t, 0, 0x80100004 >> 2, PMP_NA4 | PMP_R | PMP_W);
-    /* ENGINE BUG (see report): mmu.c pmp_decide() returns "allowed" for any M-mode access
-     * while no entry is locked, before looking for a partial match. */
+    /* regression (fixed in 8bda97a): M-mode with no locked entry skipped the match check */
     CHECK(!pmp_check(&t->h, 0x80100000, 8, ACC_R, PRV_M));
     CHECK(pmp_check(&t->h, 0x80100004, 4, ACC_R, PRV_M));
     CHECK(pmp_check(&t->h, 0x80100008, 8, ACC_W, PRV_M));
