@@ -1063,10 +1063,22 @@ TEST(cpu_instret_exact)
     th_emit(t, I_CSRRS(6, CSR_MINSTRET_N, 0));
     th_emit(t, I_CSRRS(7, CSR_INSTRET_N, 0));
     th_emit(t, I_CSRRS(8, CSR_CYCLE_N, 0));
+    /* a counted loop (in-page backward branch) and a cross-page jump and back */
+    th_emit(t, I_ADDI(11, 0, 10));
+    uint64_t loop = th_emit(t, I_ADDI(12, 12, 1));
+    th_emit(t, I_ADDI(11, 11, -1));
+    th_emit(t, I_BNE(11, 0, (int32_t)(loop - th_here(t))));
+    uint64_t j = th_emit(t, I_JAL(1, 0x1000));
+    th_emit(t, I_CSRRS(9, CSR_MINSTRET_N, 0));
+    th_org(t, j + 0x1000);
+    th_emit(t, I_JALR(0, 1, 0));
+    th_org(t, j + 8);
     CHECK(run_prog(t));
     CHECK_EQ(t->h.x[6], 3);
     CHECK_EQ(t->h.x[7], 4);
     CHECK(t->h.x[8] >= 5);
+    CHECK_EQ(t->h.x[12], 10);
+    CHECK_EQ(t->h.x[9], 6 + 1 + 30 + 2);
     th_free(t);
 }
 

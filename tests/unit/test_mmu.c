@@ -529,6 +529,31 @@ TEST(mmu_remap_after_sfence_vma)
     th_free(t);
 }
 
+/* Decoded code follows the mapping: the same VA remapped to other physical code runs the new
+ * code once the TLB is flushed (the decode cache is keyed by physical page). */
+TEST(mmu_code_remap)
+{
+    uint64_t root;
+    struct th *t = vm_new(8, &root);
+    uint64_t a = TH_CODE + 0x20000, b = TH_CODE + 0x21000;
+    uint64_t pte = th_map(t, root, 3, 0x10000, a, 0, PTE_V_ | PTE_X_ | PTE_A_);
+    th_w32(t, a, I_ADDI(5, 0, 1));
+    th_w32(t, a + 4, I_ECALL());
+    th_w32(t, b, I_ADDI(5, 0, 2));
+    th_w32(t, b + 4, I_ECALL());
+    t->h.pc = 0x10000;
+    CHECK_EQ(th_run_until(t, 0, 20), TH_MTRAP);
+    CHECK_EQ(t->h.x[5], 1);
+    th_w64(t, pte, th_pte(b, PTE_V_ | PTE_X_ | PTE_A_));
+    tlb_flush_all(&t->h); /* what sfence.vma does */
+    th_set_priv(t, PRV_S);
+    t->h.pc = 0x10000;
+    CHECK_EQ(th_run_until(t, 0, 20), TH_MTRAP);
+    CHECK_EQ(t->h.x[5], 2);
+    CHECK_EQ(t->h.mepc, 0x10004);
+    th_free(t);
+}
+
 /* Linux turns the MMU on with stvec pointing at a virtual address: the fetch after the satp
  * write (still at the physical pc) page-faults into stvec (NOTES-boot.md, "MMU-on trick"). */
 TEST(mmu_satp_write_takes_effect_immediately)
