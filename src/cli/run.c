@@ -33,6 +33,9 @@ void cli_run_usage(FILE *out)
             "                     bare-metal program)\n"
             "  --overcommit       allow more vCPUs than host CPUs and more memory than available\n"
             "  --no-reboot        exit when the guest reboots instead of restarting it\n"
+            "  --gdb PORT         serve the GDB remote protocol on 127.0.0.1:PORT\n"
+            "                     (gdb-multiarch: target remote :PORT)\n"
+            "  --paused           with --gdb: wait for the debugger before running\n"
             "  --log-level LEVEL  error, warn (default), info, debug, trace (traps)\n"
             "  --log-file FILE    write log lines to FILE instead of stderr\n"
             "  -h, --help         show this help\n"
@@ -74,7 +77,7 @@ int host_limits_read(struct host_limits *l)
 }
 
 enum { OPT_CPUS = 256, OPT_MEMORY, OPT_KERNEL, OPT_INITRD, OPT_CMDLINE, OPT_FIRMWARE,
-       OPT_OVERCOMMIT, OPT_NO_REBOOT, OPT_LOG_LEVEL, OPT_LOG_FILE };
+       OPT_OVERCOMMIT, OPT_NO_REBOOT, OPT_LOG_LEVEL, OPT_LOG_FILE, OPT_GDB, OPT_PAUSED };
 
 static const struct option run_options[] = {
     {"cpus", required_argument, NULL, OPT_CPUS},
@@ -87,6 +90,8 @@ static const struct option run_options[] = {
     {"no-reboot", no_argument, NULL, OPT_NO_REBOOT},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"log-file", required_argument, NULL, OPT_LOG_FILE},
+    {"gdb", required_argument, NULL, OPT_GDB},
+    {"paused", no_argument, NULL, OPT_PAUSED},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -108,7 +113,7 @@ int cli_run_parse(int argc, char **argv, const struct host_limits *lim, struct r
 {
     memset(a, 0, sizeof(*a));
     struct machine_config *mc = &a->vm.machine;
-    const char *cpus_s = NULL, *mem_s = NULL;
+    const char *cpus_s = NULL, *mem_s = NULL, *gdb_s = NULL;
     bool cmdline_set = false;
     optind = 1;
     opterr = 0;
@@ -125,6 +130,8 @@ int cli_run_parse(int argc, char **argv, const struct host_limits *lim, struct r
         case OPT_NO_REBOOT: a->vm.no_reboot = true; break;
         case OPT_LOG_LEVEL: a->log_level = optarg; break;
         case OPT_LOG_FILE: a->log_file = optarg; break;
+        case OPT_GDB: gdb_s = optarg; break;
+        case OPT_PAUSED: a->vm.paused = true; break;
         case 'h': a->help = true; return 0;
         case ':':
             return fail(err, errlen, "option %s needs a value (see vessel run --help)",
@@ -138,6 +145,17 @@ int cli_run_parse(int argc, char **argv, const struct host_limits *lim, struct r
     }
     if (optind < argc)
         return fail(err, errlen, "unexpected argument '%s' (see vessel run --help)", argv[optind]);
+
+    if (gdb_s) {
+        char *end;
+        errno = 0;
+        long v = strtol(gdb_s, &end, 10);
+        if (errno || end == gdb_s || *end || v < 1 || v > 65535)
+            return fail(err, errlen, "--gdb %s: expected a TCP port from 1 to 65535", gdb_s);
+        a->vm.gdb_port = (int)v;
+    }
+    if (a->vm.paused && !a->vm.gdb_port)
+        return fail(err, errlen, "--paused needs --gdb PORT (nothing could resume the guest)");
 
     mc->cpus = DEFAULT_CPUS;
     if (cpus_s) {

@@ -1,4 +1,5 @@
 #include "vm/vm.h"
+#include "vm/gdbstub.h"
 #include "util/log.h"
 #include <errno.h>
 #include <signal.h>
@@ -23,17 +24,34 @@ int vm_run(const struct vm_options *o)
         return VM_EXIT_HOST_ERROR;
     }
     int status;
+    struct gdbstub *gdb = NULL;
+    if (o->gdb_port) {
+        char err[256];
+        if (gdbstub_create(&gdb, o->gdb_port, err, sizeof(err)) < 0) {
+            chr_destroy(console);
+            fprintf(stderr, "vessel: %s\n", err);
+            return VM_EXIT_HOST_ERROR;
+        }
+        log_info("gdb stub listening on 127.0.0.1:%d", o->gdb_port);
+    }
+    bool first = true;
     for (;;) {
         struct machine *m;
         char err[512];
         int r = machine_create(&m, &o->machine, console, err, sizeof(err));
         if (r < 0) {
+            gdbstub_destroy(gdb);
             chr_destroy(console);
             fprintf(stderr, "vessel: %s\n", err);
             return (r == -ENOMEM || r == -EEXIST) ? VM_EXIT_HOST_ERROR : VM_EXIT_USAGE;
         }
         current_machine = m;
+        if (gdb)
+            gdbstub_attach(gdb, m, first && o->paused);
+        first = false;
         enum machine_event ev = machine_run(m);
+        if (gdb)
+            gdbstub_detach(gdb);
         current_machine = NULL;
         char msg[sizeof(m->msg)];
         snprintf(msg, sizeof(msg), "%s", m->msg);
@@ -43,6 +61,7 @@ int vm_run(const struct vm_options *o)
             log_info("guest reboot");
             continue;
         }
+        gdbstub_destroy(gdb);
         chr_destroy(console);
         switch (ev) {
         case MEV_POWEROFF:

@@ -13,6 +13,8 @@
 struct vm_options {
     struct machine_config machine;
     bool no_reboot;
+    int gdb_port;   /* 0: no debugger stub */
+    bool paused;    /* with gdb_port: wait for the debugger before running */
 };
 
 /* Run until the guest powers off (or fails); returns a VM_EXIT_* status. Prints one line on

@@ -174,7 +174,49 @@ void hart_exec(struct hart *h, int budget)
         __VA_ARGS__                                                                                \
     }
 
+    if (unlikely(budget == 0))
+        goto step_one;
     goto newpc;
+
+step_one: { /* decode the instruction at pc afresh and run only it */
+    uint8_t *hp, *hp2;
+    int c = mem_fetch_page(h, pc, &hp);
+    if (c) {
+        hart_raise_exception(h, (uint64_t)c, pc);
+        goto out;
+    }
+    uint16_t lo, hi = 0;
+    memcpy(&lo, hp + (pc & 0xfff), 2);
+    if ((lo & 3) == 3) {
+        if ((pc & 0xfff) == 4094) {
+            c = mem_fetch_page(h, pc + 2, &hp2);
+            if (c) {
+                hart_raise_exception(h, (uint64_t)c, pc + 2);
+                goto out;
+            }
+            memcpy(&hi, hp2, 2);
+        } else {
+            memcpy(&hi, hp + (pc & 0xfff) + 2, 2);
+        }
+    }
+    struct rv_decoded d;
+    rv_decode((uint32_t)lo | ((uint32_t)hi << 16), &d);
+    struct dinsn *t = h->tmp;
+    t[0] = (struct dinsn){(d.len == 2 && LC[d.op]) ? LC[d.op] : L[d.op], d.imm, d.rd, d.rs1, d.rs2};
+    t[1] = t[2] = (struct dinsn){&&op_STEP_END, 0, 0, 0, 0};
+    ins0 = t;
+    vbase = pc;
+    cur_vpn = ~0ull;
+    i = t;
+    DISPATCH(); /* a taken jump ends the step through the exhausted budget */
+}
+op_STEP_END:
+    h->pc = PC_OF(i);
+    goto out;
+op_DEBUG_BREAK: /* a debugger breakpoint: stop before executing this instruction */
+    h->pc = PC_OF(i);
+    h->debug_reason = DEBUG_BREAKPOINT;
+    goto out;
 
 jump:
     if (unlikely(--budget <= 0)) {
@@ -219,6 +261,15 @@ newpc: {
 
 op_DECODE: {
     size_t off = (size_t)(i - ins0) << 1;
+    if (unlikely(h->debug && h->debug->nbp)) {
+        uint64_t pa = h->env.ram_base + (uint64_t)(hpage - h->env.ram) + off;
+        for (unsigned b = 0; b < h->debug->nbp; b++) {
+            if (h->debug->bp_pa[b] == pa) {
+                i->h = &&op_DEBUG_BREAK;
+                DISPATCH();
+            }
+        }
+    }
     uint16_t lo;
     memcpy(&lo, hpage + off, 2);
     uint32_t w = lo;

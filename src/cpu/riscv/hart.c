@@ -85,8 +85,50 @@ void hart_kick(struct hart *h)
 {
     pthread_mutex_lock(&h->sleep_lock);
     atomic_store(&h->kicked, 1);
-    pthread_cond_signal(&h->sleep_cond);
+    pthread_cond_broadcast(&h->sleep_cond); /* the debugger may wait on it too */
     pthread_mutex_unlock(&h->sleep_lock);
+}
+
+void hart_pause(struct hart *h)
+{
+    pthread_mutex_lock(&h->sleep_lock);
+    atomic_store(&h->pause_req, 1);
+    atomic_store(&h->kicked, 1);
+    pthread_cond_broadcast(&h->sleep_cond);
+    while (!h->parked && !atomic_load(&h->stop))
+        pthread_cond_wait(&h->sleep_cond, &h->sleep_lock);
+    pthread_mutex_unlock(&h->sleep_lock);
+}
+
+void hart_resume(struct hart *h, bool single_step)
+{
+    pthread_mutex_lock(&h->sleep_lock);
+    h->single_step = single_step;
+    h->debug_reason = DEBUG_NONE;
+    atomic_store(&h->pause_req, 0);
+    pthread_cond_broadcast(&h->sleep_cond);
+    pthread_mutex_unlock(&h->sleep_lock);
+}
+
+/* Stay here while the debugger holds the hart. */
+static void hart_park(struct hart *h)
+{
+    pthread_mutex_lock(&h->sleep_lock);
+    h->parked = true;
+    pthread_cond_broadcast(&h->sleep_cond);
+    while (atomic_load(&h->pause_req) && !atomic_load(&h->stop))
+        pthread_cond_wait(&h->sleep_cond, &h->sleep_lock);
+    h->parked = false;
+    pthread_mutex_unlock(&h->sleep_lock);
+}
+
+/* The hart stopped for the debugger on its own (breakpoint or finished step). */
+static void hart_debug_stop(struct hart *h, enum hart_debug_reason why)
+{
+    h->debug_reason = why;
+    atomic_store(&h->pause_req, 1);
+    if (h->debug && h->debug->stopped)
+        h->debug->stopped(h->debug->ctx, h);
 }
 
 void hart_set_irq(struct hart *h, unsigned bit, bool level)
@@ -253,12 +295,25 @@ static void hart_wait(struct hart *h)
 enum hart_exit hart_run(struct hart *h)
 {
     while (!atomic_load_explicit(&h->stop, memory_order_relaxed)) {
+        if (atomic_load_explicit(&h->pause_req, memory_order_relaxed)) {
+            hart_park(h);
+            continue;
+        }
+        if (h->single_step) { /* like QEMU's default: no interrupts while stepping */
+            h->single_step = false;
+            h->wfi = false;
+            hart_exec(h, 0);
+            hart_debug_stop(h, DEBUG_STEP);
+            continue;
+        }
         hart_check_interrupts(h);
         if (h->wfi) {
             hart_wait(h);
             continue;
         }
         hart_exec(h, EXEC_BUDGET);
+        if (h->debug_reason == DEBUG_BREAKPOINT)
+            hart_debug_stop(h, DEBUG_BREAKPOINT);
     }
     return h->fatal_msg[0] ? HART_EXIT_FATAL : HART_EXIT_STOP;
 }

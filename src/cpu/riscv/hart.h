@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 struct bus;
+struct hart;
 struct aclint;
 
 #define PRV_U 0
@@ -113,6 +114,17 @@ struct pmp_region {
     uint8_t cfg;
 };
 
+/* Debugger state shared by all harts of a machine; changed only while every hart is parked. */
+#define DEBUG_MAX_BREAKPOINTS 64
+struct hart_debug {
+    unsigned nbp;
+    uint64_t bp_pa[DEBUG_MAX_BREAKPOINTS]; /* physical addresses of software breakpoints */
+    /* called on the hart's thread when it stops for the debugger (breakpoint, step) */
+    void (*stopped)(void *ctx, struct hart *h);
+    void *ctx;
+};
+enum hart_debug_reason { DEBUG_NONE = 0, DEBUG_BREAKPOINT, DEBUG_STEP };
+
 /* What the hart needs from the machine. */
 struct hart_env {
     uint8_t *ram;
@@ -172,6 +184,11 @@ struct hart {
 
     /* debugging */
     bool trace_traps;
+    struct hart_debug *debug;      /* NULL when no debugger is configured */
+    _Atomic int pause_req;         /* park in hart_run until cleared (any thread, sleep_lock) */
+    bool parked;                   /* under sleep_lock */
+    bool single_step;              /* execute one instruction, then park */
+    enum hart_debug_reason debug_reason;
     void *user; /* owner (the machine) */
 };
 
@@ -183,7 +200,8 @@ void hart_destroy(struct hart *h);
  * with h->fatal_msg). */
 enum hart_exit hart_run(struct hart *h);
 /* Execute at most about `budget` control transfers; returns when the budget is spent or after
- * an instruction that changes privilege, interrupt enables or translation. (exec.c) */
+ * an instruction that changes privilege, interrupt enables or translation. budget 0 executes
+ * exactly one instruction (debugger single-step), ignoring breakpoints. (exec.c) */
 void hart_exec(struct hart *h, int budget);
 
 /* Interrupt wires from devices (any thread). bit is the mip bit number. */
@@ -191,6 +209,10 @@ void hart_set_irq(struct hart *h, unsigned bit, bool level);
 /* Wake the hart from WFI so it re-evaluates timers and interrupts (any thread). */
 void hart_kick(struct hart *h);
 void hart_request_stop(struct hart *h);
+/* Debugger: ask a hart to park, wait until it has (any thread but the hart's own). */
+void hart_pause(struct hart *h);
+/* Let a parked hart run again (optionally for one instruction only). */
+void hart_resume(struct hart *h, bool single_step);
 
 /* Trap machinery (trap.c). */
 void hart_raise_exception(struct hart *h, uint64_t cause, uint64_t tval);
@@ -213,6 +235,8 @@ void dcache_invalidate_all(struct hart *h); /* forget every decoded page */
 /* Translate va for access acc at the effective privilege for that access. Returns 0 and *pa,
  * or an exception cause. */
 int mmu_translate(struct hart *h, uint64_t va, enum access acc, uint64_t *pa);
+/* Translation as a debugger sees it: no permission checks, no A/D updates. 0 or a cause. */
+int mmu_debug_translate(struct hart *h, uint64_t va, uint64_t *pa);
 /* Slow paths; return 0 or an exception cause, with h's tval set by the caller (va). */
 int mem_load_slow(struct hart *h, uint64_t va, unsigned size, uint64_t *val);
 int mem_store_slow(struct hart *h, uint64_t va, unsigned size, uint64_t val);

@@ -143,7 +143,9 @@ static int fault_cause(enum access acc, bool page)
     return acc == ACC_R ? EXC_LOAD_ACCESS : acc == ACC_W ? EXC_STORE_ACCESS : EXC_INSN_ACCESS;
 }
 
-static int walk(struct hart *h, uint64_t va, enum access acc, unsigned priv, uint64_t *pa)
+/* debug: a debugger's view (no permission checks, no A/D updates). */
+static int walk(struct hart *h, uint64_t va, enum access acc, unsigned priv, bool debug,
+                uint64_t *pa)
 {
     unsigned mode = (unsigned)(h->satp >> SATP_MODE_SHIFT);
     unsigned levels = mode == 8 ? 3 : mode == 9 ? 4 : 5;
@@ -173,6 +175,11 @@ retry:;
             continue;
         }
         /* leaf */
+        uint64_t lowmask = (1ull << (9 * lvl)) - 1;
+        if (debug) {
+            *pa = ((ppn | ((va >> 12) & lowmask)) << 12) | (va & 0xfff);
+            return 0;
+        }
         if (pte & PTE_U) {
             if (priv == PRV_S && (acc == ACC_X || !sum))
                 return fault_cause(acc, true);
@@ -184,7 +191,6 @@ retry:;
                                  : (pte & PTE_X);
         if (!ok)
             return fault_cause(acc, true);
-        uint64_t lowmask = (1ull << (9 * lvl)) - 1;
         if (ppn & lowmask) /* misaligned superpage */
             return fault_cause(acc, true);
         /* Hardware A/D update, atomically (priv spec 10.3.2 step 8). */
@@ -209,7 +215,16 @@ static int translate_priv(struct hart *h, uint64_t va, enum access acc, unsigned
         *pa = va;
         return 0;
     }
-    return walk(h, va, acc, priv, pa);
+    return walk(h, va, acc, priv, false, pa);
+}
+
+int mmu_debug_translate(struct hart *h, uint64_t va, uint64_t *pa)
+{
+    if (h->priv == PRV_M || (h->satp >> SATP_MODE_SHIFT) == 0) {
+        *pa = va;
+        return 0;
+    }
+    return walk(h, va, ACC_R, PRV_S, true, pa);
 }
 
 int mmu_translate(struct hart *h, uint64_t va, enum access acc, uint64_t *pa)
