@@ -635,6 +635,36 @@ int gdbstub_create(struct gdbstub **out, int port, char *err, size_t errlen)
     return 0;
 }
 
+struct gdbstub *gdbstub_create_detached(int reply_fd)
+{
+    struct gdbstub *g = calloc(1, sizeof(*g));
+    if (!g)
+        return NULL;
+    g->listen_fd = g->evfd = -1;
+    g->client_fd = reply_fd;
+    atomic_store(&g->stop_hart, -1);
+    pthread_mutex_init(&g->lock, NULL);
+    g->dbg.stopped = hart_stopped_cb;
+    g->dbg.ctx = g;
+    return g;
+}
+
+void gdbstub_feed(struct gdbstub *g, const uint8_t *buf, size_t len)
+{
+    pthread_mutex_lock(&g->lock);
+    while (len && g->client_fd >= 0) {
+        size_t n = PKT_MAX - g->inlen < len ? PKT_MAX - g->inlen : len;
+        memcpy(g->in + g->inlen, buf, n);
+        g->inlen += n;
+        buf += n;
+        len -= n;
+        process_input(g);
+        if (g->inlen >= PKT_MAX)
+            g->inlen = 0;
+    }
+    pthread_mutex_unlock(&g->lock);
+}
+
 void gdbstub_attach(struct gdbstub *g, struct machine *m, bool wait_for_debugger)
 {
     pthread_mutex_lock(&g->lock);

@@ -17,4 +17,9 @@ int gdbstub_create(struct gdbstub **out, int port, char *err, size_t errlen);
 void gdbstub_attach(struct gdbstub *g, struct machine *m, bool wait_for_debugger);
 void gdbstub_detach(struct gdbstub *g);
 void gdbstub_destroy(struct gdbstub *g);
+
+/* For tests and fuzzing: a stub without socket or thread whose replies go to reply_fd;
+ * gdbstub_feed() handles bytes as if the client had sent them. NULL on OOM. */
+struct gdbstub *gdbstub_create_detached(int reply_fd);
+void gdbstub_feed(struct gdbstub *g, const uint8_t *buf, size_t len);
 #endif
