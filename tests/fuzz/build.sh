@@ -28,6 +28,8 @@ wanted() {
 }
 
 fail=0
+npass=0
+nfail=0
 for src in tests/fuzz/fuzz_*.c; do
     [ -e "$src" ] || continue
     name=$(basename "$src" .c)
@@ -39,9 +41,13 @@ for src in tests/fuzz/fuzz_*.c; do
     if ! $CC $CFLAGS -o "$out/$name" "$src" $srcs $libs -lm -lpthread; then
         echo "!! $name: build failed"
         fail=1
+        nfail=$((nfail + 1))
         continue
     fi
-    [ "$secs" -gt 0 ] || continue
+    if [ "$secs" -eq 0 ]; then
+        npass=$((npass + 1))
+        continue
+    fi
 
     corpus=$out/corpus/$name
     crashes=$out/crashes/$name
@@ -55,9 +61,12 @@ for src in tests/fuzz/fuzz_*.c; do
         echo "!! $name: fuzzer found a problem; see $out/$name.log and $crashes/"
         tail -n 30 "$out/$name.log"
         fail=1
+        nfail=$((nfail + 1))
     else
         grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss_mb)' "$out/$name.log" || true
         echo "   corpus: $(ls "$corpus" | wc -l) inputs"
+        npass=$((npass + 1))
     fi
 done
+echo "fuzz: $npass passed, $nfail failed"
 exit $fail
