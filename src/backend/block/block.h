@@ -1,0 +1,52 @@
+/* Block backends: what a virtio-blk device talks to on the host. A device model never opens
+ * files itself (DESIGN.md). Requests are asynchronous: blk_submit() never blocks the caller
+ * (a hart thread) and each request completes exactly once, on an I/O engine thread, through
+ * its done() callback. Several requests may be in flight at once.
+ * I/O engine: io_uring (liburing) with a completion thread; a thread pool where io_uring is
+ * unavailable or VESSEL_IO_ENGINE=threads is set (tests force it that way). */
+#ifndef VESSEL_BACKEND_BLOCK_H
+#define VESSEL_BACKEND_BLOCK_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+enum blk_op { BLK_READ, BLK_WRITE, BLK_FLUSH, BLK_DISCARD, BLK_WRITE_ZEROES };
+
+struct blk_req {
+    enum blk_op op;
+    uint64_t offset;     /* bytes; READ/WRITE/DISCARD/WRITE_ZEROES */
+    uint64_t len;        /* bytes; DISCARD/WRITE_ZEROES (READ/WRITE: sum of iov) */
+    struct iovec *iov;   /* READ/WRITE; valid until done() */
+    int iovcnt;
+    /* Called once, on an I/O thread: result 0 (or bytes for READ/WRITE) or -errno. */
+    void (*done)(struct blk_req *r, int64_t result);
+    void *opaque;
+};
+
+struct blk_backend;
+
+struct blk_open_opts {
+    bool readonly;
+};
+
+/* Open a raw image. Writable images get an exclusive lock (fcntl F_SETLK over the whole
+ * file): if another process holds it, fail with -EBUSY and a message naming its pid.
+ * Refuses directories, images smaller than one 512-byte sector and sizes that are not a
+ * multiple of 512 (message says so). Returns 0 or -errno with a one-line message in err. */
+int blk_open(struct blk_backend **out, const char *path, const struct blk_open_opts *o, char *err,
+             size_t errlen);
+void blk_close(struct blk_backend *b); /* waits for in-flight requests */
+uint64_t blk_size(const struct blk_backend *b);
+bool blk_readonly(const struct blk_backend *b);
+/* Submit; returns 0 (done() will be called) or -errno (done() will not be called).
+ * FLUSH is fdatasync; DISCARD punches a hole (FALLOC_FL_PUNCH_HOLE|KEEP_SIZE);
+ * WRITE_ZEROES punches a hole too (reads back zeroes), falling back to writing zeroes. */
+int blk_submit(struct blk_backend *b, struct blk_req *r);
+/* Which engine serves this backend: "io_uring" or "threads". */
+const char *blk_engine_name(const struct blk_backend *b);
+
+/* `vessel disk create`: a sparse raw image of `size` bytes (multiple of 512). Refuses to
+ * overwrite an existing file. 0 or -errno with message. */
+int blk_create_raw(const char *path, uint64_t size, char *err, size_t errlen);
+#endif

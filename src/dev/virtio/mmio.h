@@ -1,0 +1,64 @@
+/* virtio-mmio transport, version 2 registers (virtio 1.x spec 4.2.2), at
+ * VIRTIO_BASE + 0x1000 * slot, PLIC source 1 + slot. DeviceID 0 marks an empty slot.
+ * Offers VIRTIO_F_VERSION_1 (required), VIRTIO_F_INDIRECT_DESC and VIRTIO_F_EVENT_IDX in
+ * addition to the device's own features; legacy (version 1) drivers are not supported.
+ * Thread safety: own mutex; device callbacks are called without it held except where noted. */
+#ifndef VESSEL_DEV_VIRTIO_MMIO_H
+#define VESSEL_DEV_VIRTIO_MMIO_H
+#include "dev/virtio/virtqueue.h"
+#include "irq/irq.h"
+#include "machine/bus.h"
+#include "machine/guestmem.h"
+
+#define VIRTIO_MMIO_SIZE 0x1000ull
+#define VIRTIO_MAX_QUEUES 8
+
+#define VIRTIO_F_INDIRECT_DESC 28
+#define VIRTIO_F_EVENT_IDX     29
+#define VIRTIO_F_VERSION_1     32
+
+/* device status bits (2.1) */
+#define VIRTIO_STATUS_ACKNOWLEDGE 1
+#define VIRTIO_STATUS_DRIVER      2
+#define VIRTIO_STATUS_DRIVER_OK   4
+#define VIRTIO_STATUS_FEATURES_OK 8
+#define VIRTIO_STATUS_NEEDS_RESET 64
+#define VIRTIO_STATUS_FAILED      128
+
+/* interrupt status bits */
+#define VIRTIO_INT_USED   1
+#define VIRTIO_INT_CONFIG 2
+
+struct virtio_mmio;
+
+/* What a device model provides. */
+struct virtio_device_ops {
+    uint32_t device_id;  /* 2 = block, 4 = entropy, ... */
+    uint64_t features;   /* device-specific feature bits offered */
+    unsigned num_queues;
+    uint16_t queue_max;  /* QueueNumMax for every queue, <= VQ_MAX_SIZE */
+    uint32_t config_size;
+    /* Device configuration space (offset from 0x100), 1/2/4-byte accesses, little endian. */
+    uint32_t (*config_read)(void *dev, uint32_t off, unsigned size);
+    void (*config_write)(void *dev, uint32_t off, uint32_t val, unsigned size);
+    /* The driver set DRIVER_OK with these negotiated features. */
+    void (*start)(void *dev, uint64_t features);
+    /* The guest notified queue q (called on a hart thread: must not block). */
+    void (*notify)(void *dev, unsigned q);
+    /* Device reset (status written 0): stop using queues; in-flight requests must be drained
+     * or completed into nothing before this returns. */
+    void (*reset)(void *dev);
+};
+
+struct virtio_mmio *virtio_mmio_create(const struct virtio_device_ops *ops, void *dev,
+                                       const struct guest_mem *gm, struct irq_line irq);
+void virtio_mmio_destroy(struct virtio_mmio *t);
+/* The queue object for queue q (valid between start and reset). */
+struct vq *virtio_mmio_queue(struct virtio_mmio *t, unsigned q);
+/* Raise an interrupt (VIRTIO_INT_USED after used-ring updates, VIRTIO_INT_CONFIG). Any thread. */
+void virtio_mmio_interrupt(struct virtio_mmio *t, uint32_t bits);
+/* The device hit a malformed request/ring: set DEVICE_NEEDS_RESET and raise a config
+ * interrupt (spec 2.1.2). Any thread. */
+void virtio_mmio_set_needs_reset(struct virtio_mmio *t);
+extern const struct mmio_ops virtio_mmio_ops;
+#endif
