@@ -111,15 +111,7 @@ LIVE = set()
 
 def kill_live():
     for p in list(LIVE):
-        try:
-            os.killpg(p.pid, signal.SIGKILL)
-        except OSError:
-            pass
-        try:
-            os.waitpid(p.pid, 0)
-        except OSError:
-            pass
-        LIVE.discard(p)
+        kill_live_one(p)
 
 
 class RunError(Exception):
