@@ -67,7 +67,8 @@ int vq_pop(struct vq *q, struct vq_chain *c);
 /* Return a chain to the guest with `written` bytes written into its writable part. */
 void vq_push(struct vq *q, uint16_t head, uint32_t written);
 /* After pushing: should the device interrupt the guest? (VIRTIO_F_EVENT_IDX: used_event;
- * otherwise VIRTQ_AVAIL_F_NO_INTERRUPT.) Updates the signalled state when it says yes. */
+ * otherwise VIRTQ_AVAIL_F_NO_INTERRUPT.) With event idx, every call moves the signalled state
+ * to the current used idx (as vhost and QEMU do): call it once per batch of pushes. */
 bool vq_should_notify(struct vq *q);
 /* With event_idx: publish avail_event = last_avail so the guest kicks for the next buffer. */
 void vq_update_avail_event(struct vq *q);
