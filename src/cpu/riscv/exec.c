@@ -11,6 +11,22 @@
 #define likely(x)   __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
+/* A fast 64-bit hash of a code page (multiply-xorshift over its 512 words). */
+static uint64_t page_hash(const uint8_t *mem)
+{
+    uint64_t a = 0x9e3779b97f4a7c15ull, b = 0xc2b2ae3d27d4eb4full;
+    for (unsigned k = 0; k < 4096; k += 16) {
+        uint64_t w0, w1;
+        memcpy(&w0, mem + k, 8);
+        memcpy(&w1, mem + k + 8, 8);
+        a = (a ^ w0) * 0xff51afd7ed558ccdull;
+        b = (b ^ w1) * 0xc4ceb9fe1a85ec53ull;
+        a ^= a >> 29;
+        b ^= b >> 31;
+    }
+    return a ^ (b * 0x9e3779b97f4a7c15ull);
+}
+
 static struct dpage *dcache_get(struct hart *h, uint64_t ppn, const uint8_t *mem,
                                 const void *decode_h, const void *end_h)
 {
@@ -20,7 +36,7 @@ static struct dpage *dcache_get(struct hart *h, uint64_t ppn, const uint8_t *mem
         if (p->epoch == h->dcache_epoch)
             return p;
         /* a fence.i happened since: keep the decoded slots only if the code is unchanged */
-        if (memcmp(p->code, mem, sizeof(p->code)) == 0) {
+        if (p->hash == page_hash(mem)) {
             p->epoch = h->dcache_epoch;
             return p;
         }
@@ -34,7 +50,7 @@ static struct dpage *dcache_get(struct hart *h, uint64_t ppn, const uint8_t *mem
     for (unsigned j = 0; j < DPAGE_SLOTS; j++)
         p->ins[j].h = decode_h;
     p->ins[DPAGE_SLOTS].h = end_h;
-    memcpy(p->code, mem, sizeof(p->code));
+    p->hash = page_hash(mem);
     p->ppn = ppn;
     p->epoch = h->dcache_epoch;
     return p;

@@ -102,8 +102,8 @@ struct dinsn {
 struct dpage {
     uint64_t ppn;   /* physical page number, or DPAGE_INVALID */
     uint64_t epoch; /* dcache_epoch when last known to match memory */
+    uint64_t hash;  /* of the 4 KiB the slots were decoded from (checked after fence.i) */
     struct dinsn ins[DPAGE_SLOTS + 1];
-    uint8_t code[4096]; /* the bytes the slots were decoded from */
 };
 #define DPAGE_INVALID (~0ull)
 #define DCACHE_SLOTS  256
