@@ -32,16 +32,30 @@ struct blk_open_opts {
 
 /* Open a raw image. Writable images get an exclusive lock (fcntl F_SETLK over the whole
  * file): if another process holds it, fail with -EBUSY and a message naming its pid.
+ * Read-only images take a shared lock (F_RDLCK): any number of readers, but a writer cannot
+ * open an image a reader has, nor a reader one a writer has (-EBUSY the same way).
+ * POSIX locks belong to the process and ANY close() of the file in this process drops them:
+ * nothing else in vessel may open/close an image that is in use (vessel disk info runs in its
+ * own process). The same image opened twice in one process is refused (-EBUSY) for the
+ * same reason.
  * Refuses directories, images smaller than one 512-byte sector and sizes that are not a
- * multiple of 512 (message says so). Returns 0 or -errno with a one-line message in err. */
+ * multiple of 512 (message says so), and anything but regular files.
+ * The environment variable VESSEL_IO_ENGINE (io_uring, threads) picks the engine; another
+ * value fails with -EINVAL. Returns 0 or -errno with a one-line message in err. */
 int blk_open(struct blk_backend **out, const char *path, const struct blk_open_opts *o, char *err,
              size_t errlen);
 void blk_close(struct blk_backend *b); /* waits for in-flight requests */
 uint64_t blk_size(const struct blk_backend *b);
 bool blk_readonly(const struct blk_backend *b);
-/* Submit; returns 0 (done() will be called) or -errno (done() will not be called).
- * FLUSH is fdatasync; DISCARD punches a hole (FALLOC_FL_PUNCH_HOLE|KEEP_SIZE);
- * WRITE_ZEROES punches a hole too (reads back zeroes), falling back to writing zeroes. */
+/* Submit; returns 0 (done() will be called) or -errno (done() will not be called):
+ * -EINVAL for a range outside the image (or overflowing) or more than IOV_MAX segments,
+ * -EROFS for WRITE/DISCARD/WRITE_ZEROES on a read-only image.
+ * READ/WRITE complete in full (short transfers are resubmitted) or fail.
+ * FLUSH is fdatasync; once one has failed, every later FLUSH fails too (the kernel may have
+ * dropped the unwritten data). DISCARD punches a hole (FALLOC_FL_PUNCH_HOLE|KEEP_SIZE), and
+ * succeeds doing nothing where the filesystem cannot punch holes (it is a hint);
+ * WRITE_ZEROES punches a hole too (reads back zeroes), falling back to writing zeroes.
+ * done() runs on an engine thread; it may submit more requests but must not call blk_close. */
 int blk_submit(struct blk_backend *b, struct blk_req *r);
 /* Which engine serves this backend: "io_uring" or "threads". */
 const char *blk_engine_name(const struct blk_backend *b);

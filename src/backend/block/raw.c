@@ -1,0 +1,481 @@
+/* Raw disk images: the guest's sectors are the file's bytes (block.h). */
+#include "backend/block/block.h"
+#include "backend/block/io_engine.h"
+#include "backend/block/raw.h"
+#include "util/log.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SECTOR        512u
+#define ZERO_BUF_SIZE (64u << 10)
+#define ZERO_SEGS     16u /* one zero-filling write: 16 x 64 KiB = 1 MiB */
+
+struct blk_backend {
+    int fd;
+    uint64_t size;
+    bool readonly;
+    dev_t dev;
+    ino_t ino;
+    char *path;
+    struct io_engine *eng;
+
+    pthread_mutex_t lock;
+    pthread_cond_t idle;
+    unsigned inflight; /* requests accepted whose done() has not returned yet */
+
+    atomic_bool no_punch; /* the filesystem refused to punch holes: write zeroes instead */
+    atomic_bool debug_refuse_punch; /* tests: act as if fallocate said EOPNOTSUPP */
+    atomic_int debug_flush_err;     /* tests: the next fdatasync "fails" with this */
+    atomic_int flush_err; /* first failed flush: every later flush reports it (see blk_submit) */
+    struct blk_backend *next_open;
+};
+
+/* One accepted request: the engine task, a private copy of the caller's iovec (the engine
+ * advances it on short transfers), and the progress of a zero-filling WRITE_ZEROES. */
+struct raw_req {
+    struct io_task task; /* first: the engine hands it back */
+    struct blk_backend *b;
+    struct blk_req *r;
+    uint64_t zoff, zleft;
+    bool punch; /* a DISCARD/WRITE_ZEROES that tried to punch (or, in tests, pretended to) */
+    struct iovec iov[];
+};
+
+/* Only ever read (it is the source of zero-filling writes), never written. */
+static char zero_buf[ZERO_BUF_SIZE];
+
+/* Images open in this process. POSIX locks belong to the process, and closing ANY descriptor
+ * of a file drops them all, so the same image must never be open twice here: the second
+ * blk_open is refused instead of silently sharing (and later dropping) the first one's lock. */
+static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct blk_backend *open_list;
+
+static struct blk_backend *find_open_locked(dev_t dev, ino_t ino)
+{
+    for (struct blk_backend *b = open_list; b; b = b->next_open)
+        if (b->dev == dev && b->ino == ino) return b;
+    return NULL;
+}
+
+static int lock_image(int fd, bool readonly)
+{
+    struct flock fl = {.l_type = readonly ? F_RDLCK : F_WRLCK, .l_whence = SEEK_SET};
+    return fcntl(fd, F_SETLK, &fl) < 0 ? -errno : 0;
+}
+
+/* A conflicting lock: name the holder (F_GETLK reports the pid of one of them). Returns 0 if
+ * the holder has let go meanwhile (try again), else -EBUSY with the message. */
+static int lock_conflict(int fd, bool readonly, const char *path, char *err, size_t errlen)
+{
+    struct flock fl = {.l_type = readonly ? F_RDLCK : F_WRLCK, .l_whence = SEEK_SET};
+    if (fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type == F_UNLCK) return 0;
+    if (fl.l_type != F_UNLCK && fl.l_pid > 0)
+        snprintf(err, errlen, "disk %s is in use by process %ld (another vessel?)", path,
+                 (long)fl.l_pid);
+    else
+        snprintf(err, errlen, "disk %s is in use by another process (another vessel?)", path);
+    return -EBUSY;
+}
+
+static int fail_msg(char *err, size_t errlen, int r, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int fail_msg(char *err, size_t errlen, int r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+static int check_geometry(const char *path, const struct stat *st, char *err, size_t errlen)
+{
+    if (S_ISDIR(st->st_mode))
+        return fail_msg(err, errlen, -EISDIR, "disk %s is a directory, not a disk image", path);
+    if (!S_ISREG(st->st_mode))
+        return fail_msg(err, errlen, -EINVAL, "disk %s is not a regular file (raw images only)",
+                        path);
+    if (st->st_size < (off_t)SECTOR)
+        return fail_msg(err, errlen, -EINVAL,
+                        "disk %s is %lld bytes: an image holds at least one 512-byte sector "
+                        "(make one with vessel disk create)",
+                        path, (long long)st->st_size);
+    if (st->st_size % SECTOR)
+        return fail_msg(err, errlen, -EINVAL,
+                        "disk %s is %lld bytes, not a multiple of 512 (the sector size): "
+                        "round it up with truncate -s",
+                        path, (long long)st->st_size);
+    return 0;
+}
+
+static int open_image(const char *path, bool readonly, char *err, size_t errlen)
+{
+    /* O_NONBLOCK: a FIFO given as an image must be refused, not wait for a writer. Cleared
+     * once the file is known to be regular (check_geometry). */
+    int fd = open(path, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd >= 0) return fd;
+    int e = errno;
+    if (e == ENOENT)
+        return fail_msg(err, errlen, -e, "disk %s: no such file (vessel disk create makes one)",
+                        path);
+    if (e == EISDIR)
+        return fail_msg(err, errlen, -e, "disk %s is a directory, not a disk image", path);
+    if ((e == EACCES || e == EROFS || e == EPERM) && !readonly)
+        return fail_msg(err, errlen, -e, "disk %s: cannot open for writing: %s", path, strerror(e));
+    return fail_msg(err, errlen, -e, "disk %s: %s", path, strerror(e));
+}
+
+int blk_open(struct blk_backend **out, const char *path, const struct blk_open_opts *o, char *err,
+             size_t errlen)
+{
+    bool readonly = o && o->readonly;
+    enum io_engine_kind kind;
+    int r = io_engine_kind_from_env(&kind, err, errlen);
+    if (r < 0) return r;
+
+    pthread_mutex_lock(&open_lock);
+    /* Before open(): our own close() of a second descriptor would drop the first's lock. */
+    struct stat st;
+    if (stat(path, &st) == 0 && find_open_locked(st.st_dev, st.st_ino)) {
+        pthread_mutex_unlock(&open_lock);
+        return fail_msg(err, errlen, -EBUSY,
+                        "disk %s is already open in this vessel (the same image given twice?)",
+                        path);
+    }
+    int fd = open_image(path, readonly, err, errlen);
+    if (fd < 0) {
+        pthread_mutex_unlock(&open_lock);
+        return fd;
+    }
+    struct blk_backend *twin = NULL;
+    if (fstat(fd, &st) < 0) {
+        r = fail_msg(err, errlen, -errno, "disk %s: %s", path, strerror(errno));
+    } else if ((twin = find_open_locked(st.st_dev, st.st_ino))) {
+        /* The path changed between stat() and open(): refuse, then restore the twin's lock,
+         * which our close() below drops. */
+        r = fail_msg(err, errlen, -EBUSY,
+                     "disk %s is already open in this vessel (the same image given twice?)", path);
+    } else {
+        r = check_geometry(path, &st, err, errlen);
+        if (!r && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0)
+            r = fail_msg(err, errlen, -errno, "disk %s: %s", path, strerror(errno));
+    }
+    if (!r) {
+        for (int tries = 0;; tries++) {
+            r = lock_image(fd, readonly);
+            if (r != -EACCES && r != -EAGAIN) break;
+            r = lock_conflict(fd, readonly, path, err, errlen);
+            if (r < 0) break;
+            if (tries == 3) { /* locks keep coming and going: someone is busy with it */
+                r = fail_msg(err, errlen, -EBUSY,
+                             "disk %s is in use by another process (another vessel?)", path);
+                break;
+            }
+        }
+        if (r < 0 && r != -EBUSY)
+            r = fail_msg(err, errlen, r, "disk %s: cannot lock it against other users: %s", path,
+                         strerror(-r));
+    }
+    struct blk_backend *b = NULL;
+    if (!r) {
+        b = calloc(1, sizeof(*b));
+        if (b) b->path = strdup(path);
+        if (!b || !b->path) r = fail_msg(err, errlen, -ENOMEM, "disk %s: out of memory", path);
+    }
+    if (!r) r = io_engine_create(&b->eng, kind, err, errlen);
+    if (r < 0) {
+        if (b) free(b->path);
+        free(b);
+        close(fd);
+        if (twin && lock_image(twin->fd, twin->readonly) < 0)
+            log_error("disk %s: lost its lock (the path was swapped while opening %s)", twin->path,
+                      path);
+        pthread_mutex_unlock(&open_lock);
+        return r;
+    }
+    b->fd = fd;
+    b->size = (uint64_t)st.st_size;
+    b->readonly = readonly;
+    b->dev = st.st_dev;
+    b->ino = st.st_ino;
+    pthread_mutex_init(&b->lock, NULL);
+    pthread_cond_init(&b->idle, NULL);
+    b->next_open = open_list;
+    open_list = b;
+    pthread_mutex_unlock(&open_lock);
+    log_debug("disk %s: raw, %llu bytes, %s, engine %s", path, (unsigned long long)b->size,
+              readonly ? "read-only" : "read-write", io_engine_name(b->eng));
+    *out = b;
+    return 0;
+}
+
+void blk_close(struct blk_backend *b)
+{
+    if (!b) return;
+    pthread_mutex_lock(&b->lock);
+    while (b->inflight)
+        pthread_cond_wait(&b->idle, &b->lock);
+    pthread_mutex_unlock(&b->lock);
+    io_engine_destroy(b->eng);
+
+    pthread_mutex_lock(&open_lock);
+    for (struct blk_backend **p = &open_list; *p; p = &(*p)->next_open)
+        if (*p == b) {
+            *p = b->next_open;
+            break;
+        }
+    close(b->fd); /* drops the lock */
+    pthread_mutex_unlock(&open_lock);
+
+    pthread_cond_destroy(&b->idle);
+    pthread_mutex_destroy(&b->lock);
+    free(b->path);
+    free(b);
+}
+
+uint64_t blk_size(const struct blk_backend *b)
+{
+    return b->size;
+}
+bool blk_readonly(const struct blk_backend *b)
+{
+    return b->readonly;
+}
+const char *blk_engine_name(const struct blk_backend *b)
+{
+    return io_engine_name(b->eng);
+}
+
+void blk_debug_disable_punch(struct blk_backend *b)
+{
+    atomic_store(&b->debug_refuse_punch, true);
+}
+void blk_debug_fail_next_flush(struct blk_backend *b, int err)
+{
+    atomic_store(&b->debug_flush_err, err);
+}
+
+static void req_finish(struct raw_req *q, int64_t res)
+{
+    struct blk_backend *b = q->b;
+    struct blk_req *r = q->r;
+    free(q);
+    r->done(r, res);
+    pthread_mutex_lock(&b->lock);
+    if (--b->inflight == 0) pthread_cond_broadcast(&b->idle);
+    pthread_mutex_unlock(&b->lock);
+}
+
+/* The next (at most 1 MiB) zero-filling write of a WRITE_ZEROES. */
+static void zero_fill_next(struct raw_req *q)
+{
+    uint64_t chunk = q->zleft < (uint64_t)ZERO_SEGS * ZERO_BUF_SIZE
+                         ? q->zleft
+                         : (uint64_t)ZERO_SEGS * ZERO_BUF_SIZE;
+    int n = 0;
+    for (uint64_t left = chunk; left; n++) {
+        size_t seg = left < ZERO_BUF_SIZE ? (size_t)left : ZERO_BUF_SIZE;
+        q->iov[n] = (struct iovec){.iov_base = zero_buf, .iov_len = seg};
+        left -= seg;
+    }
+    q->task.kind = IO_WRITEV;
+    q->task.offset = q->zoff;
+    q->task.iov = q->iov;
+    q->task.iovcnt = n;
+    q->task.len = chunk;
+    io_engine_submit(q->b->eng, &q->task);
+}
+
+static bool punch_refused(int64_t res)
+{
+    return res == -EOPNOTSUPP || res == -ENOSYS;
+}
+
+static void task_done(struct io_task *t, int64_t res)
+{
+    struct raw_req *q = (struct raw_req *)t;
+    struct blk_backend *b = q->b;
+    bool punched = q->punch;
+    q->punch = false;
+    if (punched && atomic_load(&b->debug_refuse_punch)) res = -EOPNOTSUPP;
+    switch (q->r->op) {
+    case BLK_FLUSH:
+        if (res == 0 && atomic_load(&b->debug_flush_err))
+            res = atomic_exchange(&b->debug_flush_err, 0);
+        /* After a failed fdatasync the kernel may have dropped the dirty pages and the next
+         * fdatasync succeeds: never let a later flush tell the guest its data is safe. */
+        if (res < 0) {
+            int expect = 0;
+            if (atomic_compare_exchange_strong(&b->flush_err, &expect, (int)res))
+                log_error("disk %s: flush failed: %s; every later flush will fail too", b->path,
+                          strerror((int)-res));
+        } else if (atomic_load(&b->flush_err)) {
+            res = atomic_load(&b->flush_err);
+        }
+        break;
+    case BLK_DISCARD:
+        /* virtio-blk discard is a hint (the device MAY deallocate): where holes cannot be
+         * made, doing nothing is a correct answer. */
+        if (punched && punch_refused(res)) {
+            atomic_store(&b->no_punch, true);
+            res = 0;
+        }
+        break;
+    case BLK_WRITE_ZEROES:
+        if (punched && punch_refused(res)) {
+            if (!atomic_exchange(&b->no_punch, true))
+                log_info("disk %s: the filesystem cannot punch holes; writing zeroes instead",
+                         b->path);
+            zero_fill_next(q);
+            return;
+        }
+        if (t->kind == IO_WRITEV) {
+            if (res < 0) {
+                break;
+            }
+            q->zoff += t->len;
+            q->zleft -= t->len;
+            if (q->zleft) {
+                zero_fill_next(q);
+                return;
+            }
+            res = 0;
+        }
+        break;
+    default: break;
+    }
+    req_finish(q, res);
+}
+
+/* offset+len inside the image, without overflowing. */
+static bool in_range(const struct blk_backend *b, uint64_t off, uint64_t len)
+{
+    return off <= b->size && len <= b->size - off;
+}
+
+int blk_submit(struct blk_backend *b, struct blk_req *r)
+{
+    if (!b || !r || !r->done) return -EINVAL;
+    uint64_t len = 0;
+    int nseg = 0;
+    bool fill_now = false;
+    switch (r->op) {
+    case BLK_WRITE:
+        if (b->readonly) return -EROFS;
+        /* fallthrough */
+    case BLK_READ:
+        if (r->iovcnt < 0 || r->iovcnt > IOV_MAX || (r->iovcnt && !r->iov)) return -EINVAL;
+        for (int i = 0; i < r->iovcnt; i++) {
+            if (r->iov[i].iov_len > b->size - len)
+                return -EINVAL; /* also catches a sum that would overflow */
+            len += r->iov[i].iov_len;
+        }
+        if (!in_range(b, r->offset, len)) return -EINVAL;
+        nseg = r->iovcnt;
+        break;
+    case BLK_FLUSH: break;
+    case BLK_DISCARD:
+    case BLK_WRITE_ZEROES:
+        if (b->readonly) return -EROFS;
+        if (!in_range(b, r->offset, r->len)) return -EINVAL;
+        len = r->len;
+        nseg = r->op == BLK_WRITE_ZEROES ? (int)ZERO_SEGS : 0;
+        break;
+    default: return -EOPNOTSUPP;
+    }
+
+    struct raw_req *q = malloc(sizeof(*q) + (size_t)nseg * sizeof(struct iovec));
+    if (!q) return -ENOMEM;
+    memset(&q->task, 0, sizeof(q->task));
+    q->b = b;
+    q->r = r;
+    q->zoff = q->zleft = 0;
+    q->punch = false;
+    q->task.fd = b->fd;
+    q->task.complete = task_done;
+    q->task.offset = r->offset;
+    q->task.len = len;
+    switch (r->op) {
+    case BLK_READ:
+    case BLK_WRITE:
+        if (nseg) memcpy(q->iov, r->iov, (size_t)nseg * sizeof(struct iovec));
+        q->task.kind = r->op == BLK_READ ? IO_READV : IO_WRITEV;
+        q->task.iov = q->iov;
+        q->task.iovcnt = nseg;
+        break;
+    case BLK_FLUSH: q->task.kind = IO_FDATASYNC; break;
+    default:
+        /* DISCARD, WRITE_ZEROES: fallocate(2) refuses a zero length, so complete it as a NOP. */
+        q->task.kind = len ? IO_FALLOCATE : IO_NOP;
+        q->task.mode = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
+        q->zoff = r->offset; /* where zero-filling starts if punching is refused */
+        q->zleft = len;
+        q->punch = len != 0;
+        if (q->punch && atomic_load(&b->debug_refuse_punch))
+            q->task.kind = IO_NOP; /* tests: the filesystem "refuses"; leave the data alone */
+        if (len && atomic_load(&b->no_punch)) {
+            q->punch = false;
+            if (r->op == BLK_DISCARD)
+                q->task.kind = IO_NOP; /* a hint we cannot act on */
+            else
+                fill_now = true;
+        }
+        break;
+    }
+
+    pthread_mutex_lock(&b->lock);
+    b->inflight++;
+    pthread_mutex_unlock(&b->lock);
+    if (fill_now)
+        zero_fill_next(q);
+    else
+        io_engine_submit(b->eng, &q->task);
+    return 0;
+}
+
+int blk_create_raw(const char *path, uint64_t size, char *err, size_t errlen)
+{
+    if (size < SECTOR || size % SECTOR)
+        return fail_msg(err, errlen, -EINVAL,
+                        "%llu bytes: a disk size must be a non-zero multiple of 512",
+                        (unsigned long long)size);
+    if (size > (uint64_t)INT64_MAX)
+        return fail_msg(err, errlen, -EFBIG, "%llu bytes: too large for a file",
+                        (unsigned long long)size);
+    /* O_EXCL: never overwrite, not even through a symlink. */
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        int e = errno;
+        if (e == EEXIST)
+            return fail_msg(err, errlen, -e,
+                            "%s already exists (vessel disk create never "
+                            "overwrites; remove it or pick another name)",
+                            path);
+        return fail_msg(err, errlen, -e, "cannot create %s: %s", path, strerror(e));
+    }
+    int r = 0;
+    if (ftruncate(fd, (off_t)size) < 0) {
+        int e = errno;
+        if (e == EFBIG || e == EINVAL)
+            r = fail_msg(err, errlen, -EFBIG,
+                         "%s: %llu bytes is more than this filesystem "
+                         "allows in one file",
+                         path, (unsigned long long)size);
+        else
+            r = fail_msg(err, errlen, -e, "cannot size %s: %s", path, strerror(e));
+    } else if (fsync(fd) < 0) {
+        r = fail_msg(err, errlen, -errno, "cannot write %s: %s", path, strerror(errno));
+    }
+    close(fd);
+    if (r < 0) unlink(path); /* ours: O_EXCL created it */
+    return r;
+}
