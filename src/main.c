@@ -12,6 +12,7 @@ struct subcommand {
 
 static const struct subcommand subcommands[] = {
     {"run", cli_run, "boot a virtual machine in the foreground"},
+    {"disk", cli_disk, "create and inspect disk images"},
 };
 #define NSUB (sizeof(subcommands) / sizeof(subcommands[0]))
 

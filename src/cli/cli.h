@@ -29,4 +29,5 @@ int cli_run_parse(int argc, char **argv, const struct host_limits *lim, struct r
                   char *err, size_t errlen);
 int cli_run(int argc, char **argv);
 void cli_run_usage(FILE *out);
+int cli_disk(int argc, char **argv);
 #endif
