@@ -54,6 +54,7 @@ run_suite unit ./build/unit-tests
 run_suite unit-asan ./build/unit-tests-asan
 if [ -x tests/isa/run.sh ]; then
     run_suite isa tests/isa/run.sh ./vessel
+    run_suite isa-asan tests/isa/run.sh ./vessel-asan
 else
     summary+=("$(printf '%-14s skipped (no tests/isa/run.sh)' isa)")
 fi
