@@ -125,9 +125,32 @@ file /bin/busybox $bb 0755 0 0
 slink /bin/sh busybox 0777 0 0
 slink /bin/cttyhack busybox 0777 0 0
 slink /sbin/init ../bin/busybox 0777 0 0
-slink /init bin/busybox 0777 0 0
 tree / $here/initramfs
 EOS
+# Modules for a root disk (guest/initramfs/init, root=): virtio_mmio,
+# virtio_blk, ext4, with their dependencies from modules.dep; crc32c_generic is
+# the "crypto-crc32c" soft dependency of ext4 and jbd2 (modules.softdep).
+{
+    echo "# NAME PATH (relative to /lib/modules/$kver), dependencies first"
+    awk -v want="virtio_mmio virtio_blk crc32c_generic ext4" '
+        function name(p) { sub(/.*\//, "", p); sub(/\.ko.*/, "", p); gsub(/-/, "_", p); return p }
+        function add(p) { if (!(p in seen)) { seen[p] = 1; print name(p), p } }
+        { sub(/:$/, "", $1); line[name($1)] = $0 }
+        END {
+            n = split(want, w, " ")
+            for (i = 1; i <= n; i++) {
+                if (!(w[i] in line)) { print "missing module " w[i] > "/dev/stderr"; exit 1 }
+                k = split(line[w[i]], f, /[ \t]+/)
+                for (j = k; j >= 2; j--) add(f[j])  # modprobe loads the list from the end
+                add(f[1])
+            }
+        }' "$moddir/modules.dep"
+} >"$new/initramfs-modules" || die "kernel modules for the disk boot path not found in $moddir"
+echo "file /lib/modules/initramfs-modules $new/initramfs-modules 0644 0 0" >>"$spec"
+while read -r mname mpath; do
+    case "$mname" in '#'*) continue ;; esac
+    echo "file /lib/modules/$kver/$mpath $moddir/$mpath 0644 0 0" >>"$spec"
+done <"$new/initramfs-modules"
 "$here/mkcpio.py" --gzip --mtime "$mtime" -o "$new/initramfs.cpio.gz" "$spec"
 
 {
