@@ -13,6 +13,7 @@
 #define DEFAULT_CPUS     1
 #define DEFAULT_MEMORY   (512ull << 20)
 #define DEFAULT_CMDLINE  "console=ttyS0"
+#define DEFAULT_DISK_CMDLINE "console=ttyS0 root=/dev/vda rw"
 
 void cli_run_usage(FILE *out)
 {
@@ -28,6 +29,10 @@ void cli_run_usage(FILE *out)
             "  --kernel FILE      RISC-V Linux kernel Image\n"
             "  --initrd FILE      initramfs to pass to the kernel\n"
             "  --cmdline STRING   kernel command line (default \"%s\")\n"
+            "  --disk IMAGE[,readonly][,serial=ID]\n"
+            "                     a raw disk image as virtio-blk (vda, vdb, ... in order;\n"
+            "                     up to %d); with no --kernel the default kernel boots it as\n"
+            "                     root (root=/dev/vda)\n"
             "  --firmware FILE    M-mode firmware loaded at 0x80000000 (default: the cached\n"
             "                     OpenSBI fw_dynamic.bin when --kernel is given; alone, a\n"
             "                     bare-metal program)\n"
@@ -43,7 +48,7 @@ void cli_run_usage(FILE *out)
             "Console: Ctrl-A x quits, Ctrl-A h helps, Ctrl-A Ctrl-A sends Ctrl-A.\n"
             "Exit status: 0 guest powered off, 1 host error, 2 bad arguments or files,\n"
             "3 the guest cannot continue, 4 the guest reported failure.\n",
-            DEFAULT_CPUS, DEFAULT_CMDLINE);
+            DEFAULT_CPUS, DEFAULT_CMDLINE, MACHINE_MAX_DISKS);
 }
 
 static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -77,7 +82,8 @@ int host_limits_read(struct host_limits *l)
 }
 
 enum { OPT_CPUS = 256, OPT_MEMORY, OPT_KERNEL, OPT_INITRD, OPT_CMDLINE, OPT_FIRMWARE,
-       OPT_OVERCOMMIT, OPT_NO_REBOOT, OPT_LOG_LEVEL, OPT_LOG_FILE, OPT_GDB, OPT_PAUSED };
+       OPT_OVERCOMMIT, OPT_NO_REBOOT, OPT_LOG_LEVEL, OPT_LOG_FILE, OPT_GDB, OPT_PAUSED,
+       OPT_DISK };
 
 static const struct option run_options[] = {
     {"cpus", required_argument, NULL, OPT_CPUS},
@@ -92,6 +98,7 @@ static const struct option run_options[] = {
     {"log-file", required_argument, NULL, OPT_LOG_FILE},
     {"gdb", required_argument, NULL, OPT_GDB},
     {"paused", no_argument, NULL, OPT_PAUSED},
+    {"disk", required_argument, NULL, OPT_DISK},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -105,6 +112,46 @@ static int default_path(struct run_args *a, int slot, const char *name, const ch
     snprintf(a->default_paths[slot], sizeof(a->default_paths[slot]), "%s/guest/default/%s", dir,
              name);
     *out = a->default_paths[slot];
+    return 0;
+}
+
+/* IMAGE[,readonly][,serial=ID]: the image path may not contain commas. */
+static int parse_disk(const char *spec, struct vm_options *vm, char *err, size_t errlen)
+{
+    if (vm->ndisks == MACHINE_MAX_DISKS)
+        return fail(err, errlen, "--disk %s: at most %d disks (virtio slots are full)", spec,
+                    MACHINE_MAX_DISKS);
+    struct vm_disk *d = &vm->disks[vm->ndisks];
+    memset(d, 0, sizeof(*d));
+    const char *comma = strchr(spec, ',');
+    size_t plen = comma ? (size_t)(comma - spec) : strlen(spec);
+    if (plen == 0)
+        return fail(err, errlen, "--disk %s: no image file given", spec);
+    if (plen >= sizeof(d->path))
+        return fail(err, errlen, "--disk: the image path is too long");
+    memcpy(d->path, spec, plen);
+    vm->ndisks++;
+    while (comma) {
+        const char *opt = comma + 1;
+        comma = strchr(opt, ',');
+        size_t olen = comma ? (size_t)(comma - opt) : strlen(opt);
+        if (olen == 8 && !strncmp(opt, "readonly", 8)) {
+            d->readonly = true;
+        } else if (olen > 7 && !strncmp(opt, "serial=", 7)) {
+            size_t slen = olen - 7;
+            if (slen > 20)
+                return fail(err, errlen, "--disk %s: serial is longer than 20 characters", spec);
+            for (size_t k = 0; k < slen; k++)
+                if (opt[7 + k] < 0x21 || opt[7 + k] > 0x7e)
+                    return fail(err, errlen,
+                                "--disk %s: serial may only hold printable characters", spec);
+            memcpy(d->serial, opt + 7, slen);
+        } else {
+            return fail(err, errlen,
+                        "--disk %s: unknown option '%.*s' (options: readonly, serial=ID)", spec,
+                        (int)olen, opt);
+        }
+    }
     return 0;
 }
 
@@ -132,6 +179,12 @@ int cli_run_parse(int argc, char **argv, const struct host_limits *lim, struct r
         case OPT_LOG_FILE: a->log_file = optarg; break;
         case OPT_GDB: gdb_s = optarg; break;
         case OPT_PAUSED: a->vm.paused = true; break;
+        case OPT_DISK: {
+            int r = parse_disk(optarg, &a->vm, err, errlen);
+            if (r < 0)
+                return r;
+            break;
+        }
         case 'h': a->help = true; return 0;
         case ':':
             return fail(err, errlen, "option %s needs a value (see vessel run --help)",
@@ -199,7 +252,8 @@ int cli_run_parse(int argc, char **argv, const struct host_limits *lim, struct r
         return fail(err, errlen, "--log-level %s: expected error, warn, info, debug or trace",
                     a->log_level);
 
-    if (!mc->kernel && !mc->firmware) {
+    bool default_kernel = !mc->kernel && !mc->firmware;
+    if (default_kernel) {
         /* the default guest */
         int r = default_path(a, 0, "fw_dynamic.bin", &mc->firmware, err, errlen);
         if (!r)
@@ -220,7 +274,7 @@ int cli_run_parse(int argc, char **argv, const struct host_limits *lim, struct r
     if (mc->initrd && !mc->kernel)
         return fail(err, errlen, "--initrd needs --kernel");
     if (mc->kernel && !cmdline_set)
-        mc->cmdline = DEFAULT_CMDLINE;
+        mc->cmdline = a->vm.ndisks && default_kernel ? DEFAULT_DISK_CMDLINE : DEFAULT_CMDLINE;
     return 0;
 }
 

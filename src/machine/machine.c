@@ -3,6 +3,8 @@
 #include "machine/machine.h"
 #include "dev/goldfish_rtc.h"
 #include "dev/uart.h"
+#include "dev/virtio/blk.h"
+#include "dev/virtio/rng.h"
 #include "irq/plic.h"
 #include "machine/fdt.h"
 #include "machine/loader.h"
@@ -163,7 +165,7 @@ static int load_images(struct machine *m, char *err, size_t errlen)
         .isa = ISA_STRING,
         .isa_ext = ISA_EXTENSIONS,
         .mmu_type = "riscv,sv57",
-        .n_virtio = 0,
+        .n_virtio = c->ndisks + 1, /* disks, then the entropy device */
     };
     if (getrandom(p.rng_seed, sizeof(p.rng_seed), 0) != (ssize_t)sizeof(p.rng_seed))
         memset(p.rng_seed, 0x5a, sizeof(p.rng_seed));
@@ -303,6 +305,26 @@ int machine_create(struct machine **out, const struct machine_config *cfg, struc
         goto fail;
     }
 
+    /* virtio-mmio slots: disks in the order given (vda, vdb, ...), then virtio-rng. */
+    m->gm = (struct guest_mem){m->ram, RAM_BASE, cfg->ram_size};
+    for (unsigned i = 0; i <= cfg->ndisks; i++) {
+        struct irq_line irq = {plic_irq_line_set, m->plic, 1 + i};
+        struct virtio_mmio *t;
+        if (i < cfg->ndisks) {
+            m->blk[i] = vblk_create(cfg->disks[i].backend, cfg->disks[i].serial, &m->gm, irq);
+            t = m->blk[i] ? vblk_transport(m->blk[i]) : NULL;
+        } else {
+            m->rng = vrng_create(&m->gm, irq);
+            t = m->rng ? vrng_transport(m->rng) : NULL;
+        }
+        if (!t || bus_map(&m->bus, VIRTIO_BASE + 0x1000ull * i, VIRTIO_MMIO_SIZE,
+                          &virtio_mmio_ops, t, BUS_LOCKLESS)) {
+            errf(err, errlen, "cannot create virtio device %u", i);
+            r = -ENOMEM;
+            goto fail;
+        }
+    }
+
     r = load_images(m, err, errlen);
     if (r < 0)
         goto fail;
@@ -360,6 +382,9 @@ void machine_destroy(struct machine *m)
                 hart_destroy(&m->harts[i]);
     free(m->harts);
     free(m->threads);
+    for (unsigned i = 0; i < MACHINE_MAX_DISKS; i++)
+        vblk_destroy(m->blk[i]);
+    vrng_destroy(m->rng);
     goldfish_rtc_destroy(m->rtc);
     uart_destroy(m->uart);
     if (m->plic)

@@ -6,6 +6,7 @@
 #include "dev/syscon.h"
 #include "irq/aclint.h"
 #include "machine/bus.h"
+#include "machine/guestmem.h"
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -21,6 +22,14 @@
 #define RTC_IRQ       11
 #define MACHINE_MAX_HARTS 64
 #define MACHINE_MIN_RAM   (64ull << 20)
+#define VIRTIO_SLOTS      8 /* virtio-mmio slots, as QEMU virt */
+#define MACHINE_MAX_DISKS (VIRTIO_SLOTS - 1) /* one slot is the entropy device */
+
+struct blk_backend;
+struct machine_disk {
+    struct blk_backend *backend; /* opened (and locked) by the caller, kept across reboots */
+    const char *serial;          /* NULL: none */
+};
 
 struct machine_config {
     unsigned cpus;
@@ -30,6 +39,8 @@ struct machine_config {
     const char *initrd;   /* NULL: none */
     const char *cmdline;  /* NULL: none */
     bool trace;           /* log traps */
+    unsigned ndisks;      /* virtio-blk devices in slots 0.. (vda, vdb, ...) */
+    struct machine_disk disks[MACHINE_MAX_DISKS];
 };
 
 enum machine_event {
@@ -45,6 +56,8 @@ enum machine_event {
 struct plic;
 struct uart;
 struct goldfish_rtc;
+struct vblk;
+struct vrng;
 
 struct machine {
     struct machine_config cfg;
@@ -55,6 +68,9 @@ struct machine {
     struct uart *uart;
     struct goldfish_rtc *rtc;
     struct syscon syscon;
+    struct guest_mem gm;
+    struct vblk *blk[MACHINE_MAX_DISKS];
+    struct vrng *rng;
     struct chr *console;
     unsigned nharts;
     struct hart *harts; /* array of nharts */

@@ -1,5 +1,6 @@
 #include "vm/vm.h"
 #include "vm/gdbstub.h"
+#include "backend/block/block.h"
 #include "util/log.h"
 #include <errno.h>
 #include <signal.h>
@@ -7,6 +8,7 @@
 #include <string.h>
 
 static struct machine *volatile current_machine;
+static int vm_run_machine(const struct vm_options *o, const struct machine_config *mc);
 
 static void on_quit(void *ctx)
 {
@@ -16,7 +18,44 @@ static void on_quit(void *ctx)
         machine_post_event(m, MEV_QUIT, 0, NULL);
 }
 
+static void close_disks(struct machine_config *mc)
+{
+    for (unsigned i = 0; i < mc->ndisks; i++)
+        blk_close(mc->disks[i].backend);
+    mc->ndisks = 0;
+}
+
+/* Open (and lock) every disk before anything runs; the locks are kept across guest reboots. */
+static int open_disks(const struct vm_options *o, struct machine_config *mc)
+{
+    for (unsigned i = 0; i < o->ndisks; i++) {
+        char err[512];
+        struct blk_open_opts bo = {.readonly = o->disks[i].readonly};
+        int r = blk_open(&mc->disks[i].backend, o->disks[i].path, &bo, err, sizeof(err));
+        if (r < 0) {
+            close_disks(mc);
+            fprintf(stderr, "vessel: %s\n", err);
+            return r == -ENOMEM ? VM_EXIT_HOST_ERROR : VM_EXIT_USAGE;
+        }
+        mc->disks[i].serial = o->disks[i].serial[0] ? o->disks[i].serial : NULL;
+        mc->ndisks = i + 1;
+    }
+    return 0;
+}
+
 int vm_run(const struct vm_options *o)
+{
+    struct machine_config mc = o->machine;
+    mc.ndisks = 0;
+    int dr = open_disks(o, &mc);
+    if (dr)
+        return dr;
+    int status = vm_run_machine(o, &mc);
+    close_disks(&mc);
+    return status;
+}
+
+static int vm_run_machine(const struct vm_options *o, const struct machine_config *mc)
 {
     struct chr *console = chr_stdio_create(on_quit, NULL);
     if (!console) {
@@ -38,7 +77,7 @@ int vm_run(const struct vm_options *o)
     for (;;) {
         struct machine *m;
         char err[512];
-        int r = machine_create(&m, &o->machine, console, err, sizeof(err));
+        int r = machine_create(&m, mc, console, err, sizeof(err));
         if (r < 0) {
             gdbstub_destroy(gdb);
             chr_destroy(console);

@@ -10,8 +10,16 @@
 #define VM_EXIT_GUEST_DEAD 3 /* the guest cannot continue */
 #define VM_EXIT_GUEST_FAIL 4 /* the guest reported failure through the test device */
 
+struct vm_disk {
+    char path[4096];
+    bool readonly;
+    char serial[21]; /* empty: none */
+};
+
 struct vm_options {
     struct machine_config machine;
+    unsigned ndisks;
+    struct vm_disk disks[MACHINE_MAX_DISKS];
     bool no_reboot;
     int gdb_port;   /* 0: no debugger stub */
     bool paused;    /* with gdb_port: wait for the debugger before running */

@@ -72,7 +72,9 @@ void vq_push(struct vq *q, uint16_t head, uint32_t written);
 bool vq_should_notify(struct vq *q);
 /* With event_idx: publish avail_event = last_avail so the guest kicks for the next buffer. */
 void vq_update_avail_event(struct vq *q);
-/* Copy helpers across a chain's segments (for headers that may be split). Return bytes done. */
+/* Copy helpers across a chain's segments (for headers that may be split). Return bytes done.
+ * vq_chain_read's off counts from the start of the readable part, vq_chain_write's from the
+ * start of the writable part. */
 uint64_t vq_chain_read(const struct vq_chain *c, uint64_t off, void *dst, uint64_t len);
 uint64_t vq_chain_write(const struct vq_chain *c, uint64_t off, const void *src, uint64_t len);
 #endif

@@ -1,0 +1,404 @@
+/* virtio-blk device model: guest requests -> block backend requests. */
+#include "dev/virtio/blk.h"
+#include "util/log.h"
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* feature bits (5.2.3) */
+#define VIRTIO_BLK_F_SEG_MAX      2
+#define VIRTIO_BLK_F_RO           5
+#define VIRTIO_BLK_F_BLK_SIZE     6
+#define VIRTIO_BLK_F_FLUSH        9
+#define VIRTIO_BLK_F_DISCARD      13
+#define VIRTIO_BLK_F_WRITE_ZEROES 14
+
+/* request types and status (5.2.6) */
+#define VIRTIO_BLK_T_IN           0
+#define VIRTIO_BLK_T_OUT          1
+#define VIRTIO_BLK_T_FLUSH        4
+#define VIRTIO_BLK_T_GET_ID       8
+#define VIRTIO_BLK_T_DISCARD      11
+#define VIRTIO_BLK_T_WRITE_ZEROES 13
+#define VIRTIO_BLK_S_OK     0
+#define VIRTIO_BLK_S_IOERR  1
+#define VIRTIO_BLK_S_UNSUPP 2
+
+#define SECTOR 512ull
+#define QUEUE_SIZE 256
+#define MAX_DISCARD_SECTORS 0x3fffffu
+#define CONFIG_SIZE 60
+
+struct vblk_req {
+    struct blk_req r;
+    struct vblk *d;
+    uint16_t head;
+    uint8_t *status;
+    uint32_t used_len;
+    int iovcnt;
+    struct iovec iov[VQ_MAX_SEGS];
+};
+
+struct vblk {
+    struct virtio_mmio *t;
+    struct blk_backend *be;
+    char serial[VIRTIO_BLK_SERIAL_LEN];
+    bool readonly;
+    uint64_t capacity; /* sectors */
+    pthread_mutex_t lock; /* queue pop/push, counters */
+    pthread_cond_t idle;
+    unsigned inflight;
+    bool running;
+    struct vblk_stats st;
+    struct vq_chain chain; /* scratch for vq_pop, under lock */
+};
+
+struct __attribute__((packed)) blk_hdr {
+    uint32_t type, reserved;
+    uint64_t sector;
+};
+struct __attribute__((packed)) blk_range {
+    uint64_t sector;
+    uint32_t num_sectors, flags;
+};
+
+/* iovecs covering bytes [off, off + len) of the chain (readable then writable segments). */
+static int chain_iov(const struct vq_chain *c, uint64_t off, uint64_t len, struct iovec *iov,
+                     int max)
+{
+    int n = 0;
+    uint64_t pos = 0;
+    for (unsigned s = 0; s < c->nseg && len; s++) {
+        uint64_t sl = c->seg[s].len;
+        if (off >= pos + sl) {
+            pos += sl;
+            continue;
+        }
+        uint64_t start = off > pos ? off - pos : 0;
+        uint64_t take = sl - start < len ? sl - start : len;
+        if (n == max)
+            return -1;
+        iov[n].iov_base = c->seg[s].ptr + start;
+        iov[n].iov_len = take;
+        n++;
+        len -= take;
+        off += take;
+        pos += sl;
+    }
+    return len ? -1 : n;
+}
+
+static void complete(struct vblk_req *q, uint8_t status)
+{
+    struct vblk *d = q->d;
+    *q->status = status;
+    pthread_mutex_lock(&d->lock);
+    if (status != VIRTIO_BLK_S_OK)
+        d->st.errors++;
+    bool notify = false;
+    if (d->running) {
+        struct vq *vq = virtio_mmio_queue(d->t, 0);
+        vq_push(vq, q->head, q->used_len);
+        notify = vq_should_notify(vq);
+    }
+    if (--d->inflight == 0)
+        pthread_cond_broadcast(&d->idle);
+    pthread_mutex_unlock(&d->lock);
+    if (notify)
+        virtio_mmio_interrupt(d->t, VIRTIO_INT_USED);
+    free(q);
+}
+
+static void io_done(struct blk_req *r, int64_t result)
+{
+    struct vblk_req *q = r->opaque;
+    if (result < 0)
+        log_debug("virtio-blk: request failed: %s", strerror((int)-result));
+    complete(q, result < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK);
+}
+
+/* Start one request; called with d->lock held. Returns false if the chain is unusable
+ * (the device then needs a reset). */
+static bool start_request(struct vblk *d, const struct vq_chain *c)
+{
+    struct blk_hdr hdr;
+    /* A request needs a readable header and a writable status byte (5.2.6). */
+    if (c->read_len < sizeof(hdr) || c->write_len < 1) {
+        d->st.bad_requests++;
+        return false;
+    }
+    vq_chain_read(c, 0, &hdr, sizeof(hdr));
+    struct vblk_req *q = calloc(1, sizeof(*q));
+    if (!q)
+        return false;
+    q->d = d;
+    q->head = c->head;
+    /* status: the last writable byte */
+    uint64_t status_off = c->read_len + c->write_len - 1;
+    struct iovec siov;
+    if (chain_iov(c, status_off, 1, &siov, 1) != 1) {
+        free(q);
+        d->st.bad_requests++;
+        return false;
+    }
+    q->status = siov.iov_base;
+    q->used_len = 1;
+    q->r.done = io_done;
+    q->r.opaque = q;
+    d->inflight++;
+
+    uint8_t status = VIRTIO_BLK_S_OK;
+    bool io = true; /* false: complete now with `status` */
+    uint64_t data_len;
+    switch (hdr.type) {
+    case VIRTIO_BLK_T_IN:
+    case VIRTIO_BLK_T_OUT: {
+        bool in = hdr.type == VIRTIO_BLK_T_IN;
+        data_len = in ? c->write_len - 1 : c->read_len - sizeof(hdr);
+        uint64_t data_off = in ? c->read_len : sizeof(hdr);
+        if (in ? c->read_len != sizeof(hdr) : c->write_len != 1) {
+            status = VIRTIO_BLK_S_IOERR; /* data on the wrong side */
+            break;
+        }
+        if (!in && d->readonly) {
+            status = VIRTIO_BLK_S_IOERR;
+            break;
+        }
+        if (data_len % SECTOR || hdr.sector > d->capacity ||
+            data_len / SECTOR > d->capacity - hdr.sector) {
+            status = VIRTIO_BLK_S_IOERR;
+            break;
+        }
+        q->iovcnt = chain_iov(c, data_off, data_len, q->iov, VQ_MAX_SEGS);
+        if (q->iovcnt < 0) {
+            status = VIRTIO_BLK_S_IOERR;
+            break;
+        }
+        q->r.op = in ? BLK_READ : BLK_WRITE;
+        q->r.offset = hdr.sector * SECTOR;
+        q->r.len = data_len;
+        q->r.iov = q->iov;
+        q->r.iovcnt = q->iovcnt;
+        q->used_len = in ? (uint32_t)data_len + 1 : 1;
+        if (in)
+            d->st.reads++;
+        else
+            d->st.writes++;
+        break;
+    }
+    case VIRTIO_BLK_T_FLUSH:
+        q->r.op = BLK_FLUSH;
+        d->st.flushes++;
+        break;
+    case VIRTIO_BLK_T_GET_ID: {
+        d->st.get_ids++;
+        uint64_t n = c->write_len - 1 < VIRTIO_BLK_SERIAL_LEN ? c->write_len - 1
+                                                              : VIRTIO_BLK_SERIAL_LEN;
+        vq_chain_write(c, 0, d->serial, n);
+        q->used_len = (uint32_t)n + 1;
+        io = false;
+        break;
+    }
+    case VIRTIO_BLK_T_DISCARD:
+    case VIRTIO_BLK_T_WRITE_ZEROES: {
+        struct blk_range rg;
+        bool dz = hdr.type == VIRTIO_BLK_T_WRITE_ZEROES;
+        if (d->readonly || c->read_len != sizeof(hdr) + sizeof(rg) || c->write_len != 1) {
+            status = d->readonly ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_UNSUPP;
+            break;
+        }
+        vq_chain_read(c, sizeof(hdr), &rg, sizeof(rg));
+        /* flags: only unmap (bit 0) for write zeroes; none for discard */
+        if ((rg.flags & ~(dz ? 1u : 0u)) || rg.num_sectors > MAX_DISCARD_SECTORS ||
+            rg.sector > d->capacity || rg.num_sectors > d->capacity - rg.sector) {
+            status = rg.flags & ~(dz ? 1u : 0u) ? VIRTIO_BLK_S_UNSUPP : VIRTIO_BLK_S_IOERR;
+            break;
+        }
+        q->r.op = dz ? BLK_WRITE_ZEROES : BLK_DISCARD;
+        q->r.offset = rg.sector * SECTOR;
+        q->r.len = (uint64_t)rg.num_sectors * SECTOR;
+        if (dz)
+            d->st.write_zeroes++;
+        else
+            d->st.discards++;
+        break;
+    }
+    default:
+        status = VIRTIO_BLK_S_UNSUPP;
+        break;
+    }
+    /* Unlocked: the backend may complete on another thread at once. */
+    pthread_mutex_unlock(&d->lock);
+    if (status != VIRTIO_BLK_S_OK || !io)
+        complete(q, status);
+    else if (blk_submit(d->be, &q->r) < 0)
+        complete(q, VIRTIO_BLK_S_IOERR);
+    pthread_mutex_lock(&d->lock);
+    return true;
+}
+
+static void process_queue(struct vblk *d)
+{
+    pthread_mutex_lock(&d->lock);
+    struct vq *vq = virtio_mmio_queue(d->t, 0);
+    bool broken = false;
+    while (d->running && vq && !vq->broken) {
+        int r = vq_pop(vq, &d->chain);
+        if (r == 0) {
+            if (vq->event_idx) { /* publish, then look once more to close the race */
+                vq_update_avail_event(vq);
+                r = vq_pop(vq, &d->chain);
+                if (r == 0)
+                    break;
+            } else {
+                break;
+            }
+        }
+        if (r < 0 || !start_request(d, &d->chain)) {
+            broken = true;
+            d->st.bad_requests++;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&d->lock);
+    if (broken) {
+        log_warn("virtio-blk: malformed request from the guest; device needs reset");
+        virtio_mmio_set_needs_reset(d->t);
+    }
+}
+
+/* ---- transport callbacks ---- */
+
+static uint32_t cfg_read(void *dev, uint32_t off, unsigned size)
+{
+    struct vblk *d = dev;
+    uint8_t cfg[CONFIG_SIZE] = {0};
+    uint64_t cap = d->capacity;
+    uint32_t seg_max = VQ_MAX_SEGS - 2, blk_size = SECTOR, max_sect = MAX_DISCARD_SECTORS, one = 1;
+    memcpy(cfg + 0, &cap, 8);
+    memcpy(cfg + 12, &seg_max, 4);
+    memcpy(cfg + 20, &blk_size, 4);
+    memcpy(cfg + 36, &max_sect, 4); /* max_discard_sectors */
+    memcpy(cfg + 40, &one, 4);      /* max_discard_seg */
+    memcpy(cfg + 44, &one, 4);      /* discard_sector_alignment */
+    memcpy(cfg + 48, &max_sect, 4); /* max_write_zeroes_sectors */
+    memcpy(cfg + 52, &one, 4);      /* max_write_zeroes_seg */
+    cfg[56] = 1;                    /* write_zeroes_may_unmap */
+    if (off >= CONFIG_SIZE || size > CONFIG_SIZE - off)
+        return 0;
+    uint32_t v = 0;
+    memcpy(&v, cfg + off, size);
+    return v;
+}
+
+static void cfg_write(void *dev, uint32_t off, uint32_t val, unsigned size)
+{
+    (void)dev, (void)off, (void)val, (void)size; /* writeback toggling not offered */
+}
+
+static void dev_start(void *dev, uint64_t features)
+{
+    struct vblk *d = dev;
+    (void)features;
+    pthread_mutex_lock(&d->lock);
+    d->running = true;
+    pthread_mutex_unlock(&d->lock);
+}
+
+static void dev_notify(void *dev, unsigned q)
+{
+    if (q == 0)
+        process_queue(dev);
+}
+
+static void drain(struct vblk *d)
+{
+    pthread_mutex_lock(&d->lock);
+    while (d->inflight)
+        pthread_cond_wait(&d->idle, &d->lock);
+    pthread_mutex_unlock(&d->lock);
+}
+
+static void dev_reset(void *dev)
+{
+    struct vblk *d = dev;
+    pthread_mutex_lock(&d->lock);
+    d->running = false; /* completions still write their status, but push nothing */
+    pthread_mutex_unlock(&d->lock);
+    drain(d);
+}
+
+static struct virtio_device_ops blk_ops_template = {
+    .device_id = 2,
+    .num_queues = 1,
+    .queue_max = QUEUE_SIZE,
+    .config_size = CONFIG_SIZE,
+    .config_read = cfg_read,
+    .config_write = cfg_write,
+    .start = dev_start,
+    .notify = dev_notify,
+    .reset = dev_reset,
+};
+
+struct vblk_with_ops {
+    struct vblk d;
+    struct virtio_device_ops ops;
+};
+
+struct vblk *vblk_create(struct blk_backend *be, const char *serial, const struct guest_mem *gm,
+                         struct irq_line irq)
+{
+    struct vblk_with_ops *w = calloc(1, sizeof(*w));
+    if (!w)
+        return NULL;
+    struct vblk *d = &w->d;
+    d->be = be;
+    d->readonly = blk_readonly(be);
+    d->capacity = blk_size(be) / SECTOR;
+    if (serial) /* 20 bytes, NUL-padded, not NUL-terminated when full (5.2.6) */
+        memcpy(d->serial, serial, strnlen(serial, sizeof(d->serial)));
+    pthread_mutex_init(&d->lock, NULL);
+    pthread_cond_init(&d->idle, NULL);
+    w->ops = blk_ops_template;
+    w->ops.features = (1ull << VIRTIO_BLK_F_SEG_MAX) | (1ull << VIRTIO_BLK_F_BLK_SIZE) |
+                      (1ull << VIRTIO_BLK_F_FLUSH);
+    if (d->readonly)
+        w->ops.features |= 1ull << VIRTIO_BLK_F_RO;
+    else
+        w->ops.features |= (1ull << VIRTIO_BLK_F_DISCARD) | (1ull << VIRTIO_BLK_F_WRITE_ZEROES);
+    d->t = virtio_mmio_create(&w->ops, d, gm, irq);
+    if (!d->t) {
+        pthread_mutex_destroy(&d->lock);
+        pthread_cond_destroy(&d->idle);
+        free(w);
+        return NULL;
+    }
+    return d;
+}
+
+void vblk_destroy(struct vblk *d)
+{
+    if (!d)
+        return;
+    dev_reset(d);
+    virtio_mmio_destroy(d->t);
+    pthread_mutex_destroy(&d->lock);
+    pthread_cond_destroy(&d->idle);
+    free((struct vblk_with_ops *)d);
+}
+
+struct virtio_mmio *vblk_transport(struct vblk *d) { return d->t; }
+
+void vblk_get_stats(struct vblk *d, struct vblk_stats *s)
+{
+    pthread_mutex_lock(&d->lock);
+    *s = d->st;
+    pthread_mutex_unlock(&d->lock);
+}
+
+void vblk_process_and_wait(struct vblk *d)
+{
+    process_queue(d);
+    drain(d);
+}

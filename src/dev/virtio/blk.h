@@ -1,0 +1,27 @@
+/* virtio-blk (virtio 1.x spec 5.2) on a block backend: one request queue; IN, OUT, FLUSH,
+ * GET_ID, DISCARD and WRITE_ZEROES; read-only disks advertise VIRTIO_BLK_F_RO and fail writes
+ * with an I/O error. Requests are taken on the hart thread that notifies and complete on the
+ * backend's I/O thread, many in flight. A malformed request that cannot even carry a status
+ * (no header, no writable status byte) puts the device into NEEDS_RESET. */
+#ifndef VESSEL_DEV_VIRTIO_BLK_H
+#define VESSEL_DEV_VIRTIO_BLK_H
+#include "backend/block/block.h"
+#include "dev/virtio/mmio.h"
+
+#define VIRTIO_BLK_SERIAL_LEN 20
+
+struct vblk;
+/* serial: up to 20 bytes (longer is refused by the caller), or NULL. NULL on OOM. */
+struct vblk *vblk_create(struct blk_backend *be, const char *serial, const struct guest_mem *gm,
+                         struct irq_line irq);
+void vblk_destroy(struct vblk *d); /* drains in-flight requests; does not close the backend */
+struct virtio_mmio *vblk_transport(struct vblk *d);
+/* Counters for tests and logs. */
+struct vblk_stats {
+    uint64_t reads, writes, flushes, discards, write_zeroes, get_ids, errors, bad_requests;
+};
+void vblk_get_stats(struct vblk *d, struct vblk_stats *s);
+/* For tests and the fuzzer: process the queue as a notify would, then wait until every
+ * request submitted so far has completed. */
+void vblk_process_and_wait(struct vblk *d);
+#endif
