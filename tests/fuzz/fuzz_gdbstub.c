@@ -2,7 +2,9 @@
 // SOURCES: src/cpu/riscv/hart.c src/cpu/riscv/exec.c src/cpu/riscv/decode.c src/cpu/riscv/csr.c
 // SOURCES: src/cpu/riscv/mmu.c src/cpu/riscv/fpu.c src/irq/plic.c src/irq/aclint.c src/dev/uart.c
 // SOURCES: src/dev/syscon.c src/dev/goldfish_rtc.c src/util/log.c src/util/size.c
-// LIBS: -lfdt
+// SOURCES: src/dev/virtio/mmio.c src/dev/virtio/virtqueue.c src/dev/virtio/blk.c src/dev/virtio/rng.c
+// SOURCES: src/backend/block/raw.c src/backend/block/io_engine.c
+// LIBS: -lfdt -luring
 /* The GDB remote protocol parser on arbitrary client bytes (a debugger connection is user
  * input): packets, checksums, register/memory/breakpoint requests against a real machine whose
  * harts are parked. Must never crash or write outside guest RAM. */
