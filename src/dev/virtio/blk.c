@@ -124,10 +124,8 @@ static bool start_request(struct vblk *d, const struct vq_chain *c)
 {
     struct blk_hdr hdr;
     /* A request needs a readable header and a writable status byte (5.2.6). */
-    if (c->read_len < sizeof(hdr) || c->write_len < 1) {
-        d->st.bad_requests++;
-        return false;
-    }
+    if (c->read_len < sizeof(hdr) || c->write_len < 1)
+        return false; /* counted by the caller */
     vq_chain_read(c, 0, &hdr, sizeof(hdr));
     struct vblk_req *q = calloc(1, sizeof(*q));
     if (!q)
@@ -139,7 +137,6 @@ static bool start_request(struct vblk *d, const struct vq_chain *c)
     struct iovec siov;
     if (chain_iov(c, status_off, 1, &siov, 1) != 1) {
         free(q);
-        d->st.bad_requests++;
         return false;
     }
     q->status = siov.iov_base;
@@ -256,6 +253,9 @@ static void process_queue(struct vblk *d)
             }
         }
         if (r < 0 || !start_request(d, &d->chain)) {
+            /* Take nothing more until the driver resets the device (vq_reset clears it):
+             * another hart's notify may get here before the transport shows NEEDS_RESET. */
+            vq->broken = true;
             broken = true;
             d->st.bad_requests++;
             break;
