@@ -102,11 +102,14 @@ static void complete(struct vblk_req *q, uint8_t status)
         vq_push(vq, q->head, q->used_len);
         notify = vq_should_notify(vq);
     }
+    /* Interrupt while the request still counts as in flight: once inflight drops to 0 a
+     * reset or vblk_destroy() may return and free d and its transport. Lock order: d->lock,
+     * then the transport's (which never calls into the device holding it). */
+    if (notify)
+        virtio_mmio_interrupt(d->t, VIRTIO_INT_USED);
     if (--d->inflight == 0)
         pthread_cond_broadcast(&d->idle);
     pthread_mutex_unlock(&d->lock);
-    if (notify)
-        virtio_mmio_interrupt(d->t, VIRTIO_INT_USED);
     free(q);
 }
 
