@@ -10,6 +10,7 @@
 #include "util/log.h"
 #include "virtio_harness.h"
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -68,9 +69,10 @@ struct rig_opts {
     bool readonly;
     bool sparse; /* leave the image sparse (zeroes) instead of writing the pattern */
     const char *serial;
-    const char *engine; /* NULL: the default */
-    uint64_t features;  /* wanted; 0 means F_ALL */
-    uint16_t num;       /* queue size; 0 means 256 */
+    const char *engine;         /* NULL: the default */
+    uint64_t features;          /* wanted; 0 means F_ALL */
+    uint16_t num;               /* queue size; 0 means 256 */
+    const struct irq_line *irq; /* instead of the harness's counting line */
 };
 
 /* The initial content of byte `off` of an image: differs between neighbouring bytes and
@@ -125,7 +127,7 @@ static bool rig_open(struct rig *r, uint64_t sectors, const struct rig_opts *o)
     }
     if (o->engine) CHECK_STR(blk_engine_name(r->be), o->engine);
     CHECK_EQ(vh_init(&r->h, RAM_SIZE), 0);
-    r->d = vblk_create(r->be, o->serial, &r->h.gm, vh_irq_line(&r->h));
+    r->d = vblk_create(r->be, o->serial, &r->h.gm, o->irq ? *o->irq : vh_irq_line(&r->h));
     CHECK(r->d != NULL);
     if (!r->d) return false;
     r->h.t = vblk_transport(r->d);
@@ -1278,6 +1280,52 @@ TEST(vblk_requests_before_driver_ok)
     CHECK_EQ(vh_used_idx(&r.h), 1);
     CHECK_EQ(*vh_ptr(&r.h, st), S_OK);
     CHECK(guest_matches_pattern(&r, b, 4 * SECT, SECT));
+out:
+    rig_close(&r);
+}
+
+/* A completion's interrupt must be raised before the request stops counting as in flight:
+ * once nothing is in flight, vblk_destroy() (and a reset) may return and free the device and
+ * its transport, which the raising I/O thread is still using. The interrupt line here stalls
+ * the I/O thread inside the raise, and the test destroys the device meanwhile: the raise
+ * must finish before vblk_destroy returns. */
+static pthread_t main_thread;
+static atomic_int slow_entered, slow_done, destroyed, late;
+
+static void slow_irq_set(void *ctx, unsigned n, bool level)
+{
+    (void)ctx, (void)n;
+    if (!level || pthread_equal(pthread_self(), main_thread)) return;
+    atomic_store(&slow_entered, 1);
+    usleep(100 * 1000);
+    if (atomic_load(&destroyed)) atomic_store(&late, 1);
+    atomic_store(&slow_done, 1);
+}
+
+static bool wait_flag(atomic_int *f)
+{
+    for (int i = 0; i < 2000 && !atomic_load(f); i++)
+        usleep(1000);
+    return atomic_load(f);
+}
+
+TEST(vblk_destroy_waits_for_completion_interrupt)
+{
+    main_thread = pthread_self();
+    atomic_store(&slow_entered, 0), atomic_store(&slow_done, 0);
+    atomic_store(&destroyed, 0), atomic_store(&late, 0);
+    struct irq_line slow = {.set = slow_irq_set};
+    struct rig r;
+    struct rig_opts o = {.irq = &slow};
+    if (!rig_open(&r, 64, &o)) goto out;
+    submit(&r, T_IN, 1, vh_alloc(&r.h, SECT), SECT, true, 1, false, NULL);
+    vh_kick(&r.h);
+    CHECK(wait_flag(&slow_entered)); /* the I/O thread is raising the used interrupt */
+    vblk_destroy(r.d);
+    atomic_store(&destroyed, 1);
+    r.d = NULL;
+    CHECK(wait_flag(&slow_done));
+    CHECK_EQ(atomic_load(&late), 0);
 out:
     rig_close(&r);
 }
