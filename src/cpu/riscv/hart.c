@@ -268,6 +268,23 @@ bool hart_check_interrupts(struct hart *h)
     return false;
 }
 
+/* Adaptive halt polling, as KVM does: when wakeups have recently come soon after WFI (an I/O
+ * completion, an IPI), spin a little before sleeping so they are not delayed by a futex wakeup;
+ * an idle guest, woken only by its timer ticks, shrinks the window to nothing and sleeps. */
+#define HALT_POLL_START_NS 10000
+#define HALT_POLL_MAX_NS   50000
+
+static bool hart_poll_wakeup(struct hart *h, uint64_t deadline, uint64_t until_ns)
+{
+    while (host_monotonic_ns() < until_ns) {
+        if (atomic_load_explicit(&h->kicked, memory_order_acquire) || atomic_load(&h->stop) ||
+            hart_time(h) >= deadline)
+            return true;
+        __builtin_ia32_pause();
+    }
+    return false;
+}
+
 /* Sleep in WFI until an interrupt may be pending: the next enabled timer deadline or a kick. */
 static void hart_wait(struct hart *h)
 {
@@ -276,6 +293,11 @@ static void hart_wait(struct hart *h)
         deadline = atomic_load(&h->env.clint->mtimecmp[h->id]);
     if ((h->menvcfg & MENVCFG_STCE) && (h->mie & MIP_STIP) && h->stimecmp < deadline)
         deadline = h->stimecmp;
+    uint64_t start = host_monotonic_ns();
+    if (h->halt_poll_ns && hart_poll_wakeup(h, deadline, start + h->halt_poll_ns)) {
+        atomic_store(&h->kicked, 0);
+        return; /* woken while polling: keep the window */
+    }
     pthread_mutex_lock(&h->sleep_lock);
     while (!atomic_load(&h->kicked) && !atomic_load(&h->stop)) {
         uint64_t now = hart_time(h);
@@ -290,6 +312,17 @@ static void hart_wait(struct hart *h)
     }
     atomic_store(&h->kicked, 0);
     pthread_mutex_unlock(&h->sleep_lock);
+    /* Grow the window when the sleep was short enough that polling would have caught it. */
+    uint64_t slept = host_monotonic_ns() - start;
+    if (slept <= HALT_POLL_MAX_NS) {
+        h->halt_poll_ns = h->halt_poll_ns ? h->halt_poll_ns * 2 : HALT_POLL_START_NS;
+        if (h->halt_poll_ns > HALT_POLL_MAX_NS)
+            h->halt_poll_ns = HALT_POLL_MAX_NS;
+    } else {
+        h->halt_poll_ns /= 2;
+        if (h->halt_poll_ns < HALT_POLL_START_NS)
+            h->halt_poll_ns = 0;
+    }
 }
 
 enum hart_exit hart_run(struct hart *h)

@@ -159,6 +159,7 @@ struct hart {
     bool res_valid;
 
     bool wfi;
+    uint64_t halt_poll_ns; /* adaptive WFI polling window (0: sleep at once) */
 
     struct hart_env env;
 
