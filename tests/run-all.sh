@@ -60,6 +60,8 @@ else
 fi
 run_suite guest python3 tests/guest/run.py --no-build ./vessel
 run_suite guest-asan python3 tests/guest/run.py --no-build ./vessel-asan
+run_suite blk python3 tests/guest/run_blk.py --no-build ./vessel
+run_suite blk-asan python3 tests/guest/run_blk.py --no-build ./vessel-asan
 run_suite gdb tests/gdb/run.sh ./vessel
 # Every libFuzzer harness, a bounded time each (FUZZ_SECONDS, default 10).
 run_suite fuzz tests/fuzz/build.sh "${FUZZ_SECONDS:-10}"
