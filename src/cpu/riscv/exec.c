@@ -602,7 +602,7 @@ op_SFENCE_VMA:
         RD = ext(old);                                                                             \
         NEXT();                                                                                    \
     })
-#define AMO_CAS(name, type, stype, expr, ext)                                                      \
+#define AMO_CAS(name, type, expr, ext)                                                      \
     H4(name, {                                                                                  \
         AMO_PTR(sizeof(type))                                                                      \
         type src = (type)RS2, old = __atomic_load_n((type *)p, __ATOMIC_RELAXED), nv;              \
@@ -618,22 +618,22 @@ op_SFENCE_VMA:
     AMO_FETCH(AMOXOR_W, uint32_t, __atomic_fetch_xor, EXT_W)
     AMO_FETCH(AMOAND_W, uint32_t, __atomic_fetch_and, EXT_W)
     AMO_FETCH(AMOOR_W, uint32_t, __atomic_fetch_or, EXT_W)
-    AMO_CAS(AMOMIN_W, uint32_t, int32_t, (int32_t)old < (int32_t)src ? old : src, EXT_W)
-    AMO_CAS(AMOMAX_W, uint32_t, int32_t, (int32_t)old > (int32_t)src ? old : src, EXT_W)
-    AMO_CAS(AMOMINU_W, uint32_t, uint32_t, old < src ? old : src, EXT_W)
-    AMO_CAS(AMOMAXU_W, uint32_t, uint32_t, old > src ? old : src, EXT_W)
+    AMO_CAS(AMOMIN_W, uint32_t, (int32_t)old < (int32_t)src ? old : src, EXT_W)
+    AMO_CAS(AMOMAX_W, uint32_t, (int32_t)old > (int32_t)src ? old : src, EXT_W)
+    AMO_CAS(AMOMINU_W, uint32_t, old < src ? old : src, EXT_W)
+    AMO_CAS(AMOMAXU_W, uint32_t, old > src ? old : src, EXT_W)
     AMO_FETCH(AMOSWAP_D, uint64_t, __atomic_exchange_n, EXT_D)
     AMO_FETCH(AMOADD_D, uint64_t, __atomic_fetch_add, EXT_D)
     AMO_FETCH(AMOXOR_D, uint64_t, __atomic_fetch_xor, EXT_D)
     AMO_FETCH(AMOAND_D, uint64_t, __atomic_fetch_and, EXT_D)
     AMO_FETCH(AMOOR_D, uint64_t, __atomic_fetch_or, EXT_D)
-    AMO_CAS(AMOMIN_D, uint64_t, int64_t, (int64_t)old < (int64_t)src ? old : src, EXT_D)
-    AMO_CAS(AMOMAX_D, uint64_t, int64_t, (int64_t)old > (int64_t)src ? old : src, EXT_D)
-    AMO_CAS(AMOMINU_D, uint64_t, uint64_t, old < src ? old : src, EXT_D)
-    AMO_CAS(AMOMAXU_D, uint64_t, uint64_t, old > src ? old : src, EXT_D)
+    AMO_CAS(AMOMIN_D, uint64_t, (int64_t)old < (int64_t)src ? old : src, EXT_D)
+    AMO_CAS(AMOMAX_D, uint64_t, (int64_t)old > (int64_t)src ? old : src, EXT_D)
+    AMO_CAS(AMOMINU_D, uint64_t, old < src ? old : src, EXT_D)
+    AMO_CAS(AMOMAXU_D, uint64_t, old > src ? old : src, EXT_D)
 
     /* F/D loads and stores (the arithmetic is in fpu.c). i->rd / i->rs2 are f registers. */
-#define FP_CHECK(enc)                                                                              \
+#define FP_CHECK()                                                                                 \
     if (unlikely(!(h->mstatus & MSTATUS_FS)))                                                      \
         EXC(EXC_ILLEGAL_INSN, 0);
     H4(FLW, {

@@ -244,17 +244,9 @@ static void process_queue(struct vblk *d)
     struct vq *vq = virtio_mmio_queue(d->t, 0);
     bool broken = false;
     while (d->running && vq && !vq->broken) {
-        int r = vq_pop(vq, &d->chain);
-        if (r == 0) {
-            if (vq->event_idx) { /* publish, then look once more to close the race */
-                vq_update_avail_event(vq);
-                r = vq_pop(vq, &d->chain);
-                if (r == 0)
-                    break;
-            } else {
-                break;
-            }
-        }
+        int r = vq_pop_or_arm(vq, &d->chain);
+        if (r == 0)
+            break;
         if (r < 0 || !start_request(d, &d->chain)) {
             /* Take nothing more until the driver resets the device (vq_reset clears it):
              * another hart's notify may get here before the transport shows NEEDS_RESET. */

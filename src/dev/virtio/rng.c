@@ -22,11 +22,7 @@ static void rng_notify(void *dev, unsigned qi)
     pthread_mutex_lock(&r->lock);
     struct vq *q = virtio_mmio_queue(r->t, qi);
     while (r->running && q && !q->broken) {
-        int n = vq_pop(q, &r->chain);
-        if (n == 0 && q->event_idx) { /* ask for a kick at the next buffer, then look again */
-            vq_update_avail_event(q);
-            n = vq_pop(q, &r->chain);
-        }
+        int n = vq_pop_or_arm(q, &r->chain);
         if (n == 0)
             break;
         if (n < 0) {

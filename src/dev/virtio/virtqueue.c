@@ -238,6 +238,16 @@ bool vq_should_notify(struct vq *q)
     return !valid || need_event(event, new_idx, old);
 }
 
+int vq_pop_or_arm(struct vq *q, struct vq_chain *c)
+{
+    int r = vq_pop(q, c);
+    if (r == 0 && q->event_idx) {
+        vq_update_avail_event(q);
+        r = vq_pop(q, c);
+    }
+    return r;
+}
+
 void vq_update_avail_event(struct vq *q)
 {
     if (!q->event_idx || !num_valid(q->num)) return;

@@ -64,6 +64,10 @@ int vq_check_layout(const struct vq *q);
  * feature, an indirect table inside an indirect table, INDIRECT together with NEXT, an
  * indirect table whose length is not a multiple of 16 or is 0. On -EINVAL q->broken is set. */
 int vq_pop(struct vq *q, struct vq_chain *c);
+/* vq_pop for a device draining its queue: when the ring is empty and event idx is on, publish
+ * avail_event (so the driver kicks for its next buffer) and look once more, closing the race
+ * with a buffer added in between. Same results as vq_pop. */
+int vq_pop_or_arm(struct vq *q, struct vq_chain *c);
 /* Return a chain to the guest with `written` bytes written into its writable part. */
 void vq_push(struct vq *q, uint16_t head, uint32_t written);
 /* After pushing: should the device interrupt the guest? (VIRTIO_F_EVENT_IDX: used_event;
