@@ -2,6 +2,7 @@
 # Build the default vessel guest into the cache (outside the git tree):
 #   $CACHE/guest/default/{Image, fw_dynamic.bin, initramfs.cpio.gz, versions.txt}
 #   $CACHE/guest/default/modules -> the kernel's module tree (with modules.dep)
+#   $CACHE/guest/default/initramfs-modules  modules the initramfs holds for root=
 # $CACHE = $VESSEL_CACHE, else $XDG_CACHE_HOME/vessel, else $HOME/.cache/vessel.
 #
 # Usage: guest/build.sh [--update] [--verify] [--force]
