@@ -186,7 +186,7 @@ else
     # shellcheck disable=SC2054 # commas belong to QEMU's option syntax
     vm=(qemu-system-riscv64 -M virt -nographic -smp "$cpus" -m 1G -no-reboot
         -bios "$D/fw_dynamic.bin" -kernel "$D/Image" -initrd "$D/initramfs.cpio.gz"
-        -append "$cmdline" -drive "if=none,file=$img,format=raw,id=d0"
+        -append "$cmdline" -drive "if=none,file=$img,format=raw,id=d0,discard=unmap"
         -device virtio-blk-device,drive=d0)
 fi
 log=$work/stage2.log
