@@ -10,9 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#define DEFAULT_CPUS     1
-#define DEFAULT_MEMORY   (512ull << 20)
-#define DEFAULT_CMDLINE  "console=ttyS0"
+#define DEFAULT_CPUS         1
+#define DEFAULT_MEMORY       (512ull << 20)
+#define DEFAULT_CMDLINE      "console=ttyS0"
 #define DEFAULT_DISK_CMDLINE "console=ttyS0 root=/dev/vda rw"
 
 void cli_run_usage(FILE *out)
@@ -29,10 +29,11 @@ void cli_run_usage(FILE *out)
             "  --kernel FILE      RISC-V Linux kernel Image\n"
             "  --initrd FILE      initramfs to pass to the kernel\n"
             "  --cmdline STRING   kernel command line (default \"%s\")\n"
-            "  --disk IMAGE[,readonly][,serial=ID]\n"
+            "  --disk IMAGE[,readonly][,serial=ID][,cache=writeback|none]\n"
             "                     a raw disk image as virtio-blk (vda, vdb, ... in order;\n"
             "                     up to %d); with no --kernel the default kernel boots it as\n"
-            "                     root (root=/dev/vda)\n"
+            "                     root (root=/dev/vda); cache=none bypasses the host page\n"
+            "                     cache (O_DIRECT; default writeback)\n"
             "  --firmware FILE    M-mode firmware loaded at 0x80000000 (default: the cached\n"
             "                     OpenSBI fw_dynamic.bin when --kernel is given; alone, a\n"
             "                     bare-metal program)\n"
@@ -51,7 +52,8 @@ void cli_run_usage(FILE *out)
             DEFAULT_CPUS, DEFAULT_CMDLINE, MACHINE_MAX_DISKS);
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
@@ -67,8 +69,7 @@ int host_limits_read(struct host_limits *l)
     l->cpus = n > 0 ? (unsigned)n : 1;
     l->mem_available = 0;
     FILE *f = fopen("/proc/meminfo", "r");
-    if (!f)
-        return -errno;
+    if (!f) return -errno;
     char line[256];
     while (fgets(line, sizeof(line), f)) {
         unsigned long long kb;
@@ -81,9 +82,21 @@ int host_limits_read(struct host_limits *l)
     return 0;
 }
 
-enum { OPT_CPUS = 256, OPT_MEMORY, OPT_KERNEL, OPT_INITRD, OPT_CMDLINE, OPT_FIRMWARE,
-       OPT_OVERCOMMIT, OPT_NO_REBOOT, OPT_LOG_LEVEL, OPT_LOG_FILE, OPT_GDB, OPT_PAUSED,
-       OPT_DISK };
+enum {
+    OPT_CPUS = 256,
+    OPT_MEMORY,
+    OPT_KERNEL,
+    OPT_INITRD,
+    OPT_CMDLINE,
+    OPT_FIRMWARE,
+    OPT_OVERCOMMIT,
+    OPT_NO_REBOOT,
+    OPT_LOG_LEVEL,
+    OPT_LOG_FILE,
+    OPT_GDB,
+    OPT_PAUSED,
+    OPT_DISK
+};
 
 static const struct option run_options[] = {
     {"cpus", required_argument, NULL, OPT_CPUS},
@@ -103,8 +116,8 @@ static const struct option run_options[] = {
     {NULL, 0, NULL, 0},
 };
 
-static int default_path(struct run_args *a, int slot, const char *name, const char **out,
-                        char *err, size_t errlen)
+static int default_path(struct run_args *a, int slot, const char *name, const char **out, char *err,
+                        size_t errlen)
 {
     char dir[3800];
     if (paths_cache_dir(dir, sizeof(dir)) < 0)
@@ -115,7 +128,7 @@ static int default_path(struct run_args *a, int slot, const char *name, const ch
     return 0;
 }
 
-/* IMAGE[,readonly][,serial=ID]: the image path may not contain commas. */
+/* IMAGE[,readonly][,serial=ID][,cache=MODE]: the image path may not contain commas. */
 static int parse_disk(const char *spec, struct vm_options *vm, char *err, size_t errlen)
 {
     if (vm->ndisks == MACHINE_MAX_DISKS)
@@ -125,10 +138,8 @@ static int parse_disk(const char *spec, struct vm_options *vm, char *err, size_t
     memset(d, 0, sizeof(*d));
     const char *comma = strchr(spec, ',');
     size_t plen = comma ? (size_t)(comma - spec) : strlen(spec);
-    if (plen == 0)
-        return fail(err, errlen, "--disk %s: no image file given", spec);
-    if (plen >= sizeof(d->path))
-        return fail(err, errlen, "--disk: the image path is too long");
+    if (plen == 0) return fail(err, errlen, "--disk %s: no image file given", spec);
+    if (plen >= sizeof(d->path)) return fail(err, errlen, "--disk: the image path is too long");
     memcpy(d->path, spec, plen);
     vm->ndisks++;
     while (comma) {
@@ -143,13 +154,21 @@ static int parse_disk(const char *spec, struct vm_options *vm, char *err, size_t
                 return fail(err, errlen, "--disk %s: serial is longer than 20 characters", spec);
             for (size_t k = 0; k < slen; k++)
                 if (opt[7 + k] < 0x21 || opt[7 + k] > 0x7e)
-                    return fail(err, errlen,
-                                "--disk %s: serial may only hold printable characters", spec);
+                    return fail(err, errlen, "--disk %s: serial may only hold printable characters",
+                                spec);
             memcpy(d->serial, opt + 7, slen);
+        } else if (olen == 15 && !strncmp(opt, "cache=writeback", 15)) {
+            d->direct = false;
+        } else if (olen == 10 && !strncmp(opt, "cache=none", 10)) {
+            d->direct = true;
+        } else if (olen > 6 && !strncmp(opt, "cache=", 6)) {
+            return fail(err, errlen, "--disk %s: unknown cache mode '%.*s' (writeback, none)", spec,
+                        (int)olen - 6, opt + 6);
         } else {
-            return fail(err, errlen,
-                        "--disk %s: unknown option '%.*s' (options: readonly, serial=ID)", spec,
-                        (int)olen, opt);
+            return fail(
+                err, errlen,
+                "--disk %s: unknown option '%.*s' (options: readonly, serial=ID, cache=MODE)", spec,
+                (int)olen, opt);
         }
     }
     return 0;
@@ -171,7 +190,10 @@ int cli_run_parse(int argc, char **argv, const struct host_limits *lim, struct r
         case OPT_MEMORY: mem_s = optarg; break;
         case OPT_KERNEL: mc->kernel = optarg; break;
         case OPT_INITRD: mc->initrd = optarg; break;
-        case OPT_CMDLINE: mc->cmdline = optarg; cmdline_set = true; break;
+        case OPT_CMDLINE:
+            mc->cmdline = optarg;
+            cmdline_set = true;
+            break;
         case OPT_FIRMWARE: mc->firmware = optarg; break;
         case OPT_OVERCOMMIT: a->overcommit = true; break;
         case OPT_NO_REBOOT: a->vm.no_reboot = true; break;
@@ -181,8 +203,7 @@ int cli_run_parse(int argc, char **argv, const struct host_limits *lim, struct r
         case OPT_PAUSED: a->vm.paused = true; break;
         case OPT_DISK: {
             int r = parse_disk(optarg, &a->vm, err, errlen);
-            if (r < 0)
-                return r;
+            if (r < 0) return r;
             break;
         }
         case 'h': a->help = true; return 0;
@@ -192,8 +213,7 @@ int cli_run_parse(int argc, char **argv, const struct host_limits *lim, struct r
         default:
             if (optopt)
                 return fail(err, errlen, "unknown option -%c (see vessel run --help)", optopt);
-            return fail(err, errlen, "unknown option %s (see vessel run --help)",
-                        argv[optind - 1]);
+            return fail(err, errlen, "unknown option %s (see vessel run --help)", argv[optind - 1]);
         }
     }
     if (optind < argc)
@@ -256,23 +276,19 @@ int cli_run_parse(int argc, char **argv, const struct host_limits *lim, struct r
     if (default_kernel) {
         /* the default guest */
         int r = default_path(a, 0, "fw_dynamic.bin", &mc->firmware, err, errlen);
-        if (!r)
-            r = default_path(a, 1, "Image", &mc->kernel, err, errlen);
+        if (!r) r = default_path(a, 1, "Image", &mc->kernel, err, errlen);
         if (!r && !mc->initrd)
             r = default_path(a, 2, "initramfs.cpio.gz", &mc->initrd, err, errlen);
-        if (r)
-            return r;
+        if (r) return r;
         if (access(mc->kernel, F_OK) != 0)
             return fail(err, errlen,
                         "the default guest is not built (%s is missing): run guest/build.sh",
                         mc->kernel);
     } else if (mc->kernel && !mc->firmware) {
         int r = default_path(a, 0, "fw_dynamic.bin", &mc->firmware, err, errlen);
-        if (r)
-            return r;
+        if (r) return r;
     }
-    if (mc->initrd && !mc->kernel)
-        return fail(err, errlen, "--initrd needs --kernel");
+    if (mc->initrd && !mc->kernel) return fail(err, errlen, "--initrd needs --kernel");
     if (mc->kernel && !cmdline_set)
         mc->cmdline = a->vm.ndisks && default_kernel ? DEFAULT_DISK_CMDLINE : DEFAULT_CMDLINE;
     return 0;

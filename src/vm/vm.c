@@ -14,8 +14,7 @@ static void on_quit(void *ctx)
 {
     (void)ctx;
     struct machine *m = current_machine;
-    if (m)
-        machine_post_event(m, MEV_QUIT, 0, NULL);
+    if (m) machine_post_event(m, MEV_QUIT, 0, NULL);
 }
 
 static void close_disks(struct machine_config *mc)
@@ -30,7 +29,7 @@ static int open_disks(const struct vm_options *o, struct machine_config *mc)
 {
     for (unsigned i = 0; i < o->ndisks; i++) {
         char err[512];
-        struct blk_open_opts bo = {.readonly = o->disks[i].readonly};
+        struct blk_open_opts bo = {.readonly = o->disks[i].readonly, .direct = o->disks[i].direct};
         int r = blk_open(&mc->disks[i].backend, o->disks[i].path, &bo, err, sizeof(err));
         if (r < 0) {
             close_disks(mc);
@@ -48,8 +47,7 @@ int vm_run(const struct vm_options *o)
     struct machine_config mc = o->machine;
     mc.ndisks = 0;
     int dr = open_disks(o, &mc);
-    if (dr)
-        return dr;
+    if (dr) return dr;
     int status = vm_run_machine(o, &mc);
     close_disks(&mc);
     return status;
@@ -85,12 +83,10 @@ static int vm_run_machine(const struct vm_options *o, const struct machine_confi
             return (r == -ENOMEM || r == -EEXIST) ? VM_EXIT_HOST_ERROR : VM_EXIT_USAGE;
         }
         current_machine = m;
-        if (gdb)
-            gdbstub_attach(gdb, m, first && o->paused);
+        if (gdb) gdbstub_attach(gdb, m, first && o->paused);
         first = false;
         enum machine_event ev = machine_run(m);
-        if (gdb)
-            gdbstub_detach(gdb);
+        if (gdb) gdbstub_detach(gdb);
         current_machine = NULL;
         char msg[sizeof(m->msg)];
         snprintf(msg, sizeof(msg), "%s", m->msg);
@@ -105,9 +101,7 @@ static int vm_run_machine(const struct vm_options *o, const struct machine_confi
         switch (ev) {
         case MEV_POWEROFF:
         case MEV_REBOOT:
-        case MEV_QUIT:
-            status = VM_EXIT_OK;
-            break;
+        case MEV_QUIT: status = VM_EXIT_OK; break;
         case MEV_GUEST_FAIL:
             fprintf(stderr, "vessel: the guest reported failure (code %d)\n", code);
             status = VM_EXIT_GUEST_FAIL;

@@ -14,6 +14,7 @@ struct vm_disk {
     char path[4096];
     bool readonly;
     char serial[21]; /* empty: none */
+    bool direct;     /* cache=none: O_DIRECT (blk_open_opts) */
 };
 
 struct vm_options {
@@ -21,8 +22,8 @@ struct vm_options {
     unsigned ndisks;
     struct vm_disk disks[MACHINE_MAX_DISKS];
     bool no_reboot;
-    int gdb_port;   /* 0: no debugger stub */
-    bool paused;    /* with gdb_port: wait for the debugger before running */
+    int gdb_port; /* 0: no debugger stub */
+    bool paused;  /* with gdb_port: wait for the debugger before running */
 };
 
 /* Run until the guest powers off (or fails); returns a VM_EXIT_* status. Prints one line on

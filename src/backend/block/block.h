@@ -15,9 +15,9 @@ enum blk_op { BLK_READ, BLK_WRITE, BLK_FLUSH, BLK_DISCARD, BLK_WRITE_ZEROES };
 
 struct blk_req {
     enum blk_op op;
-    uint64_t offset;     /* bytes; READ/WRITE/DISCARD/WRITE_ZEROES */
-    uint64_t len;        /* bytes; DISCARD/WRITE_ZEROES (READ/WRITE: sum of iov) */
-    struct iovec *iov;   /* READ/WRITE; valid until done() */
+    uint64_t offset;   /* bytes; READ/WRITE/DISCARD/WRITE_ZEROES */
+    uint64_t len;      /* bytes; DISCARD/WRITE_ZEROES (READ/WRITE: sum of iov) */
+    struct iovec *iov; /* READ/WRITE; valid until done() */
     int iovcnt;
     /* Called once, on an I/O thread: result 0 (or bytes for READ/WRITE) or -errno. */
     void (*done)(struct blk_req *r, int64_t result);
@@ -28,6 +28,13 @@ struct blk_backend;
 
 struct blk_open_opts {
     bool readonly;
+    /* cache=none: reads and writes bypass the host page cache (O_DIRECT on a second
+     * descriptor of the same file). A request whose offset, lengths or buffers the filesystem
+     * cannot take directly (statx STATX_DIOALIGN; 4096 if unknown) goes through the page cache
+     * instead, so the guest never sees EINVAL. FLUSH is still fdatasync: O_DIRECT does not
+     * make data durable by itself (device caches, file metadata). Refused with a clear message
+     * where the filesystem has no direct I/O (e.g. some tmpfs). */
+    bool direct;
 };
 
 /* Open a raw image. Writable images get an exclusive lock (fcntl F_SETLK over the whole
@@ -57,6 +64,10 @@ bool blk_readonly(const struct blk_backend *b);
  * WRITE_ZEROES punches a hole too (reads back zeroes), falling back to writing zeroes.
  * done() runs on an engine thread; it may submit more requests but must not call blk_close. */
 int blk_submit(struct blk_backend *b, struct blk_req *r);
+/* Whether cache=none is in effect, and how many reads/writes went through the page cache
+ * because they were not aligned for direct I/O. */
+bool blk_direct(const struct blk_backend *b);
+uint64_t blk_buffered_fallbacks(const struct blk_backend *b);
 /* Which engine serves this backend: "io_uring" or "threads". */
 const char *blk_engine_name(const struct blk_backend *b);
 

@@ -21,6 +21,10 @@
 
 struct blk_backend {
     int fd;
+    int dfd;                       /* cache=none: the same file with O_DIRECT; else -1 */
+    unsigned dio_mem_align;        /* cache=none: buffer address alignment */
+    unsigned dio_off_align;        /* cache=none: offset and length alignment */
+    atomic_uint_fast64_t buffered; /* cache=none: requests that had to use the page cache */
     uint64_t size;
     bool readonly;
     dev_t dev;
@@ -134,10 +138,46 @@ static int open_image(const char *path, bool readonly, char *err, size_t errlen)
     return fail_msg(err, errlen, -e, "disk %s: %s", path, strerror(e));
 }
 
+/* cache=none: a second descriptor of the very file fd refers to (reopened through
+ * /proc/self/fd, so a path swapped meanwhile cannot slip in), with O_DIRECT, and the
+ * alignment direct I/O needs on it. */
+static int open_direct(int fd, bool readonly, const char *path, unsigned *mem_align,
+                       unsigned *off_align, char *err, size_t errlen)
+{
+    char self[64];
+    snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+    int dfd = open(self, (readonly ? O_RDONLY : O_RDWR) | O_DIRECT | O_CLOEXEC | O_NOCTTY);
+    if (dfd < 0) {
+        int e = errno;
+        if (e == EINVAL)
+            return fail_msg(err, errlen, -e,
+                            "disk %s: its filesystem does not support direct I/O "
+                            "(cache=none); leave out cache=none",
+                            path);
+        if (e == ENOENT)
+            return fail_msg(err, errlen, -e, "disk %s: cache=none needs /proc mounted", path);
+        return fail_msg(err, errlen, -e, "disk %s: cannot open for direct I/O: %s", path,
+                        strerror(e));
+    }
+    *mem_align = *off_align = 4096; /* safe for every block device if statx cannot tell */
+#ifdef STATX_DIOALIGN
+    struct statx sx;
+    if (statx(dfd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) == 0 && (sx.stx_mask & STATX_DIOALIGN) &&
+        sx.stx_dio_mem_align && sx.stx_dio_offset_align) {
+        *mem_align = sx.stx_dio_mem_align;
+        *off_align = sx.stx_dio_offset_align;
+    }
+#endif
+    return dfd;
+}
+
 int blk_open(struct blk_backend **out, const char *path, const struct blk_open_opts *o, char *err,
              size_t errlen)
 {
     bool readonly = o && o->readonly;
+    bool direct = o && o->direct;
+    unsigned mem_align = 0, off_align = 0;
+    int dfd = -1;
     enum io_engine_kind kind;
     int r = io_engine_kind_from_env(&kind, err, errlen);
     if (r < 0) return r;
@@ -168,6 +208,10 @@ int blk_open(struct blk_backend **out, const char *path, const struct blk_open_o
         r = check_geometry(path, &st, err, errlen);
         if (!r && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0)
             r = fail_msg(err, errlen, -errno, "disk %s: %s", path, strerror(errno));
+        if (!r && direct) {
+            dfd = open_direct(fd, readonly, path, &mem_align, &off_align, err, errlen);
+            if (dfd < 0) r = dfd;
+        }
     }
     if (!r) {
         for (int tries = 0;; tries++) {
@@ -195,6 +239,7 @@ int blk_open(struct blk_backend **out, const char *path, const struct blk_open_o
     if (r < 0) {
         if (b) free(b->path);
         free(b);
+        if (dfd >= 0) close(dfd);
         close(fd);
         if (twin && lock_image(twin->fd, twin->readonly) < 0)
             log_error("disk %s: lost its lock (the path was swapped while opening %s)", twin->path,
@@ -203,6 +248,10 @@ int blk_open(struct blk_backend **out, const char *path, const struct blk_open_o
         return r;
     }
     b->fd = fd;
+    b->dfd = dfd;
+    b->dio_mem_align = mem_align;
+    b->dio_off_align = off_align;
+    atomic_init(&b->buffered, 0);
     b->size = (uint64_t)st.st_size;
     b->readonly = readonly;
     b->dev = st.st_dev;
@@ -212,8 +261,12 @@ int blk_open(struct blk_backend **out, const char *path, const struct blk_open_o
     b->next_open = open_list;
     open_list = b;
     pthread_mutex_unlock(&open_lock);
-    log_debug("disk %s: raw, %llu bytes, %s, engine %s", path, (unsigned long long)b->size,
-              readonly ? "read-only" : "read-write", io_engine_name(b->eng));
+    log_debug("disk %s: raw, %llu bytes, %s, engine %s, cache=%s", path,
+              (unsigned long long)b->size, readonly ? "read-only" : "read-write",
+              io_engine_name(b->eng), direct ? "none" : "writeback");
+    if (direct)
+        log_debug("disk %s: direct I/O alignment: memory %u, offset/length %u", path, mem_align,
+                  off_align);
     *out = b;
     return 0;
 }
@@ -233,6 +286,7 @@ void blk_close(struct blk_backend *b)
             *p = b->next_open;
             break;
         }
+    if (b->dfd >= 0) close(b->dfd);
     close(b->fd); /* drops the lock */
     pthread_mutex_unlock(&open_lock);
 
@@ -249,6 +303,14 @@ uint64_t blk_size(const struct blk_backend *b)
 bool blk_readonly(const struct blk_backend *b)
 {
     return b->readonly;
+}
+bool blk_direct(const struct blk_backend *b)
+{
+    return b->dfd >= 0;
+}
+uint64_t blk_buffered_fallbacks(const struct blk_backend *b)
+{
+    return atomic_load(&((struct blk_backend *)b)->buffered);
 }
 const char *blk_engine_name(const struct blk_backend *b)
 {
@@ -356,6 +418,16 @@ static void task_done(struct io_task *t, int64_t res)
     req_finish(q, res);
 }
 
+/* cache=none: can this read/write go to the O_DIRECT descriptor as it is? */
+static bool dio_aligned(const struct blk_backend *b, const struct blk_req *r)
+{
+    uint64_t ma = b->dio_mem_align, oa = b->dio_off_align;
+    if (r->offset % oa) return false;
+    for (int i = 0; i < r->iovcnt; i++)
+        if ((uintptr_t)r->iov[i].iov_base % ma || r->iov[i].iov_len % oa) return false;
+    return true;
+}
+
 /* offset+len inside the image, without overflowing. */
 static bool in_range(const struct blk_backend *b, uint64_t off, uint64_t len)
 {
@@ -409,6 +481,15 @@ int blk_submit(struct blk_backend *b, struct blk_req *r)
     case BLK_WRITE:
         if (nseg) memcpy(q->iov, r->iov, (size_t)nseg * sizeof(struct iovec));
         q->task.kind = r->op == BLK_READ ? IO_READV : IO_WRITEV;
+        if (b->dfd >= 0) {
+            if (dio_aligned(b, r)) {
+                q->task.fd = b->dfd;
+            } else if (atomic_fetch_add(&b->buffered, 1) == 0) {
+                log_debug("disk %s: a request not aligned for direct I/O goes through the "
+                          "page cache (offset %llu)",
+                          b->path, (unsigned long long)r->offset);
+            }
+        }
         q->task.iov = q->iov;
         q->task.iovcnt = nseg;
         break;
