@@ -15,6 +15,7 @@ e2fsprogs (e2fsck, debugfs):
   persist      ext4: the guest writes 20 MiB + a text file, umounts, powers
                off; the host fsck is clean and debugfs reads the same sha256;
                a second boot reads the same sha256 again
+  persist_cache_none  the same with --disk IMG,cache=none (O_DIRECT on the host)
   fsck_clean   ext4: the guest writes 100 MiB in 5 files, umounts, powers
                off; e2fsck -fn is clean and every file matches
   crash        ext4: the guest writes and fsyncs numbered records, printing
@@ -266,16 +267,17 @@ class BlkSuite(guest.Suite):
         vm.close()
 
     # -- 1: data survives power-off and a second boot
-    def t_persist(self, group):
+    def t_persist(self, group, opts=""):
+        """opts: extra --disk options (",cache=none" runs the same checks with O_DIRECT)."""
         checks = ["boot", "write", "poweroff", "host_fsck", "host_read", "boot2", "read_back",
                   "poweroff2", "stderr_clean"]
 
         def body():
-            img = os.path.join(self.tmp, "persist.img")
+            img = os.path.join(self.tmp, group + ".img")
             mkfs_ext4(img, "256M")
             note = f"vessel persist {random.getrandbits(64):016x}"
             n = self.blob_mib
-            vm = self.start(group, [img])
+            vm = self.start(group, [img + opts])
             try:
                 t, _ = self.up(vm, ext4=True)
                 yield ("boot", True, f"marker after {t:.1f} s")
@@ -300,7 +302,7 @@ class BlkSuite(guest.Suite):
             rc, log = e2fsck(img, "-fn")
             yield ("host_fsck", rc == 0, "e2fsck -fn clean" if rc == 0
                    else f"e2fsck -fn status {rc}: {last_lines(log, 4)}")
-            d = debugfs_rdump(img, "/data", os.path.join(self.tmp, "persist-out"))
+            d = debugfs_rdump(img, "/data", os.path.join(self.tmp, group + "-out"))
             host = {n: sha256_file(os.path.join(d, n)) for n in ("blob", "note")
                     if os.path.isfile(os.path.join(d, n))}
             text_ok = False
@@ -310,7 +312,7 @@ class BlkSuite(guest.Suite):
             ok = host == sums and text_ok
             yield ("host_read", ok, "debugfs reads the guest's sha256 for both files" if ok
                    else f"host {host} guest {sums} note text ok: {text_ok}")
-            vm = self.start(group, [img], tag="-2")
+            vm = self.start(group, [img + opts], tag="-2")
             try:
                 t, _ = self.up(vm, ext4=True)
                 yield ("boot2", True, f"marker after {t:.1f} s")
@@ -852,6 +854,7 @@ def build_tests(suite, tmp):
         T.append((name, lambda: fn(name, *a, **kw)))
 
     add("persist", suite.t_persist)
+    add("persist_cache_none", suite.t_persist, ",cache=none")
     add("fsck_clean", suite.t_fsck_clean)
     add("crash", suite.t_crash)
     add("readonly", suite.t_readonly)
@@ -892,6 +895,7 @@ def build_tests(suite, tmp):
     add("bad_disk_tiny", suite.t_bad_disk, [tiny], [tiny])
     add("bad_disk_empty", suite.t_bad_disk, [empty], [empty])
     add("bad_disk_option_typo", suite.t_bad_disk, [good + ",readonyl"], [good])
+    add("bad_disk_cache_mode", suite.t_bad_disk, [good + ",cache=direct"], [good])
     add("bad_disk_serial_too_long", suite.t_bad_disk, [good + ",serial=" + "x" * 21], [good])
     add("bad_disk_no_path", suite.t_bad_disk, [",readonly"], [good])
     add("bad_disk_too_many", suite.t_bad_disk, many, many)

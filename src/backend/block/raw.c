@@ -25,6 +25,7 @@ struct blk_backend {
     unsigned dio_mem_align;        /* cache=none: buffer address alignment */
     unsigned dio_off_align;        /* cache=none: offset and length alignment */
     atomic_uint_fast64_t buffered; /* cache=none: requests that had to use the page cache */
+    atomic_uint_fast64_t direct;   /* cache=none: requests done with O_DIRECT */
     uint64_t size;
     bool readonly;
     dev_t dev;
@@ -252,6 +253,7 @@ int blk_open(struct blk_backend **out, const char *path, const struct blk_open_o
     b->dio_mem_align = mem_align;
     b->dio_off_align = off_align;
     atomic_init(&b->buffered, 0);
+    atomic_init(&b->direct, 0);
     b->size = (uint64_t)st.st_size;
     b->readonly = readonly;
     b->dev = st.st_dev;
@@ -279,6 +281,10 @@ void blk_close(struct blk_backend *b)
         pthread_cond_wait(&b->idle, &b->lock);
     pthread_mutex_unlock(&b->lock);
     io_engine_destroy(b->eng);
+    if (b->dfd >= 0)
+        log_debug("disk %s: cache=none: %llu reads/writes direct, %llu through the page cache",
+                  b->path, (unsigned long long)atomic_load(&b->direct),
+                  (unsigned long long)atomic_load(&b->buffered));
 
     pthread_mutex_lock(&open_lock);
     for (struct blk_backend **p = &open_list; *p; p = &(*p)->next_open)
@@ -484,6 +490,7 @@ int blk_submit(struct blk_backend *b, struct blk_req *r)
         if (b->dfd >= 0) {
             if (dio_aligned(b, r)) {
                 q->task.fd = b->dfd;
+                atomic_fetch_add_explicit(&b->direct, 1, memory_order_relaxed);
             } else if (atomic_fetch_add(&b->buffered, 1) == 0) {
                 log_debug("disk %s: a request not aligned for direct I/O goes through the "
                           "page cache (offset %llu)",
