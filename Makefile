@@ -18,7 +18,7 @@ ASAN_LIB  := $(LIBSRCS:%.c=build/asan/%.o)
 REL_UNIT  := $(UNITSRCS:%.c=build/rel/%.o)
 ASAN_UNIT := $(UNITSRCS:%.c=build/asan/%.o)
 
-.PHONY: all asan test unit unit-asan isa guest-cache clean format fuzz run
+.PHONY: all asan test unit unit-asan isa guest-cache clean format format-check fuzz run
 all: vessel
 
 vessel: $(REL_OBJS)
@@ -70,6 +70,12 @@ fuzz:
 
 format:
 	clang-format -i $$(find src tests bench -name '*.c' -o -name '*.h' | grep -v '^tests/isa/.*\.S$$')
+
+# Fails (and names the files) when a C file differs from clang-format's output.
+format-check:
+	@bad=$$(for f in $$(find src tests bench -name '*.c' -o -name '*.h'); do \
+	    clang-format --dry-run "$$f" 2>&1 | grep -q . && echo "$$f"; done); \
+	if [ -n "$$bad" ]; then echo "not clang-formatted (make format):"; echo "$$bad"; exit 1; fi
 
 clean:
 	rm -rf build vessel vessel-asan

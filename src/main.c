@@ -43,8 +43,7 @@ int main(int argc, char **argv)
         return 0;
     }
     for (unsigned i = 0; i < NSUB; i++)
-        if (!strcmp(argv[1], subcommands[i].name))
-            return subcommands[i].fn(argc - 1, argv + 1);
+        if (!strcmp(argv[1], subcommands[i].name)) return subcommands[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "vessel: unknown command '%s' (see vessel --help)\n", argv[1]);
     return 2;
 }

@@ -12,7 +12,6 @@ struct irq_line {
 
 static inline void irq_line_set(const struct irq_line *l, bool level)
 {
-    if (l->set)
-        l->set(l->ctx, l->n, level);
+    if (l->set) l->set(l->ctx, l->n, level);
 }
 #endif

@@ -13,9 +13,9 @@
 #include "machine/bus.h"
 #include <stdint.h>
 
-#define PLIC_NDEV     95
-#define PLIC_NSRC     96
-#define PLIC_MAX_CTX  (2 * 64)
+#define PLIC_NDEV      95
+#define PLIC_NSRC      96
+#define PLIC_MAX_CTX   (2 * 64)
 #define PLIC_MMIO_SIZE 0x4000000ull
 
 struct plic;

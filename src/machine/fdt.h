@@ -10,14 +10,14 @@
 struct fdt_params {
     unsigned nharts;
     uint64_t ram_base, ram_size;
-    const char *bootargs;        /* NULL: no bootargs property */
+    const char *bootargs; /* NULL: no bootargs property */
     bool has_initrd;
     uint64_t initrd_start, initrd_end; /* end exclusive */
-    uint8_t rng_seed[32];        /* /chosen/rng-seed */
-    const char *isa;             /* legacy riscv,isa, e.g. "rv64imafdc_zicntr_..." */
-    const char *const *isa_ext;  /* riscv,isa-extensions, NULL-terminated */
-    const char *mmu_type;        /* e.g. "riscv,sv57" */
-    unsigned n_virtio;           /* virtio,mmio nodes at 0x10001000 + 0x1000 n, irq 1 + n */
+    uint8_t rng_seed[32];              /* /chosen/rng-seed */
+    const char *isa;                   /* legacy riscv,isa, e.g. "rv64imafdc_zicntr_..." */
+    const char *const *isa_ext;        /* riscv,isa-extensions, NULL-terminated */
+    const char *mmu_type;              /* e.g. "riscv,sv57" */
+    unsigned n_virtio;                 /* virtio,mmio nodes at 0x10001000 + 0x1000 n, irq 1 + n */
 };
 
 /* Build the blob into buf (bufsize bytes). Returns the blob's total size (>0) or -errno

@@ -14,11 +14,9 @@ struct guest_mem {
  * (including overflow of gpa + len). len 0 is valid inside RAM. */
 static inline void *gm_ptr(const struct guest_mem *gm, uint64_t gpa, uint64_t len)
 {
-    if (gpa < gm->base)
-        return 0;
+    if (gpa < gm->base) return 0;
     uint64_t off = gpa - gm->base;
-    if (off > gm->size || len > gm->size - off)
-        return 0;
+    if (off > gm->size || len > gm->size - off) return 0;
     return gm->ram + off;
 }
 #endif

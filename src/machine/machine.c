@@ -25,12 +25,11 @@
 
 /* Advertise exactly what the engine implements (NOTES-boot.md §2). */
 static const char ISA_STRING[] = "rv64imafdc_zicntr_zicsr_zifencei_zihintpause_zba_zbb_zbs_sstc";
-static const char *const ISA_EXTENSIONS[] = {
-    "i", "m", "a", "f", "d", "c", "zicntr", "zicsr", "zifencei", "zihintpause", "zba", "zbb",
-    "zbs", "sstc", NULL};
+static const char *const ISA_EXTENSIONS[] = {"i",   "m",      "a",     "f",        "d",
+                                             "c",   "zicntr", "zicsr", "zifencei", "zihintpause",
+                                             "zba", "zbb",    "zbs",   "sstc",     NULL};
 
-static void errf(char *err, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static void errf(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void errf(char *err, size_t len, const char *fmt, ...)
 {
     va_list ap;
@@ -44,22 +43,19 @@ static void errf(char *err, size_t len, const char *fmt, ...)
 static void plic_ctx_irq(void *ctx, unsigned n, bool level)
 {
     struct machine *m = ctx;
-    if (n / 2 < m->nharts)
-        hart_set_irq(&m->harts[n / 2], (n & 1) ? IRQ_SEI : IRQ_MEI, level);
+    if (n / 2 < m->nharts) hart_set_irq(&m->harts[n / 2], (n & 1) ? IRQ_SEI : IRQ_MEI, level);
 }
 
 static void msip_irq(void *ctx, unsigned n, bool level)
 {
     struct machine *m = ctx;
-    if (n < m->nharts)
-        hart_set_irq(&m->harts[n], IRQ_MSI, level);
+    if (n < m->nharts) hart_set_irq(&m->harts[n], IRQ_MSI, level);
 }
 
 static void timer_changed(void *ctx, unsigned hart)
 {
     struct machine *m = ctx;
-    if (hart < m->nharts)
-        hart_kick(&m->harts[hart]);
+    if (hart < m->nharts) hart_kick(&m->harts[hart]);
 }
 
 static void syscon_action(void *ctx, enum syscon_action what, int code)
@@ -78,8 +74,7 @@ void machine_post_event(struct machine *m, enum machine_event ev, int code, cons
     if (m->ev == MEV_NONE) {
         m->ev = ev;
         m->fail_code = code;
-        if (msg)
-            snprintf(m->msg, sizeof(m->msg), "%s", msg);
+        if (msg) snprintf(m->msg, sizeof(m->msg), "%s", msg);
     }
     pthread_cond_broadcast(&m->ev_cond);
     pthread_mutex_unlock(&m->ev_lock);
@@ -111,8 +106,7 @@ static int load_images(struct machine *m, char *err, size_t errlen)
     const struct machine_config *c = &m->cfg;
     uint64_t ram_end = RAM_BASE + c->ram_size;
     uint64_t fdt_addr = ALIGN_DOWN(ram_end - FDT_BUF_SIZE, 2 * MIB);
-    if (fdt_addr < RAM_BASE + 4 * MIB)
-        fdt_addr = ALIGN_DOWN(ram_end - FDT_BUF_SIZE, 4096);
+    if (fdt_addr < RAM_BASE + 4 * MIB) fdt_addr = ALIGN_DOWN(ram_end - FDT_BUF_SIZE, 4096);
     uint64_t info_addr = fdt_addr - 64;
     uint64_t free_end = info_addr; /* everything below is free for images */
     uint64_t fw_end = RAM_BASE, fw_size = 0;
@@ -120,8 +114,7 @@ static int load_images(struct machine *m, char *err, size_t errlen)
 
     if (c->firmware) {
         r = load_raw(m, c->firmware, "firmware", RAM_BASE, free_end, &fw_size, err, errlen);
-        if (r < 0)
-            return r;
+        if (r < 0) return r;
         fw_end = RAM_BASE + fw_size;
     }
 
@@ -143,12 +136,12 @@ static int load_images(struct machine *m, char *err, size_t errlen)
             return r;
         }
         kernel_addr = c->firmware ? ALIGN_UP(fw_end, 2 * MIB) : RAM_BASE;
-        if (kernel_addr == RAM_BASE && c->firmware)
-            kernel_addr += 2 * MIB;
+        if (kernel_addr == RAM_BASE && c->firmware) kernel_addr += 2 * MIB;
         kernel_end = kernel_addr + ALIGN_UP(ki.image_size > len ? ki.image_size : len, 4096);
         if (kernel_end > free_end) {
             free(data);
-            errf(err, errlen, "kernel %s needs %llu MiB of RAM at 0x%llx; --memory %llu MiB is too small",
+            errf(err, errlen,
+                 "kernel %s needs %llu MiB of RAM at 0x%llx; --memory %llu MiB is too small",
                  c->kernel, (unsigned long long)((kernel_end - RAM_BASE + MIB - 1) / MIB),
                  (unsigned long long)kernel_addr, (unsigned long long)(c->ram_size / MIB));
             return -E2BIG;
@@ -196,8 +189,7 @@ static int load_images(struct machine *m, char *err, size_t errlen)
             return -E2BIG;
         }
         uint64_t start = ALIGN_UP(kernel_addr + gap, 4096);
-        if (start < kernel_end || start + len > free_end)
-            start = ALIGN_UP(kernel_end, 4096);
+        if (start < kernel_end || start + len > free_end) start = ALIGN_UP(kernel_end, 4096);
         if (start + len > free_end) {
             free(data);
             errf(err, errlen, "initrd %s does not fit in guest memory; raise --memory", c->initrd);
@@ -317,8 +309,8 @@ int machine_create(struct machine **out, const struct machine_config *cfg, struc
             m->rng = vrng_create(&m->gm, irq);
             t = m->rng ? vrng_transport(m->rng) : NULL;
         }
-        if (!t || bus_map(&m->bus, VIRTIO_BASE + 0x1000ull * i, VIRTIO_MMIO_SIZE,
-                          &virtio_mmio_ops, t, BUS_LOCKLESS)) {
+        if (!t || bus_map(&m->bus, VIRTIO_BASE + 0x1000ull * i, VIRTIO_MMIO_SIZE, &virtio_mmio_ops,
+                          t, BUS_LOCKLESS)) {
             errf(err, errlen, "cannot create virtio device %u", i);
             r = -ENOMEM;
             goto fail;
@@ -326,8 +318,7 @@ int machine_create(struct machine **out, const struct machine_config *cfg, struc
     }
 
     r = load_images(m, err, errlen);
-    if (r < 0)
-        goto fail;
+    if (r < 0) goto fail;
     *out = m;
     return 0;
 fail:
@@ -340,8 +331,7 @@ static void *hart_thread(void *arg)
     struct hart *h = arg;
     struct machine *m = h->user;
     enum hart_exit e = hart_run(h);
-    if (e == HART_EXIT_FATAL)
-        machine_post_event(m, MEV_FATAL, 0, h->fatal_msg);
+    if (e == HART_EXIT_FATAL) machine_post_event(m, MEV_FATAL, 0, h->fatal_msg);
     return NULL;
 }
 
@@ -372,14 +362,11 @@ enum machine_event machine_run(struct machine *m)
 
 void machine_destroy(struct machine *m)
 {
-    if (!m)
-        return;
-    if (m->console)
-        chr_set_receiver(m->console, NULL, NULL);
+    if (!m) return;
+    if (m->console) chr_set_receiver(m->console, NULL, NULL);
     if (m->harts)
         for (unsigned i = 0; i < m->nharts; i++)
-            if (m->harts[i].env.ram)
-                hart_destroy(&m->harts[i]);
+            if (m->harts[i].env.ram) hart_destroy(&m->harts[i]);
     free(m->harts);
     free(m->threads);
     for (unsigned i = 0; i < MACHINE_MAX_DISKS; i++)
@@ -387,10 +374,8 @@ void machine_destroy(struct machine *m)
     vrng_destroy(m->rng);
     goldfish_rtc_destroy(m->rtc);
     uart_destroy(m->uart);
-    if (m->plic)
-        plic_destroy(m->plic);
-    if (m->ram)
-        munmap(m->ram, m->cfg.ram_size);
+    if (m->plic) plic_destroy(m->plic);
+    if (m->ram) munmap(m->ram, m->cfg.ram_size);
     bus_destroy(&m->bus);
     pthread_mutex_destroy(&m->ev_lock);
     pthread_cond_destroy(&m->ev_cond);

@@ -11,18 +11,18 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define RAM_BASE      0x80000000ull
-#define CLINT_BASE    0x02000000ull
-#define PLIC_BASE     0x0c000000ull
-#define UART0_BASE    0x10000000ull
-#define SYSCON_BASE   0x00100000ull
-#define RTC_BASE      0x00101000ull
-#define VIRTIO_BASE   0x10001000ull
-#define UART0_IRQ     10
-#define RTC_IRQ       11
+#define RAM_BASE          0x80000000ull
+#define CLINT_BASE        0x02000000ull
+#define PLIC_BASE         0x0c000000ull
+#define UART0_BASE        0x10000000ull
+#define SYSCON_BASE       0x00100000ull
+#define RTC_BASE          0x00101000ull
+#define VIRTIO_BASE       0x10001000ull
+#define UART0_IRQ         10
+#define RTC_IRQ           11
 #define MACHINE_MAX_HARTS 64
 #define MACHINE_MIN_RAM   (64ull << 20)
-#define VIRTIO_SLOTS      8 /* virtio-mmio slots, as QEMU virt */
+#define VIRTIO_SLOTS      8                  /* virtio-mmio slots, as QEMU virt */
 #define MACHINE_MAX_DISKS (VIRTIO_SLOTS - 1) /* one slot is the entropy device */
 
 struct blk_backend;

@@ -19,7 +19,13 @@ static inline uint64_t host_realtime_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 /* Raw ticks since host boot; the ACLINT adds its own offset (mtime starts near 0). */
-static inline uint64_t vclock_ticks(void) { return host_monotonic_ns() / (1000000000ull / VCLOCK_HZ); }
+static inline uint64_t vclock_ticks(void)
+{
+    return host_monotonic_ns() / (1000000000ull / VCLOCK_HZ);
+}
 /* Absolute host monotonic ns at which raw tick count t is reached. */
-static inline uint64_t vclock_ticks_to_ns(uint64_t t) { return t * (1000000000ull / VCLOCK_HZ); }
+static inline uint64_t vclock_ticks_to_ns(uint64_t t)
+{
+    return t * (1000000000ull / VCLOCK_HZ);
+}
 #endif

@@ -24,12 +24,10 @@ int log_set_level_name(const char *name)
 int log_set_file(const char *path)
 {
     FILE *fp = fopen(path, "a");
-    if (!fp)
-        return -errno;
+    if (!fp) return -errno;
     setvbuf(fp, NULL, _IOLBF, 0);
     pthread_mutex_lock(&log_lock);
-    if (log_fp)
-        fclose(log_fp);
+    if (log_fp) fclose(log_fp);
     log_fp = fp;
     pthread_mutex_unlock(&log_lock);
     return 0;
@@ -37,8 +35,7 @@ int log_set_file(const char *path)
 
 void log_msg(enum log_level lvl, const char *fmt, ...)
 {
-    if (lvl > log_current_level)
-        return;
+    if (lvl > log_current_level) return;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     pthread_mutex_lock(&log_lock);

@@ -16,17 +16,14 @@ void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(pri
 #define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
 #define log_info(...)                                                                              \
     do {                                                                                           \
-        if (log_current_level >= LOG_INFO)                                                         \
-            log_msg(LOG_INFO, __VA_ARGS__);                                                        \
+        if (log_current_level >= LOG_INFO) log_msg(LOG_INFO, __VA_ARGS__);                         \
     } while (0)
 #define log_debug(...)                                                                             \
     do {                                                                                           \
-        if (log_current_level >= LOG_DEBUG)                                                        \
-            log_msg(LOG_DEBUG, __VA_ARGS__);                                                       \
+        if (log_current_level >= LOG_DEBUG) log_msg(LOG_DEBUG, __VA_ARGS__);                       \
     } while (0)
 #define log_trace(...)                                                                             \
     do {                                                                                           \
-        if (log_current_level >= LOG_TRACE)                                                        \
-            log_msg(LOG_TRACE, __VA_ARGS__);                                                       \
+        if (log_current_level >= LOG_TRACE) log_msg(LOG_TRACE, __VA_ARGS__);                       \
     } while (0)
 #endif

@@ -26,22 +26,22 @@ struct gdbstub {
     pthread_mutex_t lock; /* m, running, dbg */
     struct machine *m;
     struct hart_debug dbg;
-    bool running;         /* harts run (the debugger is not holding them) */
-    unsigned cur;         /* hart for register/memory/step requests */
+    bool running;          /* harts run (the debugger is not holding them) */
+    unsigned cur;          /* hart for register/memory/step requests */
     _Atomic int stop_hart; /* hart that stopped on its own, -1 if none */
     bool wait_for_debugger;
     char in[PKT_MAX + 8];
     size_t inlen;
 };
 
-static const char *const gpr_names[32] = {
-    "zero", "ra", "sp", "gp", "tp",  "t0",  "t1", "t2", "fp", "s1", "a0",
-    "a1",   "a2", "a3", "a4", "a5",  "a6",  "a7", "s2", "s3", "s4", "s5",
-    "s6",   "s7", "s8", "s9", "s10", "s11", "t3", "t4", "t5", "t6"};
+static const char *const gpr_names[32] = {"zero", "ra", "sp",  "gp",  "tp", "t0", "t1", "t2",
+                                          "fp",   "s1", "a0",  "a1",  "a2", "a3", "a4", "a5",
+                                          "a6",   "a7", "s2",  "s3",  "s4", "s5", "s6", "s7",
+                                          "s8",   "s9", "s10", "s11", "t3", "t4", "t5", "t6"};
 static const char *const fpr_names[32] = {
-    "ft0", "ft1", "ft2",  "ft3",  "ft4", "ft5", "ft6",  "ft7",  "fs0",  "fs1", "fa0",
-    "fa1", "fa2", "fa3",  "fa4",  "fa5", "fa6", "fa7",  "fs2",  "fs3",  "fs4", "fs5",
-    "fs6", "fs7", "fs8",  "fs9",  "fs10", "fs11", "ft8", "ft9", "ft10", "ft11"};
+    "ft0", "ft1", "ft2", "ft3", "ft4",  "ft5",  "ft6", "ft7", "fs0",  "fs1", "fa0",
+    "fa1", "fa2", "fa3", "fa4", "fa5",  "fa6",  "fa7", "fs2", "fs3",  "fs4", "fs5",
+    "fs6", "fs7", "fs8", "fs9", "fs10", "fs11", "ft8", "ft9", "ft10", "ft11"};
 
 /* ---- hart control ---- */
 
@@ -81,12 +81,9 @@ static void refresh_code(struct gdbstub *g)
 
 static int hexval(int c)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     return -1;
 }
 
@@ -94,8 +91,7 @@ static void send_all(struct gdbstub *g, const char *buf, size_t len)
 {
     while (len && g->client_fd >= 0) {
         ssize_t n = write(g->client_fd, buf, len);
-        if (n < 0 && errno == EINTR)
-            continue;
+        if (n < 0 && errno == EINTR) continue;
         if (n <= 0) {
             close(g->client_fd);
             g->client_fd = -1;
@@ -111,8 +107,7 @@ static void send_packet(struct gdbstub *g, const char *data)
     static const char hex[] = "0123456789abcdef";
     size_t len = strlen(data);
     char *pkt = malloc(len + 5);
-    if (!pkt)
-        return;
+    if (!pkt) return;
     unsigned sum = 0;
     pkt[0] = '$';
     for (size_t i = 0; i < len; i++) {
@@ -154,8 +149,7 @@ static int get_hex_le(const char *s, unsigned bytes, uint64_t *v)
     uint64_t r = 0;
     for (unsigned i = 0; i < bytes; i++) {
         int hi = hexval(s[2 * i]), lo = hi < 0 ? -1 : hexval(s[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return -1;
+        if (hi < 0 || lo < 0) return -1;
         r |= (uint64_t)((hi << 4) | lo) << (8 * i);
     }
     *v = r;
@@ -197,8 +191,7 @@ static bool reg_get(struct hart *h, unsigned n, uint64_t *v, unsigned *bytes)
 
 static bool reg_set(struct hart *h, unsigned n, uint64_t v)
 {
-    if (n == 0)
-        return true;
+    if (n == 0) return true;
     if (n < 32)
         h->x[n] = v;
     else if (n == 32)
@@ -221,11 +214,9 @@ static bool reg_set(struct hart *h, unsigned n, uint64_t v)
 static uint8_t *guest_ptr(struct gdbstub *g, struct hart *h, uint64_t va, size_t len)
 {
     uint64_t pa;
-    if (mmu_debug_translate(h, va, &pa) != 0)
-        return NULL;
+    if (mmu_debug_translate(h, va, &pa) != 0) return NULL;
     uint64_t base = g->m->harts[0].env.ram_base, size = g->m->harts[0].env.ram_size;
-    if (pa < base || pa - base >= size || len > size - (pa - base))
-        return NULL;
+    if (pa < base || pa - base >= size || len > size - (pa - base)) return NULL;
     return g->m->ram + (pa - base);
 }
 
@@ -238,8 +229,7 @@ static void handle_mem_read(struct gdbstub *g, struct hart *h, const char *args)
         return;
     }
     char *out = malloc(2 * len + 1);
-    if (!out)
-        return;
+    if (!out) return;
     out[0] = 0;
     for (uint64_t i = 0; i < len; i++) {
         uint8_t *ptr = guest_ptr(g, h, addr + i, 1);
@@ -317,8 +307,7 @@ static void handle_breakpoint(struct gdbstub *g, struct hart *h, bool insert, co
 static const char *target_xml(void)
 {
     static char xml[8192];
-    if (xml[0])
-        return xml;
+    if (xml[0]) return xml;
     size_t n = (size_t)snprintf(xml, sizeof(xml),
                                 "<?xml version=\"1.0\"?><!DOCTYPE target SYSTEM \"gdb-target.dtd\">"
                                 "<target version=\"1.0\"><architecture>riscv:rv64</architecture>"
@@ -331,9 +320,10 @@ static const char *target_xml(void)
                           "<reg name=\"pc\" bitsize=\"64\" type=\"code_ptr\" regnum=\"32\"/>"
                           "</feature><feature name=\"org.gnu.gdb.riscv.fpu\">");
     for (int i = 0; i < 32; i++)
-        n += (size_t)snprintf(xml + n, sizeof(xml) - n,
-                              "<reg name=\"%s\" bitsize=\"64\" type=\"ieee_double\" regnum=\"%d\"/>",
-                              fpr_names[i], 33 + i);
+        n +=
+            (size_t)snprintf(xml + n, sizeof(xml) - n,
+                             "<reg name=\"%s\" bitsize=\"64\" type=\"ieee_double\" regnum=\"%d\"/>",
+                             fpr_names[i], 33 + i);
     snprintf(xml + n, sizeof(xml) - n,
              "<reg name=\"fflags\" bitsize=\"32\" type=\"int\" regnum=\"66\"/>"
              "<reg name=\"frm\" bitsize=\"32\" type=\"int\" regnum=\"67\"/>"
@@ -366,15 +356,13 @@ static void handle_query(struct gdbstub *g, const char *q)
         }
         const char *xml = target_xml();
         size_t total = strlen(xml);
-        if (len > PKT_MAX - 16)
-            len = PKT_MAX - 16;
+        if (len > PKT_MAX - 16) len = PKT_MAX - 16;
         if (off >= total) {
             send_packet(g, "l");
             return;
         }
         char *out = malloc(len + 2);
-        if (!out)
-            return;
+        if (!out) return;
         size_t n = total - off < len ? total - off : len;
         out[0] = off + n >= total ? 'l' : 'm';
         memcpy(out + 1, xml + off, n);
@@ -397,9 +385,7 @@ static void handle_packet(struct gdbstub *g, char *pkt)
     struct hart *h = &g->m->harts[g->cur];
     char out[PKT_MAX];
     switch (pkt[0]) {
-    case '?':
-        report_stop(g, 5);
-        break;
+    case '?': report_stop(g, 5); break;
     case 'g': {
         size_t n = 0;
         for (unsigned r = 0; r < 33; r++, n += 16)
@@ -411,8 +397,7 @@ static void handle_packet(struct gdbstub *g, char *pkt)
         const char *p = pkt + 1;
         for (unsigned r = 0; r < 33 && strlen(p) >= 16; r++, p += 16) {
             uint64_t v;
-            if (get_hex_le(p, 8, &v) < 0)
-                break;
+            if (get_hex_le(p, 8, &v) < 0) break;
             reg_set(h, r, v);
         }
         send_packet(g, "OK");
@@ -456,8 +441,7 @@ static void handle_packet(struct gdbstub *g, char *pkt)
         } else if (p[0] != '-' && t > g->m->nharts) {
             send_packet(g, "E01");
         } else {
-            if (p[0] != '-' && t > 0)
-                g->cur = (unsigned)t - 1;
+            if (p[0] != '-' && t > 0) g->cur = (unsigned)t - 1;
             send_packet(g, "OK");
         }
         break;
@@ -472,8 +456,7 @@ static void handle_packet(struct gdbstub *g, char *pkt)
         if (pkt[1]) {
             uint64_t a;
             const char *p = pkt + 1;
-            if (parse_hex(&p, &a))
-                h->pc = a;
+            if (parse_hex(&p, &a)) h->pc = a;
         }
         resume_all(g);
         break;
@@ -520,8 +503,7 @@ static void process_input(struct gdbstub *g)
             continue;
         }
         char *hash = memchr(g->in + i, '#', g->inlen - i);
-        if (!hash || (size_t)(hash - g->in) + 3 > g->inlen)
-            break; /* incomplete */
+        if (!hash || (size_t)(hash - g->in) + 3 > g->inlen) break; /* incomplete */
         size_t end = (size_t)(hash - g->in);
         unsigned sum = 0;
         for (size_t k = i + 1; k < end; k++)
@@ -552,8 +534,7 @@ static void *stub_thread(void *arg)
         struct pollfd p[3] = {{g->evfd, POLLIN, 0},
                               {g->client_fd >= 0 ? g->client_fd : g->listen_fd, POLLIN, 0},
                               {-1, 0, 0}};
-        if (poll(p, 2, 500) < 0 && errno != EINTR)
-            break;
+        if (poll(p, 2, 500) < 0 && errno != EINTR) break;
         pthread_mutex_lock(&g->lock);
         if (p[0].revents & POLLIN) {
             uint64_t v;
@@ -564,8 +545,7 @@ static void *stub_thread(void *arg)
         if (g->m && g->running && who >= 0) { /* a hart hit a breakpoint or finished a step */
             pause_all(g);
             g->cur = (unsigned)who;
-            if (g->client_fd >= 0)
-                report_stop(g, 5);
+            if (g->client_fd >= 0) report_stop(g, 5);
         }
         if (g->client_fd < 0 && (p[1].revents & POLLIN)) {
             int fd = accept(g->listen_fd, NULL, NULL);
@@ -574,8 +554,7 @@ static void *stub_thread(void *arg)
                 setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
                 g->client_fd = fd;
                 g->inlen = 0;
-                if (g->m && g->running)
-                    pause_all(g); /* like QEMU: attaching stops the machine */
+                if (g->m && g->running) pause_all(g); /* like QEMU: attaching stops the machine */
             }
         } else if (g->client_fd >= 0 && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) {
             ssize_t n = read(g->client_fd, g->in + g->inlen, PKT_MAX - g->inlen);
@@ -638,8 +617,7 @@ int gdbstub_create(struct gdbstub **out, int port, char *err, size_t errlen)
 struct gdbstub *gdbstub_create_detached(int reply_fd)
 {
     struct gdbstub *g = calloc(1, sizeof(*g));
-    if (!g)
-        return NULL;
+    if (!g) return NULL;
     g->listen_fd = g->evfd = -1;
     g->client_fd = reply_fd;
     atomic_store(&g->stop_hart, -1);
@@ -659,8 +637,7 @@ void gdbstub_feed(struct gdbstub *g, const uint8_t *buf, size_t len)
         buf += n;
         len -= n;
         process_input(g);
-        if (g->inlen >= PKT_MAX)
-            g->inlen = 0;
+        if (g->inlen >= PKT_MAX) g->inlen = 0;
     }
     pthread_mutex_unlock(&g->lock);
 }
@@ -689,8 +666,7 @@ void gdbstub_detach(struct gdbstub *g)
 
 void gdbstub_destroy(struct gdbstub *g)
 {
-    if (!g)
-        return;
+    if (!g) return;
     atomic_store(&g->quit, 1);
     if (g->thread_started) {
         uint64_t one = 1;
@@ -698,12 +674,9 @@ void gdbstub_destroy(struct gdbstub *g)
         }
         pthread_join(g->thread, NULL);
     }
-    if (g->client_fd >= 0)
-        close(g->client_fd);
-    if (g->listen_fd >= 0)
-        close(g->listen_fd);
-    if (g->evfd >= 0)
-        close(g->evfd);
+    if (g->client_fd >= 0) close(g->client_fd);
+    if (g->listen_fd >= 0) close(g->listen_fd);
+    if (g->evfd >= 0) close(g->evfd);
     pthread_mutex_destroy(&g->lock);
     free(g);
 }

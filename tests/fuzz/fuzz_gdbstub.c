@@ -1,10 +1,10 @@
-// SOURCES: src/vm/gdbstub.c src/machine/machine.c src/machine/bus.c src/machine/fdt.c src/machine/loader.c
-// SOURCES: src/cpu/riscv/hart.c src/cpu/riscv/exec.c src/cpu/riscv/decode.c src/cpu/riscv/csr.c
-// SOURCES: src/cpu/riscv/mmu.c src/cpu/riscv/fpu.c src/irq/plic.c src/irq/aclint.c src/dev/uart.c
-// SOURCES: src/dev/syscon.c src/dev/goldfish_rtc.c src/util/log.c src/util/size.c
-// SOURCES: src/dev/virtio/mmio.c src/dev/virtio/virtqueue.c src/dev/virtio/blk.c src/dev/virtio/rng.c
-// SOURCES: src/backend/block/raw.c src/backend/block/io_engine.c
-// LIBS: -lfdt -luring
+// SOURCES: src/vm/gdbstub.c src/machine/machine.c src/machine/bus.c src/machine/fdt.c
+// src/machine/loader.c SOURCES: src/cpu/riscv/hart.c src/cpu/riscv/exec.c src/cpu/riscv/decode.c
+// src/cpu/riscv/csr.c SOURCES: src/cpu/riscv/mmu.c src/cpu/riscv/fpu.c src/irq/plic.c
+// src/irq/aclint.c src/dev/uart.c SOURCES: src/dev/syscon.c src/dev/goldfish_rtc.c src/util/log.c
+// src/util/size.c SOURCES: src/dev/virtio/mmio.c src/dev/virtio/virtqueue.c src/dev/virtio/blk.c
+// src/dev/virtio/rng.c SOURCES: src/backend/block/raw.c src/backend/block/io_engine.c LIBS: -lfdt
+// -luring
 /* The GDB remote protocol parser on arbitrary client bytes (a debugger connection is user
  * input): packets, checksums, register/memory/breakpoint requests against a real machine whose
  * harts are parked. Must never crash or write outside guest RAM. */
@@ -13,8 +13,14 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-static void null_write(struct chr *c, const uint8_t *b, size_t n) { (void)c, (void)b, (void)n; }
-static void null_destroy(struct chr *c) { (void)c; }
+static void null_write(struct chr *c, const uint8_t *b, size_t n)
+{
+    (void)c, (void)b, (void)n;
+}
+static void null_destroy(struct chr *c)
+{
+    (void)c;
+}
 static const struct chr_ops null_ops = {.write = null_write, .destroy = null_destroy};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
@@ -25,16 +31,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
     if (!m) {
         struct machine_config cfg = {.cpus = 2, .ram_size = 64ull << 20};
         char err[256];
-        if (machine_create(&m, &cfg, &console, err, sizeof(err)) < 0)
-            abort();
+        if (machine_create(&m, &cfg, &console, err, sizeof(err)) < 0) abort();
         devnull = open("/dev/null", O_WRONLY);
     }
     for (unsigned i = 0; i < m->nharts; i++)
         m->harts[i].parked = true; /* no hart threads: everything counts as parked */
     int fd = dup(devnull);
     struct gdbstub *g = gdbstub_create_detached(fd);
-    if (!g)
-        return 0;
+    if (!g) return 0;
     gdbstub_attach(g, m, true);
     gdbstub_feed(g, data, len);
     gdbstub_detach(g);

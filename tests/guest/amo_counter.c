@@ -25,8 +25,8 @@
 
 static uint64_t counter_amo;
 static uint64_t counter_lrsc;
-static int32_t max_w; /* amomax.w across threads */
-static uint64_t cpu_mask;  /* harts the threads were seen on */
+static int32_t max_w;     /* amomax.w across threads */
+static uint64_t cpu_mask; /* harts the threads were seen on */
 static uint64_t iterations;
 static pthread_barrier_t start_barrier;
 
@@ -99,8 +99,7 @@ static inline int64_t amomax_d(int64_t *p, int64_t v)
 static void note_cpu(void)
 {
     int c = sched_getcpu();
-    if (c >= 0 && c < 64)
-        __atomic_fetch_or(&cpu_mask, 1ull << c, __ATOMIC_RELAXED);
+    if (c >= 0 && c < 64) __atomic_fetch_or(&cpu_mask, 1ull << c, __ATOMIC_RELAXED);
 }
 
 static void *worker(void *arg)
@@ -111,8 +110,7 @@ static void *worker(void *arg)
     for (uint64_t i = 0; i < iterations; i++) {
         amoadd_d(&counter_amo, 1);
         lrsc_add_d(&counter_lrsc, 1);
-        if ((i & 1023) == 0)
-            amomax_w(&max_w, base + (int32_t)(i >> 10 & 511));
+        if ((i & 1023) == 0) amomax_w(&max_w, base + (int32_t)(i >> 10 & 511));
     }
     note_cpu();
     return NULL;
@@ -214,8 +212,7 @@ int main(int argc, char **argv)
     expect("amoadd.d counter", (int64_t)counter_amo, (int64_t)want);
     expect("lr.d/sc.d counter", (int64_t)counter_lrsc, (int64_t)want);
     expect("amomax.w across threads", max_w, want_max);
-    if (failures)
-        return 1;
+    if (failures) return 1;
     printf("AMO-OK\n");
     return 0;
 }

@@ -104,28 +104,8 @@ class DiskSuite(guest.Suite):
         return guest.VM(self.target.argv(self.image, cpus=cpus), self.log_path(group))
 
     def login(self, vm):
-        """Wait for the login prompt, log in as root; return seconds to the
-        prompt. Afterwards the shell has no line editing and no pager."""
-        t0 = time.monotonic()
-        vm.wait_for(lambda t: LOGIN.search(t), self.opts.timeout, "login prompt")
-        t_prompt = time.monotonic() - vm.start_time
+        t_prompt = login(vm, self.opts.timeout)
         self.measure.append(("boot to login prompt", t_prompt))
-        n = len(vm.text())
-        vm.send("root\n")
-        vm.wait_for(lambda t: "Password:" in t[n:], 60, "password prompt")
-        n = len(vm.text())
-        vm.send(ROOT_PASSWORD + "\n")
-        left = max(self.opts.timeout - (time.monotonic() - t0), 60)
-        vm.wait_for(lambda t: PROMPT.search(t[n:]) or "Login incorrect" in t[n:], left,
-                    "shell prompt after login")
-        if "Login incorrect" in vm.text()[n:]:
-            raise guest.CheckFailed(f"root password {ROOT_PASSWORD!r} not accepted")
-        # Plain canonical input (no readline redraws of long lines), no
-        # pagers, no colours: the output is easy to parse.
-        st, _ = vm.sh("set +o emacs +o vi; export TERM=dumb PAGER=cat SYSTEMD_PAGER=cat "
-                      "SYSTEMD_COLORS=0 APT_PAGER=cat")
-        if st != 0:
-            raise guest.CheckFailed("setting up the shell failed")
         return t_prompt
 
     def poweroff(self, vm):
@@ -254,6 +234,31 @@ class DiskSuite(guest.Suite):
                 vm.close()
 
         self.run_group(group, checks, body)
+
+
+def login(vm, timeout):
+    """Wait for the login prompt on vm's console, log in as root; return the
+    seconds from the VM's start to the login prompt. Afterwards the shell has
+    no line editing, no pager and no colours (plain output to parse). Also used
+    by bench/fio.py."""
+    t0 = time.monotonic()
+    vm.wait_for(lambda t: LOGIN.search(t), timeout, "login prompt")
+    t_prompt = time.monotonic() - vm.start_time
+    n = len(vm.text())
+    vm.send("root\n")
+    vm.wait_for(lambda t: "Password:" in t[n:], 60, "password prompt")
+    n = len(vm.text())
+    vm.send(ROOT_PASSWORD + "\n")
+    left = max(timeout - (time.monotonic() - t0), 60)
+    vm.wait_for(lambda t: PROMPT.search(t[n:]) or "Login incorrect" in t[n:], left,
+                "shell prompt after login")
+    if "Login incorrect" in vm.text()[n:]:
+        raise guest.CheckFailed(f"root password {ROOT_PASSWORD!r} not accepted")
+    st, _ = vm.sh("set +o emacs +o vi; export TERM=dumb PAGER=cat SYSTEMD_PAGER=cat "
+                  "SYSTEMD_COLORS=0 APT_PAGER=cat")
+    if st != 0:
+        raise guest.CheckFailed("setting up the shell failed")
+    return t_prompt
 
 
 def parse_sums(lines):

@@ -14,8 +14,7 @@ void test_register(const char *name, test_fn fn)
     if (ntests == cap) {
         cap = cap ? cap * 2 : 64;
         tests = realloc(tests, sizeof(*tests) * cap);
-        if (!tests)
-            abort();
+        if (!tests) abort();
     }
     tests[ntests++] = (struct test_entry){name, fn};
 }
@@ -24,8 +23,7 @@ int main(int argc, char **argv)
 {
     int passed = 0, failed = 0;
     for (int i = 0; i < ntests; i++) {
-        if (argc > 1 && !strstr(tests[i].name, argv[1]))
-            continue;
+        if (argc > 1 && !strstr(tests[i].name, argv[1])) continue;
         test_failures_in_current = 0;
         tests[i].fn();
         if (test_failures_in_current) {

@@ -12,13 +12,16 @@ extern int test_failures_in_current;
 
 #define TEST(name)                                                                                 \
     static void test_##name(void);                                                                 \
-    __attribute__((constructor)) static void reg_##name(void) { test_register(#name, test_##name); } \
+    __attribute__((constructor)) static void reg_##name(void)                                      \
+    {                                                                                              \
+        test_register(#name, test_##name);                                                         \
+    }                                                                                              \
     static void test_##name(void)
 
 #define CHECK(cond)                                                                                \
     do {                                                                                           \
         if (!(cond)) {                                                                             \
-            fprintf(stderr, "  %s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);            \
+            fprintf(stderr, "  %s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);             \
             test_failures_in_current++;                                                            \
         }                                                                                          \
     } while (0)
@@ -27,7 +30,7 @@ extern int test_failures_in_current;
     do {                                                                                           \
         unsigned long long va_ = (unsigned long long)(a), vb_ = (unsigned long long)(b);           \
         if (va_ != vb_) {                                                                          \
-            fprintf(stderr, "  %s:%d: CHECK_EQ failed: %s == %s (0x%llx != 0x%llx)\n", __FILE__,  \
+            fprintf(stderr, "  %s:%d: CHECK_EQ failed: %s == %s (0x%llx != 0x%llx)\n", __FILE__,   \
                     __LINE__, #a, #b, va_, vb_);                                                   \
             test_failures_in_current++;                                                            \
         }                                                                                          \

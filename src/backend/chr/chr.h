@@ -32,8 +32,7 @@ static inline void chr_write(struct chr *c, const uint8_t *buf, size_t len)
 }
 static inline void chr_rx_ready(struct chr *c)
 {
-    if (c->ops->rx_ready)
-        c->ops->rx_ready(c);
+    if (c->ops->rx_ready) c->ops->rx_ready(c);
 }
 /* Install (or, with rx = NULL, remove) the device fed by this backend. Once it returns, the
  * previous receiver is no longer being called and may be destroyed. Input that arrives while
@@ -47,7 +46,10 @@ static inline void chr_set_receiver(struct chr *c, chr_rx_fn rx, void *opaque)
     __atomic_store_n(&c->rx_opaque, opaque, __ATOMIC_RELAXED);
     __atomic_store_n(&c->rx, rx, __ATOMIC_RELEASE);
 }
-static inline void chr_destroy(struct chr *c) { c->ops->destroy(c); }
+static inline void chr_destroy(struct chr *c)
+{
+    c->ops->destroy(c);
+}
 
 /* The terminal backend: stdin/stdout. If stdin is a terminal it is put in raw mode (restored on
  * every exit path: normal exit, chr_destroy, fatal signals) and the QEMU escapes apply:

@@ -4,47 +4,47 @@
 #include "irq/aclint.h"
 #include <string.h>
 
-#define CSR_FFLAGS     0x001
-#define CSR_FRM        0x002
-#define CSR_FCSR       0x003
-#define CSR_CYCLE      0xc00
-#define CSR_TIME       0xc01
-#define CSR_INSTRET    0xc02
-#define CSR_SSTATUS    0x100
-#define CSR_SIE        0x104
-#define CSR_STVEC      0x105
-#define CSR_SCOUNTEREN 0x106
-#define CSR_SENVCFG    0x10a
-#define CSR_SSCRATCH   0x140
-#define CSR_SEPC       0x141
-#define CSR_SCAUSE     0x142
-#define CSR_STVAL      0x143
-#define CSR_SIP        0x144
-#define CSR_STIMECMP   0x14d
-#define CSR_SATP       0x180
-#define CSR_MSTATUS    0x300
-#define CSR_MISA       0x301
-#define CSR_MEDELEG    0x302
-#define CSR_MIDELEG    0x303
-#define CSR_MIE        0x304
-#define CSR_MTVEC      0x305
-#define CSR_MCOUNTEREN 0x306
-#define CSR_MENVCFG    0x30a
+#define CSR_FFLAGS        0x001
+#define CSR_FRM           0x002
+#define CSR_FCSR          0x003
+#define CSR_CYCLE         0xc00
+#define CSR_TIME          0xc01
+#define CSR_INSTRET       0xc02
+#define CSR_SSTATUS       0x100
+#define CSR_SIE           0x104
+#define CSR_STVEC         0x105
+#define CSR_SCOUNTEREN    0x106
+#define CSR_SENVCFG       0x10a
+#define CSR_SSCRATCH      0x140
+#define CSR_SEPC          0x141
+#define CSR_SCAUSE        0x142
+#define CSR_STVAL         0x143
+#define CSR_SIP           0x144
+#define CSR_STIMECMP      0x14d
+#define CSR_SATP          0x180
+#define CSR_MSTATUS       0x300
+#define CSR_MISA          0x301
+#define CSR_MEDELEG       0x302
+#define CSR_MIDELEG       0x303
+#define CSR_MIE           0x304
+#define CSR_MTVEC         0x305
+#define CSR_MCOUNTEREN    0x306
+#define CSR_MENVCFG       0x30a
 #define CSR_MCOUNTINHIBIT 0x320
-#define CSR_MSCRATCH   0x340
-#define CSR_MEPC       0x341
-#define CSR_MCAUSE     0x342
-#define CSR_MTVAL      0x343
-#define CSR_MIP        0x344
-#define CSR_PMPCFG0    0x3a0
-#define CSR_PMPADDR0   0x3b0
-#define CSR_MCYCLE     0xb00
-#define CSR_MINSTRET   0xb02
-#define CSR_MVENDORID  0xf11
-#define CSR_MARCHID    0xf12
-#define CSR_MIMPID     0xf13
-#define CSR_MHARTID    0xf14
-#define CSR_MCONFIGPTR 0xf15
+#define CSR_MSCRATCH      0x340
+#define CSR_MEPC          0x341
+#define CSR_MCAUSE        0x342
+#define CSR_MTVAL         0x343
+#define CSR_MIP           0x344
+#define CSR_PMPCFG0       0x3a0
+#define CSR_PMPADDR0      0x3b0
+#define CSR_MCYCLE        0xb00
+#define CSR_MINSTRET      0xb02
+#define CSR_MVENDORID     0xf11
+#define CSR_MARCHID       0xf12
+#define CSR_MIMPID        0xf13
+#define CSR_MHARTID       0xf14
+#define CSR_MCONFIGPTR    0xf15
 
 /* RV64, extensions A C D F I M S U */
 #define MISA_VALUE                                                                                 \
@@ -61,18 +61,17 @@
 #define SSTATUS_WMASK                                                                              \
     (MSTATUS_SIE | MSTATUS_SPIE | MSTATUS_SPP | MSTATUS_FS | MSTATUS_SUM | MSTATUS_MXR)
 /* Delegable exceptions: all defined ones but ecall from M (11). */
-#define MEDELEG_MASK 0xb3ffull
-#define MIDELEG_MASK (MIP_SSIP | MIP_STIP | MIP_SEIP)
-#define MIE_MASK     (MIP_SSIP | MIP_MSIP | MIP_STIP | MIP_MTIP | MIP_SEIP | MIP_MEIP)
-#define COUNTEREN_MASK 0x7ull /* CY, TM, IR; no hpm counters */
-#define MSTATUS_UXL_SXL_64 ((2ull << 32) | (2ull << 34)) /* XLEN 64 in U and S, read-only */
+#define MEDELEG_MASK        0xb3ffull
+#define MIDELEG_MASK        (MIP_SSIP | MIP_STIP | MIP_SEIP)
+#define MIE_MASK            (MIP_SSIP | MIP_MSIP | MIP_STIP | MIP_MTIP | MIP_SEIP | MIP_MEIP)
+#define COUNTEREN_MASK      0x7ull                        /* CY, TM, IR; no hpm counters */
+#define MSTATUS_UXL_SXL_64  ((2ull << 32) | (2ull << 34)) /* XLEN 64 in U and S, read-only */
 #define SATP_MODE_SHIFT_CSR 60
 
 static uint64_t mstatus_read(const struct hart *h)
 {
     uint64_t s = h->mstatus | MSTATUS_UXL_SXL_64;
-    if ((s & MSTATUS_FS) == FS_DIRTY)
-        s |= MSTATUS_SD;
+    if ((s & MSTATUS_FS) == FS_DIRTY) s |= MSTATUS_SD;
     return s;
 }
 
@@ -84,8 +83,7 @@ uint64_t hart_mip(struct hart *h)
         mip |= MIP_MTIP;
     if (h->menvcfg & MENVCFG_STCE) {
         mip &= ~MIP_STIP;
-        if (t >= h->stimecmp)
-            mip |= MIP_STIP;
+        if (t >= h->stimecmp) mip |= MIP_STIP;
     }
     return mip;
 }
@@ -93,37 +91,38 @@ uint64_t hart_mip(struct hart *h)
 /* Counter gating for S and U (priv spec 3.1.11/10.1.5). */
 static bool counter_allowed(const struct hart *h, unsigned bit)
 {
-    if (h->priv == PRV_M)
-        return true;
-    if (!(h->mcounteren & (1u << bit)))
-        return false;
-    if (h->priv == PRV_U && !(h->scounteren & (1u << bit)))
-        return false;
+    if (h->priv == PRV_M) return true;
+    if (!(h->mcounteren & (1u << bit))) return false;
+    if (h->priv == PRV_U && !(h->scounteren & (1u << bit))) return false;
     return true;
 }
 
-static bool pmp_locked(const struct hart *h, unsigned i) { return h->pmpcfg[i] & 0x80; }
+static bool pmp_locked(const struct hart *h, unsigned i)
+{
+    return h->pmpcfg[i] & 0x80;
+}
 
 static void pmpcfg_write(struct hart *h, unsigned first, uint64_t val)
 {
     for (unsigned k = 0; k < 8; k++) {
         unsigned i = first + k;
-        if (i >= PMP_ENTRIES || pmp_locked(h, i))
-            continue;
+        if (i >= PMP_ENTRIES || pmp_locked(h, i)) continue;
         uint8_t c = (uint8_t)(val >> (8 * k)) & 0x9f; /* L, A, X, W, R */
-        if ((c & 3) == 2)                            /* W without R is reserved */
+        if ((c & 3) == 2)                             /* W without R is reserved */
             c &= ~2;
         h->pmpcfg[i] = c;
     }
 }
 
-static bool fp_enabled(const struct hart *h) { return (h->mstatus & MSTATUS_FS) != 0; }
+static bool fp_enabled(const struct hart *h)
+{
+    return (h->mstatus & MSTATUS_FS) != 0;
+}
 
 int csr_access(struct hart *h, unsigned csr, int op, uint64_t val, bool write, uint64_t *old)
 {
     unsigned minpriv = (csr >> 8) & 3;
-    if (h->priv < minpriv)
-        return EXC_ILLEGAL_INSN;
+    if (h->priv < minpriv) return EXC_ILLEGAL_INSN;
     if (write && (csr >> 10) == 3) /* read-only CSR */
         return EXC_ILLEGAL_INSN;
 
@@ -131,33 +130,27 @@ int csr_access(struct hart *h, unsigned csr, int op, uint64_t val, bool write, u
     /* read */
     switch (csr) {
     case CSR_FFLAGS:
-        if (!fp_enabled(h))
-            return EXC_ILLEGAL_INSN;
+        if (!fp_enabled(h)) return EXC_ILLEGAL_INSN;
         cur = h->fp.fflags;
         break;
     case CSR_FRM:
-        if (!fp_enabled(h))
-            return EXC_ILLEGAL_INSN;
+        if (!fp_enabled(h)) return EXC_ILLEGAL_INSN;
         cur = h->fp.frm;
         break;
     case CSR_FCSR:
-        if (!fp_enabled(h))
-            return EXC_ILLEGAL_INSN;
+        if (!fp_enabled(h)) return EXC_ILLEGAL_INSN;
         cur = h->fp.fflags | (h->fp.frm << 5);
         break;
     case CSR_CYCLE:
-        if (!counter_allowed(h, 0))
-            return EXC_ILLEGAL_INSN;
+        if (!counter_allowed(h, 0)) return EXC_ILLEGAL_INSN;
         cur = h->instret + h->cycle_offset;
         break;
     case CSR_TIME:
-        if (!counter_allowed(h, 1))
-            return EXC_ILLEGAL_INSN;
+        if (!counter_allowed(h, 1)) return EXC_ILLEGAL_INSN;
         cur = hart_time(h);
         break;
     case CSR_INSTRET:
-        if (!counter_allowed(h, 2))
-            return EXC_ILLEGAL_INSN;
+        if (!counter_allowed(h, 2)) return EXC_ILLEGAL_INSN;
         cur = h->instret + h->instret_offset;
         break;
     case CSR_SSTATUS: cur = mstatus_read(h) & SSTATUS_RMASK; break;
@@ -177,8 +170,7 @@ int csr_access(struct hart *h, unsigned csr, int op, uint64_t val, bool write, u
         cur = h->stimecmp;
         break;
     case CSR_SATP:
-        if (h->priv == PRV_S && (h->mstatus & MSTATUS_TVM))
-            return EXC_ILLEGAL_INSN;
+        if (h->priv == PRV_S && (h->mstatus & MSTATUS_TVM)) return EXC_ILLEGAL_INSN;
         cur = h->satp;
         break;
     case CSR_MSTATUS: cur = mstatus_read(h); break;
@@ -209,8 +201,7 @@ int csr_access(struct hart *h, unsigned csr, int op, uint64_t val, bool write, u
                 return EXC_ILLEGAL_INSN;
             cur = 0;
             for (unsigned k = 0; k < 8; k++)
-                if (n * 4 + k < PMP_ENTRIES)
-                    cur |= (uint64_t)h->pmpcfg[n * 4 + k] << (8 * k);
+                if (n * 4 + k < PMP_ENTRIES) cur |= (uint64_t)h->pmpcfg[n * 4 + k] << (8 * k);
             break;
         }
         if (csr >= CSR_PMPADDR0 && csr < CSR_PMPADDR0 + 64) {
@@ -221,8 +212,7 @@ int csr_access(struct hart *h, unsigned csr, int op, uint64_t val, bool write, u
         return EXC_ILLEGAL_INSN;
     }
     *old = cur;
-    if (!write)
-        return 0;
+    if (!write) return 0;
 
     uint64_t nv = op == 0 ? val : op == 1 ? (cur | val) : (cur & ~val);
     switch (csr) {
@@ -239,9 +229,7 @@ int csr_access(struct hart *h, unsigned csr, int op, uint64_t val, bool write, u
         h->fp.frm = (nv >> 5) & 7;
         h->mstatus |= FS_DIRTY;
         break;
-    case CSR_SSTATUS:
-        nv = (h->mstatus & ~SSTATUS_WMASK) | (nv & SSTATUS_WMASK);
-        goto set_mstatus;
+    case CSR_SSTATUS: nv = (h->mstatus & ~SSTATUS_WMASK) | (nv & SSTATUS_WMASK); goto set_mstatus;
     case CSR_MSTATUS:
         nv = (h->mstatus & ~MSTATUS_WMASK) | (nv & MSTATUS_WMASK);
         if (((nv & MSTATUS_MPP) >> 11) == 2) /* reserved MPP: keep the old value */
@@ -250,8 +238,7 @@ int csr_access(struct hart *h, unsigned csr, int op, uint64_t val, bool write, u
         uint64_t changed = nv ^ h->mstatus;
         h->mstatus = nv;
         /* SUM selects its own TLB set and MPRV accesses are never cached: only MXR flushes. */
-        if (changed & MSTATUS_MXR)
-            tlb_flush_all(h);
+        if (changed & MSTATUS_MXR) tlb_flush_all(h);
         hart_update_mode(h);
         break;
     }
@@ -264,8 +251,7 @@ int csr_access(struct hart *h, unsigned csr, int op, uint64_t val, bool write, u
     case CSR_SCAUSE: h->scause = nv; break;
     case CSR_STVAL: h->stval = nv; break;
     case CSR_SIP: /* only SSIP is writable through sip */
-        if (h->mideleg & MIP_SSIP)
-            h->mip_sw = (h->mip_sw & ~MIP_SSIP) | (nv & MIP_SSIP);
+        if (h->mideleg & MIP_SSIP) h->mip_sw = (h->mip_sw & ~MIP_SSIP) | (nv & MIP_SSIP);
         break;
     case CSR_STIMECMP: h->stimecmp = nv; break;
     case CSR_SATP: {
@@ -291,8 +277,7 @@ int csr_access(struct hart *h, unsigned csr, int op, uint64_t val, bool write, u
     case CSR_MIP: {
         /* CSRRS/CSRRC modify the software bits only, never the wires that reads OR in
          * (priv spec 3.1.9: SEIP). */
-        if (op != 0)
-            nv = op == 1 ? (h->mip_sw | val) : (h->mip_sw & ~val);
+        if (op != 0) nv = op == 1 ? (h->mip_sw | val) : (h->mip_sw & ~val);
         uint64_t wm = MIP_SSIP | MIP_SEIP | ((h->menvcfg & MENVCFG_STCE) ? 0 : MIP_STIP);
         h->mip_sw = (h->mip_sw & ~wm) | (nv & wm);
         break;
@@ -306,10 +291,9 @@ int csr_access(struct hart *h, unsigned csr, int op, uint64_t val, bool write, u
             tlb_flush_all(h);
         } else if (csr >= CSR_PMPADDR0 && csr < CSR_PMPADDR0 + PMP_ENTRIES) {
             unsigned n = csr - CSR_PMPADDR0;
-            bool next_tor_locked = n + 1 < PMP_ENTRIES && pmp_locked(h, n + 1) &&
-                                   ((h->pmpcfg[n + 1] >> 3) & 3) == 1;
-            if (!pmp_locked(h, n) && !next_tor_locked)
-                h->pmpaddr[n] = nv & ((1ull << 54) - 1);
+            bool next_tor_locked =
+                n + 1 < PMP_ENTRIES && pmp_locked(h, n + 1) && ((h->pmpcfg[n + 1] >> 3) & 3) == 1;
+            if (!pmp_locked(h, n) && !next_tor_locked) h->pmpaddr[n] = nv & ((1ull << 54) - 1);
             pmp_update(h);
             tlb_flush_all(h);
         }

@@ -35,7 +35,10 @@ static void set(struct rv_decoded *d, enum rv_op op, unsigned rd, unsigned rs1, 
     d->imm = imm;
 }
 
-static void illegal(struct rv_decoded *d, uint32_t raw) { set(d, RV_OP_ILLEGAL, 0, 0, 0, (int32_t)raw); }
+static void illegal(struct rv_decoded *d, uint32_t raw)
+{
+    set(d, RV_OP_ILLEGAL, 0, 0, 0, (int32_t)raw);
+}
 
 /* ---- 32-bit encodings ---- */
 
@@ -52,10 +55,22 @@ static void decode_op_imm(uint32_t w, struct rv_decoded *d, unsigned rd, unsigne
     case 6: set(d, RV_OP_ORI, rd, rs1, 0, imm); return;
     case 7: set(d, RV_OP_ANDI, rd, rs1, 0, imm); return;
     case 1:
-        if (f6 == 0x00) { set(d, RV_OP_SLLI, rd, rs1, 0, (int32_t)sh); return; }
-        if (f6 == 0x12) { set(d, RV_OP_BCLRI, rd, rs1, 0, (int32_t)sh); return; }
-        if (f6 == 0x1a) { set(d, RV_OP_BINVI, rd, rs1, 0, (int32_t)sh); return; }
-        if (f6 == 0x0a) { set(d, RV_OP_BSETI, rd, rs1, 0, (int32_t)sh); return; }
+        if (f6 == 0x00) {
+            set(d, RV_OP_SLLI, rd, rs1, 0, (int32_t)sh);
+            return;
+        }
+        if (f6 == 0x12) {
+            set(d, RV_OP_BCLRI, rd, rs1, 0, (int32_t)sh);
+            return;
+        }
+        if (f6 == 0x1a) {
+            set(d, RV_OP_BINVI, rd, rs1, 0, (int32_t)sh);
+            return;
+        }
+        if (f6 == 0x0a) {
+            set(d, RV_OP_BSETI, rd, rs1, 0, (int32_t)sh);
+            return;
+        }
         switch (imm12) {
         case 0x600: set(d, RV_OP_CLZ, rd, rs1, 0, 0); return;
         case 0x601: set(d, RV_OP_CTZ, rd, rs1, 0, 0); return;
@@ -65,12 +80,30 @@ static void decode_op_imm(uint32_t w, struct rv_decoded *d, unsigned rd, unsigne
         }
         break;
     case 5:
-        if (f6 == 0x00) { set(d, RV_OP_SRLI, rd, rs1, 0, (int32_t)sh); return; }
-        if (f6 == 0x10) { set(d, RV_OP_SRAI, rd, rs1, 0, (int32_t)sh); return; }
-        if (f6 == 0x18) { set(d, RV_OP_RORI, rd, rs1, 0, (int32_t)sh); return; }
-        if (f6 == 0x12) { set(d, RV_OP_BEXTI, rd, rs1, 0, (int32_t)sh); return; }
-        if (imm12 == 0x287) { set(d, RV_OP_ORC_B, rd, rs1, 0, 0); return; }
-        if (imm12 == 0x6b8) { set(d, RV_OP_REV8, rd, rs1, 0, 0); return; }
+        if (f6 == 0x00) {
+            set(d, RV_OP_SRLI, rd, rs1, 0, (int32_t)sh);
+            return;
+        }
+        if (f6 == 0x10) {
+            set(d, RV_OP_SRAI, rd, rs1, 0, (int32_t)sh);
+            return;
+        }
+        if (f6 == 0x18) {
+            set(d, RV_OP_RORI, rd, rs1, 0, (int32_t)sh);
+            return;
+        }
+        if (f6 == 0x12) {
+            set(d, RV_OP_BEXTI, rd, rs1, 0, (int32_t)sh);
+            return;
+        }
+        if (imm12 == 0x287) {
+            set(d, RV_OP_ORC_B, rd, rs1, 0, 0);
+            return;
+        }
+        if (imm12 == 0x6b8) {
+            set(d, RV_OP_REV8, rd, rs1, 0, 0);
+            return;
+        }
         break;
     }
     illegal(d, w);
@@ -83,16 +116,40 @@ static void decode_op_imm32(uint32_t w, struct rv_decoded *d, unsigned rd, unsig
     switch (f3) {
     case 0: set(d, RV_OP_ADDIW, rd, rs1, 0, sext(bits(w, 31, 20), 12)); return;
     case 1:
-        if (f7 == 0x00) { set(d, RV_OP_SLLIW, rd, rs1, 0, (int32_t)sh5); return; }
-        if (f6 == 0x02) { set(d, RV_OP_SLLI_UW, rd, rs1, 0, (int32_t)sh6); return; }
-        if (f7 == 0x30 && sh5 == 0) { set(d, RV_OP_CLZW, rd, rs1, 0, 0); return; }
-        if (f7 == 0x30 && sh5 == 1) { set(d, RV_OP_CTZW, rd, rs1, 0, 0); return; }
-        if (f7 == 0x30 && sh5 == 2) { set(d, RV_OP_CPOPW, rd, rs1, 0, 0); return; }
+        if (f7 == 0x00) {
+            set(d, RV_OP_SLLIW, rd, rs1, 0, (int32_t)sh5);
+            return;
+        }
+        if (f6 == 0x02) {
+            set(d, RV_OP_SLLI_UW, rd, rs1, 0, (int32_t)sh6);
+            return;
+        }
+        if (f7 == 0x30 && sh5 == 0) {
+            set(d, RV_OP_CLZW, rd, rs1, 0, 0);
+            return;
+        }
+        if (f7 == 0x30 && sh5 == 1) {
+            set(d, RV_OP_CTZW, rd, rs1, 0, 0);
+            return;
+        }
+        if (f7 == 0x30 && sh5 == 2) {
+            set(d, RV_OP_CPOPW, rd, rs1, 0, 0);
+            return;
+        }
         break;
     case 5:
-        if (f7 == 0x00) { set(d, RV_OP_SRLIW, rd, rs1, 0, (int32_t)sh5); return; }
-        if (f7 == 0x20) { set(d, RV_OP_SRAIW, rd, rs1, 0, (int32_t)sh5); return; }
-        if (f7 == 0x30) { set(d, RV_OP_RORIW, rd, rs1, 0, (int32_t)sh5); return; }
+        if (f7 == 0x00) {
+            set(d, RV_OP_SRLIW, rd, rs1, 0, (int32_t)sh5);
+            return;
+        }
+        if (f7 == 0x20) {
+            set(d, RV_OP_SRAIW, rd, rs1, 0, (int32_t)sh5);
+            return;
+        }
+        if (f7 == 0x30) {
+            set(d, RV_OP_RORIW, rd, rs1, 0, (int32_t)sh5);
+            return;
+        }
         break;
     }
     illegal(d, w);
@@ -110,15 +167,25 @@ static void decode_op(uint32_t w, struct rv_decoded *d, unsigned rd, unsigned rs
     case 0x00: op = base[f3]; break;
     case 0x01: op = mext[f3]; break;
     case 0x20:
-        op = f3 == 0 ? RV_OP_SUB : f3 == 5 ? RV_OP_SRA : f3 == 7 ? RV_OP_ANDN
-           : f3 == 6 ? RV_OP_ORN : f3 == 4 ? RV_OP_XNOR : RV_OP_ILLEGAL;
+        op = f3 == 0   ? RV_OP_SUB
+             : f3 == 5 ? RV_OP_SRA
+             : f3 == 7 ? RV_OP_ANDN
+             : f3 == 6 ? RV_OP_ORN
+             : f3 == 4 ? RV_OP_XNOR
+                       : RV_OP_ILLEGAL;
         break;
     case 0x10:
-        op = f3 == 2 ? RV_OP_SH1ADD : f3 == 4 ? RV_OP_SH2ADD : f3 == 6 ? RV_OP_SH3ADD : RV_OP_ILLEGAL;
+        op = f3 == 2   ? RV_OP_SH1ADD
+             : f3 == 4 ? RV_OP_SH2ADD
+             : f3 == 6 ? RV_OP_SH3ADD
+                       : RV_OP_ILLEGAL;
         break;
     case 0x05:
-        op = f3 == 4 ? RV_OP_MIN : f3 == 5 ? RV_OP_MINU : f3 == 6 ? RV_OP_MAX
-           : f3 == 7 ? RV_OP_MAXU : RV_OP_ILLEGAL;
+        op = f3 == 4   ? RV_OP_MIN
+             : f3 == 5 ? RV_OP_MINU
+             : f3 == 6 ? RV_OP_MAX
+             : f3 == 7 ? RV_OP_MAXU
+                       : RV_OP_ILLEGAL;
         break;
     case 0x30: op = f3 == 1 ? RV_OP_ROL : f3 == 5 ? RV_OP_ROR : RV_OP_ILLEGAL; break;
     case 0x24: op = f3 == 1 ? RV_OP_BCLR : f3 == 5 ? RV_OP_BEXT : RV_OP_ILLEGAL; break;
@@ -136,18 +203,26 @@ static void decode_op32(uint32_t w, struct rv_decoded *d, unsigned rd, unsigned 
     unsigned f3 = bits(w, 14, 12), f7 = bits(w, 31, 25);
     enum rv_op op = RV_OP_ILLEGAL;
     switch (f7) {
-    case 0x00: op = f3 == 0 ? RV_OP_ADDW : f3 == 1 ? RV_OP_SLLW : f3 == 5 ? RV_OP_SRLW : RV_OP_ILLEGAL; break;
+    case 0x00:
+        op = f3 == 0 ? RV_OP_ADDW : f3 == 1 ? RV_OP_SLLW : f3 == 5 ? RV_OP_SRLW : RV_OP_ILLEGAL;
+        break;
     case 0x20: op = f3 == 0 ? RV_OP_SUBW : f3 == 5 ? RV_OP_SRAW : RV_OP_ILLEGAL; break;
     case 0x01:
-        op = f3 == 0 ? RV_OP_MULW : f3 == 4 ? RV_OP_DIVW : f3 == 5 ? RV_OP_DIVUW
-           : f3 == 6 ? RV_OP_REMW : f3 == 7 ? RV_OP_REMUW : RV_OP_ILLEGAL;
+        op = f3 == 0   ? RV_OP_MULW
+             : f3 == 4 ? RV_OP_DIVW
+             : f3 == 5 ? RV_OP_DIVUW
+             : f3 == 6 ? RV_OP_REMW
+             : f3 == 7 ? RV_OP_REMUW
+                       : RV_OP_ILLEGAL;
         break;
     case 0x04:
         op = f3 == 0 ? RV_OP_ADD_UW : (f3 == 4 && rs2 == 0) ? RV_OP_ZEXT_H : RV_OP_ILLEGAL;
         break;
     case 0x10:
-        op = f3 == 2 ? RV_OP_SH1ADD_UW : f3 == 4 ? RV_OP_SH2ADD_UW : f3 == 6 ? RV_OP_SH3ADD_UW
-                                                                             : RV_OP_ILLEGAL;
+        op = f3 == 2   ? RV_OP_SH1ADD_UW
+             : f3 == 4 ? RV_OP_SH2ADD_UW
+             : f3 == 6 ? RV_OP_SH3ADD_UW
+                       : RV_OP_ILLEGAL;
         break;
     case 0x30: op = f3 == 1 ? RV_OP_ROLW : f3 == 5 ? RV_OP_RORW : RV_OP_ILLEGAL; break;
     }
@@ -189,18 +264,24 @@ static void decode_amo(uint32_t w, struct rv_decoded *d, unsigned rd, unsigned r
     set(d, op, rd, rs1, rs2, 0);
 }
 
-static void decode_system(uint32_t w, struct rv_decoded *d, unsigned rd, unsigned rs1,
-                          unsigned rs2)
+static void decode_system(uint32_t w, struct rv_decoded *d, unsigned rd, unsigned rs1, unsigned rs2)
 {
     unsigned f3 = bits(w, 14, 12);
     if (f3 == 0) {
-        if (w == 0x00000073) set(d, RV_OP_ECALL, 0, 0, 0, 0);
-        else if (w == 0x00100073) set(d, RV_OP_EBREAK, 0, 0, 0, 0);
-        else if (w == 0x30200073) set(d, RV_OP_MRET, 0, 0, 0, 0);
-        else if (w == 0x10200073) set(d, RV_OP_SRET, 0, 0, 0, 0);
-        else if (w == 0x10500073) set(d, RV_OP_WFI, 0, 0, 0, 0);
-        else if (bits(w, 31, 25) == 0x09 && rd == 0) set(d, RV_OP_SFENCE_VMA, 0, rs1, rs2, 0);
-        else illegal(d, w);
+        if (w == 0x00000073)
+            set(d, RV_OP_ECALL, 0, 0, 0, 0);
+        else if (w == 0x00100073)
+            set(d, RV_OP_EBREAK, 0, 0, 0, 0);
+        else if (w == 0x30200073)
+            set(d, RV_OP_MRET, 0, 0, 0, 0);
+        else if (w == 0x10200073)
+            set(d, RV_OP_SRET, 0, 0, 0, 0);
+        else if (w == 0x10500073)
+            set(d, RV_OP_WFI, 0, 0, 0, 0);
+        else if (bits(w, 31, 25) == 0x09 && rd == 0)
+            set(d, RV_OP_SFENCE_VMA, 0, rs1, rs2, 0);
+        else
+            illegal(d, w);
         return;
     }
     static const enum rv_op csr_ops[8] = {RV_OP_ILLEGAL, RV_OP_CSRRW,  RV_OP_CSRRS,  RV_OP_CSRRC,
@@ -236,8 +317,8 @@ static void decode32(uint32_t w, struct rv_decoded *d)
             illegal(d, w);
         return;
     case 0x63: {
-        static const enum rv_op br[8] = {RV_OP_BEQ,     RV_OP_BNE, RV_OP_ILLEGAL, RV_OP_ILLEGAL,
-                                         RV_OP_BLT,     RV_OP_BGE, RV_OP_BLTU,    RV_OP_BGEU};
+        static const enum rv_op br[8] = {RV_OP_BEQ, RV_OP_BNE, RV_OP_ILLEGAL, RV_OP_ILLEGAL,
+                                         RV_OP_BLT, RV_OP_BGE, RV_OP_BLTU,    RV_OP_BGEU};
         if (br[f3] == RV_OP_ILLEGAL)
             illegal(d, w);
         else
@@ -343,10 +424,10 @@ static void decode16(uint32_t w, struct rv_decoded *d)
         case 2: set(d, RV_OP_LI, rd, 0, 0, imm6); return;
         case 3:
             if (rd == 2) {
-                int32_t nz = sext((bits(w, 12, 12) << 9) | (bits(w, 6, 6) << 4) |
-                                      (bits(w, 5, 5) << 6) | (bits(w, 4, 3) << 7) |
-                                      (bits(w, 2, 2) << 5),
-                                  10);
+                int32_t nz =
+                    sext((bits(w, 12, 12) << 9) | (bits(w, 6, 6) << 4) | (bits(w, 5, 5) << 6) |
+                             (bits(w, 4, 3) << 7) | (bits(w, 2, 2) << 5),
+                         10);
                 if (nz == 0)
                     illegal(d, w);
                 else
@@ -362,9 +443,18 @@ static void decode16(uint32_t w, struct rv_decoded *d)
         case 4: {
             unsigned f2 = bits(w, 11, 10);
             unsigned sh = (bits(w, 12, 12) << 5) | bits(w, 6, 2);
-            if (f2 == 0) { set(d, RV_OP_SRLI, rs1p, rs1p, 0, (int32_t)sh); return; }
-            if (f2 == 1) { set(d, RV_OP_SRAI, rs1p, rs1p, 0, (int32_t)sh); return; }
-            if (f2 == 2) { set(d, RV_OP_ANDI, rs1p, rs1p, 0, imm6); return; }
+            if (f2 == 0) {
+                set(d, RV_OP_SRLI, rs1p, rs1p, 0, (int32_t)sh);
+                return;
+            }
+            if (f2 == 1) {
+                set(d, RV_OP_SRAI, rs1p, rs1p, 0, (int32_t)sh);
+                return;
+            }
+            if (f2 == 2) {
+                set(d, RV_OP_ANDI, rs1p, rs1p, 0, imm6);
+                return;
+            }
             static const enum rv_op ops[8] = {RV_OP_SUB,  RV_OP_XOR,  RV_OP_OR,      RV_OP_AND,
                                               RV_OP_SUBW, RV_OP_ADDW, RV_OP_ILLEGAL, RV_OP_ILLEGAL};
             enum rv_op op = ops[(bits(w, 12, 12) << 2) | bits(w, 6, 5)];
@@ -375,19 +465,18 @@ static void decode16(uint32_t w, struct rv_decoded *d)
             return;
         }
         case 5: {
-            int32_t j = sext((bits(w, 12, 12) << 11) | (bits(w, 11, 11) << 4) |
-                                 (bits(w, 10, 9) << 8) | (bits(w, 8, 8) << 10) |
-                                 (bits(w, 7, 7) << 6) | (bits(w, 6, 6) << 7) |
-                                 (bits(w, 5, 3) << 1) | (bits(w, 2, 2) << 5),
-                             12);
+            int32_t j =
+                sext((bits(w, 12, 12) << 11) | (bits(w, 11, 11) << 4) | (bits(w, 10, 9) << 8) |
+                         (bits(w, 8, 8) << 10) | (bits(w, 7, 7) << 6) | (bits(w, 6, 6) << 7) |
+                         (bits(w, 5, 3) << 1) | (bits(w, 2, 2) << 5),
+                     12);
             set(d, RV_OP_JAL, 0, 0, 0, j);
             return;
         }
         case 6:
         case 7: {
             int32_t b = sext((bits(w, 12, 12) << 8) | (bits(w, 11, 10) << 3) |
-                                 (bits(w, 6, 5) << 6) | (bits(w, 4, 3) << 1) |
-                                 (bits(w, 2, 2) << 5),
+                                 (bits(w, 6, 5) << 6) | (bits(w, 4, 3) << 1) | (bits(w, 2, 2) << 5),
                              9);
             set(d, f3 == 6 ? RV_OP_BEQ : RV_OP_BNE, 0, rs1p, 0, b);
             return;
@@ -463,27 +552,91 @@ static void decode16(uint32_t w, struct rv_decoded *d)
 static bool pure_alu(enum rv_op op)
 {
     switch (op) {
-    case RV_OP_LI: case RV_OP_MV: case RV_OP_AUIPC:
-    case RV_OP_ADDI: case RV_OP_SLTI: case RV_OP_SLTIU: case RV_OP_XORI: case RV_OP_ORI:
-    case RV_OP_ANDI: case RV_OP_SLLI: case RV_OP_SRLI: case RV_OP_SRAI: case RV_OP_ADD:
-    case RV_OP_SUB: case RV_OP_SLL: case RV_OP_SLT: case RV_OP_SLTU: case RV_OP_XOR:
-    case RV_OP_SRL: case RV_OP_SRA: case RV_OP_OR: case RV_OP_AND: case RV_OP_ADDIW:
-    case RV_OP_SLLIW: case RV_OP_SRLIW: case RV_OP_SRAIW: case RV_OP_ADDW: case RV_OP_SUBW:
-    case RV_OP_SLLW: case RV_OP_SRLW: case RV_OP_SRAW: case RV_OP_MUL: case RV_OP_MULH:
-    case RV_OP_MULHSU: case RV_OP_MULHU: case RV_OP_DIV: case RV_OP_DIVU: case RV_OP_REM:
-    case RV_OP_REMU: case RV_OP_MULW: case RV_OP_DIVW: case RV_OP_DIVUW: case RV_OP_REMW:
-    case RV_OP_REMUW: case RV_OP_SH1ADD: case RV_OP_SH2ADD: case RV_OP_SH3ADD: case RV_OP_ADD_UW:
-    case RV_OP_SH1ADD_UW: case RV_OP_SH2ADD_UW: case RV_OP_SH3ADD_UW: case RV_OP_SLLI_UW:
-    case RV_OP_ANDN: case RV_OP_ORN: case RV_OP_XNOR: case RV_OP_CLZ: case RV_OP_CTZ:
-    case RV_OP_CPOP: case RV_OP_CLZW: case RV_OP_CTZW: case RV_OP_CPOPW: case RV_OP_MAX:
-    case RV_OP_MAXU: case RV_OP_MIN: case RV_OP_MINU: case RV_OP_SEXT_B: case RV_OP_SEXT_H:
-    case RV_OP_ZEXT_H: case RV_OP_ROL: case RV_OP_ROR: case RV_OP_RORI: case RV_OP_ROLW:
-    case RV_OP_RORW: case RV_OP_RORIW: case RV_OP_ORC_B: case RV_OP_REV8: case RV_OP_BCLR:
-    case RV_OP_BCLRI: case RV_OP_BEXT: case RV_OP_BEXTI: case RV_OP_BINV: case RV_OP_BINVI:
-    case RV_OP_BSET: case RV_OP_BSETI:
-        return true;
-    default:
-        return false;
+    case RV_OP_LI:
+    case RV_OP_MV:
+    case RV_OP_AUIPC:
+    case RV_OP_ADDI:
+    case RV_OP_SLTI:
+    case RV_OP_SLTIU:
+    case RV_OP_XORI:
+    case RV_OP_ORI:
+    case RV_OP_ANDI:
+    case RV_OP_SLLI:
+    case RV_OP_SRLI:
+    case RV_OP_SRAI:
+    case RV_OP_ADD:
+    case RV_OP_SUB:
+    case RV_OP_SLL:
+    case RV_OP_SLT:
+    case RV_OP_SLTU:
+    case RV_OP_XOR:
+    case RV_OP_SRL:
+    case RV_OP_SRA:
+    case RV_OP_OR:
+    case RV_OP_AND:
+    case RV_OP_ADDIW:
+    case RV_OP_SLLIW:
+    case RV_OP_SRLIW:
+    case RV_OP_SRAIW:
+    case RV_OP_ADDW:
+    case RV_OP_SUBW:
+    case RV_OP_SLLW:
+    case RV_OP_SRLW:
+    case RV_OP_SRAW:
+    case RV_OP_MUL:
+    case RV_OP_MULH:
+    case RV_OP_MULHSU:
+    case RV_OP_MULHU:
+    case RV_OP_DIV:
+    case RV_OP_DIVU:
+    case RV_OP_REM:
+    case RV_OP_REMU:
+    case RV_OP_MULW:
+    case RV_OP_DIVW:
+    case RV_OP_DIVUW:
+    case RV_OP_REMW:
+    case RV_OP_REMUW:
+    case RV_OP_SH1ADD:
+    case RV_OP_SH2ADD:
+    case RV_OP_SH3ADD:
+    case RV_OP_ADD_UW:
+    case RV_OP_SH1ADD_UW:
+    case RV_OP_SH2ADD_UW:
+    case RV_OP_SH3ADD_UW:
+    case RV_OP_SLLI_UW:
+    case RV_OP_ANDN:
+    case RV_OP_ORN:
+    case RV_OP_XNOR:
+    case RV_OP_CLZ:
+    case RV_OP_CTZ:
+    case RV_OP_CPOP:
+    case RV_OP_CLZW:
+    case RV_OP_CTZW:
+    case RV_OP_CPOPW:
+    case RV_OP_MAX:
+    case RV_OP_MAXU:
+    case RV_OP_MIN:
+    case RV_OP_MINU:
+    case RV_OP_SEXT_B:
+    case RV_OP_SEXT_H:
+    case RV_OP_ZEXT_H:
+    case RV_OP_ROL:
+    case RV_OP_ROR:
+    case RV_OP_RORI:
+    case RV_OP_ROLW:
+    case RV_OP_RORW:
+    case RV_OP_RORIW:
+    case RV_OP_ORC_B:
+    case RV_OP_REV8:
+    case RV_OP_BCLR:
+    case RV_OP_BCLRI:
+    case RV_OP_BEXT:
+    case RV_OP_BEXTI:
+    case RV_OP_BINV:
+    case RV_OP_BINVI:
+    case RV_OP_BSET:
+    case RV_OP_BSETI: return true;
+    default: return false;
     }
 }
 
@@ -491,12 +644,22 @@ static bool pure_alu(enum rv_op op)
 static bool side_effect_rd(enum rv_op op)
 {
     switch (op) {
-    case RV_OP_JAL: case RV_OP_JALR: case RV_OP_LB: case RV_OP_LH: case RV_OP_LW: case RV_OP_LD:
-    case RV_OP_LBU: case RV_OP_LHU: case RV_OP_LWU: case RV_OP_CSRRW: case RV_OP_CSRRS:
-    case RV_OP_CSRRC: case RV_OP_CSRRWI: case RV_OP_CSRRSI: case RV_OP_CSRRCI:
-        return true;
-    default:
-        return op >= RV_OP_LR_W && op <= RV_OP_AMOMAXU_D;
+    case RV_OP_JAL:
+    case RV_OP_JALR:
+    case RV_OP_LB:
+    case RV_OP_LH:
+    case RV_OP_LW:
+    case RV_OP_LD:
+    case RV_OP_LBU:
+    case RV_OP_LHU:
+    case RV_OP_LWU:
+    case RV_OP_CSRRW:
+    case RV_OP_CSRRS:
+    case RV_OP_CSRRC:
+    case RV_OP_CSRRWI:
+    case RV_OP_CSRRSI:
+    case RV_OP_CSRRCI: return true;
+    default: return op >= RV_OP_LR_W && op <= RV_OP_AMOMAXU_D;
     }
 }
 

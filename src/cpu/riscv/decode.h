@@ -8,6 +8,7 @@
 
 #define RV_SINK 32
 
+// clang-format off
 #define RV_OPS(X)                                                                                  \
     X(DECODE) X(PAGE_END) X(TMP_END) X(CROSS) X(ILLEGAL) X(NOP) X(LI) X(MV) X(AUIPC) X(JAL)       \
     X(JALR) X(BEQ) X(BNE) X(BLT) X(BGE) X(BLTU) X(BGEU) X(LB) X(LH) X(LW) X(LD) X(LBU) X(LHU)      \
@@ -24,6 +25,7 @@
     X(ANDN) X(ORN) X(XNOR) X(CLZ) X(CTZ) X(CPOP) X(CLZW) X(CTZW) X(CPOPW) X(MAX) X(MAXU) X(MIN)   \
     X(MINU) X(SEXT_B) X(SEXT_H) X(ZEXT_H) X(ROL) X(ROR) X(RORI) X(ROLW) X(RORW) X(RORIW)         \
     X(ORC_B) X(REV8) X(BCLR) X(BCLRI) X(BEXT) X(BEXTI) X(BINV) X(BINVI) X(BSET) X(BSETI)
+// clang-format on
 
 enum rv_op {
 #define RV_ENUM(n) RV_OP_##n,

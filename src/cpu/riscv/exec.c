@@ -33,8 +33,7 @@ static struct dpage *dcache_get(struct hart *h, uint64_t ppn, const uint8_t *mem
     unsigned idx = (unsigned)((ppn ^ (ppn >> 8)) & (DCACHE_SLOTS - 1));
     struct dpage *p = h->dcache[idx];
     if (p && p->ppn == ppn) {
-        if (p->epoch == h->dcache_epoch)
-            return p;
+        if (p->epoch == h->dcache_epoch) return p;
         /* a fence.i happened since: keep the decoded slots only if the code is unchanged */
         if (p->hash == page_hash(mem)) {
             p->epoch = h->dcache_epoch;
@@ -43,8 +42,7 @@ static struct dpage *dcache_get(struct hart *h, uint64_t ppn, const uint8_t *mem
     }
     if (!p) {
         p = malloc(sizeof(*p));
-        if (!p)
-            return NULL;
+        if (!p) return NULL;
         h->dcache[idx] = p;
     }
     for (unsigned j = 0; j < DPAGE_SLOTS; j++)
@@ -68,18 +66,36 @@ static inline uint64_t mulhsu64(int64_t a, uint64_t b)
 {
     return (uint64_t)(((__int128)a * (__int128)(unsigned __int128)b) >> 64);
 }
-static inline uint64_t rol64(uint64_t v, unsigned s) { s &= 63; return s ? (v << s) | (v >> (64 - s)) : v; }
-static inline uint64_t ror64(uint64_t v, unsigned s) { s &= 63; return s ? (v >> s) | (v << (64 - s)) : v; }
-static inline uint32_t rol32(uint32_t v, unsigned s) { s &= 31; return s ? (v << s) | (v >> (32 - s)) : v; }
-static inline uint32_t ror32(uint32_t v, unsigned s) { s &= 31; return s ? (v >> s) | (v << (32 - s)) : v; }
-static inline uint64_t sx32(uint64_t v) { return (uint64_t)(int64_t)(int32_t)v; }
+static inline uint64_t rol64(uint64_t v, unsigned s)
+{
+    s &= 63;
+    return s ? (v << s) | (v >> (64 - s)) : v;
+}
+static inline uint64_t ror64(uint64_t v, unsigned s)
+{
+    s &= 63;
+    return s ? (v >> s) | (v << (64 - s)) : v;
+}
+static inline uint32_t rol32(uint32_t v, unsigned s)
+{
+    s &= 31;
+    return s ? (v << s) | (v >> (32 - s)) : v;
+}
+static inline uint32_t ror32(uint32_t v, unsigned s)
+{
+    s &= 31;
+    return s ? (v >> s) | (v << (32 - s)) : v;
+}
+static inline uint64_t sx32(uint64_t v)
+{
+    return (uint64_t)(int64_t)(int32_t)v;
+}
 
 static inline uint64_t orc_b(uint64_t v)
 {
     uint64_t r = 0;
     for (unsigned i = 0; i < 64; i += 8)
-        if ((v >> i) & 0xff)
-            r |= 0xffull << i;
+        if ((v >> i) & 0xff) r |= 0xffull << i;
     return r;
 }
 
@@ -100,37 +116,41 @@ void hart_exec(struct hart *h, int budget)
     /* Compressed variants (see H2 below). */
     static const void *const LC[RV_OP_COUNT] = {
 #define RV_CLABEL(n) [RV_OP_##n] = &&opc_##n,
-        RV_CLABEL(NOP) RV_CLABEL(LI) RV_CLABEL(MV) RV_CLABEL(JAL) RV_CLABEL(JALR)
-        RV_CLABEL(BEQ) RV_CLABEL(BNE) RV_CLABEL(LW) RV_CLABEL(LD) RV_CLABEL(SW) RV_CLABEL(SD)
-        RV_CLABEL(ADDI) RV_CLABEL(SLLI) RV_CLABEL(SRLI) RV_CLABEL(SRAI) RV_CLABEL(ANDI)
-        RV_CLABEL(ADD) RV_CLABEL(SUB) RV_CLABEL(XOR) RV_CLABEL(OR) RV_CLABEL(AND)
-        RV_CLABEL(ADDIW) RV_CLABEL(SUBW) RV_CLABEL(ADDW) RV_CLABEL(FLD) RV_CLABEL(FSD)
+        RV_CLABEL(NOP) RV_CLABEL(LI) RV_CLABEL(MV) RV_CLABEL(JAL) RV_CLABEL(JALR) RV_CLABEL(BEQ)
+            RV_CLABEL(BNE) RV_CLABEL(LW) RV_CLABEL(LD) RV_CLABEL(SW) RV_CLABEL(SD) RV_CLABEL(ADDI)
+                RV_CLABEL(SLLI) RV_CLABEL(SRLI) RV_CLABEL(SRAI) RV_CLABEL(ANDI) RV_CLABEL(ADD)
+                    RV_CLABEL(SUB) RV_CLABEL(XOR) RV_CLABEL(OR) RV_CLABEL(AND) RV_CLABEL(ADDIW)
+                        RV_CLABEL(SUBW) RV_CLABEL(ADDW) RV_CLABEL(FLD) RV_CLABEL(FSD)
 #undef RV_CLABEL
     };
     /* Branches and jal whose target lies in the same page: imm holds the slot delta. */
     static const void *const LL[RV_OP_COUNT] = {
-        [RV_OP_BEQ] = &&op_BEQ_L,   [RV_OP_BNE] = &&op_BNE_L,   [RV_OP_BLT] = &&op_BLT_L,
-        [RV_OP_BGE] = &&op_BGE_L,   [RV_OP_BLTU] = &&op_BLTU_L, [RV_OP_BGEU] = &&op_BGEU_L,
+        [RV_OP_BEQ] = &&op_BEQ_L, [RV_OP_BNE] = &&op_BNE_L,   [RV_OP_BLT] = &&op_BLT_L,
+        [RV_OP_BGE] = &&op_BGE_L, [RV_OP_BLTU] = &&op_BLTU_L, [RV_OP_BGEU] = &&op_BGEU_L,
         [RV_OP_JAL] = &&op_JAL_L,
     };
     static const void *const LCL[RV_OP_COUNT] = {
-        [RV_OP_BEQ] = &&opc_BEQ_L, [RV_OP_BNE] = &&opc_BNE_L, [RV_OP_JAL] = &&opc_JAL_L,
+        [RV_OP_BEQ] = &&opc_BEQ_L,
+        [RV_OP_BNE] = &&opc_BNE_L,
+        [RV_OP_JAL] = &&opc_JAL_L,
     };
     uint64_t *const x = h->x;
     const uint64_t key = h->tlb_key;
     struct tlb_entry *const tr = h->tlb[h->tlbi_data].e[ACC_R];
     struct tlb_entry *const tw = h->tlb[h->tlbi_data].e[ACC_W];
-    struct tlb_entry *const tx =
-        h->tlb[h->priv == PRV_M ? TLBI_M : h->priv == PRV_S ? TLBI_S : TLBI_U].e[ACC_X];
+    struct tlb_entry *const tx = h->tlb[h->priv == PRV_M   ? TLBI_M
+                                        : h->priv == PRV_S ? TLBI_S
+                                                           : TLBI_U]
+                                     .e[ACC_X];
     uint64_t pc = h->pc;
     uint64_t cur_vpn = ~0ull, vbase = 0;
     struct dinsn *ins0 = NULL, *i = NULL;
     uint8_t *hpage = NULL;
     uint64_t icnt = 0;
 
-#define PC_OF(p)  (vbase + ((uint64_t)((p) - ins0) << 1))
-#define NEXT_PC() (PC_OF(i) + (S << 1))
-#define DISPATCH() goto *i->h
+#define PC_OF(p)   (vbase + ((uint64_t)((p)-ins0) << 1))
+#define NEXT_PC()  (PC_OF(i) + (S << 1))
+#define DISPATCH() goto * i->h
 #define NEXT()                                                                                     \
     do {                                                                                           \
         icnt++;                                                                                    \
@@ -179,22 +199,23 @@ void hart_exec(struct hart *h, int budget)
      * instruction can expand to) a 2-byte one. S, the length in halfwords, is a constant in
      * each, so stepping to the next slot does not wait on a load. */
 #define H4(name, ...)                                                                              \
-    op_##name : {                                                                                  \
+    op_##name:                                                                                     \
+    {                                                                                              \
         enum { S = 2 };                                                                            \
         __VA_ARGS__                                                                                \
     }
 #define H2(name, ...)                                                                              \
     H4(name, __VA_ARGS__)                                                                          \
-    opc_##name : {                                                                                 \
+    opc_##name:                                                                                    \
+    {                                                                                              \
         enum { S = 1 };                                                                            \
         __VA_ARGS__                                                                                \
     }
 
-    if (unlikely(budget == 0))
-        goto step_one;
+    if (unlikely(budget == 0)) goto step_one;
     goto newpc;
 
-step_one: { /* decode the instruction at pc afresh and run only it */
+step_one : { /* decode the instruction at pc afresh and run only it */
     uint8_t *hp, *hp2;
     int c = mem_fetch_page(h, pc, &hp);
     if (c) {
@@ -243,7 +264,7 @@ jump:
         i = ins0 + ((pc & 0xfff) >> 1);
         DISPATCH();
     }
-newpc: {
+newpc : {
     uint64_t vpn = pc >> 12;
     struct tlb_entry *e = &tx[vpn & (TLB_SIZE - 1)];
     uint8_t *hp;
@@ -259,8 +280,7 @@ newpc: {
             goto out;
         }
     }
-    struct dpage *dp =
-        dcache_get(h, hart_ram_ppn(h, hp), hp, L[RV_OP_DECODE], L[RV_OP_PAGE_END]);
+    struct dpage *dp = dcache_get(h, hart_ram_ppn(h, hp), hp, L[RV_OP_DECODE], L[RV_OP_PAGE_END]);
     if (!dp) {
         h->pc = pc;
         snprintf(h->fatal_msg, sizeof(h->fatal_msg), "hart %u: out of host memory", h->id);
@@ -275,7 +295,7 @@ newpc: {
     DISPATCH();
 }
 
-op_DECODE: {
+op_DECODE : {
     size_t off = (size_t)(i - ins0) << 1;
     if (unlikely(h->debug && h->debug->nbp)) {
         uint64_t pa = h->env.ram_base + (uint64_t)(hpage - h->env.ram) + off;
@@ -312,14 +332,13 @@ op_DECODE: {
     DISPATCH();
 }
 
-op_CROSS: { /* a 32-bit instruction whose upper half is on the next page */
+op_CROSS : { /* a 32-bit instruction whose upper half is on the next page */
     uint64_t ipc = PC_OF(i);
     uint16_t lo, hi;
     memcpy(&lo, hpage + 4094, 2);
     uint8_t *hp2;
     int c = mem_fetch_page(h, ipc + 2, &hp2);
-    if (c)
-        EXC((uint64_t)c, ipc + 2);
+    if (c) EXC((uint64_t)c, ipc + 2);
     memcpy(&hi, hp2, 2);
     struct rv_decoded d;
     rv_decode((uint32_t)lo | ((uint32_t)hi << 16), &d);
@@ -365,13 +384,12 @@ op_ILLEGAL:
         uint64_t va = RS1 + (uint64_t)IMM;                                                         \
         struct tlb_entry *e = &tr[(va >> 12) & (TLB_SIZE - 1)];                                    \
         type v;                                                                                    \
-        if (likely(e->tag == ((va >> 12) ^ key) && (va & 0xfff) <= 4096 - sizeof(type))) {                \
+        if (likely(e->tag == ((va >> 12) ^ key) && (va & 0xfff) <= 4096 - sizeof(type))) {         \
             memcpy(&v, (void *)(uintptr_t)(va + e->addend), sizeof(v));                            \
         } else {                                                                                   \
             uint64_t sv;                                                                           \
             int c = mem_load_slow(h, va, sizeof(type), &sv);                                       \
-            if (c)                                                                                 \
-                EXC((uint64_t)c, va);                                                              \
+            if (c) EXC((uint64_t)c, va);                                                           \
             v = (type)sv;                                                                          \
         }                                                                                          \
         RD = (uint64_t)(int64_t)v;                                                                 \
@@ -390,12 +408,11 @@ op_ILLEGAL:
         uint64_t va = RS1 + (uint64_t)IMM;                                                         \
         struct tlb_entry *e = &tw[(va >> 12) & (TLB_SIZE - 1)];                                    \
         type v = (type)(val);                                                                      \
-        if (likely(e->tag == ((va >> 12) ^ key) && (va & 0xfff) <= 4096 - sizeof(type))) {                \
+        if (likely(e->tag == ((va >> 12) ^ key) && (va & 0xfff) <= 4096 - sizeof(type))) {         \
             memcpy((void *)(uintptr_t)(va + e->addend), &v, sizeof(v));                            \
         } else {                                                                                   \
             int c = mem_store_slow(h, va, sizeof(type), (uint64_t)v);                              \
-            if (c)                                                                                 \
-                EXC((uint64_t)c, va);                                                              \
+            if (c) EXC((uint64_t)c, va);                                                           \
         }                                                                                          \
     } while (0)
     H4(SB, STORE_VAL(uint8_t, RS2); NEXT();)
@@ -440,20 +457,24 @@ op_ILLEGAL:
     ALU(MULW, sx32((uint32_t)RS1 * (uint32_t)RS2))
     /* Division never traps (unpriv spec 13.2): x/0 = -1, x%0 = x, MIN/-1 = MIN, MIN%-1 = 0. */
     ALU(DIV, RS2 == 0 ? ~0ull
-             : ((int64_t)RS1 == INT64_MIN && (int64_t)RS2 == -1) ? RS1
-                                                                  : (uint64_t)((int64_t)RS1 / (int64_t)RS2))
+             : ((int64_t)RS1 == INT64_MIN && (int64_t)RS2 == -1)
+                 ? RS1
+                 : (uint64_t)((int64_t)RS1 / (int64_t)RS2))
     ALU(DIVU, RS2 == 0 ? ~0ull : RS1 / RS2)
     ALU(REM, RS2 == 0 ? RS1
-             : ((int64_t)RS1 == INT64_MIN && (int64_t)RS2 == -1) ? 0
-                                                                  : (uint64_t)((int64_t)RS1 % (int64_t)RS2))
+             : ((int64_t)RS1 == INT64_MIN && (int64_t)RS2 == -1)
+                 ? 0
+                 : (uint64_t)((int64_t)RS1 % (int64_t)RS2))
     ALU(REMU, RS2 == 0 ? RS1 : RS1 % RS2)
     ALU(DIVW, (uint32_t)RS2 == 0 ? ~0ull
-              : ((int32_t)RS1 == INT32_MIN && (int32_t)RS2 == -1) ? sx32(RS1)
-                                                                   : (uint64_t)(int64_t)((int32_t)RS1 / (int32_t)RS2))
+              : ((int32_t)RS1 == INT32_MIN && (int32_t)RS2 == -1)
+                  ? sx32(RS1)
+                  : (uint64_t)(int64_t)((int32_t)RS1 / (int32_t)RS2))
     ALU(DIVUW, (uint32_t)RS2 == 0 ? ~0ull : sx32((uint32_t)RS1 / (uint32_t)RS2))
     ALU(REMW, (uint32_t)RS2 == 0 ? sx32(RS1)
-              : ((int32_t)RS1 == INT32_MIN && (int32_t)RS2 == -1) ? 0
-                                                                   : (uint64_t)(int64_t)((int32_t)RS1 % (int32_t)RS2))
+              : ((int32_t)RS1 == INT32_MIN && (int32_t)RS2 == -1)
+                  ? 0
+                  : (uint64_t)(int64_t)((int32_t)RS1 % (int32_t)RS2))
     ALU(REMUW, (uint32_t)RS2 == 0 ? sx32(RS1) : sx32((uint32_t)RS1 % (uint32_t)RS2))
     /* Zba */
     ALU(SH1ADD, RS2 + (RS1 << 1))
@@ -505,8 +526,7 @@ op_ECALL:
 op_EBREAK:
     EXC(EXC_BREAKPOINT, PC_OF(i));
 op_MRET:
-    if (h->priv != PRV_M)
-        EXC(EXC_ILLEGAL_INSN, 0x30200073);
+    if (h->priv != PRV_M) EXC(EXC_ILLEGAL_INSN, 0x30200073);
     h->pc = PC_OF(i);
     icnt++;
     hart_mret(h);
@@ -536,11 +556,9 @@ op_SFENCE_VMA:
         h->instret += icnt; /* exact instret for reads of instret/cycle */                         \
         icnt = 0;                                                                                  \
         int c = csr_access(h, (unsigned)i->imm, op, (srcval), wr, &old);                           \
-        if (c)                                                                                     \
-            EXC((uint64_t)c, csr_encoding(i, funct3));                                             \
+        if (c) EXC((uint64_t)c, csr_encoding(i, funct3));                                          \
         RD = old;                                                                                  \
-        if (wr)                                                                                    \
-            RETIRE_AND_LEAVE(NEXT_PC());                                                           \
+        if (wr) RETIRE_AND_LEAVE(NEXT_PC());                                                       \
         NEXT();                                                                                    \
     })
     CSR_OP(CSRRW, 0, 1, RS1, true)
@@ -552,12 +570,11 @@ op_SFENCE_VMA:
 
     /* A: LR/SC as load-reserved + compare-and-swap against the reserved value. */
 #define LR_OP(name, type, ext)                                                                     \
-    H4(name, {                                                                                  \
+    H4(name, {                                                                                     \
         uint64_t va = RS1;                                                                         \
         void *p;                                                                                   \
         int c = mem_atomic_ptr(h, va, sizeof(type), true, &p);                                     \
-        if (c)                                                                                     \
-            EXC((uint64_t)c, va);                                                                  \
+        if (c) EXC((uint64_t)c, va);                                                               \
         uint64_t v = ext(__atomic_load_n((type *)p, __ATOMIC_ACQUIRE));                            \
         h->res_addr = va;                                                                          \
         h->res_val = v;                                                                            \
@@ -566,16 +583,15 @@ op_SFENCE_VMA:
         NEXT();                                                                                    \
     })
 #define SC_OP(name, type)                                                                          \
-    H4(name, {                                                                                  \
+    H4(name, {                                                                                     \
         uint64_t va = RS1;                                                                         \
         void *p;                                                                                   \
         int c = mem_atomic_ptr(h, va, sizeof(type), false, &p);                                    \
-        if (c)                                                                                     \
-            EXC((uint64_t)c, va);                                                                  \
+        if (c) EXC((uint64_t)c, va);                                                               \
         bool ok = false;                                                                           \
         if (h->res_valid && h->res_addr == va) {                                                   \
             type expect = (type)h->res_val;                                                        \
-            ok = __atomic_compare_exchange_n((type *)p, &expect, (type)RS2, false,                \
+            ok = __atomic_compare_exchange_n((type *)p, &expect, (type)RS2, false,                 \
                                              __ATOMIC_SEQ_CST, __ATOMIC_RELAXED);                  \
         }                                                                                          \
         h->res_valid = false;                                                                      \
@@ -593,22 +609,21 @@ op_SFENCE_VMA:
     uint64_t va = RS1;                                                                             \
     void *p;                                                                                       \
     int c = mem_atomic_ptr(h, va, size, false, &p);                                                \
-    if (c)                                                                                         \
-        EXC((uint64_t)c, va);
+    if (c) EXC((uint64_t)c, va);
 #define AMO_FETCH(name, type, fn, ext)                                                             \
-    H4(name, {                                                                                  \
+    H4(name, {                                                                                     \
         AMO_PTR(sizeof(type))                                                                      \
         type old = fn((type *)p, (type)RS2, __ATOMIC_SEQ_CST);                                     \
         RD = ext(old);                                                                             \
         NEXT();                                                                                    \
     })
-#define AMO_CAS(name, type, expr, ext)                                                      \
-    H4(name, {                                                                                  \
+#define AMO_CAS(name, type, expr, ext)                                                             \
+    H4(name, {                                                                                     \
         AMO_PTR(sizeof(type))                                                                      \
         type src = (type)RS2, old = __atomic_load_n((type *)p, __ATOMIC_RELAXED), nv;              \
         do {                                                                                       \
             nv = (expr);                                                                           \
-        } while (!__atomic_compare_exchange_n((type *)p, &old, nv, true, __ATOMIC_SEQ_CST,        \
+        } while (!__atomic_compare_exchange_n((type *)p, &old, nv, true, __ATOMIC_SEQ_CST,         \
                                               __ATOMIC_RELAXED));                                  \
         RD = ext(old);                                                                             \
         NEXT();                                                                                    \
@@ -634,48 +649,44 @@ op_SFENCE_VMA:
 
     /* F/D loads and stores (the arithmetic is in fpu.c). i->rd / i->rs2 are f registers. */
 #define FP_CHECK()                                                                                 \
-    if (unlikely(!(h->mstatus & MSTATUS_FS)))                                                      \
-        EXC(EXC_ILLEGAL_INSN, 0);
+    if (unlikely(!(h->mstatus & MSTATUS_FS))) EXC(EXC_ILLEGAL_INSN, 0);
     H4(FLW, {
-    FP_CHECK();
-    uint64_t va = RS1 + (uint64_t)IMM;
-    uint64_t v;
-    struct tlb_entry *e = &tr[(va >> 12) & (TLB_SIZE - 1)];
-    if (likely(e->tag == ((va >> 12) ^ key) && (va & 0xfff) <= 4092)) {
-        uint32_t w;
-        memcpy(&w, (void *)(uintptr_t)(va + e->addend), 4);
-        v = w;
-    } else {
-        int c = mem_load_slow(h, va, 4, &v);
-        if (c)
-            EXC((uint64_t)c, va);
-    }
-    h->fp.f[i->rd] = fpu_box32((uint32_t)v);
-    h->mstatus |= FS_DIRTY;
-    NEXT();
+        FP_CHECK();
+        uint64_t va = RS1 + (uint64_t)IMM;
+        uint64_t v;
+        struct tlb_entry *e = &tr[(va >> 12) & (TLB_SIZE - 1)];
+        if (likely(e->tag == ((va >> 12) ^ key) && (va & 0xfff) <= 4092)) {
+            uint32_t w;
+            memcpy(&w, (void *)(uintptr_t)(va + e->addend), 4);
+            v = w;
+        } else {
+            int c = mem_load_slow(h, va, 4, &v);
+            if (c) EXC((uint64_t)c, va);
+        }
+        h->fp.f[i->rd] = fpu_box32((uint32_t)v);
+        h->mstatus |= FS_DIRTY;
+        NEXT();
     })
     H2(FLD, {
-    FP_CHECK();
-    uint64_t va = RS1 + (uint64_t)IMM;
-    uint64_t v;
-    struct tlb_entry *e = &tr[(va >> 12) & (TLB_SIZE - 1)];
-    if (likely(e->tag == ((va >> 12) ^ key) && (va & 0xfff) <= 4088)) {
-        memcpy(&v, (void *)(uintptr_t)(va + e->addend), 8);
-    } else {
-        int c = mem_load_slow(h, va, 8, &v);
-        if (c)
-            EXC((uint64_t)c, va);
-    }
-    h->fp.f[i->rd] = v;
-    h->mstatus |= FS_DIRTY;
-    NEXT();
+        FP_CHECK();
+        uint64_t va = RS1 + (uint64_t)IMM;
+        uint64_t v;
+        struct tlb_entry *e = &tr[(va >> 12) & (TLB_SIZE - 1)];
+        if (likely(e->tag == ((va >> 12) ^ key) && (va & 0xfff) <= 4088)) {
+            memcpy(&v, (void *)(uintptr_t)(va + e->addend), 8);
+        } else {
+            int c = mem_load_slow(h, va, 8, &v);
+            if (c) EXC((uint64_t)c, va);
+        }
+        h->fp.f[i->rd] = v;
+        h->mstatus |= FS_DIRTY;
+        NEXT();
     })
     H4(FSW, FP_CHECK(); STORE_VAL(uint32_t, h->fp.f[i->rs2]); NEXT();)
     H2(FSD, FP_CHECK(); STORE_VAL(uint64_t, h->fp.f[i->rs2]); NEXT();)
     H4(FPU, if (unlikely(!(h->mstatus & MSTATUS_FS)) || fpu_exec(&h->fp, x, (uint32_t)i->imm) != 0)
-        EXC(EXC_ILLEGAL_INSN, (uint32_t)i->imm);
-    h->mstatus |= FS_DIRTY;
-    NEXT();)
+                EXC(EXC_ILLEGAL_INSN, (uint32_t)i->imm);
+       h->mstatus |= FS_DIRTY; NEXT();)
 
 out:
     h->instret += icnt;

@@ -9,7 +9,7 @@
 #include <string.h>
 
 /* Control transfers per hart_exec call: bounds interrupt latency for a busy hart. */
-#define EXEC_BUDGET 2048
+#define EXEC_BUDGET     2048
 /* Consecutive exceptions at one pc with no instruction retired before vessel gives up. */
 #define TRAP_LOOP_LIMIT 100000
 
@@ -59,7 +59,10 @@ int hart_init(struct hart *h, unsigned id, const struct hart_env *env, uint64_t 
     return 0;
 }
 
-void hart_reset(struct hart *h, uint64_t reset_pc) { hart_clear_state(h, reset_pc); }
+void hart_reset(struct hart *h, uint64_t reset_pc)
+{
+    hart_clear_state(h, reset_pc);
+}
 
 void hart_destroy(struct hart *h)
 {
@@ -127,8 +130,7 @@ static void hart_debug_stop(struct hart *h, enum hart_debug_reason why)
 {
     h->debug_reason = why;
     atomic_store(&h->pause_req, 1);
-    if (h->debug && h->debug->stopped)
-        h->debug->stopped(h->debug->ctx, h);
+    if (h->debug && h->debug->stopped) h->debug->stopped(h->debug->ctx, h);
 }
 
 void hart_set_irq(struct hart *h, unsigned bit, bool level)
@@ -152,7 +154,9 @@ static void set_fatal(struct hart *h, const char *what, uint64_t cause, uint64_t
     snprintf(h->fatal_msg, sizeof(h->fatal_msg),
              "hart %u: %s (cause %llu, pc 0x%llx, tval 0x%llx, %s-mode)", h->id, what,
              (unsigned long long)cause, (unsigned long long)h->pc, (unsigned long long)tval,
-             h->priv == PRV_M ? "M" : h->priv == PRV_S ? "S" : "U");
+             h->priv == PRV_M   ? "M"
+             : h->priv == PRV_S ? "S"
+                                : "U");
     atomic_store(&h->stop, 1);
 }
 
@@ -219,8 +223,7 @@ void hart_mret(struct hart *h)
     s = (s & ~MSTATUS_MIE) | ((s & MSTATUS_MPIE) ? MSTATUS_MIE : 0);
     s |= MSTATUS_MPIE;
     s &= ~MSTATUS_MPP; /* least-privileged mode: U */
-    if (mpp != PRV_M)
-        s &= ~MSTATUS_MPRV;
+    if (mpp != PRV_M) s &= ~MSTATUS_MPRV;
     h->mstatus = s;
     h->priv = mpp;
     h->pc = h->mepc;
@@ -247,18 +250,14 @@ static const unsigned irq_order[] = {IRQ_MEI, IRQ_MSI, IRQ_MTI, IRQ_SEI, IRQ_SSI
 bool hart_check_interrupts(struct hart *h)
 {
     uint64_t pend = hart_mip(h) & h->mie;
-    if (!pend)
-        return false;
+    if (!pend) return false;
     h->wfi = false; /* WFI wakes on any pending enabled interrupt, even if globally off */
     uint64_t m_en = 0, s_en = 0;
     uint64_t mpend = pend & ~h->mideleg, spend = pend & h->mideleg;
-    if (h->priv < PRV_M || (h->mstatus & MSTATUS_MIE))
-        m_en = mpend;
-    if (h->priv < PRV_S || (h->priv == PRV_S && (h->mstatus & MSTATUS_SIE)))
-        s_en = spend;
+    if (h->priv < PRV_M || (h->mstatus & MSTATUS_MIE)) m_en = mpend;
+    if (h->priv < PRV_S || (h->priv == PRV_S && (h->mstatus & MSTATUS_SIE))) s_en = spend;
     uint64_t take = m_en ? m_en : s_en;
-    if (!take)
-        return false;
+    if (!take) return false;
     for (unsigned i = 0; i < sizeof(irq_order) / sizeof(irq_order[0]); i++) {
         if (take & (1ull << irq_order[i])) {
             trap_enter(h, irq_order[i], true, 0);
@@ -289,8 +288,7 @@ static bool hart_poll_wakeup(struct hart *h, uint64_t deadline, uint64_t until_n
 static void hart_wait(struct hart *h)
 {
     uint64_t deadline = ~0ull; /* in mtime ticks */
-    if (h->mie & MIP_MTIP)
-        deadline = atomic_load(&h->env.clint->mtimecmp[h->id]);
+    if (h->mie & MIP_MTIP) deadline = atomic_load(&h->env.clint->mtimecmp[h->id]);
     if ((h->menvcfg & MENVCFG_STCE) && (h->mie & MIP_STIP) && h->stimecmp < deadline)
         deadline = h->stimecmp;
     uint64_t start = host_monotonic_ns();
@@ -301,8 +299,7 @@ static void hart_wait(struct hart *h)
     pthread_mutex_lock(&h->sleep_lock);
     while (!atomic_load(&h->kicked) && !atomic_load(&h->stop)) {
         uint64_t now = hart_time(h);
-        if (now >= deadline)
-            break;
+        if (now >= deadline) break;
         uint64_t delta_ticks = deadline - now;
         if (delta_ticks > 10 * VCLOCK_HZ)
             delta_ticks = 10 * VCLOCK_HZ; /* re-check every 10 s at most */
@@ -316,12 +313,10 @@ static void hart_wait(struct hart *h)
     uint64_t slept = host_monotonic_ns() - start;
     if (slept <= HALT_POLL_MAX_NS) {
         h->halt_poll_ns = h->halt_poll_ns ? h->halt_poll_ns * 2 : HALT_POLL_START_NS;
-        if (h->halt_poll_ns > HALT_POLL_MAX_NS)
-            h->halt_poll_ns = HALT_POLL_MAX_NS;
+        if (h->halt_poll_ns > HALT_POLL_MAX_NS) h->halt_poll_ns = HALT_POLL_MAX_NS;
     } else {
         h->halt_poll_ns /= 2;
-        if (h->halt_poll_ns < HALT_POLL_START_NS)
-            h->halt_poll_ns = 0;
+        if (h->halt_poll_ns < HALT_POLL_START_NS) h->halt_poll_ns = 0;
     }
 }
 
@@ -345,8 +340,7 @@ enum hart_exit hart_run(struct hart *h)
             continue;
         }
         hart_exec(h, EXEC_BUDGET);
-        if (h->debug_reason == DEBUG_BREAKPOINT)
-            hart_debug_stop(h, DEBUG_BREAKPOINT);
+        if (h->debug_reason == DEBUG_BREAKPOINT) hart_debug_stop(h, DEBUG_BREAKPOINT);
     }
     return h->fatal_msg[0] ? HART_EXIT_FATAL : HART_EXIT_STOP;
 }

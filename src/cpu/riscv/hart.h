@@ -37,12 +37,12 @@ struct aclint;
 #define FS_DIRTY     (3ull << 13)
 
 /* interrupt bits (mip/mie) */
-#define IRQ_SSI 1
-#define IRQ_MSI 3
-#define IRQ_STI 5
-#define IRQ_MTI 7
-#define IRQ_SEI 9
-#define IRQ_MEI 11
+#define IRQ_SSI  1
+#define IRQ_MSI  3
+#define IRQ_STI  5
+#define IRQ_MTI  7
+#define IRQ_SEI  9
+#define IRQ_MEI  11
 #define MIP_SSIP (1ull << IRQ_SSI)
 #define MIP_MSIP (1ull << IRQ_MSI)
 #define MIP_STIP (1ull << IRQ_STI)
@@ -94,8 +94,8 @@ enum { TLBI_U = 0, TLBI_S = 1, TLBI_S_SUM = 2, TLBI_M = 3, TLBI_NONE = 4, TLBI_C
 /* Decode cache: pre-decoded instructions of one physical page, one slot per 2-byte offset,
  * plus a sentinel that continues to the next page. */
 struct dinsn {
-    const void *h;  /* handler (computed-goto label) */
-    int32_t imm;    /* immediate, CSR number or raw encoding, per handler */
+    const void *h; /* handler (computed-goto label) */
+    int32_t imm;   /* immediate, CSR number or raw encoding, per handler */
     uint8_t rd, rs1, rs2;
 };
 #define DPAGE_SLOTS 2048
@@ -181,14 +181,14 @@ struct hart {
     struct tlb_set tlb[TLBI_COUNT];
     struct dpage *dcache[DCACHE_SLOTS];
     uint64_t dcache_epoch; /* bumped by fence.i: pages are re-checked against memory */
-    struct dinsn tmp[3]; /* executes an instruction that straddles two pages */
+    struct dinsn tmp[3];   /* executes an instruction that straddles two pages */
 
     /* debugging */
     bool trace_traps;
-    struct hart_debug *debug;      /* NULL when no debugger is configured */
-    _Atomic int pause_req;         /* park in hart_run until cleared (any thread, sleep_lock) */
-    bool parked;                   /* under sleep_lock */
-    bool single_step;              /* execute one instruction, then park */
+    struct hart_debug *debug; /* NULL when no debugger is configured */
+    _Atomic int pause_req;    /* park in hart_run until cleared (any thread, sleep_lock) */
+    bool parked;              /* under sleep_lock */
+    bool single_step;         /* execute one instruction, then park */
     enum hart_debug_reason debug_reason;
     void *user; /* owner (the machine) */
 };

@@ -5,13 +5,13 @@
 #include "machine/bus.h"
 #include <string.h>
 
-#define PTE_V (1ull << 0)
-#define PTE_R (1ull << 1)
-#define PTE_W (1ull << 2)
-#define PTE_X (1ull << 3)
-#define PTE_U (1ull << 4)
-#define PTE_A (1ull << 6)
-#define PTE_D (1ull << 7)
+#define PTE_V        (1ull << 0)
+#define PTE_R        (1ull << 1)
+#define PTE_W        (1ull << 2)
+#define PTE_X        (1ull << 3)
+#define PTE_U        (1ull << 4)
+#define PTE_A        (1ull << 6)
+#define PTE_D        (1ull << 7)
 #define PTE_RESERVED (0x3ffull << 54) /* N, PBMT and reserved bits: none implemented */
 #define PTE_PPN_MASK ((1ull << 44) - 1)
 
@@ -31,13 +31,15 @@ void tlb_flush_all(struct hart *h)
 
 /* fence.i: decoded pages stay, but each is compared with memory before it runs again
  * (Linux patches kernel text tens of thousands of times at boot, one fence.i each). */
-void dcache_flush(struct hart *h) { h->dcache_epoch++; }
+void dcache_flush(struct hart *h)
+{
+    h->dcache_epoch++;
+}
 
 void dcache_invalidate_all(struct hart *h)
 {
     for (unsigned i = 0; i < DCACHE_SLOTS; i++)
-        if (h->dcache[i])
-            h->dcache[i]->ppn = DPAGE_INVALID;
+        if (h->dcache[i]) h->dcache[i]->ppn = DPAGE_INVALID;
 }
 
 static inline bool ram_contains(const struct hart *h, uint64_t pa, uint64_t size)
@@ -79,8 +81,7 @@ static bool pmp_range(const struct hart *h, unsigned i, uint64_t *lo, uint64_t *
         *hi = *lo + size;
         return true;
     }
-    default:
-        return false;
+    default: return false;
     }
 }
 
@@ -94,8 +95,7 @@ void pmp_update(struct hart *h)
     h->pmp_nactive = 0;
     for (unsigned i = 0; i < PMP_ENTRIES; i++) {
         uint64_t lo, hi;
-        if (!pmp_range(h, i, &lo, &hi) || hi <= lo)
-            continue;
+        if (!pmp_range(h, i, &lo, &hi) || hi <= lo) continue;
         h->pmp_active[h->pmp_nactive++] = (struct pmp_region){lo, hi, h->pmpcfg[i]};
     }
 }
@@ -104,17 +104,13 @@ void pmp_update(struct hart *h)
  * deciding entry (the access must be split / not cached). */
 static int pmp_decide(struct hart *h, uint64_t pa, uint64_t size, enum access acc, unsigned priv)
 {
-    if (priv == PRV_M && h->pmp_nactive == 0)
-        return 1;
+    if (priv == PRV_M && h->pmp_nactive == 0) return 1;
     uint64_t end = pa + size;
     for (unsigned i = 0; i < h->pmp_nactive; i++) {
         const struct pmp_region *r = &h->pmp_active[i];
-        if (end <= r->lo || pa >= r->hi)
-            continue; /* no overlap */
-        if (pa < r->lo || end > r->hi)
-            return -1;
-        if (priv == PRV_M && !(r->cfg & 0x80))
-            return 1;
+        if (end <= r->lo || pa >= r->hi) continue; /* no overlap */
+        if (pa < r->lo || end > r->hi) return -1;
+        if (priv == PRV_M && !(r->cfg & 0x80)) return 1;
         return pmp_perm(r->cfg, acc);
     }
     return priv == PRV_M ? 1 : 0; /* no match: M allowed, S/U denied (16 entries implemented) */
@@ -137,7 +133,7 @@ static unsigned data_priv(const struct hart *h)
 static int fault_cause(enum access acc, bool page)
 {
     if (page)
-        return acc == ACC_R ? EXC_LOAD_PAGE_FAULT
+        return acc == ACC_R   ? EXC_LOAD_PAGE_FAULT
                : acc == ACC_W ? EXC_STORE_PAGE_FAULT
                               : EXC_INSN_PAGE_FAULT;
     return acc == ACC_R ? EXC_LOAD_ACCESS : acc == ACC_W ? EXC_STORE_ACCESS : EXC_INSN_ACCESS;
@@ -152,8 +148,7 @@ static int walk(struct hart *h, uint64_t va, enum access acc, unsigned priv, boo
     unsigned vabits = 12 + 9 * levels;
     /* bits 63..vabits-1 must all equal bit vabits-1 */
     int64_t sva = (int64_t)(va << (64 - vabits)) >> (64 - vabits);
-    if ((uint64_t)sva != va)
-        return fault_cause(acc, true);
+    if ((uint64_t)sva != va) return fault_cause(acc, true);
 
     bool sum = h->mstatus & MSTATUS_SUM, mxr = h->mstatus & MSTATUS_MXR;
 retry:;
@@ -169,8 +164,7 @@ retry:;
             return fault_cause(acc, true);
         uint64_t ppn = (pte >> 10) & PTE_PPN_MASK;
         if (!(pte & (PTE_R | PTE_X))) { /* pointer to next level */
-            if (lvl == 0 || (pte & (PTE_A | PTE_D | PTE_U)))
-                return fault_cause(acc, true);
+            if (lvl == 0 || (pte & (PTE_A | PTE_D | PTE_U))) return fault_cause(acc, true);
             base = ppn << 12;
             continue;
         }
@@ -181,25 +175,21 @@ retry:;
             return 0;
         }
         if (pte & PTE_U) {
-            if (priv == PRV_S && (acc == ACC_X || !sum))
-                return fault_cause(acc, true);
+            if (priv == PRV_S && (acc == ACC_X || !sum)) return fault_cause(acc, true);
         } else if (priv == PRV_U) {
             return fault_cause(acc, true);
         }
         bool ok = acc == ACC_R   ? ((pte & PTE_R) || (mxr && (pte & PTE_X)))
                   : acc == ACC_W ? (pte & PTE_W)
                                  : (pte & PTE_X);
-        if (!ok)
-            return fault_cause(acc, true);
+        if (!ok) return fault_cause(acc, true);
         if (ppn & lowmask) /* misaligned superpage */
             return fault_cause(acc, true);
         /* Hardware A/D update, atomically (priv spec 10.3.2 step 8). */
         uint64_t want = pte | PTE_A | (acc == ACC_W ? PTE_D : 0);
         if (want != pte) {
-            if (!pmp_check(h, pte_pa, 8, ACC_W, PRV_S))
-                return fault_cause(acc, false);
-            if (!atomic_compare_exchange_strong(ptep, &pte, want))
-                goto retry;
+            if (!pmp_check(h, pte_pa, 8, ACC_W, PRV_S)) return fault_cause(acc, false);
+            if (!atomic_compare_exchange_strong(ptep, &pte, want)) goto retry;
         }
         uint64_t vpn = va >> 12;
         *pa = ((ppn | (vpn & lowmask)) << 12) | (va & 0xfff);
@@ -208,8 +198,7 @@ retry:;
     return fault_cause(acc, true);
 }
 
-static int translate_priv(struct hart *h, uint64_t va, enum access acc, unsigned priv,
-                          uint64_t *pa)
+static int translate_priv(struct hart *h, uint64_t va, enum access acc, unsigned priv, uint64_t *pa)
 {
     if (priv == PRV_M || (h->satp >> SATP_MODE_SHIFT) == 0) {
         *pa = va;
@@ -235,8 +224,7 @@ int mmu_translate(struct hart *h, uint64_t va, enum access acc, uint64_t *pa)
 
 static unsigned tlbi_for(const struct hart *h, unsigned priv, enum access acc)
 {
-    if (priv == PRV_S)
-        return (acc != ACC_X && (h->mstatus & MSTATUS_SUM)) ? TLBI_S_SUM : TLBI_S;
+    if (priv == PRV_S) return (acc != ACC_X && (h->mstatus & MSTATUS_SUM)) ? TLBI_S_SUM : TLBI_S;
     return priv == PRV_M ? TLBI_M : TLBI_U;
 }
 
@@ -247,10 +235,8 @@ static int access_page(struct hart *h, uint64_t va, unsigned size, enum access a
 {
     unsigned priv = acc == ACC_X ? h->priv : data_priv(h);
     int c = translate_priv(h, va, acc, priv, pa);
-    if (c)
-        return c;
-    if (!pmp_check(h, *pa, size, acc, priv))
-        return fault_cause(acc, false);
+    if (c) return c;
+    if (!pmp_check(h, *pa, size, acc, priv)) return fault_cause(acc, false);
     if (!ram_contains(h, *pa, size)) {
         *host = NULL;
         return 0;
@@ -270,9 +256,21 @@ static uint64_t load_host(const uint8_t *p, unsigned size)
 {
     switch (size) {
     case 1: return *p;
-    case 2: { uint16_t v; memcpy(&v, p, 2); return v; }
-    case 4: { uint32_t v; memcpy(&v, p, 4); return v; }
-    default: { uint64_t v; memcpy(&v, p, 8); return v; }
+    case 2: {
+        uint16_t v;
+        memcpy(&v, p, 2);
+        return v;
+    }
+    case 4: {
+        uint32_t v;
+        memcpy(&v, p, 4);
+        return v;
+    }
+    default: {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        return v;
+    }
     }
 }
 
@@ -280,8 +278,16 @@ static void store_host(uint8_t *p, unsigned size, uint64_t val)
 {
     switch (size) {
     case 1: *p = (uint8_t)val; break;
-    case 2: { uint16_t v = (uint16_t)val; memcpy(p, &v, 2); break; }
-    case 4: { uint32_t v = (uint32_t)val; memcpy(p, &v, 4); break; }
+    case 2: {
+        uint16_t v = (uint16_t)val;
+        memcpy(p, &v, 2);
+        break;
+    }
+    case 4: {
+        uint32_t v = (uint32_t)val;
+        memcpy(p, &v, 4);
+        break;
+    }
     default: memcpy(p, &val, 8); break;
     }
 }
@@ -295,24 +301,20 @@ int mem_load_slow(struct hart *h, uint64_t va, unsigned size, uint64_t *val)
         for (unsigned i = 0; i < size; i++) {
             uint64_t b;
             int c = mem_load_slow(h, va + i, 1, &b);
-            if (c)
-                return c;
+            if (c) return c;
             v |= b << (8 * i);
         }
         *val = v;
         return 0;
     }
     int c = access_page(h, va, size, ACC_R, &pa, &host);
-    if (c)
-        return c;
+    if (c) return c;
     if (host) {
         *val = load_host(host, size);
         return 0;
     }
-    if (pa & (size - 1))
-        return EXC_LOAD_MISALIGNED; /* devices take aligned accesses only */
-    if (!bus_read(h->env.bus, pa, size, val))
-        return EXC_LOAD_ACCESS;
+    if (pa & (size - 1)) return EXC_LOAD_MISALIGNED; /* devices take aligned accesses only */
+    if (!bus_read(h->env.bus, pa, size, val)) return EXC_LOAD_ACCESS;
     return 0;
 }
 
@@ -326,13 +328,10 @@ int mem_store_slow(struct hart *h, uint64_t va, unsigned size, uint64_t val)
         uint8_t *h1, *h2;
         uint64_t pa2;
         int c = access_page(h, va, first, ACC_W, &pa, &h1);
-        if (c)
-            return c;
+        if (c) return c;
         c = access_page(h, va + first, size - first, ACC_W, &pa2, &h2);
-        if (c)
-            return c;
-        if (!h1 || !h2)
-            return EXC_STORE_MISALIGNED;
+        if (c) return c;
+        if (!h1 || !h2) return EXC_STORE_MISALIGNED;
         for (unsigned i = 0; i < size; i++) {
             uint8_t b = (uint8_t)(val >> (8 * i));
             if (i < first)
@@ -343,23 +342,19 @@ int mem_store_slow(struct hart *h, uint64_t va, unsigned size, uint64_t val)
         return 0;
     }
     int c = access_page(h, va, size, ACC_W, &pa, &host);
-    if (c)
-        return c;
+    if (c) return c;
     if (host) {
         store_host(host, size, val);
         return 0;
     }
-    if (pa & (size - 1))
-        return EXC_STORE_MISALIGNED;
-    if (!bus_write(h->env.bus, pa, size, val))
-        return EXC_STORE_ACCESS;
+    if (pa & (size - 1)) return EXC_STORE_MISALIGNED;
+    if (!bus_write(h->env.bus, pa, size, val)) return EXC_STORE_ACCESS;
     return 0;
 }
 
 int mem_atomic_ptr(struct hart *h, uint64_t va, unsigned size, bool is_load, void **ptr)
 {
-    if (va & (size - 1))
-        return is_load ? EXC_LOAD_MISALIGNED : EXC_STORE_MISALIGNED;
+    if (va & (size - 1)) return is_load ? EXC_LOAD_MISALIGNED : EXC_STORE_MISALIGNED;
     struct tlb_entry *e =
         &h->tlb[h->tlbi_data].e[is_load ? ACC_R : ACC_W][(va >> 12) & (TLB_SIZE - 1)];
     if (e->tag == ((va >> 12) ^ h->tlb_key)) {
@@ -369,8 +364,7 @@ int mem_atomic_ptr(struct hart *h, uint64_t va, unsigned size, bool is_load, voi
     uint64_t pa;
     uint8_t *host;
     int c = access_page(h, va, size, is_load ? ACC_R : ACC_W, &pa, &host);
-    if (c)
-        return c;
+    if (c) return c;
     if (!host) /* no atomics on device memory */
         return is_load ? EXC_LOAD_ACCESS : EXC_STORE_ACCESS;
     *ptr = host;
@@ -382,12 +376,13 @@ int mem_fetch_page(struct hart *h, uint64_t va, uint8_t **host_page)
     uint64_t pa;
     uint8_t *host;
     int c = access_page(h, va, 2, ACC_X, &pa, &host);
-    if (c)
-        return c;
-    if (!host)
-        return EXC_INSN_ACCESS; /* no execution from devices */
+    if (c) return c;
+    if (!host) return EXC_INSN_ACCESS; /* no execution from devices */
     *host_page = host - (pa & 0xfff);
     return 0;
 }
 
-uint64_t hart_time(struct hart *h) { return aclint_mtime(h->env.clint); }
+uint64_t hart_time(struct hart *h)
+{
+    return aclint_mtime(h->env.clint);
+}

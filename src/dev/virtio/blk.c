@@ -21,14 +21,14 @@
 #define VIRTIO_BLK_T_GET_ID       8
 #define VIRTIO_BLK_T_DISCARD      11
 #define VIRTIO_BLK_T_WRITE_ZEROES 13
-#define VIRTIO_BLK_S_OK     0
-#define VIRTIO_BLK_S_IOERR  1
-#define VIRTIO_BLK_S_UNSUPP 2
+#define VIRTIO_BLK_S_OK           0
+#define VIRTIO_BLK_S_IOERR        1
+#define VIRTIO_BLK_S_UNSUPP       2
 
-#define SECTOR 512ull
-#define QUEUE_SIZE 256
+#define SECTOR              512ull
+#define QUEUE_SIZE          256
 #define MAX_DISCARD_SECTORS 0x3fffffu
-#define CONFIG_SIZE 60
+#define CONFIG_SIZE         60
 
 struct vblk_req {
     struct blk_req r;
@@ -45,7 +45,7 @@ struct vblk {
     struct blk_backend *be;
     char serial[VIRTIO_BLK_SERIAL_LEN];
     bool readonly;
-    uint64_t capacity; /* sectors */
+    uint64_t capacity;    /* sectors */
     pthread_mutex_t lock; /* queue pop/push, counters */
     pthread_cond_t idle;
     unsigned inflight;
@@ -77,8 +77,7 @@ static int chain_iov(const struct vq_chain *c, uint64_t off, uint64_t len, struc
         }
         uint64_t start = off > pos ? off - pos : 0;
         uint64_t take = sl - start < len ? sl - start : len;
-        if (n == max)
-            return -1;
+        if (n == max) return -1;
         iov[n].iov_base = c->seg[s].ptr + start;
         iov[n].iov_len = take;
         n++;
@@ -94,8 +93,7 @@ static void complete(struct vblk_req *q, uint8_t status)
     struct vblk *d = q->d;
     *q->status = status;
     pthread_mutex_lock(&d->lock);
-    if (status != VIRTIO_BLK_S_OK)
-        d->st.errors++;
+    if (status != VIRTIO_BLK_S_OK) d->st.errors++;
     bool notify = false;
     if (d->running) {
         struct vq *vq = virtio_mmio_queue(d->t, 0);
@@ -105,10 +103,8 @@ static void complete(struct vblk_req *q, uint8_t status)
     /* Interrupt while the request still counts as in flight: once inflight drops to 0 a
      * reset or vblk_destroy() may return and free d and its transport. Lock order: d->lock,
      * then the transport's (which never calls into the device holding it). */
-    if (notify)
-        virtio_mmio_interrupt(d->t, VIRTIO_INT_USED);
-    if (--d->inflight == 0)
-        pthread_cond_broadcast(&d->idle);
+    if (notify) virtio_mmio_interrupt(d->t, VIRTIO_INT_USED);
+    if (--d->inflight == 0) pthread_cond_broadcast(&d->idle);
     pthread_mutex_unlock(&d->lock);
     free(q);
 }
@@ -116,8 +112,7 @@ static void complete(struct vblk_req *q, uint8_t status)
 static void io_done(struct blk_req *r, int64_t result)
 {
     struct vblk_req *q = r->opaque;
-    if (result < 0)
-        log_debug("virtio-blk: request failed: %s", strerror((int)-result));
+    if (result < 0) log_debug("virtio-blk: request failed: %s", strerror((int)-result));
     complete(q, result < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK);
 }
 
@@ -127,12 +122,10 @@ static bool start_request(struct vblk *d, const struct vq_chain *c)
 {
     struct blk_hdr hdr;
     /* A request needs a readable header and a writable status byte (5.2.6). */
-    if (c->read_len < sizeof(hdr) || c->write_len < 1)
-        return false; /* counted by the caller */
+    if (c->read_len < sizeof(hdr) || c->write_len < 1) return false; /* counted by the caller */
     vq_chain_read(c, 0, &hdr, sizeof(hdr));
     struct vblk_req *q = calloc(1, sizeof(*q));
-    if (!q)
-        return false;
+    if (!q) return false;
     q->d = d;
     q->head = c->head;
     /* status: the last writable byte */
@@ -193,8 +186,8 @@ static bool start_request(struct vblk *d, const struct vq_chain *c)
         break;
     case VIRTIO_BLK_T_GET_ID: {
         d->st.get_ids++;
-        uint64_t n = c->write_len - 1 < VIRTIO_BLK_SERIAL_LEN ? c->write_len - 1
-                                                              : VIRTIO_BLK_SERIAL_LEN;
+        uint64_t n =
+            c->write_len - 1 < VIRTIO_BLK_SERIAL_LEN ? c->write_len - 1 : VIRTIO_BLK_SERIAL_LEN;
         vq_chain_write(c, 0, d->serial, n);
         q->used_len = (uint32_t)n + 1;
         io = false;
@@ -224,9 +217,7 @@ static bool start_request(struct vblk *d, const struct vq_chain *c)
             d->st.discards++;
         break;
     }
-    default:
-        status = VIRTIO_BLK_S_UNSUPP;
-        break;
+    default: status = VIRTIO_BLK_S_UNSUPP; break;
     }
     /* Unlocked: the backend may complete on another thread at once. */
     pthread_mutex_unlock(&d->lock);
@@ -245,8 +236,7 @@ static void process_queue(struct vblk *d)
     bool broken = false;
     while (d->running && vq && !vq->broken) {
         int r = vq_pop_or_arm(vq, &d->chain);
-        if (r == 0)
-            break;
+        if (r == 0) break;
         if (r < 0 || !start_request(d, &d->chain)) {
             /* Take nothing more until the driver resets the device (vq_reset clears it):
              * another hart's notify may get here before the transport shows NEEDS_RESET. */
@@ -280,8 +270,7 @@ static uint32_t cfg_read(void *dev, uint32_t off, unsigned size)
     memcpy(cfg + 48, &max_sect, 4); /* max_write_zeroes_sectors */
     memcpy(cfg + 52, &one, 4);      /* max_write_zeroes_seg */
     cfg[56] = 1;                    /* write_zeroes_may_unmap */
-    if (off >= CONFIG_SIZE || size > CONFIG_SIZE - off)
-        return 0;
+    if (off >= CONFIG_SIZE || size > CONFIG_SIZE - off) return 0;
     uint32_t v = 0;
     memcpy(&v, cfg + off, size);
     return v;
@@ -303,8 +292,7 @@ static void dev_start(void *dev, uint64_t features)
 
 static void dev_notify(void *dev, unsigned q)
 {
-    if (q == 0)
-        process_queue(dev);
+    if (q == 0) process_queue(dev);
 }
 
 static void drain(struct vblk *d)
@@ -345,8 +333,7 @@ struct vblk *vblk_create(struct blk_backend *be, const char *serial, const struc
                          struct irq_line irq)
 {
     struct vblk_with_ops *w = calloc(1, sizeof(*w));
-    if (!w)
-        return NULL;
+    if (!w) return NULL;
     struct vblk *d = &w->d;
     d->be = be;
     d->readonly = blk_readonly(be);
@@ -374,8 +361,7 @@ struct vblk *vblk_create(struct blk_backend *be, const char *serial, const struc
 
 void vblk_destroy(struct vblk *d)
 {
-    if (!d)
-        return;
+    if (!d) return;
     dev_reset(d);
     virtio_mmio_destroy(d->t);
     pthread_mutex_destroy(&d->lock);
@@ -383,7 +369,10 @@ void vblk_destroy(struct vblk *d)
     free((struct vblk_with_ops *)d);
 }
 
-struct virtio_mmio *vblk_transport(struct vblk *d) { return d->t; }
+struct virtio_mmio *vblk_transport(struct vblk *d)
+{
+    return d->t;
+}
 
 void vblk_get_stats(struct vblk *d, struct vblk_stats *s)
 {

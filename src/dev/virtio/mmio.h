@@ -10,7 +10,7 @@
 #include "machine/bus.h"
 #include "machine/guestmem.h"
 
-#define VIRTIO_MMIO_SIZE 0x1000ull
+#define VIRTIO_MMIO_SIZE  0x1000ull
 #define VIRTIO_MAX_QUEUES 8
 
 #define VIRTIO_F_INDIRECT_DESC 28
@@ -33,10 +33,10 @@ struct virtio_mmio;
 
 /* What a device model provides. */
 struct virtio_device_ops {
-    uint32_t device_id;  /* 2 = block, 4 = entropy, ... */
-    uint64_t features;   /* device-specific feature bits offered */
+    uint32_t device_id; /* 2 = block, 4 = entropy, ... */
+    uint64_t features;  /* device-specific feature bits offered */
     unsigned num_queues;
-    uint16_t queue_max;  /* QueueNumMax for every queue, <= VQ_MAX_SIZE */
+    uint16_t queue_max; /* QueueNumMax for every queue, <= VQ_MAX_SIZE */
     uint32_t config_size;
     /* Device configuration space (offset from 0x100), 1/2/4-byte accesses, little endian. */
     uint32_t (*config_read)(void *dev, uint32_t off, unsigned size);

@@ -23,8 +23,7 @@ static void rng_notify(void *dev, unsigned qi)
     struct vq *q = virtio_mmio_queue(r->t, qi);
     while (r->running && q && !q->broken) {
         int n = vq_pop_or_arm(q, &r->chain);
-        if (n == 0)
-            break;
+        if (n == 0) break;
         if (n < 0) {
             broken = true;
             break;
@@ -34,11 +33,9 @@ static void rng_notify(void *dev, unsigned qi)
             struct vq_seg *sg = &r->chain.seg[s];
             size_t want = sg->len < RNG_MAX_CHUNK - done ? sg->len : RNG_MAX_CHUNK - done;
             ssize_t got = getrandom(sg->ptr, want, GRND_NONBLOCK);
-            if (got <= 0)
-                break;
+            if (got <= 0) break;
             done += (uint32_t)got;
-            if ((size_t)got < want)
-                break;
+            if ((size_t)got < want) break;
         }
         vq_push(q, r->chain.head, done);
         notify |= vq_should_notify(q);
@@ -48,8 +45,7 @@ static void rng_notify(void *dev, unsigned qi)
         log_warn("virtio-rng: malformed request from the guest; device needs reset");
         virtio_mmio_set_needs_reset(r->t);
     }
-    if (notify)
-        virtio_mmio_interrupt(r->t, VIRTIO_INT_USED);
+    if (notify) virtio_mmio_interrupt(r->t, VIRTIO_INT_USED);
 }
 
 static void rng_start(void *dev, uint64_t features)
@@ -96,8 +92,7 @@ static const struct virtio_device_ops rng_ops = {
 struct vrng *vrng_create(const struct guest_mem *gm, struct irq_line irq)
 {
     struct vrng *r = calloc(1, sizeof(*r));
-    if (!r)
-        return NULL;
+    if (!r) return NULL;
     pthread_mutex_init(&r->lock, NULL);
     r->t = virtio_mmio_create(&rng_ops, r, gm, irq);
     if (!r->t) {
@@ -110,11 +105,13 @@ struct vrng *vrng_create(const struct guest_mem *gm, struct irq_line irq)
 
 void vrng_destroy(struct vrng *r)
 {
-    if (!r)
-        return;
+    if (!r) return;
     virtio_mmio_destroy(r->t);
     pthread_mutex_destroy(&r->lock);
     free(r);
 }
 
-struct virtio_mmio *vrng_transport(struct vrng *r) { return r->t; }
+struct virtio_mmio *vrng_transport(struct vrng *r)
+{
+    return r->t;
+}

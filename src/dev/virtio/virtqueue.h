@@ -15,20 +15,20 @@
 #define VQ_MAX_SEGS 256  /* longest chain accepted, direct + indirect segments together */
 
 /* virtq_desc flags */
-#define VIRTQ_DESC_F_NEXT     1
-#define VIRTQ_DESC_F_WRITE    2
-#define VIRTQ_DESC_F_INDIRECT 4
+#define VIRTQ_DESC_F_NEXT          1
+#define VIRTQ_DESC_F_WRITE         2
+#define VIRTQ_DESC_F_INDIRECT      4
 /* avail flags / used flags */
 #define VIRTQ_AVAIL_F_NO_INTERRUPT 1
 #define VIRTQ_USED_F_NO_NOTIFY     1
 
 struct vq {
     /* configured by the transport */
-    uint16_t num;                            /* queue size, power of 2, 1..VQ_MAX_SIZE */
-    uint64_t desc_gpa, avail_gpa, used_gpa;  /* guest physical addresses of the three parts */
+    uint16_t num;                           /* queue size, power of 2, 1..VQ_MAX_SIZE */
+    uint64_t desc_gpa, avail_gpa, used_gpa; /* guest physical addresses of the three parts */
     bool ready;
-    bool event_idx;                          /* VIRTIO_F_EVENT_IDX negotiated */
-    bool indirect;                           /* VIRTIO_F_INDIRECT_DESC negotiated */
+    bool event_idx; /* VIRTIO_F_EVENT_IDX negotiated */
+    bool indirect;  /* VIRTIO_F_INDIRECT_DESC negotiated */
     const struct guest_mem *gm;
     /* device state */
     uint16_t last_avail; /* next avail ring entry to take */
@@ -46,7 +46,7 @@ struct vq_seg {
 };
 
 struct vq_chain {
-    uint16_t head;          /* id to give back to vq_push */
+    uint16_t head; /* id to give back to vq_push */
     unsigned nseg;
     unsigned nread, nwrite; /* readable segments come first, then writable ones */
     uint64_t read_len, write_len;
