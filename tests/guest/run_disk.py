@@ -12,11 +12,13 @@ temporary directory first and the tests run on the copy, in order:
             console; log in as root (password "vessel"); systemd is PID 1 and
             no unit failed; write and edit a file, write 8 MiB of random data,
             print their sha256, sync; apt and dpkg work on the installed
-            packages; fio runs; `poweroff` ends vessel with status 0.
+            packages, apt removes nano and installs it again from the .deb
+            on the disk; fio runs; `poweroff` ends vessel with status 0.
   host      the image is clean (e2fsck -fn) and debugfs reads both files back
             from it with the checksums the guest printed.
-  persist   boot the same copy again, log in, the files are still there with
-            the same checksums; poweroff.
+  persist   boot the same copy again with vessel's defaults (`vessel run
+            --disk COPY`: 1 CPU, 512M), log in, the files are still there
+            with the same checksums; poweroff.
 
 --qemu runs the same checks on qemu-system-riscv64 (kernel, firmware and
 initramfs of the default guest, root=/dev/vda rw, the copy as a virtio-blk
@@ -67,10 +69,11 @@ class VesselDiskTarget:
     def describe(self):
         return f"vessel ({self.binary})"
 
-    def argv(self, image, cpus=2, memory="1G"):
+    def argv(self, image, cpus=None, memory=None):
         # The user-facing form: no --kernel, vessel boots the default guest's
-        # kernel and initramfs with root=/dev/vda.
-        return [self.binary, "run", "--cpus", str(cpus), "--memory", memory, "--disk", image]
+        # kernel and initramfs with root=/dev/vda. None: vessel's defaults.
+        return [self.binary, "run"] + (["--cpus", str(cpus)] if cpus else []) + (
+            ["--memory", memory] if memory else []) + ["--disk", image]
 
 
 class QemuDiskTarget:
@@ -83,9 +86,10 @@ class QemuDiskTarget:
     def describe(self):
         return f"qemu ({self.binary})"
 
-    def argv(self, image, cpus=2, memory="1G"):
+    def argv(self, image, cpus=None, memory=None):
         g = self.g
-        return [self.binary, "-M", "virt", "-nographic", "-smp", str(cpus), "-m", memory,
+        return [self.binary, "-M", "virt", "-nographic", "-smp", str(cpus or 1),
+                "-m", memory or "512M",
                 "-bios", g["fw"], "-kernel", g["kernel"], "-initrd", g["initrd"],
                 "-append", "console=ttyS0 root=/dev/vda rw",
                 "-drive", f"if=none,file={image},format=raw,id=d0",
@@ -99,9 +103,13 @@ class DiskSuite(guest.Suite):
         self.token = secrets.token_hex(8)
         self.sums = {}  # guest path -> sha256 the guest printed
 
-    def boot_disk(self, group):
+    def boot_disk(self, group, defaults=False):
+        """defaults: exactly `vessel run --disk IMAGE` (1 CPU, 512M); else 2 CPUs, 1G."""
+        if defaults:
+            return guest.VM(self.target.argv(self.image), self.log_path(group))
         cpus = min(2, os.cpu_count() or 1)
-        return guest.VM(self.target.argv(self.image, cpus=cpus), self.log_path(group))
+        return guest.VM(self.target.argv(self.image, cpus=cpus, memory="1G"),
+                        self.log_path(group))
 
     def login(self, vm):
         t_prompt = login(vm, self.opts.timeout)
@@ -122,7 +130,8 @@ class DiskSuite(guest.Suite):
 
     # -- the tests
     def t_login(self, group):
-        checks = ["boot_login", "systemd", "units", "write", "apt", "dpkg", "fio", "poweroff"] + (
+        checks = ["boot_login", "systemd", "units", "write", "apt", "apt_install", "dpkg", "fio",
+                  "poweroff"] + (
             ["stderr_clean"] if self.target.name == "vessel" else [])
 
         def body():
@@ -167,6 +176,20 @@ class DiskSuite(guest.Suite):
                     "APT-CHECK-OK" in out
                 yield ("apt", ok, f"fio {inst} installed, {count} packages, apt-get check ok"
                        if ok else f"status {st}: {' | '.join(out)[:300]}")
+
+                # apt changes the system: remove a package, install it again from the
+                # .deb kept on the disk (no network), and it works again.
+                st, out = vm.sh(
+                    "export DEBIAN_FRONTEND=noninteractive; "
+                    "apt-get -y -q remove nano >/dev/null && ! command -v nano && echo REMOVED; "
+                    "apt-get -y -q --no-download install /var/cache/apt/archives/nano_*.deb "
+                    ">/dev/null && dpkg-query -W -f='${Status} ${Version}\\n' nano && "
+                    "nano --version | head -n 1", timeout=self.opts.timeout)
+                ok = st == 0 and "REMOVED" in out and any(
+                    ln.startswith("install ok installed") for ln in out) and any(
+                    "GNU nano" in ln for ln in out)
+                yield ("apt_install", ok, " | ".join(out)[:200] if ok
+                       else f"status {st}: {' | '.join(out)[-300:]}")
 
                 st, out = vm.sh("dpkg --audit && dpkg -V fio systemd && echo DPKG-OK",
                                 timeout=self.opts.timeout)
@@ -220,7 +243,7 @@ class DiskSuite(guest.Suite):
         checks = ["boot_login", "read_back", "poweroff"]
 
         def body():
-            vm = self.boot_disk(group)
+            vm = self.boot_disk(group, defaults=True)
             try:
                 t = self.login(vm)
                 yield ("boot_login", True, f"login prompt after {t:.1f} s")
