@@ -372,7 +372,11 @@ TEST(mmu_page_crossing_faults_all_or_nothing)
     CHECK_EQ(mem_load_slow(&t->h, 0x10ffc, 8, &v), 0);
     CHECK_EQ(v, 0x2222222211111111ull);
     CHECK_EQ(mem_load_slow(&t->h, 0x11ffc, 8, &v), EXC_LOAD_PAGE_FAULT); /* 0x12000 unmapped */
+    CHECK_EQ(t->h.fault_tval, 0x12000); /* the part that faulted, not va */
     CHECK_EQ(mem_store_slow(&t->h, 0x10ffc, 8, 0), EXC_STORE_PAGE_FAULT);
+    CHECK_EQ(t->h.fault_tval, 0x11000);
+    CHECK_EQ(mem_store_slow(&t->h, 0x11ffc, 8, 0), EXC_STORE_PAGE_FAULT); /* first part */
+    CHECK_EQ(t->h.fault_tval, 0x11ffc);
     CHECK_EQ(th_r64(t, 0x80200ff8), 0x1111111111111111ull); /* first page unchanged */
     CHECK_EQ(th_r64(t, 0x80201000), 0x2222222222222222ull);
     th_free(t);
@@ -460,6 +464,43 @@ TEST(mmu_paged_access_crossing_pages)
     CHECK_EQ(th_r8(t, TH_DATA + 0x5fff), 0xa2);
     CHECK_EQ(th_r8(t, TH_DATA + 0x2000), 0xa1);
     CHECK_EQ(th_r8(t, TH_DATA + 0x6000), 0xee);
+    th_free(t);
+}
+
+/* A misaligned load/store whose second page faults traps with tval = the start of that page
+ * (the part that faulted). With tval = va, Linux "fixes" the first page, which is fine, and the
+ * access faults again forever (dpkg's xz decoder hung that way). */
+TEST(mmu_crossing_fault_tval_is_the_faulting_page)
+{
+    uint64_t root;
+    struct th *t = vm_new(8, &root);
+    th_map(t, root, 3, 0x10000, TH_CODE + 0x10000, 0, PTE_V_ | PTE_X_ | PTE_A_);
+    th_map(t, root, 3, 0x20000, TH_DATA, 0, PTE_V_ | PTE_R_ | PTE_W_ | PTE_A_ | PTE_D_);
+    th_map(t, root, 3, 0x21000, TH_DATA + 0x1000, 0, PTE_V_ | PTE_R_ | PTE_A_); /* read-only */
+    th_org(t, TH_CODE + 0x10000);
+    th_emit(t, I_LD(5, 12, 0)); /* 0x21ffb: 5 bytes in 0x21000, 3 in unmapped 0x22000 */
+    uint64_t sd = th_emit(t, I_SD(5, 13, 0)); /* 0x20ffd: 3 bytes writable, 5 read-only */
+    th_csrw(t, CSR_MEDELEG_N, (1ull << EXC_LOAD_PAGE_FAULT) | (1ull << EXC_STORE_PAGE_FAULT));
+    t->h.x[12] = 0x21ffb;
+    t->h.x[13] = 0x20ffd;
+    th_set_priv(t, PRV_S);
+    t->h.pc = 0x10000;
+    CHECK_EQ(th_run_until(t, 0, 20), TH_STRAP);
+    CHECK_EQ(t->h.scause, EXC_LOAD_PAGE_FAULT);
+    CHECK_EQ(t->h.sepc, 0x10000);
+    CHECK_EQ(t->h.stval, 0x22000);
+    th_set_priv(t, PRV_S);
+    t->h.pc = 0x10000 + (sd - (TH_CODE + 0x10000));
+    CHECK_EQ(th_run_until(t, 0, 20), TH_STRAP);
+    CHECK_EQ(t->h.scause, EXC_STORE_PAGE_FAULT);
+    CHECK_EQ(t->h.stval, 0x21000);
+    CHECK_EQ(th_r64(t, TH_DATA + 0xff8), 0); /* nothing written */
+    /* a misaligned access entirely inside one faulting page reports va itself */
+    t->h.x[12] = 0x30003;
+    th_set_priv(t, PRV_S);
+    t->h.pc = 0x10000;
+    CHECK_EQ(th_run_until(t, 0, 20), TH_STRAP);
+    CHECK_EQ(t->h.stval, 0x30003);
     th_free(t);
 }
 

@@ -389,7 +389,7 @@ op_ILLEGAL:
         } else {                                                                                   \
             uint64_t sv;                                                                           \
             int c = mem_load_slow(h, va, sizeof(type), &sv);                                       \
-            if (c) EXC((uint64_t)c, va);                                                           \
+            if (c) EXC((uint64_t)c, h->fault_tval);                                                \
             v = (type)sv;                                                                          \
         }                                                                                          \
         RD = (uint64_t)(int64_t)v;                                                                 \
@@ -412,7 +412,7 @@ op_ILLEGAL:
             memcpy((void *)(uintptr_t)(va + e->addend), &v, sizeof(v));                            \
         } else {                                                                                   \
             int c = mem_store_slow(h, va, sizeof(type), (uint64_t)v);                              \
-            if (c) EXC((uint64_t)c, va);                                                           \
+            if (c) EXC((uint64_t)c, h->fault_tval);                                                \
         }                                                                                          \
     } while (0)
     H4(SB, STORE_VAL(uint8_t, RS2); NEXT();)
@@ -661,7 +661,7 @@ op_SFENCE_VMA:
             v = w;
         } else {
             int c = mem_load_slow(h, va, 4, &v);
-            if (c) EXC((uint64_t)c, va);
+            if (c) EXC((uint64_t)c, h->fault_tval);
         }
         h->fp.f[i->rd] = fpu_box32((uint32_t)v);
         h->mstatus |= FS_DIRTY;
@@ -676,7 +676,7 @@ op_SFENCE_VMA:
             memcpy(&v, (void *)(uintptr_t)(va + e->addend), 8);
         } else {
             int c = mem_load_slow(h, va, 8, &v);
-            if (c) EXC((uint64_t)c, va);
+            if (c) EXC((uint64_t)c, h->fault_tval);
         }
         h->fp.f[i->rd] = v;
         h->mstatus |= FS_DIRTY;

@@ -177,6 +177,11 @@ struct hart {
     /* engine */
     unsigned tlbi_data; /* TLB set for loads/stores at the current privilege/MPRV/SUM */
     uint64_t tlb_key;   /* generation << 52, XORed into every tag */
+    /* Set by mem_load_slow/mem_store_slow when they fail: the trap value, i.e. the address of
+     * the part of the access that faulted (for an access crossing into a page that faults, the
+     * start of that page, not va: priv spec 3.1.16; Linux resolves the fault for the page in
+     * stval, so va would make it fix the wrong page and the hart fault forever). */
+    uint64_t fault_tval;
     unsigned tlb_gen;
     struct tlb_set tlb[TLBI_COUNT];
     struct dpage *dcache[DCACHE_SLOTS];
@@ -238,7 +243,7 @@ void dcache_invalidate_all(struct hart *h); /* forget every decoded page */
 int mmu_translate(struct hart *h, uint64_t va, enum access acc, uint64_t *pa);
 /* Translation as a debugger sees it: no permission checks, no A/D updates. 0 or a cause. */
 int mmu_debug_translate(struct hart *h, uint64_t va, uint64_t *pa);
-/* Slow paths; return 0 or an exception cause, with h's tval set by the caller (va). */
+/* Slow paths; return 0 or an exception cause; on a fault h->fault_tval is the trap value. */
 int mem_load_slow(struct hart *h, uint64_t va, unsigned size, uint64_t *val);
 int mem_store_slow(struct hart *h, uint64_t va, unsigned size, uint64_t val);
 /* Host pointer for an aligned atomic access (AMO/LR/SC) with write permission; 0 or cause. */

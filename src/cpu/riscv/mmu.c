@@ -296,11 +296,12 @@ int mem_load_slow(struct hart *h, uint64_t va, unsigned size, uint64_t *val)
 {
     uint64_t pa;
     uint8_t *host;
+    h->fault_tval = va;
     if ((va & 0xfff) + size > 4096) { /* crosses a page: byte by byte, all-or-nothing */
         uint64_t v = 0;
         for (unsigned i = 0; i < size; i++) {
             uint64_t b;
-            int c = mem_load_slow(h, va + i, 1, &b);
+            int c = mem_load_slow(h, va + i, 1, &b); /* sets fault_tval to the failing byte */
             if (c) return c;
             v |= b << (8 * i);
         }
@@ -322,6 +323,7 @@ int mem_store_slow(struct hart *h, uint64_t va, unsigned size, uint64_t val)
 {
     uint64_t pa;
     uint8_t *host;
+    h->fault_tval = va;
     if ((va & 0xfff) + size > 4096) {
         /* Check both pages before writing anything, so a fault leaves memory unchanged. */
         unsigned first = 4096 - (unsigned)(va & 0xfff);
@@ -330,7 +332,10 @@ int mem_store_slow(struct hart *h, uint64_t va, unsigned size, uint64_t val)
         int c = access_page(h, va, first, ACC_W, &pa, &h1);
         if (c) return c;
         c = access_page(h, va + first, size - first, ACC_W, &pa2, &h2);
-        if (c) return c;
+        if (c) {
+            h->fault_tval = va + first; /* the part in the second page faulted */
+            return c;
+        }
         if (!h1 || !h2) return EXC_STORE_MISALIGNED;
         for (unsigned i = 0; i < size; i++) {
             uint8_t b = (uint8_t)(val >> (8 * i));
