@@ -21,7 +21,9 @@
 #   --check    only say whether the cached image is up to date (exit 0) or not (1)
 # Env: VESSEL_ROOTFS_RUNNER (as --runner), VESSEL_ROOTFS_TIMEOUT (second stage
 # limit in seconds, default 3600), VESSEL_ROOTFS_CPUS (default: up to 4, at most
-# the host's), VESSEL_DEBIAN_MIRROR (see guest/lib.sh).
+# the host's), VESSEL_ROOTFS_VM_ARGS (more arguments for vessel or QEMU, split on
+# spaces, e.g. "--gdb 1234" to debug a stuck second stage), VESSEL_DEBIAN_MIRROR
+# (see guest/lib.sh).
 # Idempotent: an up-to-date image costs well under a second and no network.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -48,7 +50,7 @@ while [ $# -gt 0 ]; do
     --keep-work) keep=1 ;;
     --check) check=1 ;;
     -h | --help)
-        sed -n '2,25p' "$0"
+        sed -n '2,27p' "$0"
         exit 0
         ;;
     *) die "unknown option $1 (see --help)" ;;
@@ -189,6 +191,9 @@ else
         -append "$cmdline" -drive "if=none,file=$img,format=raw,id=d0,discard=unmap"
         -device virtio-blk-device,drive=d0)
 fi
+# shellcheck disable=SC2206 # split on purpose
+extra=(${VESSEL_ROOTFS_VM_ARGS:-})
+vm+=("${extra[@]}")
 log=$work/stage2.log
 msg "second stage in $runner ($cpus CPUs; log: $log); this takes a while"
 t2=$(date +%s)
