@@ -155,6 +155,22 @@ if ! debootstrap --foreign --arch=riscv64 --variant=minbase --keyring="$keyring"
 fi
 t_stage1=$(($(date +%s) - t1))
 
+# The second stage only installs the packages the first stage downloaded
+# (debootstrap/debpaths), but its pkgdetails helper (grep + perl) scans the whole
+# Packages index (54 MB for trixie riscv64) several times, which under an
+# emulated CPU takes many minutes. Keep only those packages' stanzas in the
+# index; the full one is restored afterwards for apt (see guest/rootfs/setup).
+[ -s "$root/debootstrap/debpaths" ] || die "debootstrap's first stage left no debootstrap/debpaths"
+for idx in "$root"/var/lib/apt/lists/*_Packages; do
+    [ -f "$idx" ] || die "no Packages index in $root/var/lib/apt/lists"
+    mv "$idx" "$idx.full"
+    # (RS= between the files: the index is read a stanza at a time)
+    awk 'NR == FNR { want[$1] = 1; next }
+         { for (i = 1; i <= NF; i++) if ($i == "Package:") { if ($(i + 1) in want) print $0 "\n"; break } }' \
+        "$root/debootstrap/debpaths" RS= "$idx.full" >"$idx"
+    [ -s "$idx" ] || die "filtering $idx left nothing"
+done
+
 # In the first stage debootstrap makes /proc a link to the host's /proc; the
 # guest needs a directory to mount on.
 for d in proc sys; do

@@ -41,8 +41,18 @@ static struct dpage *dcache_get(struct hart *h, uint64_t ppn, const uint8_t *mem
         }
     }
     if (!p) {
-        p = malloc(sizeof(*p));
-        if (!p) return NULL;
+        if (h->dcache_pages < DCACHE_PAGES) {
+            p = malloc(sizeof(*p));
+            if (!p) return NULL;
+            h->dcache_pages++;
+        } else { /* all pages in use: take one from another index entry */
+            unsigned v;
+            do
+                v = h->dcache_hand++ & (DCACHE_SLOTS - 1);
+            while (!h->dcache[v] || v == idx);
+            p = h->dcache[v];
+            h->dcache[v] = NULL;
+        }
         h->dcache[idx] = p;
     }
     for (unsigned j = 0; j < DPAGE_SLOTS; j++)

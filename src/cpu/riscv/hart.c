@@ -70,6 +70,7 @@ void hart_destroy(struct hart *h)
         free(h->dcache[i]);
         h->dcache[i] = NULL;
     }
+    h->dcache_pages = 0;
     pthread_mutex_destroy(&h->sleep_lock);
     pthread_cond_destroy(&h->sleep_cond);
 }
