@@ -1,10 +1,13 @@
+// clang-format off
 // SOURCES: src/vm/gdbstub.c src/machine/machine.c src/machine/bus.c src/machine/fdt.c
-// src/machine/loader.c SOURCES: src/cpu/riscv/hart.c src/cpu/riscv/exec.c src/cpu/riscv/decode.c
-// src/cpu/riscv/csr.c SOURCES: src/cpu/riscv/mmu.c src/cpu/riscv/fpu.c src/irq/plic.c
-// src/irq/aclint.c src/dev/uart.c SOURCES: src/dev/syscon.c src/dev/goldfish_rtc.c src/util/log.c
-// src/util/size.c SOURCES: src/dev/virtio/mmio.c src/dev/virtio/virtqueue.c src/dev/virtio/blk.c
-// src/dev/virtio/rng.c SOURCES: src/backend/block/raw.c src/backend/block/io_engine.c LIBS: -lfdt
-// -luring
+// SOURCES: src/machine/loader.c src/cpu/riscv/hart.c src/cpu/riscv/exec.c src/cpu/riscv/decode.c
+// SOURCES: src/cpu/riscv/csr.c src/cpu/riscv/mmu.c src/cpu/riscv/fpu.c src/irq/plic.c
+// SOURCES: src/irq/aclint.c src/dev/uart.c src/dev/syscon.c src/dev/goldfish_rtc.c
+// SOURCES: src/util/log.c src/util/size.c src/dev/virtio/mmio.c src/dev/virtio/virtqueue.c
+// SOURCES: src/dev/virtio/blk.c src/dev/virtio/rng.c src/backend/block/raw.c
+// SOURCES: src/backend/block/io_engine.c
+// LIBS: -lfdt -luring
+// clang-format on
 /* The GDB remote protocol parser on arbitrary client bytes (a debugger connection is user
  * input): packets, checksums, register/memory/breakpoint requests against a real machine whose
  * harts are parked. Must never crash or write outside guest RAM. */
