@@ -125,13 +125,15 @@ void hart_exec(struct hart *h, int budget)
     };
     /* Compressed variants (see H2 below). */
     static const void *const LC[RV_OP_COUNT] = {
+// clang-format off
 #define RV_CLABEL(n) [RV_OP_##n] = &&opc_##n,
-        RV_CLABEL(NOP) RV_CLABEL(LI) RV_CLABEL(MV) RV_CLABEL(JAL) RV_CLABEL(JALR) RV_CLABEL(BEQ)
-            RV_CLABEL(BNE) RV_CLABEL(LW) RV_CLABEL(LD) RV_CLABEL(SW) RV_CLABEL(SD) RV_CLABEL(ADDI)
-                RV_CLABEL(SLLI) RV_CLABEL(SRLI) RV_CLABEL(SRAI) RV_CLABEL(ANDI) RV_CLABEL(ADD)
-                    RV_CLABEL(SUB) RV_CLABEL(XOR) RV_CLABEL(OR) RV_CLABEL(AND) RV_CLABEL(ADDIW)
-                        RV_CLABEL(SUBW) RV_CLABEL(ADDW) RV_CLABEL(FLD) RV_CLABEL(FSD)
+        RV_CLABEL(NOP) RV_CLABEL(LI) RV_CLABEL(MV) RV_CLABEL(JAL) RV_CLABEL(JALR)
+        RV_CLABEL(BEQ) RV_CLABEL(BNE) RV_CLABEL(LW) RV_CLABEL(LD) RV_CLABEL(SW) RV_CLABEL(SD)
+        RV_CLABEL(ADDI) RV_CLABEL(SLLI) RV_CLABEL(SRLI) RV_CLABEL(SRAI) RV_CLABEL(ANDI)
+        RV_CLABEL(ADD) RV_CLABEL(SUB) RV_CLABEL(XOR) RV_CLABEL(OR) RV_CLABEL(AND)
+        RV_CLABEL(ADDIW) RV_CLABEL(SUBW) RV_CLABEL(ADDW) RV_CLABEL(FLD) RV_CLABEL(FSD)
 #undef RV_CLABEL
+        // clang-format on
     };
     /* Branches and jal whose target lies in the same page: imm holds the slot delta. */
     static const void *const LL[RV_OP_COUNT] = {
