@@ -39,6 +39,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -144,12 +145,6 @@ def run_host(opts, data_img):
     return res
 
 
-def median(v):
-    v = sorted(v)
-    n = len(v)
-    return None if not n else (v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=1)
@@ -240,7 +235,7 @@ def main():
                 except OSError:
                     pass
 
-    med = {t: {r: median(v) for r, v in results[t].items()} for t in only}
+    med = {t: {r: statistics.median(v) for r, v in results[t].items()} for t in only}
     cols = only + [f"{t}/qemu" for t in ("vessel", "vessel-none") if t in only and "qemu" in only]
     print()
     print(f"{'metric':<28}" + "".join(f"{c:>14}" for c in cols))
