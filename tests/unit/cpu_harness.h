@@ -169,6 +169,7 @@ static inline uint64_t th_emit(struct th *t, uint32_t insn)
     uint64_t at = t->pc;
     th_w32(t, at, insn);
     t->pc += 4;
+    dcache_flush(&t->h); /* as a loader would: decoded copies are re-checked before they run */
     return at;
 }
 static inline uint64_t th_emit16(struct th *t, uint16_t insn)
@@ -176,6 +177,7 @@ static inline uint64_t th_emit16(struct th *t, uint16_t insn)
     uint64_t at = t->pc;
     th_w16(t, at, insn);
     t->pc += 2;
+    dcache_flush(&t->h);
     return at;
 }
 

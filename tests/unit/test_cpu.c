@@ -905,6 +905,51 @@ TEST(cpu_illegal_straddling_page)
     th_free(t);
 }
 
+/* Issue 8, item 2: a slot decoded from bytes that differ from those the page entered the cache
+ * with must not survive a fence.i once the bytes are changed back. Patch an instruction, run it
+ * before any fence.i, patch it back, fence.i: the original must run. (With a hash of the page
+ * taken at entry and slots decoded from live memory, the patched version ran forever.) */
+TEST(cpu_fence_i_patch_run_unpatch)
+{
+    struct th *t = th_new();
+    th_emit(t, I_ADDI(5, 5, 1));
+    uint64_t p1 = th_emit(t, I_SELF_LOOP());
+    uint64_t p2 = th_emit(t, I_ADDI(7, 7, 1)); /* not executed yet: its slot is undecoded */
+    uint64_t p3 = th_emit(t, I_SELF_LOOP());
+    CHECK_EQ(th_run_until(t, p1, 10), p1); /* the page enters the decode cache */
+    th_w32(t, p2, I_ADDI(7, 7, 100));      /* patched by a store, no fence.i */
+    t->h.pc = p2;
+    CHECK_EQ(th_run_until(t, p3, 10), p3);
+    /* without a fence.i either version may run (Zifencei) */
+    CHECK(t->h.x[7] == 1 || t->h.x[7] == 100);
+    th_w32(t, p2, I_ADDI(7, 7, 1)); /* patched back */
+    dcache_flush(&t->h);            /* fence.i */
+    t->h.x[7] = 0;
+    t->h.pc = p2;
+    CHECK_EQ(th_run_until(t, p3, 10), p3);
+    CHECK_EQ(t->h.x[7], 1);
+    /* and the forward direction: patched, fence.i, the new version runs */
+    th_w32(t, p2, I_ADDI(7, 7, 100));
+    dcache_flush(&t->h);
+    t->h.x[7] = 0;
+    t->h.pc = p2;
+    CHECK_EQ(th_run_until(t, p3, 10), p3);
+    CHECK_EQ(t->h.x[7], 100);
+    /* a compressed pair replacing a 32-bit instruction, changed back between two fence.i's */
+    th_w32(t, p2, (uint32_t)C_LI(7, 3) | ((uint32_t)C_ADDI(7, 4) << 16));
+    dcache_flush(&t->h);
+    t->h.pc = p2;
+    CHECK_EQ(th_run_until(t, p3, 10), p3);
+    CHECK_EQ(t->h.x[7], 7);
+    th_w32(t, p2, I_ADDI(7, 7, 1));
+    dcache_flush(&t->h);
+    t->h.x[7] = 0;
+    t->h.pc = p2;
+    CHECK_EQ(th_run_until(t, p3, 10), p3);
+    CHECK_EQ(t->h.x[7], 1);
+    th_free(t);
+}
+
 /* Code patched by a store runs in its new form after fence.i (Zifencei). */
 TEST(cpu_self_modifying_code_fence_i)
 {

@@ -174,9 +174,11 @@ static const struct dcase dc_zbs[] = {
 };
 static const struct dcase dc_amo[] = {
 {0x100322af, "lr.w x5, (x6)", RV_OP_LR_W, 5, 6, 0, 0, 4},
-{0x140332af, "lr.d.aq x5, (x6)", RV_OP_LR_D, 5, 6, 0, 0, 4},
+{0x140332af, "lr.d.aq x5, (x6)", RV_OP_LR_D, 5, 6, 0, 2, 4},
 {0x187322af, "sc.w x5, x7, (x6)", RV_OP_SC_W, 5, 6, 7, 0, 4},
-{0x1a7332af, "sc.d.rl x5, x7, (x6)", RV_OP_SC_D, 5, 6, 7, 0, 4},
+{0x1a7332af, "sc.d.rl x5, x7, (x6)", RV_OP_SC_D, 5, 6, 7, 1, 4},
+{0x160322af, "lr.w.aqrl x5, (x6)", RV_OP_LR_W, 5, 6, 0, 3, 4},
+{0x1e7322af, "sc.w.aqrl x5, x7, (x6)", RV_OP_SC_W, 5, 6, 7, 3, 4},
 {0x087322af, "amoswap.w x5, x7, (x6)", RV_OP_AMOSWAP_W, 5, 6, 7, 0, 4},
 {0x007322af, "amoadd.w x5, x7, (x6)", RV_OP_AMOADD_W, 5, 6, 7, 0, 4},
 {0x207322af, "amoxor.w x5, x7, (x6)", RV_OP_AMOXOR_W, 5, 6, 7, 0, 4},
@@ -211,10 +213,18 @@ static const struct dcase dc_system[] = {
 {0x3040e2f3, "csrrsi x5, mie, 1", RV_OP_CSRRSI, 5, 1, 0, 0x304, 4},
 {0x344172f3, "csrrci x5, mip, 2", RV_OP_CSRRCI, 5, 2, 0, 0x344, 4},
 {0x18009073, "csrrw x0, satp, x1", RV_OP_CSRRW, 32, 1, 0, 0x180, 4},
-{0x0ff0000f, "fence", RV_OP_FENCE, 0, 0, 0, 0, 4},
-{0x0310000f, "fence rw, w", RV_OP_FENCE, 0, 0, 0, 0, 4},
-{0x8330000f, "fence.tso", RV_OP_FENCE, 0, 0, 0, 0, 4},
-{0x0100000f, "pause", RV_OP_FENCE, 0, 0, 0, 0, 4},
+/* imm = fm|pred|succ; FENCE_SL when a store must be ordered before a later load */
+{0x0ff0000f, "fence", RV_OP_FENCE_SL, 0, 0, 0, 0x0ff, 4},
+{0x0310000f, "fence rw, w", RV_OP_FENCE, 0, 0, 0, 0x031, 4},
+{0x8330000f, "fence.tso", RV_OP_FENCE, 0, 0, 0, 0x833, 4},
+{0x0100000f, "pause", RV_OP_FENCE, 0, 0, 0, 0x010, 4},
+{0x0120000f, "fence w, r", RV_OP_FENCE_SL, 0, 0, 0, 0x012, 4},
+{0x0230000f, "fence r, rw", RV_OP_FENCE, 0, 0, 0, 0x023, 4},
+{0x0140000f, "fence w, o", RV_OP_FENCE, 0, 0, 0, 0x014, 4},
+{0x05a0000f, "fence ow, ir", RV_OP_FENCE_SL, 0, 0, 0, 0x05a, 4},
+{0x0220000f, "fence r, r", RV_OP_FENCE, 0, 0, 0, 0x022, 4},
+{0x0480000f, "fence o, i", RV_OP_FENCE_SL, 0, 0, 0, 0x048, 4},
+{0x0ff2828f, "fence with rd/rs1 set (ignored)", RV_OP_FENCE_SL, 0, 0, 0, 0x0ff, 4},
 {0x0000100f, "fence.i", RV_OP_FENCE_I, 0, 0, 0, 0, 4},
 };
 static const struct dcase dc_fp[] = {
@@ -760,6 +770,7 @@ static bool writes_int_rd(enum rv_op op)
     case RV_OP_SW:
     case RV_OP_SD:
     case RV_OP_FENCE:
+    case RV_OP_FENCE_SL:
     case RV_OP_FENCE_I:
     case RV_OP_ECALL:
     case RV_OP_EBREAK:

@@ -282,8 +282,10 @@ int csr_access(struct hart *h, unsigned csr, int op, uint64_t val, bool write, u
         h->mip_sw = (h->mip_sw & ~wm) | (nv & wm);
         break;
     }
-    case CSR_MCYCLE: h->cycle_offset = nv - h->instret; break;
-    case CSR_MINSTRET: h->instret_offset = nv - h->instret; break;
+    /* The written value replaces the writing instruction's own increment (Zicsr 9.1: the
+     * write takes effect after it retires): it retires right after csr_access returns. */
+    case CSR_MCYCLE: h->cycle_offset = nv - (h->instret + 1); break;
+    case CSR_MINSTRET: h->instret_offset = nv - (h->instret + 1); break;
     default:
         if (csr >= CSR_PMPCFG0 && csr < CSR_PMPCFG0 + 16) {
             pmpcfg_write(h, (csr - CSR_PMPCFG0) * 4, nv);

@@ -261,7 +261,19 @@ static void decode_amo(uint32_t w, struct rv_decoded *d, unsigned rd, unsigned r
     case 0x1c: op = dbl ? RV_OP_AMOMAXU_D : RV_OP_AMOMAXU_W; break;
     default: illegal(d, w); return;
     }
-    set(d, op, rd, rs1, rs2, 0);
+    /* aq/rl (bits 26/25) matter to LR/SC only: every AMO is a full host barrier anyway. */
+    bool lrsc = op == RV_OP_LR_W || op == RV_OP_LR_D || op == RV_OP_SC_W || op == RV_OP_SC_D;
+    set(d, op, rd, rs1, rs2, lrsc ? (int32_t)bits(w, 26, 25) : 0);
+}
+
+/* FENCE (unpriv spec 2.7, 17.1): pred = bits 27:24 (I O R W), succ = 23:20, fm = 31:28.
+ * fm = 1000 is FENCE.TSO, which never orders stores before loads; other fm values are
+ * reserved and treated as a normal fence. rd, rs1 and the unused bits are ignored. */
+static void decode_fence(uint32_t w, struct rv_decoded *d)
+{
+    unsigned fm = bits(w, 31, 28), pred = bits(w, 27, 24), succ = bits(w, 23, 20);
+    bool store_before_load = fm != 8 && (pred & 0x5) && (succ & 0xa); /* W|O before R|I */
+    set(d, store_before_load ? RV_OP_FENCE_SL : RV_OP_FENCE, 0, 0, 0, (int32_t)bits(w, 31, 20));
 }
 
 static void decode_system(uint32_t w, struct rv_decoded *d, unsigned rd, unsigned rs1, unsigned rs2)
@@ -348,7 +360,7 @@ static void decode32(uint32_t w, struct rv_decoded *d)
     case 0x3b: decode_op32(w, d, rd, rs1, rs2); return;
     case 0x0f:
         if (f3 == 0)
-            set(d, RV_OP_FENCE, 0, 0, 0, 0); /* includes fence.tso and pause */
+            decode_fence(w, d);
         else if (f3 == 1)
             set(d, RV_OP_FENCE_I, 0, 0, 0, 0);
         else

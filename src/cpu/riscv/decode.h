@@ -1,7 +1,10 @@
 /* RV64GC + Zba/Zbb/Zbs instruction decoder: one 16- or 32-bit encoding to an operation with
  * its operands extracted. Compressed instructions are expanded to their 32-bit equivalents.
  * Results never write x0: pure ALU operations with rd = x0 become NOP, and operations with
- * side effects (loads, jumps, CSR, atomics) get rd = RV_SINK, a scratch register. */
+ * side effects (loads, jumps, CSR, atomics) get rd = RV_SINK, a scratch register.
+ * Memory ordering (docs/engine.md "Memory model"): FENCE keeps imm = bits 31:20 (fm, pred,
+ * succ) and becomes FENCE_SL when it orders earlier stores before later loads, the one
+ * ordering x86-TSO does not give for free; LR/SC keep imm = aq << 1 | rl. */
 #ifndef VESSEL_CPU_RISCV_DECODE_H
 #define VESSEL_CPU_RISCV_DECODE_H
 #include <stdint.h>
@@ -16,7 +19,7 @@
     X(SRLI) X(SRAI) X(ADD) X(SUB) X(SLL) X(SLT) X(SLTU) X(XOR) X(SRL) X(SRA) X(OR) X(AND)         \
     X(ADDIW) X(SLLIW) X(SRLIW) X(SRAIW) X(ADDW) X(SUBW) X(SLLW) X(SRLW) X(SRAW) X(MUL) X(MULH)    \
     X(MULHSU) X(MULHU) X(DIV) X(DIVU) X(REM) X(REMU) X(MULW) X(DIVW) X(DIVUW) X(REMW) X(REMUW)   \
-    X(FENCE) X(FENCE_I) X(ECALL) X(EBREAK) X(MRET) X(SRET) X(WFI) X(SFENCE_VMA) X(CSRRW)         \
+    X(FENCE) X(FENCE_SL) X(FENCE_I) X(ECALL) X(EBREAK) X(MRET) X(SRET) X(WFI) X(SFENCE_VMA) X(CSRRW)         \
     X(CSRRS) X(CSRRC) X(CSRRWI) X(CSRRSI) X(CSRRCI) X(LR_W) X(LR_D) X(SC_W) X(SC_D)              \
     X(AMOSWAP_W) X(AMOADD_W) X(AMOXOR_W) X(AMOAND_W) X(AMOOR_W) X(AMOMIN_W) X(AMOMAX_W)          \
     X(AMOMINU_W) X(AMOMAXU_W) X(AMOSWAP_D) X(AMOADD_D) X(AMOXOR_D) X(AMOAND_D) X(AMOOR_D)        \

@@ -4,6 +4,7 @@
  * Shaped so a JIT can later replace this function behind hart_exec(). */
 #include "cpu/riscv/decode.h"
 #include "cpu/riscv/hart.h"
+#include "cpu/riscv/memorder.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,22 +12,13 @@
 #define likely(x)   __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
-/* A fast 64-bit hash of a code page (multiply-xorshift over its 512 words). */
-static uint64_t page_hash(const uint8_t *mem)
-{
-    uint64_t a = 0x9e3779b97f4a7c15ull, b = 0xc2b2ae3d27d4eb4full;
-    for (unsigned k = 0; k < 4096; k += 16) {
-        uint64_t w0, w1;
-        memcpy(&w0, mem + k, 8);
-        memcpy(&w1, mem + k + 8, 8);
-        a = (a ^ w0) * 0xff51afd7ed558ccdull;
-        b = (b ^ w1) * 0xc4ceb9fe1a85ec53ull;
-        a ^= a >> 29;
-        b ^= b >> 31;
-    }
-    return a ^ (b * 0x9e3779b97f4a7c15ull);
-}
-
+/* The decode cache (docs/engine.md). Slots are decoded lazily, but always from p->code, the
+ * copy of the page taken when it entered the cache, never from live memory: every decoded slot
+ * then describes exactly those bytes. After a fence.i the page is kept only if memory still
+ * equals the copy byte for byte, so a slot decoded from bytes that have since changed (even
+ * changed and changed back) can never survive, and no hash collision decides correctness.
+ * Between fence.i's the hart may run the copy while memory differs: RISC-V lets instruction
+ * fetch miss stores not yet followed by fence.i (unpriv spec 3.1 "Zifencei"). */
 static struct dpage *dcache_get(struct hart *h, uint64_t ppn, const uint8_t *mem,
                                 const void *decode_h, const void *end_h)
 {
@@ -35,7 +27,7 @@ static struct dpage *dcache_get(struct hart *h, uint64_t ppn, const uint8_t *mem
     if (p && p->ppn == ppn) {
         if (p->epoch == h->dcache_epoch) return p;
         /* a fence.i happened since: keep the decoded slots only if the code is unchanged */
-        if (p->hash == page_hash(mem)) {
+        if (memcmp(p->code, mem, DPAGE_BYTES) == 0) {
             p->epoch = h->dcache_epoch;
             return p;
         }
@@ -58,7 +50,9 @@ static struct dpage *dcache_get(struct hart *h, uint64_t ppn, const uint8_t *mem
     for (unsigned j = 0; j < DPAGE_SLOTS; j++)
         p->ins[j].h = decode_h;
     p->ins[DPAGE_SLOTS].h = end_h;
-    p->hash = page_hash(mem);
+    /* Another hart may be storing into this page: each byte of the copy is some value memory
+     * held, which is all an unsynchronised fetch may see. */
+    memcpy(p->code, mem, DPAGE_BYTES);
     p->ppn = ppn;
     p->epoch = h->dcache_epoch;
     return p;
@@ -157,7 +151,8 @@ void hart_exec(struct hart *h, int budget)
     uint64_t pc = h->pc;
     uint64_t cur_vpn = ~0ull, vbase = 0;
     struct dinsn *ins0 = NULL, *i = NULL;
-    uint8_t *hpage = NULL;
+    uint8_t *hpage = NULL;      /* live memory of the current page */
+    const uint8_t *code = NULL; /* the decode cache's copy of it: slots decode from this */
     uint64_t icnt = 0;
 
 #define PC_OF(p)   (vbase + ((uint64_t)((p)-ins0) << 1))
@@ -303,6 +298,7 @@ newpc : {
     vbase = pc & ~0xfffull;
     cur_vpn = vpn;
     hpage = hp;
+    code = dp->code;
     i = ins0 + ((pc & 0xfff) >> 1);
     DISPATCH();
 }
@@ -319,7 +315,7 @@ op_DECODE : {
         }
     }
     uint16_t lo;
-    memcpy(&lo, hpage + off, 2);
+    memcpy(&lo, code + off, 2);
     uint32_t w = lo;
     if ((lo & 3) == 3) {
         if (off == 4094) {
@@ -327,7 +323,7 @@ op_DECODE : {
             DISPATCH();
         }
         uint16_t hi;
-        memcpy(&hi, hpage + off + 2, 2);
+        memcpy(&hi, code + off + 2, 2);
         w |= (uint32_t)hi << 16;
     }
     struct rv_decoded d;
@@ -347,7 +343,7 @@ op_DECODE : {
 op_CROSS : { /* a 32-bit instruction whose upper half is on the next page */
     uint64_t ipc = PC_OF(i);
     uint16_t lo, hi;
-    memcpy(&lo, hpage + 4094, 2);
+    memcpy(&lo, code + 4094, 2); /* the half that made this slot CROSS (lo & 3 == 3) */
     uint8_t *hp2;
     int c = mem_fetch_page(h, ipc + 2, &hp2);
     if (c) EXC((uint64_t)c, ipc + 2);
@@ -374,7 +370,9 @@ op_PAGE_END:
 op_ILLEGAL:
     EXC(EXC_ILLEGAL_INSN, (uint32_t)i->imm);
     H2(NOP, NEXT();)
-    H4(FENCE, NEXT();)
+    /* RVWMO on x86-TSO (docs/engine.md "Memory model"): only store -> load needs a barrier. */
+    H4(FENCE, host_fence_tso(); NEXT();)
+    H4(FENCE_SL, host_fence_full(); NEXT();)
     H2(LI, RD = (uint64_t)IMM; NEXT();)
     H2(MV, RD = RS1; NEXT();)
     H4(AUIPC, RD = PC_OF(i) + (uint64_t)IMM; NEXT();)
@@ -587,6 +585,7 @@ op_SFENCE_VMA:
         void *p;                                                                                   \
         int c = mem_atomic_ptr(h, va, sizeof(type), true, &p);                                     \
         if (c) EXC((uint64_t)c, va);                                                               \
+        if (i->imm & 1) host_fence_full(); /* .rl: earlier stores before this load */              \
         uint64_t v = ext(__atomic_load_n((type *)p, __ATOMIC_ACQUIRE));                            \
         h->res_addr = va;                                                                          \
         h->res_val = v;                                                                            \
@@ -605,7 +604,8 @@ op_SFENCE_VMA:
             type expect = (type)h->res_val;                                                        \
             ok = __atomic_compare_exchange_n((type *)p, &expect, (type)RS2, false,                 \
                                              __ATOMIC_SEQ_CST, __ATOMIC_RELAXED);                  \
-        }                                                                                          \
+        } else if (i->imm) /* no store was tried, so no locked instruction ordered it */           \
+            host_fence_full();                                                                     \
         h->res_valid = false;                                                                      \
         RD = ok ? 0 : 1;                                                                           \
         NEXT();                                                                                    \

@@ -99,11 +99,14 @@ struct dinsn {
     uint8_t rd, rs1, rs2;
 };
 #define DPAGE_SLOTS 2048
+#define DPAGE_BYTES 4096
 struct dpage {
     uint64_t ppn;   /* physical page number, or DPAGE_INVALID */
     uint64_t epoch; /* dcache_epoch when last known to match memory */
-    uint64_t hash;  /* of the 4 KiB the slots were decoded from (checked after fence.i) */
     struct dinsn ins[DPAGE_SLOTS + 1];
+    /* The page's bytes as they were when it entered the cache: slots are decoded from here,
+     * and after fence.i the page is kept only if memory still equals this copy. */
+    uint8_t code[DPAGE_BYTES];
 };
 #define DPAGE_INVALID (~0ull)
 /* The decode cache: DCACHE_SLOTS direct-mapped index entries (by physical page) sharing at most
