@@ -62,6 +62,9 @@ if [ -x tests/isa/run.sh ]; then
 else
     summary+=("$(printf '%-14s skipped (no tests/isa/run.sh)' isa)")
 fi
+# Memory-model litmus programs, bare metal on 2 and 4 harts.
+run_suite litmus tests/litmus/run.sh ./vessel
+run_suite litmus-asan tests/litmus/run.sh ./vessel-asan
 run_suite guest python3 tests/guest/run.py --no-build ./vessel
 run_suite guest-asan python3 tests/guest/run.py --no-build ./vessel-asan
 run_suite blk python3 tests/guest/run_blk.py --no-build ./vessel

@@ -496,6 +496,40 @@ class Suite:
 
         self.run_group(group, checks, body)
 
+    def t_smp_memory(self, group, cpus):
+        """Memory model and code patching on a Linux guest with `cpus` harts (issue 8):
+        tests/litmus/litmus_linux.c (store buffering, message passing, load buffering with
+        and without barriers; each checker shown to see its outcome) and tests/guest/codepatch.c
+        (patch/run/unpatch/flush on one hart; patch + remote fence.i, run on another)."""
+        checks = ["boot", "litmus", "patch_local", "patch_remote", "poweroff"] + (
+            ["stderr_clean"] if self.target.name == "vessel" else [])
+
+        def body():
+            vm = self.boot(group, cpus=cpus, memory="512M", initrd=self.guest["test_initrd"])
+            try:
+                t = self.check_boot(vm)
+                yield ("boot", True, f"marker after {t:.1f} s")
+                t0 = time.monotonic()
+                st, out = vm.sh(f"litmus {cpus}", timeout=max(self.opts.timeout, 600))
+                lines = [ln for ln in out if ln.startswith(("PASS ", "FAIL "))]
+                bad = [ln for ln in lines if ln.startswith("FAIL ")]
+                ok = st == 0 and "LITMUS-OK" in out and len(lines) == 11 and not bad
+                seen = "; ".join(ln.split(" (")[0][5:] for ln in lines
+                                 if "must be seen" in ln or ln.startswith("FAIL"))
+                yield ("litmus", ok, (f"{len(lines)} tests in {time.monotonic() - t0:.0f} s; "
+                                      + (" | ".join(bad) if bad else seen))[-400:])
+                st, out = vm.sh("codepatch local", timeout=self.opts.timeout)
+                yield ("patch_local", st == 0 and "PATCH-OK" in out, " | ".join(out)[-300:])
+                st, out = vm.sh("codepatch remote", timeout=self.opts.timeout)
+                yield ("patch_remote", st == 0 and "PATCH-OK" in out, " | ".join(out)[-300:])
+                yield ("poweroff",) + self.check_poweroff(vm)
+                if self.target.name == "vessel":
+                    yield ("stderr_clean",) + self.check_stderr_clean(vm)
+            finally:
+                vm.close()
+
+        self.run_group(group, checks, body)
+
     def t_reboot(self, group):
         checks = ["boot", "reboot", "poweroff"]
 
@@ -655,6 +689,8 @@ def build_tests(suite, tmp):
     add("boot_1cpu_128M", suite.t_boot, 1, "128M")
     add("boot_2cpu_1G", suite.t_boot, 2, "1G", date=True)
     add("boot_4cpu_8G_amo", suite.t_boot, 4, "8G", initrd=g["test_initrd"], amo=True)
+    add("smp_memory_2cpu", suite.t_smp_memory, 2)
+    add("smp_memory_4cpu", suite.t_smp_memory, 4)
     add("reboot", suite.t_reboot)
     add("reboot_no_reboot", suite.t_reboot_no_reboot)
     add("terminal", suite.t_terminal)

@@ -217,7 +217,8 @@ static const struct dcase dc_system[] = {
 {0x0ff0000f, "fence", RV_OP_FENCE_SL, 0, 0, 0, 0x0ff, 4},
 {0x0310000f, "fence rw, w", RV_OP_FENCE, 0, 0, 0, 0x031, 4},
 {0x8330000f, "fence.tso", RV_OP_FENCE, 0, 0, 0, 0x833, 4},
-{0x0100000f, "pause", RV_OP_FENCE, 0, 0, 0, 0x010, 4},
+{0x0100000f, "pause", RV_OP_PAUSE, 0, 0, 0, 0x010, 4},
+{0x0100800f, "fence w, 0 with rs1 = x1: not pause", RV_OP_FENCE, 0, 0, 0, 0x010, 4},
 {0x0120000f, "fence w, r", RV_OP_FENCE_SL, 0, 0, 0, 0x012, 4},
 {0x0230000f, "fence r, rw", RV_OP_FENCE, 0, 0, 0, 0x023, 4},
 {0x0140000f, "fence w, o", RV_OP_FENCE, 0, 0, 0, 0x014, 4},
@@ -771,6 +772,7 @@ static bool writes_int_rd(enum rv_op op)
     case RV_OP_SD:
     case RV_OP_FENCE:
     case RV_OP_FENCE_SL:
+    case RV_OP_PAUSE:
     case RV_OP_FENCE_I:
     case RV_OP_ECALL:
     case RV_OP_EBREAK:

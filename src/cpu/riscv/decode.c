@@ -272,6 +272,10 @@ static void decode_amo(uint32_t w, struct rv_decoded *d, unsigned rd, unsigned r
 static void decode_fence(uint32_t w, struct rv_decoded *d)
 {
     unsigned fm = bits(w, 31, 28), pred = bits(w, 27, 24), succ = bits(w, 23, 20);
+    if (w == 0x0100000f) { /* PAUSE (Zihintpause): pred = W, succ = 0, rd = rs1 = x0 */
+        set(d, RV_OP_PAUSE, 0, 0, 0, 0x010);
+        return;
+    }
     bool store_before_load = fm != 8 && (pred & 0x5) && (succ & 0xa); /* W|O before R|I */
     set(d, store_before_load ? RV_OP_FENCE_SL : RV_OP_FENCE, 0, 0, 0, (int32_t)bits(w, 31, 20));
 }

@@ -5,9 +5,13 @@
 #include "cpu/riscv/decode.h"
 #include "cpu/riscv/hart.h"
 #include "cpu/riscv/memorder.h"
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* PAUSEs within one hart_exec call after which the hart yields its host CPU. */
+#define PAUSE_YIELD_COUNT 64
 
 #define likely(x)   __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
@@ -154,6 +158,7 @@ void hart_exec(struct hart *h, int budget)
     uint8_t *hpage = NULL;      /* live memory of the current page */
     const uint8_t *code = NULL; /* the decode cache's copy of it: slots decode from this */
     uint64_t icnt = 0;
+    unsigned pauses = 0;
 
 #define PC_OF(p)   (vbase + ((uint64_t)((p)-ins0) << 1))
 #define NEXT_PC()  (PC_OF(i) + (S << 1))
@@ -373,6 +378,17 @@ op_ILLEGAL:
     /* RVWMO on x86-TSO (docs/engine.md "Memory model"): only store -> load needs a barrier. */
     H4(FENCE, host_fence_tso(); NEXT();)
     H4(FENCE_SL, host_fence_full(); NEXT();)
+    /* Zihintpause: a spin-wait hint (Linux's cpu_relax). A hart that pauses this often within
+     * one hart_exec call is spinning on a lock or flag another hart has to change: give up its
+     * host CPU so that hart can run when harts outnumber host CPUs (the idea of KVM's
+     * pause-loop exiting). Without contention sched_yield returns at once. */
+    H4(PAUSE, {
+        if (unlikely(++pauses >= PAUSE_YIELD_COUNT)) {
+            pauses = 0;
+            sched_yield();
+        }
+        NEXT();
+    })
     H2(LI, RD = (uint64_t)IMM; NEXT();)
     H2(MV, RD = RS1; NEXT();)
     H4(AUIPC, RD = PC_OF(i) + (uint64_t)IMM; NEXT();)
