@@ -416,13 +416,35 @@ def median(vals):
     return statistics.median(vals) if vals else None
 
 
+def host_cpu():
+    """The host CPU's model name and count: ratios to QEMU depend on it."""
+    model = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return "%s (%d CPUs)" % (model, os.cpu_count() or 0)
+
+
 def report(args, results):
-    names = [k for k in ("vessel", "qemu") if k in results]
+    names = [k for k in ("vessel", "baseline", "qemu") if k in results]
+    base = "baseline" in results
     print()
+    print("host CPU: %s" % host_cpu())
     print("vessel vs QEMU: %s RAM, %d hart(s), %d run(s) each, medians; "
           "ratio = vessel/QEMU" % (args.memory, args.cpus, args.runs))
+    if base:
+        print("baseline: %s; vs base = vessel/baseline (a change may cost at "
+              "most 2%%: > 1.02x is marked SLOWER)" % args.baseline)
     hdr = "%-46s %10s %10s %8s  %s" % ("metric", "vessel", "qemu", "ratio",
                                        "bar")
+    if base:
+        hdr = "%-46s %10s %10s %10s %8s %8s  %s" % (
+            "metric", "vessel", "baseline", "qemu", "ratio", "vs base", "bar")
     print(hdr)
     print("-" * len(hdr))
     for key, label, unit, fmt, bar in rows(args):
@@ -442,6 +464,16 @@ def report(args, results):
         elif bar and bar[0] == "abs" and vv is not None:
             verdict = "%s (vessel < %g %s)" % ("PASS" if vv < bar[1] else
                                                "MISS", bar[1], unit)
+        if base:
+            bv = med.get("baseline")
+            rb = vv / bv if vv is not None and bv else None
+            if rb is not None and unit == "s" and rb > 1.02:
+                verdict = (verdict + " SLOWER than baseline").strip()
+            print("%-46s %10s %10s %10s %8s %8s  %s" %
+                  (label, cell(vv), cell(bv), cell(qv),
+                   "%.2fx" % ratio if ratio is not None else "-",
+                   "%.3fx" % rb if rb is not None else "-", verdict))
+            continue
         print("%-46s %10s %10s %8s  %s" %
               (label, cell(vv), cell(qv),
                "%.2fx" % ratio if ratio is not None else "-", verdict))
@@ -464,6 +496,10 @@ def main():
     ap.add_argument("--cmdline", default="console=ttyS0")
     ap.add_argument("--vessel", default=os.path.join(REPO, "vessel"),
                     help="vessel binary (default: the repo's ./vessel)")
+    ap.add_argument("--baseline", metavar="VESSEL",
+                    help="another vessel binary (e.g. built from an earlier "
+                    "commit) run interleaved with the others: adds a column "
+                    "and the vessel/baseline ratio")
     ap.add_argument("--qemu", default="qemu-system-riscv64",
                     help="QEMU binary (default qemu-system-riscv64)")
     ap.add_argument("--only", choices=("vessel", "qemu"),
@@ -503,6 +539,8 @@ def main():
             ap.error("%s: not found (build the guest: guest/build.sh)" % f)
     if args.only != "qemu" and not os.access(args.vessel, os.X_OK):
         ap.error("%s: not executable (make vessel)" % args.vessel)
+    if args.baseline and not os.access(args.baseline, os.X_OK):
+        ap.error("%s: not executable" % args.baseline)
     if args.only != "vessel" and not shutil.which(args.qemu):
         ap.error("%s: not found (apt-get install qemu-system-misc)" %
                  args.qemu)
@@ -533,7 +571,10 @@ def main():
                      "-kernel", files["kernel"], "-initrd", files["initrd"],
                      "-append", args.cmdline],
         }
+        argv["baseline"] = [args.baseline] + argv["vessel"][1:]
         kinds = [args.only] if args.only else ["vessel", "qemu"]
+        if args.baseline and args.only != "qemu":
+            kinds.insert(1, "baseline")
         results = {k: [] for k in kinds}
         sums = {}
         for rep in range(args.runs):

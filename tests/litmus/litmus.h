@@ -1,8 +1,9 @@
 /* Litmus tests for vessel's memory model (RVWMO, unpriv spec chapter 17; docs/engine.md
  * "Memory model"), shared by a bare-metal build (litmus_bm.c) and a static Linux program
  * (litmus_linux.c). Harts work in pairs (h, h ^ 1); with 4 harts two pairs run at once.
- * Each round: all harts meet at a barrier, wait a random short time, run the test body once,
- * meet again; hart 0 then classifies the outcome of every pair and resets the variables.
+ * Each round: all harts meet at a barrier, wait a random short time, run the test body on
+ * LITMUS_SLOTS independent sets of variables one after the other, meet again; hart 0 then
+ * classifies the outcome of every pair and resets the variables.
  *
  * Tests (r = a load's result):
  *   SB  store buffering: h: x[h] = 1; BARRIER; r[h] = x[h^1]. Forbidden with a barrier that
@@ -23,6 +24,11 @@
 
 #define LITMUS_MAX_HARTS 4
 #define LINE             64
+/* Independent instances per round, each on its own variables, run one after the other: more
+ * trials per barrier (harts leave the barrier close together, then drift apart). */
+#define LITMUS_SLOTS     4
+#define LITMUS_STR2(x)   #x
+#define LITMUS_STR(x)    LITMUS_STR2(x)
 
 enum kind { SB, MP, LB };
 enum body {
@@ -70,11 +76,11 @@ struct line64 {
 };
 
 struct litmus_shared {
-    struct line64 x[LITMUS_MAX_HARTS];        /* SB, LB: one variable per hart */
-    struct line64 data[LITMUS_MAX_HARTS / 2]; /* MP: per pair */
-    struct line64 flag[LITMUS_MAX_HARTS / 2];
-    struct line64 r1[LITMUS_MAX_HARTS], r2[LITMUS_MAX_HARTS]; /* results */
-    struct line64 scratch[LITMUS_MAX_HARTS];                  /* AMO target, per hart */
+    struct line64 x[LITMUS_SLOTS][LITMUS_MAX_HARTS];        /* SB, LB: one variable per hart */
+    struct line64 data[LITMUS_SLOTS][LITMUS_MAX_HARTS / 2]; /* MP: per pair */
+    struct line64 flag[LITMUS_SLOTS][LITMUS_MAX_HARTS / 2];
+    struct line64 r1[LITMUS_SLOTS][LITMUS_MAX_HARTS], r2[LITMUS_SLOTS][LITMUS_MAX_HARTS];
+    struct line64 scratch[LITMUS_MAX_HARTS]; /* AMO target, per hart */
     struct line64 count, sense, stop, failed, timeout;
     unsigned nharts;
     uint64_t rounds, max_rounds;
@@ -106,11 +112,11 @@ static int litmus_barrier(unsigned *sense)
 }
 
 /* The test bodies: exactly the instructions under test, nothing the compiler can move. */
-static void litmus_body(enum body b, unsigned h)
+static void litmus_body(enum body b, unsigned h, unsigned k)
 {
-    volatile uint64_t *mine = &litmus_sh.x[h].v, *other = &litmus_sh.x[h ^ 1].v;
+    volatile uint64_t *mine = &litmus_sh.x[k][h].v, *other = &litmus_sh.x[k][h ^ 1].v;
     volatile uint64_t *scr = &litmus_sh.scratch[h].v;
-    volatile uint64_t *data = &litmus_sh.data[h >> 1].v, *flag = &litmus_sh.flag[h >> 1].v;
+    volatile uint64_t *data = &litmus_sh.data[k][h >> 1].v, *flag = &litmus_sh.flag[k][h >> 1].v;
     uint64_t one = 1, r1 = 0, r2 = 0;
     int producer = !(h & 1);
     switch (b) {
@@ -173,27 +179,29 @@ static void litmus_body(enum body b, unsigned h)
                              : "memory");
         break;
     }
-    litmus_sh.r1[h].v = r1;
-    litmus_sh.r2[h].v = r2;
+    litmus_sh.r1[k][h].v = r1;
+    litmus_sh.r2[k][h].v = r2;
 }
 
 /* Hart 0, between rounds: count the looked-for outcomes of every pair, reset the variables. */
 static uint64_t litmus_classify(enum kind k)
 {
     uint64_t seen = 0;
-    for (unsigned p = 0; p < litmus_sh.nharts / 2; p++) {
-        unsigned a = 2 * p, b = a + 1;
-        uint64_t ra = litmus_sh.r1[a].v, rb = litmus_sh.r1[b].v;
-        if (k == SB && ra == 0 && rb == 0) seen++;
-        if (k == MP && rb == 1 && litmus_sh.r2[b].v == 0) seen++;
-        if (k == LB && ra == 1 && rb == 1) seen++;
+    for (unsigned s = 0; s < LITMUS_SLOTS; s++) {
+        for (unsigned p = 0; p < litmus_sh.nharts / 2; p++) {
+            unsigned a = 2 * p, b = a + 1;
+            uint64_t ra = litmus_sh.r1[s][a].v, rb = litmus_sh.r1[s][b].v;
+            if (k == SB && ra == 0 && rb == 0) seen++;
+            if (k == MP && rb == 1 && litmus_sh.r2[s][b].v == 0) seen++;
+            if (k == LB && ra == 1 && rb == 1) seen++;
+        }
+        for (unsigned h = 0; h < litmus_sh.nharts; h++) {
+            litmus_sh.x[s][h].v = 0;
+            litmus_sh.r1[s][h].v = litmus_sh.r2[s][h].v = 7;
+        }
+        for (unsigned p = 0; p < litmus_sh.nharts / 2; p++)
+            litmus_sh.data[s][p].v = litmus_sh.flag[s][p].v = 0;
     }
-    for (unsigned h = 0; h < litmus_sh.nharts; h++) {
-        litmus_sh.x[h].v = 0;
-        litmus_sh.r1[h].v = litmus_sh.r2[h].v = 7;
-    }
-    for (unsigned p = 0; p < litmus_sh.nharts / 2; p++)
-        litmus_sh.data[p].v = litmus_sh.flag[p].v = 0;
     return seen;
 }
 
@@ -215,7 +223,8 @@ static unsigned litmus_main(unsigned h)
             rnd ^= rnd << 17;
             for (unsigned d = rnd & 31; d; d--)
                 __asm__ __volatile__("" ::: "memory");
-            litmus_body(v->body, h);
+            for (unsigned k = 0; k < LITMUS_SLOTS; k++)
+                litmus_body(v->body, h, k);
             if (litmus_barrier(&sense)) goto timeout;
             if (h == 0) {
                 seen += litmus_classify(v->kind);
@@ -235,6 +244,7 @@ static unsigned litmus_main(unsigned h)
             LITMUS_PRINT_U(litmus_sh.nharts);
             LITMUS_PRINT(" rounds=");
             LITMUS_PRINT_U(round);
+            LITMUS_PRINT("x" LITMUS_STR(LITMUS_SLOTS));
             LITMUS_PRINT(v->kind == SB ? " r=0,0:" : v->kind == MP ? " flag=1,data=0:" : " r=1,1:");
             LITMUS_PRINT_U(seen);
             LITMUS_PRINT(v->expect == MUST_NOT   ? " (forbidden: must be 0)\n"
