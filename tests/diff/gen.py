@@ -1,0 +1,590 @@
+#!/usr/bin/env python3
+"""Random RV64GC (+Zba/Zbb/Zbs) program generator for the differential tester.
+
+From a seed, writes one bare-metal assembly program (for 0x80000000, run with QEMU -bios
+or vessel --firmware) made of sequences. Each sequence starts from its own seeded random
+state (x1..x31, f0..f31, fcsr, a 256-byte memory block), runs LEN random "units" (one
+instruction, or a short fixed pattern such as lr+sc or la+jalr) and dumps its state through
+the UART as one line of hex (see README.md for the line format).
+
+Sequence n of seed S depends only on (S, n): `--only n` regenerates it alone, and
+`--trace` adds a state dump at the start of every unit, so the runner can find the first
+unit after which the two emulators disagree.
+
+Registers: s0 (x8) always holds the block address and is never written by a unit; every
+load/store/AMO address is s0 + an offset inside the block. Python stdlib only.
+"""
+import argparse
+import random
+import struct
+import sys
+
+BLOCK = 256  # bytes of private memory per sequence (s0 points at it)
+DUMP = BLOCK  # the dump area follows the block: pc, x1..x31, f0..f31, fcsr
+NWORDS = 1 + 31 + 32 + 1 + BLOCK // 8  # words per dump line
+BASE = 8  # s0
+RMS = ["rne", "rtz", "rdn", "rup", "rmm", "dyn"]
+
+# ---- values ------------------------------------------------------------------------------
+
+X_SPECIAL = [0, 1, 2, 3, 0xFFFFFFFFFFFFFFFF, 0xFFFFFFFFFFFFFFFE, 0x8000000000000000,
+             0x7FFFFFFFFFFFFFFF, 0x80000000, 0x7FFFFFFF, 0xFFFFFFFF80000000, 0xFFFFFFFF,
+             0x100000000, 0x8000, 0xFFFF, 0x80, 0xFF, 63, 64, 31, 32]
+
+
+def rand_x(r):
+    k = r.random()
+    if k < 0.35:
+        return r.choice(X_SPECIAL)
+    if k < 0.5:  # small signed
+        return r.randint(-40, 40) & 0xFFFFFFFFFFFFFFFF
+    if k < 0.65:  # sign-extended 32-bit
+        v = r.getrandbits(32)
+        return (v | 0xFFFFFFFF00000000) if v & 0x80000000 else v
+    if k < 0.75:  # a value an FP conversion finds interesting
+        return struct.unpack("<Q", struct.pack("<d", r.choice(D_NICE)))[0]
+    return r.getrandbits(64)
+
+
+D_NICE = [0.0, -0.0, 1.0, -1.0, 0.5, 1.5, 2.5, -2.5, 3.0, 0.1, 1e300, -1e-300,
+          2.0**31, -2.0**31, 2.0**31 - 0.5, 2.0**32, 2.0**63, -2.0**63, 2.0**64, 4294967295.5,
+          float("inf"), float("-inf"), 1.0 / 3, 2.0**-1022, 2.0**-1074, 1.7976931348623157e308]
+D_BITS = [0x7FF8000000000000, 0xFFF8000000000000, 0x7FF0000000000001, 0xFFF4000000000000,
+          0x7FFFFFFFFFFFFFFF, 0x000FFFFFFFFFFFFF, 0x0000000000000001, 0x8000000000000001,
+          0x0010000000000000, 0x7FEFFFFFFFFFFFFF]
+S_BITS = [0x7FC00000, 0xFFC00000, 0x7F800001, 0xFFA00000, 0x7F800000, 0xFF800000,
+          0x00000000, 0x80000000, 0x00000001, 0x807FFFFF, 0x00800000, 0x7F7FFFFF, 0x3F800000,
+          0xBF800000, 0x3F000000, 0x3FC00000, 0x40200000, 0x4F000000, 0xCF000000, 0x5F000000,
+          0xDF000000, 0x4F800000, 0x5F800000, 0x3EAAAAAB]
+
+
+def rand_single(r):
+    k = r.random()
+    if k < 0.5:
+        return r.choice(S_BITS)
+    if k < 0.7:  # random exponent near 1.0 (ties and inexact results)
+        return (r.getrandbits(1) << 31) | (r.randint(118, 160) << 23) | r.getrandbits(23)
+    return r.getrandbits(32)
+
+
+def rand_f(r):
+    k = r.random()
+    if k < 0.4:  # a NaN-boxed single (RV spec 13.2)
+        return 0xFFFFFFFF00000000 | rand_single(r)
+    if k < 0.47:  # not properly boxed: reads as the canonical NaN
+        return (r.getrandbits(32) << 32) | rand_single(r)
+    if k < 0.7:
+        return struct.unpack("<Q", struct.pack("<d", r.choice(D_NICE)))[0]
+    if k < 0.85:
+        return r.choice(D_BITS)
+    if k < 0.93:
+        return (r.getrandbits(1) << 63) | (r.randint(1000, 1100) << 52) | r.getrandbits(52)
+    return r.getrandbits(64)
+
+
+# ---- instruction units ---------------------------------------------------------------------
+
+
+class Gen:
+    def __init__(self, r, misaligned):
+        self.r = r
+        self.misaligned = misaligned
+        self.targets = []  # (unit index, label) forward targets requested by branches
+
+    # registers
+    def rd(self):
+        r = self.r
+        if r.random() < 0.03:
+            return "x0"
+        while True:
+            v = r.randint(1, 31)
+            if v != BASE:
+                return "x%d" % v
+
+    def rs(self):
+        return "x%d" % self.r.randint(0, 31)
+
+    def rdc(self):  # compressed rd' (x9..x15, never the base)
+        return "x%d" % self.r.randint(9, 15)
+
+    def rsc(self):
+        return "x%d" % self.r.randint(8, 15)
+
+    def fr(self):
+        return "f%d" % self.r.randint(0, 31)
+
+    def frc(self):
+        return "f%d" % self.r.randint(8, 15)
+
+    def off(self, size, limit=None):
+        """An offset of an access of `size` bytes inside the block."""
+        r = self.r
+        top = BLOCK - size if limit is None else min(limit, BLOCK - size)
+        if self.misaligned and size > 1 and r.random() < 0.15:
+            return r.randint(0, top)
+        return r.randint(0, top // size) * size
+
+    def rm(self):
+        return self.r.choice(RMS)
+
+    # unit makers: each returns a list of assembly lines
+    def alu_r(self):
+        op = self.r.choice(
+            ["add", "sub", "sll", "slt", "sltu", "xor", "srl", "sra", "or", "and", "addw",
+             "subw", "sllw", "srlw", "sraw"])
+        return ["%s %s, %s, %s" % (op, self.rd(), self.rs(), self.rs())]
+
+    def alu_i(self):
+        r = self.r
+        op = r.choice(["addi", "slti", "sltiu", "xori", "ori", "andi", "addiw", "slli", "srli",
+                       "srai", "slliw", "srliw", "sraiw", "lui", "auipc"])
+        if op in ("slli", "srli", "srai"):
+            imm = r.randint(0, 63)
+        elif op in ("slliw", "srliw", "sraiw"):
+            imm = r.randint(0, 31)
+        elif op in ("lui", "auipc"):
+            return ["%s %s, 0x%x" % (op, self.rd(), r.getrandbits(20))]
+        else:
+            imm = r.choice([r.randint(-2048, 2047), r.randint(-4, 4), -2048, 2047])
+        return ["%s %s, %s, %d" % (op, self.rd(), self.rs(), imm)]
+
+    def muldiv(self):
+        op = self.r.choice(["mul", "mulh", "mulhsu", "mulhu", "div", "divu", "rem", "remu",
+                            "mulw", "divw", "divuw", "remw", "remuw"])
+        return ["%s %s, %s, %s" % (op, self.rd(), self.rs(), self.rs())]
+
+    def bitmanip(self):
+        r = self.r
+        k = r.random()
+        if k < 0.5:
+            op = r.choice(["sh1add", "sh2add", "sh3add", "add.uw", "sh1add.uw", "sh2add.uw",
+                           "sh3add.uw", "andn", "orn", "xnor", "max", "maxu", "min", "minu",
+                           "rol", "ror", "rolw", "rorw", "bclr", "bext", "binv", "bset"])
+            return ["%s %s, %s, %s" % (op, self.rd(), self.rs(), self.rs())]
+        if k < 0.75:
+            op = r.choice(["clz", "ctz", "cpop", "clzw", "ctzw", "cpopw", "sext.b", "sext.h",
+                           "zext.h", "orc.b", "rev8"])
+            if op == "ctzw":
+                # QEMU 7.2 counts past bit 31 when the low word is zero (tests/isa/zbb.S test
+                # 112): set a bit of the low word first so the reference is right.
+                t = self.rdnz()
+                return ["bseti %s, %s, %d" % (t, self.rs(), r.randint(0, 31)),
+                        "ctzw %s, %s" % (self.rd(), t)]
+            return ["%s %s, %s" % (op, self.rd(), self.rs())]
+        op = r.choice(["rori", "roriw", "slli.uw", "bclri", "bexti", "binvi", "bseti"])
+        imm = r.randint(0, 31 if op == "roriw" else 63)
+        return ["%s %s, %s, %d" % (op, self.rd(), self.rs(), imm)]
+
+    def load(self):
+        op, size = self.r.choice([("lb", 1), ("lh", 2), ("lw", 4), ("ld", 8), ("lbu", 1),
+                                  ("lhu", 2), ("lwu", 4)])
+        return ["%s %s, %d(s0)" % (op, self.rd(), self.off(size))]
+
+    def store(self):
+        op, size = self.r.choice([("sb", 1), ("sh", 2), ("sw", 4), ("sd", 8)])
+        return ["%s %s, %d(s0)" % (op, self.rs(), self.off(size))]
+
+    def fp_ldst(self):
+        op, size = self.r.choice([("flw", 4), ("fld", 8), ("fsw", 4), ("fsd", 8)])
+        return ["%s %s, %d(s0)" % (op, self.fr(), self.off(size))]
+
+    def amo(self):
+        r = self.r
+        w = r.choice(["w", "d"])
+        size = 4 if w == "w" else 8
+        order = r.choice(["", ".aq", ".rl", ".aqrl"])
+        t = self.rd()
+        while t == "x0":
+            t = self.rd()
+        lines = ["addi %s, s0, %d" % (t, r.randint(0, BLOCK // size - 1) * size)]
+        if r.random() < 0.25:
+            # lr then sc to the same address: the sc succeeds on both (nothing in between)
+            d = self.rd()
+            while d == t:
+                d = self.rd()
+            lines.append("lr.%s%s %s, (%s)" % (w, order, d, t))
+            lines.append("sc.%s%s %s, %s, (%s)" % (w, r.choice(["", ".aq", ".rl", ".aqrl"]),
+                                                   self.rd(), self.rs(), t))
+            return lines
+        op = r.choice(["amoswap", "amoadd", "amoxor", "amoand", "amoor", "amomin", "amomax",
+                       "amominu", "amomaxu"])
+        lines.append("%s.%s%s %s, %s, (%s)" % (op, w, order, self.rd(), self.rs(), t))
+        return lines
+
+    def fp(self):
+        r = self.r
+        s = r.choice(["s", "d"])
+        k = r.random()
+        if k < 0.3:
+            op = r.choice(["fadd", "fsub", "fmul", "fdiv"])
+            return ["%s.%s %s, %s, %s, %s" % (op, s, self.fr(), self.fr(), self.fr(), self.rm())]
+        if k < 0.4:
+            op = r.choice(["fmadd", "fmsub", "fnmadd", "fnmsub"])
+            return ["%s.%s %s, %s, %s, %s, %s" % (op, s, self.fr(), self.fr(), self.fr(),
+                                                  self.fr(), self.rm())]
+        if k < 0.45:
+            return ["fsqrt.%s %s, %s, %s" % (s, self.fr(), self.fr(), self.rm())]
+        if k < 0.55:
+            op = r.choice(["fmin", "fmax", "fsgnj", "fsgnjn", "fsgnjx"])
+            return ["%s.%s %s, %s, %s" % (op, s, self.fr(), self.fr(), self.fr())]
+        if k < 0.63:
+            op = r.choice(["feq", "flt", "fle"])
+            return ["%s.%s %s, %s, %s" % (op, s, self.rd(), self.fr(), self.fr())]
+        if k < 0.66:
+            return ["fclass.%s %s, %s" % (s, self.rd(), self.fr())]
+        if k < 0.76:  # float -> integer
+            it = r.choice(["w", "wu", "l", "lu"])
+            return ["fcvt.%s.%s %s, %s, %s" % (it, s, self.rd(), self.fr(), self.rm())]
+        if k < 0.84:  # integer -> float (exact ones take no rounding mode)
+            it = r.choice(["w", "wu", "l", "lu"])
+            if s == "d" and it in ("w", "wu"):
+                return ["fcvt.d.%s %s, %s" % (it, self.fr(), self.rs())]
+            return ["fcvt.%s.%s %s, %s, %s" % (s, it, self.fr(), self.rs(), self.rm())]
+        if k < 0.88:
+            if s == "s":
+                return ["fcvt.s.d %s, %s, %s" % (self.fr(), self.fr(), self.rm())]
+            return ["fcvt.d.s %s, %s" % (self.fr(), self.fr())]
+        if k < 0.94:
+            if r.random() < 0.5:
+                return ["fmv.x.%s %s, %s" % ("w" if s == "s" else "d", self.rd(), self.fr())]
+            return ["fmv.%s.x %s, %s" % ("w" if s == "s" else "d", self.fr(), self.rs())]
+        return self.fcsr()
+
+    def fcsr(self):
+        """fflags/frm/fcsr accesses that keep frm valid (0-4): a bad frm makes every
+        dynamic-rm instruction illegal, which is not what this tester is about."""
+        r = self.r
+        csr = r.choice(["fflags", "frm", "fcsr"])
+        k = r.random()
+        if k < 0.2:
+            return ["csrr %s, %s" % (self.rd(), csr)]
+        if csr == "fflags":
+            op = r.choice(["csrrw", "csrrs", "csrrc", "csrrwi", "csrrsi", "csrrci"])
+            src = ("%d" % r.randint(0, 31)) if op.endswith("i") else self.rs()
+            return ["%s %s, fflags, %s" % (op, self.rd(), src)]
+        if csr == "frm":
+            if k < 0.6:
+                return ["csrrwi %s, frm, %d" % (self.rd(), r.randint(0, 4))]
+            if k < 0.8:  # clearing bits of a valid frm leaves a valid frm
+                return ["csrrc %s, frm, %s" % (self.rd(), self.rs())]
+            return ["csrrci %s, frm, %d" % (self.rd(), r.randint(0, 31))]
+        if k < 0.6:
+            return ["csrrwi %s, fcsr, %d" % (self.rd(), r.randint(0, 31))]
+        if k < 0.8:
+            return ["csrrc %s, fcsr, %s" % (self.rd(), self.rs())]
+        return ["csrrsi %s, fcsr, %d" % (self.rd(), r.randint(0, 31))]
+
+    def compressed(self):
+        """RVC (spec chapter 16), as explicit c.* mnemonics assembled with RVC enabled only
+        around them, so the assembler neither adds nor removes a compressed encoding."""
+        r = self.r
+        k = r.randint(0, 24)
+        if k == 0:
+            line = "c.addi4spn %s, sp, %d" % (self.rdc(), r.randint(1, 255) * 4)
+        elif k == 1:
+            line = "c.lw %s, %d(s0)" % (self.rdc(), r.randint(0, 31) * 4)
+        elif k == 2:
+            line = "c.ld %s, %d(s0)" % (self.rdc(), r.randint(0, 31) * 8)
+        elif k == 3:
+            line = "c.sw %s, %d(s0)" % (self.rsc(), r.randint(0, 31) * 4)
+        elif k == 4:
+            line = "c.sd %s, %d(s0)" % (self.rsc(), r.randint(0, 31) * 8)
+        elif k == 5:
+            line = "c.fld %s, %d(s0)" % (self.frc(), r.randint(0, 31) * 8)
+        elif k == 6:
+            line = "c.fsd %s, %d(s0)" % (self.frc(), r.randint(0, 31) * 8)
+        elif k == 7:
+            line = "c.addi %s, %d" % (self.rdnz(), r.choice([i for i in range(-32, 32) if i]))
+        elif k == 8:
+            line = "c.addiw %s, %d" % (self.rdnz(), r.randint(-32, 31))
+        elif k == 9:
+            line = "c.li %s, %d" % (self.rdnz(), r.randint(-32, 31))
+        elif k == 10:
+            line = "c.addi16sp sp, %d" % (r.choice([i for i in range(-32, 32) if i]) * 16)
+        elif k == 11:
+            d = self.rdnz()
+            while d == "x2":
+                d = self.rdnz()
+            line = "c.lui %s, 0x%x" % (d, r.choice(list(range(1, 32)) + list(range(0xFFFE0, 0x100000))))
+        elif k == 12:
+            line = "c.%s %s, %d" % (r.choice(["srli", "srai"]), self.rdc(), r.randint(1, 63))
+        elif k == 13:
+            line = "c.andi %s, %d" % (self.rdc(), r.randint(-32, 31))
+        elif k == 14:
+            line = "c.%s %s, %s" % (r.choice(["sub", "xor", "or", "and", "subw", "addw"]),
+                                    self.rdc(), self.rsc())
+        elif k == 15:
+            line = "c.slli %s, %d" % (self.rdnz(), r.randint(1, 63))
+        elif k == 16:
+            line = "c.mv %s, %s" % (self.rdnz(), self.rsnz())
+        elif k == 17:
+            line = "c.add %s, %s" % (self.rdnz(), self.rsnz())
+        elif k in (18, 19, 20, 21, 22, 23):
+            # sp-relative: point sp at the block first
+            op = r.choice(["c.lwsp", "c.ldsp", "c.swsp", "c.sdsp", "c.fldsp", "c.fsdsp"])
+            size = 4 if "w" in op[2:] else 8
+            o = r.randint(0, BLOCK // size - 1) * size
+            if op in ("c.lwsp", "c.ldsp"):
+                line = "%s %s, %d(sp)" % (op, self.rdnz(), o)
+            elif op in ("c.swsp", "c.sdsp"):
+                line = "%s %s, %d(sp)" % (op, self.rs(), o)
+            else:
+                line = "%s %s, %d(sp)" % (op, self.fr(), o)
+            return ["c.mv sp, s0 # rvc", line + " # rvc"]
+        else:
+            return ["c.nop # rvc"]
+        return [line + " # rvc"]
+
+    def rdnz(self):
+        d = self.rd()
+        while d == "x0":
+            d = self.rd()
+        return d
+
+    def rsnz(self):
+        s = self.rs()
+        while s == "x0":
+            s = self.rs()
+        return s
+
+    def branch(self, i, n):
+        """A forward branch or jump to the start of a later unit (or the sequence end)."""
+        r = self.r
+        tgt = min(n, i + 1 + r.randint(1, 4))
+        label = "L%d" % tgt  # resolved per sequence by the caller
+        k = r.random()
+        if k < 0.45:
+            op = r.choice(["beq", "bne", "blt", "bge", "bltu", "bgeu"])
+            return ["%s %s, %s, @%s" % (op, self.rs(), self.rs(), label)]
+        if k < 0.6:
+            op = r.choice(["6", "7"])  # c.beqz / c.bnez
+            return [".insn cb 1, %s, %s, @%s # rvc" % (op, self.rsc(), label)]
+        if k < 0.7:
+            return ["jal %s, @%s" % (self.rd(), label)]
+        if k < 0.77:
+            return [".insn cj 1, 5, @%s # rvc" % label]
+        t = self.rdnz()
+        lines = ["la %s, @%s" % (t, label)]
+        if r.random() < 0.3:
+            lines.append("addi %s, %s, 1" % (t, t))  # jalr clears bit 0 (RV spec 2.5)
+            lines.append("jalr %s, 0(%s)" % (self.rd(), t))
+        elif r.random() < 0.5:
+            lines.append("c.jr %s # rvc" % t)
+        elif r.random() < 0.5:
+            lines.append("c.jalr %s # rvc" % t)
+        else:
+            lines.append("jalr %s, 0(%s)" % (self.rd(), t))
+        return lines
+
+
+WEIGHTS = [("alu_r", 16), ("alu_i", 14), ("muldiv", 9), ("bitmanip", 10), ("load", 6),
+           ("store", 5), ("fp_ldst", 3), ("amo", 4), ("fp", 20), ("compressed", 10),
+           ("branch", 3)]
+
+
+def make_sequence(seed, n, length, misaligned):
+    """The state and units of sequence n: depends on (seed, n) only."""
+    r = random.Random("%d:%d" % (seed, n))
+    xs = [rand_x(r) for _ in range(32)]
+    fs = [rand_f(r) for _ in range(32)]
+    fcsr = (r.randint(0, 4) << 5) | r.getrandbits(5)
+    mem = [rand_x(r) if r.random() < 0.5 else rand_f(r) for _ in range(BLOCK // 8)]
+    g = Gen(r, misaligned)
+    kinds = [k for k, w in WEIGHTS for _ in range(w)]
+    units = []
+    for i in range(length):
+        k = r.choice(kinds)
+        units.append(g.branch(i, length) if k == "branch" else getattr(g, k)())
+    return xs, fs, fcsr, mem, units
+
+
+# ---- program --------------------------------------------------------------------------------
+
+HEADER = r"""/* Generated by tests/diff/gen.py %(args)s: do not edit. */
+    .option norvc
+    .option norelax
+    .section .text.init, "ax"
+    .globl _start
+_start:
+    csrr t0, mhartid
+    bnez t0, park
+    la t0, trap
+    csrw mtvec, t0
+    csrw mie, zero
+    li t0, 0x6000           /* mstatus.FS = dirty: FP on */
+    csrs mstatus, t0
+    la sp, stack_top
+    j seq_0
+
+park:
+    wfi
+    j park
+
+/* Print the byte in a0 (ns16550a THR; wait for THRE). Clobbers t0, t1. */
+putc:
+    li t0, 0x10000000
+1:  lbu t1, 5(t0)
+    andi t1, t1, 0x20
+    beqz t1, 1b
+    sb a0, 0(t0)
+    ret
+
+/* Print a1 as 16 hex digits. Clobbers a0, a2, t0..t2, uses t3 as link. */
+puthex:
+    mv t3, ra
+    li a2, 60
+1:  srl a0, a1, a2
+    andi a0, a0, 15
+    addi a0, a0, 48
+    li t2, 58
+    blt a0, t2, 2f
+    addi a0, a0, 39
+2:  call putc
+    addi a2, a2, -4
+    bgez a2, 1b
+    mv ra, t3
+    ret
+
+/* Unexpected trap: "TRAP mcause mepc mtval", then FAIL through the SiFive test device. */
+trap:
+    li a0, 84; call putc
+    li a0, 32; call putc
+    csrr a1, mcause; call puthex
+    li a0, 32; call putc
+    csrr a1, mepc; call puthex
+    li a0, 32; call putc
+    csrr a1, mtval; call puthex
+    li a0, 10; call putc
+    li t0, 0x100000
+    li t1, 0x13333
+    sw t1, 0(t0)
+1:  j 1b
+
+/* Load a sequence's state from the table at x31 and return to ra through mret, which
+ * touches no register: memory block, fcsr, f0..f31, x1..x31 (s0 = the block). */
+load_state:
+    csrw mepc, ra
+    li t0, 0x1800           /* mstatus.MPP = M for the mret */
+    csrs mstatus, t0
+    la s0, block
+%(copy)s
+    ld t0, %(fcsr_off)d(x31)
+    csrw fcsr, t0
+%(fload)s
+%(xload)s
+    ld x31, %(x31_off)d(x31)
+    mret
+
+/* Dump the state: the caller stored ra at DUMP+8(s0) and called with jal ra. Prints one line
+ * "D" + hex words (pc of the call, x1..x31, f0..f31, fcsr, the block), restores x2..x31 and
+ * returns; the caller reloads ra. fcsr and f registers are only read. */
+dump:
+    sd ra, %(dump)d(s0)
+%(xsave)s
+%(fsave)s
+    csrr t0, fcsr
+    sd t0, %(dump_fcsr)d(s0)
+    li a0, 68; call putc
+    mv t4, s0
+    addi t5, s0, %(dump)d
+    addi t6, s0, %(dump_end)d
+1:  ld a1, 0(t5)
+    call puthex
+    addi t5, t5, 8
+    bltu t5, t6, 1b
+2:  ld a1, 0(t4)
+    call puthex
+    addi t4, t4, 8
+    addi t6, s0, %(block)d
+    bltu t4, t6, 2b
+    li a0, 10; call putc
+    ld ra, %(dump)d(s0)
+%(xrest)s
+    ret
+
+done:
+    li a0, 69; call putc
+    li a0, 78; call putc
+    li a0, 68; call putc
+    li a0, 10; call putc
+    li t0, 0x100000
+    li t1, 0x5555
+    sw t1, 0(t0)
+1:  j 1b
+"""
+
+DUMP_CALL = "    sd ra, %d(s0)\n    jal ra, dump\n    ld ra, %d(s0)" % (DUMP + 8, DUMP + 8)
+
+
+def program(args):
+    xs_off, fs_off, fcsr_off, mem_off = 0, 32 * 8, 64 * 8, 65 * 8
+    table_size = mem_off + BLOCK
+    regs = [i for i in range(1, 31) if i != BASE]
+    out = [HEADER % {
+        "args": " ".join(sys.argv[1:]),
+        "copy": "\n".join("    ld t0, %d(x31)\n    sd t0, %d(s0)" % (mem_off + 8 * k, 8 * k)
+                          for k in range(BLOCK // 8)),
+        "fcsr_off": fcsr_off,
+        "fload": "\n".join("    fld f%d, %d(x31)" % (k, fs_off + 8 * k) for k in range(32)),
+        "xload": "\n".join("    ld x%d, %d(x31)" % (k, xs_off + 8 * k) for k in regs),
+        "x31_off": xs_off + 8 * 31,
+        "dump": DUMP,
+        "xsave": "\n".join("    sd x%d, %d(s0)" % (k, DUMP + 8 * k) for k in range(2, 32)),
+        "fsave": "\n".join("    fsd f%d, %d(s0)" % (k, DUMP + 8 * (32 + k)) for k in range(32)),
+        "dump_fcsr": DUMP + 8 * 64,
+        "dump_end": DUMP + 8 * 65,
+        "block": BLOCK,
+        "xrest": "\n".join("    ld x%d, %d(s0)" % (k, DUMP + 8 * k)
+                           for k in range(2, 32) if k != BASE),
+    }]
+    seqs = [args.only] if args.only is not None else range(args.seqs)
+    data = []
+    for idx, n in enumerate(seqs):
+        xs, fs, fcsr, mem, units = make_sequence(args.seed, n, args.len, args.misaligned)
+        out.append("seq_%d:" % idx)
+        out.append("    la x31, state_%d\n    call load_state" % idx)
+        for i, unit in enumerate(units):
+            out.append("s%d_u%d:" % (n, i))  # kept in the symbol table: the runner maps pcs
+            if args.trace:
+                out.append(DUMP_CALL)
+            for line in unit:
+                line = line.replace("@L", "s%d_u" % n)
+                if line.endswith(" # rvc"):
+                    out.append("    .option push\n    .option rvc\n    %s\n    .option pop"
+                               % line[:-6])
+                else:
+                    out.append("    " + line)
+        out.append("s%d_u%d:" % (n, args.len))
+        out.append(DUMP_CALL)
+        out.append("    j %s" % ("seq_%d" % (idx + 1) if idx + 1 < len(seqs) else "done"))
+        words = [xs[k] if k != BASE else 0 for k in range(32)] + fs + [fcsr] + mem
+        assert len(words) * 8 == table_size
+        data.append("    .balign 8\nstate_%d:\n%s" % (idx, "\n".join(
+            "    .dword 0x%016x" % w for w in words)))
+    out.append("    .section .rodata\n" + "\n".join(data))
+    out.append("    .bss\n    .balign 4096\nblock:\n    .skip %d\n    .balign 16\n"
+               "    .skip 4096\nstack_top:\n" % (BLOCK + 8 * 65))
+    return "\n".join(out) + "\n"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seed", type=int, required=True)
+    ap.add_argument("--seqs", type=int, default=1000, help="sequences in the program")
+    ap.add_argument("--len", type=int, default=100, help="units per sequence")
+    ap.add_argument("--only", type=int, help="generate only sequence N (of the same seed)")
+    ap.add_argument("--trace", action="store_true", help="dump the state before every unit")
+    ap.add_argument("--no-misaligned", dest="misaligned", action="store_false",
+                    help="keep every load and store naturally aligned")
+    ap.add_argument("-o", "--output", default="-")
+    args = ap.parse_args()
+    text = program(args)
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        with open(args.output, "w") as f:
+            f.write(text)
+
+
+if __name__ == "__main__":
+    main()
