@@ -62,6 +62,7 @@ if [ -x tests/isa/run.sh ]; then
 else
     summary+=("$(printf '%-14s skipped (no tests/isa/run.sh)' isa)")
 fi
+run_suite diff python3 tests/diff/run.py --emu ./vessel --ref qemu --seeds 4 --seqs 500 --len 100
 run_suite guest python3 tests/guest/run.py --no-build ./vessel
 run_suite guest-asan python3 tests/guest/run.py --no-build ./vessel-asan
 run_suite blk python3 tests/guest/run_blk.py --no-build ./vessel

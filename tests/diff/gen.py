@@ -539,8 +539,10 @@ def program(args):
     }]
     seqs = [args.only] if args.only is not None else range(args.seqs)
     data = []
+    ninsns = 0
     for idx, n in enumerate(seqs):
         xs, fs, fcsr, mem, units = make_sequence(args.seed, n, args.len, args.misaligned)
+        ninsns += sum(len(u) for u in units)
         out.append("seq_%d:" % idx)
         out.append("    la x31, state_%d\n    call load_state" % idx)
         for i, unit in enumerate(units):
@@ -564,6 +566,7 @@ def program(args):
     out.append("    .section .rodata\n" + "\n".join(data))
     out.append("    .bss\n    .balign 4096\nblock:\n    .skip %d\n    .balign 16\n"
                "    .skip 4096\nstack_top:\n" % (BLOCK + 8 * 65))
+    out.append("/* random instructions: %d */" % ninsns)  # read by run.py
     return "\n".join(out) + "\n"
 
 

@@ -46,6 +46,9 @@ def build(args, seed, outdir, name, extra):
                     "-Wl,--build-id=none", "-Wl,--no-warn-rwx-segments",
                     "-T", os.path.join(HERE, "link.ld"), "-o", elf, src], check=True)
     subprocess.run([CROSS + "objcopy", "-O", "binary", elf, binp], check=True)
+    with open(src) as f:
+        m = re.search(r"random instructions: (\d+)", f.read()[-100:])
+    build.insns = int(m.group(1)) if m else 0
     return elf, binp
 
 
@@ -167,9 +170,10 @@ def run_seed(args, seed, outdir):
     for n in range(len(eb)):
         la = ea[n] if n < len(ea) else "(no output; exit %s: %s)" % (rca, ta[-200:])
         if la != eb[n]:
-            print("FAIL seed %d: sequence %d differs (reproduce: %s --seeds 1 --first-seed %d "
-                  "--seqs %d --len %d%s)" % (seed, n, sys.argv[0], seed, args.seqs, args.len,
-                                             "" if args.misaligned else " --no-misaligned"))
+            print("FAIL seed %d: sequence %d differs (reproduce: %s --emu %s --ref %s --seeds 1 "
+                  "--first-seed %d --seqs %d --len %d%s)"
+                  % (seed, n, sys.argv[0], shlex.quote(args.emu), shlex.quote(args.ref), seed,
+                     args.seqs, args.len, "" if args.misaligned else " --no-misaligned"))
             locate(args, seed, n, outdir)
             return False
     if rca != 0:
@@ -195,19 +199,20 @@ def main():
         sys.exit("run.py: emulator %r is neither qemu, a command with {bin}, nor an executable"
                  % args.emu)
     os.makedirs(args.out, exist_ok=True)
-    passed = failed = 0
+    passed = failed = insns = 0
     t0 = time.time()
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         t = time.time()
         if run_seed(args, seed, args.out):
             passed += 1
+            insns += build.insns
             print("PASS seed %d: %d sequences x %d units (%.1fs)" % (seed, args.seqs, args.len,
                                                                    time.time() - t))
         else:
             failed += 1
         sys.stdout.flush()
-    print("compared %d units (instructions or short patterns) in %.1fs"
-          % (passed * args.seqs * args.len, time.time() - t0))
+    print("compared %d sequences, %d random instructions (%d units) in %.1fs"
+          % (passed * args.seqs, insns, passed * args.seqs * args.len, time.time() - t0))
     print("diff: %d passed, %d failed" % (passed, failed))
     sys.exit(1 if failed else 0)
 
