@@ -21,7 +21,7 @@ import sys
 
 BLOCK = 256  # bytes of private memory per sequence (s0 points at it)
 DUMP = BLOCK  # the dump area follows the block: pc, x1..x31, f0..f31, fcsr
-NWORDS = 1 + 31 + 32 + 1 + BLOCK // 8  # words per dump line
+NWORDS = 1 + 31 + 32 + 1 + 1 + BLOCK // 8  # words per dump line
 BASE = 8  # s0
 RMS = ["rne", "rtz", "rdn", "rup", "rmm", "dyn"]
 
@@ -64,6 +64,9 @@ def rand_single(r):
         return r.choice(S_BITS)
     if k < 0.7:  # random exponent near 1.0 (ties and inexact results)
         return (r.getrandbits(1) << 31) | (r.randint(118, 160) << 23) | r.getrandbits(23)
+    if k < 0.8:  # near the subnormal range or overflow: products and sums leave the range
+        e = r.choice([r.randint(0, 40), r.randint(215, 254)])
+        return (r.getrandbits(1) << 31) | (e << 23) | r.getrandbits(23)
     return r.getrandbits(32)
 
 
@@ -77,8 +80,11 @@ def rand_f(r):
         return struct.unpack("<Q", struct.pack("<d", r.choice(D_NICE)))[0]
     if k < 0.85:
         return r.choice(D_BITS)
-    if k < 0.93:
+    if k < 0.9:
         return (r.getrandbits(1) << 63) | (r.randint(1000, 1100) << 52) | r.getrandbits(52)
+    if k < 0.95:  # near the subnormal range or overflow
+        e = r.choice([r.randint(0, 80), r.randint(1970, 2046)])
+        return (r.getrandbits(1) << 63) | (e << 52) | r.getrandbits(52)
     return r.getrandbits(64)
 
 
@@ -335,6 +341,52 @@ class Gen:
             return ["c.nop # rvc"]
         return [line + " # rvc"]
 
+    def raw(self):
+        """A random encoding in an opcode space without memory access or control transfer
+        (OP, OP-32, OP-IMM, OP-IMM-32, OP-FP, the fused multiply-adds; RVC ALU groups), legal
+        or not: both emulators must agree on which ones raise illegal-instruction (the trap
+        handler counts them and skips the instruction) and on what the legal ones do. Only
+        the register fields are constrained, so s0 is never written."""
+        r = self.r
+        if r.random() < 0.75:
+            opc = r.choice([0x33, 0x3B, 0x13, 0x1B, 0x53, 0x53, 0x43, 0x47, 0x4B, 0x4F])
+            w = r.getrandbits(32) & ~0x7F | opc
+            if opc in (0x13, 0x1B, 0x33, 0x3B) and r.random() < 0.6:
+                # near the defined funct7 values, so legal ones are common too
+                f7 = r.choice([0x00, 0x01, 0x20, 0x04, 0x05, 0x07, 0x10, 0x14, 0x24, 0x30,
+                               0x34, 0x35, 0x60, 0x02, 0x21])
+                w = (w & 0x01FFFFFF) | (f7 << 25)
+            if (w >> 7) & 31 == BASE:
+                w ^= 1 << 7
+            return [".insn 4, 0x%08x" % w]
+        k = r.randint(0, 7)
+        h = r.getrandbits(16)
+        if k == 0:  # quadrant 0 funct3 000 (c.addi4spn; imm 0 is reserved) and 100 (reserved)
+            h = h & 0x1FFC | r.choice([0x0000, 0x8000])
+            if (h >> 2) & 7 == 0:
+                h |= 1 << 2
+        elif k <= 4:  # quadrant 1 funct3 000-011: c.addi, c.addiw, c.li, c.lui/c.addi16sp
+            h = h & 0x1FFC | ((k - 1) << 13) | 1
+            if (h >> 7) & 31 == BASE:
+                h ^= 1 << 7
+        elif k == 5:  # quadrant 1 funct3 100: shifts, c.andi, c.sub..c.addw and reserved ones
+            h = h & 0x1FFC | 0x8001
+            if (h >> 7) & 7 == 0:
+                h |= 1 << 7
+        elif k == 6:  # quadrant 2 funct3 000: c.slli
+            h = h & 0x1FFC | 2
+            if (h >> 7) & 31 == BASE:
+                h ^= 1 << 7
+        else:  # quadrant 2 funct3 100 with rs2 != 0: c.mv, c.add
+            h = h & 0x1FFC | 0x8002
+            if (h >> 2) & 31 == 0:
+                h |= 1 << 2
+            if (h >> 7) & 31 == BASE:
+                h ^= 1 << 7
+        if h == 0:
+            h = 0x0004
+        return [".insn 2, 0x%04x # rvc" % h]
+
     def rdnz(self):
         d = self.rd()
         while d == "x0":
@@ -379,10 +431,10 @@ class Gen:
 
 WEIGHTS = [("alu_r", 16), ("alu_i", 14), ("muldiv", 9), ("bitmanip", 10), ("load", 6),
            ("store", 5), ("fp_ldst", 3), ("amo", 4), ("fp", 20), ("compressed", 10),
-           ("branch", 3)]
+           ("branch", 3), ("raw", 4)]
 
 
-def make_sequence(seed, n, length, misaligned):
+def make_sequence(seed, n, length, misaligned, raw=True):
     """The state and units of sequence n: depends on (seed, n) only."""
     r = random.Random("%d:%d" % (seed, n))
     xs = [rand_x(r) for _ in range(32)]
@@ -390,7 +442,7 @@ def make_sequence(seed, n, length, misaligned):
     fcsr = (r.randint(0, 4) << 5) | r.getrandbits(5)
     mem = [rand_x(r) if r.random() < 0.5 else rand_f(r) for _ in range(BLOCK // 8)]
     g = Gen(r, misaligned)
-    kinds = [k for k, w in WEIGHTS for _ in range(w)]
+    kinds = [k for k, w in WEIGHTS for _ in range(w) if raw or k != "raw"]
     units = []
     for i in range(length):
         k = r.choice(kinds)
@@ -445,8 +497,32 @@ puthex:
     mv ra, t3
     ret
 
-/* Unexpected trap: "TRAP mcause mepc mtval", then FAIL through the SiFive test device. */
+/* Illegal instruction (mcause 2): count it in the dump area's trap word and resume after
+ * the instruction (2 or 4 bytes by its low bits, RV spec 1.5), touching no other state; mtval
+ * is not compared (it may be 0 or the instruction, priv spec 3.1.16).
+ * Anything else: "TRAP mcause mepc mtval", then FAIL through the SiFive test device. */
+    .balign 4
 trap:
+    csrw mscratch, t0
+    csrr t0, mcause
+    addi t0, t0, -2
+    bnez t0, fatal
+    sd t1, %(scratch)d(s0)
+    ld t0, %(traps)d(s0)
+    addi t0, t0, 1
+    sd t0, %(traps)d(s0)
+    csrr t0, mepc
+    lhu t1, 0(t0)
+    addi t0, t0, 2
+    andi t1, t1, 3
+    addi t1, t1, -3
+    bnez t1, 1f
+    addi t0, t0, 2
+1:  csrw mepc, t0
+    ld t1, %(scratch)d(s0)
+    csrr t0, mscratch
+    mret
+fatal:
     li a0, 84; call putc
     li a0, 32; call putc
     csrr a1, mcause; call puthex
@@ -467,6 +543,7 @@ load_state:
     li t0, 0x1800           /* mstatus.MPP = M for the mret */
     csrs mstatus, t0
     la s0, block
+    sd zero, %(traps)d(s0)
 %(copy)s
     ld t0, %(fcsr_off)d(x31)
     csrw fcsr, t0
@@ -476,7 +553,8 @@ load_state:
     mret
 
 /* Dump the state: the caller stored ra at DUMP+8(s0) and called with jal ra. Prints one line
- * "D" + hex words (pc of the call, x1..x31, f0..f31, fcsr, the block), restores x2..x31 and
+ * "D" + hex words (pc of the call, x1..x31, f0..f31, fcsr, the count of illegal-instruction
+ * traps, the block), restores x2..x31 and
  * returns; the caller reloads ra. fcsr and f registers are only read. */
 dump:
     sd ra, %(dump)d(s0)
@@ -532,7 +610,9 @@ def program(args):
         "xsave": "\n".join("    sd x%d, %d(s0)" % (k, DUMP + 8 * k) for k in range(2, 32)),
         "fsave": "\n".join("    fsd f%d, %d(s0)" % (k, DUMP + 8 * (32 + k)) for k in range(32)),
         "dump_fcsr": DUMP + 8 * 64,
-        "dump_end": DUMP + 8 * 65,
+        "dump_end": DUMP + 8 * 66,
+        "traps": DUMP + 8 * 65,
+        "scratch": DUMP + 8 * 66,
         "block": BLOCK,
         "xrest": "\n".join("    ld x%d, %d(s0)" % (k, DUMP + 8 * k)
                            for k in range(2, 32) if k != BASE),
@@ -541,7 +621,8 @@ def program(args):
     data = []
     ninsns = 0
     for idx, n in enumerate(seqs):
-        xs, fs, fcsr, mem, units = make_sequence(args.seed, n, args.len, args.misaligned)
+        xs, fs, fcsr, mem, units = make_sequence(args.seed, n, args.len, args.misaligned,
+                                                  args.raw)
         ninsns += sum(len(u) for u in units)
         out.append("seq_%d:" % idx)
         out.append("    la x31, state_%d\n    call load_state" % idx)
@@ -565,7 +646,7 @@ def program(args):
             "    .dword 0x%016x" % w for w in words)))
     out.append("    .section .rodata\n" + "\n".join(data))
     out.append("    .bss\n    .balign 4096\nblock:\n    .skip %d\n    .balign 16\n"
-               "    .skip 4096\nstack_top:\n" % (BLOCK + 8 * 65))
+               "    .skip 4096\nstack_top:\n" % (BLOCK + 8 * 67))
     out.append("/* random instructions: %d */" % ninsns)  # read by run.py
     return "\n".join(out) + "\n"
 
@@ -579,6 +660,8 @@ def main():
     ap.add_argument("--trace", action="store_true", help="dump the state before every unit")
     ap.add_argument("--no-misaligned", dest="misaligned", action="store_false",
                     help="keep every load and store naturally aligned")
+    ap.add_argument("--no-raw", dest="raw", action="store_false",
+                    help="no random encodings (no illegal instructions)")
     ap.add_argument("-o", "--output", default="-")
     args = ap.parse_args()
     text = program(args)

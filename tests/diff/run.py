@@ -23,14 +23,17 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 CROSS = os.environ.get("CROSS", "riscv64-linux-gnu-")
 MARCH = "rv64gc_zba_zbb_zbs"
 NAMES = (["pc"] + ["x%d" % i for i in range(1, 32)] + ["f%d" % i for i in range(32)] + ["fcsr"]
-         + ["mem+0x%02x" % (8 * i) for i in range(32)])
+         + ["illegal-instruction traps"] + ["mem+0x%02x" % (8 * i) for i in range(32)])
 
 
 def emu_cmd(spec, binpath):
     if "{bin}" in spec:
         return ["/bin/sh", "-c", spec.replace("{bin}", shlex.quote(binpath))]
     if spec == "qemu":
-        return ["qemu-system-riscv64", "-M", "virt", "-bios", binpath, "-nographic", "-m", "256M"]
+        # vessel's extensions only (QEMU 7.2 adds H and Zbc by default): random encodings
+        # must be illegal on both or legal on both
+        return ["qemu-system-riscv64", "-M", "virt", "-cpu", "rv64,h=false,zbc=false", "-bios",
+                binpath, "-nographic", "-m", "256M"]
     return [spec, "run", "--firmware", binpath, "--memory", "256M"]
 
 
