@@ -7,9 +7,9 @@ state (x1..x31, f0..f31, fcsr, a 256-byte memory block), runs LEN random "units"
 instruction, or a short fixed pattern such as lr+sc or la+jalr) and dumps its state through
 the UART as one line of hex (see README.md for the line format).
 
-Sequence n of seed S depends only on (S, n): `--only n` regenerates it alone, and
-`--trace` adds a state dump at the start of every unit, so the runner can find the first
-unit after which the two emulators disagree.
+Sequence n of seed S depends only on (S, n). `--trace n` builds the same program (same
+layout, so pc-dependent values agree) but runs only sequence n, with a state dump at the start
+of each of its units, so the runner can find the first unit after which the emulators disagree.
 
 Registers: s0 (x8) always holds the block address and is never written by a unit; every
 load/store/AMO address is s0 + an offset inside the block. Python stdlib only.
@@ -95,7 +95,7 @@ class Gen:
     def __init__(self, r, misaligned):
         self.r = r
         self.misaligned = misaligned
-        self.targets = []  # (unit index, label) forward targets requested by branches
+        self.avoid = {BASE}  # registers no unit may write (the base, a loop's counter)
 
     # registers
     def rd(self):
@@ -104,7 +104,7 @@ class Gen:
             return "x0"
         while True:
             v = r.randint(1, 31)
-            if v != BASE:
+            if v not in self.avoid:
                 return "x%d" % v
 
     def rs(self):
@@ -356,8 +356,8 @@ class Gen:
                 f7 = r.choice([0x00, 0x01, 0x20, 0x04, 0x05, 0x07, 0x10, 0x14, 0x24, 0x30,
                                0x34, 0x35, 0x60, 0x02, 0x21])
                 w = (w & 0x01FFFFFF) | (f7 << 25)
-            if (w >> 7) & 31 == BASE:
-                w ^= 1 << 7
+            while (w >> 7) & 31 in self.avoid:
+                w ^= r.randint(1, 31) << 7
             return [".insn 4, 0x%08x" % w]
         k = r.randint(0, 7)
         h = r.getrandbits(16)
@@ -367,25 +367,43 @@ class Gen:
                 h |= 1 << 2
         elif k <= 4:  # quadrant 1 funct3 000-011: c.addi, c.addiw, c.li, c.lui/c.addi16sp
             h = h & 0x1FFC | ((k - 1) << 13) | 1
-            if (h >> 7) & 31 == BASE:
-                h ^= 1 << 7
+            while (h >> 7) & 31 in self.avoid:
+                h ^= r.randint(1, 31) << 7
         elif k == 5:  # quadrant 1 funct3 100: shifts, c.andi, c.sub..c.addw and reserved ones
             h = h & 0x1FFC | 0x8001
             if (h >> 7) & 7 == 0:
                 h |= 1 << 7
         elif k == 6:  # quadrant 2 funct3 000: c.slli
             h = h & 0x1FFC | 2
-            if (h >> 7) & 31 == BASE:
-                h ^= 1 << 7
+            while (h >> 7) & 31 in self.avoid:
+                h ^= r.randint(1, 31) << 7
         else:  # quadrant 2 funct3 100 with rs2 != 0: c.mv, c.add
             h = h & 0x1FFC | 0x8002
             if (h >> 2) & 31 == 0:
                 h |= 1 << 2
-            if (h >> 7) & 31 == BASE:
-                h ^= 1 << 7
+            while (h >> 7) & 31 in self.avoid:
+                h ^= r.randint(1, 31) << 7
         if h == 0:
             h = 0x0004
         return [".insn 2, 0x%04x # rvc" % h]
+
+    def loop(self, kinds):
+        """A counted loop (2-40 iterations, or 100 or 300) around 1-4 straight-line units, so
+        code also runs more than once: an engine that compiles hot code (a JIT) gets to run its
+        translation. The counter is never in x8-x15 (compressed rd') nor sp, and no unit of
+        the body writes it."""
+        r = self.r
+        t = r.choice([1, 3, 4, 5, 6, 7] + list(range(16, 32)))
+        count = r.choice([r.randint(2, 40), r.randint(2, 40), 100, 300])
+        self.avoid.add(t)
+        lines = ["li x%d, %d" % (t, count)]
+        for j in range(r.randint(1, 4)):
+            lines.append("@SUB%d" % j)
+            lines += getattr(self, r.choice(kinds))()
+        self.avoid.discard(t)
+        lines.append("addi x%d, x%d, -1" % (t, t))
+        lines.append("bnez x%d, @SUBTOP" % t)
+        return lines
 
     def rdnz(self):
         d = self.rd()
@@ -403,8 +421,10 @@ class Gen:
         """A forward branch or jump to the start of a later unit (or the sequence end)."""
         r = self.r
         tgt = min(n, i + 1 + r.randint(1, 4))
-        label = "L%d" % tgt  # resolved per sequence by the caller
         k = r.random()
+        if 0.45 <= k < 0.6:
+            tgt = min(n, i + 2)  # c.beqz/c.bnez reach +-256 bytes: skip at most one unit
+        label = "L%d" % tgt  # resolved per sequence by the caller
         if k < 0.45:
             op = r.choice(["beq", "bne", "blt", "bge", "bltu", "bgeu"])
             return ["%s %s, %s, @%s" % (op, self.rs(), self.rs(), label)]
@@ -431,7 +451,7 @@ class Gen:
 
 WEIGHTS = [("alu_r", 16), ("alu_i", 14), ("muldiv", 9), ("bitmanip", 10), ("load", 6),
            ("store", 5), ("fp_ldst", 3), ("amo", 4), ("fp", 20), ("compressed", 10),
-           ("branch", 3), ("raw", 4)]
+           ("branch", 3), ("raw", 4), ("loop", 2)]
 
 
 def make_sequence(seed, n, length, misaligned, raw=True):
@@ -443,10 +463,16 @@ def make_sequence(seed, n, length, misaligned, raw=True):
     mem = [rand_x(r) if r.random() < 0.5 else rand_f(r) for _ in range(BLOCK // 8)]
     g = Gen(r, misaligned)
     kinds = [k for k, w in WEIGHTS for _ in range(w) if raw or k != "raw"]
+    straight = [k for k in kinds if k not in ("branch", "loop")]
     units = []
     for i in range(length):
         k = r.choice(kinds)
-        units.append(g.branch(i, length) if k == "branch" else getattr(g, k)())
+        if k == "branch":
+            units.append(g.branch(i, length))
+        elif k == "loop":
+            units.append(g.loop(straight))
+        else:
+            units.append(getattr(g, k)())
     return xs, fs, fcsr, mem, units
 
 
@@ -466,7 +492,8 @@ _start:
     li t0, 0x6000           /* mstatus.FS = dirty: FP on */
     csrs mstatus, t0
     la sp, stack_top
-    j seq_0
+    la t0, %(first)s
+    jr t0
 
 park:
     wfi
@@ -552,7 +579,7 @@ load_state:
     ld x31, %(x31_off)d(x31)
     mret
 
-/* Dump the state: the caller stored ra at DUMP+8(s0) and called with jal ra. Prints one line
+/* Dump the state: the caller stored ra at DUMP+8(s0) and called with `call`. Prints one line
  * "D" + hex words (pc of the call, x1..x31, f0..f31, fcsr, the count of illegal-instruction
  * traps, the block), restores x2..x31 and
  * returns; the caller reloads ra. fcsr and f registers are only read. */
@@ -591,7 +618,10 @@ done:
 1:  j 1b
 """
 
-DUMP_CALL = "    sd ra, %d(s0)\n    jal ra, dump\n    ld ra, %d(s0)" % (DUMP + 8, DUMP + 8)
+# A dump call, and a placeholder of the same size (16 bytes) in its place when not tracing, so
+# the trace build has the normal build's layout and pc-dependent values (auipc, jal) agree.
+DUMP_CALL = "    sd ra, %d(s0)\n    call dump\n    ld ra, %d(s0)" % (DUMP + 8, DUMP + 8)
+NO_DUMP = "    j .+16\n    nop\n    nop\n    nop"
 
 
 def program(args):
@@ -600,6 +630,7 @@ def program(args):
     regs = [i for i in range(1, 31) if i != BASE]
     out = [HEADER % {
         "args": " ".join(sys.argv[1:]),
+        "first": "seq_%d" % (args.trace if args.trace is not None else 0),
         "copy": "\n".join("    ld t0, %d(x31)\n    sd t0, %d(s0)" % (mem_off + 8 * k, 8 * k)
                           for k in range(BLOCK // 8)),
         "fcsr_off": fcsr_off,
@@ -617,20 +648,24 @@ def program(args):
         "xrest": "\n".join("    ld x%d, %d(s0)" % (k, DUMP + 8 * k)
                            for k in range(2, 32) if k != BASE),
     }]
-    seqs = [args.only] if args.only is not None else range(args.seqs)
     data = []
     ninsns = 0
-    for idx, n in enumerate(seqs):
+    for n in range(args.seqs):
+        dump = DUMP_CALL if args.trace == n else NO_DUMP
         xs, fs, fcsr, mem, units = make_sequence(args.seed, n, args.len, args.misaligned,
                                                   args.raw)
-        ninsns += sum(len(u) for u in units)
-        out.append("seq_%d:" % idx)
-        out.append("    la x31, state_%d\n    call load_state" % idx)
+        ninsns += sum(len([ln for ln in u if not ln.startswith("@SUB")]) for u in units)
+        out.append("seq_%d:" % n)
+        out.append("    la x31, state_%d\n    call load_state" % n)
         for i, unit in enumerate(units):
             out.append("s%d_u%d:" % (n, i))  # kept in the symbol table: the runner maps pcs
-            if args.trace:
-                out.append(DUMP_CALL)
+            out.append(dump)
             for line in unit:
+                if line.startswith("@SUB"):  # a loop body's unit: labelled and traced too
+                    out.append("s%d_u%d_%s:" % (n, i, line[4:]))
+                    out.append(dump)
+                    continue
+                line = line.replace("@SUBTOP", "s%d_u%d_0" % (n, i))
                 line = line.replace("@L", "s%d_u" % n)
                 if line.endswith(" # rvc"):
                     out.append("    .option push\n    .option rvc\n    %s\n    .option pop"
@@ -639,10 +674,11 @@ def program(args):
                     out.append("    " + line)
         out.append("s%d_u%d:" % (n, args.len))
         out.append(DUMP_CALL)
-        out.append("    j %s" % ("seq_%d" % (idx + 1) if idx + 1 < len(seqs) else "done"))
+        nxt = "seq_%d" % (n + 1) if n + 1 < args.seqs and args.trace is None else "done"
+        out.append("    la x31, %s\n    jr x31" % nxt)  # same size whatever the target
         words = [xs[k] if k != BASE else 0 for k in range(32)] + fs + [fcsr] + mem
         assert len(words) * 8 == table_size
-        data.append("    .balign 8\nstate_%d:\n%s" % (idx, "\n".join(
+        data.append("    .balign 8\nstate_%d:\n%s" % (n, "\n".join(
             "    .dword 0x%016x" % w for w in words)))
     out.append("    .section .rodata\n" + "\n".join(data))
     out.append("    .bss\n    .balign 4096\nblock:\n    .skip %d\n    .balign 16\n"
@@ -656,8 +692,9 @@ def main():
     ap.add_argument("--seed", type=int, required=True)
     ap.add_argument("--seqs", type=int, default=1000, help="sequences in the program")
     ap.add_argument("--len", type=int, default=100, help="units per sequence")
-    ap.add_argument("--only", type=int, help="generate only sequence N (of the same seed)")
-    ap.add_argument("--trace", action="store_true", help="dump the state before every unit")
+    ap.add_argument("--trace", type=int, metavar="N",
+                    help="run only sequence N, with a state dump before each of its units "
+                    "(the program's layout stays that of the normal build)")
     ap.add_argument("--no-misaligned", dest="misaligned", action="store_false",
                     help="keep every load and store naturally aligned")
     ap.add_argument("--no-raw", dest="raw", action="store_false",

@@ -23,7 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 CROSS = os.environ.get("CROSS", "riscv64-linux-gnu-")
 MARCH = "rv64gc_zba_zbb_zbs"
 NAMES = (["pc"] + ["x%d" % i for i in range(1, 32)] + ["f%d" % i for i in range(32)] + ["fcsr"]
-         + ["illegal-instruction traps"] + ["mem+0x%02x" % (8 * i) for i in range(32)])
+         + ["traps"] + ["mem+0x%02x" % (8 * i) for i in range(32)])
 
 
 def emu_cmd(spec, binpath):
@@ -80,12 +80,12 @@ def run_both(args, binp):
 
 
 def symbols(elf):
-    """Unit labels sN_uI -> address, sorted by address."""
+    """Unit labels sN_uI (and sN_uI_J for the units of a loop body) -> address, sorted."""
     out = subprocess.run([CROSS + "nm", elf], capture_output=True, text=True, check=True).stdout
     syms = []
     for ln in out.splitlines():
         parts = ln.split()
-        if len(parts) == 3 and re.match(r"^s\d+_u\d+$", parts[2]):
+        if len(parts) == 3 and re.match(r"^s\d+_u\d+(_\d+)?$", parts[2]):
             syms.append((int(parts[0], 16), parts[2]))
     return sorted(syms)
 
@@ -102,8 +102,7 @@ def disasm(elf, start, stop):
     out = subprocess.run([CROSS + "objdump", "-d", "-M", "no-aliases", "--start-address=%d" % start,
                           "--stop-address=%d" % stop, elf], capture_output=True, text=True).stdout
     lines = [ln for ln in out.splitlines() if re.match(r"^\s+[0-9a-f]+:\t", ln)]
-    # drop the dump call (sd ra / jal dump / ld ra) the trace build puts at each unit's start
-    return [ln for ln in lines if "<dump>" not in ln and "264(s0)" not in ln]
+    return lines
 
 
 def words(line):
@@ -118,7 +117,7 @@ def describe_diff(a, b):
         va = wa[i] if i < len(wa) else None
         vb = wb[i] if i < len(wb) else None
         if va != vb:
-            rows.append("    %-9s emu %s  ref %s" % (name, "%016x" % va if va is not None else "-",
+            rows.append("    %-10s emu %s  ref %s" % (name, "%016x" % va if va is not None else "-",
                                                     "%016x" % vb if vb is not None else "-"))
     return rows
 
@@ -127,7 +126,7 @@ def locate(args, seed, seq, outdir):
     """Rebuild sequence `seq` alone with a dump before every unit; name the first unit after
     which the emulators disagree."""
     name = "seed%d-seq%d-trace" % (seed, seq)
-    elf, binp = build(args, seed, outdir, name, ["--only", str(seq), "--trace"])
+    elf, binp = build(args, seed, outdir, name, ["--trace", str(seq)])
     (ea, rca, _), (eb, rcb, _) = run_both(args, binp)
     syms = symbols(elf)
     print("  trace of sequence %d: %s" % (seq, os.path.join(outdir, name + ".S")))
@@ -145,7 +144,7 @@ def locate(args, seed, seq, outdir):
             stop = nxt[0] if nxt else u[0] + 64
             print("  first divergence after unit %s (the last state both agree on is at its "
                   "start):" % u[1])
-            for ln in disasm(elf, u[0], stop):
+            for ln in disasm(elf, u[0] + 16, stop):  # after the unit's 16-byte dump call
                 print("   " + ln.strip())
             for trap in (la, lb):
                 if trap.startswith("TRAP"):
