@@ -127,6 +127,8 @@ class Gen:
         r = self.r
         top = BLOCK - size if limit is None else min(limit, BLOCK - size)
         if self.misaligned and size > 1 and r.random() < 0.15:
+            if r.random() < 0.3 and BLOCK // 2 <= top:  # across the page boundary
+                return r.randint(BLOCK // 2 - size + 1, BLOCK // 2 - 1)
             return r.randint(0, top)
         return r.randint(0, top // size) * size
 
@@ -526,7 +528,7 @@ puthex:
 
 /* Illegal instruction (mcause 2): count it in the dump area's trap word and resume after
  * the instruction (2 or 4 bytes by its low bits, RV spec 1.5), touching no other state; mtval
- * is not compared (it may be 0 or the instruction, priv spec 3.1.16).
+ * is not compared (it may be 0 or the instruction, privileged spec, "Machine Trap Value Register").
  * Anything else: "TRAP mcause mepc mtval", then FAIL through the SiFive test device. */
     .balign 4
 trap:
@@ -681,8 +683,10 @@ def program(args):
         data.append("    .balign 8\nstate_%d:\n%s" % (n, "\n".join(
             "    .dword 0x%016x" % w for w in words)))
     out.append("    .section .rodata\n" + "\n".join(data))
-    out.append("    .bss\n    .balign 4096\nblock:\n    .skip %d\n    .balign 16\n"
-               "    .skip 4096\nstack_top:\n" % (BLOCK + 8 * 67))
+    # The block straddles a page boundary (4 KiB pages; 128 bytes on each side), so
+    # misaligned accesses in its middle cross pages too.
+    out.append("    .bss\n    .balign 4096\n    .skip %d\nblock:\n    .skip %d\n    .balign 16\n"
+               "    .skip 4096\nstack_top:\n" % (4096 - BLOCK // 2, BLOCK + 8 * 67))
     out.append("/* random instructions: %d */" % ninsns)  # read by run.py
     return "\n".join(out) + "\n"
 
