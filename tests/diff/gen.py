@@ -528,7 +528,8 @@ puthex:
 
 /* Illegal instruction (mcause 2): count it in the dump area's trap word and resume after
  * the instruction (2 or 4 bytes by its low bits, RV spec 1.5), touching no other state; mtval
- * is not compared (it may be 0 or the instruction, privileged spec, "Machine Trap Value Register").
+ * is not compared (it may be 0 or the instruction: privileged spec, "Machine Trap Value
+ * Register").
  * Anything else: "TRAP mcause mepc mtval", then FAIL through the SiFive test device. */
     .balign 4
 trap:
