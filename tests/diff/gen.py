@@ -344,12 +344,14 @@ class Gen:
         return [line + " # rvc"]
 
     def raw(self):
-        """A random encoding in an opcode space without memory access or control transfer
-        (OP, OP-32, OP-IMM, OP-IMM-32, OP-FP, the fused multiply-adds; RVC ALU groups), legal
-        or not: both emulators must agree on which ones raise illegal-instruction (the trap
+        """A random encoding in an opcode space without control transfer (OP, OP-32, OP-IMM,
+        OP-IMM-32, OP-FP, the fused multiply-adds; RVC ALU groups; loads, stores and AMOs
+        inside the block, see raw_mem), legal or not: both emulators must agree on which ones raise illegal-instruction (the trap
         handler counts them and skips the instruction) and on what the legal ones do. Only
         the register fields are constrained, so s0 is never written."""
         r = self.r
+        if r.random() < 0.2:
+            return self.raw_mem()
         if r.random() < 0.75:
             opc = r.choice([0x33, 0x3B, 0x13, 0x1B, 0x53, 0x53, 0x43, 0x47, 0x4B, 0x4F])
             w = r.getrandbits(32) & ~0x7F | opc
@@ -406,6 +408,32 @@ class Gen:
         lines.append("addi x%d, x%d, -1" % (t, t))
         lines.append("bnez x%d, @SUBTOP" % t)
         return lines
+
+    def raw_mem(self):
+        """A random encoding in LOAD, STORE, LOAD-FP, STORE-FP (any funct3: reserved widths,
+        H/Q and vector widths are illegal on both) with rs1 = s0 and an offset inside the
+        block, or in AMO (any funct5, funct3, aq/rl, rs2) on an aligned address of the block."""
+        r = self.r
+        w = r.getrandbits(32)
+        if r.random() < 0.3:
+            t = self.rdnz()
+            w = w & ~((31 << 15) | 0x7F) | (int(t[1:]) << 15) | 0x2F
+            if r.random() < 0.7:  # a defined width (W or D) most of the time
+                w = w & ~(7 << 12) | (r.choice([2, 3]) << 12)
+            while (w >> 7) & 31 in self.avoid:
+                w ^= r.randint(1, 31) << 7
+            return ["addi %s, s0, %d" % (t, r.randint(0, BLOCK // 8 - 1) * 8),
+                    ".insn 4, 0x%08x" % w]
+        opc = r.choice([0x03, 0x23, 0x07, 0x27])
+        off = self.off(8)
+        w = w & ~((31 << 15) | 0x7F) | (BASE << 15) | opc
+        if opc in (0x03, 0x07):  # I-type: imm[11:0] in bits 31:20
+            w = w & 0x000FFFFF | (off << 20)
+            while opc == 0x03 and (w >> 7) & 31 in self.avoid:
+                w ^= r.randint(1, 31) << 7
+        else:  # S-type: imm[11:5] in bits 31:25, imm[4:0] in bits 11:7
+            w = w & 0x01FFF07F | ((off >> 5) << 25) | ((off & 31) << 7)
+        return [".insn 4, 0x%08x" % w]
 
     def rdnz(self):
         d = self.rd()
