@@ -259,10 +259,15 @@ class Gen:
         return self.fcsr()
 
     def fcsr(self):
-        """fflags/frm/fcsr accesses that keep frm valid (0-4): a bad frm makes every
-        dynamic-rm instruction illegal, which is not what this tester is about."""
+        """fflags/frm/fcsr accesses. Most keep frm valid (0-4); a few write any value, after
+        which every instruction with a dynamic rounding mode must raise illegal-instruction
+        (RV spec 13.2) until frm is valid again: the trap count compares that."""
         r = self.r
         csr = r.choice(["fflags", "frm", "fcsr"])
+        if r.random() < 0.15:
+            op = r.choice(["csrrw", "csrrs", "csrrwi", "csrrsi"])
+            src = ("%d" % r.randint(0, 31)) if op.endswith("i") else self.rs()
+            return ["%s %s, %s, %s" % (op, self.rd(), r.choice(["frm", "fcsr"]), src)]
         k = r.random()
         if k < 0.2:
             return ["csrr %s, %s" % (self.rd(), csr)]
@@ -489,7 +494,8 @@ def make_sequence(seed, n, length, misaligned, raw=True):
     r = random.Random("%d:%d" % (seed, n))
     xs = [rand_x(r) for _ in range(32)]
     fs = [rand_f(r) for _ in range(32)]
-    fcsr = (r.randint(0, 4) << 5) | r.getrandbits(5)
+    frm = r.randint(0, 4) if r.random() < 0.95 else r.randint(5, 7)
+    fcsr = (frm << 5) | r.getrandbits(5)
     mem = [rand_x(r) if r.random() < 0.5 else rand_f(r) for _ in range(BLOCK // 8)]
     g = Gen(r, misaligned)
     kinds = [k for k, w in WEIGHTS for _ in range(w) if raw or k != "raw"]
