@@ -72,7 +72,7 @@ def rand_single(r):
 
 def rand_f(r):
     k = r.random()
-    if k < 0.4:  # a NaN-boxed single (RV spec 13.2)
+    if k < 0.4:  # a NaN-boxed single (unprivileged spec 20191213, 12.2 "NaN Boxing")
         return 0xFFFFFFFF00000000 | rand_single(r)
     if k < 0.47:  # not properly boxed: reads as the canonical NaN
         return (r.getrandbits(32) << 32) | rand_single(r)
@@ -261,7 +261,8 @@ class Gen:
     def fcsr(self):
         """fflags/frm/fcsr accesses. Most keep frm valid (0-4); a few write any value, after
         which every instruction with a dynamic rounding mode must raise illegal-instruction
-        (RV spec 13.2) until frm is valid again: the trap count compares that."""
+        (unprivileged spec 20191213, 11.2 "frm") until frm is valid again: the trap count
+        compares that."""
         r = self.r
         csr = r.choice(["fflags", "frm", "fcsr"])
         if r.random() < 0.15:
@@ -318,7 +319,8 @@ class Gen:
             d = self.rdnz()
             while d == "x2":
                 d = self.rdnz()
-            line = "c.lui %s, 0x%x" % (d, r.choice(list(range(1, 32)) + list(range(0xFFFE0, 0x100000))))
+            imm = r.choice(list(range(1, 32)) + list(range(0xFFFE0, 0x100000)))
+            line = "c.lui %s, 0x%x" % (d, imm)
         elif k == 12:
             line = "c.%s %s, %d" % (r.choice(["srli", "srai"]), self.rdc(), r.randint(1, 63))
         elif k == 13:
@@ -351,9 +353,10 @@ class Gen:
     def raw(self):
         """A random encoding in an opcode space without control transfer (OP, OP-32, OP-IMM,
         OP-IMM-32, OP-FP, the fused multiply-adds; RVC ALU groups; loads, stores and AMOs
-        inside the block, see raw_mem), legal or not: both emulators must agree on which ones raise illegal-instruction (the trap
-        handler counts them and skips the instruction) and on what the legal ones do. Only
-        the register fields are constrained, so s0 is never written."""
+        inside the block, see raw_mem), legal or not: both emulators must agree on which ones
+        raise illegal-instruction (the trap handler counts them and skips the instruction) and
+        on what the legal ones do. Only the register fields are constrained, so s0 is never
+        written."""
         r = self.r
         if r.random() < 0.2:
             return self.raw_mem()
