@@ -18,7 +18,8 @@ ASAN_LIB  := $(LIBSRCS:%.c=build/asan/%.o)
 REL_UNIT  := $(UNITSRCS:%.c=build/rel/%.o)
 ASAN_UNIT := $(UNITSRCS:%.c=build/asan/%.o)
 
-.PHONY: all asan test unit unit-asan isa guest-cache clean format format-check fuzz run
+.PHONY: all asan test unit unit-asan isa guest-cache clean format format-check fuzz run diff \
+        diff-long
 all: vessel
 
 vessel: $(REL_OBJS)
@@ -62,6 +63,18 @@ guest-cache:
 # Bare-metal ISA tests against vessel (tests/isa/run.sh qemu runs them on QEMU).
 isa: vessel
 	./tests/isa/run.sh ./vessel
+
+# Random-instruction differential tests against QEMU (tests/diff/README.md): `diff` is the CI
+# budget (4 x 500 sequences x 100 units, ~2*10^5 instructions), `diff-long` runs millions.
+# DIFF_EMU picks the emulator under test (a vessel binary or a command with {bin}).
+DIFF_EMU   ?= ./vessel
+DIFF_SEEDS ?= 50
+DIFF_FIRST ?= 1000
+diff: vessel
+	./tests/diff/run.py --emu '$(DIFF_EMU)' --seeds 4 --seqs 500 --len 100
+diff-long: vessel
+	./tests/diff/run.py --emu '$(DIFF_EMU)' --first-seed $(DIFF_FIRST) --seeds $(DIFF_SEEDS) \
+	    --seqs 1000 --len 100 --out build/diff-long
 
 # libFuzzer harnesses (clang); FUZZ_SECONDS per harness.
 FUZZ_SECONDS ?= 30

@@ -65,6 +65,8 @@ fi
 # Memory-model litmus programs, bare metal on 2 and 4 harts.
 run_suite litmus tests/litmus/run.sh ./vessel
 run_suite litmus-asan tests/litmus/run.sh ./vessel-asan
+# Random-instruction differential test against QEMU (tests/diff), the CI budget.
+run_suite diff python3 tests/diff/run.py --emu ./vessel --ref qemu --seeds 4 --seqs 500 --len 100
 run_suite guest python3 tests/guest/run.py --no-build ./vessel
 run_suite guest-asan python3 tests/guest/run.py --no-build ./vessel-asan
 run_suite blk python3 tests/guest/run_blk.py --no-build ./vessel
