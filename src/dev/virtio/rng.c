@@ -2,6 +2,7 @@
  * booted host does not block); each chain gets at most RNG_MAX_CHUNK bytes. */
 #include "dev/virtio/rng.h"
 #include "util/log.h"
+#include "util/ratelimit.h"
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/random.h>
@@ -42,7 +43,7 @@ static void rng_notify(void *dev, unsigned qi)
     }
     pthread_mutex_unlock(&r->lock);
     if (broken) {
-        log_warn("virtio-rng: malformed request from the guest; device needs reset");
+        log_warn_ratelimited("virtio-rng: malformed request from the guest; device needs reset");
         virtio_mmio_set_needs_reset(r->t);
     }
     if (notify) virtio_mmio_interrupt(r->t, VIRTIO_INT_USED);
@@ -57,12 +58,13 @@ static void rng_start(void *dev, uint64_t features)
     pthread_mutex_unlock(&r->lock);
 }
 
-static void rng_reset(void *dev)
+static bool rng_reset(void *dev)
 {
     struct vrng *r = dev;
     pthread_mutex_lock(&r->lock);
     r->running = false;
     pthread_mutex_unlock(&r->lock);
+    return true; /* requests complete inside notify: nothing is ever in flight */
 }
 
 static uint32_t rng_cfg_read(void *dev, uint32_t off, unsigned size)
