@@ -52,7 +52,7 @@ struct blk_open_opts {
  * that stop a VM under it. Returns 0 or -errno with a one-line message in err. */
 int blk_open(struct blk_backend **out, const char *path, const struct blk_open_opts *o, char *err,
              size_t errlen);
-/* Waits for in-flight requests, at most 300 ms: requests that have not completed by then are
+/* Waits for in-flight requests, at most 200 ms: requests that have not completed by then are
  * abandoned with the backend (descriptor, lock and threads stay until the process exits; a
  * warning says so), so a hung disk never keeps vessel from exiting. */
 void blk_close(struct blk_backend *b);

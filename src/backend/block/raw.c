@@ -21,7 +21,7 @@
 #define SECTOR        512u
 #define ZERO_BUF_SIZE (64u << 10)
 #define ZERO_SEGS     16u /* one zero-filling write: 16 x 64 KiB = 1 MiB */
-#define CLOSE_WAIT_MS 300 /* blk_close: how long to wait for in-flight requests */
+#define CLOSE_WAIT_MS 200 /* blk_close: how long to wait for in-flight requests */
 
 struct blk_backend {
     int fd;

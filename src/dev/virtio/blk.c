@@ -32,7 +32,7 @@
 #define MAX_DISCARD_SECTORS 0x3fffffu
 #define CONFIG_SIZE         60
 /* How long vblk_destroy waits for in-flight requests before abandoning them (see there). */
-#define DESTROY_WAIT_MS     400
+#define DESTROY_WAIT_MS     250
 
 struct vblk_req {
     struct blk_req r;

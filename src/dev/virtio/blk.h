@@ -15,7 +15,7 @@ struct vblk;
 /* serial: up to 20 bytes (longer is refused by the caller), or NULL. NULL on OOM. */
 struct vblk *vblk_create(struct blk_backend *be, const char *serial, const struct guest_mem *gm,
                          struct irq_line irq);
-/* Resets the device and waits (at most 400 ms) for its in-flight requests; does not close the
+/* Resets the device and waits (at most 250 ms) for its in-flight requests; does not close the
  * backend. Returns true if it was freed; false if requests were still in flight: the device
  * is then abandoned (never freed, their late completions touch only it) and the caller must
  * keep guest RAM mapped, as those requests may still write into it. */
