@@ -422,9 +422,9 @@ bool vblk_destroy(struct vblk *d)
         pthread_mutex_lock(&d->lock);
         unsigned n = d->inflight;
         pthread_mutex_unlock(&d->lock);
-        log_warn("virtio-blk: %u request(s) did not complete within %u ms of shutdown; "
-                 "abandoned",
-                 n, DESTROY_WAIT_MS);
+        log_warn_ratelimited("virtio-blk: %u request(s) did not complete within %u ms of "
+                             "shutdown; abandoned",
+                             n, DESTROY_WAIT_MS);
         pthread_mutex_lock(&abandoned_lock);
         if (nabandoned < sizeof(abandoned) / sizeof(abandoned[0])) abandoned[nabandoned++] = d;
         pthread_mutex_unlock(&abandoned_lock);
