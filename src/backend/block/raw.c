@@ -46,7 +46,8 @@ struct blk_backend {
     atomic_int debug_flush_err;     /* tests: the next fdatasync "fails" with this */
     atomic_int flush_err; /* first failed flush: every later flush reports it (see blk_submit) */
     /* Test hook VESSEL_TEST_BLOCK_STALL=1 (read once at blk_open): requests are accepted and
-     * never completed, as on a hung NFS server. Kept on `stalled` (under lock). */
+     * never completed, as on a hung NFS server. Kept on `stalled` (under lock), reachable:
+     * blk_close abandons the backend with them. */
     bool stall;
     struct raw_req *stalled;
     struct blk_backend *next_abandoned;
@@ -356,11 +357,6 @@ void blk_close(struct blk_backend *b)
                   b->path, (unsigned long long)atomic_load(&b->direct),
                   (unsigned long long)atomic_load(&b->buffered));
 
-    while (b->stalled) { /* the stall hook's requests: never completed, freed here */
-        struct raw_req *q = b->stalled;
-        b->stalled = q->next_stalled;
-        free(q);
-    }
     if (b->dfd >= 0) close(b->dfd);
     close(b->fd); /* drops the lock (only this descriptor's: an OFD lock) */
 
