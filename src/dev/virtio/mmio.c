@@ -10,9 +10,10 @@
  * Reset is asynchronous: writing status 0 never waits for the device's in-flight I/O (a
  * stuck backend would otherwise stall the hart, and poweroff with it). While the device
  * drains, `resetting` is set, status reads back its old non-zero value and every register
- * write but another status 0 is ignored; the device calls virtio_mmio_reset_done() when its
- * last request is gone, which only takes `lock` (never `ctl`: the device may call it from an
- * I/O thread holding its own lock, and ctl is held around ops->reset, which takes it). */
+ * write but an interrupt ack (or another status 0, a no-op) is ignored; the device calls
+ * virtio_mmio_reset_done() when its last request is gone, which only takes `lock` (never `ctl`: the
+ * device may call it from an I/O thread holding its own lock, and ctl is held around ops->reset,
+ * which takes it). */
 #include "dev/virtio/mmio.h"
 #include "util/log.h"
 #include <errno.h>
