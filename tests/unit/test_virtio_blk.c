@@ -1294,6 +1294,43 @@ out:
     rig_close(&r);
 }
 
+/* The completions of requests in flight at a reset finish it: status reads non-zero until the
+ * last one, then 0; they write no status byte and push nothing (the reset driver expects
+ * nothing from them); the device then works again. The stall hook holds the requests until the
+ * test releases them, so the completions surely come after the reset. */
+TEST(vblk_reset_finished_by_last_completion)
+{
+    struct rig r;
+    struct rig_opts o = {.stall = true};
+    if (!rig_open(&r, 64, &o)) goto out;
+    uint64_t st[3];
+    for (int i = 0; i < 3; i++)
+        st[i] = submit(&r, T_IN, (uint64_t)i, vh_alloc(&r.h, SECT), SECT, true, 1, false, NULL);
+    vh_kick(&r.h);
+    vh_wr(&r.h, VH_STATUS, 0);
+    CHECK(virtio_mmio_reset_pending(r.h.t));
+    CHECK(vh_rd(&r.h, VH_STATUS) != 0);
+    blk_debug_release_stalled(r.be);
+    CHECK(wait_status_zero(&r.h, 5000));
+    CHECK_EQ(vh_used_idx(&r.h), 0);
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ(*vh_ptr(&r.h, st[i]), 0xff);
+    CHECK(!r.h.irq.level);
+    struct virtio_mmio_stats ts;
+    virtio_mmio_get_stats(r.h.t, &ts);
+    CHECK_EQ(ts.resets_deferred, 1);
+    struct vblk_stats s;
+    vblk_get_stats(r.d, &s);
+    CHECK_EQ(s.in_flight, 0);
+    /* up again, served normally */
+    CHECK_EQ(vh_setup(&r.h, F_ALL, 256), 0);
+    uint64_t b = vh_alloc(&r.h, SECT);
+    CHECK_EQ(io(&r, T_IN, 9, b, SECT, true, 1, false), S_OK);
+    CHECK(guest_matches_pattern(&r, b, 9 * SECT, SECT));
+out:
+    rig_close(&r);
+}
+
 /* A guest flooding the queue by publishing heads again while they are in flight: at most the
  * queue size is ever in flight (each request holds host memory), and the device ends in
  * NEEDS_RESET. The backend stalls, so nothing completes and frees a head meanwhile. */

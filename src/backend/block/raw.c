@@ -62,6 +62,7 @@ struct raw_req {
     uint64_t zoff, zleft;
     bool punch; /* a DISCARD/WRITE_ZEROES that tried to punch (or, in tests, pretended to) */
     struct raw_req *next_stalled;
+    bool fill_now; /* stalled: starts by zero-filling (blk_submit's fill_now) */
     struct iovec iov[];
 };
 
@@ -396,6 +397,25 @@ void blk_debug_fail_next_flush(struct blk_backend *b, int err)
     atomic_store(&b->debug_flush_err, err);
 }
 
+static void zero_fill_next(struct raw_req *q);
+
+void blk_debug_release_stalled(struct blk_backend *b)
+{
+    pthread_mutex_lock(&b->lock);
+    b->stall = false;
+    struct raw_req *q = b->stalled;
+    b->stalled = NULL;
+    pthread_mutex_unlock(&b->lock);
+    while (q) {
+        struct raw_req *next = q->next_stalled;
+        if (q->fill_now)
+            zero_fill_next(q);
+        else
+            io_engine_submit(b->eng, &q->task);
+        q = next;
+    }
+}
+
 static void req_finish(struct raw_req *q, int64_t res)
 {
     struct blk_backend *b = q->b;
@@ -587,6 +607,7 @@ int blk_submit(struct blk_backend *b, struct blk_req *r)
     pthread_mutex_lock(&b->lock);
     b->inflight++;
     if (b->stall) { /* test hook: accepted, never completed */
+        q->fill_now = fill_now;
         q->next_stalled = b->stalled;
         b->stalled = q;
         pthread_mutex_unlock(&b->lock);
