@@ -14,6 +14,7 @@ struct vrng {
     pthread_mutex_t lock;
     bool running;
     struct vq_chain chain;
+    uint64_t requests, bytes, bad_requests; /* under lock; logged at destroy (debug) */
 };
 
 static void rng_notify(void *dev, unsigned qi)
@@ -27,6 +28,7 @@ static void rng_notify(void *dev, unsigned qi)
         if (n == 0) break;
         if (n < 0) {
             broken = true;
+            r->bad_requests++;
             break;
         }
         uint32_t done = 0;
@@ -39,6 +41,8 @@ static void rng_notify(void *dev, unsigned qi)
             if ((size_t)got < want) break;
         }
         vq_push(q, r->chain.head, done);
+        r->requests++;
+        r->bytes += done;
         notify |= vq_should_notify(q);
     }
     pthread_mutex_unlock(&r->lock);
@@ -108,6 +112,13 @@ struct vrng *vrng_create(const struct guest_mem *gm, struct irq_line irq)
 void vrng_destroy(struct vrng *r)
 {
     if (!r) return;
+    struct virtio_mmio_stats ts;
+    virtio_mmio_get_stats(r->t, &ts);
+    log_debug("virtio-rng: %llu requests, %llu bytes, %llu malformed, %llu resets, %llu "
+              "needs-reset",
+              (unsigned long long)r->requests, (unsigned long long)r->bytes,
+              (unsigned long long)r->bad_requests, (unsigned long long)ts.resets,
+              (unsigned long long)ts.needs_reset);
     virtio_mmio_destroy(r->t);
     pthread_mutex_destroy(&r->lock);
     free(r);
