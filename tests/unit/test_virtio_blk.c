@@ -1331,6 +1331,35 @@ out:
     rig_close(&r);
 }
 
+/* A device abandoned at destroy with a guest's reset pending: when its request completes at
+ * last, finishing the reset must not touch the interrupt line (the interrupt controller is
+ * freed with the machine by then). */
+TEST(vblk_abandoned_device_raises_nothing)
+{
+    struct rig r;
+    struct rig_opts o = {.stall = true};
+    if (!rig_open(&r, 64, &o)) goto out;
+    /* GET_ID completes at once (no backend I/O): used interrupt, line high */
+    uint64_t id = vh_alloc(&r.h, VIRTIO_BLK_SERIAL_LEN);
+    submit(&r, T_GET_ID, 0, id, VIRTIO_BLK_SERIAL_LEN, true, 1, false, NULL);
+    vh_kick(&r.h);
+    CHECK(r.h.irq.level);
+    submit(&r, T_IN, 2, vh_alloc(&r.h, SECT), SECT, true, 1, false, NULL);
+    vh_kick(&r.h);
+    vh_wr(&r.h, VH_STATUS, 0); /* pending: the read is stalled */
+    CHECK(virtio_mmio_reset_pending(r.h.t));
+    int changes = r.h.irq.changes;
+    CHECK(!vblk_destroy(r.d)); /* abandoned */
+    r.d = NULL;
+    blk_debug_release_stalled(r.be); /* the read completes now, finishing the reset */
+    blk_close(r.be);                 /* waits for it: done in time, so not abandoned */
+    r.be = NULL;
+    CHECK_EQ(r.h.irq.changes, changes);
+    CHECK(r.h.irq.level);
+out:
+    rig_close(&r);
+}
+
 /* A guest flooding the queue by publishing heads again while they are in flight: at most the
  * queue size is ever in flight (each request holds host memory), and the device ends in
  * NEEDS_RESET. The backend stalls, so nothing completes and frees a head meanwhile. */

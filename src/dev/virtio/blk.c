@@ -425,6 +425,9 @@ bool vblk_destroy(struct vblk *d)
         log_warn_ratelimited("virtio-blk: %u request(s) did not complete within %u ms of "
                              "shutdown; abandoned",
                              n, DESTROY_WAIT_MS);
+        /* The interrupt controller goes away with the machine: a late completion finishing
+         * a guest's reset must not lower a line into freed memory. */
+        virtio_mmio_disconnect_irq(d->t);
         pthread_mutex_lock(&abandoned_lock);
         if (nabandoned < sizeof(abandoned) / sizeof(abandoned[0])) abandoned[nabandoned++] = d;
         pthread_mutex_unlock(&abandoned_lock);

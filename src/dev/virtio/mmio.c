@@ -200,6 +200,13 @@ void virtio_mmio_reset_done(struct virtio_mmio *t)
     pthread_mutex_unlock(&t->lock);
 }
 
+void virtio_mmio_disconnect_irq(struct virtio_mmio *t)
+{
+    pthread_mutex_lock(&t->lock);
+    t->irq.set = NULL; /* irq_line_set does nothing without it */
+    pthread_mutex_unlock(&t->lock);
+}
+
 bool virtio_mmio_reset_pending(struct virtio_mmio *t)
 {
     pthread_mutex_lock(&t->lock);

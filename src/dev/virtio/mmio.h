@@ -66,6 +66,9 @@ void virtio_mmio_set_needs_reset(struct virtio_mmio *t);
 /* The device has drained what was in flight when its reset began: finish the reset (the
  * status register reads 0 from now on). Any thread; no-op if no reset is pending. */
 void virtio_mmio_reset_done(struct virtio_mmio *t);
+/* Cut the interrupt line (the machine is going away while the device is abandoned with
+ * requests in flight): later completions and a late reset_done raise nothing. Any thread. */
+void virtio_mmio_disconnect_irq(struct virtio_mmio *t);
 /* Whether a reset is waiting for the device to drain (for tests and stop paths). */
 bool virtio_mmio_reset_pending(struct virtio_mmio *t);
 /* Guest-caused events, for the debug summary at close. */
