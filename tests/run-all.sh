@@ -72,6 +72,7 @@ run_suite guest-asan python3 tests/guest/run.py --no-build ./vessel-asan
 run_suite blk python3 tests/guest/run_blk.py --no-build ./vessel
 # Under the sanitizers: every check, with less data (--small; the full sizes take ~15 min).
 run_suite blk-asan python3 tests/guest/run_blk.py --no-build --small ./vessel-asan
+run_suite hostile python3 tests/hostile/run.py ./vessel ./vessel-asan
 # The Debian root disk: systemd to a login prompt, files, apt, fio, poweroff, persistence.
 run_suite disk python3 tests/guest/run_disk.py ./vessel
 run_suite gdb tests/gdb/run.sh ./vessel

@@ -148,28 +148,30 @@ static void size_human(uint64_t v, char *buf, size_t len)
     snprintf(buf, len, "%.1f%c", d, units[u]);
 }
 
-/* Who holds a lock on the image, as "read-write by process 123 (vessel)"; empty if nobody. */
+/* Who holds a lock on the image, as "read-write by process 123 (vessel)"; empty if nobody.
+ * vessel takes OFD locks, which carry no pid: blk_lock_holder finds the holder in /proc. */
 static void lock_holder(int fd, char *buf, size_t len)
 {
     buf[0] = 0;
-    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET}; /* conflicts with any lock */
-    if (fcntl(fd, F_GETLK, &fl) < 0 || fl.l_type == F_UNLCK) return;
-    const char *mode = fl.l_type == F_WRLCK ? "read-write" : "read-only";
-    if (fl.l_pid <= 0) {
-        snprintf(buf, len, "%s by a process in another namespace", mode);
+    long pid;
+    bool write = false;
+    if (blk_lock_holder(fd, &pid, &write) <= 0) return;
+    const char *mode = write ? "read-write" : "read-only";
+    if (pid <= 0) {
+        snprintf(buf, len, "%s by another process (not visible from here)", mode);
         return;
     }
     char comm[64] = "", p[64];
-    snprintf(p, sizeof(p), "/proc/%ld/comm", (long)fl.l_pid);
+    snprintf(p, sizeof(p), "/proc/%ld/comm", pid);
     FILE *f = fopen(p, "re");
     if (f) {
         if (fgets(comm, sizeof(comm), f)) comm[strcspn(comm, "\n")] = 0;
         fclose(f);
     }
     if (comm[0])
-        snprintf(buf, len, "%s by process %ld (%s)", mode, (long)fl.l_pid, comm);
+        snprintf(buf, len, "%s by process %ld (%s)", mode, pid, comm);
     else
-        snprintf(buf, len, "%s by process %ld", mode, (long)fl.l_pid);
+        snprintf(buf, len, "%s by process %ld", mode, pid);
 }
 
 static int disk_info(int argc, char **argv)

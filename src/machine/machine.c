@@ -369,13 +369,25 @@ void machine_destroy(struct machine *m)
             if (m->harts[i].env.ram) hart_destroy(&m->harts[i]);
     free(m->harts);
     free(m->threads);
+    /* vblk_destroy waits a bounded time: requests a hung backend never completes are
+     * abandoned, and the backend may still write their data into guest RAM later. */
+    bool ram_in_use = false;
     for (unsigned i = 0; i < MACHINE_MAX_DISKS; i++)
-        vblk_destroy(m->blk[i]);
+        if (!vblk_destroy(m->blk[i])) ram_in_use = true;
     vrng_destroy(m->rng);
     goldfish_rtc_destroy(m->rtc);
     uart_destroy(m->uart);
     if (m->plic) plic_destroy(m->plic);
-    if (m->ram) munmap(m->ram, m->cfg.ram_size);
+    if (m->ram && ram_in_use) {
+        /* Swap in fresh zero pages at the same address instead of unmapping: the guest's
+         * memory is released, and a late write lands in memory nobody reads (the range stays
+         * reserved until the process exits). */
+        if (mmap(m->ram, m->cfg.ram_size, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) == MAP_FAILED)
+            log_warn("guest RAM kept mapped: %s", strerror(errno));
+    } else if (m->ram) {
+        munmap(m->ram, m->cfg.ram_size);
+    }
     bus_destroy(&m->bus);
     pthread_mutex_destroy(&m->ev_lock);
     pthread_cond_destroy(&m->ev_cond);

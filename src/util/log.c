@@ -23,6 +23,13 @@ int log_set_level_name(const char *name)
 
 int log_set_file(const char *path)
 {
+    if (!path) { /* back to stderr */
+        pthread_mutex_lock(&log_lock);
+        if (log_fp) fclose(log_fp);
+        log_fp = NULL;
+        pthread_mutex_unlock(&log_lock);
+        return 0;
+    }
     FILE *fp = fopen(path, "a");
     if (!fp) return -errno;
     setvbuf(fp, NULL, _IOLBF, 0);

@@ -8,7 +8,7 @@ enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG, LOG_TRACE };
 extern enum log_level log_current_level;
 /* Returns 0 or -EINVAL for an unknown name ("error", "warn", "info", "debug", "trace"). */
 int log_set_level_name(const char *name);
-/* Send log lines to PATH instead of stderr. Returns 0 or -errno. */
+/* Send log lines to PATH instead of stderr (NULL: back to stderr). Returns 0 or -errno. */
 int log_set_file(const char *path);
 void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -10,7 +10,9 @@
  * Input: 18 header bytes, then the RAM image (zero-padded to RAM_SIZE).
  *   [0]     queue size: 1 << (b & 15) for b & 15 <= 10, otherwise an invalid size
  *   [1]     bit 0 event_idx, bit 1 indirect, bit 2 not ready, bit 3 pop only if the layout
- *           checks out (as the transport does), bit 4 RAM at 0x80000000 (else at 0x10000)
+ *           checks out (as the transport does), bit 4 RAM at 0x80000000 (else at 0x10000),
+ *           bit 5 hold: pop without pushing back (requests stay in flight), which checks the
+ *           in-flight bound: never more than num heads in flight, never one head twice
  *   [2..3]  last_avail, [4..5] used_idx (little endian)
  *   [6..17] desc, avail, used: u32 offsets from RAM base - 0x100, modulo RAM_SIZE + 0x200 */
 #include "dev/virtio/virtqueue.h"
@@ -79,6 +81,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (layout != 0 && layout != -EINVAL) __builtin_trap();
     if ((data[1] & 8) && layout) return 0;
 
+    bool hold = data[1] & 32;
+    static uint8_t held[VQ_MAX_SIZE];
+    unsigned nheld = 0;
+    if (hold) memset(held, 0, sizeof(held));
     /* Pushing may overwrite the avail ring (rings may overlap): bound the loop. */
     for (unsigned iter = 0; iter < 2 * VQ_MAX_SIZE + 8; iter++) {
         int r = vq_pop(&q, &chain);
@@ -89,6 +95,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         if (r != 1) __builtin_trap();
         check_chain(&chain, q.num);
+        if (q.inflight > q.num) __builtin_trap();
+        if (hold) {
+            if (held[chain.head]) __builtin_trap(); /* one head in flight twice */
+            held[chain.head] = 1;
+            if (++nheld > q.num || q.inflight != nheld) __builtin_trap();
+            continue;
+        }
         uint8_t tmp[64];
         uint64_t got = vq_chain_read(&chain, 0, tmp, sizeof(tmp));
         if (got > chain.read_len || got > sizeof(tmp)) __builtin_trap();
@@ -96,6 +109,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         uint64_t put = vq_chain_write(&chain, off, tmp, 8);
         if (put > 8 || off + put > chain.write_len) __builtin_trap();
         vq_push(&q, chain.head, (uint32_t)chain.write_len);
+        if (q.inflight != 0) __builtin_trap();
         (void)vq_should_notify(&q);
         vq_update_avail_event(&q);
     }

@@ -781,6 +781,23 @@ TEST(block_bad_engine_name)
     unlink(path);
 }
 
+/* Can another process take a write lock on path right now? (As another vessel would, with
+ * an OFD lock; a POSIX lock attempt conflicts with OFD locks the same way.) */
+static bool child_can_write_lock(const char *path)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(path, O_RDWR);
+        struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+        _exit(fd >= 0 && fcntl(fd, F_OFD_SETLK, &fl) == 0 ? 0 : 1);
+    }
+    int st = -1;
+    if (pid <= 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st)) return true;
+    return WEXITSTATUS(st) == 0;
+}
+
+/* Open file description locks (issue 8 item 6): two writable opens of one image in one process
+ * conflict as two processes would, with one clear line; the refusal keeps the first lock. */
 TEST(block_same_image_twice_in_process)
 {
     char path[256], err[256];
@@ -789,20 +806,59 @@ TEST(block_same_image_twice_in_process)
     struct blk_open_opts ro = {.readonly = true};
     CHECK_EQ(blk_open(&a, path, NULL, err, sizeof(err)), 0);
     CHECK_EQ(blk_open(&b, path, NULL, err, sizeof(err)), -EBUSY);
-    CHECK(strstr(err, "already open"));
+    CHECK(strstr(err, "already open in this vessel"));
+    CHECK(strstr(err, path));
+    CHECK(!strchr(err, '\n'));
     CHECK_EQ(blk_open(&b, path, &ro, err, sizeof(err)), -EBUSY);
-    /* the refusal did not drop a's lock: another process still cannot take it */
-    pid_t pid = fork();
-    if (pid == 0) {
-        int fd = open(path, O_RDWR);
-        struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
-        _exit(fd >= 0 && fcntl(fd, F_SETLK, &fl) < 0 ? 0 : 1);
-    }
-    int st = -1;
-    CHECK(pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    /* the refusals (and their close()) did not drop a's lock */
+    CHECK(!child_can_write_lock(path));
     if (a) blk_close(a);
     CHECK_EQ(blk_open(&b, path, NULL, err, sizeof(err)), 0);
     if (b) blk_close(b);
+    unlink(path);
+}
+
+/* POSIX locks drop when ANY descriptor of the file is closed in the process; OFD locks do not. */
+TEST(block_lock_survives_other_close)
+{
+    char path[256], err[256];
+    make_image(path, sizeof(path), 4096);
+    struct blk_backend *a = NULL;
+    CHECK_EQ(blk_open(&a, path, NULL, err, sizeof(err)), 0);
+    int fd = open(path, O_RDONLY);
+    CHECK(fd >= 0);
+    close(fd); /* with F_SETLK this dropped a's lock */
+    CHECK(!child_can_write_lock(path));
+    if (a) blk_close(a);
+    CHECK(child_can_write_lock(path));
+    unlink(path);
+}
+
+/* Any number of read-only users in one process; a writer is refused meanwhile. */
+TEST(block_two_readers_in_process)
+{
+    char path[256], err[256];
+    make_image(path, sizeof(path), 4096);
+    struct blk_backend *a = NULL, *b = NULL, *w = NULL;
+    struct blk_open_opts ro = {.readonly = true};
+    CHECK_EQ(blk_open(&a, path, &ro, err, sizeof(err)), 0);
+    CHECK_EQ(blk_open(&b, path, &ro, err, sizeof(err)), 0);
+    CHECK_EQ(blk_open(&w, path, NULL, err, sizeof(err)), -EBUSY);
+    CHECK(strstr(err, "already open in this vessel"));
+    if (a) blk_close(a);
+    /* b still holds its shared lock after a's close */
+    CHECK(!child_can_write_lock(path));
+    CHECK_EQ(blk_open(&w, path, NULL, err, sizeof(err)), -EBUSY);
+    long pid = 0;
+    bool wr = true;
+    int fd = open(path, O_RDONLY);
+    CHECK_EQ(blk_lock_holder(fd, &pid, &wr), 1);
+    CHECK_EQ(pid, (long)getpid());
+    CHECK(!wr);
+    close(fd);
+    if (b) blk_close(b);
+    CHECK_EQ(blk_open(&w, path, NULL, err, sizeof(err)), 0);
+    if (w) blk_close(w);
     unlink(path);
 }
 

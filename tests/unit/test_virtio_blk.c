@@ -15,6 +15,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SECT     512u
@@ -73,6 +74,7 @@ struct rig_opts {
     uint64_t features;          /* wanted; 0 means F_ALL */
     uint16_t num;               /* queue size; 0 means 256 */
     const struct irq_line *irq; /* instead of the harness's counting line */
+    bool stall;                 /* VESSEL_TEST_BLOCK_STALL=1: no request ever completes */
 };
 
 /* The initial content of byte `off` of an image: differs between neighbouring bytes and
@@ -118,8 +120,10 @@ static bool rig_open(struct rig *r, uint64_t sectors, const struct rig_opts *o)
     }
     struct blk_open_opts bo = {.readonly = o->readonly};
     if (o->engine) setenv("VESSEL_IO_ENGINE", o->engine, 1);
+    if (o->stall) setenv("VESSEL_TEST_BLOCK_STALL", "1", 1);
     rc = blk_open(&r->be, r->path, &bo, err, sizeof(err));
     unsetenv("VESSEL_IO_ENGINE");
+    unsetenv("VESSEL_TEST_BLOCK_STALL");
     if (rc) {
         fprintf(stderr, "  blk_open: %s\n", err);
         test_failures_in_current++;
@@ -1232,6 +1236,188 @@ out:
 
 /* ---- reset and teardown with requests in flight ------------------------------------------- */
 
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The driver's side of an asynchronous reset (4.2.2.1): re-read status until it reads 0. */
+static bool wait_status_zero(struct vh *h, unsigned ms)
+{
+    uint64_t end = now_ms() + ms;
+    while (vh_rd(h, VH_STATUS) != 0) {
+        if (now_ms() > end) return false;
+        usleep(1000);
+    }
+    return true;
+}
+
+/* A reset while the backend never completes (the stall test hook): the status write returns
+ * at once, status reads non-zero for as long as the request is in flight, nothing is written
+ * into the request's buffers or pushed; vblk_destroy and blk_close give up within their
+ * bounds (together well under the 1 s a stop may take). */
+TEST(vblk_reset_while_backend_stalls)
+{
+    struct rig r;
+    struct rig_opts o = {.stall = true};
+    if (!rig_open(&r, 64, &o)) goto out;
+    uint64_t b = vh_alloc(&r.h, SECT);
+    uint64_t st = submit(&r, T_IN, 3, b, SECT, true, 1, false, NULL);
+    vh_kick(&r.h);
+    struct vblk_stats s;
+    vblk_get_stats(r.d, &s);
+    CHECK_EQ(s.in_flight, 1);
+    uint64_t t0 = now_ms();
+    vh_wr(&r.h, VH_STATUS, 0);
+    CHECK(now_ms() - t0 < 100);
+    CHECK(!wait_status_zero(&r.h, 200)); /* still draining: non-zero throughout */
+    CHECK(vh_rd(&r.h, VH_STATUS) & VIRTIO_STATUS_DRIVER_OK);
+    CHECK_EQ(vh_used_idx(&r.h), 0);
+    CHECK_EQ(*vh_ptr(&r.h, st), 0xff);
+    CHECK(!r.h.irq.level);
+    /* the driver does not wait and starts over: ignored until the reset completes */
+    (void)vh_negotiate(&r.h, F_ALL);
+    CHECK(virtio_mmio_reset_pending(r.h.t));
+    CHECK_EQ(vh_rd(&r.h, VH_STATUS), 0xf); /* what it was: the driver's writes were dropped */
+    vblk_get_stats(r.d, &s);
+    CHECK_EQ(s.in_flight, 1);
+
+    t0 = now_ms();
+    CHECK(!vblk_destroy(r.d)); /* abandoned: the request never completes */
+    r.d = NULL;
+    blk_close(r.be); /* abandoned too */
+    r.be = NULL;
+    CHECK(now_ms() - t0 < 1000);
+out:
+    rig_close(&r);
+}
+
+/* The completions of requests in flight at a reset finish it: status reads non-zero until the
+ * last one, then 0; they write no status byte and push nothing (the reset driver expects
+ * nothing from them); the device then works again. The stall hook holds the requests until the
+ * test releases them, so the completions surely come after the reset. */
+TEST(vblk_reset_finished_by_last_completion)
+{
+    struct rig r;
+    struct rig_opts o = {.stall = true};
+    if (!rig_open(&r, 64, &o)) goto out;
+    uint64_t st[3];
+    for (int i = 0; i < 3; i++)
+        st[i] = submit(&r, T_IN, (uint64_t)i, vh_alloc(&r.h, SECT), SECT, true, 1, false, NULL);
+    vh_kick(&r.h);
+    vh_wr(&r.h, VH_STATUS, 0);
+    CHECK(virtio_mmio_reset_pending(r.h.t));
+    CHECK(vh_rd(&r.h, VH_STATUS) != 0);
+    blk_debug_release_stalled(r.be);
+    CHECK(wait_status_zero(&r.h, 5000));
+    CHECK_EQ(vh_used_idx(&r.h), 0);
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ(*vh_ptr(&r.h, st[i]), 0xff);
+    CHECK(!r.h.irq.level);
+    struct virtio_mmio_stats ts;
+    virtio_mmio_get_stats(r.h.t, &ts);
+    CHECK_EQ(ts.resets_deferred, 1);
+    struct vblk_stats s;
+    vblk_get_stats(r.d, &s);
+    CHECK_EQ(s.in_flight, 0);
+    /* up again, served normally */
+    CHECK_EQ(vh_setup(&r.h, F_ALL, 256), 0);
+    uint64_t b = vh_alloc(&r.h, SECT);
+    CHECK_EQ(io(&r, T_IN, 9, b, SECT, true, 1, false), S_OK);
+    CHECK(guest_matches_pattern(&r, b, 9 * SECT, SECT));
+out:
+    rig_close(&r);
+}
+
+/* A device abandoned at destroy with a guest's reset pending: when its request completes at
+ * last, finishing the reset must not touch the interrupt line (the interrupt controller is
+ * freed with the machine by then). */
+TEST(vblk_abandoned_device_raises_nothing)
+{
+    struct rig r;
+    struct rig_opts o = {.stall = true};
+    if (!rig_open(&r, 64, &o)) goto out;
+    /* GET_ID completes at once (no backend I/O): used interrupt, line high */
+    uint64_t id = vh_alloc(&r.h, VIRTIO_BLK_SERIAL_LEN);
+    submit(&r, T_GET_ID, 0, id, VIRTIO_BLK_SERIAL_LEN, true, 1, false, NULL);
+    vh_kick(&r.h);
+    CHECK(r.h.irq.level);
+    submit(&r, T_IN, 2, vh_alloc(&r.h, SECT), SECT, true, 1, false, NULL);
+    vh_kick(&r.h);
+    vh_wr(&r.h, VH_STATUS, 0); /* pending: the read is stalled */
+    CHECK(virtio_mmio_reset_pending(r.h.t));
+    int changes = r.h.irq.changes;
+    CHECK(!vblk_destroy(r.d)); /* abandoned */
+    r.d = NULL;
+    blk_debug_release_stalled(r.be); /* the read completes now, finishing the reset */
+    blk_close(r.be);                 /* waits for it: done in time, so not abandoned */
+    r.be = NULL;
+    CHECK_EQ(r.h.irq.changes, changes);
+    CHECK(r.h.irq.level);
+out:
+    rig_close(&r);
+}
+
+/* A guest flooding the queue by publishing heads again while they are in flight: at most the
+ * queue size is ever in flight (each request holds host memory), and the device ends in
+ * NEEDS_RESET. The backend stalls, so nothing completes and frees a head meanwhile. */
+TEST(vblk_flood_republished_heads_bounded)
+{
+    struct rig r;
+    struct rig_opts o = {.stall = true};
+    if (!rig_open(&r, 64, &o)) goto out;
+    /* 256 distinct heads (indirect chains: one queue descriptor each) fill the queue */
+    uint16_t heads[256];
+    for (int i = 0; i < 256; i++)
+        submit(&r, T_IN, (uint64_t)i % 64, vh_alloc(&r.h, SECT), SECT, true, 1, true, &heads[i]);
+    vh_kick(&r.h);
+    struct vblk_stats s;
+    vblk_get_stats(r.d, &s);
+    CHECK_EQ(s.in_flight, 256);
+    CHECK_EQ(vh_rd(&r.h, VH_STATUS) & VIRTIO_STATUS_NEEDS_RESET, 0);
+    /* now re-publish heads that are in flight, kicking each time, many times over */
+    for (int i = 0; i < 10000; i++) {
+        vh_avail_add(&r.h, heads[i % 256]);
+        vh_kick(&r.h);
+    }
+    vblk_get_stats(r.d, &s);
+    CHECK_EQ(s.in_flight, 256);
+    CHECK_EQ(s.bad_requests, 1);
+    CHECK(vh_rd(&r.h, VH_STATUS) & VIRTIO_STATUS_NEEDS_RESET);
+    CHECK(vh_rd(&r.h, VH_INT_STATUS) & VIRTIO_INT_CONFIG);
+    CHECK(!vblk_destroy(r.d));
+    r.d = NULL;
+    blk_close(r.be);
+    r.be = NULL;
+out:
+    rig_close(&r);
+}
+
+/* The same head published twice in one batch, with a backend that completes: the second copy
+ * is refused even though the queue is far from full. */
+TEST(vblk_same_head_twice_needs_reset)
+{
+    struct rig r;
+    struct rig_opts o = {.stall = true};
+    if (!rig_open(&r, 64, &o)) goto out;
+    uint16_t h;
+    submit(&r, T_IN, 1, vh_alloc(&r.h, SECT), SECT, true, 1, false, &h);
+    vh_avail_add(&r.h, h);
+    vh_kick(&r.h);
+    struct vblk_stats s;
+    vblk_get_stats(r.d, &s);
+    CHECK_EQ(s.in_flight, 1);
+    CHECK(vh_rd(&r.h, VH_STATUS) & VIRTIO_STATUS_NEEDS_RESET);
+    CHECK(!vblk_destroy(r.d));
+    r.d = NULL;
+    blk_close(r.be);
+    r.be = NULL;
+out:
+    rig_close(&r);
+}
+
 TEST(vblk_reset_with_requests_in_flight)
 {
     struct rig r;
@@ -1240,8 +1426,8 @@ TEST(vblk_reset_with_requests_in_flight)
     for (int i = 0; i < 64; i++)
         submit(&r, T_IN, (uint64_t)i * 8, vh_alloc(&r.h, 8 * SECT), 8 * SECT, true, 2, false, NULL);
     vh_kick(&r.h);
-    vh_wr(&r.h, VH_STATUS, 0); /* returns once the in-flight requests are drained */
-    CHECK_EQ(vh_rd(&r.h, VH_STATUS), 0);
+    vh_wr(&r.h, VH_STATUS, 0); /* returns at once; status reads 0 once they are drained */
+    CHECK(wait_status_zero(&r.h, 5000));
     CHECK_EQ(vh_rd(&r.h, VH_INT_STATUS), 0);
     CHECK(!r.h.irq.level);
     CHECK(vh_used_idx(&r.h) <= 64);

@@ -54,7 +54,8 @@ struct fakedev {
     uint8_t config[24];
     uint32_t last_cfg_off;
     unsigned last_cfg_size;
-    bool respond; /* notify: serve queue 0 like an entropy device */
+    bool respond;     /* notify: serve queue 0 like an entropy device */
+    bool defer_reset; /* reset: "requests in flight", finish later (virtio_mmio_reset_done) */
 };
 
 static uint32_t fd_config_read(void *dev, uint32_t off, unsigned size)
@@ -102,10 +103,11 @@ static void fd_notify(void *dev, unsigned q)
     if (any && vq_should_notify(vq)) virtio_mmio_interrupt(d->t, VIRTIO_INT_USED);
 }
 
-static void fd_reset(void *dev)
+static bool fd_reset(void *dev)
 {
     struct fakedev *d = dev;
     d->resets++;
+    return !d->defer_reset;
 }
 
 static const struct virtio_device_ops fd_ops = {
@@ -439,6 +441,60 @@ TEST(vmmio_reset)
     CHECK_EQ(r.d.starts, 2);
     CHECK(q->ready);
     CHECK(q->indirect && !q->event_idx);
+    rig_free(&r);
+}
+
+/* Asynchronous reset (4.2.2.1, 2.4): while the device drains, status reads back non-zero,
+ * the driver's other writes are dropped and the device's interrupts too; the device's
+ * reset_done finishes it. */
+TEST(vmmio_async_reset)
+{
+    struct rig r;
+    rig_init(&r, &fd_ops);
+    linux_init(&r, F_V1 | F_EVT);
+    struct vq *q = virtio_mmio_queue(r.t, 0);
+    q->last_avail = 3;
+    r.d.defer_reset = true;
+    wr(&r, R_STATUS, 0);
+    CHECK_EQ(r.d.resets, 2);
+    CHECK(virtio_mmio_reset_pending(r.t));
+    CHECK(rd(&r, R_STATUS) != 0);
+    CHECK(q->ready);
+    /* status 0 again while draining: the same reset, not a second one */
+    wr(&r, R_STATUS, 0);
+    CHECK_EQ(r.d.resets, 2);
+    /* a driver that does not wait: its writes are dropped */
+    wr(&r, R_STATUS, S_ACK);
+    CHECK(rd(&r, R_STATUS) & S_DOK);
+    wr(&r, R_QUEUE_NOTIFY, 0);
+    CHECK_EQ(r.d.notifies[0], 0);
+    wr(&r, R_QUEUE_SEL, 1);
+    wr(&r, R_QUEUE_SEL, 0);
+    CHECK_EQ(rd(&r, R_QUEUE_READY), 1);
+    /* a completion arriving now raises nothing */
+    virtio_mmio_interrupt(r.t, VIRTIO_INT_USED);
+    virtio_mmio_set_needs_reset(r.t);
+    CHECK_EQ(rd(&r, R_INT_STATUS), 0);
+    CHECK(!r.irq.level);
+    CHECK(!(rd(&r, R_STATUS) & VIRTIO_STATUS_NEEDS_RESET));
+    /* the device has drained */
+    virtio_mmio_reset_done(r.t);
+    CHECK(!virtio_mmio_reset_pending(r.t));
+    CHECK_EQ(rd(&r, R_STATUS), 0);
+    CHECK(!q->ready);
+    CHECK_EQ(q->last_avail, 0);
+    virtio_mmio_reset_done(r.t); /* idempotent */
+    CHECK_EQ(rd(&r, R_STATUS), 0);
+    struct virtio_mmio_stats st;
+    virtio_mmio_get_stats(r.t, &st);
+    CHECK_EQ(st.resets, 2);
+    CHECK_EQ(st.resets_deferred, 1);
+    CHECK(st.ignored_during_reset >= 4);
+    /* and it comes back */
+    r.d.defer_reset = false;
+    linux_init(&r, F_V1);
+    CHECK_EQ(r.d.starts, 2);
+    CHECK_EQ(rd(&r, R_STATUS), S_ACK | S_DRV | S_FOK | S_DOK);
     rig_free(&r);
 }
 

@@ -450,8 +450,10 @@ TEST(vq_avail_idx_exactly_num_ok)
     struct fake f;
     fake_init(&f, 4);
     f.q.last_avail = 65533;
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 4; i++) {
         desc(&f, i, DATA_GPA, 1, 0, 0);
+        put16(&f, AVAIL_GPA + 4 + 2 * (uint64_t)((65533 + i) % 4), (uint16_t)i);
+    }
     set_avail_idx(&f, 1); /* 65533 + 4 wrapped: a jump of exactly num */
     int got = 0;
     while (vq_pop(&f.q, &chain) == 1)
@@ -900,5 +902,68 @@ TEST(vq_concurrent_driver)
     pthread_join(th, NULL);
     CHECK_EQ(s.bad, 0);
     CHECK_EQ(expect, STRESS_N);
+    fake_free(&f);
+}
+
+/* --- in-flight bound (issue 8 item 3) ----------------------------------------------------- */
+
+/* A head is in flight from vq_pop to vq_push; publishing it again meanwhile is a driver error
+ * (2.7.13.1), so a guest can never have more than num requests in flight. */
+TEST(vq_head_in_flight_twice_refused)
+{
+    struct fake f;
+    fake_init(&f, 4);
+    for (int i = 0; i < 4; i++)
+        desc(&f, i, DATA_GPA, 1, 0, 0);
+    avail_add(&f, 2);
+    CHECK_EQ(vq_pop(&f.q, &chain), 1);
+    CHECK_EQ(f.q.inflight, 1);
+    avail_add(&f, 2); /* again, before it was used */
+    CHECK_EQ(vq_pop(&f.q, &chain), -EINVAL);
+    CHECK(f.q.broken);
+    CHECK_EQ(f.q.inflight, 1);
+    fake_free(&f);
+
+    /* once used, the head may be published again */
+    fake_init(&f, 4);
+    for (int i = 0; i < 4; i++)
+        desc(&f, i, DATA_GPA, 1, 0, 0);
+    for (int round = 0; round < 10; round++) {
+        avail_add(&f, 1);
+        CHECK_EQ(vq_pop(&f.q, &chain), 1);
+        CHECK_EQ(chain.head, 1);
+        vq_push(&f.q, 1, 0);
+        CHECK_EQ(f.q.inflight, 0);
+    }
+    CHECK(!f.q.broken);
+    fake_free(&f);
+}
+
+TEST(vq_inflight_bounded_by_num)
+{
+    struct fake f;
+    fake_init(&f, 8);
+    for (int i = 0; i < 8; i++) {
+        desc(&f, i, DATA_GPA, 1, 0, 0);
+        avail_add(&f, (uint16_t)i);
+    }
+    for (int i = 0; i < 8; i++)
+        CHECK_EQ(vq_pop(&f.q, &chain), 1);
+    CHECK_EQ(f.q.inflight, 8);
+    /* the queue is full of requests in flight: any head published now is one of them */
+    for (int i = 0; i < 8; i++) {
+        avail_add(&f, (uint16_t)i);
+        CHECK_EQ(vq_pop(&f.q, &chain), -EINVAL);
+        CHECK_EQ(f.q.inflight, 8);
+    }
+    /* a reset forgets what was in flight (the device dropped those requests) */
+    vq_reset(&f.q);
+    CHECK_EQ(f.q.inflight, 0);
+    f.avail_idx = 0;
+    avail_add(&f, 5);
+    CHECK_EQ(vq_pop(&f.q, &chain), 1);
+    vq_push(&f.q, 5, 0);
+    vq_push(&f.q, 5, 0); /* pushing a head not in flight: not counted below zero */
+    CHECK_EQ(f.q.inflight, 0);
     fake_free(&f);
 }

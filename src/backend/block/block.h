@@ -37,21 +37,29 @@ struct blk_open_opts {
     bool direct;
 };
 
-/* Open a raw image. Writable images get an exclusive lock (fcntl F_SETLK over the whole
- * file): if another process holds it, fail with -EBUSY and a message naming its pid.
- * Read-only images take a shared lock (F_RDLCK): any number of readers, but a writer cannot
- * open an image a reader has, nor a reader one a writer has (-EBUSY the same way).
- * POSIX locks belong to the process and ANY close() of the file in this process drops them:
- * nothing else in vessel may open/close an image that is in use (vessel disk info runs in its
- * own process). The same image opened twice in one process is refused (-EBUSY) for the
- * same reason.
+/* Open a raw image. Writable images get an exclusive lock, read-only ones a shared lock,
+ * both open file description locks (F_OFD_SETLK) over the whole file: they belong to this
+ * open, so no other close() in vessel drops them, and they conflict between two opens in one
+ * process as between two processes. So any number of read-only users (in this process or
+ * others), or one writer. A conflict fails with -EBUSY and a one-line message naming the
+ * holder's pid where it can be found (blk_lock_holder), "already open in this vessel" if it
+ * is this process.
  * Refuses directories, images smaller than one 512-byte sector and sizes that are not a
  * multiple of 512 (message says so), and anything but regular files.
  * The environment variable VESSEL_IO_ENGINE (io_uring, threads) picks the engine; another
- * value fails with -EINVAL. Returns 0 or -errno with a one-line message in err. */
+ * value fails with -EINVAL. Test hook: VESSEL_TEST_BLOCK_STALL=1 (read here, once) makes
+ * every request of this backend be accepted and never complete (a hung disk), for the tests
+ * that stop a VM under it. Returns 0 or -errno with a one-line message in err. */
 int blk_open(struct blk_backend **out, const char *path, const struct blk_open_opts *o, char *err,
              size_t errlen);
-void blk_close(struct blk_backend *b); /* waits for in-flight requests */
+/* Waits for in-flight requests, at most 200 ms: requests that have not completed by then are
+ * abandoned with the backend (descriptor, lock and threads stay until the process exits; a
+ * warning says so), so a hung disk never keeps vessel from exiting. */
+void blk_close(struct blk_backend *b);
+/* Who holds a lock on the file open as fd: 1 with *write and *pid (0 if the holder cannot be
+ * named: OFD locks carry no pid, so it is looked up in /proc/PID/fdinfo of the processes we can
+ * see), 0 if nobody, -errno. */
+int blk_lock_holder(int fd, long *pid, bool *write);
 uint64_t blk_size(const struct blk_backend *b);
 bool blk_readonly(const struct blk_backend *b);
 /* Submit; returns 0 (done() will be called) or -errno (done() will not be called):

@@ -1,6 +1,7 @@
 /* I/O engines: io_uring with a completion thread, or a pool of worker threads (io_engine.h). */
 #include "backend/block/io_engine.h"
 #include "util/log.h"
+#include "util/ratelimit.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <liburing.h>
@@ -291,7 +292,7 @@ static void *uring_cq_thread(void *arg)
         int r = io_uring_wait_cqe_timeout(&e->ring, &cqe, stuck ? &ts : NULL);
         if (r < 0) {
             if (r != -ETIME && r != -EINTR && r != -EAGAIN && r != -EBUSY) {
-                log_error("io_uring: waiting for completions: %s", strerror(-r));
+                log_error_ratelimited("io_uring: waiting for completions: %s", strerror(-r));
                 usleep(1000);
             }
             continue;

@@ -5,6 +5,7 @@
 #include "util/log.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -13,11 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SECTOR        512u
 #define ZERO_BUF_SIZE (64u << 10)
 #define ZERO_SEGS     16u /* one zero-filling write: 16 x 64 KiB = 1 MiB */
+#define CLOSE_WAIT_MS 200 /* blk_close: how long to wait for in-flight requests */
 
 struct blk_backend {
     int fd;
@@ -41,7 +45,12 @@ struct blk_backend {
     atomic_bool debug_refuse_punch; /* tests: act as if fallocate said EOPNOTSUPP */
     atomic_int debug_flush_err;     /* tests: the next fdatasync "fails" with this */
     atomic_int flush_err; /* first failed flush: every later flush reports it (see blk_submit) */
-    struct blk_backend *next_open;
+    /* Test hook VESSEL_TEST_BLOCK_STALL=1 (read once at blk_open): requests are accepted and
+     * never completed, as on a hung NFS server. Kept on `stalled` (under lock), reachable:
+     * blk_close abandons the backend with them. */
+    bool stall;
+    struct raw_req *stalled;
+    struct blk_backend *next_abandoned;
 };
 
 /* One accepted request: the engine task, a private copy of the caller's iovec (the engine
@@ -52,40 +61,102 @@ struct raw_req {
     struct blk_req *r;
     uint64_t zoff, zleft;
     bool punch; /* a DISCARD/WRITE_ZEROES that tried to punch (or, in tests, pretended to) */
+    struct raw_req *next_stalled;
+    bool fill_now; /* stalled: starts by zero-filling (blk_submit's fill_now) */
     struct iovec iov[];
 };
 
 /* Only ever read (it is the source of zero-filling writes), never written. */
 static char zero_buf[ZERO_BUF_SIZE];
 
-/* Images open in this process. POSIX locks belong to the process, and closing ANY descriptor
- * of a file drops them all, so the same image must never be open twice here: the second
- * blk_open is refused instead of silently sharing (and later dropping) the first one's lock. */
-static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct blk_backend *open_list;
+/* Backends blk_close gave up waiting for (their requests never completed): never freed, so a
+ * late completion finds valid memory; listed so leak checkers see them as reachable. */
+static pthread_mutex_t abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct blk_backend *abandoned;
 
-static struct blk_backend *find_open_locked(dev_t dev, ino_t ino)
-{
-    for (struct blk_backend *b = open_list; b; b = b->next_open)
-        if (b->dev == dev && b->ino == ino) return b;
-    return NULL;
-}
-
+/* Open file description locks (F_OFD_SETLK): they belong to this open() of the image, not
+ * to the process, so closing another descriptor of the same file (anywhere in vessel) keeps
+ * them, and two opens in one process conflict with each other as two processes would. */
 static int lock_image(int fd, bool readonly)
 {
     struct flock fl = {.l_type = readonly ? F_RDLCK : F_WRLCK, .l_whence = SEEK_SET};
-    return fcntl(fd, F_SETLK, &fl) < 0 ? -errno : 0;
+    return fcntl(fd, F_OFD_SETLK, &fl) < 0 ? -errno : 0;
 }
 
-/* A conflicting lock: name the holder (F_GETLK reports the pid of one of them). Returns 0 if
- * the holder has let go meanwhile (try again), else -EBUSY with the message. */
-static int lock_conflict(int fd, bool readonly, const char *path, char *err, size_t errlen)
+/* Does /proc/PID/fdinfo hold a lock line for dev:ino? Lines read "lock:\t1: OFDLCK ADVISORY
+ * WRITE -1 fe:00:1234 0 EOF" (the pid field is -1 for OFD locks, hence this search). */
+static int fdinfo_lock(const char *pid, const char *devino, bool *write)
 {
-    struct flock fl = {.l_type = readonly ? F_RDLCK : F_WRLCK, .l_whence = SEEK_SET};
-    if (fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type == F_UNLCK) return 0;
-    if (fl.l_type != F_UNLCK && fl.l_pid > 0)
-        snprintf(err, errlen, "disk %s is in use by process %ld (another vessel?)", path,
-                 (long)fl.l_pid);
+    char dir[300];
+    snprintf(dir, sizeof(dir), "/proc/%.255s/fdinfo", pid);
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int found = 0;
+    struct dirent *e;
+    while (!found && (e = readdir(d))) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+        char p[600];
+        snprintf(p, sizeof(p), "%s/%.255s", dir, e->d_name);
+        FILE *f = fopen(p, "re");
+        if (!f) continue;
+        char line[256];
+        while (fgets(line, sizeof(line), f))
+            if (!strncmp(line, "lock:", 5) && strstr(line, devino)) {
+                *write = strstr(line, " WRITE ") != NULL;
+                found = 1;
+                break;
+            }
+        fclose(f);
+    }
+    closedir(d);
+    return found;
+}
+
+int blk_lock_holder(int fd, long *pid, bool *write)
+{
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET}; /* conflicts with any lock */
+    *pid = 0;
+    if (fcntl(fd, F_OFD_GETLK, &fl) < 0) return -errno;
+    if (fl.l_type == F_UNLCK) return 0;
+    *write = fl.l_type == F_WRLCK;
+    if (fl.l_pid > 0) { /* a POSIX lock (an older vessel): the kernel names it */
+        *pid = fl.l_pid;
+        return 1;
+    }
+    /* OFD locks have no owning process (l_pid = -1): look for the lock among the open files
+     * of the processes we can see. */
+    struct stat st;
+    if (fstat(fd, &st) < 0) return 1;
+    char devino[64];
+    snprintf(devino, sizeof(devino), " %02x:%02x:%llu ", major(st.st_dev), minor(st.st_dev),
+             (unsigned long long)st.st_ino);
+    DIR *d = opendir("/proc");
+    if (!d) return 1;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] < '1' || e->d_name[0] > '9') continue;
+        if (fdinfo_lock(e->d_name, devino, write)) {
+            *pid = strtol(e->d_name, NULL, 10);
+            break;
+        }
+    }
+    closedir(d);
+    return 1;
+}
+
+/* A conflicting lock: name the holder. Returns 0 if the holder has let go meanwhile (try
+ * again), else -EBUSY with the message. */
+static int lock_conflict(int fd, const char *path, char *err, size_t errlen)
+{
+    long pid;
+    bool write = false;
+    int r = blk_lock_holder(fd, &pid, &write);
+    if (r == 0) return 0;
+    if (pid == (long)getpid())
+        snprintf(err, errlen,
+                 "disk %s is already open in this vessel (the same image given twice?)", path);
+    else if (pid > 0)
+        snprintf(err, errlen, "disk %s is in use by process %ld (another vessel?)", path, pid);
     else
         snprintf(err, errlen, "disk %s is in use by another process (another vessel?)", path);
     return -EBUSY;
@@ -183,28 +254,11 @@ int blk_open(struct blk_backend **out, const char *path, const struct blk_open_o
     int r = io_engine_kind_from_env(&kind, err, errlen);
     if (r < 0) return r;
 
-    pthread_mutex_lock(&open_lock);
-    /* Before open(): our own close() of a second descriptor would drop the first's lock. */
     struct stat st;
-    if (stat(path, &st) == 0 && find_open_locked(st.st_dev, st.st_ino)) {
-        pthread_mutex_unlock(&open_lock);
-        return fail_msg(err, errlen, -EBUSY,
-                        "disk %s is already open in this vessel (the same image given twice?)",
-                        path);
-    }
     int fd = open_image(path, readonly, err, errlen);
-    if (fd < 0) {
-        pthread_mutex_unlock(&open_lock);
-        return fd;
-    }
-    struct blk_backend *twin = NULL;
+    if (fd < 0) return fd;
     if (fstat(fd, &st) < 0) {
         r = fail_msg(err, errlen, -errno, "disk %s: %s", path, strerror(errno));
-    } else if ((twin = find_open_locked(st.st_dev, st.st_ino))) {
-        /* The path changed between stat() and open(): refuse, then restore the twin's lock,
-         * which our close() below drops. */
-        r = fail_msg(err, errlen, -EBUSY,
-                     "disk %s is already open in this vessel (the same image given twice?)", path);
     } else {
         r = check_geometry(path, &st, err, errlen);
         if (!r && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0)
@@ -218,7 +272,7 @@ int blk_open(struct blk_backend **out, const char *path, const struct blk_open_o
         for (int tries = 0;; tries++) {
             r = lock_image(fd, readonly);
             if (r != -EACCES && r != -EAGAIN) break;
-            r = lock_conflict(fd, readonly, path, err, errlen);
+            r = lock_conflict(fd, path, err, errlen);
             if (r < 0) break;
             if (tries == 3) { /* locks keep coming and going: someone is busy with it */
                 r = fail_msg(err, errlen, -EBUSY,
@@ -242,10 +296,6 @@ int blk_open(struct blk_backend **out, const char *path, const struct blk_open_o
         free(b);
         if (dfd >= 0) close(dfd);
         close(fd);
-        if (twin && lock_image(twin->fd, twin->readonly) < 0)
-            log_error("disk %s: lost its lock (the path was swapped while opening %s)", twin->path,
-                      path);
-        pthread_mutex_unlock(&open_lock);
         return r;
     }
     b->fd = fd;
@@ -259,10 +309,14 @@ int blk_open(struct blk_backend **out, const char *path, const struct blk_open_o
     b->dev = st.st_dev;
     b->ino = st.st_ino;
     pthread_mutex_init(&b->lock, NULL);
-    pthread_cond_init(&b->idle, NULL);
-    b->next_open = open_list;
-    open_list = b;
-    pthread_mutex_unlock(&open_lock);
+    pthread_condattr_t ca; /* blk_close waits against CLOCK_MONOTONIC */
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&b->idle, &ca);
+    pthread_condattr_destroy(&ca);
+    const char *stall = getenv("VESSEL_TEST_BLOCK_STALL");
+    b->stall = stall && !strcmp(stall, "1");
+    if (b->stall) log_warn("disk %s: VESSEL_TEST_BLOCK_STALL=1: requests never complete", path);
     log_debug("disk %s: raw, %llu bytes, %s, engine %s, cache=%s", path,
               (unsigned long long)b->size, readonly ? "read-only" : "read-write",
               io_engine_name(b->eng), direct ? "none" : "writeback");
@@ -276,25 +330,36 @@ int blk_open(struct blk_backend **out, const char *path, const struct blk_open_o
 void blk_close(struct blk_backend *b)
 {
     if (!b) return;
+    /* Bounded: a request that never completes (hung storage, the stall hook) must not keep
+     * vessel from exiting. Then the backend is abandoned whole: descriptor, lock and engine
+     * stay as they are until the process exits, and a late completion finds them valid. */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_nsec += CLOSE_WAIT_MS * 1000000L;
+    ts.tv_sec += ts.tv_nsec / 1000000000L;
+    ts.tv_nsec %= 1000000000L;
     pthread_mutex_lock(&b->lock);
     while (b->inflight)
-        pthread_cond_wait(&b->idle, &b->lock);
+        if (pthread_cond_timedwait(&b->idle, &b->lock, &ts) == ETIMEDOUT) break;
+    unsigned left = b->inflight;
     pthread_mutex_unlock(&b->lock);
+    if (left) {
+        log_warn("disk %s: %u request(s) did not complete within %u ms of closing; abandoned",
+                 b->path, left, CLOSE_WAIT_MS);
+        pthread_mutex_lock(&abandoned_lock);
+        b->next_abandoned = abandoned;
+        abandoned = b;
+        pthread_mutex_unlock(&abandoned_lock);
+        return;
+    }
     io_engine_destroy(b->eng);
     if (b->dfd >= 0)
         log_debug("disk %s: cache=none: %llu reads/writes direct, %llu through the page cache",
                   b->path, (unsigned long long)atomic_load(&b->direct),
                   (unsigned long long)atomic_load(&b->buffered));
 
-    pthread_mutex_lock(&open_lock);
-    for (struct blk_backend **p = &open_list; *p; p = &(*p)->next_open)
-        if (*p == b) {
-            *p = b->next_open;
-            break;
-        }
     if (b->dfd >= 0) close(b->dfd);
-    close(b->fd); /* drops the lock */
-    pthread_mutex_unlock(&open_lock);
+    close(b->fd); /* drops the lock (only this descriptor's: an OFD lock) */
 
     pthread_cond_destroy(&b->idle);
     pthread_mutex_destroy(&b->lock);
@@ -330,6 +395,25 @@ void blk_debug_disable_punch(struct blk_backend *b)
 void blk_debug_fail_next_flush(struct blk_backend *b, int err)
 {
     atomic_store(&b->debug_flush_err, err);
+}
+
+static void zero_fill_next(struct raw_req *q);
+
+void blk_debug_release_stalled(struct blk_backend *b)
+{
+    pthread_mutex_lock(&b->lock);
+    b->stall = false;
+    struct raw_req *q = b->stalled;
+    b->stalled = NULL;
+    pthread_mutex_unlock(&b->lock);
+    while (q) {
+        struct raw_req *next = q->next_stalled;
+        if (q->fill_now)
+            zero_fill_next(q);
+        else
+            io_engine_submit(b->eng, &q->task);
+        q = next;
+    }
 }
 
 static void req_finish(struct raw_req *q, int64_t res)
@@ -522,6 +606,13 @@ int blk_submit(struct blk_backend *b, struct blk_req *r)
 
     pthread_mutex_lock(&b->lock);
     b->inflight++;
+    if (b->stall) { /* test hook: accepted, never completed */
+        q->fill_now = fill_now;
+        q->next_stalled = b->stalled;
+        b->stalled = q;
+        pthread_mutex_unlock(&b->lock);
+        return 0;
+    }
     pthread_mutex_unlock(&b->lock);
     if (fill_now)
         zero_fill_next(q);

@@ -1,10 +1,12 @@
 /* virtio-blk device model: guest requests -> block backend requests. */
 #include "dev/virtio/blk.h"
 #include "util/log.h"
+#include "util/ratelimit.h"
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* feature bits (5.2.3) */
 #define VIRTIO_BLK_F_SEG_MAX      2
@@ -29,6 +31,8 @@
 #define QUEUE_SIZE          256
 #define MAX_DISCARD_SECTORS 0x3fffffu
 #define CONFIG_SIZE         60
+/* How long vblk_destroy waits for in-flight requests before abandoning them (see there). */
+#define DESTROY_WAIT_MS     250
 
 struct vblk_req {
     struct blk_req r;
@@ -50,6 +54,7 @@ struct vblk {
     pthread_cond_t idle;
     unsigned inflight;
     bool running;
+    bool reset_pending; /* the transport waits for inflight to reach 0 (async reset) */
     struct vblk_stats st;
     struct vq_chain chain; /* scratch for vq_pop, under lock */
 };
@@ -91,11 +96,14 @@ static int chain_iov(const struct vq_chain *c, uint64_t off, uint64_t len, struc
 static void complete(struct vblk_req *q, uint8_t status)
 {
     struct vblk *d = q->d;
-    *q->status = status;
     pthread_mutex_lock(&d->lock);
     if (status != VIRTIO_BLK_S_OK) d->st.errors++;
     bool notify = false;
+    bool reset_done = false;
     if (d->running) {
+        /* After a reset nothing is written or pushed: the request belongs to the driver's
+         * previous life (the status byte's memory may be reused once status reads 0). */
+        *q->status = status;
         struct vq *vq = virtio_mmio_queue(d->t, 0);
         vq_push(vq, q->head, q->used_len);
         notify = vq_should_notify(vq);
@@ -104,7 +112,13 @@ static void complete(struct vblk_req *q, uint8_t status)
      * reset or vblk_destroy() may return and free d and its transport. Lock order: d->lock,
      * then the transport's (which never calls into the device holding it). */
     if (notify) virtio_mmio_interrupt(d->t, VIRTIO_INT_USED);
-    if (--d->inflight == 0) pthread_cond_broadcast(&d->idle);
+    if (--d->inflight == 0) {
+        pthread_cond_broadcast(&d->idle);
+        reset_done = d->reset_pending;
+        d->reset_pending = false;
+    }
+    /* Still under d->lock, for the same reason as the interrupt above. */
+    if (reset_done) virtio_mmio_reset_done(d->t);
     pthread_mutex_unlock(&d->lock);
     free(q);
 }
@@ -113,6 +127,8 @@ static void io_done(struct blk_req *r, int64_t result)
 {
     struct vblk_req *q = r->opaque;
     if (result < 0) log_debug("virtio-blk: request failed: %s", strerror((int)-result));
+    /* 2.7.13 and the in-flight bound in vq: the head is pushed (and freed for reuse) in
+     * complete(), so a request's host memory lives exactly as long as its head is in flight. */
     complete(q, result < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK);
 }
 
@@ -248,7 +264,7 @@ static void process_queue(struct vblk *d)
     }
     pthread_mutex_unlock(&d->lock);
     if (broken) {
-        log_warn("virtio-blk: malformed request from the guest; device needs reset");
+        log_warn_ratelimited("virtio-blk: malformed request from the guest; device needs reset");
         virtio_mmio_set_needs_reset(d->t);
     }
 }
@@ -303,14 +319,45 @@ static void drain(struct vblk *d)
     pthread_mutex_unlock(&d->lock);
 }
 
-static void dev_reset(void *dev)
+/* Wait until nothing is in flight or until `ms` have passed. True if drained. */
+static bool drain_for(struct vblk *d, unsigned ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&d->lock);
+    while (d->inflight)
+        if (pthread_cond_timedwait(&d->idle, &d->lock, &ts) == ETIMEDOUT) break;
+    bool done = d->inflight == 0;
+    pthread_mutex_unlock(&d->lock);
+    return done;
+}
+
+/* Asynchronous (mmio.h): stop taking and pushing requests; if some are in flight, the last
+ * completion finishes the reset. Never waits on the backend: a guest's reset must not stall
+ * its hart behind a slow or stuck disk. */
+static bool dev_reset(void *dev)
 {
     struct vblk *d = dev;
     pthread_mutex_lock(&d->lock);
-    d->running = false; /* completions still write their status, but push nothing */
+    d->running = false;
+    d->st.resets++;
+    bool done = d->inflight == 0;
+    d->reset_pending = !done;
     pthread_mutex_unlock(&d->lock);
-    drain(d);
+    return done;
 }
+
+/* Devices whose requests never completed in time at vblk_destroy: kept (never freed) so late
+ * completions find valid memory; on this list so leak checkers see them as reachable. */
+static pthread_mutex_t abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct vblk *abandoned[64];
+static unsigned nabandoned;
 
 static struct virtio_device_ops blk_ops_template = {
     .device_id = 2,
@@ -341,7 +388,11 @@ struct vblk *vblk_create(struct blk_backend *be, const char *serial, const struc
     if (serial) /* 20 bytes, NUL-padded, not NUL-terminated when full (5.2.6) */
         memcpy(d->serial, serial, strnlen(serial, sizeof(d->serial)));
     pthread_mutex_init(&d->lock, NULL);
-    pthread_cond_init(&d->idle, NULL);
+    pthread_condattr_t ca; /* drain_for() waits against CLOCK_MONOTONIC */
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&d->idle, &ca);
+    pthread_condattr_destroy(&ca);
     w->ops = blk_ops_template;
     w->ops.features = (1ull << VIRTIO_BLK_F_SEG_MAX) | (1ull << VIRTIO_BLK_F_BLK_SIZE) |
                       (1ull << VIRTIO_BLK_F_FLUSH);
@@ -359,14 +410,45 @@ struct vblk *vblk_create(struct blk_backend *be, const char *serial, const struc
     return d;
 }
 
-void vblk_destroy(struct vblk *d)
+bool vblk_destroy(struct vblk *d)
 {
-    if (!d) return;
+    if (!d) return true;
     dev_reset(d);
+    /* Bounded: a backend that never completes (a hung NFS server, the stall test hook) must
+     * not keep vessel from stopping. What is still in flight then is abandoned with the
+     * device: its completions, if they ever come, write nothing into guest memory (running is
+     * false) and touch only this leaked struct. The caller must keep guest RAM mapped. */
+    if (!drain_for(d, DESTROY_WAIT_MS)) {
+        pthread_mutex_lock(&d->lock);
+        unsigned n = d->inflight;
+        pthread_mutex_unlock(&d->lock);
+        log_warn_ratelimited("virtio-blk: %u request(s) did not complete within %u ms of "
+                             "shutdown; abandoned",
+                             n, DESTROY_WAIT_MS);
+        /* The interrupt controller goes away with the machine: a late completion finishing
+         * a guest's reset must not lower a line into freed memory. */
+        virtio_mmio_disconnect_irq(d->t);
+        pthread_mutex_lock(&abandoned_lock);
+        if (nabandoned < sizeof(abandoned) / sizeof(abandoned[0])) abandoned[nabandoned++] = d;
+        pthread_mutex_unlock(&abandoned_lock);
+        return false;
+    }
+    struct vblk_stats st = d->st;
+    struct virtio_mmio_stats ts;
+    virtio_mmio_get_stats(d->t, &ts);
+    log_debug("virtio-blk: %llu reads, %llu writes, %llu flushes, %llu errors, %llu malformed "
+              "requests, %llu resets (%llu waited for I/O), %llu needs-reset, %llu register "
+              "writes ignored during reset",
+              (unsigned long long)st.reads, (unsigned long long)st.writes,
+              (unsigned long long)st.flushes, (unsigned long long)st.errors,
+              (unsigned long long)st.bad_requests, (unsigned long long)ts.resets,
+              (unsigned long long)ts.resets_deferred, (unsigned long long)ts.needs_reset,
+              (unsigned long long)ts.ignored_during_reset);
     virtio_mmio_destroy(d->t);
     pthread_mutex_destroy(&d->lock);
     pthread_cond_destroy(&d->idle);
     free((struct vblk_with_ops *)d);
+    return true;
 }
 
 struct virtio_mmio *vblk_transport(struct vblk *d)
@@ -378,6 +460,7 @@ void vblk_get_stats(struct vblk *d, struct vblk_stats *s)
 {
     pthread_mutex_lock(&d->lock);
     *s = d->st;
+    s->in_flight = d->inflight;
     pthread_mutex_unlock(&d->lock);
 }
 

@@ -1,8 +1,9 @@
 /* virtio-blk (virtio 1.x spec 5.2) on a block backend: one request queue; IN, OUT, FLUSH,
  * GET_ID, DISCARD and WRITE_ZEROES; read-only disks advertise VIRTIO_BLK_F_RO and fail writes
  * with an I/O error. Requests are taken on the hart thread that notifies and complete on the
- * backend's I/O thread, many in flight. A malformed request that cannot even carry a status
- * (no header, no writable status byte) puts the device into NEEDS_RESET. */
+ * backend's I/O thread, at most the queue size (256) in flight (vq refuses a head published
+ * again while in flight). Reset is asynchronous (mmio.h). A malformed request that cannot even
+ * carry a status (no header, no writable status byte) puts the device into NEEDS_RESET. */
 #ifndef VESSEL_DEV_VIRTIO_BLK_H
 #define VESSEL_DEV_VIRTIO_BLK_H
 #include "backend/block/block.h"
@@ -14,11 +15,17 @@ struct vblk;
 /* serial: up to 20 bytes (longer is refused by the caller), or NULL. NULL on OOM. */
 struct vblk *vblk_create(struct blk_backend *be, const char *serial, const struct guest_mem *gm,
                          struct irq_line irq);
-void vblk_destroy(struct vblk *d); /* drains in-flight requests; does not close the backend */
+/* Resets the device and waits (at most 250 ms) for its in-flight requests; does not close the
+ * backend. Returns true if it was freed; false if requests were still in flight: the device
+ * is then abandoned (never freed, their late completions touch only it) and the caller must
+ * keep guest RAM mapped, as those requests may still write into it. */
+bool vblk_destroy(struct vblk *d);
 struct virtio_mmio *vblk_transport(struct vblk *d);
 /* Counters for tests and logs. */
 struct vblk_stats {
     uint64_t reads, writes, flushes, discards, write_zeroes, get_ids, errors, bad_requests;
+    uint64_t resets;
+    uint64_t in_flight; /* now: requests taken and not yet completed */
 };
 void vblk_get_stats(struct vblk *d, struct vblk_stats *s);
 /* For tests and the fuzzer: process the queue as a notify would, then wait until every

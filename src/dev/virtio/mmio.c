@@ -5,7 +5,15 @@
  * status transitions (reset, FEATURES_OK, DRIVER_OK) together with their start/reset
  * callbacks, so a device never sees start and reset race each other. Order: ctl, then lock.
  * Queue configuration (struct vq fields set by the transport) only changes while the device is
- * not started (before DRIVER_OK, or inside reset after ops->reset returned). */
+ * not started (before DRIVER_OK, or when a reset completes, after the device stopped).
+ *
+ * Reset is asynchronous: writing status 0 never waits for the device's in-flight I/O (a
+ * stuck backend would otherwise stall the hart, and poweroff with it). While the device
+ * drains, `resetting` is set, status reads back its old non-zero value and every register
+ * write but an interrupt ack (or another status 0, a no-op) is ignored; the device calls
+ * virtio_mmio_reset_done() when its last request is gone, which only takes `lock` (never `ctl`: the
+ * device may call it from an I/O thread holding its own lock, and ctl is held around ops->reset,
+ * which takes it). */
 #include "dev/virtio/mmio.h"
 #include "util/log.h"
 #include <errno.h>
@@ -62,6 +70,8 @@ struct virtio_mmio {
     uint32_t status, int_status, config_gen;
     bool irq_level;
     uint32_t early_notify; /* queues kicked before DRIVER_OK, delivered after start */
+    bool resetting;        /* status 0 written, the device is still draining */
+    struct virtio_mmio_stats st;
     struct vq vq[VIRTIO_MAX_QUEUES];
 };
 
@@ -95,7 +105,8 @@ static void apply_ring_features(struct virtio_mmio *t, struct vq *q)
  * notification. Meaningless on a device in reset (status 0): dropped there. */
 static void needs_reset_locked(struct virtio_mmio *t)
 {
-    if (t->status == 0 || (t->status & VIRTIO_STATUS_NEEDS_RESET)) return;
+    if (t->status == 0 || t->resetting || (t->status & VIRTIO_STATUS_NEEDS_RESET)) return;
+    t->st.needs_reset++;
     t->status |= VIRTIO_STATUS_NEEDS_RESET;
     t->config_gen++;
     t->int_status |= VIRTIO_INT_CONFIG;
@@ -149,7 +160,12 @@ void virtio_mmio_interrupt(struct virtio_mmio *t, uint32_t bits)
     bits &= VIRTIO_INT_USED | VIRTIO_INT_CONFIG;
     /* 3.1.2: no used buffer notifications before DRIVER_OK (also drops completions that
      * arrive after a reset). */
-    if (!(t->status & VIRTIO_STATUS_DRIVER_OK)) bits &= ~(uint32_t)VIRTIO_INT_USED;
+    if (!(t->status & VIRTIO_STATUS_DRIVER_OK) || t->resetting) bits &= ~(uint32_t)VIRTIO_INT_USED;
+    if (t->resetting) bits &= ~(uint32_t)VIRTIO_INT_CONFIG;
+    if (!bits) {
+        pthread_mutex_unlock(&t->lock);
+        return;
+    }
     if (bits & VIRTIO_INT_CONFIG) t->config_gen++;
     t->int_status |= bits;
     update_irq(t);
@@ -163,11 +179,10 @@ void virtio_mmio_set_needs_reset(struct virtio_mmio *t)
     pthread_mutex_unlock(&t->lock);
 }
 
-/* Device status 0: reset the device and every queue (4.2.3.1: "writing zero to Status"). */
-static void device_reset(struct virtio_mmio *t)
+/* Caller holds t->lock: the register half of a reset, once the device has stopped. */
+static void finish_reset_locked(struct virtio_mmio *t)
 {
-    if (t->ops->reset) t->ops->reset(t->dev);
-    pthread_mutex_lock(&t->lock);
+    t->resetting = false;
     t->status = 0;
     t->driver_features = 0;
     t->dev_features_sel = t->drv_features_sel = t->queue_sel = 0;
@@ -176,7 +191,58 @@ static void device_reset(struct virtio_mmio *t)
         queue_defaults(t, &t->vq[i]);
     t->int_status = 0;
     update_irq(t);
+}
+
+void virtio_mmio_reset_done(struct virtio_mmio *t)
+{
+    pthread_mutex_lock(&t->lock);
+    if (t->resetting) finish_reset_locked(t);
     pthread_mutex_unlock(&t->lock);
+}
+
+void virtio_mmio_disconnect_irq(struct virtio_mmio *t)
+{
+    pthread_mutex_lock(&t->lock);
+    t->irq.set = NULL; /* irq_line_set does nothing without it */
+    pthread_mutex_unlock(&t->lock);
+}
+
+bool virtio_mmio_reset_pending(struct virtio_mmio *t)
+{
+    pthread_mutex_lock(&t->lock);
+    bool r = t->resetting;
+    pthread_mutex_unlock(&t->lock);
+    return r;
+}
+
+void virtio_mmio_get_stats(struct virtio_mmio *t, struct virtio_mmio_stats *s)
+{
+    pthread_mutex_lock(&t->lock);
+    *s = t->st;
+    pthread_mutex_unlock(&t->lock);
+}
+
+/* Device status 0: reset the device and every queue (4.2.3.1: "writing zero to Status").
+ * Caller holds t->ctl. `resetting` is set before the device is told, so a device that drains
+ * at once on another thread finds the reset to finish. */
+static void device_reset(struct virtio_mmio *t)
+{
+    pthread_mutex_lock(&t->lock);
+    if (t->resetting) { /* status 0 again while draining: still the same reset */
+        pthread_mutex_unlock(&t->lock);
+        return;
+    }
+    t->resetting = true;
+    t->st.resets++;
+    pthread_mutex_unlock(&t->lock);
+    bool done = t->ops->reset ? t->ops->reset(t->dev) : true;
+    if (done) {
+        virtio_mmio_reset_done(t);
+    } else {
+        pthread_mutex_lock(&t->lock);
+        t->st.resets_deferred++;
+        pthread_mutex_unlock(&t->lock);
+    }
 }
 
 static bool features_acceptable(const struct virtio_mmio *t)
@@ -196,6 +262,12 @@ static void write_status(struct virtio_mmio *t, uint32_t val)
         return;
     }
     pthread_mutex_lock(&t->lock);
+    if (t->resetting) { /* the driver must wait for status 0 first (4.2.2.1) */
+        t->st.ignored_during_reset++;
+        pthread_mutex_unlock(&t->lock);
+        pthread_mutex_unlock(&t->ctl);
+        return;
+    }
     uint32_t old = t->status;
     /* The driver sets bits one step at a time and never clears them (2.1.2); NEEDS_RESET is
      * the device's. So bits only accumulate until a reset. */
@@ -285,6 +357,13 @@ static void write_reg(struct virtio_mmio *t, uint64_t off, uint32_t val)
     pthread_mutex_lock(&t->lock);
     struct vq *q;
     bool notify = false;
+    if (t->resetting && off != REG_INTERRUPT_ACK) {
+        /* Draining after status 0: nothing but status reads and interrupt acks until the
+         * driver sees 0 (a driver that does not wait gets its writes dropped). */
+        t->st.ignored_during_reset++;
+        pthread_mutex_unlock(&t->lock);
+        return;
+    }
     switch (off) {
     case REG_DEVICE_FEATURES_SEL: t->dev_features_sel = val; break;
     case REG_DRIVER_FEATURES:

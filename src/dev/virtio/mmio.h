@@ -45,9 +45,12 @@ struct virtio_device_ops {
     void (*start)(void *dev, uint64_t features);
     /* The guest notified queue q (called on a hart thread: must not block). */
     void (*notify)(void *dev, unsigned q);
-    /* Device reset (status written 0): stop using queues; in-flight requests must be drained
-     * or completed into nothing before this returns. */
-    void (*reset)(void *dev);
+    /* Device reset (status written 0), on a hart thread: must not block. Stop taking
+     * requests and pushing completions at once. Returns true if nothing is in flight; false
+     * if requests are, and then the device calls virtio_mmio_reset_done() (from any thread,
+     * exactly once) when the last of them is gone. Until then the status register reads back
+     * non-zero (4.2.2.1: the driver re-reads it until it reads 0). */
+    bool (*reset)(void *dev);
 };
 
 struct virtio_mmio *virtio_mmio_create(const struct virtio_device_ops *ops, void *dev,
@@ -60,5 +63,18 @@ void virtio_mmio_interrupt(struct virtio_mmio *t, uint32_t bits);
 /* The device hit a malformed request/ring: set DEVICE_NEEDS_RESET and raise a config
  * interrupt (spec 2.1.2). Any thread. */
 void virtio_mmio_set_needs_reset(struct virtio_mmio *t);
+/* The device has drained what was in flight when its reset began: finish the reset (the
+ * status register reads 0 from now on). Any thread; no-op if no reset is pending. */
+void virtio_mmio_reset_done(struct virtio_mmio *t);
+/* Cut the interrupt line (the machine is going away while the device is abandoned with
+ * requests in flight): later completions and a late reset_done raise nothing. Any thread. */
+void virtio_mmio_disconnect_irq(struct virtio_mmio *t);
+/* Whether a reset is waiting for the device to drain (for tests and stop paths). */
+bool virtio_mmio_reset_pending(struct virtio_mmio *t);
+/* Guest-caused events, for the debug summary at close. */
+struct virtio_mmio_stats {
+    uint64_t resets, resets_deferred, needs_reset, ignored_during_reset;
+};
+void virtio_mmio_get_stats(struct virtio_mmio *t, struct virtio_mmio_stats *s);
 extern const struct mmio_ops virtio_mmio_ops;
 #endif

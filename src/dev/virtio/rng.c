@@ -2,6 +2,7 @@
  * booted host does not block); each chain gets at most RNG_MAX_CHUNK bytes. */
 #include "dev/virtio/rng.h"
 #include "util/log.h"
+#include "util/ratelimit.h"
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/random.h>
@@ -13,6 +14,7 @@ struct vrng {
     pthread_mutex_t lock;
     bool running;
     struct vq_chain chain;
+    uint64_t requests, bytes, bad_requests; /* under lock; logged at destroy (debug) */
 };
 
 static void rng_notify(void *dev, unsigned qi)
@@ -26,6 +28,7 @@ static void rng_notify(void *dev, unsigned qi)
         if (n == 0) break;
         if (n < 0) {
             broken = true;
+            r->bad_requests++;
             break;
         }
         uint32_t done = 0;
@@ -38,11 +41,13 @@ static void rng_notify(void *dev, unsigned qi)
             if ((size_t)got < want) break;
         }
         vq_push(q, r->chain.head, done);
+        r->requests++;
+        r->bytes += done;
         notify |= vq_should_notify(q);
     }
     pthread_mutex_unlock(&r->lock);
     if (broken) {
-        log_warn("virtio-rng: malformed request from the guest; device needs reset");
+        log_warn_ratelimited("virtio-rng: malformed request from the guest; device needs reset");
         virtio_mmio_set_needs_reset(r->t);
     }
     if (notify) virtio_mmio_interrupt(r->t, VIRTIO_INT_USED);
@@ -57,12 +62,13 @@ static void rng_start(void *dev, uint64_t features)
     pthread_mutex_unlock(&r->lock);
 }
 
-static void rng_reset(void *dev)
+static bool rng_reset(void *dev)
 {
     struct vrng *r = dev;
     pthread_mutex_lock(&r->lock);
     r->running = false;
     pthread_mutex_unlock(&r->lock);
+    return true; /* requests complete inside notify: nothing is ever in flight */
 }
 
 static uint32_t rng_cfg_read(void *dev, uint32_t off, unsigned size)
@@ -106,6 +112,13 @@ struct vrng *vrng_create(const struct guest_mem *gm, struct irq_line irq)
 void vrng_destroy(struct vrng *r)
 {
     if (!r) return;
+    struct virtio_mmio_stats ts;
+    virtio_mmio_get_stats(r->t, &ts);
+    log_debug("virtio-rng: %llu requests, %llu bytes, %llu malformed, %llu resets, %llu "
+              "needs-reset",
+              (unsigned long long)r->requests, (unsigned long long)r->bytes,
+              (unsigned long long)r->bad_requests, (unsigned long long)ts.resets,
+              (unsigned long long)ts.needs_reset);
     virtio_mmio_destroy(r->t);
     pthread_mutex_destroy(&r->lock);
     free(r);

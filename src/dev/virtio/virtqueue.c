@@ -64,6 +64,13 @@ void vq_reset(struct vq *q)
     q->signalled_used = 0;
     q->signalled_used_valid = false;
     q->broken = false;
+    q->inflight = 0;
+    memset(q->inflight_map, 0, sizeof(q->inflight_map));
+}
+
+static bool head_inflight(const struct vq *q, uint16_t head)
+{
+    return (q->inflight_map[head / 64] >> (head % 64)) & 1;
 }
 
 int vq_check_layout(const struct vq *q)
@@ -186,6 +193,11 @@ int vq_pop(struct vq *q, struct vq_chain *c)
     uint16_t head =
         load16(avail + 4 + 2 * (uint32_t)(q->last_avail & (num - 1)), memory_order_relaxed);
     if (head >= num) return vq_fail(q, "head index out of range");
+    /* 2.7.13.1: the driver makes a buffer available again only after the device used it.
+     * A head published twice is a driver error (QEMU: "Virtqueue size exceeded"); it would
+     * otherwise keep unbounded requests in flight from a bounded queue. */
+    if (head_inflight(q, head) || q->inflight >= num)
+        return vq_fail(q, "head already in flight (more requests than the queue size)");
 
     c->head = head;
     c->nseg = c->nread = c->nwrite = 0;
@@ -193,12 +205,18 @@ int vq_pop(struct vq *q, struct vq_chain *c)
     int r = walk_chain(q, dtable, head, c);
     if (r < 0) return r;
     q->last_avail++;
+    q->inflight_map[head / 64] |= 1ull << (head % 64);
+    q->inflight++;
     return 1;
 }
 
 void vq_push(struct vq *q, uint16_t head, uint32_t written)
 {
     if (!num_valid(q->num)) return;
+    if (head < q->num && head_inflight(q, head)) {
+        q->inflight_map[head / 64] &= ~(1ull << (head % 64));
+        q->inflight--;
+    }
     uint8_t *used = ring_ptr(q, q->used_gpa, used_bytes(q->num), 4);
     if (!used) {
         vq_fail(q, "used ring outside guest memory");

@@ -36,6 +36,12 @@ struct vq {
     uint16_t signalled_used;
     bool signalled_used_valid;
     bool broken; /* a malformed ring was seen: nothing more is taken from this queue */
+    /* Heads taken by vq_pop and not yet given back by vq_push. A head can be in flight only
+     * once, so at most num requests are in flight whatever the driver publishes: this (not
+     * last_avail, which moves when a request is taken) bounds the host memory a guest can
+     * tie up in requests. */
+    uint16_t inflight;
+    uint64_t inflight_map[VQ_MAX_SIZE / 64];
 };
 
 /* One guest buffer segment of a chain, already translated to a host pointer. */
@@ -58,7 +64,8 @@ void vq_reset(struct vq *q);
 /* Validate the configured addresses (alignment, inside guest memory). 0 or -EINVAL. */
 int vq_check_layout(const struct vq *q);
 /* Take the next available chain. Returns 1 with *c filled, 0 if none is available, -EINVAL
- * if the ring or chain is malformed: index jumps past the queue size, head or next out of
+ * if the ring or chain is malformed: index jumps past the queue size, a head that is still in
+ * flight (taken, not yet pushed back) published again, head or next out of
  * range, a loop or a chain longer than the queue / VQ_MAX_SEGS, a buffer outside guest memory
  * or with a length that wraps, a readable segment after a writable one, INDIRECT without the
  * feature, an indirect table inside an indirect table, INDIRECT together with NEXT, an
@@ -68,7 +75,8 @@ int vq_pop(struct vq *q, struct vq_chain *c);
  * avail_event (so the driver kicks for its next buffer) and look once more, closing the race
  * with a buffer added in between. Same results as vq_pop. */
 int vq_pop_or_arm(struct vq *q, struct vq_chain *c);
-/* Return a chain to the guest with `written` bytes written into its writable part. */
+/* Return a chain to the guest with `written` bytes written into its writable part; its head
+ * is no longer in flight. (Devices push only what they popped since the last vq_reset.) */
 void vq_push(struct vq *q, uint16_t head, uint32_t written);
 /* After pushing: should the device interrupt the guest? (VIRTIO_F_EVENT_IDX: used_event;
  * otherwise VIRTQ_AVAIL_F_NO_INTERRUPT.) With event idx, every call moves the signalled state
