@@ -159,6 +159,7 @@ void hart_exec(struct hart *h, int budget)
     struct dinsn *ins0 = NULL, *i = NULL;
     uint8_t *hpage = NULL;
     uint64_t icnt = 0;
+    const void *tmp_end = &&op_STEP_END; /* what follows an instruction run from h->tmp */
 
 #define PC_OF(p)   (vbase + ((uint64_t)((p)-ins0) << 1))
 #define NEXT_PC()  (PC_OF(i) + (S << 1))
@@ -252,7 +253,7 @@ step_one : { /* decode the instruction at pc afresh and run only it */
     rv_decode((uint32_t)lo | ((uint32_t)hi << 16), &d);
     struct dinsn *t = h->tmp;
     t[0] = (struct dinsn){(d.len == 2 && LC[d.op]) ? LC[d.op] : L[d.op], d.imm, d.rd, d.rs1, d.rs2};
-    t[1] = t[2] = (struct dinsn){&&op_STEP_END, 0, 0, 0, 0};
+    t[1] = t[2] = (struct dinsn){tmp_end, 0, 0, 0, 0};
     ins0 = t;
     vbase = pc;
     cur_vpn = ~0ull;
@@ -266,6 +267,20 @@ op_DEBUG_BREAK: /* a debugger breakpoint: stop before executing this instruction
     h->pc = PC_OF(i);
     h->debug_reason = DEBUG_BREAKPOINT;
     goto out;
+op_TRIG_CHECK : { /* an execute trigger may match this slot (Sdtrig): it fires before the
+                   * instruction; otherwise run the instruction, decoded afresh, from h->tmp */
+    uint64_t ipc = PC_OF(i);
+    int c = trigger_check_exec(h, ipc);
+    if (c) EXC((uint64_t)c, ipc);
+    h->pc = pc = ipc;
+    h->instret += icnt;
+    icnt = 0;
+    tmp_end = &&op_TRIG_END;
+    goto step_one;
+}
+op_TRIG_END:
+    pc = PC_OF(i);
+    goto jump;
 
 jump:
     if (unlikely(--budget <= 0)) {
@@ -317,6 +332,10 @@ op_DECODE : {
                 DISPATCH();
             }
         }
+    }
+    if (unlikely(h->trig_exec) && trigger_exec_offset(h, (unsigned)off)) {
+        i->h = &&op_TRIG_CHECK;
+        DISPATCH();
     }
     uint16_t lo;
     memcpy(&lo, hpage + off, 2);
@@ -586,7 +605,7 @@ op_SFENCE_VMA:
         uint64_t va = RS1;                                                                         \
         void *p;                                                                                   \
         int c = mem_atomic_ptr(h, va, sizeof(type), true, &p);                                     \
-        if (c) EXC((uint64_t)c, va);                                                               \
+        if (c) EXC((uint64_t)c, c == EXC_BREAKPOINT ? h->fault_tval : va);                         \
         uint64_t v = ext(__atomic_load_n((type *)p, __ATOMIC_ACQUIRE));                            \
         h->res_addr = va;                                                                          \
         h->res_val = v;                                                                            \
@@ -599,7 +618,7 @@ op_SFENCE_VMA:
         uint64_t va = RS1;                                                                         \
         void *p;                                                                                   \
         int c = mem_atomic_ptr(h, va, sizeof(type), false, &p);                                    \
-        if (c) EXC((uint64_t)c, va);                                                               \
+        if (c) EXC((uint64_t)c, c == EXC_BREAKPOINT ? h->fault_tval : va);                         \
         bool ok = false;                                                                           \
         if (h->res_valid && h->res_addr == va) {                                                   \
             type expect = (type)h->res_val;                                                        \
@@ -621,7 +640,7 @@ op_SFENCE_VMA:
     uint64_t va = RS1;                                                                             \
     void *p;                                                                                       \
     int c = mem_atomic_ptr(h, va, size, false, &p);                                                \
-    if (c) EXC((uint64_t)c, va);
+    if (c) EXC((uint64_t)c, c == EXC_BREAKPOINT ? h->fault_tval : va);
 #define AMO_FETCH(name, type, fn, ext)                                                             \
     H4(name, {                                                                                     \
         AMO_PTR(sizeof(type))                                                                      \
