@@ -159,7 +159,6 @@ void hart_exec(struct hart *h, int budget)
     struct dinsn *ins0 = NULL, *i = NULL;
     uint8_t *hpage = NULL;
     uint64_t icnt = 0;
-    const void *tmp_end = &&op_STEP_END; /* what follows an instruction run from h->tmp */
 
 #define PC_OF(p)   (vbase + ((uint64_t)((p)-ins0) << 1))
 #define NEXT_PC()  (PC_OF(i) + (S << 1))
@@ -253,16 +252,16 @@ step_one : { /* decode the instruction at pc afresh and run only it */
     rv_decode((uint32_t)lo | ((uint32_t)hi << 16), &d);
     struct dinsn *t = h->tmp;
     t[0] = (struct dinsn){(d.len == 2 && LC[d.op]) ? LC[d.op] : L[d.op], d.imm, d.rd, d.rs1, d.rs2};
-    t[1] = t[2] = (struct dinsn){tmp_end, 0, 0, 0, 0};
+    t[1] = t[2] = (struct dinsn){&&op_STEP_END, 0, 0, 0, 0};
     ins0 = t;
     vbase = pc;
     cur_vpn = ~0ull;
     i = t;
     DISPATCH(); /* a taken jump ends the step through the exhausted budget */
 }
-op_STEP_END:
-    h->pc = PC_OF(i);
-    goto out;
+op_STEP_END: /* a single step ends here (budget 0); after TRIG_CHECK execution goes on */
+    pc = PC_OF(i);
+    goto jump;
 op_DEBUG_BREAK: /* a debugger breakpoint: stop before executing this instruction */
     h->pc = PC_OF(i);
     h->debug_reason = DEBUG_BREAKPOINT;
@@ -275,12 +274,8 @@ op_TRIG_CHECK : { /* an execute trigger may match this slot (Sdtrig): it fires b
     h->pc = pc = ipc;
     h->instret += icnt;
     icnt = 0;
-    tmp_end = &&op_TRIG_END;
     goto step_one;
 }
-op_TRIG_END:
-    pc = PC_OF(i);
-    goto jump;
 
 jump:
     if (unlikely(--budget <= 0)) {

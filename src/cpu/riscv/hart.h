@@ -187,15 +187,6 @@ struct hart {
     uint64_t res_addr, res_val;
     bool res_valid;
 
-    /* Debug triggers: guest CSRs, and what trigger_update() derived from them and from the
-     * debugger's: whether any execute / load-store trigger is armed (the fast paths test
-     * only these) and the virtual ranges the data TLB must not cache. */
-    unsigned tselect;
-    struct trigger trig[TRIG_COUNT];
-    bool trig_exec, trig_data;
-    unsigned trig_nranges;
-    uint64_t trig_lo[TRIG_COUNT + DEBUG_MAX_WATCH], trig_hi[TRIG_COUNT + DEBUG_MAX_WATCH];
-
     bool wfi;
     uint64_t halt_poll_ns; /* adaptive WFI polling window (0: sleep at once) */
 
@@ -235,10 +226,20 @@ struct hart {
     bool parked;              /* under sleep_lock */
     bool single_step;         /* execute one instruction, then park */
     enum hart_debug_reason debug_reason;
+    void *user; /* owner (the machine) */
     /* DEBUG_TRIGGER: what fired (TRIG_LOAD/TRIG_STORE, 0 = execute) and the address */
     unsigned debug_hit_kind;
     uint64_t debug_hit_addr;
-    void *user; /* owner (the machine) */
+
+    /* Debug triggers: guest CSRs, and what trigger_update() derived from them and from the
+     * debugger's: whether any execute / load-store trigger is armed (the slow paths and the
+     * decoder test only these) and the virtual ranges the data TLB must not cache. Kept at
+     * the end so the hot fields above keep their offsets. */
+    unsigned tselect;
+    struct trigger trig[TRIG_COUNT];
+    bool trig_exec, trig_data;
+    unsigned trig_nranges;
+    uint64_t trig_lo[TRIG_COUNT + DEBUG_MAX_WATCH], trig_hi[TRIG_COUNT + DEBUG_MAX_WATCH];
 };
 
 /* Set up a hart in its reset state (M-mode, pc = reset_pc). Returns 0 or -ENOMEM. */
