@@ -70,11 +70,19 @@ static void resume_all(struct gdbstub *g)
         hart_resume(&g->m->harts[i], false);
 }
 
-/* Breakpoints changed: every hart must decode again to see them (harts are parked). */
+/* Breakpoints or watchpoints changed: every hart must decode again and refill its TLB to see
+ * them (harts are parked). */
 static void refresh_code(struct gdbstub *g)
 {
     for (unsigned i = 0; i < g->m->nharts; i++)
-        dcache_invalidate_all(&g->m->harts[i]);
+        trigger_update(&g->m->harts[i]); /* also forgets decoded code */
+}
+
+/* The debugger leaves: no breakpoint or watchpoint of its may stop the guest any more. */
+static void clear_breakpoints(struct gdbstub *g)
+{
+    g->dbg.nbp = g->dbg.nhwbp = g->dbg.nwatch = 0;
+    refresh_code(g);
 }
 
 /* ---- packet I/O ---- */
@@ -269,6 +277,51 @@ static void handle_mem_write(struct gdbstub *g, struct hart *h, const char *args
     send_packet(g, "OK");
 }
 
+/* Z1 (hbreak) and Z2/Z3/Z4 (watch, rwatch, awatch) on virtual addresses, through the trigger
+ * engine (trigger.c) with triggers of the debugger's own that the guest cannot see or change.
+ * A full set answers E28 (ENOSPC), as GDB then tells the user it ran out of them. */
+#define WATCH_MAX_LEN 4096
+static void handle_hw_breakpoint(struct gdbstub *g, bool insert, unsigned type, uint64_t addr,
+                                 uint64_t len)
+{
+    struct hart_debug *d = &g->dbg;
+    if (type == 1) {
+        unsigned i;
+        for (i = 0; i < d->nhwbp && d->hwbp[i] != addr; i++)
+            ;
+        if (insert && i == d->nhwbp) {
+            if (d->nhwbp == DEBUG_MAX_HWBP) {
+                send_packet(g, "E28");
+                return;
+            }
+            d->hwbp[d->nhwbp++] = addr;
+        } else if (!insert && i < d->nhwbp) {
+            d->hwbp[i] = d->hwbp[--d->nhwbp];
+        }
+    } else {
+        if (len == 0 || len > WATCH_MAX_LEN || addr + len - 1 < addr) {
+            send_packet(g, "E22");
+            return;
+        }
+        unsigned kind = type == 2 ? TRIG_STORE : type == 3 ? TRIG_LOAD : TRIG_LOAD | TRIG_STORE;
+        unsigned i;
+        for (i = 0; i < d->nwatch; i++)
+            if (d->watch[i].addr == addr && d->watch[i].len == len && d->watch[i].kind == kind)
+                break;
+        if (insert && i == d->nwatch) {
+            if (d->nwatch == DEBUG_MAX_WATCH) {
+                send_packet(g, "E28");
+                return;
+            }
+            d->watch[d->nwatch++] = (struct debug_watch){addr, len, kind};
+        } else if (!insert && i < d->nwatch) {
+            d->watch[i] = d->watch[--d->nwatch];
+        }
+    }
+    refresh_code(g);
+    send_packet(g, "OK");
+}
+
 static void handle_breakpoint(struct gdbstub *g, struct hart *h, bool insert, const char *args)
 {
     uint64_t type, addr, kind;
@@ -278,8 +331,12 @@ static void handle_breakpoint(struct gdbstub *g, struct hart *h, bool insert, co
         send_packet(g, "E01");
         return;
     }
-    if (type > 1) { /* watchpoints are not supported */
+    if (type > 4) {
         send_packet(g, "");
+        return;
+    }
+    if (type >= 1) {
+        handle_hw_breakpoint(g, insert, (unsigned)type, addr, kind);
         return;
     }
     uint64_t pa;
@@ -334,7 +391,7 @@ static const char *target_xml(void)
 static void handle_query(struct gdbstub *g, const char *q)
 {
     if (!strncmp(q, "qSupported", 10)) {
-        send_fmt(g, "PacketSize=%x;qXfer:features:read+;swbreak+", PKT_MAX);
+        send_fmt(g, "PacketSize=%x;qXfer:features:read+;swbreak+;hwbreak+", PKT_MAX);
     } else if (!strcmp(q, "qAttached")) {
         send_packet(g, "1");
     } else if (!strcmp(q, "qC")) {
@@ -374,9 +431,25 @@ static void handle_query(struct gdbstub *g, const char *q)
     }
 }
 
+/* Stop reply; a hart stopped by one of the debugger's triggers says which (GDB remote
+ * protocol, "Stop Reply Packets": watch/rwatch/awatch:ADDR, hwbreak). */
 static void report_stop(struct gdbstub *g, int sig)
 {
-    send_fmt(g, "T%02xthread:%x;", sig, g->cur + 1);
+    const struct hart *h = &g->m->harts[g->cur];
+    if (h->debug_reason != DEBUG_TRIGGER) {
+        send_fmt(g, "T%02xthread:%x;", sig, g->cur + 1);
+        return;
+    }
+    unsigned k = h->debug_hit_kind;
+    if (k == 0) {
+        send_fmt(g, "T%02xthread:%x;hwbreak:;", sig, g->cur + 1);
+        return;
+    }
+    send_fmt(g, "T%02xthread:%x;%s:%llx;", sig, g->cur + 1,
+             k == TRIG_STORE  ? "watch"
+             : k == TRIG_LOAD ? "rwatch"
+                              : "awatch",
+             (unsigned long long)h->debug_hit_addr);
 }
 
 /* One packet while the machine is held by the debugger (or 'c'/'s' letting it go). */
@@ -466,8 +539,7 @@ static void handle_packet(struct gdbstub *g, char *pkt)
         hart_resume(h, true);
         break;
     case 'D':
-        g->dbg.nbp = 0;
-        refresh_code(g);
+        clear_breakpoints(g);
         send_packet(g, "OK");
         resume_all(g);
         close(g->client_fd);
@@ -562,8 +634,7 @@ static void *stub_thread(void *arg)
                 close(g->client_fd);
                 g->client_fd = -1;
                 if (g->m && !g->running) { /* debugger gone: let the guest run */
-                    g->dbg.nbp = 0;
-                    refresh_code(g);
+                    clear_breakpoints(g);
                     resume_all(g);
                 }
             } else {

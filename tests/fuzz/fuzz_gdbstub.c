@@ -5,7 +5,7 @@
 // SOURCES: src/irq/aclint.c src/dev/uart.c src/dev/syscon.c src/dev/goldfish_rtc.c
 // SOURCES: src/util/log.c src/util/size.c src/dev/virtio/mmio.c src/dev/virtio/virtqueue.c
 // SOURCES: src/dev/virtio/blk.c src/dev/virtio/rng.c src/backend/block/raw.c
-// SOURCES: src/backend/block/io_engine.c src/util/ratelimit.c
+// SOURCES: src/backend/block/io_engine.c src/util/ratelimit.c src/cpu/riscv/trigger.c
 // LIBS: -lfdt -luring
 // clang-format on
 /* The GDB remote protocol parser on arbitrary client bytes (a debugger connection is user

@@ -87,7 +87,114 @@ else
     bad linux_guest "default guest not built ($K)"
 fi
 
-# 3. bad port
+# 3. hardware watchpoints on a bare-metal program (tests/isa/sdtrig, which also arms triggers
+# of its own: the debugger's stay apart): rwatch and awatch stop with the address in range,
+# a fifth hbreak is refused (E28) and the program still passes.
+SDTRIG_BIN=$ROOT/build/isa/sdtrig.bin
+if [ ! -f "$SDTRIG_BIN" ]; then make -s -C "$ROOT/tests/isa" >/dev/null 2>&1; fi
+if [ -f "$SDTRIG_BIN" ]; then
+    "$VESSEL" run --firmware "$SDTRIG_BIN" --gdb $PORT --paused </dev/null >"$TMP/vm4.log" 2>&1 &
+    VPID=$!
+    sleep 0.5
+    cat >"$TMP/c4" <<G
+set pagination off
+set confirm off
+set architecture riscv:rv64
+target remote :$PORT
+rwatch *(long *)0x80401040
+continue
+printf "RW_PC=%lx\n", \$pc
+delete
+awatch *(long *)0x80401048
+continue
+printf "AW_PC=%lx\n", \$pc
+delete
+hbreak *0x80000100
+hbreak *0x80000104
+hbreak *0x80000108
+hbreak *0x8000010c
+hbreak *0x80000110
+continue
+delete
+continue
+G
+    out=$(gdb_batch "$TMP/c4")
+    wait $VPID; rc=$?; VPID=
+    echo "$out" | grep -q "Hardware read watchpoint 1: \*(long \*)0x80401040" &&
+        echo "$out" | grep -q "^RW_PC=80" && ok rwatch_bare_metal || bad rwatch_bare_metal "$out"
+    echo "$out" | grep -q "Hardware access (read/write) watchpoint 2: \*(long \*)0x80401048" &&
+        echo "$out" | grep -q "^AW_PC=80" && ok awatch_bare_metal || bad awatch_bare_metal "$out"
+    echo "$out" | sed -n '/^AW_PC=/,$p' | grep -qi "Could not insert hardware breakpoint" &&
+        ok hwbreak_limit ||
+        bad hwbreak_limit "$out"
+    [ $rc -eq 0 ] && grep -q "PASS: sdtrig" "$TMP/vm4.log" && ok watch_then_continue ||
+        bad watch_then_continue "exit $rc: $(tail -2 "$TMP/vm4.log")"
+else
+    bad isa_binary "cannot build $SDTRIG_BIN"
+fi
+
+# 4. a booted Linux guest: hbreak on the uname syscall's handler (address from the guest's
+# /proc/kallsyms) stops there when `uname` runs; watch on jiffies stops with the old and the
+# new value; then the guest goes on and powers off.
+if [ -f "$K/Image" ]; then
+    rm -f "$TMP/in5"
+    mkfifo "$TMP/in5"
+    "$VESSEL" run --gdb $PORT <"$TMP/in5" >"$TMP/vm5.log" 2>&1 &
+    VPID=$!
+    exec 7>"$TMP/in5"
+    for _ in $(seq 1 120); do grep -q "VESSEL-INIT-OK" "$TMP/vm5.log" && break; sleep 0.5; done
+    echo "grep -E ' (__riscv_sys_newuname|jiffies)\$' /proc/kallsyms | sed 's/^/KSYM /'" >&7
+    for _ in $(seq 1 60); do grep -q "^KSYM .* jiffies" "$TMP/vm5.log" && break; sleep 0.5; done
+    fn=$(grep -a "^KSYM .* __riscv_sys_newuname" "$TMP/vm5.log" | awk '{print $2}' | tr -d '\r')
+    jf=$(grep -a "^KSYM .* jiffies" "$TMP/vm5.log" | awk '{print $2}' | tr -d '\r')
+    if [ -z "$fn" ] || [ -z "$jf" ]; then
+        bad linux_kallsyms "no addresses: $(tail -3 "$TMP/vm5.log")"
+    else
+        cat >"$TMP/c5" <<G
+set pagination off
+set confirm off
+set architecture riscv:rv64
+target remote :$PORT
+hbreak *0x$fn
+continue
+printf "HB_PC=%lx\n", \$pc
+delete
+watch *(unsigned long *)0x$jf
+continue
+printf "W_PC=%lx\n", \$pc
+delete
+detach
+G
+        gdb_batch "$TMP/c5" >"$TMP/out5" &
+        GPID=$!
+        sleep 3
+        echo "uname -a" >&7
+        wait $GPID
+        out=$(cat "$TMP/out5")
+        echo "$out" | grep -q "^HB_PC=$fn" && ok hbreak_linux_syscall || bad hbreak_linux_syscall "$out"
+        if echo "$out" | grep -q "Hardware watchpoint 2: \*(unsigned long \*)0x$jf" &&
+            echo "$out" | grep -q "^Old value = " && echo "$out" | grep -q "^New value = "; then
+            old=$(echo "$out" | sed -n 's/^Old value = //p')
+            new=$(echo "$out" | sed -n 's/^New value = //p')
+            [ "$new" -gt "$old" ] && ok watch_linux_jiffies || bad watch_linux_jiffies "$old -> $new"
+        else
+            bad watch_linux_jiffies "$out"
+        fi
+    fi
+    sleep 1
+    echo "poweroff" >&7
+    for _ in $(seq 1 40); do kill -0 $VPID 2>/dev/null || break; sleep 0.25; done
+    if kill -0 $VPID 2>/dev/null; then
+        bad linux_poweroff_after_watch "guest did not power off"
+        kill $VPID
+    else
+        wait $VPID && ok linux_poweroff_after_watch || bad linux_poweroff_after_watch "exit status $?"
+    fi
+    VPID=
+    exec 7>&-
+fi
+
+# 5. bad port
 "$VESSEL" run --gdb 99999 </dev/null >/dev/null 2>"$TMP/err"; rc=$?
 [ $rc -eq 2 ] && [ "$(wc -l <"$TMP/err")" -eq 1 ] && ok bad_port || bad bad_port "exit $rc: $(cat "$TMP/err")"
 

@@ -1260,3 +1260,249 @@ TEST(cpu_exception_loop_needs_no_progress)
     CHECK(t->h.fatal_msg[0] != 0);
     th_free(t);
 }
+
+/* ---- Sdtrig mcontrol6 triggers (debug spec 1.0, 5.5 matching, 5.7.17 mcontrol6) ---- */
+#define TR_SELECT  0x7a0
+#define TR_TDATA1  0x7a1
+#define TR_TDATA2  0x7a2
+#define MC6_(bits) ((6ull << 60) | (bits))
+#define MC6_HIT    (1ull << 22)
+#define MC6_M      (1ull << 6)
+#define MC6_S      (1ull << 4)
+#define MC6_U      (1ull << 3)
+#define MC6_X      (1ull << 2)
+#define MC6_ST     (1ull << 1)
+#define MC6_LD     (1ull << 0)
+#define MC6_NAPOT  (1ull << 7)
+#define MC6_GE     (2ull << 7)
+#define MC6_LT     (3ull << 7)
+
+static void trig_arm(struct th *t, unsigned idx, uint64_t tdata1, uint64_t tdata2)
+{
+    th_csrw(t, TR_SELECT, idx);
+    th_csrw(t, TR_TDATA2, tdata2);
+    th_csrw(t, TR_TDATA1, tdata1);
+}
+
+/* One instruction in M-mode with mstatus.MIE=1 (M-mode triggers with action 0 are held off
+ * while MIE=0: 5.4); the trap cause or ~0 when it ran to the end. */
+static uint64_t trig_trap_of(struct th *t, uint32_t insn)
+{
+    t->h.mstatus |= MSTATUS_MIE;
+    return trap_of(t, insn);
+}
+
+/* Execute triggers fire before the instruction: epc = tval = its address, nothing of it
+ * retired, and only at the exact pc (a slot with the same page offset elsewhere runs). */
+TEST(cpu_trigger_execute)
+{
+    struct th *t = th_new();
+    th_emit(t, I_ADDI(5, 0, 1));
+    uint64_t second = th_emit(t, I_ADDI(5, 5, 1));
+    uint64_t end = th_emit(t, I_SELF_LOOP());
+    trig_arm(t, 0, MC6_(MC6_M | MC6_X), second);
+    t->h.mstatus |= MSTATUS_MIE;
+    uint64_t ir = t->h.instret;
+    CHECK_EQ(th_run_until(t, end, 10), TH_MTRAP);
+    CHECK_EQ(t->h.mcause, EXC_BREAKPOINT);
+    CHECK_EQ(t->h.mepc, second);
+    CHECK_EQ(t->h.mtval, second);
+    CHECK_EQ(t->h.x[5], 1);
+    CHECK_EQ(t->h.instret - ir, 1); /* the first addi only */
+    th_csrw(t, TR_SELECT, 0);
+    CHECK(th_csrr(t, TR_TDATA1) & MC6_HIT);
+    /* mstatus.MIE = 0 in M-mode: held off (no recursion in the handler) */
+    t->h.pc = TH_CODE;
+    t->h.mstatus &= ~MSTATUS_MIE;
+    CHECK_EQ(th_run_until(t, end, 10), end);
+    CHECK_EQ(t->h.x[5], 2);
+    /* disarmed (type 0 written): runs through */
+    th_csrw(t, TR_TDATA1, 0);
+    t->h.pc = TH_CODE;
+    t->h.mstatus |= MSTATUS_MIE;
+    CHECK_EQ(th_run_until(t, end, 10), end);
+    CHECK_EQ(t->h.x[5], 2);
+    th_free(t);
+}
+
+/* Slots planted with the trigger check whose pc does not match still run their instruction:
+ * a compressed one, a jal, a branch, an auipc (pc-relative) and a load. */
+TEST(cpu_trigger_execute_non_matching_slots)
+{
+    struct th *t = th_new();
+    th_emit(t, I_ADDI(5, 0, 0));              /* +0 */
+    th_emit16(t, 0x0285);                     /* +4 c.addi x5, 1 */
+    th_emit(t, I_JAL(0, 8));                  /* +6 skip the next */
+    th_emit(t, I_ADDI(5, 5, 100));            /* +10 skipped */
+    th_emit(t, I_ADDI(5, 5, 10));             /* +14 */
+    th_emit(t, I_BEQ(0, 0, 8));               /* +18 taken */
+    th_emit(t, I_ADDI(5, 5, 100));            /* +22 skipped */
+    th_emit(t, I_AUIPC(7, 0));                /* +26 x7 = its pc */
+    th_emit(t, I_LD(8, 6, 0));                /* +30 */
+    uint64_t end = th_emit(t, I_SELF_LOOP()); /* +34 */
+    th_w64(t, D, 0x1234);
+    t->h.x[6] = D;
+    static const unsigned offs[] = {4, 6, 18, 26, 30};
+    for (unsigned k = 0; k < 4; k++) /* same page offsets, another page */
+        trig_arm(t, k, MC6_(MC6_M | MC6_S | MC6_U | MC6_X), 0x90000000ull + offs[k]);
+    t->h.mstatus |= MSTATUS_MIE;
+    CHECK_EQ(th_run_until(t, end, 20), end);
+    CHECK_EQ(t->h.x[5], 11);
+    CHECK_EQ(t->h.x[7], TH_CODE + 26);
+    CHECK_EQ(t->h.x[8], 0x1234);
+    /* now one matches: the compressed instruction */
+    trig_arm(t, 0, MC6_(MC6_M | MC6_X), TH_CODE + 4);
+    t->h.pc = TH_CODE;
+    CHECK_EQ(th_run_until(t, end, 20), TH_MTRAP);
+    CHECK_EQ(t->h.mepc, TH_CODE + 4);
+    CHECK_EQ(t->h.x[5], 0);
+    /* a napot range over the jal and the skipped addi (+8..+15): fires at the jal (+6 is
+     * below it), then at +14 once the jal is out of range */
+    trig_arm(t, 0, MC6_(MC6_M | MC6_X | MC6_NAPOT), TH_CODE + 8 + 3);
+    t->h.pc = TH_CODE;
+    t->h.mstatus |= MSTATUS_MIE;
+    CHECK_EQ(th_run_until(t, end, 20), TH_MTRAP);
+    CHECK_EQ(t->h.mepc, TH_CODE + 14);
+    CHECK_EQ(t->h.x[5], 1);
+    th_free(t);
+}
+
+/* The m/s/u bits select the modes a trigger fires in; in S-mode with breakpoints delegated,
+ * sstatus.SIE = 0 holds action-0 triggers off (5.4). */
+TEST(cpu_trigger_privilege_filter)
+{
+    struct th *t = th_new();
+    th_emit(t, I_ADDI(5, 0, 1));
+    uint64_t end = th_emit(t, I_SELF_LOOP());
+    th_csrw(t, CSR_PMPADDR0_N, ~0ull >> 10); /* S and U may run everywhere */
+    th_csrw(t, CSR_PMPCFG0_N, 0x1f);
+    struct {
+        unsigned priv;
+        uint64_t bits;
+        bool fires;
+    } c[] = {
+        {PRV_U, MC6_U, true},          {PRV_U, MC6_S | MC6_M, false}, {PRV_S, MC6_S, true},
+        {PRV_S, MC6_U | MC6_M, false}, {PRV_M, MC6_M, true},          {PRV_M, MC6_U | MC6_S, false},
+    };
+    for (unsigned k = 0; k < sizeof(c) / sizeof(c[0]); k++) {
+        trig_arm(t, 0, MC6_(c[k].bits | MC6_X), TH_CODE);
+        t->h.pc = TH_CODE;
+        t->h.mstatus |= MSTATUS_MIE;
+        th_set_priv(t, c[k].priv);
+        uint64_t pc = th_run_until(t, end, 10);
+        if ((pc == TH_MTRAP) != c[k].fires)
+            fprintf(stderr, "  case %u: priv %u bits 0x%llx -> pc 0x%llx\n", k, c[k].priv,
+                    (unsigned long long)c[k].bits, (unsigned long long)pc);
+        CHECK_EQ(pc == TH_MTRAP, c[k].fires);
+        th_set_priv(t, PRV_M);
+    }
+    /* delegated to S: fires into S with SIE=1, held off with SIE=0 */
+    t->h.medeleg = 1u << EXC_BREAKPOINT;
+    trig_arm(t, 0, MC6_(MC6_S | MC6_X), TH_CODE);
+    t->h.pc = TH_CODE;
+    t->h.mstatus |= MSTATUS_SIE;
+    th_set_priv(t, PRV_S);
+    CHECK_EQ(th_run_until(t, end, 10), TH_STRAP);
+    CHECK_EQ(t->h.scause, EXC_BREAKPOINT);
+    CHECK_EQ(t->h.sepc, TH_CODE);
+    CHECK_EQ(t->h.stval, TH_CODE);
+    t->h.pc = TH_CODE;
+    t->h.mstatus &= ~MSTATUS_SIE;
+    th_set_priv(t, PRV_S);
+    CHECK_EQ(th_run_until(t, end, 10), end);
+    th_set_priv(t, PRV_M);
+    th_free(t);
+}
+
+/* Load and store triggers: before the access (the register or memory is unchanged), tval =
+ * the first accessed byte that matched, partial overlaps match, the TLB cached before the
+ * trigger was armed does not hide it. */
+TEST(cpu_trigger_load_store)
+{
+    struct th *t = th_new();
+    th_w64(t, D + 8, 0x1111111111111111ull);
+    t->h.x[6] = D;
+    t->h.x[5] = 0x77;
+    t->h.x[7] = 0x2222222222222222ull;
+    CHECK_EQ(trig_trap_of(t, I_LD(5, 6, 8)), ~0ull); /* fills the TLB */
+    CHECK_EQ(t->h.x[5], 0x1111111111111111ull);
+    trig_arm(t, 0, MC6_(MC6_M | MC6_LD), D + 8);
+    t->h.x[5] = 0x77;
+    CHECK_EQ(trig_trap_of(t, I_LD(5, 6, 8)), EXC_BREAKPOINT);
+    CHECK_EQ(t->h.mtval, D + 8);
+    CHECK_EQ(t->h.mepc, TH_CODE);
+    CHECK_EQ(t->h.x[5], 0x77);
+    /* a misaligned load over it, one that ends on it, one just past it */
+    CHECK_EQ(trig_trap_of(t, I_LD(5, 6, 4)), EXC_BREAKPOINT);
+    CHECK_EQ(t->h.mtval, D + 8);
+    CHECK_EQ(trig_trap_of(t, I_LW(5, 6, 5)), EXC_BREAKPOINT);
+    CHECK_EQ(t->h.mtval, D + 8);
+    CHECK_EQ(trig_trap_of(t, I_LW(5, 6, 4)), ~0ull);
+    CHECK_EQ(trig_trap_of(t, I_LB(5, 6, 9)), ~0ull);
+    /* a load trigger ignores stores */
+    CHECK_EQ(trig_trap_of(t, I_SD(7, 6, 8)), ~0ull);
+    CHECK_EQ(th_r64(t, D + 8), 0x2222222222222222ull);
+    /* a store trigger over 8 bytes (napot): the store is not performed */
+    trig_arm(t, 0, MC6_(MC6_M | MC6_ST | MC6_NAPOT), D + 0x10 + 3);
+    t->h.x[7] = 0x3333333333333333ull;
+    CHECK_EQ(trig_trap_of(t, I_SB(7, 6, 0x17)), EXC_BREAKPOINT);
+    CHECK_EQ(t->h.mtval, D + 0x17);
+    CHECK_EQ(th_r8(t, D + 0x17), 0);
+    CHECK_EQ(trig_trap_of(t, I_SD(7, 6, 0xc)), EXC_BREAKPOINT); /* overlaps 0x10..0x13 */
+    CHECK_EQ(t->h.mtval, D + 0x10);
+    CHECK_EQ(th_r64(t, D + 0x8), 0x2222222222222222ull);
+    CHECK_EQ(th_r32(t, D + 0x10), 0);
+    CHECK_EQ(trig_trap_of(t, I_SB(7, 6, 0x18)), ~0ull);
+    CHECK_EQ(trig_trap_of(t, I_LD(5, 6, 0x10)), ~0ull);
+    /* ge / lt */
+    trig_arm(t, 0, MC6_(MC6_M | MC6_ST | MC6_GE), D + 0x800);
+    CHECK_EQ(trig_trap_of(t, I_SD(7, 6, 0x7f8)), ~0ull);
+    CHECK_EQ(trig_trap_of(t, I_SD(7, 6, 0x7fc)), EXC_BREAKPOINT);
+    CHECK_EQ(t->h.mtval, D + 0x800);
+    trig_arm(t, 0, MC6_(MC6_M | MC6_LD | MC6_LT), D + 0x100);
+    CHECK_EQ(trig_trap_of(t, I_LD(5, 6, 0x100)), ~0ull);
+    CHECK_EQ(trig_trap_of(t, I_LD(5, 6, 0xfc)), EXC_BREAKPOINT);
+    CHECK_EQ(t->h.mtval, D + 0xfc);
+    /* in U only: an M-mode load does not fire */
+    trig_arm(t, 0, MC6_(MC6_U | MC6_LD), D + 8);
+    CHECK_EQ(trig_trap_of(t, I_LD(5, 6, 8)), ~0ull);
+    th_free(t);
+}
+
+/* A store crossing into the next page whose second part is watched: nothing is written. */
+TEST(cpu_trigger_store_across_page)
+{
+    struct th *t = th_new();
+    t->h.x[6] = D + 0xffc;
+    t->h.x[7] = ~0ull;
+    trig_arm(t, 1, MC6_(MC6_M | MC6_ST), D + 0x1002);
+    CHECK_EQ(trig_trap_of(t, I_SD(7, 6, 0)), EXC_BREAKPOINT);
+    CHECK_EQ(t->h.mtval, D + 0x1002);
+    CHECK_EQ(th_r32(t, D + 0xffc), 0);
+    CHECK_EQ(th_r32(t, D + 0x1000), 0);
+    CHECK_EQ(trig_trap_of(t, I_SW(7, 6, 0)), ~0ull); /* 0xffc..0xfff only */
+    CHECK_EQ(th_r32(t, D + 0xffc), 0xffffffffu);
+    th_free(t);
+}
+
+/* AMOs are loads and stores for matching; LR is a load. */
+TEST(cpu_trigger_atomics)
+{
+    struct th *t = th_new();
+    th_w64(t, D, 5);
+    t->h.x[6] = D;
+    t->h.x[7] = 1;
+    trig_arm(t, 0, MC6_(MC6_M | MC6_LD), D);
+    CHECK_EQ(trig_trap_of(t, I_AMO(AMO_ADD, 1, 5, 6, 7)), EXC_BREAKPOINT);
+    CHECK_EQ(t->h.mtval, D);
+    CHECK_EQ(th_r64(t, D), 5);
+    trig_arm(t, 0, MC6_(MC6_M | MC6_ST), D + 4);
+    CHECK_EQ(trig_trap_of(t, I_AMO(AMO_ADD, 1, 5, 6, 7)), EXC_BREAKPOINT);
+    CHECK_EQ(t->h.mtval, D + 4);
+    CHECK_EQ(th_r64(t, D), 5);
+    CHECK_EQ(trig_trap_of(t, I_LR_D(5, 6)), ~0ull); /* LR does not store */
+    CHECK_EQ(t->h.x[5], 5);
+    CHECK_EQ(trig_trap_of(t, I_AMO(AMO_ADD, 0, 5, 6, 7)), ~0ull); /* bytes 0..3 only */
+    CHECK_EQ(th_r64(t, D), 6);
+    th_free(t);
+}

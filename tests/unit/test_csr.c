@@ -858,3 +858,112 @@ TEST(irq_after_csr_write_in_program)
     CHECK_EQ(t->h.x[5], 0);
     th_free(t);
 }
+
+/* ---- Sdtrig trigger CSRs (debug spec 1.0, 5.7.1 tselect, 5.7.2 tdata1, 5.7.6 tinfo,
+ * 5.7.17 mcontrol6) ---- */
+#define CSR_TSELECT_N 0x7a0
+#define CSR_TDATA1_N  0x7a1
+#define CSR_TDATA2_N  0x7a2
+#define CSR_TDATA3_N  0x7a3
+#define CSR_TINFO_N   0x7a4
+#define T_DISABLED    (15ull << 60)
+#define T_MC6         (6ull << 60)
+
+TEST(csr_sdtrig_tselect_tinfo)
+{
+    struct th *t = th_new();
+    /* version 1 in 31:24, types 6 (mcontrol6) and 15 (disabled) */
+    CHECK_EQ(th_csrr(t, CSR_TINFO_N), 0x01008040ull);
+    CHECK_EQ(th_csrr(t, CSR_TSELECT_N), 0);
+    th_csrw(t, CSR_TSELECT_N, 3);
+    CHECK_EQ(th_csrr(t, CSR_TSELECT_N), 3);
+    /* WARL: an index with no trigger is not taken (this is how a debugger counts them) */
+    th_csrw(t, CSR_TSELECT_N, 4);
+    CHECK_EQ(th_csrr(t, CSR_TSELECT_N), 3);
+    th_csrw(t, CSR_TSELECT_N, M1);
+    CHECK_EQ(th_csrr(t, CSR_TSELECT_N), 3);
+    /* every trigger starts disabled */
+    for (unsigned k = 0; k < 4; k++) {
+        th_csrw(t, CSR_TSELECT_N, k);
+        CHECK_EQ(th_csrr(t, CSR_TDATA1_N), T_DISABLED);
+        CHECK_EQ(th_csrr(t, CSR_TDATA2_N), 0);
+        CHECK_EQ(th_csrr(t, CSR_TDATA3_N), 0);
+        CHECK_EQ(th_csrr(t, CSR_TINFO_N), 0x01008040ull);
+    }
+    /* tinfo and tdata3 ignore writes */
+    th_csrw(t, CSR_TINFO_N, 0);
+    CHECK_EQ(th_csrr(t, CSR_TINFO_N), 0x01008040ull);
+    th_csrw(t, CSR_TDATA3_N, M1);
+    CHECK_EQ(th_csrr(t, CSR_TDATA3_N), 0);
+    th_free(t);
+}
+
+TEST(csr_sdtrig_tdata1_warl)
+{
+    struct th *t = th_new();
+    /* m, s, u, execute, store, load and match=napot are kept */
+    uint64_t v = T_MC6 | (1ull << 7) | 0x5f;
+    th_csrw(t, CSR_TDATA1_N, v);
+    CHECK_EQ(th_csrr(t, CSR_TDATA1_N), v);
+    /* dmode (59), uncertain (26), hit1 (25), vs/vu (24/23), select (21), size (18:16),
+     * action (15:12), chain (11), uncertainen (5): not implemented, read 0 */
+    uint64_t junk = (1ull << 59) | (1ull << 26) | (1ull << 25) | (3ull << 23) | (1ull << 21) |
+                    (7ull << 16) | (1ull << 12) | (1ull << 11) | (1ull << 5);
+    th_csrw(t, CSR_TDATA1_N, T_MC6 | junk | 0x44);
+    CHECK_EQ(th_csrr(t, CSR_TDATA1_N), T_MC6 | 0x44);
+    /* match: 0-3 kept, mask/negated matches (4, 5, 8, 9, 12, 13) become equal */
+    for (unsigned m = 0; m < 16; m++) {
+        th_csrw(t, CSR_TDATA1_N, T_MC6 | ((uint64_t)m << 7) | 0x44);
+        CHECK_EQ((th_csrr(t, CSR_TDATA1_N) >> 7) & 15, m <= 3 ? m : 0);
+    }
+    /* hit0 is writable, so a handler can clear it */
+    th_csrw(t, CSR_TDATA1_N, T_MC6 | (1ull << 22) | 0x44);
+    CHECK_EQ(th_csrr(t, CSR_TDATA1_N), T_MC6 | (1ull << 22) | 0x44);
+    /* tdata2 holds any address */
+    th_csrw(t, CSR_TDATA2_N, 0xffffffff80001234ull);
+    CHECK_EQ(th_csrr(t, CSR_TDATA2_N), 0xffffffff80001234ull);
+    th_free(t);
+}
+
+/* Writing type 0 gives a trigger that cannot fire: type 15 (5.7.2); unsupported types
+ * (mcontrol 2, icount 3, itrigger 4, ...) become disabled too, which a debugger reads back. */
+TEST(csr_sdtrig_type_switching)
+{
+    struct th *t = th_new();
+    for (unsigned type = 0; type < 16; type++) {
+        th_csrw(t, CSR_TDATA1_N, T_MC6 | 0x44);
+        th_csrw(t, CSR_TDATA1_N, ((uint64_t)type << 60) | 0x44);
+        uint64_t want = type == 6 ? (T_MC6 | 0x44) : T_DISABLED;
+        CHECK_EQ(th_csrr(t, CSR_TDATA1_N), want);
+    }
+    /* triggers are independent */
+    th_csrw(t, CSR_TSELECT_N, 1);
+    th_csrw(t, CSR_TDATA1_N, T_MC6 | 0x41);
+    th_csrw(t, CSR_TDATA2_N, 0x1111);
+    th_csrw(t, CSR_TSELECT_N, 2);
+    th_csrw(t, CSR_TDATA2_N, 0x2222);
+    CHECK_EQ(th_csrr(t, CSR_TDATA1_N), T_DISABLED);
+    th_csrw(t, CSR_TSELECT_N, 1);
+    CHECK_EQ(th_csrr(t, CSR_TDATA1_N), T_MC6 | 0x41);
+    CHECK_EQ(th_csrr(t, CSR_TDATA2_N), 0x1111);
+    /* a hart reset disables them all */
+    hart_reset(&t->h, TH_CODE);
+    th_csrw(t, CSR_TSELECT_N, 1);
+    CHECK_EQ(th_csrr(t, CSR_TDATA1_N), T_DISABLED);
+    th_free(t);
+}
+
+/* The trigger CSRs are M-mode CSRs; tcontrol/mcontext/scontext are not implemented. */
+TEST(csr_sdtrig_access)
+{
+    struct th *t = th_new();
+    uint64_t v;
+    th_set_priv(t, PRV_S);
+    for (unsigned c = CSR_TSELECT_N; c <= CSR_TINFO_N; c++)
+        CHECK_EQ(th_csr_read_at(t, c, &v), EXC_ILLEGAL_INSN);
+    th_set_priv(t, PRV_M);
+    CHECK_EQ(th_csr_read_at(t, 0x7a5, &v), EXC_ILLEGAL_INSN); /* tcontrol */
+    CHECK_EQ(th_csr_read_at(t, 0x7a8, &v), EXC_ILLEGAL_INSN); /* mcontext */
+    CHECK_EQ(th_csr_read_at(t, CSR_TINFO_N, &v), 0);
+    th_free(t);
+}

@@ -825,3 +825,35 @@ TEST(pmp_changes_and_partial_pages_vs_tlb)
     CHECK_EQ(t->h.x[5], 5);
     th_free(t);
 }
+
+/* Sdtrig load/store triggers match virtual addresses (debug spec 1.0, 5.5): under paging an
+ * alias of the watched physical page does not match, and only the watched page is kept out of
+ * the data TLB (the other stays on the fast path). */
+TEST(mmu_triggers_match_virtual_addresses)
+{
+    uint64_t root, v;
+    struct th *t = vm_new(8, &root);
+    th_map(t, root, 3, 0x40001000, 0x80200000, 0, PTE_V_ | PTE_R_ | PTE_W_ | PTE_A_ | PTE_D_);
+    th_map(t, root, 3, 0x40002000, 0x80200000, 0, PTE_V_ | PTE_R_ | PTE_W_ | PTE_A_ | PTE_D_);
+    th_w64(t, 0x80200008, 42);
+    th_csrw(t, 0x7a2, 0x40001008);                                    /* tdata2 */
+    th_csrw(t, 0x7a1, (6ull << 60) | (1 << 4) | (1 << 1) | (1 << 0)); /* S, load, store */
+    CHECK_EQ(mem_load_slow(&t->h, 0x40002008, 8, &v), 0);
+    CHECK_EQ(v, 42);
+    CHECK_EQ(mem_load_slow(&t->h, 0x40001008, 8, &v), EXC_BREAKPOINT);
+    CHECK_EQ(t->h.fault_tval, 0x40001008);
+    CHECK_EQ(mem_store_slow(&t->h, 0x40001000, 8, 7), 0); /* same page, other bytes */
+    CHECK_EQ(mem_store_slow(&t->h, 0x40001004, 8, 7), EXC_BREAKPOINT);
+    CHECK_EQ(t->h.fault_tval, 0x40001008);
+    CHECK_EQ(th_r64(t, 0x80200008), 42);
+    /* the alias entered the read TLB, the watched page did not */
+    const struct tlb_entry *r = t->h.tlb[TLBI_S].e[ACC_R];
+    CHECK_EQ(r[0x40002 & (TLB_SIZE - 1)].tag, 0x40002 ^ t->h.tlb_key);
+    CHECK(r[0x40001 & (TLB_SIZE - 1)].tag != (0x40001 ^ t->h.tlb_key));
+    CHECK(t->h.tlb[TLBI_S].e[ACC_W][0x40001 & (TLB_SIZE - 1)].tag != (0x40001 ^ t->h.tlb_key));
+    /* disarmed: the page may be cached again */
+    th_csrw(t, 0x7a1, 0);
+    CHECK_EQ(mem_load_slow(&t->h, 0x40001008, 8, &v), 0);
+    CHECK_EQ(r[0x40001 & (TLB_SIZE - 1)].tag, 0x40001 ^ t->h.tlb_key);
+    th_free(t);
+}

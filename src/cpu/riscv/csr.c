@@ -38,6 +38,8 @@
 #define CSR_MIP           0x344
 #define CSR_PMPCFG0       0x3a0
 #define CSR_PMPADDR0      0x3b0
+#define CSR_TSELECT       0x7a0 /* ... 0x7a4 tinfo: trigger.c */
+#define CSR_TINFO         0x7a4
 #define CSR_MCYCLE        0xb00
 #define CSR_MINSTRET      0xb02
 #define CSR_MVENDORID     0xf11
@@ -209,6 +211,10 @@ int csr_access(struct hart *h, unsigned csr, int op, uint64_t val, bool write, u
             cur = n < PMP_ENTRIES ? h->pmpaddr[n] : 0;
             break;
         }
+        if (csr >= CSR_TSELECT && csr <= CSR_TINFO) { /* Sdtrig; tcontrol etc. trap */
+            cur = trigger_csr_read(h, csr);
+            break;
+        }
         return EXC_ILLEGAL_INSN;
     }
     *old = cur;
@@ -298,6 +304,8 @@ int csr_access(struct hart *h, unsigned csr, int op, uint64_t val, bool write, u
             if (!pmp_locked(h, n) && !next_tor_locked) h->pmpaddr[n] = nv & ((1ull << 54) - 1);
             pmp_update(h);
             tlb_flush_all(h);
+        } else if (csr >= CSR_TSELECT && csr <= CSR_TINFO) {
+            trigger_csr_write(h, csr, nv);
         }
         /* pmpaddr16..63: read-only zero */
         break;

@@ -259,13 +259,23 @@ step_one : { /* decode the instruction at pc afresh and run only it */
     i = t;
     DISPATCH(); /* a taken jump ends the step through the exhausted budget */
 }
-op_STEP_END:
-    h->pc = PC_OF(i);
-    goto out;
+op_STEP_END: /* a single step ends here (budget 0); after TRIG_CHECK execution goes on */
+    pc = PC_OF(i);
+    goto jump;
 op_DEBUG_BREAK: /* a debugger breakpoint: stop before executing this instruction */
     h->pc = PC_OF(i);
     h->debug_reason = DEBUG_BREAKPOINT;
     goto out;
+op_TRIG_CHECK : { /* an execute trigger may match this slot (Sdtrig): it fires before the
+                   * instruction; otherwise run the instruction, decoded afresh, from h->tmp */
+    uint64_t ipc = PC_OF(i);
+    int c = trigger_check_exec(h, ipc);
+    if (c) EXC((uint64_t)c, ipc);
+    h->pc = pc = ipc;
+    h->instret += icnt;
+    icnt = 0;
+    goto step_one;
+}
 
 jump:
     if (unlikely(--budget <= 0)) {
@@ -318,6 +328,10 @@ op_DECODE : {
                 DISPATCH();
             }
         }
+    }
+    if (unlikely(h->trig_exec) && trigger_exec_offset(h, (unsigned)off)) {
+        i->h = &&op_TRIG_CHECK;
+        DISPATCH();
     }
     uint16_t lo;
     memcpy(&lo, code + off, 2);
@@ -600,7 +614,7 @@ op_SFENCE_VMA:
         uint64_t va = RS1;                                                                         \
         void *p;                                                                                   \
         int c = mem_atomic_ptr(h, va, sizeof(type), true, &p);                                     \
-        if (c) EXC((uint64_t)c, va);                                                               \
+        if (c) EXC((uint64_t)c, c == EXC_BREAKPOINT ? h->fault_tval : va);                         \
         if (i->imm & 1) host_fence_full(); /* .rl: earlier stores before this load */              \
         uint64_t v = ext(__atomic_load_n((type *)p, __ATOMIC_ACQUIRE));                            \
         h->res_addr = va;                                                                          \
@@ -614,7 +628,7 @@ op_SFENCE_VMA:
         uint64_t va = RS1;                                                                         \
         void *p;                                                                                   \
         int c = mem_atomic_ptr(h, va, sizeof(type), false, &p);                                    \
-        if (c) EXC((uint64_t)c, va);                                                               \
+        if (c) EXC((uint64_t)c, c == EXC_BREAKPOINT ? h->fault_tval : va);                         \
         bool ok = false;                                                                           \
         if (h->res_valid && h->res_addr == va) {                                                   \
             type expect = (type)h->res_val;                                                        \
@@ -637,7 +651,7 @@ op_SFENCE_VMA:
     uint64_t va = RS1;                                                                             \
     void *p;                                                                                       \
     int c = mem_atomic_ptr(h, va, size, false, &p);                                                \
-    if (c) EXC((uint64_t)c, va);
+    if (c) EXC((uint64_t)c, c == EXC_BREAKPOINT ? h->fault_tval : va);
 #define AMO_FETCH(name, type, fn, ext)                                                             \
     H4(name, {                                                                                     \
         AMO_PTR(sizeof(type))                                                                      \

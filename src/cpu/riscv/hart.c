@@ -39,9 +39,11 @@ static void hart_clear_state(struct hart *h, uint64_t reset_pc)
     atomic_store(&h->stop, 0);
     atomic_store(&h->kicked, 0);
     hart_update_mode(h);
+    h->tselect = 0;
+    for (unsigned k = 0; k < TRIG_COUNT; k++) /* reset: every trigger disabled (type 15) */
+        h->trig[k] = (struct trigger){15ull << 60, 0};
     h->tlb_gen = TLB_GEN_MAX; /* the next flush clears every set */
-    tlb_flush_all(h);
-    dcache_invalidate_all(h);
+    trigger_update(h);        /* also flushes the TLB and the decoded pages */
 }
 
 int hart_init(struct hart *h, unsigned id, const struct hart_env *env, uint64_t reset_pc)
@@ -202,6 +204,10 @@ static void trap_enter(struct hart *h, uint64_t cause, bool irq, uint64_t tval)
 
 void hart_raise_exception(struct hart *h, uint64_t cause, uint64_t tval)
 {
+    if (cause == CAUSE_DEBUG_TRIGGER) { /* a debugger trigger: stop for it, no guest trap */
+        h->debug_reason = DEBUG_TRIGGER;
+        return;
+    }
     /* An exception at the same pc with nothing retired since the last one, over and over,
      * is a fault loop the guest cannot leave (e.g. its trap vector itself faults). */
     if (h->pc == h->last_trap_pc && h->instret == h->last_trap_instret) {
@@ -332,7 +338,8 @@ enum hart_exit hart_run(struct hart *h)
             h->single_step = false;
             h->wfi = false;
             hart_exec(h, 0);
-            hart_debug_stop(h, DEBUG_STEP);
+            /* a watchpoint that fired during the step is the better stop reason */
+            hart_debug_stop(h, h->debug_reason == DEBUG_TRIGGER ? DEBUG_TRIGGER : DEBUG_STEP);
             continue;
         }
         hart_check_interrupts(h);
@@ -341,7 +348,7 @@ enum hart_exit hart_run(struct hart *h)
             continue;
         }
         hart_exec(h, EXEC_BUDGET);
-        if (h->debug_reason == DEBUG_BREAKPOINT) hart_debug_stop(h, DEBUG_BREAKPOINT);
+        if (h->debug_reason != DEBUG_NONE) hart_debug_stop(h, h->debug_reason);
     }
     return h->fatal_msg[0] ? HART_EXIT_FATAL : HART_EXIT_STOP;
 }

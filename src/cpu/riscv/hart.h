@@ -124,16 +124,38 @@ struct pmp_region {
     uint8_t cfg;
 };
 
+/* Debug triggers (Sdtrig, debug spec 1.0 ch. 5): TRIG_COUNT guest-visible triggers per hart,
+ * each mcontrol6 (type 6) or disabled (type 15). trigger.c. */
+#define TRIG_COUNT 4
+struct trigger {
+    uint64_t tdata1, tdata2;
+};
+/* Access kinds a data trigger watches (mcontrol6 load/store bits). */
+#define TRIG_LOAD           1u
+#define TRIG_STORE          2u
+/* Not a RISC-V cause: a debugger-owned trigger fired; hart_raise_exception parks the hart for
+ * the debugger instead of trapping (the equivalent of action=1, enter debug mode). */
+#define CAUSE_DEBUG_TRIGGER 0x1000
+
 /* Debugger state shared by all harts of a machine; changed only while every hart is parked. */
 #define DEBUG_MAX_BREAKPOINTS 64
+#define DEBUG_MAX_HWBP        4 /* hardware breakpoints (Z1) */
+#define DEBUG_MAX_WATCH       4 /* watchpoints (Z2, Z3, Z4) */
+struct debug_watch {
+    uint64_t addr, len; /* virtual [addr, addr + len) */
+    unsigned kind;      /* TRIG_LOAD | TRIG_STORE */
+};
 struct hart_debug {
     unsigned nbp;
     uint64_t bp_pa[DEBUG_MAX_BREAKPOINTS]; /* physical addresses of software breakpoints */
+    unsigned nhwbp, nwatch;
+    uint64_t hwbp[DEBUG_MAX_HWBP]; /* virtual addresses, any privilege */
+    struct debug_watch watch[DEBUG_MAX_WATCH];
     /* called on the hart's thread when it stops for the debugger (breakpoint, step) */
     void (*stopped)(void *ctx, struct hart *h);
     void *ctx;
 };
-enum hart_debug_reason { DEBUG_NONE = 0, DEBUG_BREAKPOINT, DEBUG_STEP };
+enum hart_debug_reason { DEBUG_NONE = 0, DEBUG_BREAKPOINT, DEBUG_STEP, DEBUG_TRIGGER };
 
 /* What the hart needs from the machine. */
 struct hart_env {
@@ -208,6 +230,19 @@ struct hart {
     bool single_step;         /* execute one instruction, then park */
     enum hart_debug_reason debug_reason;
     void *user; /* owner (the machine) */
+    /* DEBUG_TRIGGER: what fired (TRIG_LOAD/TRIG_STORE, 0 = execute) and the address */
+    unsigned debug_hit_kind;
+    uint64_t debug_hit_addr;
+
+    /* Debug triggers: guest CSRs, and what trigger_update() derived from them and from the
+     * debugger's: whether any execute / load-store trigger is armed (the slow paths and the
+     * decoder test only these) and the virtual ranges the data TLB must not cache. Kept at
+     * the end so the hot fields above keep their offsets. */
+    unsigned tselect;
+    struct trigger trig[TRIG_COUNT];
+    bool trig_exec, trig_data;
+    unsigned trig_nranges;
+    uint64_t trig_lo[TRIG_COUNT + DEBUG_MAX_WATCH], trig_hi[TRIG_COUNT + DEBUG_MAX_WATCH];
 };
 
 /* Set up a hart in its reset state (M-mode, pc = reset_pc). Returns 0 or -ENOMEM. */
@@ -270,6 +305,22 @@ static inline uint64_t hart_ram_ppn(const struct hart *h, const uint8_t *host)
 bool pmp_check(struct hart *h, uint64_t pa, unsigned size, enum access acc, unsigned priv);
 /* Recompute the active PMP regions after a pmpcfg/pmpaddr write (csr.c, reset). */
 void pmp_update(struct hart *h);
+
+/* Debug triggers (trigger.c). */
+/* Recompute the armed summary after guest or debugger triggers changed; flushes the TLB and
+ * forgets decoded code. Call on the hart's thread or while it is parked. */
+void trigger_update(struct hart *h);
+/* tselect/tdata1/tdata2/tdata3/tinfo: read, and write with WARL legalization. */
+uint64_t trigger_csr_read(const struct hart *h, unsigned csr);
+void trigger_csr_write(struct hart *h, unsigned csr, uint64_t val);
+/* May the slot at this page offset hold an instruction an execute trigger matches? */
+bool trigger_exec_offset(const struct hart *h, unsigned off);
+/* Before executing at pc / accessing [va, va + size): 0, EXC_BREAKPOINT (h->fault_tval set)
+ * or CAUSE_DEBUG_TRIGGER (h->debug_hit_* set). kinds: TRIG_LOAD | TRIG_STORE. */
+int trigger_check_exec(struct hart *h, uint64_t pc);
+int trigger_check_data(struct hart *h, uint64_t va, unsigned size, unsigned kinds);
+/* May the data TLB cache the page at page_va? (false if a data trigger watches part of it) */
+bool trigger_page_cacheable(const struct hart *h, uint64_t page_va);
 
 /* time CSR value = ACLINT mtime */
 uint64_t hart_time(struct hart *h);

@@ -244,7 +244,11 @@ static int access_page(struct hart *h, uint64_t va, unsigned size, enum access a
     *host = ram_ptr(h, *pa);
     uint64_t page = *pa & ~0xfffull;
     bool mprv_data = acc != ACC_X && h->priv == PRV_M && (h->mstatus & MSTATUS_MPRV);
-    if (!mprv_data && ram_contains(h, page, 4096) && pmp_decide(h, page, 4096, acc, priv) == 1) {
+    /* a page with a watched address stays out of the data TLB: its accesses take the slow
+     * paths, which check the triggers */
+    bool watched = acc != ACC_X && h->trig_data && !trigger_page_cacheable(h, va & ~0xfffull);
+    if (!mprv_data && !watched && ram_contains(h, page, 4096) &&
+        pmp_decide(h, page, 4096, acc, priv) == 1) {
         struct tlb_entry *e = &h->tlb[tlbi_for(h, priv, acc)].e[acc][(va >> 12) & (TLB_SIZE - 1)];
         e->tag = (va >> 12) ^ h->tlb_key;
         e->addend = (uintptr_t)ram_ptr(h, page) - (uintptr_t)(va & ~0xfffull);
@@ -296,6 +300,10 @@ int mem_load_slow(struct hart *h, uint64_t va, unsigned size, uint64_t *val)
 {
     uint64_t pa;
     uint8_t *host;
+    if (h->trig_data) { /* a trigger fires before the access (and before its faults) */
+        int c = trigger_check_data(h, va, size, TRIG_LOAD);
+        if (c) return c;
+    }
     h->fault_tval = va;
     if ((va & 0xfff) + size > 4096) { /* crosses a page: byte by byte, all-or-nothing */
         uint64_t v = 0;
@@ -323,6 +331,10 @@ int mem_store_slow(struct hart *h, uint64_t va, unsigned size, uint64_t val)
 {
     uint64_t pa;
     uint8_t *host;
+    if (h->trig_data) {
+        int c = trigger_check_data(h, va, size, TRIG_STORE);
+        if (c) return c;
+    }
     h->fault_tval = va;
     if ((va & 0xfff) + size > 4096) {
         /* Check both pages before writing anything, so a fault leaves memory unchanged. */
@@ -357,15 +369,18 @@ int mem_store_slow(struct hart *h, uint64_t va, unsigned size, uint64_t val)
     return 0;
 }
 
-int mem_atomic_ptr(struct hart *h, uint64_t va, unsigned size, bool is_load, void **ptr)
+/* The rest of mem_atomic_ptr, out of line so that its TLB-hit path stays a leaf. Triggers
+ * (an AMO, and SC, which cannot be told apart here, is both a load and a store for matching)
+ * come before misalignment (priv spec 3.1.15 priority); a TLB hit needs no check, as a page
+ * with a watched address never enters the data TLB. */
+static __attribute__((noinline)) int atomic_miss(struct hart *h, uint64_t va, unsigned size,
+                                                 bool is_load, void **ptr)
 {
-    if (va & (size - 1)) return is_load ? EXC_LOAD_MISALIGNED : EXC_STORE_MISALIGNED;
-    struct tlb_entry *e =
-        &h->tlb[h->tlbi_data].e[is_load ? ACC_R : ACC_W][(va >> 12) & (TLB_SIZE - 1)];
-    if (e->tag == ((va >> 12) ^ h->tlb_key)) {
-        *ptr = (void *)(uintptr_t)(va + e->addend);
-        return 0;
+    if (h->trig_data) {
+        int c = trigger_check_data(h, va, size, is_load ? TRIG_LOAD : TRIG_LOAD | TRIG_STORE);
+        if (c) return c;
     }
+    if (va & (size - 1)) return is_load ? EXC_LOAD_MISALIGNED : EXC_STORE_MISALIGNED;
     uint64_t pa;
     uint8_t *host;
     int c = access_page(h, va, size, is_load ? ACC_R : ACC_W, &pa, &host);
@@ -374,6 +389,19 @@ int mem_atomic_ptr(struct hart *h, uint64_t va, unsigned size, bool is_load, voi
         return is_load ? EXC_LOAD_ACCESS : EXC_STORE_ACCESS;
     *ptr = host;
     return 0;
+}
+
+int mem_atomic_ptr(struct hart *h, uint64_t va, unsigned size, bool is_load, void **ptr)
+{
+    if (!(va & (size - 1))) {
+        struct tlb_entry *e =
+            &h->tlb[h->tlbi_data].e[is_load ? ACC_R : ACC_W][(va >> 12) & (TLB_SIZE - 1)];
+        if (e->tag == ((va >> 12) ^ h->tlb_key)) {
+            *ptr = (void *)(uintptr_t)(va + e->addend);
+            return 0;
+        }
+    }
+    return atomic_miss(h, va, size, is_load, ptr);
 }
 
 int mem_fetch_page(struct hart *h, uint64_t va, uint8_t **host_page)
