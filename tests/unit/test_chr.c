@@ -437,6 +437,10 @@ TEST(chr_stdio_tty_raw_mode_escapes_and_restore)
 
 static void child_with_tty_then_signal(int slave, int sig)
 {
+    /* The default action, as in an interactive shell: run under nohup or as a background job
+     * of a script, the test inherits SIGHUP/SIGINT ignored, and vessel keeps an ignored signal
+     * ignored (it leaves the terminal restored either way). */
+    if (sig) signal(sig, SIG_DFL);
     dup2(slave, STDIN_FILENO);
     struct chr *c = chr_stdio_create(NULL, NULL);
     if (!c) _exit(3);
