@@ -96,6 +96,32 @@ test_main:
     csrr a1, minstret
     CHECK_EQ a0, 100
     CHECK_EQ a1, 0
+    /* mcountinhibit (priv spec 3.1.13): an inhibited counter holds its value, a write to it
+     * is kept, and counting resumes from there once the bit is cleared. */
+    TESTNUM 50
+    li t0, 5                            /* CY and IR */
+    csrw mcountinhibit, t0
+    csrr a0, minstret
+    nop
+    nop
+    csrr a1, minstret
+    CHECK_EQR a1, a0
+    csrr a0, mcycle
+    nop
+    csrr a1, mcycle
+    CHECK_EQR a1, a0
+    TESTNUM 51
+    li t0, 1000
+    csrw minstret, t0
+    nop
+    csrr a0, minstret
+    CHECK_EQ a0, 1000
+    TESTNUM 52
+    csrw mcountinhibit, zero            /* counting resumes after this instruction */
+    csrr a0, minstret
+    csrr a1, minstret
+    CHECK_EQ a0, 1000
+    CHECK_EQ a1, 1001
 3:
     /* ---- RV32-only high halves are not CSRs on RV64 ---- */
     EXPECT_ILLEGAL(6, csrr a0, cycleh)

@@ -121,6 +121,45 @@ static bool fp_enabled(const struct hart *h)
     return (h->mstatus & MSTATUS_FS) != 0;
 }
 
+/* Counters (priv spec 3.1.11, 3.1.12): bit 0 = cycle (follows instret: one instruction, one
+ * cycle), bit 2 = instret. csr_access is called for an instruction that retires right after it
+ * returns, and a CSR write takes effect after the writing instruction retires (Zicsr 9.1). */
+static uint64_t *ctr_offset(struct hart *h, unsigned bit)
+{
+    return bit ? &h->instret_offset : &h->cycle_offset;
+}
+static uint64_t *ctr_frozen(struct hart *h, unsigned bit)
+{
+    return bit ? &h->instret_frozen : &h->cycle_frozen;
+}
+/* An inhibited counter (mcountinhibit, 3.1.13) holds its value. */
+static uint64_t ctr_read(struct hart *h, unsigned bit)
+{
+    if (h->mcountinhibit & (1u << bit)) return *ctr_frozen(h, bit);
+    return h->instret + *ctr_offset(h, bit);
+}
+/* The value written replaces the writing instruction's own increment: the next read sees it. */
+static void ctr_write(struct hart *h, unsigned bit, uint64_t v)
+{
+    if (h->mcountinhibit & (1u << bit))
+        *ctr_frozen(h, bit) = v;
+    else
+        *ctr_offset(h, bit) = v - (h->instret + 1);
+}
+/* Setting a bit freezes the counter after the writing instruction (which still counts);
+ * clearing it lets the instructions after the writing one count on from the held value. */
+static void mcountinhibit_write(struct hart *h, uint64_t nv)
+{
+    for (unsigned bit = 0; bit <= 2; bit += 2) {
+        uint64_t m = 1ull << bit;
+        if (!(h->mcountinhibit & m) && (nv & m))
+            *ctr_frozen(h, bit) = h->instret + *ctr_offset(h, bit) + 1;
+        else if ((h->mcountinhibit & m) && !(nv & m))
+            *ctr_offset(h, bit) = *ctr_frozen(h, bit) - (h->instret + 1);
+    }
+    h->mcountinhibit = nv;
+}
+
 int csr_access(struct hart *h, unsigned csr, int op, uint64_t val, bool write, uint64_t *old)
 {
     unsigned minpriv = (csr >> 8) & 3;
@@ -145,7 +184,7 @@ int csr_access(struct hart *h, unsigned csr, int op, uint64_t val, bool write, u
         break;
     case CSR_CYCLE:
         if (!counter_allowed(h, 0)) return EXC_ILLEGAL_INSN;
-        cur = h->instret + h->cycle_offset;
+        cur = ctr_read(h, 0);
         break;
     case CSR_TIME:
         if (!counter_allowed(h, 1)) return EXC_ILLEGAL_INSN;
@@ -153,7 +192,7 @@ int csr_access(struct hart *h, unsigned csr, int op, uint64_t val, bool write, u
         break;
     case CSR_INSTRET:
         if (!counter_allowed(h, 2)) return EXC_ILLEGAL_INSN;
-        cur = h->instret + h->instret_offset;
+        cur = ctr_read(h, 2);
         break;
     case CSR_SSTATUS: cur = mstatus_read(h) & SSTATUS_RMASK; break;
     case CSR_SIE: cur = h->mie & h->mideleg; break;
@@ -189,8 +228,8 @@ int csr_access(struct hart *h, unsigned csr, int op, uint64_t val, bool write, u
     case CSR_MCAUSE: cur = h->mcause; break;
     case CSR_MTVAL: cur = h->mtval; break;
     case CSR_MIP: cur = hart_mip(h); break;
-    case CSR_MCYCLE: cur = h->instret + h->cycle_offset; break;
-    case CSR_MINSTRET: cur = h->instret + h->instret_offset; break;
+    case CSR_MCYCLE: cur = ctr_read(h, 0); break;
+    case CSR_MINSTRET: cur = ctr_read(h, 2); break;
     case CSR_MVENDORID:
     case CSR_MARCHID:
     case CSR_MIMPID:
@@ -275,7 +314,7 @@ int csr_access(struct hart *h, unsigned csr, int op, uint64_t val, bool write, u
     case CSR_MTVEC: h->mtvec = nv & ~2ull; break;
     case CSR_MCOUNTEREN: h->mcounteren = nv & COUNTEREN_MASK; break;
     case CSR_MENVCFG: h->menvcfg = nv & (MENVCFG_FIOM | MENVCFG_STCE); break;
-    case CSR_MCOUNTINHIBIT: h->mcountinhibit = nv & 5; break;
+    case CSR_MCOUNTINHIBIT: mcountinhibit_write(h, nv & 5); break;
     case CSR_MSCRATCH: h->mscratch = nv; break;
     case CSR_MEPC: h->mepc = nv & ~1ull; break;
     case CSR_MCAUSE: h->mcause = nv; break;
@@ -288,10 +327,8 @@ int csr_access(struct hart *h, unsigned csr, int op, uint64_t val, bool write, u
         h->mip_sw = (h->mip_sw & ~wm) | (nv & wm);
         break;
     }
-    /* The written value replaces the writing instruction's own increment (Zicsr 9.1: the
-     * write takes effect after it retires): it retires right after csr_access returns. */
-    case CSR_MCYCLE: h->cycle_offset = nv - (h->instret + 1); break;
-    case CSR_MINSTRET: h->instret_offset = nv - (h->instret + 1); break;
+    case CSR_MCYCLE: ctr_write(h, 0, nv); break;
+    case CSR_MINSTRET: ctr_write(h, 2, nv); break;
     default:
         if (csr >= CSR_PMPCFG0 && csr < CSR_PMPCFG0 + 16) {
             pmpcfg_write(h, (csr - CSR_PMPCFG0) * 4, nv);

@@ -27,6 +27,7 @@ static void hart_clear_state(struct hart *h, uint64_t reset_pc)
     h->stimecmp = ~0ull;
     h->mip_sw = 0;
     h->instret = h->cycle_offset = h->instret_offset = 0;
+    h->cycle_frozen = h->instret_frozen = 0;
     memset(h->pmpcfg, 0, sizeof(h->pmpcfg));
     memset(h->pmpaddr, 0, sizeof(h->pmpaddr));
     pmp_update(h);

@@ -243,6 +243,8 @@ struct hart {
     bool trig_exec, trig_data;
     unsigned trig_nranges;
     uint64_t trig_lo[TRIG_COUNT + DEBUG_MAX_WATCH], trig_hi[TRIG_COUNT + DEBUG_MAX_WATCH];
+    /* cycle/instret values held while mcountinhibit.CY/IR is set (cold: kept at the end) */
+    uint64_t cycle_frozen, instret_frozen;
 };
 
 /* Set up a hart in its reset state (M-mode, pc = reset_pc). Returns 0 or -ENOMEM. */
