@@ -21,10 +21,11 @@ for n in 2 4; do
         cmd=("$emu" run --firmware "$out/litmus$n.bin" --cpus "$n" --memory 256M)
         [ "$(nproc)" -lt "$n" ] && cmd+=(--overcommit)
     fi
-    t0=$(date +%s.%N)
+    t0=$(date +%s%N)
     timeout "${LITMUS_TIMEOUT:-300}" "${cmd[@]}" </dev/null >"$log" 2>&1
     rc=$?
-    dt=$(echo "$(date +%s.%N) - $t0" | bc)
+    ms=$((($(date +%s%N) - t0) / 1000000))
+    dt=$((ms / 1000)).$(printf '%03d' $((ms % 1000)))
     while read -r line; do
         echo "$line"
         case $line in PASS*) pass=$((pass + 1)) ;; FAIL*) fail=$((fail + 1)) ;; esac
