@@ -277,6 +277,22 @@ static void handle_mem_write(struct gdbstub *g, struct hart *h, const char *args
     send_packet(g, "OK");
 }
 
+/* Insert v into (or remove it from) a small unordered set of n addresses; false when
+ * inserting into a full one. Inserting a member or removing a non-member changes nothing. */
+static bool addr_set_update(uint64_t *set, unsigned *n, unsigned max, uint64_t v, bool insert)
+{
+    unsigned i;
+    for (i = 0; i < *n && set[i] != v; i++)
+        ;
+    if (insert && i == *n) {
+        if (*n == max) return false;
+        set[(*n)++] = v;
+    } else if (!insert && i < *n) {
+        set[i] = set[--*n];
+    }
+    return true;
+}
+
 /* Z1 (hbreak) and Z2/Z3/Z4 (watch, rwatch, awatch) on virtual addresses, through the trigger
  * engine (trigger.c) with triggers of the debugger's own that the guest cannot see or change.
  * A full set answers E28 (ENOSPC), as GDB then tells the user it ran out of them. */
@@ -286,17 +302,9 @@ static void handle_hw_breakpoint(struct gdbstub *g, bool insert, unsigned type, 
 {
     struct hart_debug *d = &g->dbg;
     if (type == 1) {
-        unsigned i;
-        for (i = 0; i < d->nhwbp && d->hwbp[i] != addr; i++)
-            ;
-        if (insert && i == d->nhwbp) {
-            if (d->nhwbp == DEBUG_MAX_HWBP) {
-                send_packet(g, "E28");
-                return;
-            }
-            d->hwbp[d->nhwbp++] = addr;
-        } else if (!insert && i < d->nhwbp) {
-            d->hwbp[i] = d->hwbp[--d->nhwbp];
+        if (!addr_set_update(d->hwbp, &d->nhwbp, DEBUG_MAX_HWBP, addr, insert)) {
+            send_packet(g, "E28");
+            return;
         }
     } else {
         if (len == 0 || len > WATCH_MAX_LEN || addr + len - 1 < addr) {
@@ -345,17 +353,9 @@ static void handle_breakpoint(struct gdbstub *g, struct hart *h, bool insert, co
         return;
     }
     struct hart_debug *d = &g->dbg;
-    unsigned i;
-    for (i = 0; i < d->nbp && d->bp_pa[i] != pa; i++)
-        ;
-    if (insert && i == d->nbp) {
-        if (d->nbp == DEBUG_MAX_BREAKPOINTS) {
-            send_packet(g, "E28");
-            return;
-        }
-        d->bp_pa[d->nbp++] = pa;
-    } else if (!insert && i < d->nbp) {
-        d->bp_pa[i] = d->bp_pa[--d->nbp];
+    if (!addr_set_update(d->bp_pa, &d->nbp, DEBUG_MAX_BREAKPOINTS, pa, insert)) {
+        send_packet(g, "E28");
+        return;
     }
     refresh_code(g);
     send_packet(g, "OK");

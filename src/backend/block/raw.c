@@ -2,6 +2,7 @@
 #include "backend/block/block.h"
 #include "backend/block/io_engine.h"
 #include "backend/block/raw.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -15,7 +16,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-#include <time.h>
 #include <unistd.h>
 
 #define SECTOR        512u
@@ -32,8 +32,6 @@ struct blk_backend {
     atomic_uint_fast64_t direct;   /* cache=none: requests done with O_DIRECT */
     uint64_t size;
     bool readonly;
-    dev_t dev;
-    ino_t ino;
     char *path;
     struct io_engine *eng;
 
@@ -306,14 +304,8 @@ int blk_open(struct blk_backend **out, const char *path, const struct blk_open_o
     atomic_init(&b->direct, 0);
     b->size = (uint64_t)st.st_size;
     b->readonly = readonly;
-    b->dev = st.st_dev;
-    b->ino = st.st_ino;
     pthread_mutex_init(&b->lock, NULL);
-    pthread_condattr_t ca; /* blk_close waits against CLOCK_MONOTONIC */
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&b->idle, &ca);
-    pthread_condattr_destroy(&ca);
+    cond_init_monotonic(&b->idle); /* blk_close waits against CLOCK_MONOTONIC */
     const char *stall = getenv("VESSEL_TEST_BLOCK_STALL");
     b->stall = stall && !strcmp(stall, "1");
     if (b->stall) log_warn("disk %s: VESSEL_TEST_BLOCK_STALL=1: requests never complete", path);
@@ -333,11 +325,7 @@ void blk_close(struct blk_backend *b)
     /* Bounded: a request that never completes (hung storage, the stall hook) must not keep
      * vessel from exiting. Then the backend is abandoned whole: descriptor, lock and engine
      * stay as they are until the process exits, and a late completion finds them valid. */
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_nsec += CLOSE_WAIT_MS * 1000000L;
-    ts.tv_sec += ts.tv_nsec / 1000000000L;
-    ts.tv_nsec %= 1000000000L;
+    struct timespec ts = monotonic_deadline_ms(CLOSE_WAIT_MS);
     pthread_mutex_lock(&b->lock);
     while (b->inflight)
         if (pthread_cond_timedwait(&b->idle, &b->lock, &ts) == ETIMEDOUT) break;

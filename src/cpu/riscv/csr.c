@@ -38,8 +38,6 @@
 #define CSR_MIP           0x344
 #define CSR_PMPCFG0       0x3a0
 #define CSR_PMPADDR0      0x3b0
-#define CSR_TSELECT       0x7a0 /* ... 0x7a4 tinfo: trigger.c */
-#define CSR_TINFO         0x7a4
 #define CSR_MCYCLE        0xb00
 #define CSR_MINSTRET      0xb02
 #define CSR_MVENDORID     0xf11

@@ -614,7 +614,7 @@ op_SFENCE_VMA:
         uint64_t va = RS1;                                                                         \
         void *p;                                                                                   \
         int c = mem_atomic_ptr(h, va, sizeof(type), true, &p);                                     \
-        if (c) EXC((uint64_t)c, c == EXC_BREAKPOINT ? h->fault_tval : va);                         \
+        if (c) EXC((uint64_t)c, h->fault_tval);                                                    \
         if (i->imm & 1) host_fence_full(); /* .rl: earlier stores before this load */              \
         uint64_t v = ext(__atomic_load_n((type *)p, __ATOMIC_ACQUIRE));                            \
         h->res_addr = va;                                                                          \
@@ -628,7 +628,7 @@ op_SFENCE_VMA:
         uint64_t va = RS1;                                                                         \
         void *p;                                                                                   \
         int c = mem_atomic_ptr(h, va, sizeof(type), false, &p);                                    \
-        if (c) EXC((uint64_t)c, c == EXC_BREAKPOINT ? h->fault_tval : va);                         \
+        if (c) EXC((uint64_t)c, h->fault_tval);                                                    \
         bool ok = false;                                                                           \
         if (h->res_valid && h->res_addr == va) {                                                   \
             type expect = (type)h->res_val;                                                        \
@@ -651,7 +651,7 @@ op_SFENCE_VMA:
     uint64_t va = RS1;                                                                             \
     void *p;                                                                                       \
     int c = mem_atomic_ptr(h, va, size, false, &p);                                                \
-    if (c) EXC((uint64_t)c, c == EXC_BREAKPOINT ? h->fault_tval : va);
+    if (c) EXC((uint64_t)c, h->fault_tval);
 #define AMO_FETCH(name, type, fn, ext)                                                             \
     H4(name, {                                                                                     \
         AMO_PTR(sizeof(type))                                                                      \

@@ -2,6 +2,7 @@
  * (priv spec 3.1.6.1, 3.1.9, 3.3.2, 3.3.3). */
 #include "cpu/riscv/hart.h"
 #include "irq/aclint.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include <errno.h>
 #include <stdio.h>
@@ -53,11 +54,7 @@ int hart_init(struct hart *h, unsigned id, const struct hart_env *env, uint64_t 
     h->id = id;
     h->env = *env;
     pthread_mutex_init(&h->sleep_lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&h->sleep_cond, &ca);
-    pthread_condattr_destroy(&ca);
+    cond_init_monotonic(&h->sleep_cond);
     hart_clear_state(h, reset_pc);
     return 0;
 }

@@ -126,7 +126,12 @@ struct pmp_region {
 
 /* Debug triggers (Sdtrig, debug spec 1.0 ch. 5): TRIG_COUNT guest-visible triggers per hart,
  * each mcontrol6 (type 6) or disabled (type 15). trigger.c. */
-#define TRIG_COUNT 4
+#define TRIG_COUNT  4
+#define CSR_TSELECT 0x7a0
+#define CSR_TDATA1  0x7a1
+#define CSR_TDATA2  0x7a2
+#define CSR_TDATA3  0x7a3
+#define CSR_TINFO   0x7a4
 struct trigger {
     uint64_t tdata1, tdata2;
 };
@@ -295,7 +300,8 @@ int mmu_debug_translate(struct hart *h, uint64_t va, uint64_t *pa);
 /* Slow paths; return 0 or an exception cause; on a fault h->fault_tval is the trap value. */
 int mem_load_slow(struct hart *h, uint64_t va, unsigned size, uint64_t *val);
 int mem_store_slow(struct hart *h, uint64_t va, unsigned size, uint64_t val);
-/* Host pointer for an aligned atomic access (AMO/LR/SC) with write permission; 0 or cause. */
+/* Host pointer for an aligned atomic access (AMO/LR/SC) with write permission; 0 or a cause
+ * (then h->fault_tval is the trap value, as for the slow paths). */
 int mem_atomic_ptr(struct hart *h, uint64_t va, unsigned size, bool is_load, void **ptr);
 /* Fill the fetch TLB for va and return the host pointer to its page; 0 or cause. */
 int mem_fetch_page(struct hart *h, uint64_t va, uint8_t **host_page);

@@ -380,6 +380,7 @@ static __attribute__((noinline)) int atomic_miss(struct hart *h, uint64_t va, un
         int c = trigger_check_data(h, va, size, is_load ? TRIG_LOAD : TRIG_LOAD | TRIG_STORE);
         if (c) return c;
     }
+    h->fault_tval = va;
     if (va & (size - 1)) return is_load ? EXC_LOAD_MISALIGNED : EXC_STORE_MISALIGNED;
     uint64_t pa;
     uint8_t *host;

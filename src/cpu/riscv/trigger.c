@@ -11,12 +11,6 @@
  * the instruction, nothing of it retired, no memory changed. */
 #include "cpu/riscv/hart.h"
 
-#define CSR_TSELECT 0x7a0
-#define CSR_TDATA1  0x7a1
-#define CSR_TDATA2  0x7a2
-#define CSR_TDATA3  0x7a3
-#define CSR_TINFO   0x7a4
-
 /* tdata1 (5.7.2) and mcontrol6 (5.7.17) fields, RV64 */
 #define TDATA1_TYPE_SHIFT 60
 #define TYPE_MCONTROL6    6ull

@@ -1,12 +1,12 @@
 /* virtio-blk device model: guest requests -> block backend requests. */
 #include "dev/virtio/blk.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/ratelimit.h"
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* feature bits (5.2.3) */
 #define VIRTIO_BLK_F_SEG_MAX      2
@@ -322,14 +322,7 @@ static void drain(struct vblk *d)
 /* Wait until nothing is in flight or until `ms` have passed. True if drained. */
 static bool drain_for(struct vblk *d, unsigned ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    struct timespec ts = monotonic_deadline_ms(ms);
     pthread_mutex_lock(&d->lock);
     while (d->inflight)
         if (pthread_cond_timedwait(&d->idle, &d->lock, &ts) == ETIMEDOUT) break;
@@ -388,11 +381,7 @@ struct vblk *vblk_create(struct blk_backend *be, const char *serial, const struc
     if (serial) /* 20 bytes, NUL-padded, not NUL-terminated when full (5.2.6) */
         memcpy(d->serial, serial, strnlen(serial, sizeof(d->serial)));
     pthread_mutex_init(&d->lock, NULL);
-    pthread_condattr_t ca; /* drain_for() waits against CLOCK_MONOTONIC */
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&d->idle, &ca);
-    pthread_condattr_destroy(&ca);
+    cond_init_monotonic(&d->idle); /* drain_for() waits against CLOCK_MONOTONIC */
     w->ops = blk_ops_template;
     w->ops.features = (1ull << VIRTIO_BLK_F_SEG_MAX) | (1ull << VIRTIO_BLK_F_BLK_SIZE) |
                       (1ull << VIRTIO_BLK_F_FLUSH);
