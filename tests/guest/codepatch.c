@@ -135,6 +135,10 @@ int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
     const char *what = argc > 1 ? argv[1] : "all";
+    if (argc > 2 || (strcmp(what, "local") && strcmp(what, "remote") && strcmp(what, "all"))) {
+        fprintf(stderr, "usage: codepatch [local|remote|all]\n");
+        return 2;
+    }
     uint32_t *page = mmap(NULL, 2 * 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
                           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (page == MAP_FAILED) {
