@@ -6,13 +6,14 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#define VESSEL_VERSION "0.1.0"
+#include "util/version.h"
 
 struct run_args {
     struct vm_options vm;
     bool overcommit;
     bool help;
     const char *log_level, *log_file;
+    const char *api_sock, *config_file, *store;
     char default_paths[3][4096]; /* storage for default firmware, kernel, initrd */
 };
 

@@ -1,5 +1,7 @@
 /* vessel run: boot a VM in the foreground, its console on this terminal. */
 #include "cli/cli.h"
+#include "mgr/admit.h"
+#include "mgr/vmproc.h"
 #include "util/log.h"
 #include "util/paths.h"
 #include "util/size.h"
@@ -42,6 +44,10 @@ void cli_run_usage(FILE *out)
             "  --gdb PORT         serve the GDB remote protocol on 127.0.0.1:PORT\n"
             "                     (gdb-multiarch: target remote :PORT)\n"
             "  --paused           with --gdb: wait for the debugger before running\n"
+            "  --api-sock PATH    serve the REST API (Firecracker-compatible) on this Unix\n"
+            "                     socket and wait for the configuration and InstanceStart\n"
+            "  --config-file FILE boot the configuration in FILE (Firecracker's JSON format)\n"
+            "  --store DIR        the VM store whose VMs share this host's resources\n"
             "  --log-level LEVEL  error, warn (default), info, debug, trace (traps)\n"
             "  --log-file FILE    write log lines to FILE instead of stderr\n"
             "  -h, --help         show this help\n"
@@ -95,7 +101,10 @@ enum {
     OPT_LOG_FILE,
     OPT_GDB,
     OPT_PAUSED,
-    OPT_DISK
+    OPT_DISK,
+    OPT_API_SOCK,
+    OPT_CONFIG_FILE,
+    OPT_STORE
 };
 
 static const struct option run_options[] = {
@@ -112,6 +121,9 @@ static const struct option run_options[] = {
     {"gdb", required_argument, NULL, OPT_GDB},
     {"paused", no_argument, NULL, OPT_PAUSED},
     {"disk", required_argument, NULL, OPT_DISK},
+    {"api-sock", required_argument, NULL, OPT_API_SOCK},
+    {"config-file", required_argument, NULL, OPT_CONFIG_FILE},
+    {"store", required_argument, NULL, OPT_STORE},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -201,6 +213,9 @@ int cli_run_parse(int argc, char **argv, const struct host_limits *lim, struct r
         case OPT_LOG_FILE: a->log_file = optarg; break;
         case OPT_GDB: gdb_s = optarg; break;
         case OPT_PAUSED: a->vm.paused = true; break;
+        case OPT_API_SOCK: a->api_sock = optarg; break;
+        case OPT_CONFIG_FILE: a->config_file = optarg; break;
+        case OPT_STORE: a->store = optarg; break;
         case OPT_DISK: {
             int r = parse_disk(optarg, &a->vm, err, errlen);
             if (r < 0) return r;
@@ -219,6 +234,16 @@ int cli_run_parse(int argc, char **argv, const struct host_limits *lim, struct r
     if (optind < argc)
         return fail(err, errlen, "unexpected argument '%s' (see vessel run --help)", argv[optind]);
 
+    if ((a->api_sock || a->config_file) && (cpus_s || mem_s || mc->kernel || mc->initrd ||
+                                            cmdline_set || mc->firmware || a->vm.ndisks || gdb_s))
+        return fail(err, errlen,
+                    "--api-sock and --config-file take the VM's configuration from the API or the "
+                    "file: drop --cpus, --memory, --kernel, --initrd, --cmdline, --firmware, "
+                    "--disk and --gdb");
+    if (a->log_level && log_set_level_name(a->log_level) < 0)
+        return fail(err, errlen, "--log-level %s: expected error, warn, info, debug or trace",
+                    a->log_level);
+    if (a->api_sock || a->config_file) return 0;
     if (gdb_s) {
         char *end;
         errno = 0;
@@ -268,10 +293,6 @@ int cli_run_parse(int argc, char **argv, const struct host_limits *lim, struct r
                     mem_s ? mem_s : "512M", have);
     }
 
-    if (a->log_level && log_set_level_name(a->log_level) < 0)
-        return fail(err, errlen, "--log-level %s: expected error, warn, info, debug or trace",
-                    a->log_level);
-
     bool default_kernel = !mc->kernel && !mc->firmware;
     if (default_kernel) {
         /* the default guest */
@@ -292,6 +313,50 @@ int cli_run_parse(int argc, char **argv, const struct host_limits *lim, struct r
     if (mc->kernel && !cmdline_set)
         mc->cmdline = a->vm.ndisks && default_kernel ? DEFAULT_DISK_CMDLINE : DEFAULT_CMDLINE;
     return 0;
+}
+
+/* vessel run --api-sock / --config-file: Firecracker's way of starting a VMM. */
+static int run_api(const struct run_args *a)
+{
+    static struct vm_spec spec;
+    struct vmproc_opts vo = {.store_dir = a->store,
+                             .ready_fd = -1,
+                             .api_sock = a->api_sock,
+                             .overcommit = a->overcommit,
+                             .no_reboot = a->vm.no_reboot};
+    if (a->config_file) {
+        char err[600];
+        char *txt;
+        int r = store_read_file(a->config_file, &txt, 1u << 20);
+        if (r < 0) {
+            fprintf(stderr, "vessel run: --config-file %s: %s\n", a->config_file,
+                    r == -EFBIG ? "larger than 1 MiB" : strerror(-r));
+            return VM_EXIT_USAGE;
+        }
+        json_tokener *tok = json_tokener_new();
+        json_object *o = json_tokener_parse_ex(tok, txt, r);
+        enum json_tokener_error je = json_tokener_get_error(tok);
+        json_tokener_free(tok);
+        free(txt);
+        if (!o || je != json_tokener_success) {
+            json_object_put(o);
+            fprintf(stderr, "vessel run: --config-file %s: not valid JSON (%s)\n", a->config_file,
+                    json_tokener_error_desc(je));
+            return VM_EXIT_USAGE;
+        }
+        r = vm_spec_from_json(&spec, o, err, sizeof(err));
+        json_object_put(o);
+        if (r < 0) {
+            fprintf(stderr, "vessel run: --config-file %s: %s\n", a->config_file, err);
+            return VM_EXIT_USAGE;
+        }
+        if (!spec.kernel[0]) {
+            fprintf(stderr, "vessel run: --config-file %s: no boot-source\n", a->config_file);
+            return VM_EXIT_USAGE;
+        }
+        vo.spec = &spec;
+    }
+    return vmproc_run(&vo);
 }
 
 int cli_run(int argc, char **argv)
@@ -315,6 +380,27 @@ int cli_run(int argc, char **argv)
         fprintf(stderr, "vessel run: --log-file %s: %s\n", a.log_file, strerror(errno));
         return VM_EXIT_USAGE;
     }
+    if (a.api_sock || a.config_file) return run_api(&a);
     a.vm.machine.trace = log_current_level >= LOG_TRACE;
-    return vm_run(&a.vm);
+    /* take part in admission with the VMs of the store */
+    struct store st;
+    int run_fd = -1;
+    if (!a.overcommit) {
+        run_fd = admit_run_begin(&st, a.store, a.vm.machine.cpus, a.vm.machine.ram_size >> 20, err,
+                                 sizeof(err));
+        if (run_fd < -1) {
+            fprintf(stderr, "vessel run: %s (use --overcommit to allow it)\n", err);
+            return VM_EXIT_HOST_ERROR;
+        }
+    }
+    struct vm *vm = vm_new(NULL, NULL, NULL);
+    if (!vm) {
+        fprintf(stderr, "vessel: cannot set up the console: %s\n", strerror(errno));
+        admit_run_release(&st, run_fd);
+        return VM_EXIT_HOST_ERROR;
+    }
+    int status = vm_run(vm, &a.vm);
+    vm_free(vm);
+    admit_run_release(&st, run_fd);
+    return status;
 }

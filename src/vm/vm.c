@@ -1,20 +1,106 @@
 #include "vm/vm.h"
-#include "vm/gdbstub.h"
 #include "backend/block/block.h"
+#include "vm/gdbstub.h"
 #include "util/log.h"
 #include <errno.h>
-#include <signal.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-static struct machine *volatile current_machine;
-static int vm_run_machine(const struct vm_options *o, const struct machine_config *mc);
+struct vm {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    enum vm_state state;
+    struct vm_options opts; /* valid from the start on */
+    bool start_req;         /* vm_start handed over opts; vm_run builds the machine */
+    int start_result;       /* for the waiting vm_start: 1 pending, 0 ok, <0 failed */
+    char start_err[512];
+    bool quit;         /* vm_quit before the machine existed */
+    struct machine *m; /* the current machine, NULL between reboots */
+    struct machine_config mc;
+    struct chr *console;
+    bool owns_console;
+    struct gdbstub *gdb;
+    unsigned boots;
+    uint64_t started_ms;
+    void (*on_state)(void *ctx, enum vm_state st);
+    void *ctx;
+};
 
-static void on_quit(void *ctx)
+const char *vm_state_name(enum vm_state s)
 {
-    (void)ctx;
-    struct machine *m = current_machine;
-    if (m) machine_post_event(m, MEV_QUIT, 0, NULL);
+    switch (s) {
+    case VM_NOT_STARTED: return "not started";
+    case VM_RUNNING: return "running";
+    case VM_PAUSED: return "paused";
+    case VM_HALTED: return "halted";
+    }
+    return "?";
+}
+
+static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+static void on_quit(void *ctx);
+static struct vm *_Atomic stdio_vm;
+
+struct vm *vm_new(struct chr *console, void (*on_state)(void *ctx, enum vm_state st), void *ctx)
+{
+    struct vm *vm = calloc(1, sizeof(*vm));
+    if (!vm) return NULL;
+    if (!console) {
+        console = chr_stdio_create(on_quit, NULL);
+        if (!console) {
+            int e = errno;
+            free(vm);
+            errno = e;
+            return NULL;
+        }
+        vm->owns_console = true;
+        atomic_store(&stdio_vm, vm);
+    }
+    pthread_mutex_init(&vm->lock, NULL);
+    pthread_cond_init(&vm->cond, NULL);
+    vm->console = console;
+    vm->on_state = on_state;
+    vm->ctx = ctx;
+    return vm;
+}
+
+void vm_free(struct vm *vm)
+{
+    if (!vm) return;
+    if (vm->owns_console) {
+        atomic_store(&stdio_vm, NULL);
+        chr_destroy(vm->console);
+    }
+    pthread_mutex_destroy(&vm->lock);
+    pthread_cond_destroy(&vm->cond);
+    free(vm);
+}
+
+/* Called with vm->lock held; the callback runs after it is dropped (see notify). */
+static void set_state(struct vm *vm, enum vm_state st)
+{
+    vm->state = st;
+    pthread_cond_broadcast(&vm->cond);
+}
+
+static void notify(struct vm *vm, enum vm_state st)
+{
+    if (vm->on_state) vm->on_state(vm->ctx, st);
 }
 
 static void close_disks(struct machine_config *mc)
@@ -25,16 +111,15 @@ static void close_disks(struct machine_config *mc)
 }
 
 /* Open (and lock) every disk before anything runs; the locks are kept across guest reboots. */
-static int open_disks(const struct vm_options *o, struct machine_config *mc)
+static int open_disks(const struct vm_options *o, struct machine_config *mc, char *err,
+                      size_t errlen)
 {
     for (unsigned i = 0; i < o->ndisks; i++) {
-        char err[512];
         struct blk_open_opts bo = {.readonly = o->disks[i].readonly, .direct = o->disks[i].direct};
-        int r = blk_open(&mc->disks[i].backend, o->disks[i].path, &bo, err, sizeof(err));
+        int r = blk_open(&mc->disks[i].backend, o->disks[i].path, &bo, err, errlen);
         if (r < 0) {
             close_disks(mc);
-            fprintf(stderr, "vessel: %s\n", err);
-            return r == -ENOMEM ? VM_EXIT_HOST_ERROR : VM_EXIT_USAGE;
+            return r;
         }
         mc->disks[i].serial = o->disks[i].serial[0] ? o->disks[i].serial : NULL;
         mc->ndisks = i + 1;
@@ -42,79 +127,260 @@ static int open_disks(const struct vm_options *o, struct machine_config *mc)
     return 0;
 }
 
-int vm_run(const struct vm_options *o)
+static int exit_status_for(int r)
 {
-    struct machine_config mc = o->machine;
-    mc.ndisks = 0;
-    int dr = open_disks(o, &mc);
-    if (dr) return dr;
-    int status = vm_run_machine(o, &mc);
-    close_disks(&mc);
-    return status;
+    return (r == -ENOMEM || r == -EEXIST) ? VM_EXIT_HOST_ERROR : VM_EXIT_USAGE;
 }
 
-static int vm_run_machine(const struct vm_options *o, const struct machine_config *mc)
+/* Disks, debugger and the first machine. 0 or -errno with err; the vm is left unstarted. */
+static int vm_boot(struct vm *vm, char *err, size_t errlen)
 {
-    struct chr *console = chr_stdio_create(on_quit, NULL);
-    if (!console) {
-        fprintf(stderr, "vessel: cannot set up the console: %s\n", strerror(errno));
-        return VM_EXIT_HOST_ERROR;
-    }
-    int status;
-    struct gdbstub *gdb = NULL;
-    if (o->gdb_port) {
-        char err[256];
-        if (gdbstub_create(&gdb, o->gdb_port, err, sizeof(err)) < 0) {
-            chr_destroy(console);
-            fprintf(stderr, "vessel: %s\n", err);
-            return VM_EXIT_HOST_ERROR;
+    vm->mc = vm->opts.machine;
+    vm->mc.ndisks = 0;
+    int r = open_disks(&vm->opts, &vm->mc, err, errlen);
+    if (r < 0) return r;
+    if (vm->opts.gdb_port) {
+        r = gdbstub_create(&vm->gdb, vm->opts.gdb_port, err, errlen);
+        if (r < 0) {
+            close_disks(&vm->mc);
+            return -EEXIST;
         }
-        log_info("gdb stub listening on 127.0.0.1:%d", o->gdb_port);
+        log_info("gdb stub listening on 127.0.0.1:%d", vm->opts.gdb_port);
     }
+    struct machine *m;
+    r = machine_create(&m, &vm->mc, vm->console, err, errlen);
+    if (r < 0) {
+        gdbstub_destroy(vm->gdb);
+        vm->gdb = NULL;
+        close_disks(&vm->mc);
+        return r;
+    }
+    vm->m = m;
+    return 0;
+}
+
+static uint64_t realtime_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The machine loop: run, rebuild on guest reboot, until something ends it. */
+static int vm_loop(struct vm *vm)
+{
     bool first = true;
     for (;;) {
-        struct machine *m;
-        char err[512];
-        int r = machine_create(&m, mc, console, err, sizeof(err));
-        if (r < 0) {
-            gdbstub_destroy(gdb);
-            chr_destroy(console);
-            fprintf(stderr, "vessel: %s\n", err);
-            return (r == -ENOMEM || r == -EEXIST) ? VM_EXIT_HOST_ERROR : VM_EXIT_USAGE;
-        }
-        current_machine = m;
-        if (gdb) gdbstub_attach(gdb, m, first && o->paused);
+        struct machine *m = vm->m;
+        if (vm->gdb) gdbstub_attach(vm->gdb, m, first && vm->opts.paused);
         first = false;
         enum machine_event ev = machine_run(m);
-        if (gdb) gdbstub_detach(gdb);
-        current_machine = NULL;
+        if (vm->gdb) gdbstub_detach(vm->gdb);
+        pthread_mutex_lock(&vm->lock);
+        vm->m = NULL;
+        bool quit = vm->quit;
+        pthread_mutex_unlock(&vm->lock);
         char msg[sizeof(m->msg)];
         snprintf(msg, sizeof(msg), "%s", m->msg);
         int code = m->fail_code;
         machine_destroy(m);
-        if (ev == MEV_REBOOT && !o->no_reboot) {
+        if (ev == MEV_REBOOT && !vm->opts.no_reboot && !quit) {
             log_info("guest reboot");
+            char err[512];
+            struct machine *nm;
+            int r = machine_create(&nm, &vm->mc, vm->console, err, sizeof(err));
+            if (r < 0) {
+                fprintf(stderr, "vessel: %s\n", err);
+                return exit_status_for(r);
+            }
+            pthread_mutex_lock(&vm->lock);
+            vm->m = nm;
+            vm->boots++;
+            /* a pause asked for during the reboot applies to the new machine */
+            bool paused = vm->state == VM_PAUSED;
+            if (vm->quit) machine_post_event(nm, MEV_QUIT, 0, NULL);
+            pthread_mutex_unlock(&vm->lock);
+            if (paused)
+                for (unsigned i = 0; i < nm->nharts; i++)
+                    atomic_store(&nm->harts[i].pause_req, 1);
             continue;
         }
-        gdbstub_destroy(gdb);
-        chr_destroy(console);
         switch (ev) {
         case MEV_POWEROFF:
         case MEV_REBOOT:
-        case MEV_QUIT: status = VM_EXIT_OK; break;
+        case MEV_QUIT: return VM_EXIT_OK;
         case MEV_GUEST_FAIL:
             fprintf(stderr, "vessel: the guest reported failure (code %d)\n", code);
-            status = VM_EXIT_GUEST_FAIL;
-            break;
+            return VM_EXIT_GUEST_FAIL;
         case MEV_FATAL:
             fprintf(stderr, "vessel: the guest cannot continue: %s\n", msg);
-            status = VM_EXIT_GUEST_DEAD;
-            break;
+            return VM_EXIT_GUEST_DEAD;
         default:
             fprintf(stderr, "vessel: host error: %s\n", msg[0] ? msg : "unknown");
-            status = VM_EXIT_HOST_ERROR;
+            return VM_EXIT_HOST_ERROR;
+        }
+    }
+}
+
+int vm_run(struct vm *vm, const struct vm_options *o)
+{
+    pthread_mutex_lock(&vm->lock);
+    if (o) {
+        vm->opts = *o;
+        vm->start_req = true;
+        vm->start_result = 1;
+    }
+    for (;;) {
+        while (!vm->start_req && !vm->quit)
+            pthread_cond_wait(&vm->cond, &vm->lock);
+        if (vm->quit && !vm->start_req) {
+            set_state(vm, VM_HALTED);
+            pthread_mutex_unlock(&vm->lock);
+            notify(vm, VM_HALTED);
+            return VM_EXIT_OK;
+        }
+        char err[512] = "";
+        int r = vm_boot(vm, err, sizeof(err));
+        vm->start_req = false;
+        if (r == 0) {
+            vm->start_result = 0;
+            vm->boots = 1;
+            vm->started_ms = realtime_ms();
+            if (vm->quit) machine_post_event(vm->m, MEV_QUIT, 0, NULL);
+            set_state(vm, VM_RUNNING);
             break;
         }
-        return status;
+        if (o) { /* started from the command line: that is the end of it */
+            set_state(vm, VM_HALTED);
+            pthread_mutex_unlock(&vm->lock);
+            fprintf(stderr, "vessel: %s\n", err);
+            notify(vm, VM_HALTED);
+            return exit_status_for(r);
+        }
+        /* started through the API: report to the caller and keep waiting for a good config */
+        vm->start_result = r;
+        snprintf(vm->start_err, sizeof(vm->start_err), "%s", err);
+        pthread_cond_broadcast(&vm->cond);
     }
+    pthread_mutex_unlock(&vm->lock);
+    notify(vm, VM_RUNNING);
+    int status = vm_loop(vm);
+    pthread_mutex_lock(&vm->lock);
+    set_state(vm, VM_HALTED);
+    pthread_mutex_unlock(&vm->lock);
+    gdbstub_destroy(vm->gdb);
+    vm->gdb = NULL;
+    close_disks(&vm->mc);
+    notify(vm, VM_HALTED);
+    return status;
+}
+
+int vm_start(struct vm *vm, const struct vm_options *o, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&vm->lock);
+    if (vm->state != VM_NOT_STARTED || vm->start_req) {
+        pthread_mutex_unlock(&vm->lock);
+        return fail(err, errlen, -EBUSY, "the VM has already been started");
+    }
+    vm->opts = *o;
+    vm->start_req = true;
+    vm->start_result = 1;
+    pthread_cond_broadcast(&vm->cond);
+    while (vm->start_result == 1 && vm->state == VM_NOT_STARTED)
+        pthread_cond_wait(&vm->cond, &vm->lock);
+    int r = vm->start_result;
+    if (r < 0) snprintf(err, errlen, "%s", vm->start_err);
+    if (r == 1) r = fail(err, errlen, -ECANCELED, "the VM was stopped while starting");
+    pthread_mutex_unlock(&vm->lock);
+    return r;
+}
+
+static void pause_harts(struct machine *m, bool pause)
+{
+    for (unsigned i = 0; i < m->nharts; i++) {
+        if (pause)
+            hart_pause(&m->harts[i]);
+        else
+            hart_resume(&m->harts[i], false);
+    }
+}
+
+int vm_pause(struct vm *vm, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&vm->lock);
+    if (vm->state != VM_RUNNING && vm->state != VM_PAUSED) {
+        enum vm_state st = vm->state;
+        pthread_mutex_unlock(&vm->lock);
+        return fail(err, errlen, -EBUSY, "the VM is %s", vm_state_name(st));
+    }
+    bool changed = vm->state == VM_RUNNING;
+    if (changed && vm->m) pause_harts(vm->m, true);
+    set_state(vm, VM_PAUSED);
+    pthread_mutex_unlock(&vm->lock);
+    if (changed) notify(vm, VM_PAUSED);
+    return 0;
+}
+
+int vm_resume(struct vm *vm, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&vm->lock);
+    if (vm->state != VM_RUNNING && vm->state != VM_PAUSED) {
+        enum vm_state st = vm->state;
+        pthread_mutex_unlock(&vm->lock);
+        return fail(err, errlen, -EBUSY, "the VM is %s", vm_state_name(st));
+    }
+    bool changed = vm->state == VM_PAUSED;
+    if (changed && vm->m) pause_harts(vm->m, false);
+    set_state(vm, VM_RUNNING);
+    pthread_mutex_unlock(&vm->lock);
+    if (changed) notify(vm, VM_RUNNING);
+    return 0;
+}
+
+/* TEMPORARY until the power-key device is merged (branch input). */
+void machine_request_powerdown(struct machine *m) __attribute__((weak));
+
+int vm_request_shutdown(struct vm *vm, char *err, size_t errlen)
+{
+    if (!machine_request_powerdown)
+        return fail(err, errlen, -ENOTSUP, "this build has no power-key device");
+    pthread_mutex_lock(&vm->lock);
+    int r = 0;
+    if (vm->state != VM_RUNNING)
+        r = fail(err, errlen, -EBUSY, "the VM is %s", vm_state_name(vm->state));
+    else if (vm->m)
+        machine_request_powerdown(vm->m);
+    pthread_mutex_unlock(&vm->lock);
+    return r;
+}
+
+void vm_quit(struct vm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    vm->quit = true;
+    if (vm->m) machine_post_event(vm->m, MEV_QUIT, 0, NULL);
+    pthread_cond_broadcast(&vm->cond);
+    pthread_mutex_unlock(&vm->lock);
+}
+
+void vm_get_info(struct vm *vm, struct vm_info *info)
+{
+    pthread_mutex_lock(&vm->lock);
+    info->state = vm->state;
+    info->boots = vm->boots;
+    info->started_ms = vm->started_ms;
+    info->instret_total = 0;
+    if (vm->m)
+        for (unsigned i = 0; i < vm->m->nharts; i++)
+            info->instret_total += __atomic_load_n(&vm->m->harts[i].instret, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&vm->lock);
+}
+
+/* The terminal's Ctrl-A x: vm_new creates the console before the vm exists, so the callback
+ * finds the vm through this (one terminal console per process). */
+static void on_quit(void *ctx)
+{
+    (void)ctx;
+    struct vm *vm = atomic_load(&stdio_vm);
+    if (vm) vm_quit(vm);
 }

@@ -1,7 +1,11 @@
-/* A VM's lifecycle: build the machine from a configuration, run it, reboot it, stop it. */
+/* A VM's lifecycle: build the machine from a configuration, run it, reboot it, pause it, stop it.
+ * One thread (the caller of vm_run) owns the machine's lifetime; any other thread (the REST API,
+ * a signal handler's helper, the console) asks it for things through the vm_* calls below, which
+ * act between instructions (DESIGN.md, "Many VMs: the process model"). */
 #ifndef VESSEL_VM_VM_H
 #define VESSEL_VM_VM_H
 #include "machine/machine.h"
+#include <stdbool.h>
 
 /* Process exit statuses of `vessel run`. */
 #define VM_EXIT_OK         0 /* guest powered off (or rebooted with no_reboot) */
@@ -22,11 +26,48 @@ struct vm_options {
     unsigned ndisks;
     struct vm_disk disks[MACHINE_MAX_DISKS];
     bool no_reboot;
-    int gdb_port; /* 0: no debugger stub */
-    bool paused;  /* with gdb_port: wait for the debugger before running */
+    int gdb_port;                /* 0: no debugger stub */
+    bool paused;                 /* with gdb_port: wait for the debugger before running */
+    char default_firmware[4096]; /* storage for the cached OpenSBI path (vm_spec_to_options) */
 };
 
-/* Run until the guest powers off (or fails); returns a VM_EXIT_* status. Prints one line on
- * stderr for anything that is not a clean poweroff. */
-int vm_run(const struct vm_options *o);
+enum vm_state {
+    VM_NOT_STARTED = 0, /* waiting for InstanceStart (vessel run --api-sock) */
+    VM_RUNNING,
+    VM_PAUSED,
+    VM_HALTED, /* the guest powered off, failed, or was stopped: vm_run returns */
+};
+const char *vm_state_name(enum vm_state s); /* "not started", "running", ... */
+
+struct vm;
+/* console: where the UART goes (owned by the caller, outlives the vm); NULL: this terminal
+ * (chr_stdio, Ctrl-A x calls vm_quit), owned by the vm. Returns NULL with errno on failure.
+ * on_state (may be NULL) is called on the vm_run thread or an API thread, with no vm lock held,
+ * after every state change. */
+struct vm *vm_new(struct chr *console, void (*on_state)(void *ctx, enum vm_state st), void *ctx);
+void vm_free(struct vm *vm);
+
+/* Run: boot with o (copied; strings must stay valid until vm_run returns) or, with o = NULL,
+ * wait until vm_start() supplies the configuration. Blocks until the guest halts; returns a
+ * VM_EXIT_* status with one line on stderr for anything that is not a clean poweroff. */
+int vm_run(struct vm *vm, const struct vm_options *o);
+
+/* From other threads. Each returns 0 or -errno with a one-line reason in err:
+ * vm_start: -EBUSY unless VM_NOT_STARTED; -EINVAL/-ENOENT for a configuration that cannot boot
+ * (disks that do not open, a missing kernel...); waits until the machine has been built. */
+int vm_start(struct vm *vm, const struct vm_options *o, char *err, size_t errlen);
+int vm_pause(struct vm *vm, char *err, size_t errlen);  /* -EBUSY unless running/paused */
+int vm_resume(struct vm *vm, char *err, size_t errlen); /* -EBUSY unless running/paused */
+/* Ask the guest to power off (the power key); -EBUSY unless running. */
+int vm_request_shutdown(struct vm *vm, char *err, size_t errlen);
+/* Stop at once (as Ctrl-A x): vm_run returns VM_EXIT_OK. Safe in any state. */
+void vm_quit(struct vm *vm);
+
+struct vm_info {
+    enum vm_state state;
+    unsigned boots;         /* machines built (1 + guest reboots) */
+    uint64_t started_ms;    /* CLOCK_REALTIME ms of the first boot, 0 before */
+    uint64_t instret_total; /* instructions retired by all harts of the current machine */
+};
+void vm_get_info(struct vm *vm, struct vm_info *info);
 #endif

@@ -58,6 +58,10 @@ static inline void chr_destroy(struct chr *c)
  * EOF on stdin just stops input. A reader thread feeds the receiver.
  * Returns NULL with errno set on failure. */
 struct chr *chr_stdio_create(void (*on_quit)(void *ctx), void *ctx);
+/* The console of a detached VM (sock.c): output to log_path (rotated to log_path.1 beyond
+ * log_max bytes) and to the one client connected to listen_fd (a bound, listening Unix socket,
+ * owned from now on); the client's bytes are the guest's input. NULL with errno on failure. */
+struct chr *chr_sock_create(int listen_fd, const char *log_path, uint64_t log_max);
 /* Restore the terminal if this process changed it (async-signal-safe; idempotent). */
 void chr_stdio_restore_terminal(void);
 #endif

@@ -1,0 +1,86 @@
+/* The VM store: a directory per VM (docs/store.md).
+ *   STORE/host.json            the admission policy (vessel host set)
+ *   STORE/.lock                store-wide lock: admission and create/rm/rename hold it
+ *   STORE/vms/NAME/config.json the VM's configuration (vm/config.h; written atomically)
+ *   STORE/vms/NAME/vm.lock     an OFD write lock held by the VM process while it lives
+ *   STORE/vms/NAME/run.json    written by the VM process: pid, state, what it reserved;
+ *                              present without the lock = the process died (crashed)
+ *   STORE/vms/NAME/api.sock    its REST API; console.sock its console; console.log the output
+ *   STORE/vms/NAME/disks/      disks vessel created for it
+ *   STORE/run/PID.json (+lock) a foreground `vessel run`, for admission
+ * "Running" is asserted by the process holding vm.lock, never a field someone forgot to clear. */
+#ifndef VESSEL_MGR_STORE_H
+#define VESSEL_MGR_STORE_H
+#include "vm/config.h"
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define STORE_NAME_MAX 64
+
+struct store {
+    char root[3072];
+};
+
+enum store_vm_state { SVM_STOPPED = 0, SVM_RUNNING, SVM_PAUSED, SVM_CRASHED, SVM_STARTING };
+const char *store_state_name(enum store_vm_state s);
+
+/* What a live VM process records (run.json). */
+struct store_run {
+    pid_t pid;
+    enum store_vm_state state; /* running or paused, as the process last wrote it */
+    unsigned cpus;
+    uint64_t mem_mib;
+    uint64_t started_ms;
+    char cgroup_note[256]; /* why there is no cgroup (empty: enforced) */
+};
+
+/* dir: --store, else $VESSEL_STORE, else /var/lib/vessel (root) or $XDG_DATA_HOME/vessel
+ * (~/.local/share/vessel). create: make it if missing. 0 or -errno with a one-line message. */
+int store_open(struct store *st, const char *dir, bool create, char *err, size_t errlen);
+
+/* 1-63 of [a-z0-9_.-], starting with a letter or digit: a file name, never a path. */
+bool store_name_valid(const char *name);
+int store_vm_path(const struct store *st, const char *name, const char *file, char *buf,
+                  size_t len);
+/* Unix socket paths are limited to 107 bytes: for a long store path the socket is reached
+ * through /proc/self/fd/DIRFD/FILE, with dirfd an O_PATH descriptor of the VM directory that
+ * the caller closes (*dirfd = -1 when not needed). */
+int store_sock_path(const struct store *st, const char *name, const char *file, char *buf,
+                    size_t len, int *dirfd);
+
+bool store_vm_exists(const struct store *st, const char *name);
+/* Create the VM's directory and config (-EEXIST if the name is taken). */
+int store_vm_create(const struct store *st, const char *name, const struct vm_spec *spec, char *err,
+                    size_t errlen);
+int store_vm_load(const struct store *st, const char *name, struct vm_spec *spec, char *err,
+                  size_t errlen);
+int store_vm_save(const struct store *st, const char *name, const struct vm_spec *spec, char *err,
+                  size_t errlen);
+/* Remove the VM's directory and everything in it (the caller checked it is not running). */
+int store_vm_remove(const struct store *st, const char *name, char *err, size_t errlen);
+/* Names of all VMs, sorted; *out is malloc'd (free each and the array). Returns the count or
+ * -errno. */
+int store_vm_list(const struct store *st, char ***out);
+void store_names_free(char **names, int n);
+
+/* State from the lock and run.json; run (may be NULL) gets run.json for live or crashed VMs. */
+enum store_vm_state store_vm_state(const struct store *st, const char *name, struct store_run *run);
+
+/* The VM process side: take vm.lock (-EBUSY if another process holds it; the fd stays open for
+ * the life of the process) and write/clear run.json. */
+int store_vm_lock(const struct store *st, const char *name, int *fd, char *err, size_t errlen);
+int store_run_write(const struct store *st, const char *name, const struct store_run *run);
+void store_run_clear(const struct store *st, const char *name);
+
+/* Store-wide lock (flock on STORE/.lock): returns an fd to pass to store_unlock, or -errno. */
+int store_lock(const struct store *st, char *err, size_t errlen);
+void store_unlock(int fd);
+
+/* Atomic file replacement: write to a temporary in the same directory, fsync, rename, fsync the
+ * directory. 0 or -errno. */
+int store_write_file(const char *path, const char *data, size_t len, mode_t mode);
+/* Read a whole small file (at most max bytes, NUL-terminated); -EFBIG when larger. */
+int store_read_file(const char *path, char **out, size_t max);
+#endif

@@ -1,0 +1,254 @@
+/* A VM process (vmproc.h). */
+#include "mgr/vmproc.h"
+#include "api/api.h"
+#include "mgr/admit.h"
+#include "util/log.h"
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+struct vmproc {
+    const struct vmproc_opts *o;
+    struct store st;
+    bool have_store;
+    int lock_fd, run_fd;
+    struct store_run run;
+    pthread_mutex_t run_lock; /* run.json writes */
+    struct api_ctx api;
+    struct api_server *srv;
+    struct chr *console;
+    struct vm *vm;
+    char api_path[256], con_path[256];
+    int api_dirfd, con_dirfd;
+    int status;
+};
+
+static void report(struct vmproc *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void report(struct vmproc *p, const char *fmt, ...)
+{
+    char msg[700];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (p->o->ready_fd >= 0) {
+        if (write(p->o->ready_fd, msg, strlen(msg)) < 0) { /* the starter gave up waiting */
+        }
+        close(p->o->ready_fd);
+        ((struct vmproc_opts *)p->o)->ready_fd = -1;
+    }
+    if (strncmp(msg, "OK", 2)) fprintf(stderr, "vessel: %s", msg[0] == 'E' ? msg + 4 : msg);
+}
+
+static void on_state(void *ctx, enum vm_state st)
+{
+    struct vmproc *p = ctx;
+    if (!p->o->name) return;
+    pthread_mutex_lock(&p->run_lock);
+    enum store_vm_state s = st == VM_PAUSED ? SVM_PAUSED : SVM_RUNNING;
+    if (st != VM_HALTED && p->run.state != s) {
+        p->run.state = s;
+        store_run_write(&p->st, p->o->name, &p->run);
+    }
+    pthread_mutex_unlock(&p->run_lock);
+}
+
+/* Foreground runs take part in admission when they boot (InstanceStart or at once). */
+static int admit_foreground(struct api_ctx *a, char *err, size_t errlen)
+{
+    struct vmproc *p = a->user;
+    if (p->o->name || p->o->overcommit || p->run_fd >= 0) return 0;
+    int r = admit_run_begin(&p->st, p->o->store_dir, a->spec.cpus, a->spec.mem_mib, err, errlen);
+    if (r < -1) return r;
+    p->have_store = r >= 0;
+    p->run_fd = r;
+    return 0;
+}
+
+static void *run_thread(void *arg)
+{
+    struct vmproc *p = arg;
+    p->status = vm_run(p->vm, NULL);
+    return NULL;
+}
+
+static void *signal_thread(void *arg)
+{
+    struct vmproc *p = arg;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGUSR2); /* our own wake-up at exit */
+    for (;;) {
+        int sig;
+        if (sigwait(&set, &sig)) continue;
+        if (sig == SIGUSR2) return NULL;
+        log_info("signal %d: stopping the VM", sig);
+        vm_quit(p->vm);
+    }
+}
+
+static int listen_at(struct vmproc *p, const char *file, char *path, size_t len, int *dirfd,
+                     char *err, size_t errlen)
+{
+    int r = store_sock_path(&p->st, p->o->name, file, path, len, dirfd);
+    if (r < 0) {
+        snprintf(err, errlen, "%s: socket path too long", file);
+        return r;
+    }
+    return api_listen_unix(path, err, errlen);
+}
+
+/* The detached process's files, console and API; 0 or -errno with err. */
+static int setup_detached(struct vmproc *p, char *err, size_t errlen)
+{
+    const char *name = p->o->name;
+    int r = store_open(&p->st, p->o->store_dir, false, err, errlen);
+    if (r < 0) return r;
+    p->have_store = true;
+    if ((r = store_vm_lock(&p->st, name, &p->lock_fd, err, errlen)) < 0) return r;
+    if ((r = store_vm_load(&p->st, name, &p->api.spec, err, errlen)) < 0) return r;
+    p->run = (struct store_run){.pid = getpid(),
+                                .state = SVM_STARTING,
+                                .cpus = p->api.spec.cpus,
+                                .mem_mib = p->api.spec.mem_mib};
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    p->run.started_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    if ((r = store_run_write(&p->st, name, &p->run)) < 0) {
+        snprintf(err, errlen, "cannot write run.json: %s", strerror(-r));
+        return r;
+    }
+    int cfd =
+        listen_at(p, "console.sock", p->con_path, sizeof(p->con_path), &p->con_dirfd, err, errlen);
+    if (cfd < 0) return cfd;
+    char log_path[4096];
+    store_vm_path(&p->st, name, "console.log", log_path, sizeof(log_path));
+    p->console = chr_sock_create(cfd, log_path, VMPROC_CONSOLE_LOG_MAX);
+    if (!p->console) {
+        r = -errno;
+        close(cfd);
+        snprintf(err, errlen, "cannot set up the console: %s", strerror(-r));
+        return r;
+    }
+    int afd =
+        listen_at(p, "api.sock", p->api_path, sizeof(p->api_path), &p->api_dirfd, err, errlen);
+    if (afd < 0) return afd;
+    p->vm = vm_new(p->console, on_state, p);
+    if (!p->vm) {
+        close(afd);
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    p->api.vm = p->vm;
+    p->api.id = name;
+    p->srv = api_server_start(&p->api, afd, err, errlen);
+    return p->srv ? 0 : -EIO;
+}
+
+static int setup_foreground(struct vmproc *p, char *err, size_t errlen)
+{
+    if (p->o->spec)
+        p->api.spec = *p->o->spec;
+    else
+        vm_spec_init(&p->api.spec);
+    p->vm = vm_new(NULL, on_state, p);
+    if (!p->vm) {
+        snprintf(err, errlen, "cannot set up the console: %s", strerror(errno));
+        return -EIO;
+    }
+    p->api.vm = p->vm;
+    p->api.id = "anonymous-instance";
+    if (!p->o->api_sock) return 0;
+    snprintf(p->api_path, sizeof(p->api_path), "%s", p->o->api_sock);
+    int afd = api_listen_unix(p->o->api_sock, err, errlen);
+    if (afd < 0) return afd;
+    p->srv = api_server_start(&p->api, afd, err, errlen);
+    return p->srv ? 0 : -EIO;
+}
+
+static void unlink_sock(const char *path, int dirfd)
+{
+    if (path[0]) unlink(path);
+    if (dirfd >= 0) close(dirfd);
+}
+
+int vmproc_run(const struct vmproc_opts *o)
+{
+    static struct vmproc proc; /* one per process; large (the spec) */
+    struct vmproc *p = &proc;
+    memset(p, 0, sizeof(*p));
+    p->o = o;
+    p->lock_fd = p->run_fd = p->api_dirfd = p->con_dirfd = -1;
+    pthread_mutex_init(&p->run_lock, NULL);
+    pthread_mutex_init(&p->api.lock, NULL);
+    p->api.user = p;
+    p->api.before_start = admit_foreground;
+
+    /* SIGTERM/SIGINT stop the VM (as Ctrl-A x): taken by one thread with sigwait */
+    sigset_t set, old;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGUSR2);
+    pthread_sigmask(SIG_BLOCK, &set, &old);
+
+    char err[700] = "";
+    int r = o->name ? setup_detached(p, err, sizeof(err)) : setup_foreground(p, err, sizeof(err));
+    int status = VM_EXIT_OK;
+    pthread_t rt, st;
+    bool running = false, sig_started = false;
+    if (r == 0) {
+        sig_started = pthread_create(&st, NULL, signal_thread, p) == 0;
+        if (pthread_create(&rt, NULL, run_thread, p) != 0) {
+            snprintf(err, sizeof(err), "cannot create a thread");
+            r = -EAGAIN;
+        } else {
+            running = true;
+        }
+    }
+    bool boot_now = r == 0 && (o->name || o->spec);
+    if (boot_now) {
+        pthread_mutex_lock(&p->api.lock);
+        r = vm_spec_to_options(&p->api.spec, &p->api.opts, p->api.cmdline, sizeof(p->api.cmdline),
+                               err, sizeof(err));
+        p->api.opts.no_reboot = o->no_reboot;
+        p->api.opts.machine.trace = log_current_level >= LOG_TRACE;
+        if (r == 0) r = admit_foreground(&p->api, err, sizeof(err));
+        if (r == 0) r = vm_start(p->vm, &p->api.opts, err, sizeof(err));
+        pthread_mutex_unlock(&p->api.lock);
+    }
+    if (r < 0) {
+        report(p, "ERR %s\n", err);
+        status = (r == -ENOMEM || r == -EIO || r == -EAGAIN) ? VM_EXIT_HOST_ERROR : VM_EXIT_USAGE;
+        if (r == -EBUSY) status = VM_EXIT_HOST_ERROR;
+        if (p->vm) vm_quit(p->vm);
+    } else {
+        report(p, "OK\n");
+    }
+    if (running) {
+        pthread_join(rt, NULL);
+        if (r == 0) status = p->status;
+    }
+    if (sig_started) {
+        pthread_kill(st, SIGUSR2);
+        pthread_join(st, NULL);
+    }
+    api_server_stop(p->srv);
+    unlink_sock(p->api_path, p->api_dirfd);
+    if (p->console) chr_destroy(p->console);
+    if (o->name) unlink_sock(p->con_path, p->con_dirfd);
+    vm_free(p->vm);
+    if (p->have_store && o->name && p->lock_fd >= 0) store_run_clear(&p->st, o->name);
+    if (p->have_store) admit_run_release(&p->st, p->run_fd);
+    if (p->lock_fd >= 0) close(p->lock_fd); /* last: the VM is stopped once this is gone */
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return status;
+}

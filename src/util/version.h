@@ -1,0 +1,4 @@
+#ifndef VESSEL_UTIL_VERSION_H
+#define VESSEL_UTIL_VERSION_H
+#define VESSEL_VERSION "0.1.0"
+#endif

@@ -1,0 +1,69 @@
+/* A VM's configuration as data that outlives a command line: what the store keeps in a VM's
+ * config.json, what the REST API edits before boot and reports in GET /vm/config, and what
+ * --config-file reads. Its JSON follows Firecracker's FullVmConfiguration (machine-config,
+ * boot-source, drives) where the two overlap; what Firecracker has no key for (firmware, drive
+ * serials, cache=none) lives under "vessel". Every value read from JSON is untrusted: unknown
+ * keys, wrong types and out-of-range values are errors with a one-line message. */
+#ifndef VESSEL_VM_CONFIG_H
+#define VESSEL_VM_CONFIG_H
+#include "vm/vm.h"
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define VM_CONFIG_VERSION  1
+#define VM_PATH_MAX        4096
+#define VM_CMDLINE_MAX     2048
+#define VM_DRIVE_ID_MAX    64
+#define VM_MAX_CPUS        32 /* Firecracker's machine-config range is [1, 32] */
+#define VM_DEFAULT_MEM_MIB 128
+
+struct vm_drive_spec {
+    char id[VM_DRIVE_ID_MAX];
+    char path[VM_PATH_MAX];
+    bool root, readonly, direct;
+    char serial[21]; /* empty: none */
+};
+
+struct vm_spec {
+    unsigned cpus;
+    uint64_t mem_mib;
+    char kernel[VM_PATH_MAX];   /* empty: not set */
+    char initrd[VM_PATH_MAX];   /* empty: none */
+    char firmware[VM_PATH_MAX]; /* empty: the cached OpenSBI when a kernel is given */
+    bool has_cmdline;
+    char cmdline[VM_CMDLINE_MAX];
+    unsigned ndrives;
+    struct vm_drive_spec drives[MACHINE_MAX_DISKS];
+};
+
+/* Firecracker's defaults: 1 vCPU, 128 MiB, nothing to boot. */
+void vm_spec_init(struct vm_spec *s);
+
+/* Check a drive id (Firecracker: any string; here 1-63 of [A-Za-z0-9_.-], so it can name files). */
+bool vm_drive_id_valid(const char *id);
+
+/* JSON object member parsers for the API and the config file. `what` names the object in
+ * messages. Each returns 0 or -EINVAL with a message; on error *s is unchanged.
+ * partial: PATCH semantics (only the given keys change; required keys may be absent). */
+int vm_spec_set_machine(struct vm_spec *s, json_object *o, bool partial, char *err, size_t errlen);
+int vm_spec_set_boot(struct vm_spec *s, json_object *o, char *err, size_t errlen);
+/* PUT /drives/{id}: id is the path's; the body's drive_id must match. Adds or replaces. */
+int vm_spec_set_drive(struct vm_spec *s, const char *id, json_object *o, char *err, size_t errlen);
+
+/* The whole configuration: Firecracker's FullVmConfiguration keys (machine-config, boot-source,
+ * drives; other Firecracker sections are accepted only when empty or null, see config.c) plus
+ * "vessel" (firmware and per-drive extras). */
+int vm_spec_from_json(struct vm_spec *s, json_object *o, char *err, size_t errlen);
+/* GET /vm/config: only Firecracker's keys (vessel_extras false), or the full file (true). */
+json_object *vm_spec_to_json(const struct vm_spec *s, bool vessel_extras);
+json_object *vm_spec_machine_json(const struct vm_spec *s);
+
+/* Fill a vm_options whose strings point into s (s must outlive o). The root drive goes first
+ * and, as Firecracker does, "root=/dev/vda rw|ro" is appended to the command line unless it
+ * already names a root. Returns 0 or -EINVAL (no kernel or firmware). */
+int vm_spec_to_options(const struct vm_spec *s, struct vm_options *o, char *cmdline_buf,
+                       size_t cmdline_len, char *err, size_t errlen);
+/* The reverse, for `vessel create` (which parses `run` options). */
+int vm_spec_from_options(struct vm_spec *s, const struct vm_options *o, char *err, size_t errlen);
+#endif
