@@ -12,7 +12,20 @@ struct subcommand {
 
 static const struct subcommand subcommands[] = {
     {"run", cli_run, "boot a virtual machine in the foreground"},
+    {"create", cli_create, "create a VM in the store"},
+    {"list", cli_list, "list the VMs and their states"},
+    {"start", cli_start, "start a VM in the background"},
+    {"stop", cli_stop, "shut a VM down (power key, then force)"},
+    {"pause", cli_pause, "pause a running VM"},
+    {"resume", cli_resume, "resume a paused VM"},
+    {"console", cli_console, "attach to a VM's console"},
+    {"logs", cli_logs, "print a VM's console output"},
+    {"inspect", cli_inspect, "a VM's configuration and state as JSON"},
+    {"set", cli_set, "change a stopped VM's configuration"},
+    {"rm", cli_rm, "delete a VM"},
+    {"host", cli_host, "the host's resources and the admission policy"},
     {"disk", cli_disk, "create and inspect disk images"},
+    {"__vmm", cli_vmm, NULL}, /* the VM process `vessel start` spawns */
 };
 #define NSUB (sizeof(subcommands) / sizeof(subcommands[0]))
 
@@ -21,7 +34,8 @@ static void usage(FILE *out)
     fprintf(out, "Usage: vessel COMMAND [OPTIONS]\n"
                  "vessel is a hosted hypervisor for 64-bit RISC-V guests.\n\nCommands:\n");
     for (unsigned i = 0; i < NSUB; i++)
-        fprintf(out, "  %-8s %s\n", subcommands[i].name, subcommands[i].help);
+        if (subcommands[i].help)
+            fprintf(out, "  %-8s %s\n", subcommands[i].name, subcommands[i].help);
     fprintf(out, "\nOptions:\n  -h, --help     show this help\n  --version      show the version\n"
                  "\n'vessel COMMAND --help' describes a command.\n");
 }

@@ -31,4 +31,18 @@ int cli_run_parse(int argc, char **argv, const struct host_limits *lim, struct r
 int cli_run(int argc, char **argv);
 void cli_run_usage(FILE *out);
 int cli_disk(int argc, char **argv);
+/* The VMs of the store (vm.c) and the host's policy (host.c). */
+int cli_create(int argc, char **argv);
+int cli_set(int argc, char **argv);
+int cli_start(int argc, char **argv);
+int cli_stop(int argc, char **argv);
+int cli_pause(int argc, char **argv);
+int cli_resume(int argc, char **argv);
+int cli_list(int argc, char **argv);
+int cli_inspect(int argc, char **argv);
+int cli_rm(int argc, char **argv);
+int cli_logs(int argc, char **argv);
+int cli_console(int argc, char **argv);
+int cli_host(int argc, char **argv);
+int cli_vmm(int argc, char **argv); /* the detached VM process (vessel __vmm) */
 #endif

@@ -1,0 +1,1171 @@
+/* vessel create/list/start/stop/pause/resume/inspect/set/rm/logs/console: VMs of the store.
+ * Running VMs are driven through their REST API (api/client.h); the state comes from the VM
+ * processes themselves (mgr/store.h). */
+#include "api/client.h"
+#include "backend/block/block.h"
+#include "cli/cli.h"
+#include "mgr/admit.h"
+#include "mgr/store.h"
+#include "mgr/vmproc.h"
+#include "util/paths.h"
+#include "util/size.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#define START_TIMEOUT_MS 30000
+#define API_TIMEOUT_MS   5000
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+/* Common: --store DIR and a VM name. Returns 0 or an exit status (message printed). */
+static int open_store(struct store *st, const char *dir, bool create, const char *cmd)
+{
+    char err[512];
+    if (store_open(st, dir, create, err, sizeof(err)) < 0) {
+        fprintf(stderr, "vessel %s: %s\n", cmd, err);
+        return VM_EXIT_HOST_ERROR;
+    }
+    return 0;
+}
+
+static int check_name(const char *name, const char *cmd)
+{
+    if (store_name_valid(name)) return 0;
+    fprintf(stderr,
+            "vessel %s: '%s' is not a valid VM name (1-63 of a-z 0-9 _ . -, starting with a "
+            "letter or digit)\n",
+            cmd, name);
+    return VM_EXIT_USAGE;
+}
+
+/* Parse "--store DIR" and "-h" plus one NAME for the simple commands. */
+struct simple_args {
+    const char *store, *name;
+    bool force, follow, attach, json, help;
+    long timeout;
+};
+
+static int parse_simple(int argc, char **argv, const char *cmd, const char *flags,
+                        struct simple_args *a, void (*usage)(FILE *))
+{
+    static const struct option opts[] = {
+        {"store", required_argument, NULL, 's'}, {"force", no_argument, NULL, 'F'},
+        {"follow", no_argument, NULL, 'f'},      {"attach", no_argument, NULL, 'a'},
+        {"json", no_argument, NULL, 'j'},        {"timeout", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
+    memset(a, 0, sizeof(*a));
+    a->timeout = 30;
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":hf", opts, NULL)) != -1) {
+        if (c != 's' && c != 'h' && c != '?' && c != ':' && !strchr(flags, c)) c = '?';
+        switch (c) {
+        case 's': a->store = optarg; break;
+        case 'F': a->force = true; break;
+        case 'f': a->follow = true; break;
+        case 'a': a->attach = true; break;
+        case 'j': a->json = true; break;
+        case 't': {
+            char *end;
+            errno = 0;
+            a->timeout = strtol(optarg, &end, 10);
+            if (errno || *end || end == optarg || a->timeout < 0 || a->timeout > 86400) {
+                fprintf(stderr, "vessel %s: --timeout %s: expected seconds from 0 to 86400\n", cmd,
+                        optarg);
+                return VM_EXIT_USAGE;
+            }
+            break;
+        }
+        case 'h': a->help = true; break;
+        case ':':
+            fprintf(stderr, "vessel %s: option %s needs a value\n", cmd, argv[optind - 1]);
+            return VM_EXIT_USAGE;
+        default:
+            fprintf(stderr, "vessel %s: unknown option %s (see vessel %s --help)\n", cmd,
+                    argv[optind - 1], cmd);
+            return VM_EXIT_USAGE;
+        }
+    }
+    if (a->help) {
+        usage(stdout);
+        return -1;
+    }
+    bool wants_name = usage != NULL && strcmp(cmd, "list") != 0;
+    if (wants_name) {
+        if (optind != argc - 1) {
+            fprintf(stderr, "vessel %s: expected one VM name (see vessel %s --help)\n", cmd, cmd);
+            return VM_EXIT_USAGE;
+        }
+        a->name = argv[optind];
+        return check_name(a->name, cmd);
+    }
+    if (optind != argc) {
+        fprintf(stderr, "vessel %s: unexpected argument '%s'\n", cmd, argv[optind]);
+        return VM_EXIT_USAGE;
+    }
+    return 0;
+}
+
+/* ---- create / set ---- */
+
+static void create_usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: vessel create NAME [OPTIONS]\n"
+            "Create a VM in the store (it does not start it: vessel start NAME).\n"
+            "Takes every `vessel run` option that describes the machine (--cpus, --memory,\n"
+            "--kernel, --initrd, --cmdline, --firmware, --disk, --no-reboot), and:\n"
+            "  --image debian     boot a copy of the cached Debian root disk (built by\n"
+            "                     guest/build-rootfs.sh), kept in the VM's directory\n"
+            "  --disk-size SIZE   a new sparse disk of SIZE for the VM (with --image: grow the\n"
+            "                     root disk to SIZE)\n"
+            "  --store DIR        the store (default $VESSEL_STORE, /var/lib/vessel for root,\n"
+            "                     else ~/.local/share/vessel)\n");
+}
+
+static void set_usage(FILE *out)
+{
+    fprintf(out, "Usage: vessel set NAME [OPTIONS]\n"
+                 "Change a stopped VM: --cpus N, --memory SIZE, --kernel FILE, --initrd FILE,\n"
+                 "--cmdline STR, --firmware FILE, --disk IMAGE[,...] (adds a disk).\n"
+                 "  --store DIR   the store\n");
+}
+
+/* Copy a file keeping its holes (the Debian image is mostly empty). */
+static int copy_sparse(const char *src, const char *dst, uint64_t grow_to, char *err, size_t errlen)
+{
+    int in = open(src, O_RDONLY | O_CLOEXEC);
+    if (in < 0) {
+        snprintf(err, errlen, "%s: %s", src, strerror(errno));
+        return -errno;
+    }
+    int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (out < 0) {
+        int e = errno;
+        close(in);
+        snprintf(err, errlen, "%.400s: %s", dst, strerror(e));
+        return -e;
+    }
+    struct stat sb;
+    fstat(in, &sb);
+    off_t pos = 0;
+    int r = 0;
+    while (pos < sb.st_size) {
+        off_t data = lseek(in, pos, SEEK_DATA);
+        if (data < 0) break; /* only a hole is left */
+        off_t hole = lseek(in, data, SEEK_HOLE);
+        if (hole < 0) hole = sb.st_size;
+        off_t o_in = data, o_out = data;
+        while (o_in < hole) {
+            ssize_t n = copy_file_range(in, &o_in, out, &o_out, (size_t)(hole - o_in), 0);
+            if (n <= 0) {
+                r = n < 0 ? -errno : -EIO;
+                break;
+            }
+        }
+        if (r) break;
+        pos = hole;
+    }
+    uint64_t size = (uint64_t)sb.st_size > grow_to ? (uint64_t)sb.st_size : grow_to;
+    if (!r && ftruncate(out, (off_t)size) < 0) r = -errno;
+    if (!r && fsync(out) < 0) r = -errno;
+    close(in);
+    close(out);
+    if (r) {
+        unlink(dst);
+        snprintf(err, errlen, "copying %.200s to %.300s: %s", src, dst, strerror(-r));
+    }
+    return r;
+}
+
+/* Split manager options from run options; run options go to cli_run_parse. */
+int cli_create(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        create_usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? VM_EXIT_USAGE : 0;
+    }
+    const char *name = argv[1];
+    if (name[0] == '-') {
+        fprintf(stderr, "vessel create: the VM name comes first (vessel create NAME [OPTIONS])\n");
+        return VM_EXIT_USAGE;
+    }
+    int rc = check_name(name, "create");
+    if (rc) return rc;
+    const char *store_dir = NULL, *image = NULL, *disk_size = NULL;
+    char **rargv = calloc((size_t)argc + 1, sizeof(char *));
+    if (!rargv) return VM_EXIT_HOST_ERROR;
+    int rargc = 0;
+    rargv[rargc++] = "create";
+    for (int i = 2; i < argc; i++) {
+        const char *o = argv[i];
+        const char **dst = !strcmp(o, "--store")       ? &store_dir
+                           : !strcmp(o, "--image")     ? &image
+                           : !strcmp(o, "--disk-size") ? &disk_size
+                                                       : NULL;
+        if (dst) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "vessel create: option %s needs a value\n", o);
+                free(rargv);
+                return VM_EXIT_USAGE;
+            }
+            *dst = argv[++i];
+            continue;
+        }
+        if (!strcmp(o, "--overcommit") || !strcmp(o, "--gdb") || !strcmp(o, "--paused") ||
+            !strcmp(o, "--api-sock") || !strcmp(o, "--config-file") || !strcmp(o, "--log-file")) {
+            fprintf(stderr, "vessel create: %s is a `vessel run` option, not part of a VM\n", o);
+            free(rargv);
+            return VM_EXIT_USAGE;
+        }
+        rargv[rargc++] = argv[i];
+    }
+    /* admission happens at start: describe the machine without checking the host here */
+    struct host_limits lim = {.cpus = MACHINE_MAX_HARTS, .mem_available = ~0ull};
+    static struct run_args ra;
+    char err[600];
+    int r = cli_run_parse(rargc, rargv, &lim, &ra, err, sizeof(err));
+    free(rargv);
+    if (r < 0) {
+        fprintf(stderr, "vessel create: %s\n", err);
+        return VM_EXIT_USAGE;
+    }
+    uint64_t dsize = 0;
+    if (disk_size) {
+        if (size_parse(disk_size, &dsize) < 0 || dsize == 0 || dsize % 512) {
+            fprintf(stderr,
+                    "vessel create: --disk-size %s: expected a size such as 8G (a multiple "
+                    "of 512 bytes)\n",
+                    disk_size);
+            return VM_EXIT_USAGE;
+        }
+    }
+    char img_src[4096] = "";
+    if (image) {
+        if (strcmp(image, "debian")) {
+            fprintf(stderr, "vessel create: --image %s: the only image is 'debian'\n", image);
+            return VM_EXIT_USAGE;
+        }
+        char cache[3800];
+        if (paths_cache_dir(cache, sizeof(cache)) < 0) {
+            fprintf(stderr, "vessel create: cannot locate the guest cache (set VESSEL_CACHE)\n");
+            return VM_EXIT_USAGE;
+        }
+        snprintf(img_src, sizeof(img_src), "%s/guest/debian/debian.img", cache);
+        if (access(img_src, R_OK) != 0) {
+            fprintf(stderr,
+                    "vessel create: the Debian root disk is not built (%s is missing): run "
+                    "guest/build-rootfs.sh\n",
+                    img_src);
+            return VM_EXIT_USAGE;
+        }
+    }
+    static struct vm_spec spec;
+    if (vm_spec_from_options(&spec, &ra.vm, err, sizeof(err)) < 0) {
+        fprintf(stderr, "vessel create: %s\n", err);
+        return VM_EXIT_USAGE;
+    }
+    struct store st;
+    if ((rc = open_store(&st, store_dir, true, "create"))) return rc;
+    int lk = store_lock(&st, err, sizeof(err));
+    if (lk < 0) {
+        fprintf(stderr, "vessel create: %s\n", err);
+        return VM_EXIT_HOST_ERROR;
+    }
+    char dir[4096], disks[4096];
+    store_vm_path(&st, name, NULL, dir, sizeof(dir));
+    store_vm_path(&st, name, "disks", disks, sizeof(disks));
+    if (mkdir(dir, 0700) < 0) {
+        int e = errno;
+        store_unlock(lk);
+        if (e == EEXIST)
+            fprintf(stderr, "vessel create: a VM named %s exists\n", name);
+        else
+            fprintf(stderr, "vessel create: cannot create %s: %s\n", dir, strerror(e));
+        return e == EEXIST ? VM_EXIT_USAGE : VM_EXIT_HOST_ERROR;
+    }
+    r = 0;
+    if (image || disk_size) {
+        if (spec.ndrives == MACHINE_MAX_DISKS) {
+            snprintf(err, sizeof(err), "at most %d disks", MACHINE_MAX_DISKS);
+            r = -EINVAL;
+        } else if (mkdir(disks, 0700) < 0) {
+            snprintf(err, sizeof(err), "cannot create %.400s: %s", disks, strerror(errno));
+            r = -errno;
+        }
+        if (!r) {
+            /* the new disk is vda; the --disk ones follow */
+            memmove(&spec.drives[1], &spec.drives[0], spec.ndrives * sizeof(spec.drives[0]));
+            spec.ndrives++;
+            struct vm_drive_spec *d = &spec.drives[0];
+            memset(d, 0, sizeof(*d));
+            snprintf(d->id, sizeof(d->id), "%s", image ? "rootfs" : "data");
+            for (unsigned i = 1; i < spec.ndrives; i++)
+                snprintf(spec.drives[i].id, sizeof(spec.drives[i].id), "disk%u", i);
+            if (snprintf(d->path, sizeof(d->path), "%s/%s.img", disks, image ? "root" : "data") >=
+                (int)sizeof(d->path)) {
+                snprintf(err, sizeof(err), "the store path is too long");
+                r = -ENAMETOOLONG;
+            } else if (image) {
+                d->root = true;
+                /* the default kernel boots it (root=/dev/vda rw is added at boot) */
+                if (!strcmp(spec.cmdline, "console=ttyS0")) spec.has_cmdline = true;
+                r = copy_sparse(img_src, d->path, dsize, err, sizeof(err));
+            } else {
+                r = blk_create_raw(d->path, dsize, err, sizeof(err));
+            }
+        }
+    }
+    if (!r) r = store_vm_save(&st, name, &spec, err, sizeof(err));
+    if (r < 0) {
+        char e2[256];
+        store_vm_remove(&st, name, e2, sizeof(e2));
+        store_unlock(lk);
+        fprintf(stderr, "vessel create: %s\n", err);
+        return VM_EXIT_HOST_ERROR;
+    }
+    store_unlock(lk);
+    printf("%s\n", name);
+    return 0;
+}
+
+int cli_set(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        set_usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? VM_EXIT_USAGE : 0;
+    }
+    const char *name = argv[1], *store_dir = NULL;
+    int rc = check_name(name, "set");
+    if (rc) return rc;
+    static const struct option opts[] = {{"cpus", required_argument, NULL, 'c'},
+                                         {"memory", required_argument, NULL, 'm'},
+                                         {"kernel", required_argument, NULL, 'k'},
+                                         {"initrd", required_argument, NULL, 'i'},
+                                         {"cmdline", required_argument, NULL, 'l'},
+                                         {"firmware", required_argument, NULL, 'f'},
+                                         {"disk", required_argument, NULL, 'd'},
+                                         {"store", required_argument, NULL, 's'},
+                                         {NULL, 0, NULL, 0}};
+    const char *v[8] = {0};
+    const char *disks[MACHINE_MAX_DISKS];
+    unsigned ndisks = 0;
+    optind = 2;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+        const char *keys = "cmkilfs";
+        if (c == 'd') {
+            if (ndisks == MACHINE_MAX_DISKS) {
+                fprintf(stderr, "vessel set: at most %d disks\n", MACHINE_MAX_DISKS);
+                return VM_EXIT_USAGE;
+            }
+            disks[ndisks++] = optarg;
+        } else if (c != ':' && c != '?' && strchr(keys, c)) {
+            v[strchr(keys, c) - keys] = optarg;
+        } else {
+            fprintf(stderr, "vessel set: bad option %s (see vessel set --help)\n",
+                    argv[optind - 1]);
+            return VM_EXIT_USAGE;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "vessel set: unexpected argument '%s'\n", argv[optind]);
+        return VM_EXIT_USAGE;
+    }
+    store_dir = v[6];
+    struct store st;
+    if ((rc = open_store(&st, store_dir, false, "set"))) return rc;
+    char err[600];
+    int lk = store_lock(&st, err, sizeof(err));
+    if (lk < 0) {
+        fprintf(stderr, "vessel set: %s\n", err);
+        return VM_EXIT_HOST_ERROR;
+    }
+    static struct vm_spec spec;
+    int r = store_vm_load(&st, name, &spec, err, sizeof(err));
+    enum store_vm_state s = store_vm_state(&st, name, NULL);
+    if (!r && (s == SVM_RUNNING || s == SVM_PAUSED || s == SVM_STARTING)) {
+        snprintf(err, sizeof(err), "%s is %s: stop it first", name, store_state_name(s));
+        r = -EBUSY;
+    }
+    /* build the argument list `run` understands, so the checks are the same as create's */
+    char *rargv[32];
+    int rargc = 0;
+    rargv[rargc++] = "set";
+    static const char *const flag[] = {"--cpus",   "--memory",  "--kernel",
+                                       "--initrd", "--cmdline", "--firmware"};
+    for (int i = 0; i < 6; i++)
+        if (v[i]) {
+            rargv[rargc++] = (char *)flag[i];
+            rargv[rargc++] = (char *)v[i];
+        }
+    for (unsigned i = 0; i < ndisks; i++) {
+        rargv[rargc++] = "--disk";
+        rargv[rargc++] = (char *)disks[i];
+    }
+    rargv[rargc] = NULL;
+    static struct run_args ra;
+    struct host_limits lim = {.cpus = MACHINE_MAX_HARTS, .mem_available = ~0ull};
+    if (!r && cli_run_parse(rargc, rargv, &lim, &ra, err, sizeof(err)) < 0) r = -EINVAL;
+    static struct vm_spec ns;
+    if (!r && vm_spec_from_options(&ns, &ra.vm, err, sizeof(err)) < 0) r = -EINVAL;
+    if (!r) {
+        if (v[0]) spec.cpus = ns.cpus;
+        if (v[1]) spec.mem_mib = ns.mem_mib;
+        if (v[2]) memcpy(spec.kernel, ns.kernel, sizeof(spec.kernel));
+        if (v[3]) memcpy(spec.initrd, ns.initrd, sizeof(spec.initrd));
+        if (v[4]) {
+            spec.has_cmdline = true;
+            memcpy(spec.cmdline, ns.cmdline, sizeof(spec.cmdline));
+        }
+        if (v[5]) memcpy(spec.firmware, ns.firmware, sizeof(spec.firmware));
+        for (unsigned i = 0; i < ns.ndrives && !r; i++) {
+            if (spec.ndrives == MACHINE_MAX_DISKS) {
+                snprintf(err, sizeof(err), "at most %d disks", MACHINE_MAX_DISKS);
+                r = -EINVAL;
+                break;
+            }
+            struct vm_drive_spec *d = &spec.drives[spec.ndrives];
+            *d = ns.drives[i];
+            snprintf(d->id, sizeof(d->id), "disk%u", spec.ndrives);
+            spec.ndrives++;
+        }
+    }
+    if (!r) r = store_vm_save(&st, name, &spec, err, sizeof(err));
+    store_unlock(lk);
+    if (r < 0) {
+        fprintf(stderr, "vessel set: %s\n", err);
+        return r == -EINVAL || r == -ENOENT ? VM_EXIT_USAGE : VM_EXIT_HOST_ERROR;
+    }
+    return 0;
+}
+
+/* ---- start ---- */
+
+static void start_usage(FILE *out)
+{
+    fprintf(out, "Usage: vessel start NAME [--attach] [--store DIR]\n"
+                 "Start a VM in the background (its own process; `vessel console NAME` attaches).\n"
+                 "Refused, with what is short, when the running VMs would exceed the host's CPUs\n"
+                 "or memory under the policy (vessel host).\n"
+                 "  --attach   open the console at once (Ctrl-A d detaches)\n");
+}
+
+/* Files the VM needs must exist before a process is spawned for it. */
+static int check_files(const struct vm_spec *s, char *err, size_t errlen)
+{
+    const char *what[3] = {"kernel", "initrd", "firmware"};
+    const char *path[3] = {s->kernel, s->initrd, s->firmware};
+    for (int i = 0; i < 3; i++)
+        if (path[i][0] && access(path[i], R_OK) != 0) {
+            snprintf(err, errlen, "%s %s: %s", what[i], path[i], strerror(errno));
+            return -ENOENT;
+        }
+    for (unsigned i = 0; i < s->ndrives; i++)
+        if (access(s->drives[i].path, s->drives[i].readonly ? R_OK : R_OK | W_OK) != 0) {
+            snprintf(err, errlen, "drive %s: %s: %s", s->drives[i].id, s->drives[i].path,
+                     strerror(errno));
+            return -ENOENT;
+        }
+    return 0;
+}
+
+/* Spawn `vessel __vmm` detached; returns its pid, the read end of its ready pipe in *rfd. */
+static pid_t spawn_vmm(const struct store *st, const char *name, int *rfd)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0) return -1;
+    char logp[4096];
+    store_vm_path(st, name, "vessel.log", logp, sizeof(logp));
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(p[0]);
+        close(p[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        setsid();
+        int null = open("/dev/null", O_RDWR);
+        int log = open(logp, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (null >= 0) dup2(null, 0);
+        if (log >= 0) {
+            /* vessel's own log for this VM: kept small (restarted when over 1 MiB) */
+            struct stat sb;
+            if (fstat(log, &sb) == 0 && sb.st_size > (1 << 20) && ftruncate(log, 0) < 0) {
+            }
+            dup2(log, 1);
+            dup2(log, 2);
+        }
+        dup2(p[1], 3); /* dup2 clears CLOEXEC on the copy */
+        for (int fd = 4; fd < 1024; fd++)
+            close(fd);
+        char *args[] = {"vessel",     "__vmm", "--store", (char *)st->root, "--name", (char *)name,
+                        "--ready-fd", "3",     NULL};
+        execv("/proc/self/exe", args);
+        _exit(127);
+    }
+    close(p[1]);
+    *rfd = p[0];
+    return pid;
+}
+
+static int cli_console_attach(const struct store *st, const char *name);
+
+int cli_start(int argc, char **argv)
+{
+    struct simple_args a;
+    int rc = parse_simple(argc, argv, "start", "a", &a, start_usage);
+    if (rc) return rc < 0 ? 0 : rc;
+    struct store st;
+    if ((rc = open_store(&st, a.store, false, "start"))) return rc;
+    char err[700];
+    static struct vm_spec spec;
+    if (store_vm_load(&st, a.name, &spec, err, sizeof(err)) < 0) {
+        fprintf(stderr, "vessel start: %s\n", err);
+        return VM_EXIT_USAGE;
+    }
+    if (check_files(&spec, err, sizeof(err)) < 0) {
+        fprintf(stderr, "vessel start: %s: %s\n", a.name, err);
+        return VM_EXIT_USAGE;
+    }
+    int lk = store_lock(&st, err, sizeof(err));
+    if (lk < 0) {
+        fprintf(stderr, "vessel start: %s\n", err);
+        return VM_EXIT_HOST_ERROR;
+    }
+    enum store_vm_state s = store_vm_state(&st, a.name, NULL);
+    if (s == SVM_RUNNING || s == SVM_PAUSED || s == SVM_STARTING) {
+        store_unlock(lk);
+        fprintf(stderr, "vessel start: %s is already %s\n", a.name, store_state_name(s));
+        return VM_EXIT_HOST_ERROR;
+    }
+    if (admit_check(&st, a.name, spec.cpus, spec.mem_mib, err, sizeof(err)) < 0) {
+        store_unlock(lk);
+        fprintf(stderr, "vessel start: %s\n", err);
+        return VM_EXIT_HOST_ERROR;
+    }
+    int rfd;
+    pid_t pid = spawn_vmm(&st, a.name, &rfd);
+    if (pid < 0) {
+        store_unlock(lk);
+        fprintf(stderr, "vessel start: cannot spawn the VM process: %s\n", strerror(errno));
+        return VM_EXIT_HOST_ERROR;
+    }
+    /* the store stays locked until the VM holds its own lock and has recorded its reservation */
+    char msg[700] = "";
+    size_t len = 0;
+    uint64_t deadline = mono_ms() + START_TIMEOUT_MS;
+    while (len < sizeof(msg) - 1) {
+        int64_t left = (int64_t)(deadline - mono_ms());
+        if (left <= 0) break;
+        struct pollfd pfd = {.fd = rfd, .events = POLLIN};
+        if (poll(&pfd, 1, (int)left) <= 0) continue;
+        ssize_t n = read(rfd, msg + len, sizeof(msg) - 1 - len);
+        if (n <= 0) break;
+        len += (size_t)n;
+    }
+    close(rfd);
+    store_unlock(lk);
+    msg[len] = 0;
+    waitpid(pid, NULL, WNOHANG);
+    if (strncmp(msg, "OK", 2)) {
+        char *nl = strchr(msg, '\n');
+        if (nl) *nl = 0;
+        if (!len) {
+            kill(pid, SIGKILL);
+            fprintf(stderr,
+                    "vessel start: %s: the VM process did not report (see %s/vms/%s/"
+                    "vessel.log)\n",
+                    a.name, st.root, a.name);
+        } else {
+            fprintf(stderr, "vessel start: %s: %s\n", a.name, msg[0] == 'E' ? msg + 4 : msg);
+        }
+        return VM_EXIT_HOST_ERROR;
+    }
+    if (a.attach) return cli_console_attach(&st, a.name);
+    printf("%s\n", a.name);
+    return 0;
+}
+
+/* ---- API helpers ---- */
+
+/* One request to a running VM; prints the failure. Returns the HTTP status or -1. */
+static long vm_api(const struct store *st, const char *name, const char *cmd, const char *method,
+                   const char *path, const char *body, char **resp)
+{
+    char sock[256], err[256];
+    int dirfd;
+    if (store_sock_path(st, name, "api.sock", sock, sizeof(sock), &dirfd) < 0) {
+        fprintf(stderr, "vessel %s: %s: socket path too long\n", cmd, name);
+        return -1;
+    }
+    long status = 0;
+    int r = api_call(sock, method, path, body, API_TIMEOUT_MS, &status, resp, err, sizeof(err));
+    if (dirfd >= 0) close(dirfd);
+    if (r < 0) {
+        fprintf(stderr, "vessel %s: %s does not answer on its API: %s\n", cmd, name, err);
+        return -1;
+    }
+    return status;
+}
+
+static void print_fault(const char *cmd, const char *name, const char *resp)
+{
+    json_object *o = resp ? json_tokener_parse(resp) : NULL, *m;
+    if (o && json_object_object_get_ex(o, "fault_message", &m))
+        fprintf(stderr, "vessel %s: %s: %s\n", cmd, name, json_object_get_string(m));
+    else
+        fprintf(stderr, "vessel %s: %s: the request failed\n", cmd, name);
+    json_object_put(o);
+}
+
+static bool is_live(enum store_vm_state s)
+{
+    return s == SVM_RUNNING || s == SVM_PAUSED || s == SVM_STARTING;
+}
+
+/* Wait until the VM's process has let go of its lock. */
+static bool wait_stopped(const struct store *st, const char *name, uint64_t ms)
+{
+    uint64_t end = mono_ms() + ms;
+    for (;;) {
+        if (!is_live(store_vm_state(st, name, NULL))) return true;
+        if (mono_ms() >= end) return false;
+        sleep_ms(20);
+    }
+}
+
+/* After the process is gone: what a crash left behind. */
+static void cleanup_after(const struct store *st, const char *name)
+{
+    static const char *const files[] = {"run.json", "api.sock", "console.sock", NULL};
+    for (const char *const *f = files; *f; f++) {
+        char p[4096];
+        if (store_vm_path(st, name, *f, p, sizeof(p)) == 0) unlink(p);
+    }
+}
+
+/* ---- stop / pause / resume ---- */
+
+static void stop_usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: vessel stop NAME [--force] [--timeout SECONDS] [--store DIR]\n"
+            "Ask the guest to power off (the power key, as Firecracker's SendCtrlAltDel), wait\n"
+            "up to --timeout seconds (default 30), then stop it at once. --force stops at once.\n");
+}
+
+int cli_stop(int argc, char **argv)
+{
+    struct simple_args a;
+    int rc = parse_simple(argc, argv, "stop", "Ft", &a, stop_usage);
+    if (rc) return rc < 0 ? 0 : rc;
+    struct store st;
+    if ((rc = open_store(&st, a.store, false, "stop"))) return rc;
+    if (!store_vm_exists(&st, a.name)) {
+        fprintf(stderr, "vessel stop: no VM named %s\n", a.name);
+        return VM_EXIT_USAGE;
+    }
+    struct store_run run;
+    enum store_vm_state s = store_vm_state(&st, a.name, &run);
+    if (!is_live(s)) {
+        if (s == SVM_CRASHED) cleanup_after(&st, a.name);
+        fprintf(stderr, "vessel stop: %s is not running\n", a.name);
+        return 0;
+    }
+    bool done = false;
+    if (!a.force && a.timeout > 0) {
+        char *resp = NULL;
+        if (s == SVM_PAUSED) {
+            long r = vm_api(&st, a.name, "stop", "PATCH", "/vm", "{\"state\":\"Resumed\"}", NULL);
+            (void)r;
+        }
+        long r = vm_api(&st, a.name, "stop", "PUT", "/actions",
+                        "{\"action_type\":\"SendCtrlAltDel\"}", &resp);
+        if (r == 204)
+            done = wait_stopped(&st, a.name, (uint64_t)a.timeout * 1000);
+        else if (r > 0)
+            print_fault("stop", a.name, resp);
+        free(resp);
+        if (!done && r == 204)
+            fprintf(stderr, "vessel stop: %s did not power off within %ld s: stopping it\n", a.name,
+                    a.timeout);
+    }
+    if (!done) {
+        long r = vm_api(&st, a.name, "stop", "PUT", "/vessel/quit", NULL, NULL);
+        done = r == 204 && wait_stopped(&st, a.name, 5000);
+    }
+    if (!done && run.pid > 0 && is_live(store_vm_state(&st, a.name, &run))) {
+        kill(run.pid, SIGKILL);
+        done = wait_stopped(&st, a.name, 5000);
+    }
+    if (!done) {
+        fprintf(stderr, "vessel stop: %s: the VM process %d does not stop\n", a.name, (int)run.pid);
+        return VM_EXIT_HOST_ERROR;
+    }
+    cleanup_after(&st, a.name);
+    return 0;
+}
+
+static void pause_usage(FILE *out)
+{
+    fprintf(out, "Usage: vessel pause NAME [--store DIR]\n"
+                 "Stop the VM's CPUs (memory and devices stay; vessel resume continues it).\n");
+}
+
+static void resume_usage(FILE *out)
+{
+    fprintf(out, "Usage: vessel resume NAME [--store DIR]\n"
+                 "Continue a paused VM.\n");
+}
+
+static int pause_resume(int argc, char **argv, bool pause)
+{
+    const char *cmd = pause ? "pause" : "resume";
+    struct simple_args a;
+    int rc = parse_simple(argc, argv, cmd, "", &a, pause ? pause_usage : resume_usage);
+    if (rc) return rc < 0 ? 0 : rc;
+    struct store st;
+    if ((rc = open_store(&st, a.store, false, cmd))) return rc;
+    enum store_vm_state s = store_vm_state(&st, a.name, NULL);
+    if (!is_live(s)) {
+        fprintf(stderr, "vessel %s: %s is %s\n", cmd, a.name,
+                store_vm_exists(&st, a.name) ? store_state_name(s) : "not a VM");
+        return VM_EXIT_HOST_ERROR;
+    }
+    char *resp = NULL;
+    long r = vm_api(&st, a.name, cmd, "PATCH", "/vm",
+                    pause ? "{\"state\":\"Paused\"}" : "{\"state\":\"Resumed\"}", &resp);
+    if (r != 204) {
+        if (r > 0) print_fault(cmd, a.name, resp);
+        free(resp);
+        return VM_EXIT_HOST_ERROR;
+    }
+    free(resp);
+    return 0;
+}
+
+int cli_pause(int argc, char **argv)
+{
+    return pause_resume(argc, argv, true);
+}
+int cli_resume(int argc, char **argv)
+{
+    return pause_resume(argc, argv, false);
+}
+
+/* ---- list / inspect ---- */
+
+static void list_usage(FILE *out)
+{
+    fprintf(out, "Usage: vessel list [--json] [--store DIR]\n"
+                 "The VMs of the store: NAME STATE CPUS MEMORY DISKS UPTIME.\n");
+}
+
+static void fmt_uptime(uint64_t ms, char *buf, size_t len)
+{
+    uint64_t s = ms / 1000;
+    if (s < 60)
+        snprintf(buf, len, "%llus", (unsigned long long)s);
+    else if (s < 3600)
+        snprintf(buf, len, "%llum%02llus", (unsigned long long)(s / 60),
+                 (unsigned long long)(s % 60));
+    else
+        snprintf(buf, len, "%lluh%02llum", (unsigned long long)(s / 3600),
+                 (unsigned long long)(s / 60 % 60));
+}
+
+static uint64_t now_real_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int cli_list(int argc, char **argv)
+{
+    struct simple_args a;
+    int rc = parse_simple(argc, argv, "list", "j", &a, list_usage);
+    if (rc) return rc < 0 ? 0 : rc;
+    struct store st;
+    char err[512];
+    if (store_open(&st, a.store, false, err, sizeof(err)) < 0) {
+        if (a.json)
+            printf("[]\n");
+        else
+            printf("NAME STATE CPUS MEMORY DISKS UPTIME\n");
+        return 0; /* no store yet: no VMs */
+    }
+    char **names;
+    int n = store_vm_list(&st, &names);
+    json_object *arr = json_object_new_array();
+    if (!a.json)
+        printf("%-20s %-9s %4s %7s %5s %s\n", "NAME", "STATE", "CPUS", "MEMORY", "DISKS", "UPTIME");
+    static struct vm_spec spec;
+    for (int i = 0; i < n; i++) {
+        struct store_run run;
+        enum store_vm_state s = store_vm_state(&st, names[i], &run);
+        bool ok = store_vm_load(&st, names[i], &spec, err, sizeof(err)) == 0;
+        const char *state = ok ? store_state_name(s) : "broken";
+        uint64_t up = is_live(s) && run.started_ms ? now_real_ms() - run.started_ms : 0;
+        if (a.json) {
+            json_object *o = json_object_new_object();
+            json_object_object_add(o, "name", json_object_new_string(names[i]));
+            json_object_object_add(o, "state", json_object_new_string(state));
+            json_object_object_add(o, "cpus", json_object_new_int(ok ? (int)spec.cpus : 0));
+            json_object_object_add(o, "memory_mib",
+                                   json_object_new_int64(ok ? (int64_t)spec.mem_mib : 0));
+            json_object_object_add(o, "disks", json_object_new_int(ok ? (int)spec.ndrives : 0));
+            json_object_object_add(o, "pid", is_live(s) ? json_object_new_int(run.pid) : NULL);
+            json_object_object_add(o, "uptime_s", json_object_new_int64((int64_t)(up / 1000)));
+            if (!ok) json_object_object_add(o, "error", json_object_new_string(err));
+            json_object_array_add(arr, o);
+        } else if (ok) {
+            char mem[32], upt[32] = "-";
+            size_format(spec.mem_mib << 20, mem, sizeof(mem));
+            if (is_live(s)) fmt_uptime(up, upt, sizeof(upt));
+            printf("%-20s %-9s %4u %7s %5u %s\n", names[i], state, spec.cpus, mem, spec.ndrives,
+                   upt);
+        } else {
+            printf("%-20s %-9s %4s %7s %5s -\n", names[i], state, "-", "-", "-");
+            fprintf(stderr, "vessel list: %s\n", err);
+        }
+    }
+    if (a.json)
+        printf("%s\n", json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY |
+                                                               JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(arr);
+    if (n > 0) store_names_free(names, n);
+    return 0;
+}
+
+static void inspect_usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: vessel inspect NAME [--store DIR]\n"
+            "The VM as JSON: name, state, pid, configuration, resources, runtime statistics.\n");
+}
+
+int cli_inspect(int argc, char **argv)
+{
+    struct simple_args a;
+    int rc = parse_simple(argc, argv, "inspect", "", &a, inspect_usage);
+    if (rc) return rc < 0 ? 0 : rc;
+    struct store st;
+    if ((rc = open_store(&st, a.store, false, "inspect"))) return rc;
+    char err[600];
+    static struct vm_spec spec;
+    if (store_vm_load(&st, a.name, &spec, err, sizeof(err)) < 0) {
+        fprintf(stderr, "vessel inspect: %s\n", err);
+        return VM_EXIT_USAGE;
+    }
+    struct store_run run;
+    enum store_vm_state s = store_vm_state(&st, a.name, &run);
+    json_object *o = json_object_new_object();
+    char dir[4096];
+    store_vm_path(&st, a.name, NULL, dir, sizeof(dir));
+    json_object_object_add(o, "name", json_object_new_string(a.name));
+    json_object_object_add(o, "state", json_object_new_string(store_state_name(s)));
+    json_object_object_add(o, "pid", is_live(s) ? json_object_new_int(run.pid) : NULL);
+    json_object_object_add(o, "directory", json_object_new_string(dir));
+    json_object_object_add(o, "config", vm_spec_to_json(&spec, true));
+    json_object *res = json_object_new_object();
+    json_object_object_add(res, "cpus", json_object_new_int((int)spec.cpus));
+    json_object_object_add(res, "memory_mib", json_object_new_int64((int64_t)spec.mem_mib));
+    json_object_object_add(o, "resources", res);
+    if (is_live(s)) {
+        char *resp = NULL;
+        if (vm_api(&st, a.name, "inspect", "GET", "/vessel/info", NULL, &resp) == 200) {
+            json_object *info = json_tokener_parse(resp);
+            if (info) json_object_object_add(o, "runtime", info);
+        }
+        free(resp);
+        json_object_object_add(
+            o, "enforcement",
+            json_object_new_string(run.cgroup_note[0] ? run.cgroup_note : "none recorded"));
+    }
+    printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+                                                         JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(o);
+    return 0;
+}
+
+/* ---- rm ---- */
+
+static void rm_usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: vessel rm NAME [--force] [--store DIR]\n"
+            "Delete a VM: its directory, configuration, logs and the disks vessel created for\n"
+            "it (disks given by path with --disk stay). A running VM needs --force (stopped\n"
+            "at once first).\n");
+}
+
+int cli_rm(int argc, char **argv)
+{
+    struct simple_args a;
+    int rc = parse_simple(argc, argv, "rm", "F", &a, rm_usage);
+    if (rc) return rc < 0 ? 0 : rc;
+    struct store st;
+    if ((rc = open_store(&st, a.store, false, "rm"))) return rc;
+    char dir[4096];
+    store_vm_path(&st, a.name, NULL, dir, sizeof(dir));
+    if (access(dir, F_OK) != 0) {
+        fprintf(stderr, "vessel rm: no VM named %s\n", a.name);
+        return VM_EXIT_USAGE;
+    }
+    struct store_run run;
+    enum store_vm_state s = store_vm_state(&st, a.name, &run);
+    if (is_live(s)) {
+        if (!a.force) {
+            fprintf(stderr, "vessel rm: %s is %s (stop it, or use --force)\n", a.name,
+                    store_state_name(s));
+            return VM_EXIT_HOST_ERROR;
+        }
+        char *args[] = {"stop", (char *)a.name, "--force", "--store", st.root, NULL};
+        if (cli_stop(5, args) != 0) return VM_EXIT_HOST_ERROR;
+    }
+    char err[600];
+    int lk = store_lock(&st, err, sizeof(err));
+    if (lk < 0) {
+        fprintf(stderr, "vessel rm: %s\n", err);
+        return VM_EXIT_HOST_ERROR;
+    }
+    /* a start may have won the race for the lock: never remove a live VM */
+    if (is_live(store_vm_state(&st, a.name, NULL))) {
+        store_unlock(lk);
+        fprintf(stderr, "vessel rm: %s was started again meanwhile\n", a.name);
+        return VM_EXIT_HOST_ERROR;
+    }
+    int r = store_vm_remove(&st, a.name, err, sizeof(err));
+    store_unlock(lk);
+    if (r < 0) {
+        fprintf(stderr, "vessel rm: %s\n", err);
+        return VM_EXIT_HOST_ERROR;
+    }
+    return 0;
+}
+
+/* ---- logs / console ---- */
+
+static void logs_usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: vessel logs NAME [-f] [--store DIR]\n"
+            "The VM's console output (the last %u MiB or so). -f keeps following it.\n",
+            (VMPROC_CONSOLE_LOG_MAX >> 20) * 2);
+}
+
+static off_t cat_file(const char *path, off_t from)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    if (from > 0 && lseek(fd, from, SEEK_SET) < 0) from = 0;
+    char buf[65536];
+    off_t pos = from;
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof(buf));
+        if (n <= 0) break;
+        if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n) break;
+        pos += n;
+    }
+    fflush(stdout);
+    close(fd);
+    return pos;
+}
+
+int cli_logs(int argc, char **argv)
+{
+    struct simple_args a;
+    int rc = parse_simple(argc, argv, "logs", "f", &a, logs_usage);
+    if (rc) return rc < 0 ? 0 : rc;
+    struct store st;
+    if ((rc = open_store(&st, a.store, false, "logs"))) return rc;
+    if (!store_vm_exists(&st, a.name)) {
+        fprintf(stderr, "vessel logs: no VM named %s\n", a.name);
+        return VM_EXIT_USAGE;
+    }
+    char log[4096], old[4200];
+    store_vm_path(&st, a.name, "console.log", log, sizeof(log));
+    snprintf(old, sizeof(old), "%s.1", log);
+    cat_file(old, 0);
+    off_t pos = cat_file(log, 0);
+    if (pos < 0) pos = 0;
+    struct stat sb;
+    ino_t ino = stat(log, &sb) == 0 ? sb.st_ino : 0;
+    while (a.follow) {
+        sleep_ms(200);
+        if (stat(log, &sb) < 0) continue;
+        if (sb.st_ino != ino || sb.st_size < pos) { /* rotated or restarted */
+            ino = sb.st_ino;
+            pos = 0;
+        }
+        if (sb.st_size > pos) pos = cat_file(log, pos);
+    }
+    return 0;
+}
+
+static void console_usage(FILE *out)
+{
+    fprintf(out, "Usage: vessel console NAME [--store DIR]\n"
+                 "Attach to a running VM's console. Ctrl-A d detaches (the VM runs on);\n"
+                 "Ctrl-A Ctrl-A sends Ctrl-A.\n");
+}
+
+static struct termios saved_tio;
+static bool tio_saved;
+static void restore_tty(void)
+{
+    if (tio_saved) tcsetattr(0, TCSANOW, &saved_tio);
+}
+
+static int cli_console_attach(const struct store *st, const char *name)
+{
+    char sock[256];
+    int dirfd;
+    if (store_sock_path(st, name, "console.sock", sock, sizeof(sock), &dirfd) < 0) {
+        fprintf(stderr, "vessel console: %s: socket path too long\n", name);
+        return VM_EXIT_HOST_ERROR;
+    }
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    memcpy(sa.sun_path, sock, strnlen(sock, sizeof(sa.sun_path) - 1));
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        fprintf(stderr, "vessel console: %s: cannot connect to its console: %s\n", name,
+                strerror(errno));
+        if (dirfd >= 0) close(dirfd);
+        return VM_EXIT_HOST_ERROR;
+    }
+    if (dirfd >= 0) close(dirfd);
+    bool tty = isatty(0);
+    if (tty && tcgetattr(0, &saved_tio) == 0) {
+        tio_saved = true;
+        atexit(restore_tty);
+        struct termios raw = saved_tio;
+        cfmakeraw(&raw);
+        tcsetattr(0, TCSANOW, &raw);
+        fprintf(stderr, "vessel: attached to %s (Ctrl-A d detaches)\r\n", name);
+    }
+    bool armed = false, in_open = true;
+    int status = 0;
+    for (;;) {
+        struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = 0, .events = POLLIN}};
+        if (poll(p, in_open ? 2 : 1, -1) < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        if (p[0].revents) {
+            char buf[4096];
+            ssize_t n = read(fd, buf, sizeof(buf));
+            if (n <= 0) {
+                if (tty)
+                    fprintf(stderr, "\r\nvessel: %s's console closed (the VM stopped)\r\n", name);
+                break;
+            }
+            if (write(1, buf, (size_t)n) < 0) break;
+        }
+        if (in_open && p[1].revents) {
+            unsigned char in[4096], out[8192];
+            ssize_t n = read(0, in, sizeof(in));
+            if (n <= 0) {
+                in_open = false; /* EOF on a pipe: keep printing the output */
+                shutdown(fd, SHUT_WR);
+                continue;
+            }
+            size_t k = 0;
+            bool detach = false;
+            for (ssize_t i = 0; i < n; i++) {
+                if (!tty) {
+                    out[k++] = in[i];
+                } else if (armed) {
+                    armed = false;
+                    if (in[i] == 'd') {
+                        detach = true;
+                        break;
+                    }
+                    if (in[i] != 1) out[k++] = 1;
+                    out[k++] = in[i];
+                } else if (in[i] == 1) {
+                    armed = true;
+                } else {
+                    out[k++] = in[i];
+                }
+            }
+            if (k && send(fd, out, k, MSG_NOSIGNAL) < 0) break;
+            if (detach) {
+                fprintf(stderr, "\r\nvessel: detached from %s (it keeps running)\r\n", name);
+                break;
+            }
+        }
+    }
+    close(fd);
+    restore_tty();
+    return status;
+}
+
+int cli_console(int argc, char **argv)
+{
+    struct simple_args a;
+    int rc = parse_simple(argc, argv, "console", "", &a, console_usage);
+    if (rc) return rc < 0 ? 0 : rc;
+    struct store st;
+    if ((rc = open_store(&st, a.store, false, "console"))) return rc;
+    enum store_vm_state s = store_vm_state(&st, a.name, NULL);
+    if (!is_live(s)) {
+        fprintf(stderr, "vessel console: %s is %s\n", a.name,
+                store_vm_exists(&st, a.name) ? store_state_name(s) : "not a VM");
+        return VM_EXIT_HOST_ERROR;
+    }
+    return cli_console_attach(&st, a.name);
+}
+
+/* ---- the VM process itself (not listed in --help) ---- */
+
+int cli_vmm(int argc, char **argv)
+{
+    static const struct option opts[] = {{"store", required_argument, NULL, 's'},
+                                         {"name", required_argument, NULL, 'n'},
+                                         {"ready-fd", required_argument, NULL, 'r'},
+                                         {NULL, 0, NULL, 0}};
+    struct vmproc_opts o = {.ready_fd = -1};
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c == 's')
+            o.store_dir = optarg;
+        else if (c == 'n')
+            o.name = optarg;
+        else if (c == 'r')
+            o.ready_fd = atoi(optarg);
+        else
+            return VM_EXIT_USAGE;
+    }
+    if (!o.name || !store_name_valid(o.name)) return VM_EXIT_USAGE;
+    return vmproc_run(&o);
+}
