@@ -11,6 +11,10 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 
 logdir=build/test-logs
 mkdir -p "$logdir"
+# Every VM the tests start is accounted in a store of their own, never the host's.
+VESSEL_STORE=$(mktemp -d /tmp/vessel-test-store.XXXXXX)
+export VESSEL_STORE
+trap 'rm -rf "$VESSEL_STORE"' EXIT
 
 echo "== host packages"
 ./scripts/setup-host.sh
@@ -72,6 +76,9 @@ run_suite guest-asan python3 tests/guest/run.py --no-build ./vessel-asan
 run_suite blk python3 tests/guest/run_blk.py --no-build ./vessel
 # Under the sanitizers: every check, with less data (--small; the full sizes take ~15 min).
 run_suite blk-asan python3 tests/guest/run_blk.py --no-build --small ./vessel-asan
+# The manager and the REST API: store, detached VM processes, admission, Firecracker's API.
+run_suite mgr python3 tests/mgr/run.py ./vessel
+run_suite mgr-asan python3 tests/mgr/run.py ./vessel-asan
 run_suite hostile python3 tests/hostile/run.py ./vessel ./vessel-asan
 # The Debian root disk: systemd to a login prompt, files, apt, fio, poweroff, persistence.
 run_suite disk python3 tests/guest/run_disk.py ./vessel

@@ -26,6 +26,7 @@
 
 #define START_TIMEOUT_MS 30000
 #define API_TIMEOUT_MS   5000
+#define CONSOLE_QUIET_MS 1000
 
 static uint64_t mono_ms(void)
 {
@@ -160,7 +161,7 @@ static int copy_sparse(const char *src, const char *dst, uint64_t grow_to, char 
 {
     int in = open(src, O_RDONLY | O_CLOEXEC);
     if (in < 0) {
-        snprintf(err, errlen, "%s: %s", src, strerror(errno));
+        snprintf(err, errlen, "%.400s: %s", src, strerror(errno));
         return -errno;
     }
     int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -1034,7 +1035,9 @@ static void console_usage(FILE *out)
 {
     fprintf(out, "Usage: vessel console NAME [--store DIR]\n"
                  "Attach to a running VM's console. Ctrl-A d detaches (the VM runs on);\n"
-                 "Ctrl-A Ctrl-A sends Ctrl-A.\n");
+                 "Ctrl-A Ctrl-A sends Ctrl-A. With stdin not a terminal (a script), the bytes\n"
+                 "are sent as they are and the command ends 1 s after stdin ends and the\n"
+                 "output goes quiet.\n");
 }
 
 static struct termios saved_tio;
@@ -1075,10 +1078,13 @@ static int cli_console_attach(const struct store *st, const char *name)
     int status = 0;
     for (;;) {
         struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = 0, .events = POLLIN}};
-        if (poll(p, in_open ? 2 : 1, -1) < 0) {
+        /* once a piped stdin has ended, leave when the output has been quiet for a second */
+        int pr = poll(p, in_open ? 2 : 1, in_open ? -1 : CONSOLE_QUIET_MS);
+        if (pr < 0) {
             if (errno == EINTR) continue;
             break;
         }
+        if (pr == 0) break;
         if (p[0].revents) {
             char buf[4096];
             ssize_t n = read(fd, buf, sizeof(buf));

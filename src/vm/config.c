@@ -178,7 +178,7 @@ int vm_spec_set_drive(struct vm_spec *s, const char *id, json_object *o, char *e
                     what, bid);
     if (!vm_drive_id_valid(bid))
         return fail(err, errlen, "%s: drive_id '%s' must be 1-63 of A-Z a-z 0-9 _ . -", what, bid);
-    snprintf(d.id, sizeof(d.id), "%s", bid);
+    memcpy(d.id, bid, strlen(bid) + 1); /* valid ids are shorter than d.id */
     int hr = get_bool(o, what, "is_root_device", &d.root, err, errlen);
     if (hr < 0) return hr;
     if (!hr) return fail(err, errlen, "%s: 'is_root_device' is required", what);

@@ -26,6 +26,7 @@
 struct chr_sock {
     struct chr base;
     int listen_fd, client_fd, evfd, log_fd;
+    bool client_eof; /* the client half-closed: it still gets output */
     char log_path[4096];
     uint64_t log_max, log_size;
     pthread_t thread;
@@ -147,6 +148,7 @@ static void accept_client(struct chr_sock *s)
     bool busy = s->client_fd >= 0;
     if (!busy) {
         s->client_fd = fd;
+        s->client_eof = false;
         s->ring_len = 0;
     }
     pthread_mutex_unlock(&s->wlock);
@@ -183,6 +185,8 @@ static void *sock_thread(void *arg)
             ssize_t n = recv(cfd, s->in + s->in_len, IN_BUF_SIZE - s->in_len, MSG_DONTWAIT);
             if (n > 0)
                 s->in_len += (size_t)n;
+            else if (n == 0 && !(p[2].revents & (POLLHUP | POLLERR)))
+                s->client_eof = true; /* `echo cmd | vessel console`: keep sending output */
             else if (n == 0 || (errno != EAGAIN && errno != EINTR))
                 drop_client(s);
         }

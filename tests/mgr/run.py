@@ -1,0 +1,661 @@
+#!/usr/bin/env python3
+"""vessel's VM manager and REST API, end to end with the default busybox guest.
+
+usage: tests/mgr/run.py [VESSEL] [-k NAME]... [--list]
+
+Every test works in its own temporary store (--store), so the host's VMs are
+never touched. Each check prints one PASS/FAIL line; the last line is exactly
+"mgr: N passed, N failed". Exit status 0 when nothing failed.
+
+Needs python3-jsonschema and python3-yaml (scripts/host-deps.txt) to validate
+API bodies against Firecracker's spec (shared/specs/firecracker-api.yaml, or
+tests/mgr/firecracker-api.yaml if present).
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+MARKER = "VESSEL-INIT-OK"
+SPEC_PATHS = [os.path.join(ROOT, "..", "shared", "specs", "firecracker-api.yaml"),
+              os.path.join(HERE, "firecracker-api.yaml")]
+
+passed = failed = 0
+
+
+def check(name, ok, detail=""):
+    global passed, failed
+    if ok:
+        passed += 1
+        print(f"PASS {name}")
+    else:
+        failed += 1
+        print(f"FAIL {name}{': ' + detail if detail else ''}")
+    sys.stdout.flush()
+    return ok
+
+
+class Store:
+    def __init__(self, vessel):
+        self.vessel = vessel
+        self.dir = tempfile.mkdtemp(prefix="vessel-mgr-")
+
+    def run(self, *args, timeout=120, input=None):
+        cmd = [self.vessel] + list(args) + ["--store", self.dir]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input)
+
+    def list(self):
+        r = self.run("list", "--json")
+        return {v["name"]: v for v in json.loads(r.stdout)} if r.returncode == 0 else {}
+
+    def vmdir(self, name):
+        return os.path.join(self.dir, "vms", name)
+
+    def console_log(self, name):
+        try:
+            with open(os.path.join(self.vmdir(name), "console.log"), errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def wait_marker(self, name, timeout=120):
+        end = time.time() + timeout
+        while time.time() < end:
+            if MARKER in self.console_log(name):
+                return True
+            time.sleep(0.2)
+        return False
+
+    def api(self, name, method, path, body=None, raw=None, timeout=10):
+        return http_unix(os.path.join(self.vmdir(name), "api.sock"), method, path, body, raw,
+                         timeout)
+
+    def cleanup(self):
+        for name in self.list():
+            self.run("stop", name, "--force")
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def http_unix(sock_path, method, path, body=None, raw=None, timeout=10):
+    """One HTTP/1.1 request with curl over a Unix socket: (status, body text)."""
+    cmd = ["curl", "-s", "-S", "--max-time", str(timeout), "--unix-socket", sock_path,
+           "-X", method, "-o", "-", "-w", "\n%{http_code}", f"http://localhost{path}"]
+    data = None
+    if body is not None:
+        data = json.dumps(body)
+    if raw is not None:
+        data = raw
+    if data is not None:
+        cmd += ["-H", "Content-Type: application/json", "--data-binary", "@-"]
+    r = subprocess.run(cmd, capture_output=True, text=True, input=data, timeout=timeout + 5)
+    if r.returncode != 0:
+        return 0, r.stderr.strip()
+    text, _, code = r.stdout.rpartition("\n")
+    return int(code), text
+
+
+def pump(f, out):
+    for chunk in iter(lambda: f.read1(4096), b""):
+        out.extend(chunk)
+
+
+def run_until_marker(cmd, timeout=240):
+    """A foreground vessel: wait for the marker, then type poweroff. (status, console text)"""
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    out = bytearray()
+    t = threading.Thread(target=pump, args=(proc.stdout, out), daemon=True)
+    t.start()
+    end = time.time() + timeout
+    while MARKER not in out.decode(errors="replace") and time.time() < end and proc.poll() is None:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    try:
+        proc.stdin.write(b"poweroff\n")
+        proc.stdin.flush()
+        proc.wait(timeout=60)
+    except (BrokenPipeError, subprocess.TimeoutExpired):
+        proc.kill()
+        proc.wait()
+    t.join(5)
+    return proc.returncode, out.decode(errors="replace")
+
+
+def pids_of(store):
+    out = []
+    for name, v in store.list().items():
+        if v.get("pid"):
+            out.append(v["pid"])
+    return out
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is gone for our purposes
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def leftovers(store):
+    """Files a stopped VM must not leave behind."""
+    bad = []
+    for name in os.listdir(os.path.join(store.dir, "vms")):
+        for f in ("run.json", "api.sock", "console.sock"):
+            if os.path.exists(os.path.join(store.vmdir(name), f)):
+                bad.append(f"{name}/{f}")
+        for f in os.listdir(store.vmdir(name)):
+            if ".tmp" in f:
+                bad.append(f"{name}/{f}")
+    rd = os.path.join(store.dir, "run")
+    if os.path.isdir(rd):
+        bad += [f"run/{f}" for f in os.listdir(rd)]
+    return bad
+
+
+def vm_processes(store):
+    """Processes whose command line names this store (VM processes)."""
+    out = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            with open(f"/proc/{p}/cmdline", "rb") as f:
+                args = f.read().split(b"\0")
+        except OSError:
+            continue
+        if b"__vmm" in args and store.dir.encode() in args:
+            out.append(int(p))
+    return [p for p in out if alive(p)]
+
+
+# ---------------------------------------------------------------- tests
+
+def test_eight(vessel):
+    """Eight VMs at once, overcommit allowed by the policy; all boot; stop all; nothing left."""
+    s = Store(vessel)
+    try:
+        r = s.run("host", "set", "--cpu-overcommit", "8")
+        check("eight: host set --cpu-overcommit 8", r.returncode == 0, r.stderr)
+        names = [f"vm{i}" for i in range(8)]
+        for n in names:
+            r = s.run("create", n, "--memory", "128M")
+            if r.returncode != 0:
+                check(f"eight: create {n}", False, r.stderr)
+        t0 = time.time()
+        procs = [subprocess.Popen([vessel, "start", "--store", s.dir, n],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for n in names]
+        errs = [p.communicate(timeout=120)[1] for p in procs]
+        check("eight: all 8 starts succeed", all(p.returncode == 0 for p in procs),
+              "; ".join(e.strip() for e in errs if e.strip()))
+        ok = all(s.wait_marker(n, 300) for n in names)
+        check("eight: every guest reaches its marker", ok,
+              f"after {time.time() - t0:.0f}s")
+        lst = s.list()
+        check("eight: list shows 8 running", sum(v["state"] == "running" for v in lst.values()) == 8,
+              str({k: v["state"] for k, v in lst.items()}))
+        t = time.time()
+        r = s.run("list")
+        dt = (time.time() - t) * 1000
+        check("eight: vessel list prints 8 rows", r.returncode == 0 and
+              len([l for l in r.stdout.splitlines() if " running " in l]) == 8, r.stdout)
+        print(f"  vessel list with 8 VMs running: {dt:.0f} ms (process start included)")
+        pids = pids_of(s)
+        for n in names:
+            r = s.run("stop", n, "--timeout", "1")
+            if r.returncode != 0:
+                check(f"eight: stop {n}", False, r.stderr)
+        time.sleep(0.2)
+        check("eight: no VM process left", not any(alive(p) for p in pids) and
+              not vm_processes(s), str([p for p in pids if alive(p)]))
+        check("eight: all stopped", all(v["state"] == "stopped" for v in s.list().values()),
+              str(s.list()))
+        lo = leftovers(s)
+        check("eight: no socket, run.json, temporary or run entry left", not lo, str(lo))
+    finally:
+        s.cleanup()
+
+
+def test_admission(vessel):
+    s = Store(vessel)
+    try:
+        ncpu = os.cpu_count()
+        r = s.run("create", "wide", "--cpus", str(ncpu + 1), "--memory", "128M")
+        check("admission: create with more vCPUs than the host has", r.returncode == 0, r.stderr)
+        r = s.run("start", "wide")
+        check("admission: start beyond the host's CPUs is refused",
+              r.returncode != 0 and re.search(rf"wide needs {ncpu + 1} vCPUs.*free of {ncpu} vCPU",
+                                              r.stderr) is not None, r.stderr)
+        check("admission: the refusal is one line", r.stderr.count("\n") == 1, repr(r.stderr))
+        with open("/proc/meminfo") as f:
+            total = int(re.search(r"MemTotal:\s+(\d+)", f.read()).group(1)) // 1024
+        r = s.run("create", "huge", "--memory", f"{total}M")
+        r = s.run("start", "huge")
+        check("admission: start beyond the memory budget is refused",
+              r.returncode != 0 and "huge needs 1 vCPU and" in r.stderr and "GiB" in r.stderr,
+              r.stderr)
+        check("admission: nothing was started", s.list()["huge"]["state"] == "stopped")
+        # the last resources: with N host CPUs, N-1 one-vCPU VMs run, then two race for the last
+        for i in range(ncpu - 1):
+            s.run("create", f"base{i}", "--memory", "128M")
+            r = s.run("start", f"base{i}")
+            if r.returncode:
+                check(f"admission: start base{i}", False, r.stderr)
+        s.run("create", "ra", "--memory", "128M")
+        s.run("create", "rb", "--memory", "128M")
+        wins = []
+        for rnd in range(20):
+            pa = subprocess.Popen([vessel, "start", "--store", s.dir, "ra"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            pb = subprocess.Popen([vessel, "start", "--store", s.dir, "rb"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            ea, eb = pa.communicate(timeout=60)[1], pb.communicate(timeout=60)[1]
+            w = (pa.returncode == 0) + (pb.returncode == 0)
+            wins.append(w)
+            if w != 1:
+                print(f"  round {rnd}: {w} winners: {ea.strip()} | {eb.strip()}")
+            loser_err = eb if pa.returncode == 0 else ea
+            if w == 1 and "free of" not in loser_err:
+                print(f"  round {rnd}: loser said: {loser_err.strip()}")
+                wins[-1] = -1
+            for n in ("ra", "rb"):
+                s.run("stop", n, "--force")
+        check("admission: two starts racing for the last vCPU: exactly one wins, 20 of 20",
+              wins == [1] * 20, str(wins))
+        # vessel run takes part in the same accounting
+        s.run("create", "last", "--memory", "128M")
+        s.run("start", "last")
+        try:
+            r = subprocess.run([vessel, "run", "--store", s.dir, "--memory", "128M"],
+                               input="", capture_output=True, text=True, timeout=20)
+            check("admission: vessel run is refused when the VMs use every vCPU",
+                  r.returncode != 0 and "needs 1 vCPU" in r.stderr, r.stderr)
+        except subprocess.TimeoutExpired:
+            check("admission: vessel run is refused when the VMs use every vCPU", False,
+                  "it started")
+        # and a foreground run counts for the VMs of the store
+        s.run("stop", "last", "--force")
+        fg = subprocess.Popen([vessel, "run", "--store", s.dir, "--memory", "128M"],
+                              stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+        time.sleep(1.5)
+        r = s.run("start", "last")
+        check("admission: a foreground vessel run holds its vCPU against vessel start",
+              r.returncode != 0 and "1 VM running" not in r.stderr and "free of" in r.stderr,
+              r.stderr)
+        fg.kill()
+        fg.wait()
+    finally:
+        s.cleanup()
+
+
+def test_crash(vessel):
+    """kill -9 of one VM: the others keep running; it shows crashed and starts again."""
+    s = Store(vessel)
+    try:
+        s.run("host", "set", "--cpu-overcommit", "4")
+        for n in ("a", "b", "c"):
+            s.run("create", n, "--memory", "128M")
+            r = s.run("start", n)
+            check(f"crash: start {n}", r.returncode == 0, r.stderr)
+        check("crash: all booted", all(s.wait_marker(n, 240) for n in ("a", "b", "c")))
+        lst = s.list()
+        os.kill(lst["b"]["pid"], signal.SIGKILL)
+        time.sleep(0.3)
+        lst = s.list()
+        check("crash: the killed VM shows crashed", lst["b"]["state"] == "crashed", str(lst["b"]))
+        check("crash: the others still run", lst["a"]["state"] == "running" and
+              lst["c"]["state"] == "running", str(lst))
+        for n in ("a", "c"):
+            st, body = s.api(n, "GET", "/")
+            check(f"crash: {n} answers its API", st == 200 and '"Running"' in body, f"{st} {body}")
+        r = s.run("console", "a", input="echo alive-$((40+2))\n", timeout=20)
+        check("crash: a's guest still answers on its console", "alive-42" in r.stdout,
+              r.stdout[-300:])
+        r = s.run("start", "b")
+        check("crash: the crashed VM starts again", r.returncode == 0, r.stderr)
+        check("crash: and boots", s.wait_marker("b", 240))
+        r = s.run("rm", "a")
+        check("crash: rm refuses a running VM", r.returncode != 0 and "--force" in r.stderr,
+              r.stderr)
+        r = s.run("rm", "a", "--force")
+        check("crash: rm --force removes it", r.returncode == 0 and not os.path.exists(s.vmdir("a")),
+              r.stderr)
+    finally:
+        s.cleanup()
+
+
+def test_pause(vessel):
+    s = Store(vessel)
+    try:
+        s.run("create", "p", "--memory", "128M")
+        s.run("start", "p")
+        check("pause: booted", s.wait_marker("p", 240))
+        info = json.loads(s.run("inspect", "p").stdout)
+        check("pause: inspect has pid and state", info.get("state") == "running" and
+              isinstance(info.get("pid"), int))
+        r = s.run("pause", "p")
+        check("pause: vessel pause", r.returncode == 0 and s.list()["p"]["state"] == "paused",
+              r.stderr)
+        i1 = json.loads(s.run("inspect", "p").stdout)["runtime"]
+        time.sleep(1.0)
+        i2 = json.loads(s.run("inspect", "p").stdout)["runtime"]
+        check("pause: no instructions retire while paused",
+              i1["instructions"] == i2["instructions"], f"{i1['instructions']} {i2['instructions']}")
+        st, body = s.api("p", "GET", "/")
+        check("pause: GET / says Paused", '"Paused"' in body, body)
+        r = s.run("resume", "p")
+        time.sleep(0.5)
+        i3 = json.loads(s.run("inspect", "p").stdout)["runtime"]
+        check("pause: resume runs the guest again", r.returncode == 0 and
+              i3["instructions"] > i2["instructions"], r.stderr)
+        r = s.run("console", "p", input="cat /proc/uptime\n", timeout=20)
+        m = re.search(r"\n(\d+\.\d+) ", r.stdout)
+        check("pause: the guest answers after resume", m is not None, r.stdout[-200:])
+    finally:
+        s.cleanup()
+
+
+def load_spec():
+    try:
+        import yaml
+        import jsonschema
+    except ImportError as e:
+        return None, f"missing python module: {e}"
+    for p in SPEC_PATHS:
+        if os.path.exists(p):
+            with open(p) as f:
+                return yaml.safe_load(f), None
+    return None, "firecracker-api.yaml not found"
+
+
+def validator(spec, name):
+    """A JSON Schema validator for a Swagger 2.0 definition; no extra keys allowed."""
+    import jsonschema
+
+    def strict(schema):
+        if isinstance(schema, dict):
+            schema = {k: strict(v) for k, v in schema.items()}
+            if schema.get("type") == "object" and "properties" in schema and \
+                    "additionalProperties" not in schema:
+                schema["additionalProperties"] = False
+        elif isinstance(schema, list):
+            schema = [strict(x) for x in schema]
+        return schema
+
+    defs = strict(spec["definitions"])
+    schema = {"$ref": f"#/definitions/{name}", "definitions": defs}
+    return jsonschema.Draft4Validator(schema)
+
+
+def test_api(vessel):
+    """Firecracker's getting-started sequence through curl, bodies checked against the spec."""
+    spec, why = load_spec()
+    if not check("api: the Firecracker spec and jsonschema are available", spec is not None, why):
+        return
+    cache = os.environ.get("VESSEL_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "vessel")
+    g = os.path.join(cache, "guest", "default")
+    tmp = tempfile.mkdtemp(prefix="vessel-api-")
+    sock = os.path.join(tmp, "fc.sock")
+    disk = os.path.join(tmp, "d.img")
+    with open(disk, "wb") as f:
+        f.truncate(64 << 20)
+    proc = subprocess.Popen([vessel, "run", "--api-sock", sock, "--store", tmp],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    out = bytearray()
+    threading.Thread(target=pump, args=(proc.stdout, out), daemon=True).start()
+    try:
+        for _ in range(100):
+            if os.path.exists(sock):
+                break
+            time.sleep(0.05)
+
+        def call(method, path, body=None, raw=None, want=None, schema=None, label=None):
+            st, text = http_unix(sock, method, path, body, raw)
+            label = label or f"{method} {path}"
+            ok = want is None or st == want
+            detail = f"{st} {text[:200]}"
+            if ok and schema:
+                try:
+                    validator(spec, schema).validate(json.loads(text))
+                except Exception as e:
+                    ok, detail = False, f"schema {schema}: {e}"[:400]
+            if ok and st >= 400:
+                try:
+                    validator(spec, "Error").validate(json.loads(text))
+                    ok = "fault_message" in json.loads(text)
+                except Exception as e:
+                    ok, detail = False, f"error body: {e}"[:300]
+            if ok and st == 204:
+                ok = text == ""
+            check(f"api: {label} -> {want}", ok, detail)
+            return st, text
+
+        call("GET", "/", want=200, schema="InstanceInfo")
+        call("GET", "/version", want=200, schema="FirecrackerVersion")
+        call("GET", "/machine-config", want=200, schema="MachineConfiguration")
+        call("PUT", "/machine-config", {"vcpu_count": 2, "mem_size_mib": 256}, want=204)
+        call("PATCH", "/machine-config", {"mem_size_mib": 192}, want=204)
+        st, t = call("GET", "/machine-config", want=200, schema="MachineConfiguration",
+                     label="GET /machine-config after PATCH")
+        check("api: PATCH kept vcpu_count and changed mem_size_mib",
+              json.loads(t).get("vcpu_count") == 2 and json.loads(t).get("mem_size_mib") == 192, t)
+        call("PUT", "/boot-source", {"kernel_image_path": os.path.join(g, "Image"),
+                                     "initrd_path": os.path.join(g, "initramfs.cpio.gz"),
+                                     "boot_args": "console=ttyS0"}, want=204)
+        call("PUT", "/drives/data", {"drive_id": "data", "path_on_host": disk,
+                                     "is_root_device": False, "is_read_only": False}, want=204)
+        call("PUT", "/logger", {"log_path": os.path.join(tmp, "log"), "level": "Warning"}, want=204)
+        call("PUT", "/metrics", {"metrics_path": os.path.join(tmp, "metrics")}, want=204)
+        call("PUT", "/entropy", {}, want=204)
+        call("GET", "/vm/config", want=200, schema="FullVmConfiguration")
+        # bad requests before boot
+        call("PUT", "/machine-config", raw='{"vcpu_count": 2, "mem_size_mib": ', want=400,
+             label="malformed JSON")
+        call("PUT", "/machine-config", {"vcpu_count": 2, "mem_size_mib": 256, "bogus": 1},
+             want=400, label="unknown field")
+        call("PUT", "/machine-config", {"vcpu_count": "two", "mem_size_mib": 256}, want=400,
+             label="wrong type")
+        call("PUT", "/machine-config", {"vcpu_count": 99, "mem_size_mib": 256}, want=400,
+             label="out of range")
+        call("PUT", "/drives/x", {"drive_id": "y", "path_on_host": disk, "is_root_device": False},
+             want=400, label="drive id differs from the path's")
+        call("PUT", "/machine-config", raw="[" * 5000 + "]" * 5000, want=400, label="deep nesting")
+        call("PUT", "/boot-source", raw=json.dumps({"kernel_image_path": "x" * 60000}), want=413,
+             label="oversized body")
+        call("GET", "/nonexistent", want=404, label="unknown path")
+        call("DELETE", "/machine-config", want=405, label="unknown method")
+        call("PATCH", "/vm", {"state": "Paused"}, want=400, label="pause before boot")
+        call("PUT", "/actions", {"action_type": "InstanceStart"}, want=204)
+        t0 = time.time()
+        while MARKER not in out.decode(errors="replace") and time.time() - t0 < 240:
+            time.sleep(0.2)
+        check("api: the guest booted through the API", MARKER in out.decode(errors="replace"))
+        call("GET", "/", want=200, schema="InstanceInfo", label="GET / after boot")
+        call("PUT", "/machine-config", {"vcpu_count": 1, "mem_size_mib": 256}, want=400,
+             label="machine-config after boot")
+        call("PUT", "/actions", {"action_type": "InstanceStart"}, want=400,
+             label="second InstanceStart")
+        call("PUT", "/actions", {"action_type": "Explode"}, want=400, label="unknown action")
+        call("PATCH", "/vm", {"state": "Paused"}, want=204)
+        st, t = call("GET", "/", want=200, schema="InstanceInfo", label="GET / while paused")
+        check("api: state Paused", json.loads(t).get("state") == "Paused", t)
+        call("PATCH", "/vm", {"state": "Resumed"}, want=204)
+        call("PUT", "/actions", {"action_type": "FlushMetrics"}, want=204)
+        with open(os.path.join(tmp, "metrics")) as f:
+            m = [json.loads(l) for l in f if l.strip()]
+        check("api: FlushMetrics wrote a JSON line", len(m) == 1 and m[0]["instructions"] > 0)
+        st, t = call("GET", "/vm/config", want=200, schema="FullVmConfiguration",
+                     label="GET /vm/config after boot")
+        cfg = json.loads(t)
+        check("api: /vm/config has what was PUT", cfg["machine-config"]["mem_size_mib"] == 192 and
+              cfg["drives"][0]["path_on_host"] == disk, t[:300])
+        proc.stdin.write(b"cat /sys/block/vda/size; nproc\n")
+        proc.stdin.flush()
+        time.sleep(3)
+        text = out.decode(errors="replace")
+        check("api: the guest sees the drive and 2 vCPUs", "131072" in text and
+              re.search(r"\n2\r?\n", text) is not None, text[-300:])
+        check("api: the VM process still runs after the bad requests", proc.poll() is None)
+        proc.stdin.write(b"poweroff\n")
+        proc.stdin.flush()
+        proc.wait(timeout=60)
+        check("api: poweroff ends the process with 0", proc.returncode == 0,
+              proc.stderr.read().decode()[-300:])
+        check("api: the socket is removed", not os.path.exists(sock))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_config_file(vessel):
+    cache = os.environ.get("VESSEL_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "vessel")
+    g = os.path.join(cache, "guest", "default")
+    tmp = tempfile.mkdtemp(prefix="vessel-cfg-")
+    try:
+        cfg = {"boot-source": {"kernel_image_path": os.path.join(g, "Image"),
+                               "initrd_path": os.path.join(g, "initramfs.cpio.gz"),
+                               "boot_args": "console=ttyS0"},
+               "machine-config": {"vcpu_count": 1, "mem_size_mib": 128},
+               "drives": [], "network-interfaces": []}
+        p = os.path.join(tmp, "vm.json")
+        with open(p, "w") as f:
+            json.dump(cfg, f)
+        rc, text = run_until_marker([vessel, "run", "--config-file", p, "--store", tmp])
+        check("config-file: boots Firecracker's JSON and powers off", rc == 0 and MARKER in text,
+              text[-300:])
+        for bad, what in (('{"machine-config": {"vcpu_count": 1}}', "missing mem_size_mib"),
+                          ('{"boot-source": {"kernel_image_path": 7}}', "wrong type"),
+                          ('{"machine-config": ', "truncated"),
+                          ('{"bogus": {}}', "unknown section")):
+            with open(p, "w") as f:
+                f.write(bad)
+            r = subprocess.run([vessel, "run", "--config-file", p, "--store", tmp],
+                               input="", capture_output=True, text=True, timeout=30)
+            check(f"config-file: {what} -> exit 2 with one line", r.returncode == 2 and
+                  r.stderr.count("\n") == 1 and "--config-file" in r.stderr, r.stderr)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_bad_input(vessel):
+    s = Store(vessel)
+    try:
+        s.run("create", "good", "--memory", "128M")
+        before = open(os.path.join(s.vmdir("good"), "config.json")).read()
+        for bad in ("../evil", "a/b", "", "UPPER", "-dash", "x" * 64, "sp ace"):
+            r = s.run("create", bad, "--memory", "128M")
+            check(f"bad: name {bad!r} refused", r.returncode == 2 and r.stderr.count("\n") == 1 and
+                  not os.path.exists(os.path.join(s.dir, "evil")), r.stderr)
+        r = s.run("create", "good")
+        check("bad: duplicate name refused", r.returncode != 0 and "exists" in r.stderr, r.stderr)
+        r = s.run("create", "k", "--kernel", "/nonexistent/Image")
+        check("bad: missing kernel at create", r.returncode == 2 and "/nonexistent" in r.stderr,
+              r.stderr)
+        # a disk that vanished before start
+        d = os.path.join(s.dir, "gone.img")
+        open(d, "wb").truncate(1 << 20)
+        s.run("create", "gone", "--memory", "128M", "--disk", d)
+        os.unlink(d)
+        r = s.run("start", "gone")
+        check("bad: a missing disk at start is one line", r.returncode == 2 and
+              "gone.img" in r.stderr and r.stderr.count("\n") == 1, r.stderr)
+        check("bad: and nothing runs", s.list()["gone"]["state"] == "stopped")
+        # a corrupt configuration is an error about that VM only
+        s.run("create", "broken", "--memory", "128M")
+        with open(os.path.join(s.vmdir("broken"), "config.json"), "w") as f:
+            f.write('{"machine-config": {"vcpu_count": 1, "mem_size_mib": 128}')
+        r = s.run("start", "broken")
+        check("bad: corrupt config refused at start", r.returncode == 2 and "corrupt" in r.stderr,
+              r.stderr)
+        r = s.run("list", "--json")
+        lst = {v["name"]: v for v in json.loads(r.stdout)}
+        check("bad: list still works and marks only that VM", lst["broken"]["state"] == "broken"
+              and lst["good"]["state"] == "stopped", r.stdout)
+        check("bad: other VMs' files untouched",
+              open(os.path.join(s.vmdir("good"), "config.json")).read() == before)
+        r = s.run("start", "nosuch")
+        check("bad: start of an unknown VM", r.returncode == 2 and "no VM named nosuch" in r.stderr,
+              r.stderr)
+        r = s.run("set", "good", "--cpus", "zero")
+        check("bad: set with a bad value changes nothing", r.returncode == 2 and
+              open(os.path.join(s.vmdir("good"), "config.json")).read() == before, r.stderr)
+        r = s.run("set", "good", "--cpus", "2")
+        check("bad: set while stopped works", r.returncode == 0 and
+              json.loads(s.run("inspect", "good").stdout)["resources"]["cpus"] == 2, r.stderr)
+        # a read-only store (not as root: root ignores permissions; use a read-only bind)
+        ro = tempfile.mkdtemp(prefix="vessel-ro-")
+        os.makedirs(os.path.join(ro, "vms"))
+        os.chmod(ro, 0o555)
+        os.chmod(os.path.join(ro, "vms"), 0o555)
+        if os.geteuid() == 0:
+            mnt = subprocess.run(["mount", "--bind", "-o", "ro", ro, ro], capture_output=True)
+            subprocess.run(["mount", "-o", "remount,bind,ro", ro], capture_output=True)
+        r = subprocess.run([vessel, "create", "x", "--memory", "128M", "--store", ro],
+                           capture_output=True, text=True)
+        check("bad: a read-only store is one clear line", r.returncode != 0 and
+              r.stderr.count("\n") == 1 and ("Read-only" in r.stderr or "denied" in r.stderr),
+              r.stderr)
+        if os.geteuid() == 0:
+            subprocess.run(["umount", ro], capture_output=True)
+        os.chmod(os.path.join(ro, "vms"), 0o755)
+        os.chmod(ro, 0o755)
+        shutil.rmtree(ro, ignore_errors=True)
+    finally:
+        s.cleanup()
+
+
+TESTS = {"eight": test_eight, "admission": test_admission, "crash": test_crash,
+         "pause": test_pause, "api": test_api, "config_file": test_config_file,
+         "bad_input": test_bad_input}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("vessel", nargs="?", default=os.environ.get("VESSEL_BIN",
+                                                               os.path.join(ROOT, "vessel")))
+    ap.add_argument("-k", action="append", default=[])
+    ap.add_argument("--list", action="store_true")
+    a = ap.parse_args()
+    if a.list:
+        print("\n".join(TESTS))
+        return 0
+    vessel = os.path.abspath(a.vessel)
+    for name, fn in TESTS.items():
+        if a.k and not any(k in name for k in a.k):
+            continue
+        print(f"== {name}")
+        t = time.time()
+        try:
+            fn(vessel)
+        except Exception as e:
+            check(f"{name}: ran without an exception", False, repr(e))
+        print(f"   ({time.time() - t:.1f}s)")
+    print(f"mgr: {passed} passed, {failed} failed")
+    return 0 if failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

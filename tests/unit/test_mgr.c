@@ -1,0 +1,222 @@
+/* The VM store, admission and the configuration format (no guest). */
+#include "api/api.h"
+#include "mgr/admit.h"
+#include "mgr/store.h"
+#include "test.h"
+#include "vm/config.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void tmp_store(struct store *st)
+{
+    char tmpl[] = "/tmp/vessel-unit-store-XXXXXX";
+    char *d = mkdtemp(tmpl);
+    CHECK(d != NULL);
+    char err[256];
+    CHECK_EQ(store_open(st, d, true, err, sizeof(err)), 0);
+}
+
+static void rm_store(struct store *st)
+{
+    char cmd[3200];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", st->root);
+    CHECK_EQ(system(cmd), 0);
+}
+
+TEST(store_names)
+{
+    CHECK(store_name_valid("web"));
+    CHECK(store_name_valid("a1_b-c.d"));
+    CHECK(!store_name_valid(""));
+    CHECK(!store_name_valid(".."));
+    CHECK(!store_name_valid("a/b"));
+    CHECK(!store_name_valid("Web"));
+    CHECK(!store_name_valid("-x"));
+    char long_name[80];
+    memset(long_name, 'a', 64);
+    long_name[64] = 0;
+    CHECK(!store_name_valid(long_name));
+    long_name[63] = 0;
+    CHECK(store_name_valid(long_name));
+}
+
+TEST(config_roundtrip_and_strictness)
+{
+    static struct vm_spec s, t;
+    char err[512];
+    json_object *o = json_tokener_parse(
+        "{\"machine-config\":{\"vcpu_count\":3,\"mem_size_mib\":300},"
+        "\"boot-source\":{\"kernel_image_path\":\"/k\",\"boot_args\":\"console=ttyS0 quiet\"},"
+        "\"drives\":[{\"drive_id\":\"root\",\"path_on_host\":\"/r\",\"is_root_device\":true,"
+        "\"is_read_only\":true},{\"drive_id\":\"d2\",\"path_on_host\":\"/d\",\"is_root_device\":"
+        "false}],\"vessel\":{\"firmware\":\"/fw\",\"drives\":{\"d2\":{\"serial\":\"S2\","
+        "\"cache\":\"none\"}}}}");
+    CHECK(o != NULL);
+    CHECK_EQ(vm_spec_from_json(&s, o, err, sizeof(err)), 0);
+    json_object_put(o);
+    CHECK_EQ(s.cpus, 3);
+    CHECK_EQ(s.mem_mib, 300);
+    CHECK_EQ(s.ndrives, 2);
+    CHECK(s.drives[1].direct);
+    CHECK_STR(s.drives[1].serial, "S2");
+    json_object *back = vm_spec_to_json(&s, true);
+    CHECK_EQ(vm_spec_from_json(&t, back, err, sizeof(err)), 0);
+    json_object_put(back);
+    CHECK(memcmp(&s, &t, sizeof(s)) == 0);
+    /* the root drive becomes vda and names itself on the command line, read-only */
+    struct vm_options opts;
+    char cmdline[4200];
+    CHECK_EQ(vm_spec_to_options(&s, &opts, cmdline, sizeof(cmdline), err, sizeof(err)), 0);
+    CHECK_STR(opts.machine.cmdline, "console=ttyS0 quiet root=/dev/vda ro");
+    CHECK_STR(opts.disks[0].path, "/r");
+    CHECK(opts.disks[1].direct);
+    /* unknown keys, wrong types, ranges, duplicate drives: errors, spec untouched */
+    const char *bad[] = {
+        "{\"machine-config\":{\"vcpu_count\":1,\"mem_size_mib\":128,\"x\":1}}",
+        "{\"machine-config\":{\"vcpu_count\":\"1\",\"mem_size_mib\":128}}",
+        "{\"machine-config\":{\"vcpu_count\":33,\"mem_size_mib\":128}}",
+        "{\"machine-config\":{\"vcpu_count\":1,\"mem_size_mib\":63}}",
+        "{\"machine-config\":{\"vcpu_count\":1}}",
+        "{\"drives\":[{\"drive_id\":\"a\",\"path_on_host\":\"/a\",\"is_root_device\":false},"
+        "{\"drive_id\":\"a\",\"path_on_host\":\"/b\",\"is_root_device\":false}]}",
+        "{\"drives\":[{\"drive_id\":\"a\",\"path_on_host\":\"/a\",\"is_root_device\":true},"
+        "{\"drive_id\":\"b\",\"path_on_host\":\"/b\",\"is_root_device\":true}]}",
+        "{\"drives\":[{\"drive_id\":\"../x\",\"path_on_host\":\"/a\",\"is_root_device\":false}]}",
+        "{\"boot-source\":{\"kernel_image_path\":\"/k\\u0001\"}}",
+        "{\"version\":2}",
+        "{\"vsock\":{\"guest_cid\":3,\"uds_path\":\"/v\"}}",
+        "[]",
+    };
+    for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        t = s;
+        json_object *b = json_tokener_parse(bad[i]);
+        CHECK(b != NULL);
+        err[0] = 0;
+        CHECK_EQ(vm_spec_from_json(&t, b, err, sizeof(err)), -EINVAL);
+        CHECK(err[0] != 0);
+        CHECK(memcmp(&s, &t, sizeof(s)) == 0);
+        json_object_put(b);
+    }
+}
+
+TEST(store_create_load_atomic)
+{
+    struct store st;
+    tmp_store(&st);
+    static struct vm_spec s, t;
+    vm_spec_init(&s);
+    s.cpus = 2;
+    char err[512];
+    CHECK_EQ(store_vm_create(&st, "one", &s, err, sizeof(err)), 0);
+    CHECK_EQ(store_vm_create(&st, "one", &s, err, sizeof(err)), -EEXIST);
+    CHECK_EQ(store_vm_load(&st, "one", &t, err, sizeof(err)), 0);
+    CHECK_EQ(t.cpus, 2);
+    CHECK_EQ(store_vm_load(&st, "two", &t, err, sizeof(err)), -ENOENT);
+    /* a corrupt file is an error naming the VM and the file */
+    char p[4096];
+    store_vm_path(&st, "one", "config.json", p, sizeof(p));
+    FILE *f = fopen(p, "w");
+    fputs("{\"machine-config\": {", f);
+    fclose(f);
+    CHECK_EQ(store_vm_load(&st, "one", &t, err, sizeof(err)), -EINVAL);
+    CHECK(strstr(err, "one") && strstr(err, "corrupt"));
+    /* a save replaces it whole; no temporary stays behind */
+    CHECK_EQ(store_vm_save(&st, "one", &s, err, sizeof(err)), 0);
+    CHECK_EQ(store_vm_load(&st, "one", &t, err, sizeof(err)), 0);
+    char **names;
+    int n = store_vm_list(&st, &names);
+    CHECK_EQ(n, 1);
+    if (n == 1) CHECK_STR(names[0], "one");
+    store_names_free(names, n);
+    char d[4096];
+    store_vm_path(&st, "one", NULL, d, sizeof(d));
+    char cmd[4200];
+    snprintf(cmd, sizeof(cmd), "test $(ls -A '%s' | wc -l) -eq 1", d);
+    CHECK_EQ(system(cmd), 0);
+    CHECK_EQ(store_vm_remove(&st, "one", err, sizeof(err)), 0);
+    CHECK(!store_vm_exists(&st, "one"));
+    rm_store(&st);
+}
+
+/* The state comes from the lock: a live holder is running, a dead one with run.json crashed. */
+TEST(store_state_from_lock)
+{
+    struct store st;
+    tmp_store(&st);
+    static struct vm_spec s;
+    vm_spec_init(&s);
+    char err[512];
+    CHECK_EQ(store_vm_create(&st, "vm", &s, err, sizeof(err)), 0);
+    CHECK_EQ(store_vm_state(&st, "vm", NULL), SVM_STOPPED);
+    int pfd[2];
+    CHECK_EQ(pipe(pfd), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd;
+        if (store_vm_lock(&st, "vm", &fd, err, sizeof(err)) < 0) _exit(1);
+        struct store_run run = {.pid = getpid(), .state = SVM_RUNNING, .cpus = 1, .mem_mib = 64};
+        store_run_write(&st, "vm", &run);
+        if (write(pfd[1], "x", 1) != 1) _exit(1);
+        pause();
+        _exit(0);
+    }
+    char c;
+    CHECK_EQ(read(pfd[0], &c, 1), 1);
+    struct store_run run;
+    CHECK_EQ(store_vm_state(&st, "vm", &run), SVM_RUNNING);
+    CHECK_EQ(run.pid, pid);
+    int fd;
+    CHECK_EQ(store_vm_lock(&st, "vm", &fd, err, sizeof(err)), -EBUSY);
+    struct host_usage u;
+    admit_usage(&st, NULL, &u);
+    CHECK_EQ(u.vms, 1);
+    CHECK_EQ(u.mem_mib, 64);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    CHECK_EQ(store_vm_state(&st, "vm", NULL), SVM_CRASHED);
+    admit_usage(&st, NULL, &u);
+    CHECK_EQ(u.vms, 0);
+    close(pfd[0]);
+    close(pfd[1]);
+    rm_store(&st);
+}
+
+TEST(admission_message_and_policy)
+{
+    struct store st;
+    tmp_store(&st);
+    char err[512];
+    struct host_info h;
+    CHECK_EQ(host_info_read(&h), 0);
+    CHECK_EQ(admit_check(&st, "ok", 1, 64, err, sizeof(err)), 0);
+    CHECK_EQ(admit_check(&st, "web", h.cpus + 1, 64, err, sizeof(err)), -EBUSY);
+    char want[64];
+    snprintf(want, sizeof(want), "web needs %u vCPUs and 0.1 GiB; %u vCPU", h.cpus + 1, h.cpus);
+    CHECK(strstr(err, want) != NULL);
+    CHECK(strstr(err, "(0 VMs running)") != NULL);
+    struct host_policy p;
+    CHECK_EQ(policy_load(&st, &p, err, sizeof(err)), 0);
+    p.cpu_overcommit = 4;
+    CHECK_EQ(policy_save(&st, &p, err, sizeof(err)), 0);
+    CHECK_EQ(admit_check(&st, "web", h.cpus + 1, 64, err, sizeof(err)), 0);
+    /* a foreground run's reservation counts until it is released */
+    int fd = admit_run_register(&st, 3 * h.cpus, 64, err, sizeof(err));
+    CHECK(fd >= 0);
+    CHECK_EQ(admit_check(&st, "web", h.cpus + 1, 64, err, sizeof(err)), -EBUSY);
+    admit_run_release(&st, fd);
+    CHECK_EQ(admit_check(&st, "web", h.cpus + 1, 64, err, sizeof(err)), 0);
+    /* a corrupt policy is an error, not a silent default */
+    char pp[3200];
+    snprintf(pp, sizeof(pp), "%s/host.json", st.root);
+    FILE *f = fopen(pp, "w");
+    fputs("{\"cpu_overcommit\": \"lots\"}", f);
+    fclose(f);
+    CHECK(policy_load(&st, &p, err, sizeof(err)) < 0);
+    CHECK(admit_check(&st, "web", 1, 64, err, sizeof(err)) < 0);
+    rm_store(&st);
+}
