@@ -28,6 +28,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 MARKER = "VESSEL-INIT-OK"
+SANITIZER = re.compile(r"AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:")
 SPEC_PATHS = [os.path.join(ROOT, "..", "shared", "specs", "firecracker-api.yaml"),
               os.path.join(HERE, "firecracker-api.yaml")]
 
@@ -84,6 +85,18 @@ class Store:
     def cleanup(self):
         for name in self.list():
             self.run("stop", name, "--force")
+        # detached VM processes log to vms/NAME/vessel.log: a sanitizer report lands there
+        reports = []
+        vms = os.path.join(self.dir, "vms")
+        for name in os.listdir(vms) if os.path.isdir(vms) else []:
+            try:
+                with open(os.path.join(vms, name, "vessel.log"), errors="replace") as f:
+                    text = f.read()
+            except OSError:
+                continue
+            if SANITIZER.search(text):
+                reports.append(f"{name}: {SANITIZER.search(text).group(0)}")
+        check("no sanitizer report in any VM process's log", not reports, "; ".join(reports))
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
