@@ -10,6 +10,16 @@
 static struct machine *volatile current_machine;
 static int vm_run_machine(const struct vm_options *o, const struct machine_config *mc);
 
+/* Ctrl-A p, on the console's reader thread. Same lifetime rule as on_quit (current_machine is
+ * cleared before machine_destroy; the window between reading it and using it is the one
+ * on_quit has too, until requests go through the machine's control thread, DESIGN.md). */
+static void on_powerdown(void *ctx)
+{
+    (void)ctx;
+    struct machine *m = current_machine;
+    if (m) machine_request_powerdown(m);
+}
+
 static void on_quit(void *ctx)
 {
     (void)ctx;
@@ -60,6 +70,7 @@ static int vm_run_machine(const struct vm_options *o, const struct machine_confi
         fprintf(stderr, "vessel: cannot set up the console: %s\n", strerror(errno));
         return VM_EXIT_HOST_ERROR;
     }
+    chr_stdio_set_powerdown(console, on_powerdown, NULL);
     int status;
     struct gdbstub *gdb = NULL;
     if (o->gdb_port) {
