@@ -78,7 +78,7 @@ run_suite blk python3 tests/guest/run_blk.py --no-build ./vessel
 run_suite blk-asan python3 tests/guest/run_blk.py --no-build --small ./vessel-asan
 # The manager and the REST API: store, detached VM processes, admission, Firecracker's API.
 run_suite mgr python3 tests/mgr/run.py ./vessel
-run_suite mgr-asan python3 tests/mgr/run.py ./vessel-asan
+run_suite mgr-asan python3 tests/mgr/run.py --no-slow ./vessel-asan
 run_suite hostile python3 tests/hostile/run.py ./vessel ./vessel-asan
 # The Debian root disk: systemd to a login prompt, files, apt, fio, poweroff, persistence.
 run_suite disk python3 tests/guest/run_disk.py ./vessel

@@ -52,7 +52,8 @@ void cli_run_usage(FILE *out)
             "  --log-file FILE    write log lines to FILE instead of stderr\n"
             "  -h, --help         show this help\n"
             "\n"
-            "Console: Ctrl-A x quits, Ctrl-A h helps, Ctrl-A Ctrl-A sends Ctrl-A.\n"
+            "Console: Ctrl-A x quits, Ctrl-A p asks the guest to power down, Ctrl-A h helps,\n"
+            "Ctrl-A Ctrl-A sends Ctrl-A.\n"
             "Exit status: 0 guest powered off, 1 host error, 2 bad arguments or files,\n"
             "3 the guest cannot continue, 4 the guest reported failure.\n",
             DEFAULT_CPUS, DEFAULT_CMDLINE, MACHINE_MAX_DISKS);

@@ -27,7 +27,6 @@
 #define RTC_IRQ       11
 #define VIRTIO_BASE   0x10001000ull
 #define VIRTIO_SIZE   0x1000ull
-#define VIRTIO_IRQ0   1
 #define FDT_MAX_HARTS 64 /* PLIC contexts and ACLINT harts are sized for 64 */
 
 /* Local interrupt numbers on the hart's riscv,cpu-intc (privileged spec, mip bits). */
@@ -224,7 +223,7 @@ static int build_soc(void *fdt, const struct fdt_params *p)
 
     for (unsigned n = 0; n < p->n_virtio; n++) {
         TRY(build_plic_device(fdt, "virtio_mmio", VIRTIO_BASE + VIRTIO_SIZE * n, VIRTIO_SIZE,
-                              "virtio,mmio", VIRTIO_IRQ0 + n));
+                              "virtio,mmio", fdt_virtio_irq(n)));
         TRY(fdt_end_node(fdt));
     }
 

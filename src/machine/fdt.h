@@ -5,7 +5,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define FDT_MAX_VIRTIO 8
+/* virtio-mmio slots at 0x10001000 + 0x1000 n. The first 8 are QEMU virt's (PLIC sources 1-8);
+ * the rest (vessel's own) take sources from 12 on, after the UART (10) and the RTC (11). */
+#define FDT_MAX_VIRTIO 16
+static inline unsigned fdt_virtio_irq(unsigned n)
+{
+    return n < 8 ? 1 + n : 12 + (n - 8);
+}
 
 struct fdt_params {
     unsigned nharts;
@@ -17,7 +23,8 @@ struct fdt_params {
     const char *isa;                   /* legacy riscv,isa, e.g. "rv64imafdc_zicntr_..." */
     const char *const *isa_ext;        /* riscv,isa-extensions, NULL-terminated */
     const char *mmu_type;              /* e.g. "riscv,sv57" */
-    unsigned n_virtio;                 /* virtio,mmio nodes at 0x10001000 + 0x1000 n, irq 1 + n */
+    unsigned n_virtio;                 /* virtio,mmio nodes at 0x10001000 + 0x1000 n, irq
+                                          fdt_virtio_irq(n) */
 };
 
 /* Build the blob into buf (bufsize bytes). Returns the blob's total size (>0) or -errno

@@ -4,6 +4,7 @@
 #include "dev/goldfish_rtc.h"
 #include "dev/uart.h"
 #include "dev/virtio/blk.h"
+#include "dev/virtio/input.h"
 #include "dev/virtio/rng.h"
 #include "irq/plic.h"
 #include "machine/fdt.h"
@@ -22,6 +23,9 @@
 #define ALIGN_UP(v, a)   (((v) + (a)-1) & ~((uint64_t)(a)-1))
 #define ALIGN_DOWN(v, a) ((v) & ~((uint64_t)(a)-1))
 #define MIB              (1ull << 20)
+
+_Static_assert(MACHINE_MAX_DISKS + 2 <= VIRTIO_SLOTS && VIRTIO_SLOTS <= FDT_MAX_VIRTIO,
+               "disks, entropy and input must fit in the virtio-mmio slots of the device tree");
 
 /* Advertise exactly what the engine implements (NOTES-boot.md §2). */
 static const char ISA_STRING[] = "rv64imafdc_zicntr_zicsr_zifencei_zihintpause_zba_zbb_zbs_sstc";
@@ -63,7 +67,14 @@ static void syscon_action(void *ctx, enum syscon_action what, int code)
     struct machine *m = ctx;
     switch (what) {
     case SYSCON_POWEROFF: machine_post_event(m, MEV_POWEROFF, 0, NULL); break;
-    case SYSCON_REBOOT: machine_post_event(m, MEV_REBOOT, 0, NULL); break;
+    case SYSCON_REBOOT: {
+        /* Ctrl-Alt-Del makes systemd reboot: after a power-down request that means stop. */
+        pthread_mutex_lock(&m->ev_lock);
+        bool stop = m->powerdown_requested;
+        pthread_mutex_unlock(&m->ev_lock);
+        machine_post_event(m, stop ? MEV_POWEROFF : MEV_REBOOT, 0, NULL);
+        break;
+    }
     case SYSCON_FAIL: machine_post_event(m, MEV_GUEST_FAIL, code, NULL); break;
     }
 }
@@ -158,7 +169,7 @@ static int load_images(struct machine *m, char *err, size_t errlen)
         .isa = ISA_STRING,
         .isa_ext = ISA_EXTENSIONS,
         .mmu_type = "riscv,sv57",
-        .n_virtio = c->ndisks + 1, /* disks, then the entropy device */
+        .n_virtio = c->ndisks + 2, /* disks, then the entropy and input devices */
     };
     if (getrandom(p.rng_seed, sizeof(p.rng_seed), 0) != (ssize_t)sizeof(p.rng_seed))
         memset(p.rng_seed, 0x5a, sizeof(p.rng_seed));
@@ -297,17 +308,21 @@ int machine_create(struct machine **out, const struct machine_config *cfg, struc
         goto fail;
     }
 
-    /* virtio-mmio slots: disks in the order given (vda, vdb, ...), then virtio-rng. */
+    /* virtio-mmio slots: disks in the order given (vda, vdb, ...), then virtio-rng, then
+     * virtio-input. */
     m->gm = (struct guest_mem){m->ram, RAM_BASE, cfg->ram_size};
-    for (unsigned i = 0; i <= cfg->ndisks; i++) {
-        struct irq_line irq = {plic_irq_line_set, m->plic, 1 + i};
+    for (unsigned i = 0; i < cfg->ndisks + 2; i++) {
+        struct irq_line irq = {plic_irq_line_set, m->plic, fdt_virtio_irq(i)};
         struct virtio_mmio *t;
         if (i < cfg->ndisks) {
             m->blk[i] = vblk_create(cfg->disks[i].backend, cfg->disks[i].serial, &m->gm, irq);
             t = m->blk[i] ? vblk_transport(m->blk[i]) : NULL;
-        } else {
+        } else if (i == cfg->ndisks) {
             m->rng = vrng_create(&m->gm, irq);
             t = m->rng ? vrng_transport(m->rng) : NULL;
+        } else {
+            m->input = vinput_create(&m->gm, irq);
+            t = m->input ? vinput_transport(m->input) : NULL;
         }
         if (!t || bus_map(&m->bus, VIRTIO_BASE + 0x1000ull * i, VIRTIO_MMIO_SIZE, &virtio_mmio_ops,
                           t, BUS_LOCKLESS)) {
@@ -360,6 +375,21 @@ enum machine_event machine_run(struct machine *m)
     return ev;
 }
 
+void machine_request_powerdown(struct machine *m)
+{
+    static const uint16_t power[] = {VINPUT_KEY_POWER};
+    static const uint16_t cad[] = {VINPUT_KEY_LEFTCTRL, VINPUT_KEY_LEFTALT, VINPUT_KEY_DELETE};
+    pthread_mutex_lock(&m->ev_lock);
+    m->powerdown_requested = true;
+    pthread_mutex_unlock(&m->ev_lock);
+    int r1 = vinput_press_keys(m->input, power, 1);
+    int r2 = vinput_press_keys(m->input, cad, 3);
+    if (r1 < 0 || r2 < 0)
+        log_warn("power-down request: key events dropped (%d pending already)", VINPUT_PENDING_MAX);
+    else if (r1 > 0 || r2 > 0)
+        log_info("power-down request: the guest's input driver is not ready; keys kept for it");
+}
+
 void machine_destroy(struct machine *m)
 {
     if (!m) return;
@@ -375,6 +405,7 @@ void machine_destroy(struct machine *m)
     for (unsigned i = 0; i < MACHINE_MAX_DISKS; i++)
         if (!vblk_destroy(m->blk[i])) ram_in_use = true;
     vrng_destroy(m->rng);
+    vinput_destroy(m->input);
     goldfish_rtc_destroy(m->rtc);
     uart_destroy(m->uart);
     if (m->plic) plic_destroy(m->plic);

@@ -22,8 +22,8 @@
 #define RTC_IRQ           11
 #define MACHINE_MAX_HARTS 64
 #define MACHINE_MIN_RAM   (64ull << 20)
-#define VIRTIO_SLOTS      8                  /* virtio-mmio slots, as QEMU virt */
-#define MACHINE_MAX_DISKS (VIRTIO_SLOTS - 1) /* one slot is the entropy device */
+#define VIRTIO_SLOTS      16 /* virtio-mmio slots (fdt.h: FDT_MAX_VIRTIO, fdt_virtio_irq) */
+#define MACHINE_MAX_DISKS 7  /* slots 0..ndisks-1; then entropy, then the input device */
 
 struct blk_backend;
 struct machine_disk {
@@ -46,7 +46,7 @@ struct machine_config {
 enum machine_event {
     MEV_NONE = 0,
     MEV_POWEROFF,
-    MEV_REBOOT,
+    MEV_REBOOT,     /* after machine_request_powerdown a guest reboot is reported as MEV_POWEROFF */
     MEV_GUEST_FAIL, /* test device failure code */
     MEV_FATAL,      /* a hart cannot continue */
     MEV_QUIT,       /* user asked (Ctrl-A x, signal) */
@@ -58,6 +58,7 @@ struct uart;
 struct goldfish_rtc;
 struct vblk;
 struct vrng;
+struct vinput;
 
 struct machine {
     struct machine_config cfg;
@@ -71,6 +72,8 @@ struct machine {
     struct guest_mem gm;
     struct vblk *blk[MACHINE_MAX_DISKS];
     struct vrng *rng;
+    struct vinput *input;
+    bool powerdown_requested; /* under ev_lock */
     struct chr *console;
     unsigned nharts;
     struct hart *harts; /* array of nharts */
@@ -94,5 +97,12 @@ int machine_create(struct machine **out, const struct machine_config *cfg, struc
 enum machine_event machine_run(struct machine *m);
 /* Post an event from any thread (first one wins); stops the harts. */
 void machine_post_event(struct machine *m, enum machine_event ev, int code, const char *msg);
+/* Ask the guest to shut down cleanly (any thread): one press and release of KEY_POWER
+ * (systemd-logind powers off), then Ctrl-Alt-Del (the kernel's VT keyboard sends init SIGINT;
+ * systemd starts ctrl-alt-del.target, a reboot, which works without logind and D-Bus). From
+ * then on a guest reboot ends the run as a poweroff (as Firecracker's SendCtrlAltDel does).
+ * If the guest's driver has no buffers yet the keys wait for them (bounded); a device reset
+ * drops them. Nothing waits: the caller decides how long to give the guest, then forces. */
+void machine_request_powerdown(struct machine *m);
 void machine_destroy(struct machine *m);
 #endif

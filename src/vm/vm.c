@@ -54,6 +54,7 @@ static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
 }
 
 static void on_quit(void *ctx);
+static void on_powerdown(void *ctx);
 static struct vm *_Atomic stdio_vm;
 
 struct vm *vm_new(struct chr *console, void (*on_state)(void *ctx, enum vm_state st), void *ctx)
@@ -70,6 +71,7 @@ struct vm *vm_new(struct chr *console, void (*on_state)(void *ctx, enum vm_state
         }
         vm->owns_console = true;
         atomic_store(&stdio_vm, vm);
+        chr_stdio_set_powerdown(console, on_powerdown, NULL);
     }
     pthread_mutex_init(&vm->lock, NULL);
     pthread_cond_init(&vm->cond, NULL);
@@ -337,13 +339,8 @@ int vm_resume(struct vm *vm, char *err, size_t errlen)
     return 0;
 }
 
-/* TEMPORARY until the power-key device is merged (branch input). */
-void machine_request_powerdown(struct machine *m) __attribute__((weak));
-
 int vm_request_shutdown(struct vm *vm, char *err, size_t errlen)
 {
-    if (!machine_request_powerdown)
-        return fail(err, errlen, -ENOTSUP, "this build has no power-key device");
     pthread_mutex_lock(&vm->lock);
     int r = 0;
     if (vm->state != VM_RUNNING)
@@ -383,4 +380,14 @@ static void on_quit(void *ctx)
     (void)ctx;
     struct vm *vm = atomic_load(&stdio_vm);
     if (vm) vm_quit(vm);
+}
+
+/* Ctrl-A p: the same request as the API's SendCtrlAltDel (under the vm's lock, so it never
+ * reaches a machine being torn down). */
+static void on_powerdown(void *ctx)
+{
+    (void)ctx;
+    struct vm *vm = atomic_load(&stdio_vm);
+    char err[64];
+    if (vm) vm_request_shutdown(vm, err, sizeof(err));
 }

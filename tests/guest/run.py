@@ -22,6 +22,7 @@ import os
 import pty
 import re
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -603,6 +604,65 @@ class Suite:
 
         self.run_group(group, checks, body)
 
+    def t_virtio_input(self, group, initrd):
+        """vessel's virtio-input keyboard (issue 9, clean shutdown): virtio_mmio
+        enumerates it (device 0x0012, the slot after virtio-rng); with
+        virtio_input loaded (initrd: the default initramfs plus that module)
+        the kernel registers "vessel power keyboard"; Ctrl-A p on the console
+        sends Ctrl-Alt-Del, busybox init runs ::ctrlaltdel:/sbin/reboot, and
+        after a power-down request a guest reboot ends vessel with status 0."""
+        checks = ["boot", "enumerate", "driver", "powerdown"] + (
+            ["stderr_clean"] if self.target.name == "vessel" else [])
+
+        def body():
+            if self.target.name != "vessel":
+                for c in checks:
+                    yield (c, False, "no virtio-input device on QEMU's command line", "vessel only")
+                return
+            # A pty: the Ctrl-A escapes apply only when the console is a terminal.
+            vm = self.boot(group, cpus=1, memory="256M", initrd=initrd, use_pty=True)
+            try:
+                self.check_boot(vm)
+                yield ("boot", True, "")
+                vm.sh("dmesg -n 1")
+                st, out = vm.sh(
+                    "kv=$(uname -r); insmod /lib/modules/$kv/kernel/drivers/virtio/virtio_mmio.ko.xz; "
+                    "i=0; while [ ! -e /sys/bus/virtio/devices/virtio1 ] && [ $i -lt 100 ]; do "
+                    "usleep 50000; i=$((i+1)); done; "
+                    "for d in /sys/bus/virtio/devices/*; do echo $(readlink -f $d) $(cat $d/device); done")
+                # No disks: virtio-rng in slot 0, the keyboard in slot 1.
+                want = ("10001000.virtio_mmio/virtio0 0x0004", "10002000.virtio_mmio/virtio1 0x0012")
+                ok = st == 0 and len(out) == 2 and all(
+                    any(ln.endswith(w) for ln in out) for w in want)
+                yield ("enumerate", ok, " | ".join(out)[-300:])
+                st, out = vm.sh(
+                    "insmod /lib/modules/$(uname -r)/kernel/drivers/virtio/virtio_input.ko.xz; "
+                    "i=0; while ! grep -q 'vessel power keyboard' /proc/bus/input/devices && "
+                    "[ $i -lt 100 ]; do usleep 50000; i=$((i+1)); done; "
+                    "grep -E '^(N|B): ' /proc/bus/input/devices")
+                name = 'N: Name="vessel power keyboard"'
+                # EV bits: EV_SYN and EV_KEY; KEY bits include KEY_POWER (116).
+                yield ("driver", st == 0 and name in out and "B: EV=3" in out,
+                       " | ".join(out)[-300:])
+                n = len(vm.text())
+                t0 = time.monotonic()
+                vm.send("\x01p")
+                rc = vm.wait_exit(30)
+                said = "reboot: Restarting system" in vm.text()[n:]
+                if rc is None:
+                    yield ("powerdown", False, "still running 30 s after Ctrl-A p" + (
+                        " (the guest rebooted)" if said else ""))
+                else:
+                    dt = vm.exit_time - t0
+                    yield ("powerdown", rc == 0 and said, f"status {rc} after {dt:.1f} s" + (
+                        "" if said else ", no 'reboot: Restarting system' on the console"))
+                if self.target.name == "vessel":
+                    yield ("stderr_clean",) + self.check_stderr_clean(vm)
+            finally:
+                vm.close()
+
+        self.run_group(group, checks, body)
+
     def t_bad_input(self, group, args, codes=(2,), note="", qemu_xfail=None):
         """A bad input: non-zero exit (one of codes), exactly one line on
         stderr, the terminal (a pty on stdin/stdout) left as it was."""
@@ -694,6 +754,7 @@ def build_tests(suite, tmp):
     add("reboot", suite.t_reboot)
     add("reboot_no_reboot", suite.t_reboot_no_reboot)
     add("terminal", suite.t_terminal)
+    add("virtio_input", suite.t_virtio_input, input_initrd(g, tmp))
 
     # Bad inputs. Kernel and firmware are given explicitly where the check is
     # about another input.
@@ -741,6 +802,28 @@ def build_tests(suite, tmp):
     add("bad_cpus_0", suite.t_bad_input, ["--cpus", "0"], qemu_xfail=qx)
     add("bad_unknown_option", suite.t_bad_input, ["--no-such-option"])
     return T
+
+
+def input_initrd(g, tmp):
+    """The default initramfs plus virtio_input.ko from the default guest's
+    module tree (neither initramfs carries it). Not built for --list (no
+    module tree); if building fails the test's boot fails."""
+    out = os.path.join(tmp, "initramfs-input.cpio.gz")
+    mods = os.path.join(os.path.dirname(g["initrd"]), "modules")
+    if not os.path.isdir(mods):
+        return out
+    kver = os.path.basename(os.path.realpath(mods))
+    rel = "kernel/drivers/virtio/virtio_input.ko.xz"
+    extra = os.path.join(tmp, "input.cpio.gz")
+    spec = f"file /lib/modules/{kver}/{rel} {os.path.join(mods, rel)} 0644 0 0\n"
+    r = subprocess.run([os.path.join(ROOT, "guest", "mkcpio.py"), "--gzip", "--mtime", "0",
+                        "-o", extra, "-"], input=spec, text=True, capture_output=True)
+    if r.returncode == 0:
+        with open(out, "wb") as f:
+            for part in (g["initrd"], extra):
+                with open(part, "rb") as src:
+                    shutil.copyfileobj(src, f)
+    return out
 
 
 def find_guest(opts):

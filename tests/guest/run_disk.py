@@ -19,6 +19,16 @@ temporary directory first and the tests run on the copy, in order:
   persist   boot the same copy again with vessel's defaults (`vessel run
             --disk COPY`: 1 CPU, 512M), log in, the files are still there
             with the same checksums; poweroff.
+  powerdown boot the copy and 6 blank data disks (so the keyboard lands in
+            virtio-mmio slot 8, the first beyond QEMU virt's 8, on PLIC source
+            12) with the console on a pty, wait for the login prompt and for
+            the kernel to register vessel's virtio-input keyboard, type
+            Ctrl-A p (vessel's power-down request: KEY_POWER and Ctrl-Alt-Del);
+            systemd shuts down (the console shows systemd-shutdown and the
+            kernel's "reboot: Power down" or "reboot: Restarting system"),
+            vessel exits with status 0 and the image is clean (e2fsck -fn, and
+            no needs_recovery: the journal was closed, not just lucky).
+            vessel only (QEMU's riscv virt has no power-down key: XFAIL).
 
 --qemu runs the same checks on qemu-system-riscv64 (kernel, firmware and
 initramfs of the default guest, root=/dev/vda rw, the copy as a virtio-blk
@@ -58,6 +68,13 @@ BLOB_FILE = "/root/vessel-disk-test.bin"
 BLOB_MIB = 8
 # systemd's shutdown (stop units, unmount, sync) before the VM exits.
 POWEROFF_TIMEOUT = 120
+# The kernel's line when virtio_input registers vessel's keyboard.
+INPUT_DEV = re.compile(r"input: vessel power keyboard as (\S+)")
+# With the root disk and 6 data disks (slots 0-6) and virtio-rng (7), the keyboard's slot.
+INPUT_SLOT_PATH = "/devices/platform/soc/10009000.virtio_mmio/"
+# systemd-shutdown's last words, then the kernel's.
+SHUTDOWN = re.compile(r"systemd-shutdown\[1\]: (Powering off|Rebooting)\.")
+HALTED = re.compile(r"reboot: (Power down|Restarting system)")
 
 
 class VesselDiskTarget:
@@ -258,6 +275,69 @@ class DiskSuite(guest.Suite):
 
         self.run_group(group, checks, body)
 
+    def t_powerdown(self, group):
+        checks = ["boot_prompt", "keyboard", "request", "shutdown", "exit", "fsck"]
+
+        def body():
+            if self.target.name != "vessel":
+                for c in checks:
+                    yield (c, False, "QEMU's riscv virt has no power-down key", "vessel only")
+                return
+            cpus = min(2, os.cpu_count() or 1)
+            argv = self.target.argv(self.image, cpus=cpus, memory="1G")
+            data = []
+            for i in range(6):
+                data.append(os.path.join(os.path.dirname(self.image), f"blank{i}.img"))
+                with open(data[-1], "wb") as f:
+                    f.truncate(1 << 20)
+                argv += ["--disk", data[-1]]
+            # A pty: the Ctrl-A escapes apply only when the console is a terminal.
+            vm = guest.VM(argv, self.log_path(group), use_pty=True)
+            try:
+                vm.wait_for(lambda t: LOGIN.search(t), self.opts.timeout, "login prompt")
+                t = time.monotonic() - vm.start_time
+                yield ("boot_prompt", True, f"login prompt after {t:.1f} s")
+                # udev loads virtio_input; the VT keyboard handler attaches when it registers.
+                try:
+                    vm.wait_for(lambda t: INPUT_DEV.search(t), 60, "the input device")
+                    where = INPUT_DEV.search(vm.text()).group(1)
+                    yield ("keyboard", where.startswith(INPUT_SLOT_PATH), where)
+                except guest.CheckFailed as e:
+                    yield ("keyboard", False, str(e))
+                n = len(vm.text())
+                t0 = time.monotonic()
+                vm.send("\x01p")
+                rc = vm.wait_exit(POWEROFF_TIMEOUT)
+                err = vm.stderr_text()
+                ok = "power-down request sent" in err
+                yield ("request", ok, "vessel: power-down request sent" if ok
+                       else "stderr: " + guest.first_line(err))
+                out = vm.text()[n:]
+                sd, k = SHUTDOWN.search(out), HALTED.search(out)
+                yield ("shutdown", bool(sd and k), f"{sd.group(0)} {k.group(0)}" if sd and k else
+                       f"no systemd shutdown on the console within {POWEROFF_TIMEOUT} s"
+                       if rc is None else "vessel exited without systemd's shutdown")
+                if rc is None:
+                    yield ("exit", False, f"still running {POWEROFF_TIMEOUT} s after Ctrl-A p")
+                else:
+                    dt = vm.exit_time - t0
+                    self.measure.append(("Ctrl-A p to exit", dt))
+                    yield ("exit", rc == 0, f"status {rc} after {dt:.1f} s")
+            finally:
+                vm.close()
+                for d in data:
+                    os.unlink(d)
+            r = subprocess.run(["e2fsck", "-fn", self.image], capture_output=True, text=True)
+            h = subprocess.run(["dumpe2fs", "-h", self.image], capture_output=True, text=True)
+            feat = next((ln for ln in h.stdout.split("\n") if ln.startswith("Filesystem features:")),
+                        "")
+            ok = r.returncode == 0 and feat and "needs_recovery" not in feat
+            yield ("fsck", bool(ok), "clean, journal closed" if ok else
+                   f"e2fsck status {r.returncode}, {feat.strip() or 'no features line'}: "
+                   f"{(r.stdout + r.stderr)[-300:]}")
+
+        self.run_group(group, checks, body)
+
 
 def login(vm, timeout):
     """Wait for the login prompt on vm's console, log in as root; return the
@@ -301,7 +381,7 @@ def sha256_file(path):
     return h.hexdigest()
 
 
-TESTS = ["login", "host", "persist"]
+TESTS = ["login", "host", "persist", "powerdown"]
 
 
 def main():
@@ -349,7 +429,7 @@ def main():
         print(f"disk: {why}")
         print("disk: 0 passed, 1 failed")
         return 1
-    for tool in ("debugfs", "e2fsck"):
+    for tool in ("debugfs", "e2fsck", "dumpe2fs"):
         if not shutil.which(tool):
             print(f"disk: {tool} not found (apt-get install e2fsprogs)")
             print("disk: 0 passed, 1 failed")

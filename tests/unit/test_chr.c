@@ -71,8 +71,18 @@ TEST(chr_escape_commands)
     k = run_escape("\x01\x01x", 3, out, &q, &h);
     CHECK_EQ(k, 2);
     CHECK_EQ(q, 0);
+    /* Ctrl-A p: the power-down request, nothing for the guest */
+    struct chr_escape e = {0};
+    enum chr_escape_event ev;
+    CHECK_EQ(chr_escape_feed(&e, 0x01, out, &ev), 0);
+    CHECK_EQ(ev, CHR_ESC_NONE);
+    CHECK_EQ(chr_escape_feed(&e, 'p', out, &ev), 0);
+    CHECK_EQ(ev, CHR_ESC_POWERDOWN);
+    CHECK_EQ(chr_escape_feed(&e, 'p', out, &ev), 1); /* a plain p afterwards */
+    CHECK_EQ(ev, CHR_ESC_NONE);
     /* the help text uses CRLF line ends for the raw terminal */
     CHECK(strstr(chr_escape_help, "C-a x") != NULL);
+    CHECK(strstr(chr_escape_help, "C-a p") != NULL);
     CHECK(strstr(chr_escape_help, "\r\n") != NULL);
     for (const char *p = chr_escape_help; (p = strchr(p, '\n')); p++)
         CHECK(p > chr_escape_help && p[-1] == '\r');
@@ -162,6 +172,12 @@ static void on_quit(void *ctx)
 {
     (void)ctx;
     quit_calls++;
+}
+
+static atomic_int powerdown_calls;
+static void on_powerdown(void *ctx)
+{
+    atomic_fetch_add((atomic_int *)ctx, 1);
 }
 
 TEST(chr_stdio_pipe_input_never_dropped)
@@ -396,9 +412,11 @@ TEST(chr_stdio_tty_raw_mode_escapes_and_restore)
         struct recv r = {.lock = PTHREAD_MUTEX_INITIALIZER, .cap = 64, .chr = c};
         r.got = malloc(64);
         chr_set_receiver(c, recv_rx, &r);
-        /* "ab", C-a C-a, C-a c, C-a h (help), "z", C-a x (quit) */
+        atomic_store(&powerdown_calls, 0);
+        chr_stdio_set_powerdown(c, on_powerdown, &powerdown_calls);
+        /* "ab", C-a C-a, C-a c, C-a h (help), "z", C-a p (power down), C-a x (quit) */
         const char keys[] = "ab\x01\x01\x01"
-                            "c\x01hz\x01x";
+                            "c\x01hz\x01p\x01x";
         CHECK(write(master, keys, sizeof(keys) - 1) == (ssize_t)sizeof(keys) - 1);
         for (int i = 0; i < 2000 && quit_calls == 0; i++) {
             recv_drain(&r);
@@ -406,6 +424,7 @@ TEST(chr_stdio_tty_raw_mode_escapes_and_restore)
         }
         recv_drain(&r);
         CHECK_EQ(quit_calls, 1);
+        CHECK_EQ(atomic_load(&powerdown_calls), 1);
         CHECK_EQ(r.ngot, 6);
         CHECK(memcmp(r.got,
                      "ab\x01\x01"
@@ -417,6 +436,7 @@ TEST(chr_stdio_tty_raw_mode_escapes_and_restore)
         fcntl(errp[0], F_SETFL, O_NONBLOCK);
         ssize_t n = read(errp[0], help, sizeof(help) - 1);
         CHECK(n > 0 && strstr(help, "C-a x") != NULL);
+        CHECK(n > 0 && strstr(help, "power-down request sent") != NULL);
     }
     struct termios after;
     tcgetattr(slave, &after);

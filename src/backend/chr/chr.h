@@ -53,7 +53,8 @@ static inline void chr_destroy(struct chr *c)
 
 /* The terminal backend: stdin/stdout. If stdin is a terminal it is put in raw mode (restored on
  * every exit path: normal exit, chr_destroy, fatal signals) and the QEMU escapes apply:
- * Ctrl-A x quits (calls on_quit), Ctrl-A h prints help, Ctrl-A Ctrl-A sends Ctrl-A; Ctrl-A c is
+ * Ctrl-A x quits (calls on_quit), Ctrl-A p calls the power-down callback (see
+ * chr_stdio_set_powerdown), Ctrl-A h prints help, Ctrl-A Ctrl-A sends Ctrl-A; Ctrl-A c is
  * not special. If stdin is not a terminal it is read as a plain byte stream, with no escapes;
  * EOF on stdin just stops input. A reader thread feeds the receiver.
  * Returns NULL with errno set on failure. */
@@ -62,6 +63,9 @@ struct chr *chr_stdio_create(void (*on_quit)(void *ctx), void *ctx);
  * log_max bytes) and to the one client connected to listen_fd (a bound, listening Unix socket,
  * owned from now on); the client's bytes are the guest's input. NULL with errno on failure. */
 struct chr *chr_sock_create(int listen_fd, const char *log_path, uint64_t log_max);
+/* Install (fn = NULL: remove) what Ctrl-A p calls, on the backend's reader thread; c must come
+ * from chr_stdio_create. */
+void chr_stdio_set_powerdown(struct chr *c, void (*fn)(void *ctx), void *ctx);
 /* Restore the terminal if this process changed it (async-signal-safe; idempotent). */
 void chr_stdio_restore_terminal(void);
 #endif

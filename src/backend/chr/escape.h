@@ -1,5 +1,6 @@
 /* Ctrl-A escapes of the terminal backend (QEMU-style), internal to src/backend/chr/ and exposed
- * for unit tests. Ctrl-A x quits, Ctrl-A h (or ?) prints help, Ctrl-A Ctrl-A sends one Ctrl-A.
+ * for unit tests. Ctrl-A x quits, Ctrl-A p asks the guest to power down, Ctrl-A h (or ?) prints
+ * help, Ctrl-A Ctrl-A sends one Ctrl-A.
  * Ctrl-A followed by any other byte (including 'c': there is no monitor) is not an escape: both
  * bytes go to the guest unchanged. */
 #ifndef VESSEL_BACKEND_CHR_ESCAPE_H
@@ -9,7 +10,7 @@
 
 #define CHR_ESCAPE_CHAR 0x01 /* Ctrl-A */
 
-enum chr_escape_event { CHR_ESC_NONE, CHR_ESC_QUIT, CHR_ESC_HELP };
+enum chr_escape_event { CHR_ESC_NONE, CHR_ESC_QUIT, CHR_ESC_HELP, CHR_ESC_POWERDOWN };
 
 struct chr_escape {
     bool armed; /* the previous byte was an unconsumed Ctrl-A */

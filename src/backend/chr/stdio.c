@@ -26,6 +26,7 @@
 const char chr_escape_help[] = "\r\n"
                                "C-a h    print this help\r\n"
                                "C-a x    exit vessel\r\n"
+                               "C-a p    ask the guest to power down (power key, Ctrl-Alt-Del)\r\n"
                                "C-a C-a  send C-a to the guest\r\n";
 
 unsigned chr_escape_feed(struct chr_escape *e, uint8_t ch, uint8_t out[2],
@@ -43,6 +44,7 @@ unsigned chr_escape_feed(struct chr_escape *e, uint8_t ch, uint8_t out[2],
     e->armed = false;
     switch (ch) {
     case 'x': *ev = CHR_ESC_QUIT; return 0;
+    case 'p': *ev = CHR_ESC_POWERDOWN; return 0;
     case 'h':
     case '?': *ev = CHR_ESC_HELP; return 0;
     case CHR_ESCAPE_CHAR: out[0] = CHR_ESCAPE_CHAR; return 1;
@@ -59,6 +61,8 @@ struct chr_stdio {
     bool tty;
     void (*on_quit)(void *ctx);
     void *ctx;
+    _Atomic(void (*)(void *)) on_powerdown; /* Ctrl-A p; set after create */
+    void *_Atomic powerdown_ctx;
     pthread_t thread;
     atomic_bool stop;
     bool free_on_exit; /* chr_destroy was called from on_quit, on the reader thread */
@@ -264,6 +268,11 @@ static void handle_input(struct chr_stdio *s, const uint8_t *in, size_t n)
             static const char msg[] = "\r\nvessel: terminated (C-a x)\r\n";
             write_all(STDERR_FILENO, (const uint8_t *)msg, sizeof(msg) - 1);
             if (s->on_quit) s->on_quit(s->ctx);
+        } else if (ev == CHR_ESC_POWERDOWN) {
+            static const char msg[] = "\r\nvessel: power-down request sent (C-a p)\r\n";
+            write_all(STDERR_FILENO, (const uint8_t *)msg, sizeof(msg) - 1);
+            void (*fn)(void *) = atomic_load(&s->on_powerdown);
+            if (fn) fn(atomic_load(&s->powerdown_ctx));
         }
     }
 }
@@ -399,4 +408,11 @@ struct chr *chr_stdio_create(void (*on_quit)(void *ctx), void *ctx)
         return NULL;
     }
     return &s->base;
+}
+
+void chr_stdio_set_powerdown(struct chr *c, void (*fn)(void *ctx), void *ctx)
+{
+    struct chr_stdio *s = (struct chr_stdio *)c;
+    atomic_store(&s->powerdown_ctx, ctx);
+    atomic_store(&s->on_powerdown, fn);
 }
