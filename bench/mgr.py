@@ -84,7 +84,7 @@ def wait_file_has(path, needle, timeout=120):
 
 def vm_rss_overhead(pid, ram_mib):
     """RSS not in the guest RAM mapping (the largest anonymous mapping of ram_mib)."""
-    total = ram = 0
+    total = ram = pss = pss_ram = anon = 0
     cur_size = 0
     with open(f"/proc/{pid}/smaps") as f:
         for line in f:
@@ -99,7 +99,14 @@ def vm_rss_overhead(pid, ram_mib):
                 total += kb
                 if cur_size == ram_mib << 20:
                     ram += kb
-    return (total - ram) / 1024.0, ram / 1024.0
+            elif parts[0] == "Pss:":
+                kb = int(parts[1])
+                pss += kb
+                if cur_size == ram_mib << 20:
+                    pss_ram += kb
+            elif parts[0] == "Anonymous:":
+                anon += int(parts[1])
+    return (total - ram) / 1024.0, ram / 1024.0, (pss - pss_ram) / 1024.0, (anon - ram) / 1024.0
 
 
 def main():
@@ -176,9 +183,10 @@ def main():
               f"{1e6 * rt[499]:.0f} us, p99 {1e6 * rt[989]:.0f} us (bar p99 < 1000 us)")
 
         info = json.loads(v("inspect", "m0").stdout)
-        over, ram = vm_rss_overhead(info["pid"], 128)
+        over, ram, pss, anon = vm_rss_overhead(info["pid"], 128)
         print(f"VM process RSS beyond touched guest memory: {over:.1f} MiB (guest RAM resident "
-              f"{ram:.1f} MiB; bar 20 MiB)")
+              f"{ram:.1f} MiB; bar 20 MiB); of it anonymous {anon:.1f} MiB; PSS beyond guest "
+              f"memory with 8 VMs sharing the libraries: {pss:.1f} MiB")
         for i in range(8):
             v("stop", f"m{i}", "--force")
     finally:
