@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -386,6 +387,90 @@ def test_pause(vessel):
         s.cleanup()
 
 
+def pty_session(argv, script, timeout=60):
+    """Run argv on a pty; script: list of (wait_for_text, bytes_to_send). Returns (rc, text)."""
+    import pty
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(argv[0], argv)
+    text = b""
+    end = time.time() + timeout
+    steps = list(script)
+    rc = None
+    while time.time() < end:
+        r, _, _ = select.select([fd], [], [], 0.1)
+        if r:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                break
+            text += chunk
+        if steps and steps[0][0].encode() in text:
+            os.write(fd, steps.pop(0)[1])
+        wpid, status = os.waitpid(pid, os.WNOHANG)
+        if wpid:
+            rc = os.waitstatus_to_exitcode(status)
+            break
+    if rc is None:
+        try:
+            wpid, status = os.waitpid(pid, 0) if not steps else (0, 0)
+            rc = os.waitstatus_to_exitcode(status) if wpid else None
+        except ChildProcessError:
+            pass
+        if rc is None:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+    os.close(fd)
+    return rc, text.decode(errors="replace")
+
+
+def test_console(vessel):
+    """start --attach on a terminal, a command, Ctrl-A d detaches and the VM runs on."""
+    s = Store(vessel)
+    try:
+        s.run("create", "t", "--memory", "128M")
+        rc, text = pty_session([vessel, "start", "t", "--attach", "--store", s.dir],
+                               [(MARKER, b""), ("# ", b"echo attach-$((20+22))\r"),
+                                ("attach-42", b"\x01d")], timeout=240)
+        check("console: start --attach shows the boot and runs a command", "attach-42" in text,
+              text[-300:])
+        check("console: Ctrl-A d detaches with status 0", rc == 0 and "detached" in text,
+              f"rc={rc} {text[-200:]}")
+        check("console: the VM runs on after detaching", s.list()["t"]["state"] == "running")
+        rc, text = pty_session([vessel, "console", "t", "--store", s.dir],
+                               [("attached", b"\recho again-$((1+1))\r"), ("again-2", b"\x01d")])
+        check("console: attach again", "again-2" in text and rc == 0, text[-300:])
+        r = s.run("logs", "t")
+        check("console: logs has the whole session", MARKER in r.stdout and "attach-42" in r.stdout
+              and "again-2" in r.stdout, r.stdout[-300:])
+        # logs -f follows new output
+        f = subprocess.Popen([vessel, "logs", "t", "-f", "--store", s.dir], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL)
+        out = bytearray()
+        threading.Thread(target=pump, args=(f.stdout, out), daemon=True).start()
+        time.sleep(0.5)
+        s.run("console", "t", input="echo follow-$((3*3))\n", timeout=20)
+        end = time.time() + 10
+        while b"follow-9" not in out and time.time() < end:
+            time.sleep(0.1)
+        f.kill()
+        f.wait()
+        check("console: logs -f follows", b"follow-9" in out)
+        # the guest clock does not run backwards across a pause
+        r1 = s.run("console", "t", input="cat /proc/uptime\n", timeout=20).stdout
+        s.run("pause", "t")
+        time.sleep(1.5)
+        s.run("resume", "t")
+        r2 = s.run("console", "t", input="cat /proc/uptime\n", timeout=20).stdout
+        u = [float(m) for m in re.findall(r"\n(\d+\.\d+) ", r1 + r2)]
+        check("console: guest uptime after a pause is later, never earlier",
+              len(u) >= 2 and u[-1] > u[0] + 1.0, str(u))
+    finally:
+        s.cleanup()
+
+
 def load_spec():
     try:
         import yaml
@@ -682,7 +767,7 @@ def test_debian_stop(vessel):
 
 TESTS = {"eight": test_eight, "admission": test_admission, "crash": test_crash,
          "pause": test_pause, "api": test_api, "config_file": test_config_file,
-         "bad_input": test_bad_input, "debian_stop": test_debian_stop}
+         "bad_input": test_bad_input, "console": test_console, "debian_stop": test_debian_stop}
 # systemd under the sanitizer build takes minutes to boot: the plain build only
 SLOW = {"debian_stop"}
 
