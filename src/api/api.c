@@ -167,6 +167,19 @@ static void flush_metrics(struct api_ctx *a, struct api_response *r)
     r->status = 204;
 }
 
+/* PUT /serial's serial_out_path: the guest's serial output goes to that file from boot on. */
+static int serial_to_file(struct api_ctx *a, char *err, size_t errlen)
+{
+    if (!a->serial_out[0]) return 0;
+    struct chr *c = chr_sock_create(-1, a->serial_out, UINT64_MAX / 2);
+    if (!c) {
+        snprintf(err, errlen, "serial_out_path %.300s: %s", a->serial_out, strerror(errno));
+        return -EINVAL;
+    }
+    vm_set_console(a->vm, c);
+    return 0;
+}
+
 static void put_actions(struct api_ctx *a, json_object *o, struct api_response *r)
 {
     json_object *v;
@@ -188,7 +201,8 @@ static void put_actions(struct api_ctx *a, json_object *o, struct api_response *
             snprintf(err, sizeof(err), "the VM has already been started");
         else if ((rc = vm_spec_to_options(&a->spec, &a->opts, a->cmdline, sizeof(a->cmdline), err,
                                           sizeof(err))) == 0 &&
-                 (!a->before_start || (rc = a->before_start(a, err, sizeof(err))) == 0))
+                 (!a->before_start || (rc = a->before_start(a, err, sizeof(err))) == 0) &&
+                 (rc = serial_to_file(a, err, sizeof(err))) == 0)
             rc = vm_start(a->vm, &a->opts, err, sizeof(err));
         pthread_mutex_unlock(&a->lock);
         if (rc)
@@ -346,6 +360,10 @@ static void put_serial(struct api_ctx *a, json_object *o, struct api_response *r
     json_object *v;
     const char *p =
         json_object_object_get_ex(o, "serial_out_path", &v) ? json_object_get_string(v) : "";
+    if (a->console_fixed) {
+        set_fault(r, 400, "serial: this VM's console goes to its console.log (vessel logs)");
+        return;
+    }
     if (strlen(p) >= sizeof(a->serial_out)) {
         set_fault(r, 400, "serial: serial_out_path too long");
         return;

@@ -22,6 +22,7 @@ struct api_ctx {
     bool logger_set, metrics_set;
     char metrics_path[VM_PATH_MAX];
     char serial_out[VM_PATH_MAX];
+    bool console_fixed; /* a stored VM: its console is console.log/console.sock (no PUT /serial) */
     /* Called by InstanceStart before the VM boots (admission, console); 0 or -errno + err. */
     int (*before_start)(struct api_ctx *a, char *err, size_t errlen);
     void *user;

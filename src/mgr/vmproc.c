@@ -149,6 +149,7 @@ static int setup_detached(struct vmproc *p, char *err, size_t errlen)
     }
     p->api.vm = p->vm;
     p->api.id = name;
+    p->api.console_fixed = true;
     p->srv = api_server_start(&p->api, afd, err, errlen);
     return p->srv ? 0 : -EIO;
 }

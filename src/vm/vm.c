@@ -24,6 +24,7 @@ struct vm {
     struct machine_config mc;
     struct chr *console;
     bool owns_console;
+    struct chr *serial; /* vm_set_console: owned, replaces console for the UART */
     struct gdbstub *gdb;
     unsigned boots;
     uint64_t started_ms;
@@ -84,6 +85,7 @@ struct vm *vm_new(struct chr *console, void (*on_state)(void *ctx, enum vm_state
 void vm_free(struct vm *vm)
 {
     if (!vm) return;
+    if (vm->serial) chr_destroy(vm->serial); /* before the console it takes input from */
     if (vm->owns_console) {
         atomic_store(&stdio_vm, NULL);
         chr_destroy(vm->console);
@@ -150,7 +152,7 @@ static int vm_boot(struct vm *vm, char *err, size_t errlen)
         log_info("gdb stub listening on 127.0.0.1:%d", vm->opts.gdb_port);
     }
     struct machine *m;
-    r = machine_create(&m, &vm->mc, vm->console, err, errlen);
+    r = machine_create(&m, &vm->mc, vm->serial ? vm->serial : vm->console, err, errlen);
     if (r < 0) {
         gdbstub_destroy(vm->gdb);
         vm->gdb = NULL;
@@ -190,7 +192,8 @@ static int vm_loop(struct vm *vm)
             log_info("guest reboot");
             char err[512];
             struct machine *nm;
-            int r = machine_create(&nm, &vm->mc, vm->console, err, sizeof(err));
+            int r = machine_create(&nm, &vm->mc, vm->serial ? vm->serial : vm->console, err,
+                                   sizeof(err));
             if (r < 0) {
                 fprintf(stderr, "vessel: %s\n", err);
                 return exit_status_for(r);
@@ -349,6 +352,18 @@ int vm_request_shutdown(struct vm *vm, char *err, size_t errlen)
         machine_request_powerdown(vm->m);
     pthread_mutex_unlock(&vm->lock);
     return r;
+}
+
+void vm_set_console(struct vm *vm, struct chr *c)
+{
+    /* keep the input of the console the vm was made with */
+    struct chr *split = chr_split_create(c, vm->console);
+    if (split) c = split;
+    pthread_mutex_lock(&vm->lock);
+    struct chr *old = vm->serial;
+    vm->serial = c;
+    pthread_mutex_unlock(&vm->lock);
+    if (old) chr_destroy(old);
 }
 
 void vm_quit(struct vm *vm)

@@ -62,6 +62,9 @@ int vm_resume(struct vm *vm, char *err, size_t errlen); /* -EBUSY unless running
 int vm_request_shutdown(struct vm *vm, char *err, size_t errlen);
 /* Stop at once (as Ctrl-A x): vm_run returns VM_EXIT_OK. Safe in any state. */
 void vm_quit(struct vm *vm);
+/* Before boot: the guest's serial output goes to c from now on (the vm owns it); input still
+ * comes from the console given to vm_new, which keeps serving its keys (Ctrl-A x). */
+void vm_set_console(struct vm *vm, struct chr *c);
 
 struct vm_info {
     enum vm_state state;

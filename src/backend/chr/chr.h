@@ -66,6 +66,9 @@ struct chr *chr_sock_create(int listen_fd, const char *log_path, uint64_t log_ma
 /* Install (fn = NULL: remove) what Ctrl-A p calls, on the backend's reader thread; c must come
  * from chr_stdio_create. */
 void chr_stdio_set_powerdown(struct chr *c, void (*fn)(void *ctx), void *ctx);
+/* Output to out, input from in (split.c): Firecracker's serial_out_path with stdin as input.
+ * Destroying it destroys out (owned) but not in. NULL on allocation failure. */
+struct chr *chr_split_create(struct chr *out, struct chr *in);
 /* Restore the terminal if this process changed it (async-signal-safe; idempotent). */
 void chr_stdio_restore_terminal(void);
 #endif
