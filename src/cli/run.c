@@ -2,6 +2,7 @@
 #include "cli/cli.h"
 #include "mgr/admit.h"
 #include "mgr/vmproc.h"
+#include "util/err.h"
 #include "util/log.h"
 #include "util/paths.h"
 #include "util/size.h"
@@ -11,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#define fail(err, errlen, ...) err_set(err, errlen, -EINVAL, __VA_ARGS__)
 
 #define DEFAULT_CPUS         1
 #define DEFAULT_MEMORY       (512ull << 20)
@@ -57,17 +60,6 @@ void cli_run_usage(FILE *out)
             "Exit status: 0 guest powered off, 1 host error, 2 bad arguments or files,\n"
             "3 the guest cannot continue, 4 the guest reported failure.\n",
             DEFAULT_CPUS, DEFAULT_CMDLINE, MACHINE_MAX_DISKS);
-}
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -EINVAL;
 }
 
 int host_limits_read(struct host_limits *l)
@@ -327,22 +319,10 @@ static int run_api(const struct run_args *a)
                              .no_reboot = a->vm.no_reboot};
     if (a->config_file) {
         char err[600];
-        char *txt;
-        int r = store_read_file(a->config_file, &txt, 1u << 20);
+        json_object *o;
+        int r = store_read_json(a->config_file, 1u << 20, &o, err, sizeof(err));
         if (r < 0) {
-            fprintf(stderr, "vessel run: --config-file %s: %s\n", a->config_file,
-                    r == -EFBIG ? "larger than 1 MiB" : strerror(-r));
-            return VM_EXIT_USAGE;
-        }
-        json_tokener *tok = json_tokener_new();
-        json_object *o = json_tokener_parse_ex(tok, txt, r);
-        enum json_tokener_error je = json_tokener_get_error(tok);
-        json_tokener_free(tok);
-        free(txt);
-        if (!o || je != json_tokener_success) {
-            json_object_put(o);
-            fprintf(stderr, "vessel run: --config-file %s: not valid JSON (%s)\n", a->config_file,
-                    json_tokener_error_desc(je));
+            fprintf(stderr, "vessel run: --config-file %s: %s\n", a->config_file, err);
             return VM_EXIT_USAGE;
         }
         r = vm_spec_from_json(&spec, o, err, sizeof(err));

@@ -1,5 +1,6 @@
 /* Resource admission (admit.h). */
 #include "mgr/admit.h"
+#include "util/err.h"
 #include "util/log.h"
 #include <dirent.h>
 #include <errno.h>
@@ -11,17 +12,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return code;
-}
 
 int host_info_read(struct host_info *h)
 {
@@ -57,16 +47,16 @@ int policy_load(const struct store *st, struct host_policy *p, char *err, size_t
 {
     policy_default(p);
     char path[3200];
-    if (policy_path(st, path, sizeof(path))) return fail(err, errlen, -ENAMETOOLONG, "path");
+    if (policy_path(st, path, sizeof(path))) return err_set(err, errlen, -ENAMETOOLONG, "path");
     char *txt;
     int r = store_read_file(path, &txt, 65536);
     if (r == -ENOENT) return 0;
-    if (r < 0) return fail(err, errlen, r, "cannot read %s: %s", path, strerror(-r));
+    if (r < 0) return err_set(err, errlen, r, "cannot read %s: %s", path, strerror(-r));
     json_object *o = json_tokener_parse(txt);
     free(txt);
     if (!o || !json_object_is_type(o, json_type_object)) {
         json_object_put(o);
-        return fail(err, errlen, -EINVAL, "%s is corrupt (not a JSON object)", path);
+        return err_set(err, errlen, -EINVAL, "%s is corrupt (not a JSON object)", path);
     }
     struct host_policy np = *p;
     r = 0;
@@ -84,7 +74,7 @@ int policy_load(const struct store *st, struct host_policy *p, char *err, size_t
                  json_object_get_int64(v) >= 0 && json_object_get_int64(v) <= (1ll << 40))
             np.reserve_mib = (uint64_t)json_object_get_int64(v);
         else {
-            r = fail(err, errlen, -EINVAL, "%s: bad or unknown entry '%s'", path, key);
+            r = err_set(err, errlen, -EINVAL, "%s: bad or unknown entry '%s'", path, key);
             break;
         }
     }
@@ -96,7 +86,7 @@ int policy_load(const struct store *st, struct host_policy *p, char *err, size_t
 int policy_save(const struct store *st, const struct host_policy *p, char *err, size_t errlen)
 {
     char path[3200];
-    if (policy_path(st, path, sizeof(path))) return fail(err, errlen, -ENAMETOOLONG, "path");
+    if (policy_path(st, path, sizeof(path))) return err_set(err, errlen, -ENAMETOOLONG, "path");
     json_object *o = json_object_new_object();
     json_object_object_add(o, "version", json_object_new_int(1));
     json_object_object_add(o, "cpu_overcommit", json_object_new_double(p->cpu_overcommit));
@@ -105,10 +95,10 @@ int policy_save(const struct store *st, const struct host_policy *p, char *err, 
     char *data;
     int r = asprintf(&data, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
     json_object_put(o);
-    if (r < 0) return fail(err, errlen, -ENOMEM, "out of memory");
+    if (r < 0) return err_set(err, errlen, -ENOMEM, "out of memory");
     r = store_write_file(path, data, strlen(data), 0600);
     free(data);
-    if (r < 0) return fail(err, errlen, r, "cannot write %s: %s", path, strerror(-r));
+    if (r < 0) return err_set(err, errlen, r, "cannot write %s: %s", path, strerror(-r));
     return 0;
 }
 
@@ -195,7 +185,7 @@ int admit_check(const struct store *st, const char *what, unsigned cpus, uint64_
     if (r) return r;
     struct host_info h;
     if (host_info_read(&h) < 0)
-        return fail(err, errlen, -EIO, "cannot read the host's memory from /proc/meminfo");
+        return err_set(err, errlen, -EIO, "cannot read the host's memory from /proc/meminfo");
     struct host_usage u;
     admit_usage(st, what, &u);
     double bcpu, bmem;
@@ -214,33 +204,33 @@ int admit_check(const struct store *st, const char *what, unsigned cpus, uint64_
     if (!cpu_short && !mem_short) {
         char av[32];
         fmt_gib(av, sizeof(av), (double)h.mem_available_mib);
-        return fail(err, errlen, -EBUSY,
-                    "%s needs %s of memory; the host has only %s available right now", what, need,
-                    av);
+        return err_set(err, errlen, -EBUSY,
+                       "%s needs %s of memory; the host has only %s available right now", what,
+                       need, av);
     }
     unsigned fc = (unsigned)(fcpu + 1e-9), bc = (unsigned)(bcpu + 1e-9);
-    return fail(err, errlen, -EBUSY,
-                "%s needs %u vCPU%s and %s; %u vCPU%s and %s are free of %u vCPU%s and %s "
-                "(%u VM%s running)",
-                what, cpus, cpus == 1 ? "" : "s", need, fc, fc == 1 ? "" : "s", free_, bc,
-                bc == 1 ? "" : "s", tot, u.vms, u.vms == 1 ? "" : "s");
+    return err_set(err, errlen, -EBUSY,
+                   "%s needs %u vCPU%s and %s; %u vCPU%s and %s are free of %u vCPU%s and %s "
+                   "(%u VM%s running)",
+                   what, cpus, cpus == 1 ? "" : "s", need, fc, fc == 1 ? "" : "s", free_, bc,
+                   bc == 1 ? "" : "s", tot, u.vms, u.vms == 1 ? "" : "s");
 }
 
 int admit_run_register(const struct store *st, unsigned cpus, uint64_t mem_mib, char *err,
                        size_t errlen)
 {
     char dir[3200], path[3300];
-    if (run_dir(st, dir, sizeof(dir))) return fail(err, errlen, -ENAMETOOLONG, "path");
+    if (run_dir(st, dir, sizeof(dir))) return err_set(err, errlen, -ENAMETOOLONG, "path");
     if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-        return fail(err, errlen, -errno, "cannot create %s: %s", dir, strerror(errno));
+        return err_set(err, errlen, -errno, "cannot create %s: %s", dir, strerror(errno));
     snprintf(path, sizeof(path), "%s/%d.json", dir, (int)getpid());
     int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) return fail(err, errlen, -errno, "cannot create %s: %s", path, strerror(errno));
+    if (fd < 0) return err_set(err, errlen, -errno, "cannot create %s: %s", path, strerror(errno));
     struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
     if (fcntl(fd, F_OFD_SETLK, &fl) < 0) {
         int e = errno;
         close(fd);
-        return fail(err, errlen, -e, "cannot lock %s: %s", path, strerror(e));
+        return err_set(err, errlen, -e, "cannot lock %s: %s", path, strerror(e));
     }
     char buf[128];
     int n = snprintf(buf, sizeof(buf), "{ \"cpus\": %u, \"mem_mib\": %llu }\n", cpus,
@@ -249,7 +239,7 @@ int admit_run_register(const struct store *st, unsigned cpus, uint64_t mem_mib, 
         int e = errno;
         close(fd);
         unlink(path);
-        return fail(err, errlen, -e, "cannot write %s", path);
+        return err_set(err, errlen, -e, "cannot write %s", path);
     }
     return fd;
 }

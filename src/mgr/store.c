@@ -1,5 +1,6 @@
 /* The VM store (store.h). */
 #include "mgr/store.h"
+#include "util/err.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -12,17 +13,6 @@
 #include <unistd.h>
 
 #define CONFIG_MAX (1u << 20) /* a config file is a few KB; refuse anything absurd */
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return code;
-}
 
 const char *store_state_name(enum store_vm_state s)
 {
@@ -67,10 +57,10 @@ int store_open(struct store *st, const char *dir, bool create, char *err, size_t
         else if (home && *home)
             n = snprintf(st->root, sizeof(st->root), "%s/.local/share/vessel", home);
         else
-            return fail(err, errlen, -ENOENT, "no store: set --store, VESSEL_STORE or HOME");
+            return err_set(err, errlen, -ENOENT, "no store: set --store, VESSEL_STORE or HOME");
     }
     if (n <= 0 || (size_t)n >= sizeof(st->root) - 256)
-        return fail(err, errlen, -ENAMETOOLONG, "store path too long");
+        return err_set(err, errlen, -ENAMETOOLONG, "store path too long");
     while (n > 1 && st->root[n - 1] == '/')
         st->root[--n] = 0;
     char vms[3100];
@@ -78,13 +68,13 @@ int store_open(struct store *st, const char *dir, bool create, char *err, size_t
     struct stat sb;
     if (stat(vms, &sb) == 0) {
         if (!S_ISDIR(sb.st_mode))
-            return fail(err, errlen, -ENOTDIR, "store %s: %s is not a directory", st->root, vms);
+            return err_set(err, errlen, -ENOTDIR, "store %s: %s is not a directory", st->root, vms);
         return 0;
     }
-    if (!create) return fail(err, errlen, -ENOENT, "store %s: no VMs here yet", st->root);
+    if (!create) return err_set(err, errlen, -ENOENT, "store %s: no VMs here yet", st->root);
     int r = mkdir_p(vms, 0700);
     if (r < 0)
-        return fail(err, errlen, r, "cannot create the store %s: %s", st->root, strerror(-r));
+        return err_set(err, errlen, r, "cannot create the store %s: %s", st->root, strerror(-r));
     return 0;
 }
 
@@ -215,6 +205,26 @@ int store_read_file(const char *path, char **out, size_t max)
     return (int)off;
 }
 
+int store_read_json(const char *path, size_t max, json_object **out, char *err, size_t errlen)
+{
+    char *txt;
+    int r = store_read_file(path, &txt, max);
+    if (r < 0)
+        return err_set(err, errlen, r, "%s",
+                       r == -EFBIG ? "larger than the limit for this file" : strerror(-r));
+    json_tokener *tok = json_tokener_new();
+    json_object *o = json_tokener_parse_ex(tok, txt, r);
+    enum json_tokener_error je = json_tokener_get_error(tok);
+    json_tokener_free(tok);
+    free(txt);
+    if (!o || je != json_tokener_success) {
+        json_object_put(o);
+        return err_set(err, errlen, -EINVAL, "not valid JSON: %s", json_tokener_error_desc(je));
+    }
+    *out = o;
+    return 0;
+}
+
 static int save_spec(const char *path, const struct vm_spec *spec)
 {
     json_object *o = vm_spec_to_json(spec, true);
@@ -235,15 +245,15 @@ int store_vm_create(const struct store *st, const char *name, const struct vm_sp
     char dir[4096], cfg[4096];
     if (store_vm_path(st, name, NULL, dir, sizeof(dir)) ||
         store_vm_path(st, name, "config.json", cfg, sizeof(cfg)))
-        return fail(err, errlen, -ENAMETOOLONG, "%s: store path too long", name);
+        return err_set(err, errlen, -ENAMETOOLONG, "%s: store path too long", name);
     if (mkdir(dir, 0700) < 0) {
-        if (errno == EEXIST) return fail(err, errlen, -EEXIST, "a VM named %s exists", name);
-        return fail(err, errlen, -errno, "cannot create %s: %s", dir, strerror(errno));
+        if (errno == EEXIST) return err_set(err, errlen, -EEXIST, "a VM named %s exists", name);
+        return err_set(err, errlen, -errno, "cannot create %s: %s", dir, strerror(errno));
     }
     int r = save_spec(cfg, spec);
     if (r < 0) {
         rmdir(dir);
-        return fail(err, errlen, r, "cannot write %s: %s", cfg, strerror(-r));
+        return err_set(err, errlen, r, "cannot write %s: %s", cfg, strerror(-r));
     }
     return 0;
 }
@@ -253,25 +263,17 @@ int store_vm_load(const struct store *st, const char *name, struct vm_spec *spec
 {
     char cfg[4096];
     if (store_vm_path(st, name, "config.json", cfg, sizeof(cfg)))
-        return fail(err, errlen, -ENAMETOOLONG, "%s: store path too long", name);
-    char *txt;
-    int r = store_read_file(cfg, &txt, CONFIG_MAX);
-    if (r == -ENOENT) return fail(err, errlen, r, "no VM named %s (see vessel list)", name);
-    if (r < 0) return fail(err, errlen, r, "VM %s: cannot read %s: %s", name, cfg, strerror(-r));
-    json_tokener *tok = json_tokener_new();
-    json_object *o = json_tokener_parse_ex(tok, txt, r);
-    enum json_tokener_error je = json_tokener_get_error(tok);
-    json_tokener_free(tok);
-    free(txt);
-    if (!o || je != json_tokener_success) {
-        json_object_put(o);
-        return fail(err, errlen, -EINVAL, "VM %s: %s is corrupt (not JSON: %s)", name, cfg,
-                    json_tokener_error_desc(je));
-    }
+        return err_set(err, errlen, -ENAMETOOLONG, "%s: store path too long", name);
+    json_object *o;
+    char e1[300];
+    int r = store_read_json(cfg, CONFIG_MAX, &o, e1, sizeof(e1));
+    if (r == -ENOENT) return err_set(err, errlen, r, "no VM named %s (see vessel list)", name);
+    if (r == -EINVAL) return err_set(err, errlen, r, "VM %s: %s is corrupt (%s)", name, cfg, e1);
+    if (r < 0) return err_set(err, errlen, r, "VM %s: cannot read %s: %s", name, cfg, e1);
     char e2[400];
     r = vm_spec_from_json(spec, o, e2, sizeof(e2));
     json_object_put(o);
-    if (r < 0) return fail(err, errlen, r, "VM %s: %s is invalid: %s", name, cfg, e2);
+    if (r < 0) return err_set(err, errlen, r, "VM %s: %s is invalid: %s", name, cfg, e2);
     return 0;
 }
 
@@ -280,9 +282,9 @@ int store_vm_save(const struct store *st, const char *name, const struct vm_spec
 {
     char cfg[4096];
     if (store_vm_path(st, name, "config.json", cfg, sizeof(cfg)))
-        return fail(err, errlen, -ENAMETOOLONG, "%s: store path too long", name);
+        return err_set(err, errlen, -ENAMETOOLONG, "%s: store path too long", name);
     int r = save_spec(cfg, spec);
-    if (r < 0) return fail(err, errlen, r, "cannot write %s: %s", cfg, strerror(-r));
+    if (r < 0) return err_set(err, errlen, r, "cannot write %s: %s", cfg, strerror(-r));
     return 0;
 }
 
@@ -319,12 +321,12 @@ int store_vm_remove(const struct store *st, const char *name, char *err, size_t 
 {
     char dir[4096];
     if (store_vm_path(st, name, NULL, dir, sizeof(dir)))
-        return fail(err, errlen, -ENAMETOOLONG, "%s: store path too long", name);
+        return err_set(err, errlen, -ENAMETOOLONG, "%s: store path too long", name);
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (dfd < 0) return fail(err, errlen, -errno, "no VM named %s", name);
+    if (dfd < 0) return err_set(err, errlen, -errno, "no VM named %s", name);
     int r = rm_tree_at(dfd);
     if (r == 0 && rmdir(dir) < 0) r = -errno;
-    if (r < 0) return fail(err, errlen, r, "cannot remove %s: %s", dir, strerror(-r));
+    if (r < 0) return err_set(err, errlen, r, "cannot remove %s: %s", dir, strerror(-r));
     return 0;
 }
 
@@ -428,16 +430,16 @@ int store_vm_lock(const struct store *st, const char *name, int *fd, char *err, 
 {
     char lockp[4096];
     if (store_vm_path(st, name, "vm.lock", lockp, sizeof(lockp)))
-        return fail(err, errlen, -ENAMETOOLONG, "%s: store path too long", name);
+        return err_set(err, errlen, -ENAMETOOLONG, "%s: store path too long", name);
     int f = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (f < 0) return fail(err, errlen, -errno, "%s: %s", lockp, strerror(errno));
+    if (f < 0) return err_set(err, errlen, -errno, "%s: %s", lockp, strerror(errno));
     struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
     if (fcntl(f, F_OFD_SETLK, &fl) < 0) {
         int e = errno;
         close(f);
         if (e == EAGAIN || e == EACCES)
-            return fail(err, errlen, -EBUSY, "VM %s is already running", name);
-        return fail(err, errlen, -e, "%s: cannot lock: %s", lockp, strerror(e));
+            return err_set(err, errlen, -EBUSY, "VM %s is already running", name);
+        return err_set(err, errlen, -e, "%s: cannot lock: %s", lockp, strerror(e));
     }
     *fd = f;
     return 0;
@@ -483,12 +485,12 @@ int store_lock(const struct store *st, char *err, size_t errlen)
     snprintf(p, sizeof(p), "%s/.lock", st->root);
     int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0)
-        return fail(err, errlen, -errno, "cannot lock the store %s: %s", p, strerror(errno));
+        return err_set(err, errlen, -errno, "cannot lock the store %s: %s", p, strerror(errno));
     while (flock(fd, LOCK_EX) < 0) {
         if (errno == EINTR) continue;
         int e = errno;
         close(fd);
-        return fail(err, errlen, -e, "cannot lock the store %s: %s", p, strerror(e));
+        return err_set(err, errlen, -e, "cannot lock the store %s: %s", p, strerror(e));
     }
     return fd;
 }

@@ -81,6 +81,9 @@ void store_unlock(int fd);
 /* Atomic file replacement: write to a temporary in the same directory, fsync, rename, fsync the
  * directory. 0 or -errno. */
 int store_write_file(const char *path, const char *data, size_t len, mode_t mode);
+/* Read and parse a JSON file of at most max bytes: 0 and *out (json_object_put it), or -errno
+ * with what went wrong in err (-EINVAL: not JSON). */
+int store_read_json(const char *path, size_t max, json_object **out, char *err, size_t errlen);
 /* Read a whole small file (at most max bytes, NUL-terminated); -EFBIG when larger. */
 int store_read_file(const char *path, char **out, size_t max);
 #endif

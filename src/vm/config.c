@@ -1,22 +1,14 @@
 /* VM configuration <-> JSON (Firecracker's FullVmConfiguration where they overlap). */
 #include "vm/config.h"
 #include "util/paths.h"
+#include "util/err.h"
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -EINVAL;
-}
+#define fail(err, errlen, ...) err_set(err, errlen, -EINVAL, __VA_ARGS__)
 
 void vm_spec_init(struct vm_spec *s)
 {

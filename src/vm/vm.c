@@ -1,5 +1,6 @@
 #include "vm/vm.h"
 #include "backend/block/block.h"
+#include "util/err.h"
 #include "vm/gdbstub.h"
 #include "util/log.h"
 #include <errno.h>
@@ -41,17 +42,6 @@ const char *vm_state_name(enum vm_state s)
     case VM_HALTED: return "halted";
     }
     return "?";
-}
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return code;
 }
 
 static void on_quit(void *ctx);
@@ -285,7 +275,7 @@ int vm_start(struct vm *vm, const struct vm_options *o, char *err, size_t errlen
     pthread_mutex_lock(&vm->lock);
     if (vm->state != VM_NOT_STARTED || vm->start_req) {
         pthread_mutex_unlock(&vm->lock);
-        return fail(err, errlen, -EBUSY, "the VM has already been started");
+        return err_set(err, errlen, -EBUSY, "the VM has already been started");
     }
     vm->opts = *o;
     vm->start_req = true;
@@ -295,7 +285,7 @@ int vm_start(struct vm *vm, const struct vm_options *o, char *err, size_t errlen
         pthread_cond_wait(&vm->cond, &vm->lock);
     int r = vm->start_result;
     if (r < 0) snprintf(err, errlen, "%s", vm->start_err);
-    if (r == 1) r = fail(err, errlen, -ECANCELED, "the VM was stopped while starting");
+    if (r == 1) r = err_set(err, errlen, -ECANCELED, "the VM was stopped while starting");
     pthread_mutex_unlock(&vm->lock);
     return r;
 }
@@ -316,7 +306,7 @@ int vm_pause(struct vm *vm, char *err, size_t errlen)
     if (vm->state != VM_RUNNING && vm->state != VM_PAUSED) {
         enum vm_state st = vm->state;
         pthread_mutex_unlock(&vm->lock);
-        return fail(err, errlen, -EBUSY, "the VM is %s", vm_state_name(st));
+        return err_set(err, errlen, -EBUSY, "the VM is %s", vm_state_name(st));
     }
     bool changed = vm->state == VM_RUNNING;
     if (changed && vm->m) pause_harts(vm->m, true);
@@ -332,7 +322,7 @@ int vm_resume(struct vm *vm, char *err, size_t errlen)
     if (vm->state != VM_RUNNING && vm->state != VM_PAUSED) {
         enum vm_state st = vm->state;
         pthread_mutex_unlock(&vm->lock);
-        return fail(err, errlen, -EBUSY, "the VM is %s", vm_state_name(st));
+        return err_set(err, errlen, -EBUSY, "the VM is %s", vm_state_name(st));
     }
     bool changed = vm->state == VM_PAUSED;
     if (changed && vm->m) pause_harts(vm->m, false);
@@ -347,7 +337,7 @@ int vm_request_shutdown(struct vm *vm, char *err, size_t errlen)
     pthread_mutex_lock(&vm->lock);
     int r = 0;
     if (vm->state != VM_RUNNING)
-        r = fail(err, errlen, -EBUSY, "the VM is %s", vm_state_name(vm->state));
+        r = err_set(err, errlen, -EBUSY, "the VM is %s", vm_state_name(vm->state));
     else if (vm->m)
         machine_request_powerdown(vm->m);
     pthread_mutex_unlock(&vm->lock);
