@@ -68,10 +68,16 @@ void store_names_free(char **names, int n);
 /* State from the lock and run.json; run (may be NULL) gets run.json for live or crashed VMs. */
 enum store_vm_state store_vm_state(const struct store *st, const char *name, struct store_run *run);
 
-/* The VM process side: take vm.lock (-EBUSY if another process holds it; the fd stays open for
- * the life of the process) and write/clear run.json. */
-int store_vm_lock(const struct store *st, const char *name, int *fd, char *err, size_t errlen);
-int store_run_write(const struct store *st, const char *name, const struct store_run *run);
+/* The VM process side: lock one byte of vm.lock (0: the VM process, 1: its monitor; -EBUSY if
+ * another process holds it; the fd stays open for the life of the process). A VM is live while
+ * any byte is locked. */
+int store_vm_lock(const struct store *st, const char *name, unsigned byte, int *fd, char *err,
+                  size_t errlen);
+/* run.json: created once (fd), then rewritten in place with store_run_put (no path calls, so
+ * it works inside the sandbox); removed by store_run_clear. */
+#define STORE_RUN_RECORD 1024
+int store_run_open(const struct store *st, const char *name);
+int store_run_put(int fd, const struct store_run *run);
 void store_run_clear(const struct store *st, const char *name);
 
 /* Store-wide lock (flock on STORE/.lock): returns an fd to pass to store_unlock, or -errno. */

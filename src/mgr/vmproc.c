@@ -11,13 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 struct vmproc {
     const struct vmproc_opts *o;
     struct store st;
     bool have_store;
-    int lock_fd, run_fd;
+    int lock_fd, run_fd, runjson_fd;
     struct store_run run;
     pthread_mutex_t run_lock; /* run.json writes */
     struct api_ctx api;
@@ -54,7 +55,7 @@ static void on_state(void *ctx, enum vm_state st)
     enum store_vm_state s = st == VM_PAUSED ? SVM_PAUSED : SVM_RUNNING;
     if (st != VM_HALTED && p->run.state != s) {
         p->run.state = s;
-        store_run_write(&p->st, p->o->name, &p->run);
+        store_run_put(p->runjson_fd, &p->run);
     }
     pthread_mutex_unlock(&p->run_lock);
 }
@@ -95,6 +96,12 @@ static void *signal_thread(void *arg)
     }
 }
 
+/* What outlives the VM process and needs the host's privileges to undo (the cgroup). */
+static void vmproc_after_exit(const char *name)
+{
+    (void)name;
+}
+
 static int listen_at(struct vmproc *p, const char *file, char *path, size_t len, int *dirfd,
                      char *err, size_t errlen)
 {
@@ -110,10 +117,8 @@ static int listen_at(struct vmproc *p, const char *file, char *path, size_t len,
 static int setup_detached(struct vmproc *p, char *err, size_t errlen)
 {
     const char *name = p->o->name;
-    int r = store_open(&p->st, p->o->store_dir, false, err, errlen);
-    if (r < 0) return r;
-    p->have_store = true;
-    if ((r = store_vm_lock(&p->st, name, &p->lock_fd, err, errlen)) < 0) return r;
+    int r;
+    if ((r = store_vm_lock(&p->st, name, 0, &p->lock_fd, err, errlen)) < 0) return r;
     if ((r = store_vm_load(&p->st, name, &p->api.spec, err, errlen)) < 0) return r;
     p->run = (struct store_run){.pid = getpid(),
                                 .state = SVM_STARTING,
@@ -122,7 +127,9 @@ static int setup_detached(struct vmproc *p, char *err, size_t errlen)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     p->run.started_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-    if ((r = store_run_write(&p->st, name, &p->run)) < 0) {
+    if ((p->runjson_fd = store_run_open(&p->st, name)) < 0 ||
+        (r = store_run_put(p->runjson_fd, &p->run)) < 0) {
+        r = p->runjson_fd < 0 ? p->runjson_fd : r;
         snprintf(err, errlen, "cannot write run.json: %s", strerror(-r));
         return r;
     }
@@ -181,13 +188,70 @@ static void unlink_sock(const char *path, int dirfd)
     if (dirfd >= 0) close(dirfd);
 }
 
+static void unlink_vm_file(const struct store *st, const char *name, const char *file)
+{
+    char path[4096];
+    if (store_vm_path(st, name, file, path, sizeof(path)) == 0) unlink(path);
+}
+
+/* Fork the VM process and stay behind as its monitor: hold byte 1 of vm.lock (the VM stays
+ * "live" until the clean-up is done), wait, then remove what the sandboxed VM process cannot
+ * (its sockets, run.json, its cgroup). A VM process killed by a signal keeps its run.json: the
+ * VM then shows as crashed. Returns the exit status in the monitor, -1 in the VM process. */
+static int monitor(struct vmproc *p)
+{
+    const char *name = p->o->name;
+    char err[600];
+    int mfd;
+    if (store_vm_lock(&p->st, name, 1, &mfd, err, sizeof(err)) < 0) {
+        report(p, "ERR %s\n", err);
+        return VM_EXIT_HOST_ERROR;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        report(p, "ERR cannot fork the VM process: %s\n", strerror(errno));
+        close(mfd);
+        return VM_EXIT_HOST_ERROR;
+    }
+    if (pid == 0) {
+        close(mfd); /* the monitor's lock is the monitor's */
+        return -1;
+    }
+    /* the VM process reports readiness; signals are for it, not for the monitor */
+    close(p->o->ready_fd);
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    unlink_vm_file(&p->st, name, "api.sock");
+    unlink_vm_file(&p->st, name, "console.sock");
+    bool crashed = WIFSIGNALED(status);
+    if (!crashed) store_run_clear(&p->st, name);
+    vmproc_after_exit(name);
+    close(mfd);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : VM_EXIT_HOST_ERROR;
+}
+
 int vmproc_run(const struct vmproc_opts *o)
 {
     static struct vmproc proc; /* one per process; large (the spec) */
     struct vmproc *p = &proc;
     memset(p, 0, sizeof(*p));
     p->o = o;
-    p->lock_fd = p->run_fd = p->api_dirfd = p->con_dirfd = -1;
+    p->lock_fd = p->run_fd = p->runjson_fd = p->api_dirfd = p->con_dirfd = -1;
+    if (o->name) {
+        /* a stored VM: a monitor process waits for the VM process and cleans up after it */
+        char err[600];
+        if (store_open(&p->st, o->store_dir, false, err, sizeof(err)) < 0) {
+            report(p, "ERR %s\n", err);
+            return VM_EXIT_USAGE;
+        }
+        p->have_store = true;
+        int st = monitor(p);
+        if (st >= 0) return st; /* the monitor, when the VM process is gone */
+    }
     pthread_mutex_init(&p->run_lock, NULL);
     pthread_mutex_init(&p->api.lock, NULL);
     p->api.user = p;
@@ -243,12 +307,10 @@ int vmproc_run(const struct vmproc_opts *o)
         pthread_join(st, NULL);
     }
     api_server_stop(p->srv);
-    unlink_sock(p->api_path, p->api_dirfd);
+    if (!o->name) unlink_sock(p->api_path, p->api_dirfd); /* a stored VM's monitor cleans up */
     if (p->console) chr_destroy(p->console);
-    if (o->name) unlink_sock(p->con_path, p->con_dirfd);
     vm_free(p->vm);
-    if (p->have_store && o->name && p->lock_fd >= 0) store_run_clear(&p->st, o->name);
-    if (p->have_store) admit_run_release(&p->st, p->run_fd);
+    if (p->have_store && !o->name) admit_run_release(&p->st, p->run_fd);
     if (p->lock_fd >= 0) close(p->lock_fd); /* last: the VM is stopped once this is gone */
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return status;

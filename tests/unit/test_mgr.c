@@ -158,9 +158,12 @@ TEST(store_state_from_lock)
     pid_t pid = fork();
     if (pid == 0) {
         int fd;
-        if (store_vm_lock(&st, "vm", &fd, err, sizeof(err)) < 0) _exit(1);
-        struct store_run run = {.pid = getpid(), .state = SVM_RUNNING, .cpus = 1, .mem_mib = 64};
-        store_run_write(&st, "vm", &run);
+        if (store_vm_lock(&st, "vm", 0, &fd, err, sizeof(err)) < 0) _exit(1);
+        struct store_run run = {.pid = getpid(), .state = SVM_PAUSED, .cpus = 1, .mem_mib = 64};
+        int rfd = store_run_open(&st, "vm");
+        if (rfd < 0 || store_run_put(rfd, &run) < 0) _exit(1);
+        run.state = SVM_RUNNING; /* rewritten in place */
+        if (store_run_put(rfd, &run) < 0) _exit(1);
         if (write(pfd[1], "x", 1) != 1) _exit(1);
         pause();
         _exit(0);
@@ -171,7 +174,11 @@ TEST(store_state_from_lock)
     CHECK_EQ(store_vm_state(&st, "vm", &run), SVM_RUNNING);
     CHECK_EQ(run.pid, pid);
     int fd;
-    CHECK_EQ(store_vm_lock(&st, "vm", &fd, err, sizeof(err)), -EBUSY);
+    CHECK_EQ(store_vm_lock(&st, "vm", 0, &fd, err, sizeof(err)), -EBUSY);
+    /* the monitor's byte is separate */
+    int mfd;
+    CHECK_EQ(store_vm_lock(&st, "vm", 1, &mfd, err, sizeof(err)), 0);
+    close(mfd);
     struct host_usage u;
     admit_usage(&st, NULL, &u);
     CHECK_EQ(u.vms, 1);
