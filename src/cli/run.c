@@ -3,6 +3,8 @@
 #include "util/log.h"
 #include "util/paths.h"
 #include "util/size.h"
+#include "vm/cgroup.h"
+#include "vm/sandbox.h"
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
@@ -42,6 +44,13 @@ void cli_run_usage(FILE *out)
             "  --gdb PORT         serve the GDB remote protocol on 127.0.0.1:PORT\n"
             "                     (gdb-multiarch: target remote :PORT)\n"
             "  --paused           with --gdb: wait for the debugger before running\n"
+            "  --no-sandbox       run without the sandbox (seccomp filter, no_new_privs,\n"
+            "                     closing inherited files, dropping root); for debugging\n"
+            "  --user NAME        as root, the user to run as after set-up (default: %s,\n"
+            "                     else %s)\n"
+            "  --cgroup NAME      run in its own cgroup NAME, limited to the guest's memory\n"
+            "                     plus vessel's overhead and to --cpus CPUs (root or a\n"
+            "                     delegated cgroup subtree)\n"
             "  --log-level LEVEL  error, warn (default), info, debug, trace (traps)\n"
             "  --log-file FILE    write log lines to FILE instead of stderr\n"
             "  -h, --help         show this help\n"
@@ -49,7 +58,8 @@ void cli_run_usage(FILE *out)
             "Console: Ctrl-A x quits, Ctrl-A h helps, Ctrl-A Ctrl-A sends Ctrl-A.\n"
             "Exit status: 0 guest powered off, 1 host error, 2 bad arguments or files,\n"
             "3 the guest cannot continue, 4 the guest reported failure.\n",
-            DEFAULT_CPUS, DEFAULT_CMDLINE, MACHINE_MAX_DISKS);
+            DEFAULT_CPUS, DEFAULT_CMDLINE, MACHINE_MAX_DISKS, SANDBOX_DEFAULT_USER,
+            SANDBOX_FALLBACK_USER);
 }
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -95,7 +105,10 @@ enum {
     OPT_LOG_FILE,
     OPT_GDB,
     OPT_PAUSED,
-    OPT_DISK
+    OPT_DISK,
+    OPT_NO_SANDBOX,
+    OPT_USER,
+    OPT_CGROUP
 };
 
 static const struct option run_options[] = {
@@ -112,6 +125,9 @@ static const struct option run_options[] = {
     {"gdb", required_argument, NULL, OPT_GDB},
     {"paused", no_argument, NULL, OPT_PAUSED},
     {"disk", required_argument, NULL, OPT_DISK},
+    {"no-sandbox", no_argument, NULL, OPT_NO_SANDBOX},
+    {"user", required_argument, NULL, OPT_USER},
+    {"cgroup", required_argument, NULL, OPT_CGROUP},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -206,6 +222,15 @@ int cli_run_parse(int argc, char **argv, const struct host_limits *lim, struct r
             if (r < 0) return r;
             break;
         }
+        case OPT_NO_SANDBOX: a->vm.no_sandbox = true; break;
+        case OPT_USER: a->vm.user = optarg; break;
+        case OPT_CGROUP:
+            if (!cgroup_name_valid(optarg))
+                return fail(err, errlen,
+                            "--cgroup %s: use 1 to 64 of A-Z a-z 0-9 _ . - (not starting with .)",
+                            optarg);
+            a->vm.cgroup = optarg;
+            break;
         case 'h': a->help = true; return 0;
         case ':':
             return fail(err, errlen, "option %s needs a value (see vessel run --help)",
@@ -301,6 +326,9 @@ int cli_run(int argc, char **argv)
         fprintf(stderr, "vessel: cannot read the host's resources from /proc/meminfo\n");
         return VM_EXIT_HOST_ERROR;
     }
+    /* Before anything is opened: what the process inherited, to be closed in the sandbox. */
+    int inherited[SANDBOX_MAX_FDS];
+    int ninh = sandbox_list_fds(inherited, SANDBOX_MAX_FDS);
     static struct run_args a;
     char err[512];
     if (cli_run_parse(argc, argv, &lim, &a, err, sizeof(err)) < 0) {
@@ -316,5 +344,12 @@ int cli_run(int argc, char **argv)
         return VM_EXIT_USAGE;
     }
     a.vm.machine.trace = log_current_level >= LOG_TRACE;
+    if (ninh < 0 || ninh > (int)(sizeof(a.vm.inherited_fds) / sizeof(a.vm.inherited_fds[0]))) {
+        fprintf(stderr, "vessel run: cannot list the open file descriptors (%d)\n", ninh);
+        return VM_EXIT_HOST_ERROR;
+    }
+    for (int i = 0; i < ninh; i++)
+        a.vm.inherited_fds[i] = inherited[i];
+    a.vm.ninherited = ninh;
     return vm_run(&a.vm);
 }

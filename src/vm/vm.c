@@ -1,6 +1,9 @@
 #include "vm/vm.h"
 #include "vm/gdbstub.h"
 #include "backend/block/block.h"
+#include "machine/loader.h"
+#include "vm/cgroup.h"
+#include "vm/sandbox.h"
 #include "util/log.h"
 #include <errno.h>
 #include <signal.h>
@@ -42,15 +45,84 @@ static int open_disks(const struct vm_options *o, struct machine_config *mc)
     return 0;
 }
 
+/* Boot images are opened once: a guest reboot reads them again through the open files, since
+ * the sandboxed process may not open anything. */
+static int open_images(const struct machine_config *mc, struct loader_file img[MACHINE_NIMG])
+{
+    const char *paths[MACHINE_NIMG] = {mc->firmware, mc->kernel, mc->initrd};
+    const char *what[MACHINE_NIMG] = {"firmware", "kernel", "initrd"};
+    for (unsigned i = 0; i < MACHINE_NIMG; i++) {
+        char err[LOADER_ERR_LEN];
+        img[i] = (struct loader_file){.fd = -1};
+        if (!paths[i]) continue;
+        int r = loader_file_open(&img[i], paths[i], what[i], (size_t)mc->ram_size, err);
+        if (r < 0) {
+            for (unsigned j = 0; j < i; j++)
+                loader_file_close(&img[j]);
+            fprintf(stderr, "vessel: %s\n", err);
+            return r == -ENOMEM ? VM_EXIT_HOST_ERROR : VM_EXIT_USAGE;
+        }
+    }
+    return 0;
+}
+
+static int hart_thread_sandbox(void)
+{
+    return sandbox_enter_thread(SANDBOX_THREAD_HART);
+}
+
 int vm_run(const struct vm_options *o)
 {
+    if (o->cgroup) {
+        char err[512];
+        /* Not fatal: the VM runs without limits and says so once. */
+        if (cgroup_enter(o->cgroup, o->machine.ram_size, o->machine.cpus, err, sizeof(err)) < 0)
+            fprintf(stderr, "vessel: %s\n", err);
+    }
     struct machine_config mc = o->machine;
     mc.ndisks = 0;
     int dr = open_disks(o, &mc);
     if (dr) return dr;
+    struct loader_file img[MACHINE_NIMG];
+    dr = open_images(&mc, img);
+    if (dr) {
+        close_disks(&mc);
+        return dr;
+    }
+    for (unsigned i = 0; i < MACHINE_NIMG; i++)
+        mc.images[i] = img[i].fd >= 0 || img[i].data ? &img[i] : NULL;
+    if (!o->no_sandbox) mc.hart_thread_init = hart_thread_sandbox;
     int status = vm_run_machine(o, &mc);
     close_disks(&mc);
+    for (unsigned i = 0; i < MACHINE_NIMG; i++)
+        loader_file_close(&img[i]);
     return status;
+}
+
+/* Everything is open (disks, images, console, gdb socket, guest RAM): keep what is open now
+ * except what the process inherited, and enter the sandbox. */
+static int enter_sandbox(const struct vm_options *o)
+{
+    static int fds[SANDBOX_MAX_FDS], keep[SANDBOX_MAX_FDS];
+    int n = sandbox_list_fds(fds, SANDBOX_MAX_FDS);
+    if (n < 0) {
+        fprintf(stderr, "vessel: sandbox: listing file descriptors: %s\n", strerror(-n));
+        return -1;
+    }
+    size_t nkeep = 0;
+    for (int i = 0; i < n; i++) {
+        bool inherited = false;
+        for (int j = 0; j < o->ninherited; j++)
+            if (o->inherited_fds[j] == fds[i]) inherited = true;
+        if (!inherited) keep[nkeep++] = fds[i];
+    }
+    struct sandbox_opts so = {.user = o->user, .keep_fds = keep, .nkeep = nkeep};
+    char err[512];
+    if (sandbox_enter(&so, err, sizeof(err)) < 0) {
+        fprintf(stderr, "vessel: %s (--no-sandbox runs without it)\n", err);
+        return -1;
+    }
+    return 0;
 }
 
 static int vm_run_machine(const struct vm_options *o, const struct machine_config *mc)
@@ -81,6 +153,12 @@ static int vm_run_machine(const struct vm_options *o, const struct machine_confi
             chr_destroy(console);
             fprintf(stderr, "vessel: %s\n", err);
             return (r == -ENOMEM || r == -EEXIST) ? VM_EXIT_HOST_ERROR : VM_EXIT_USAGE;
+        }
+        if (first && !o->no_sandbox && enter_sandbox(o) < 0) {
+            machine_destroy(m);
+            gdbstub_destroy(gdb);
+            chr_destroy(console);
+            return VM_EXIT_HOST_ERROR;
         }
         current_machine = m;
         if (gdb) gdbstub_attach(gdb, m, first && o->paused);

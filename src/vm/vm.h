@@ -24,6 +24,13 @@ struct vm_options {
     bool no_reboot;
     int gdb_port; /* 0: no debugger stub */
     bool paused;  /* with gdb_port: wait for the debugger before running */
+    /* Sandbox (vm/sandbox.h): on unless no_sandbox. user: who root becomes (NULL: default).
+     * inherited_fds: fds open when the process started, closed on entering the sandbox. */
+    bool no_sandbox;
+    const char *user;
+    int inherited_fds[64];
+    int ninherited;
+    const char *cgroup; /* NULL: none; else the VM's cgroup name (vm/cgroup.h) */
 };
 
 /* Run until the guest powers off (or fails); returns a VM_EXIT_* status. Prints one line on
