@@ -464,6 +464,9 @@ int sandbox_enter(const struct sandbox_opts *o, char *err, size_t errlen)
     r = sandbox_close_fds_except(o->keep_fds, o->nkeep);
     if (r < 0) return fail(err, errlen, -r, "sandbox: closing file descriptors: %s", strerror(-r));
     if (drop && (r = drop_user(name, uid, gid, err, errlen)) < 0) return r;
+    /* glibc reads /etc/localtime on the first time conversion (libmicrohttpd's Date header):
+     * do it now, while open is allowed. */
+    tzset();
     r = test_hook_arm(err, errlen);
     if (r < 0) return r;
     scmp_filter_ctx ctx;
