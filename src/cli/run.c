@@ -7,6 +7,7 @@
 #include "vm/sandbox.h"
 #include <errno.h>
 #include <getopt.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -252,6 +253,14 @@ int cli_run_parse(int argc, char **argv, const struct host_limits *lim, struct r
             return fail(err, errlen, "--gdb %s: expected a TCP port from 1 to 65535", gdb_s);
         a->vm.gdb_port = (int)v;
     }
+    if (a->vm.user && a->vm.no_sandbox)
+        return fail(err, errlen, "--user needs the sandbox (it is dropped with --no-sandbox)");
+    if (a->vm.user) {
+        struct passwd *pw = getpwnam(a->vm.user);
+        if (!pw) return fail(err, errlen, "--user %s: no such user", a->vm.user);
+        if (pw->pw_uid == 0 || pw->pw_gid == 0)
+            return fail(err, errlen, "--user %s: an unprivileged user is needed", a->vm.user);
+    }
     if (a->vm.paused && !a->vm.gdb_port)
         return fail(err, errlen, "--paused needs --gdb PORT (nothing could resume the guest)");
 
@@ -344,6 +353,8 @@ int cli_run(int argc, char **argv)
         return VM_EXIT_USAGE;
     }
     a.vm.machine.trace = log_current_level >= LOG_TRACE;
+    if (a.vm.user && geteuid() != 0)
+        log_warn("--user %s: ignored, vessel is not running as root", a.vm.user);
     if (ninh < 0 || ninh > (int)(sizeof(a.vm.inherited_fds) / sizeof(a.vm.inherited_fds[0]))) {
         fprintf(stderr, "vessel run: cannot list the open file descriptors (%d)\n", ninh);
         return VM_EXIT_HOST_ERROR;

@@ -221,6 +221,14 @@ static int allow_common(scmp_filter_ctx ctx)
     ALLOW_IF(ctx, ioctl, 1, SCMP_A1(SCMP_CMP_EQ, TCSETSW));
     ALLOW_IF(ctx, ioctl, 1, SCMP_A1(SCMP_CMP_EQ, TCSETSF));
     ALLOW(ctx, io_uring_enter); /* block requests are submitted on the hart's thread */
+#ifndef SANDBOX_ASAN
+    /* Opening a file fails (EACCES) instead of killing: glibc's malloc reads
+     * /proc/sys/vm/overcommit_memory the first time it shrinks a thread's heap, on any thread,
+     * and copes with a failed open (it then never unmaps heap tails, only discards them). */
+    int e = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(openat), 0);
+    if (e == 0) e = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(open), 0);
+    if (e < 0) return e;
+#endif
 #ifdef SANDBOX_ASAN
     /* The sanitizer runtime: its reports read /proc/self/maps and symbolize, and its allocator
      * maps and tracks memory on its own. Only in the ASan build. */
