@@ -185,6 +185,8 @@ static int allow_common(scmp_filter_ctx ctx)
     ALLOW(ctx, getrandom); /* virtio-rng (on the notifying hart) and the device tree seed */
     ALLOW(ctx, madvise);
     ALLOW(ctx, munmap);
+    /* malloc counts CPUs once more than 8 arenas exist (a thread's first allocation) */
+    ALLOW(ctx, sched_getaffinity);
     ALLOW(ctx, brk);
     /* Never a mapping both writable and executable: a guest with a write primitive must not
      * get a place to put host code. PROT_EXEC alone (dlopen) is not needed after set-up. */
@@ -237,7 +239,6 @@ static int allow_common(scmp_filter_ctx ctx)
     ALLOW(ctx, readlink);
     ALLOW(ctx, readlinkat);
     ALLOW(ctx, prctl);
-    ALLOW(ctx, sched_getaffinity);
     ALLOW(ctx, getrlimit);
     ALLOW(ctx, prlimit64);
     ALLOW(ctx, pipe2);
@@ -285,7 +286,6 @@ static int allow_process(scmp_filter_ctx ctx)
     if (e < 0) return e;
     ALLOW(ctx, set_robust_list);
     ALLOW(ctx, rseq);
-    ALLOW(ctx, sched_getaffinity);
     ALLOW(ctx, poll);
     ALLOW(ctx, ppoll);
     ALLOW(ctx, select);
