@@ -98,6 +98,14 @@ for t in /proc/$P/task/*; do
     [ "$(status_field "$P/task/${t##*/}" Seccomp_filters)" = 2 ] && nhart=$((nhart + 1))
 done
 check hart_filters '[ $nhart -eq 2 ]' "$nhart threads with 2 filters, expected the 2 harts"
+# Threads started before the sandbox (console reader, block I/O, RTC) got it too (TSYNC).
+loose=
+for t in /proc/$P/task/*; do
+    tid=${t##*/}
+    [ "$(status_field "$P/task/$tid" Seccomp)" = 2 ] && [ "$(status_field "$P/task/$tid" NoNewPrivs)" = 1 ] ||
+        loose="$loose $tid($(cat "$t/comm"))"
+done
+check all_threads_filtered '[ -z "$loose" ] && [ $(ls /proc/$P/task | wc -l) -ge 4 ]' "threads without the filter:$loose"
 check inherited_fd_closed '[ ! -e /proc/$P/fd/9 ]' "fd 9 (inherited) still open: $(readlink /proc/$P/fd/9)"
 check images_kept_open 'ls -l /proc/$P/fd/ | grep -q /Image' "the kernel image is not held open (reboot cannot reload it)"
 if [ "$(id -u)" = 0 ]; then
