@@ -2,6 +2,7 @@
 #ifndef VESSEL_VM_VM_H
 #define VESSEL_VM_VM_H
 #include "machine/machine.h"
+#include "vm/sandbox.h"
 
 /* Process exit statuses of `vessel run`. */
 #define VM_EXIT_OK         0 /* guest powered off (or rebooted with no_reboot) */
@@ -28,7 +29,7 @@ struct vm_options {
      * inherited_fds: fds open when the process started, closed on entering the sandbox. */
     bool no_sandbox;
     const char *user;
-    int inherited_fds[64];
+    int inherited_fds[SANDBOX_MAX_FDS];
     int ninherited;
     const char *cgroup; /* NULL: none; else the VM's cgroup name (vm/cgroup.h) */
 };
