@@ -165,7 +165,36 @@ check no_sandbox '[ "$(status_field $VM_PID_C Seccomp)" = 0 ] && [ "$(status_fie
 kill "$VM_PID_C" 2>/dev/null
 wait "$VM_PID_C" 2>/dev/null
 
-# ---- 5. the REST API's libraries (libmicrohttpd epoll thread + json-c) inside the filter ----
+# ---- 5. not root: the sandbox without the uid drop; the cgroup reason said once ----
+CACHE=${VESSEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vessel}/guest/default
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null && [ -f "$CACHE/Image" ]; then
+    U=$TMP/unpriv
+    mkdir -p "$U"
+    cp "$VESSEL" "$CACHE/Image" "$CACHE/fw_dynamic.bin" "$CACHE/initramfs.cpio.gz" "$U/"
+    chmod 755 "$TMP" "$U"
+    chmod 644 "$U"/*
+    chmod 755 "$U/${VESSEL##*/}"
+    mkfifo "$U/in"
+    chmod 666 "$U/in"
+    setpriv --reuid 65534 --regid 65534 --clear-groups "$U/${VESSEL##*/}" run \
+        --firmware "$U/fw_dynamic.bin" --kernel "$U/Image" --initrd "$U/initramfs.cpio.gz" \
+        --cgroup "sbtest-np-$$" <"$U/in" >"$TMP/D.log" 2>&1 &
+    DP=$!
+    PIDS+=("$DP")
+    exec {DFD}>"$U/in"
+    wait_for "$TMP/D.log" "$MARKER" "$BOOT_TIMEOUT"
+    check unpriv_sandbox '[ "$(status_field $DP Seccomp)" = 2 ] && [ "$(status_field $DP NoNewPrivs)" = 1 ] && [ "$(awk '\''$1 == "Uid:" {print $2}'\'' /proc/$DP/status)" = 65534 ]' \
+        "Seccomp $(status_field $DP Seccomp), NoNewPrivs $(status_field $DP NoNewPrivs)"
+    check unpriv_cgroup_reason '[ "$(grep -c "cgroup limits not enforced" "$TMP/D.log")" = 1 ]' \
+        "expected one line saying why: $(grep -a cgroup "$TMP/D.log")"
+    echo "poweroff -f" >&"$DFD"
+    wait "$DP"
+    rc=$?
+    check unpriv_poweroff '[ $rc = 0 ]' "exit status $rc"
+    exec {DFD}>&-
+fi
+
+# ---- 6. the REST API's libraries (libmicrohttpd epoll thread + json-c) inside the filter ----
 PROBE=$TMP/mhd_probe
 case $VESSEL in *-asan) B=asan EXTRA="-fsanitize=address,undefined" ;; *) B=rel EXTRA= ;; esac
 if make -s -C "$ROOT" "build/$B/src/vm/sandbox.o" "build/$B/src/util/log.o" >/dev/null &&
