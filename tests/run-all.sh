@@ -83,6 +83,9 @@ run_suite hostile python3 tests/hostile/run.py ./vessel ./vessel-asan
 # The Debian root disk: systemd to a login prompt, files, apt, fio, poweroff, persistence.
 run_suite disk python3 tests/guest/run_disk.py ./vessel
 run_suite gdb tests/gdb/run.sh ./vessel
+# VM process isolation: seccomp, no_new_privs, fds, uid drop, cgroup limits, the kill hook.
+run_suite sandbox tests/sandbox/run.sh ./vessel
+run_suite sandbox-asan tests/sandbox/run.sh ./vessel-asan
 # C sources as clang-format writes them.
 run_suite format bash -c 'if make -s format-check; then echo "format: 1 passed, 0 failed"; else echo "format: 0 passed, 1 failed"; fi'
 # Every libFuzzer harness, a bounded time each (FUZZ_SECONDS, default 10).

@@ -3,6 +3,7 @@
 #include "util/log.h"
 #include "util/version.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -131,11 +132,12 @@ static json_object *info_json(struct api_ctx *a)
     json_object_object_add(o, "instructions", json_object_new_int64((int64_t)vi.instret_total));
     /* the process's memory: what the guest touched plus vessel's own */
     long rss_pages = 0;
-    FILE *f = fopen("/proc/self/statm", "re");
-    if (f) {
+    char sb[128];
+    ssize_t n = a->statm_fd >= 0 ? pread(a->statm_fd, sb, sizeof(sb) - 1, 0) : -1;
+    if (n > 0) {
         long size;
-        if (fscanf(f, "%ld %ld", &size, &rss_pages) != 2) rss_pages = 0;
-        fclose(f);
+        sb[n] = 0;
+        if (sscanf(sb, "%ld %ld", &size, &rss_pages) != 2) rss_pages = 0;
     }
     json_object_object_add(o, "rss_bytes",
                            json_object_new_int64((int64_t)rss_pages * sysconf(_SC_PAGESIZE)));
@@ -153,18 +155,18 @@ static void flush_metrics(struct api_ctx *a, struct api_response *r)
         set_fault(r, 400, "the metrics system is not configured (PUT /metrics first)");
         return;
     }
-    FILE *f = fopen(a->metrics_path, "ae");
-    if (!f) {
-        set_fault(r, 400, "cannot open %s: %s", a->metrics_path, strerror(errno));
-        return;
-    }
     json_object *o = info_json(a);
     json_object_object_add(o, "utc_timestamp_ms",
                            json_object_new_int64((int64_t)now_ms(CLOCK_REALTIME)));
-    fprintf(f, "%s\n", json_object_to_json_string(o));
+    pthread_mutex_lock(&a->lock);
+    int w = fprintf(a->metrics, "%s\n", json_object_to_json_string(o));
+    int fl = fflush(a->metrics);
+    pthread_mutex_unlock(&a->lock);
     json_object_put(o);
-    fclose(f);
-    r->status = 204;
+    if (w < 0 || fl != 0)
+        set_fault(r, 400, "cannot write the metrics to %s", a->metrics_path);
+    else
+        r->status = 204;
 }
 
 /* PUT /serial's serial_out_path: the guest's serial output goes to that file from boot on. */
@@ -323,13 +325,14 @@ static void put_metrics(struct api_ctx *a, json_object *o, struct api_response *
         set_fault(r, 400, "metrics: already configured");
         return;
     }
+    /* opened now and kept: after boot the VM process is sandboxed and opens nothing */
     FILE *f = fopen(p, "ae");
     if (!f) {
         pthread_mutex_unlock(&a->lock);
         set_fault(r, 400, "metrics: cannot open %s: %s", p, strerror(errno));
         return;
     }
-    fclose(f);
+    a->metrics = f;
     strcpy(a->metrics_path, p);
     a->metrics_set = true;
     pthread_mutex_unlock(&a->lock);
@@ -494,10 +497,14 @@ void api_handle(struct api_ctx *a, const char *method, const char *path, const c
         put_actions(a, o, r);
     } else if (!strcmp(p, "/vm")) {
         patch_vm(a, o, r);
-    } else if (!strcmp(p, "/logger")) {
-        put_logger(a, o, r);
-    } else if (!strcmp(p, "/metrics")) {
-        put_metrics(a, o, r);
+    } else if (!strcmp(p, "/logger") || !strcmp(p, "/metrics")) {
+        /* pre-boot only (as Firecracker): the files are opened before the sandbox */
+        if (!preboot(a))
+            set_fault(r, 400, "the operation is not allowed after the VM has started");
+        else if (!strcmp(p, "/logger"))
+            put_logger(a, o, r);
+        else
+            put_metrics(a, o, r);
     } else if (!strcmp(p, "/entropy")) {
         if (preboot(a))
             put_entropy(o, r);
@@ -615,6 +622,7 @@ struct api_server *api_server_start(struct api_ctx *a, int listen_fd, char *err,
         return NULL;
     }
     s->a = a;
+    a->statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
     s->d = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, 0, NULL, NULL, on_request, s,
         MHD_OPTION_LISTEN_SOCKET, listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
@@ -635,6 +643,10 @@ void api_server_stop(struct api_server *s)
     int fd = MHD_quiesce_daemon(s->d);
     MHD_stop_daemon(s->d);
     if (fd >= 0) close(fd);
+    if (s->a->statm_fd >= 0) close(s->a->statm_fd);
+    s->a->statm_fd = -1;
+    if (s->a->metrics) fclose(s->a->metrics);
+    s->a->metrics = NULL;
     free(s);
 }
 

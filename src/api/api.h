@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #define API_MAX_BODY 51200 /* Firecracker's default http_api_max_payload_size */
 
@@ -20,6 +21,8 @@ struct api_ctx {
     char cmdline[VM_CMDLINE_MAX + 64];
     struct vm_options opts; /* what InstanceStart booted (points into spec and cmdline) */
     bool logger_set, metrics_set;
+    FILE *metrics; /* PUT /metrics: opened then, kept (the sandbox opens nothing later) */
+    int statm_fd;  /* /proc/self/statm, opened by api_server_start (-1: none) */
     char metrics_path[VM_PATH_MAX];
     char serial_out[VM_PATH_MAX];
     bool console_fixed; /* a stored VM: its console is console.log/console.sock (no PUT /serial) */

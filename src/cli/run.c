@@ -1,13 +1,17 @@
 /* vessel run: boot a VM in the foreground, its console on this terminal. */
 #include "cli/cli.h"
 #include "mgr/admit.h"
+#include "mgr/supervise.h"
 #include "mgr/vmproc.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/paths.h"
 #include "util/size.h"
+#include "vm/cgroup.h"
+#include "vm/sandbox.h"
 #include <errno.h>
 #include <getopt.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +51,13 @@ void cli_run_usage(FILE *out)
             "  --gdb PORT         serve the GDB remote protocol on 127.0.0.1:PORT\n"
             "                     (gdb-multiarch: target remote :PORT)\n"
             "  --paused           with --gdb: wait for the debugger before running\n"
+            "  --no-sandbox       run without the sandbox (seccomp filter, no_new_privs,\n"
+            "                     closing inherited files, dropping root); for debugging\n"
+            "  --user NAME        as root, the user to run as after set-up (default: %s,\n"
+            "                     else %s)\n"
+            "  --cgroup NAME      run in its own cgroup NAME, limited to the guest's memory\n"
+            "                     plus vessel's overhead and to --cpus CPUs (root or a\n"
+            "                     delegated cgroup subtree)\n"
             "  --api-sock PATH    serve the REST API (Firecracker-compatible) on this Unix\n"
             "                     socket and wait for the configuration and InstanceStart\n"
             "  --config-file FILE boot the configuration in FILE (Firecracker's JSON format)\n"
@@ -59,7 +70,8 @@ void cli_run_usage(FILE *out)
             "Ctrl-A Ctrl-A sends Ctrl-A.\n"
             "Exit status: 0 guest powered off, 1 host error, 2 bad arguments or files,\n"
             "3 the guest cannot continue, 4 the guest reported failure.\n",
-            DEFAULT_CPUS, DEFAULT_CMDLINE, MACHINE_MAX_DISKS);
+            DEFAULT_CPUS, DEFAULT_CMDLINE, MACHINE_MAX_DISKS, SANDBOX_DEFAULT_USER,
+            SANDBOX_FALLBACK_USER);
 }
 
 int host_limits_read(struct host_limits *l)
@@ -95,6 +107,9 @@ enum {
     OPT_GDB,
     OPT_PAUSED,
     OPT_DISK,
+    OPT_NO_SANDBOX,
+    OPT_USER,
+    OPT_CGROUP,
     OPT_API_SOCK,
     OPT_CONFIG_FILE,
     OPT_STORE
@@ -114,6 +129,9 @@ static const struct option run_options[] = {
     {"gdb", required_argument, NULL, OPT_GDB},
     {"paused", no_argument, NULL, OPT_PAUSED},
     {"disk", required_argument, NULL, OPT_DISK},
+    {"no-sandbox", no_argument, NULL, OPT_NO_SANDBOX},
+    {"user", required_argument, NULL, OPT_USER},
+    {"cgroup", required_argument, NULL, OPT_CGROUP},
     {"api-sock", required_argument, NULL, OPT_API_SOCK},
     {"config-file", required_argument, NULL, OPT_CONFIG_FILE},
     {"store", required_argument, NULL, OPT_STORE},
@@ -214,6 +232,15 @@ int cli_run_parse(int argc, char **argv, const struct host_limits *lim, struct r
             if (r < 0) return r;
             break;
         }
+        case OPT_NO_SANDBOX: a->vm.no_sandbox = true; break;
+        case OPT_USER: a->vm.user = optarg; break;
+        case OPT_CGROUP:
+            if (!cgroup_name_valid(optarg))
+                return fail(err, errlen,
+                            "--cgroup %s: use 1 to 64 of A-Z a-z 0-9 _ . - (not starting with .)",
+                            optarg);
+            a->vm.cgroup = optarg;
+            break;
         case 'h': a->help = true; return 0;
         case ':':
             return fail(err, errlen, "option %s needs a value (see vessel run --help)",
@@ -244,6 +271,14 @@ int cli_run_parse(int argc, char **argv, const struct host_limits *lim, struct r
         if (errno || end == gdb_s || *end || v < 1 || v > 65535)
             return fail(err, errlen, "--gdb %s: expected a TCP port from 1 to 65535", gdb_s);
         a->vm.gdb_port = (int)v;
+    }
+    if (a->vm.user && a->vm.no_sandbox)
+        return fail(err, errlen, "--user needs the sandbox (it is dropped with --no-sandbox)");
+    if (a->vm.user) {
+        struct passwd *pw = getpwnam(a->vm.user);
+        if (!pw) return fail(err, errlen, "--user %s: no such user", a->vm.user);
+        if (pw->pw_uid == 0 || pw->pw_gid == 0)
+            return fail(err, errlen, "--user %s: an unprivileged user is needed", a->vm.user);
     }
     if (a->vm.paused && !a->vm.gdb_port)
         return fail(err, errlen, "--paused needs --gdb PORT (nothing could resume the guest)");
@@ -316,7 +351,8 @@ static int run_api(const struct run_args *a)
                              .ready_fd = -1,
                              .api_sock = a->api_sock,
                              .overcommit = a->overcommit,
-                             .no_reboot = a->vm.no_reboot};
+                             .no_reboot = a->vm.no_reboot,
+                             .base = &a->vm};
     if (a->config_file) {
         char err[600];
         json_object *o;
@@ -340,6 +376,18 @@ static int run_api(const struct run_args *a)
     return vmproc_run(&vo);
 }
 
+static struct {
+    struct store *st;
+    int fd;
+} run_cleanup;
+static void release_run(void *ctx, bool crashed)
+{
+    (void)crashed;
+    struct store *st = ((typeof(run_cleanup) *)ctx)->st;
+    int fd = ((typeof(run_cleanup) *)ctx)->fd;
+    admit_run_release(st, fd);
+}
+
 int cli_run(int argc, char **argv)
 {
     struct host_limits lim;
@@ -347,6 +395,9 @@ int cli_run(int argc, char **argv)
         fprintf(stderr, "vessel: cannot read the host's resources from /proc/meminfo\n");
         return VM_EXIT_HOST_ERROR;
     }
+    /* Before anything is opened: what the process inherited, to be closed in the sandbox. */
+    int inherited[SANDBOX_MAX_FDS];
+    int ninh = sandbox_list_fds(inherited, SANDBOX_MAX_FDS);
     static struct run_args a;
     char err[512];
     if (cli_run_parse(argc, argv, &lim, &a, err, sizeof(err)) < 0) {
@@ -361,6 +412,15 @@ int cli_run(int argc, char **argv)
         fprintf(stderr, "vessel run: --log-file %s: %s\n", a.log_file, strerror(errno));
         return VM_EXIT_USAGE;
     }
+    if (a.vm.user && geteuid() != 0)
+        log_warn("--user %s: ignored, vessel is not running as root", a.vm.user);
+    if (ninh < 0 || ninh > (int)(sizeof(a.vm.inherited_fds) / sizeof(a.vm.inherited_fds[0]))) {
+        fprintf(stderr, "vessel run: cannot list the open file descriptors (%d)\n", ninh);
+        return VM_EXIT_HOST_ERROR;
+    }
+    for (int i = 0; i < ninh; i++)
+        a.vm.inherited_fds[i] = inherited[i];
+    a.vm.ninherited = ninh;
     if (a.api_sock || a.config_file) return run_api(&a);
     a.vm.machine.trace = log_current_level >= LOG_TRACE;
     /* take part in admission with the VMs of the store */
@@ -373,6 +433,15 @@ int cli_run(int argc, char **argv)
             fprintf(stderr, "vessel run: %s (use --overcommit to allow it)\n", err);
             return VM_EXIT_HOST_ERROR;
         }
+    }
+    /* Sandboxed, the VM process cannot remove its admission entry: a monitor does (and restores
+     * the terminal if the filter kills the VM process). Before any thread exists. */
+    if (!a.vm.no_sandbox) {
+        run_cleanup.st = &st;
+        run_cleanup.fd = run_fd;
+        int r = supervise_fork(release_run, &run_cleanup, -1);
+        if (r < 0) log_warn("no monitor process (%s): the admission entry stays", strerror(-r));
+        run_fd = -1; /* the VM process leaves it to the monitor */
     }
     struct vm *vm = vm_new(NULL, NULL, NULL);
     if (!vm) {

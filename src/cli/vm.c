@@ -589,6 +589,7 @@ int cli_start(int argc, char **argv)
         ssize_t n = read(rfd, msg + len, sizeof(msg) - 1 - len);
         if (n <= 0) break;
         len += (size_t)n;
+        if (memchr(msg, '\n', len)) break; /* the VM process reports one line */
     }
     close(rfd);
     store_unlock(lk);

@@ -88,6 +88,58 @@ static int read_stream(int fd, const char *what, const char *path, size_t max_si
     return 0;
 }
 
+/* Reads the whole of fd (a regular file from its start, or a stream to its end). */
+static int read_fd(int fd, const char *path, const char *what, size_t max_size, uint8_t **data,
+                   size_t *len, char *err)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        int e = errno;
+        set_err(err, "%s %s: %s", what, path, strerror(e));
+        return -e;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        set_err(err, "%s %s is a directory", what, path);
+        return -EISDIR;
+    }
+    if (!S_ISREG(st.st_mode)) return read_stream(fd, what, path, max_size, data, len, err);
+    if (st.st_size == 0) {
+        set_err(err, "%s %s is empty", what, path);
+        return -EINVAL;
+    }
+    if ((uint64_t)st.st_size > max_size) {
+        set_err(err, "%s %s is too large (%lld bytes, at most %zu)", what, path,
+                (long long)st.st_size, max_size);
+        return -EFBIG;
+    }
+    /* A file kept open across guest reboots (loader_file_open) is read again from its start. */
+    if (lseek(fd, 0, SEEK_SET) < 0) {
+        int e = errno;
+        set_err(err, "%s %s: %s", what, path, strerror(e));
+        return -e;
+    }
+    size_t size = (size_t)st.st_size;
+    uint8_t *buf = malloc(size);
+    if (!buf) {
+        set_err(err, "%s %s: out of memory for %zu bytes", what, path, size);
+        return -ENOMEM;
+    }
+    ssize_t n = read_full(fd, buf, size);
+    if (n < 0) {
+        free(buf);
+        set_err(err, "%s %s: %s", what, path, strerror((int)-n));
+        return (int)n;
+    }
+    if (n == 0) { /* truncated between fstat and read */
+        free(buf);
+        set_err(err, "%s %s is empty", what, path);
+        return -EINVAL;
+    }
+    *data = buf;
+    *len = (size_t)n;
+    return 0;
+}
+
 int loader_read_file(const char *path, const char *what, size_t max_size, uint8_t **data,
                      size_t *len, char err[LOADER_ERR_LEN])
 {
@@ -104,56 +156,58 @@ int loader_read_file(const char *path, const char *what, size_t max_size, uint8_
         set_err(err, "%s %s: %s", what, path, strerror(e));
         return -e;
     }
-    struct stat st;
-    if (fstat(fd, &st) < 0) {
+    int r = read_fd(fd, path, what, max_size, data, len, err);
+    close(fd);
+    return r;
+}
+
+int loader_file_open(struct loader_file *f, const char *path, const char *what, size_t max_size,
+                     char err[LOADER_ERR_LEN])
+{
+    *f = (struct loader_file){.fd = -1};
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
         int e = errno;
-        close(fd);
         set_err(err, "%s %s: %s", what, path, strerror(e));
         return -e;
     }
-    if (S_ISDIR(st.st_mode)) {
-        close(fd);
-        set_err(err, "%s %s is a directory", what, path);
-        return -EISDIR;
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+        f->fd = fd;
+        return 0;
     }
-    if (!S_ISREG(st.st_mode)) {
-        int r = read_stream(fd, what, path, max_size, data, len, err);
-        close(fd);
-        return r;
-    }
-    if (st.st_size == 0) {
-        close(fd);
-        set_err(err, "%s %s is empty", what, path);
-        return -EINVAL;
-    }
-    if ((uint64_t)st.st_size > max_size) {
-        close(fd);
-        set_err(err, "%s %s is too large (%lld bytes, at most %zu)", what, path,
-                (long long)st.st_size, max_size);
+    /* A pipe (--kernel <(zcat Image.gz)) can be read only once: keep its bytes. */
+    int r = read_fd(fd, path, what, max_size, &f->data, &f->len, err);
+    close(fd);
+    return r;
+}
+
+int loader_file_read(const struct loader_file *f, const char *path, const char *what,
+                     size_t max_size, uint8_t **data, size_t *len, char err[LOADER_ERR_LEN])
+{
+    *data = NULL;
+    *len = 0;
+    if (f->fd >= 0) return read_fd(f->fd, path, what, max_size, data, len, err);
+    if (f->len > max_size) {
+        set_err(err, "%s %s is too large (%zu bytes, at most %zu)", what, path, f->len, max_size);
         return -EFBIG;
     }
-    size_t size = (size_t)st.st_size;
-    uint8_t *buf = malloc(size);
+    uint8_t *buf = malloc(f->len);
     if (!buf) {
-        close(fd);
-        set_err(err, "%s %s: out of memory for %zu bytes", what, path, size);
+        set_err(err, "%s %s: out of memory for %zu bytes", what, path, f->len);
         return -ENOMEM;
     }
-    ssize_t n = read_full(fd, buf, size);
-    close(fd);
-    if (n < 0) {
-        free(buf);
-        set_err(err, "%s %s: %s", what, path, strerror((int)-n));
-        return (int)n;
-    }
-    if (n == 0) { /* truncated between fstat and read */
-        free(buf);
-        set_err(err, "%s %s is empty", what, path);
-        return -EINVAL;
-    }
+    memcpy(buf, f->data, f->len);
     *data = buf;
-    *len = (size_t)n;
+    *len = f->len;
     return 0;
+}
+
+void loader_file_close(struct loader_file *f)
+{
+    if (f->fd >= 0) close(f->fd);
+    free(f->data);
+    *f = (struct loader_file){.fd = -1};
 }
 
 static uint16_t le16(const uint8_t *p)

@@ -11,6 +11,20 @@
 int loader_read_file(const char *path, const char *what, size_t max_size, uint8_t **data,
                      size_t *len, char err[LOADER_ERR_LEN]);
 
+/* A boot image opened once, before the sandbox, and read again at every guest reboot without
+ * opening its path: a regular file stays open (fd), a stream's bytes are kept (data, len). */
+struct loader_file {
+    int fd; /* -1: none */
+    uint8_t *data;
+    size_t len;
+};
+int loader_file_open(struct loader_file *f, const char *path, const char *what, size_t max_size,
+                     char err[LOADER_ERR_LEN]);
+/* Like loader_read_file, from f; path and what only name it in messages. */
+int loader_file_read(const struct loader_file *f, const char *path, const char *what,
+                     size_t max_size, uint8_t **data, size_t *len, char err[LOADER_ERR_LEN]);
+void loader_file_close(struct loader_file *f);
+
 struct kernel_info {
     uint64_t text_offset; /* from the Image header */
     uint64_t image_size;  /* bytes of RAM the kernel occupies, including BSS */

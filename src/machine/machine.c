@@ -95,13 +95,22 @@ void machine_post_event(struct machine *m, enum machine_event ev, int code, cons
 
 /* ---- image loading ---- */
 
+static int read_image(struct machine *m, unsigned which, const char *path, const char *what,
+                      size_t max, uint8_t **data, size_t *len, char *lerr)
+{
+    const struct loader_file *f = m->cfg.images[which];
+    if (f) return loader_file_read(f, path, what, max, data, len, lerr);
+    return loader_read_file(path, what, max, data, len, lerr);
+}
+
 static int load_raw(struct machine *m, const char *path, const char *what, uint64_t addr,
                     uint64_t limit, uint64_t *size_out, char *err, size_t errlen)
 {
     uint8_t *data;
     size_t len;
     char lerr[LOADER_ERR_LEN];
-    int r = loader_read_file(path, what, (size_t)(limit - addr), &data, &len, lerr);
+    int r =
+        read_image(m, MACHINE_IMG_FIRMWARE, path, what, (size_t)(limit - addr), &data, &len, lerr);
     if (r < 0) {
         errf(err, errlen, "%s", lerr);
         return r;
@@ -134,7 +143,8 @@ static int load_images(struct machine *m, char *err, size_t errlen)
         uint8_t *data;
         size_t len;
         char lerr[LOADER_ERR_LEN];
-        r = loader_read_file(c->kernel, "kernel", (size_t)c->ram_size, &data, &len, lerr);
+        r = read_image(m, MACHINE_IMG_KERNEL, c->kernel, "kernel", (size_t)c->ram_size, &data, &len,
+                       lerr);
         if (r < 0) {
             errf(err, errlen, "%s", lerr);
             return r;
@@ -186,7 +196,8 @@ static int load_images(struct machine *m, char *err, size_t errlen)
         size_t len;
         char lerr[LOADER_ERR_LEN];
         uint64_t room = free_end > kernel_end ? free_end - kernel_end : 0;
-        r = loader_read_file(c->initrd, "initrd", (size_t)c->ram_size, &data, &len, lerr);
+        r = read_image(m, MACHINE_IMG_INITRD, c->initrd, "initrd", (size_t)c->ram_size, &data, &len,
+                       lerr);
         if (r < 0) {
             errf(err, errlen, "%s", lerr);
             return r;
@@ -345,6 +356,10 @@ static void *hart_thread(void *arg)
 {
     struct hart *h = arg;
     struct machine *m = h->user;
+    if (m->cfg.hart_thread_init && m->cfg.hart_thread_init() < 0) {
+        machine_post_event(m, MEV_HOST_ERROR, 0, "cannot set up a hart thread (sandbox)");
+        return NULL;
+    }
     enum hart_exit e = hart_run(h);
     if (e == HART_EXIT_FATAL) machine_post_event(m, MEV_FATAL, 0, h->fatal_msg);
     return NULL;

@@ -31,6 +31,9 @@ struct machine_disk {
     const char *serial;          /* NULL: none */
 };
 
+struct loader_file;
+enum { MACHINE_IMG_FIRMWARE, MACHINE_IMG_KERNEL, MACHINE_IMG_INITRD, MACHINE_NIMG };
+
 struct machine_config {
     unsigned cpus;
     uint64_t ram_size;
@@ -41,6 +44,12 @@ struct machine_config {
     bool trace;           /* log traps */
     unsigned ndisks;      /* virtio-blk devices in slots 0.. (vda, vdb, ...) */
     struct machine_disk disks[MACHINE_MAX_DISKS];
+    /* Boot images opened by the caller (read from these on every boot, so a sandboxed process
+     * that may no longer open files can reboot); NULL: open the path. */
+    const struct loader_file *images[MACHINE_NIMG];
+    /* Called first on every hart thread (the VM narrows the thread's seccomp filter there);
+     * NULL: nothing. A negative return stops the machine with MEV_HOST_ERROR. */
+    int (*hart_thread_init)(void);
 };
 
 enum machine_event {

@@ -244,12 +244,17 @@ int admit_run_register(const struct store *st, unsigned cpus, uint64_t mem_mib, 
     return fd;
 }
 
+void admit_run_remove(const struct store *st, pid_t pid)
+{
+    char path[3300];
+    snprintf(path, sizeof(path), "%s/run/%d.json", st->root, (int)pid);
+    unlink(path);
+}
+
 void admit_run_release(const struct store *st, int fd)
 {
     if (fd < 0) return;
-    char path[3300];
-    snprintf(path, sizeof(path), "%s/run/%d.json", st->root, (int)getpid());
-    unlink(path);
+    admit_run_remove(st, getpid());
     close(fd);
 }
 

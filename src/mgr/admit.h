@@ -45,6 +45,8 @@ int admit_check(const struct store *st, const char *what, unsigned cpus, uint64_
 int admit_run_register(const struct store *st, unsigned cpus, uint64_t mem_mib, char *err,
                        size_t errlen);
 void admit_run_release(const struct store *st, int fd);
+/* The entry of process pid (its monitor removes it: the sandboxed process may not unlink). */
+void admit_run_remove(const struct store *st, pid_t pid);
 /* All of it for a foreground run: open the store (store_dir NULL: the default), lock, check,
  * register. Returns the fd for admit_run_release; -1 when there is no usable store (logged at
  * info level; the run goes on unaccounted); another negative errno with err when refused. */

@@ -2,6 +2,8 @@
 #include "mgr/vmproc.h"
 #include "api/api.h"
 #include "mgr/admit.h"
+#include "mgr/supervise.h"
+#include "vm/cgroup.h"
 #include "util/log.h"
 #include <errno.h>
 #include <pthread.h>
@@ -60,11 +62,37 @@ static void on_state(void *ctx, enum vm_state st)
     pthread_mutex_unlock(&p->run_lock);
 }
 
-/* Foreground runs take part in admission when they boot (InstanceStart or at once). */
-static int admit_foreground(struct api_ctx *a, char *err, size_t errlen)
+/* Right before a boot (InstanceStart, or at once): the sandbox settings and the cgroup go into
+ * the options; foreground runs take part in admission. */
+static int before_start(struct api_ctx *a, char *err, size_t errlen)
 {
     struct vmproc *p = a->user;
-    if (p->o->name || p->o->overcommit || p->run_fd >= 0) return 0;
+    struct vm_options *vo = &a->opts;
+    const struct vm_options *b = p->o->base;
+    vo->no_reboot = p->o->no_reboot;
+    vo->machine.trace = log_current_level >= LOG_TRACE;
+    if (b) {
+        vo->no_sandbox = b->no_sandbox;
+        vo->user = b->user;
+        vo->cgroup = b->cgroup;
+        vo->ninherited = b->ninherited;
+        memcpy(vo->inherited_fds, b->inherited_fds, sizeof(vo->inherited_fds));
+    }
+    if (p->o->name) {
+        /* a stored VM's own cgroup; the monitor removes it after the VM process exits */
+        char cerr[sizeof(p->run.cgroup_note)];
+        if (cgroup_enter(p->o->name, vo->machine.ram_size, vo->machine.cpus, cerr, sizeof(cerr)) <
+            0) {
+            snprintf(p->run.cgroup_note, sizeof(p->run.cgroup_note), "not enforced: %.200s", cerr);
+            log_warn("%s", p->run.cgroup_note);
+        } else {
+            snprintf(p->run.cgroup_note, sizeof(p->run.cgroup_note),
+                     "cgroup vessel/%s: memory and CPU limited", p->o->name);
+        }
+        store_run_put(p->runjson_fd, &p->run);
+        return 0;
+    }
+    if (p->o->overcommit || p->run_fd >= 0) return 0;
     int r = admit_run_begin(&p->st, p->o->store_dir, a->spec.cpus, a->spec.mem_mib, err, errlen);
     if (r < -1) return r;
     p->have_store = r >= 0;
@@ -99,7 +127,8 @@ static void *signal_thread(void *arg)
 /* What outlives the VM process and needs the host's privileges to undo (the cgroup). */
 static void vmproc_after_exit(const char *name)
 {
-    (void)name;
+    char err[300];
+    if (cgroup_remove(name, err, sizeof(err)) < 0) log_warn("%s", err);
 }
 
 static int listen_at(struct vmproc *p, const char *file, char *path, size_t len, int *dirfd,
@@ -194,44 +223,52 @@ static void unlink_vm_file(const struct store *st, const char *name, const char 
     if (store_vm_path(st, name, file, path, sizeof(path)) == 0) unlink(path);
 }
 
-/* Fork the VM process and stay behind as its monitor: hold byte 1 of vm.lock (the VM stays
- * "live" until the clean-up is done), wait, then remove what the sandboxed VM process cannot
- * (its sockets, run.json, its cgroup). A VM process killed by a signal keeps its run.json: the
- * VM then shows as crashed. Returns the exit status in the monitor, -1 in the VM process. */
+/* The monitor's clean-up of a stored VM (supervise.h): its sockets, run.json (kept when the VM
+ * process died of a signal: the VM then shows as crashed) and its cgroup. */
+static void cleanup_detached(void *ctx, bool crashed)
+{
+    struct vmproc *p = ctx;
+    unlink_vm_file(&p->st, p->o->name, "api.sock");
+    unlink_vm_file(&p->st, p->o->name, "console.sock");
+    if (!crashed) store_run_clear(&p->st, p->o->name);
+    vmproc_after_exit(p->o->name);
+}
+
+/* ... and of a foreground run: the API socket and the admission entry of the VM process. */
+static pid_t fg_child;
+static void cleanup_foreground(void *ctx, bool crashed)
+{
+    struct vmproc *p = ctx;
+    (void)crashed;
+    if (p->o->api_sock) unlink(p->o->api_sock);
+    struct store st;
+    char err[256];
+    if (store_open(&st, p->o->store_dir, false, err, sizeof(err)) == 0)
+        admit_run_remove(&st, fg_child);
+}
+
+/* Stay behind as the monitor of the VM process (supervise.h). A stored VM's monitor holds byte
+ * 1 of vm.lock, so the VM stays "live" until the clean-up is done. Returns 0 in the VM process,
+ * or an exit status when the monitor could not be set up. */
 static int monitor(struct vmproc *p)
 {
-    const char *name = p->o->name;
-    char err[600];
-    int mfd;
-    if (store_vm_lock(&p->st, name, 1, &mfd, err, sizeof(err)) < 0) {
-        report(p, "ERR %s\n", err);
+    int mfd = -1;
+    if (p->o->name) {
+        char err[600];
+        if (store_vm_lock(&p->st, p->o->name, 1, &mfd, err, sizeof(err)) < 0) {
+            report(p, "ERR %s\n", err);
+            return VM_EXIT_HOST_ERROR;
+        }
+    }
+    /* the foreground monitor's clean-up needs the child's pid: it is the next one forked */
+    int r = supervise_fork(p->o->name ? cleanup_detached : cleanup_foreground, p, p->o->ready_fd);
+    if (r < 0) {
+        report(p, "ERR cannot fork the VM process: %s\n", strerror(-r));
         return VM_EXIT_HOST_ERROR;
     }
-    pid_t pid = fork();
-    if (pid < 0) {
-        report(p, "ERR cannot fork the VM process: %s\n", strerror(errno));
-        close(mfd);
-        return VM_EXIT_HOST_ERROR;
-    }
-    if (pid == 0) {
-        close(mfd); /* the monitor's lock is the monitor's */
-        return -1;
-    }
-    /* the VM process reports readiness; signals are for it, not for the monitor */
-    close(p->o->ready_fd);
-    signal(SIGTERM, SIG_IGN);
-    signal(SIGINT, SIG_IGN);
-    signal(SIGHUP, SIG_IGN);
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    unlink_vm_file(&p->st, name, "api.sock");
-    unlink_vm_file(&p->st, name, "console.sock");
-    bool crashed = WIFSIGNALED(status);
-    if (!crashed) store_run_clear(&p->st, name);
-    vmproc_after_exit(name);
-    close(mfd);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : VM_EXIT_HOST_ERROR;
+    if (mfd >= 0) close(mfd); /* the monitor's lock is the monitor's */
+    fg_child = getpid();
+    return 0;
 }
 
 int vmproc_run(const struct vmproc_opts *o)
@@ -242,20 +279,22 @@ int vmproc_run(const struct vmproc_opts *o)
     p->o = o;
     p->lock_fd = p->run_fd = p->runjson_fd = p->api_dirfd = p->con_dirfd = -1;
     if (o->name) {
-        /* a stored VM: a monitor process waits for the VM process and cleans up after it */
         char err[600];
         if (store_open(&p->st, o->store_dir, false, err, sizeof(err)) < 0) {
             report(p, "ERR %s\n", err);
             return VM_EXIT_USAGE;
         }
         p->have_store = true;
+    }
+    /* a stored VM always has a monitor; a foreground one when it will be sandboxed */
+    if (o->name || (o->base && !o->base->no_sandbox)) {
         int st = monitor(p);
-        if (st >= 0) return st; /* the monitor, when the VM process is gone */
+        if (st) return st;
     }
     pthread_mutex_init(&p->run_lock, NULL);
     pthread_mutex_init(&p->api.lock, NULL);
     p->api.user = p;
-    p->api.before_start = admit_foreground;
+    p->api.before_start = before_start;
 
     /* SIGTERM/SIGINT stop the VM (as Ctrl-A x): taken by one thread with sigwait */
     sigset_t set, old;
@@ -284,9 +323,7 @@ int vmproc_run(const struct vmproc_opts *o)
         pthread_mutex_lock(&p->api.lock);
         r = vm_spec_to_options(&p->api.spec, &p->api.opts, p->api.cmdline, sizeof(p->api.cmdline),
                                err, sizeof(err));
-        p->api.opts.no_reboot = o->no_reboot;
-        p->api.opts.machine.trace = log_current_level >= LOG_TRACE;
-        if (r == 0) r = admit_foreground(&p->api, err, sizeof(err));
+        if (r == 0) r = before_start(&p->api, err, sizeof(err));
         if (r == 0) r = vm_start(p->vm, &p->api.opts, err, sizeof(err));
         pthread_mutex_unlock(&p->api.lock);
     }
@@ -307,10 +344,13 @@ int vmproc_run(const struct vmproc_opts *o)
         pthread_join(st, NULL);
     }
     api_server_stop(p->srv);
-    if (!o->name) unlink_sock(p->api_path, p->api_dirfd); /* a stored VM's monitor cleans up */
+    /* a monitor removes the socket (the sandboxed VM process may not) */
+    if (!o->name && o->base && o->base->no_sandbox) unlink_sock(p->api_path, p->api_dirfd);
     if (p->console) chr_destroy(p->console);
     vm_free(p->vm);
-    if (p->have_store && !o->name) admit_run_release(&p->st, p->run_fd);
+    /* the monitor removes the admission entry; unsupervised, it is removed here */
+    if (p->have_store && !o->name && o->base && o->base->no_sandbox)
+        admit_run_release(&p->st, p->run_fd);
     if (p->lock_fd >= 0) close(p->lock_fd); /* last: the VM is stopped once this is gone */
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return status;

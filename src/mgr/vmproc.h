@@ -19,6 +19,9 @@ struct vmproc_opts {
     const struct vm_spec *spec; /* foreground: boot this at once (NULL: wait for the API) */
     bool overcommit;            /* foreground: skip admission */
     bool no_reboot;
+    /* foreground: the sandbox settings of `vessel run` (no_sandbox, user, inherited fds,
+     * cgroup) for the VM it boots; NULL: the defaults (sandboxed; a stored VM's own cgroup) */
+    const struct vm_options *base;
 };
 
 /* Returns the process exit status (VM_EXIT_*). */

@@ -1,5 +1,8 @@
 #include "vm/vm.h"
 #include "backend/block/block.h"
+#include "machine/loader.h"
+#include "vm/cgroup.h"
+#include "vm/sandbox.h"
 #include "util/err.h"
 #include "vm/gdbstub.h"
 #include "util/log.h"
@@ -23,6 +26,7 @@ struct vm {
     bool quit;         /* vm_quit before the machine existed */
     struct machine *m; /* the current machine, NULL between reboots */
     struct machine_config mc;
+    struct loader_file img[MACHINE_NIMG]; /* boot images, opened once (read on every boot) */
     struct chr *console;
     bool owns_console;
     struct chr *serial; /* vm_set_console: owned, replaces console for the UART */
@@ -123,29 +127,108 @@ static int open_disks(const struct vm_options *o, struct machine_config *mc, cha
 
 static int exit_status_for(int r)
 {
-    return (r == -ENOMEM || r == -EEXIST) ? VM_EXIT_HOST_ERROR : VM_EXIT_USAGE;
+    return (r == -ENOMEM || r == -EEXIST || r == -EPERM) ? VM_EXIT_HOST_ERROR : VM_EXIT_USAGE;
 }
 
-/* Disks, debugger and the first machine. 0 or -errno with err; the vm is left unstarted. */
+/* Boot images are opened once: a guest reboot reads them again through the open files, since
+ * the sandboxed process may not open anything. */
+static int open_images(struct vm *vm, char *err, size_t errlen)
+{
+    const struct machine_config *mc = &vm->mc;
+    const char *paths[MACHINE_NIMG] = {mc->firmware, mc->kernel, mc->initrd};
+    const char *what[MACHINE_NIMG] = {"firmware", "kernel", "initrd"};
+    for (unsigned i = 0; i < MACHINE_NIMG; i++)
+        vm->img[i] = (struct loader_file){.fd = -1};
+    for (unsigned i = 0; i < MACHINE_NIMG; i++) {
+        if (!paths[i]) continue;
+        char lerr[LOADER_ERR_LEN];
+        int r = loader_file_open(&vm->img[i], paths[i], what[i], (size_t)mc->ram_size, lerr);
+        if (r < 0) {
+            for (unsigned j = 0; j < i; j++)
+                loader_file_close(&vm->img[j]);
+            snprintf(err, errlen, "%s", lerr);
+            return r;
+        }
+        vm->mc.images[i] = &vm->img[i];
+    }
+    return 0;
+}
+
+static void close_images(struct vm *vm)
+{
+    for (unsigned i = 0; i < MACHINE_NIMG; i++)
+        loader_file_close(&vm->img[i]);
+}
+
+static int hart_thread_sandbox(void)
+{
+    return sandbox_enter_thread(SANDBOX_THREAD_HART);
+}
+
+/* Everything is open (disks, images, console, sockets, guest RAM): keep what is open now except
+ * what the process inherited, and enter the sandbox. */
+static int enter_sandbox(const struct vm_options *o, char *err, size_t errlen)
+{
+    static int fds[SANDBOX_MAX_FDS], keep[SANDBOX_MAX_FDS];
+    int n = sandbox_list_fds(fds, SANDBOX_MAX_FDS);
+    if (n < 0)
+        return err_set(err, errlen, n, "sandbox: listing file descriptors: %s", strerror(-n));
+    size_t nkeep = 0;
+    for (int i = 0; i < n; i++) {
+        bool inherited = false;
+        for (int j = 0; j < o->ninherited; j++)
+            if (o->inherited_fds[j] == fds[i]) inherited = true;
+        if (!inherited) keep[nkeep++] = fds[i];
+    }
+    struct sandbox_opts so = {.user = o->user, .keep_fds = keep, .nkeep = nkeep};
+    char e2[400];
+    int r = sandbox_enter(&so, e2, sizeof(e2));
+    if (r < 0) return err_set(err, errlen, r, "%s (--no-sandbox runs without it)", e2);
+    return 0;
+}
+
+/* Cgroup, disks, images, debugger, the first machine, the sandbox. 0 or -errno with err; the
+ * vm is left unstarted. */
 static int vm_boot(struct vm *vm, char *err, size_t errlen)
 {
-    vm->mc = vm->opts.machine;
+    const struct vm_options *o = &vm->opts;
+    if (o->cgroup) {
+        char cerr[400];
+        /* Not fatal: the VM runs without limits and says so once. */
+        if (cgroup_enter(o->cgroup, o->machine.ram_size, o->machine.cpus, cerr, sizeof(cerr)) < 0)
+            fprintf(stderr, "vessel: %s\n", cerr);
+    }
+    vm->mc = o->machine;
     vm->mc.ndisks = 0;
-    int r = open_disks(&vm->opts, &vm->mc, err, errlen);
+    int r = open_disks(o, &vm->mc, err, errlen);
     if (r < 0) return r;
-    if (vm->opts.gdb_port) {
-        r = gdbstub_create(&vm->gdb, vm->opts.gdb_port, err, errlen);
+    if ((r = open_images(vm, err, errlen)) < 0) {
+        close_disks(&vm->mc);
+        return r;
+    }
+    if (!o->no_sandbox) vm->mc.hart_thread_init = hart_thread_sandbox;
+    if (o->gdb_port) {
+        r = gdbstub_create(&vm->gdb, o->gdb_port, err, errlen);
         if (r < 0) {
+            close_images(vm);
             close_disks(&vm->mc);
             return -EEXIST;
         }
-        log_info("gdb stub listening on 127.0.0.1:%d", vm->opts.gdb_port);
+        log_info("gdb stub listening on 127.0.0.1:%d", o->gdb_port);
     }
     struct machine *m;
     r = machine_create(&m, &vm->mc, vm->serial ? vm->serial : vm->console, err, errlen);
+    if (r == 0 && !o->no_sandbox && !sandbox_active()) {
+        r = enter_sandbox(o, err, errlen);
+        if (r < 0) {
+            machine_destroy(m);
+            r = -EPERM;
+        }
+    }
     if (r < 0) {
         gdbstub_destroy(vm->gdb);
         vm->gdb = NULL;
+        close_images(vm);
         close_disks(&vm->mc);
         return r;
     }
@@ -266,6 +349,7 @@ int vm_run(struct vm *vm, const struct vm_options *o)
     gdbstub_destroy(vm->gdb);
     vm->gdb = NULL;
     close_disks(&vm->mc);
+    close_images(vm);
     notify(vm, VM_HALTED);
     return status;
 }

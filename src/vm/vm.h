@@ -6,6 +6,7 @@
 #define VESSEL_VM_VM_H
 #include "machine/machine.h"
 #include <stdbool.h>
+#include "vm/sandbox.h"
 
 /* Process exit statuses of `vessel run`. */
 #define VM_EXIT_OK         0 /* guest powered off (or rebooted with no_reboot) */
@@ -29,6 +30,13 @@ struct vm_options {
     int gdb_port;                /* 0: no debugger stub */
     bool paused;                 /* with gdb_port: wait for the debugger before running */
     char default_firmware[4096]; /* storage for the cached OpenSBI path (vm_spec_to_options) */
+    /* Sandbox (vm/sandbox.h): on unless no_sandbox. user: who root becomes (NULL: default).
+     * inherited_fds: fds open when the process started, closed on entering the sandbox. */
+    bool no_sandbox;
+    const char *user;
+    int inherited_fds[SANDBOX_MAX_FDS];
+    int ninherited;
+    const char *cgroup; /* NULL: none; else the VM's cgroup name (vm/cgroup.h) */
 };
 
 enum vm_state {

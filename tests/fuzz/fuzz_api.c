@@ -84,6 +84,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
     fake_vm.state = data[0] & 4 ? VM_RUNNING : VM_NOT_STARTED;
     ctx.vm = &fake_vm;
     ctx.id = "fuzz";
+    ctx.statm_fd = -1;
     const char *method = methods[data[0] & 3];
     const uint8_t *nl = memchr(data + 1, '\n', len - 1);
     size_t plen = nl ? (size_t)(nl - data - 1) : len - 1;

@@ -25,7 +25,7 @@
 
 struct chr_sock {
     struct chr base;
-    int listen_fd, client_fd, evfd, log_fd;
+    int listen_fd, client_fd, evfd, log_fd, old_fd;
     bool client_eof; /* the client half-closed: it still gets output */
     char log_path[4096];
     uint64_t log_max, log_size;
@@ -47,14 +47,20 @@ static void wake(struct chr_sock *s)
         log_debug("console: eventfd write: %s", strerror(errno));
 }
 
+/* LOG is copied into LOG.1 and emptied, with descriptor calls only: the VM process is
+ * sandboxed by the time a log fills (no open or rename). */
 static void log_rotate(struct chr_sock *s)
 {
-    char old[4200];
-    snprintf(old, sizeof(old), "%s.1", s->log_path);
-    close(s->log_fd);
-    rename(s->log_path, old);
-    s->log_fd = open(s->log_path, O_WRONLY | O_CREAT | O_APPEND | O_TRUNC | O_CLOEXEC, 0600);
-    s->log_size = 0;
+    if (s->old_fd >= 0 && ftruncate(s->old_fd, 0) == 0) {
+        char buf[65536];
+        off_t off = 0;
+        for (;;) {
+            ssize_t n = pread(s->log_fd, buf, sizeof(buf), off);
+            if (n <= 0 || pwrite(s->old_fd, buf, (size_t)n, off) != n) break;
+            off += n;
+        }
+    }
+    if (ftruncate(s->log_fd, 0) == 0) s->log_size = 0; /* O_APPEND: writes start again at 0 */
 }
 
 static void sock_write(struct chr *c, const uint8_t *buf, size_t len)
@@ -208,7 +214,8 @@ static void sock_destroy(struct chr *c)
     drop_client(s);
     close(s->evfd);
     if (s->log_fd >= 0) close(s->log_fd);
-    close(s->listen_fd);
+    if (s->old_fd >= 0) close(s->old_fd);
+    if (s->listen_fd >= 0) close(s->listen_fd);
     pthread_mutex_destroy(&s->wlock);
     pthread_mutex_destroy(&s->rx_lock);
     free(s);
@@ -230,9 +237,13 @@ struct chr *chr_sock_create(int listen_fd, const char *log_path, uint64_t log_ma
     s->client_fd = -1;
     s->log_max = log_max < 4096 ? 4096 : log_max;
     snprintf(s->log_path, sizeof(s->log_path), "%s", log_path);
-    s->log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    s->log_fd = open(log_path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    char old[4200];
+    snprintf(old, sizeof(old), "%s.1", log_path);
+    s->old_fd = open(old, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (s->log_fd < 0) {
         int e = errno;
+        if (s->old_fd >= 0) close(s->old_fd);
         free(s);
         errno = e;
         return NULL;
