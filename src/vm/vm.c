@@ -1,5 +1,6 @@
 #include "vm/vm.h"
 #include "backend/block/block.h"
+#include "dev/virtio/blk.h"
 #include "vm/gdbstub.h"
 #include "util/log.h"
 #include <errno.h>
@@ -347,6 +348,58 @@ int vm_request_shutdown(struct vm *vm, char *err, size_t errlen)
         r = fail(err, errlen, -EBUSY, "the VM is %s", vm_state_name(vm->state));
     else if (vm->m)
         machine_request_powerdown(vm->m);
+    pthread_mutex_unlock(&vm->lock);
+    return r;
+}
+
+int vm_update_drive(struct vm *vm, unsigned index, const char *path, char *err, size_t errlen)
+{
+    /* Everything under vm->lock: vm_loop clears vm->m under it before destroying a machine
+     * and reads vm->mc to build the next one only while vm->m is NULL, so neither the device
+     * nor the disk table changes under us. The waits below are bounded (blk_open's, the
+     * drain's VM_DRIVE_SWAP_WAIT_MS). */
+    pthread_mutex_lock(&vm->lock);
+    int r = 0;
+    struct blk_backend *nb = NULL;
+    if (vm->state != VM_RUNNING && vm->state != VM_PAUSED) {
+        r = fail(err, errlen, -EBUSY, "the VM is %s", vm_state_name(vm->state));
+        goto out;
+    }
+    if (index >= vm->mc.ndisks) {
+        r = fail(err, errlen, -EINVAL, "no disk %u (the VM has %u)", index, vm->mc.ndisks);
+        goto out;
+    }
+    if (!vm->m || !vm->m->blk[index]) {
+        r = fail(err, errlen, -EBUSY, "the guest is rebooting; try again");
+        goto out;
+    }
+    struct vm_disk *vd = &vm->opts.disks[index];
+    if (strlen(path) >= sizeof(vd->path)) {
+        r = fail(err, errlen, -ENAMETOOLONG, "the path is too long");
+        goto out;
+    }
+    /* The disk's options: the guest negotiated its features (read-only) on them. */
+    struct blk_open_opts bo = {.readonly = vd->readonly, .direct = vd->direct};
+    if ((r = blk_open(&nb, path, &bo, err, errlen)) < 0) goto out;
+    struct blk_backend *old = vm->mc.disks[index].backend;
+    r = vblk_swap_backend(vm->m->blk[index], nb, VM_DRIVE_SWAP_WAIT_MS);
+    if (r < 0) {
+        blk_close(nb);
+        if (r == -EBUSY)
+            fail(err, errlen, r, "the disk's requests did not complete within %u ms; it keeps %s",
+                 VM_DRIVE_SWAP_WAIT_MS, vd->path);
+        else
+            fail(err, errlen, r, "cannot swap the disk's image");
+        goto out;
+    }
+    /* The next machine after a guest reboot gets the new image in the same slot. */
+    vm->mc.disks[index].backend = nb;
+    vm->m->cfg.disks[index].backend = nb;
+    snprintf(vd->path, sizeof(vd->path), "%s", path);
+    log_info("disk %u: now %s (%llu bytes)", index, path, (unsigned long long)blk_size(nb));
+    /* Idle now (drained above): returns at once. */
+    blk_close(old);
+out:
     pthread_mutex_unlock(&vm->lock);
     return r;
 }

@@ -542,6 +542,156 @@ def test_api(vessel):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def test_patch_drive(vessel):
+    """PATCH /drives/{id} after boot: the guest sees the new image's size and data."""
+    spec, why = load_spec()
+    if not check("patch: the Firecracker spec and jsonschema are available", spec is not None, why):
+        return
+    cache = os.environ.get("VESSEL_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "vessel")
+    g = os.path.join(cache, "guest", "default")
+    tmp = tempfile.mkdtemp(prefix="vessel-patch-")
+    sock = os.path.join(tmp, "fc.sock")
+    one, two = os.path.join(tmp, "one.img"), os.path.join(tmp, "two.img")
+    with open(one, "wb") as f:
+        f.truncate(64 << 20)
+    with open(two, "wb") as f:  # another size, other data at the start
+        f.write(b"VESSEL-PATCH-TWO".ljust(512, b"\n"))
+        f.truncate(96 << 20)
+    proc = subprocess.Popen([vessel, "run", "--api-sock", sock, "--store", tmp],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    out = bytearray()
+    threading.Thread(target=pump, args=(proc.stdout, out), daemon=True).start()
+
+    def call(method, path, body=None, want=204, label=None, schema=None):
+        st, text = http_unix(sock, method, path, body)
+        ok = st == want
+        if ok and body is not None and schema:  # the request as Firecracker's clients send it
+            try:
+                validator(spec, schema).validate(body)
+            except Exception as e:
+                ok, text = False, f"request not a {schema}: {e}"[:300]
+        if ok and st >= 400:
+            try:
+                validator(spec, "Error").validate(json.loads(text))
+            except Exception as e:
+                ok, text = False, f"error body: {e}"[:300]
+        check(f"patch: {label or method + ' ' + path} -> {want}", ok, f"{st} {text[:200]}")
+        return st, text
+
+    def guest(cmd, expect, timeout=30):
+        """Type cmd; wait until expect (a regex) shows in the console after it."""
+        start = len(out)
+        proc.stdin.write(cmd.encode() + b"\n")
+        proc.stdin.flush()
+        end = time.time() + timeout
+        while time.time() < end:
+            m = re.search(expect, out[start:].decode(errors="replace"))
+            if m:
+                return m
+            time.sleep(0.2)
+        return None
+
+    try:
+        for _ in range(100):
+            if os.path.exists(sock):
+                break
+            time.sleep(0.05)
+        call("PUT", "/boot-source", {"kernel_image_path": os.path.join(g, "Image"),
+                                     "initrd_path": os.path.join(g, "initramfs.cpio.gz"),
+                                     "boot_args": "console=ttyS0"})
+        call("PUT", "/drives/data", {"drive_id": "data", "path_on_host": one,
+                                     "is_root_device": False, "is_read_only": False})
+        call("PATCH", "/drives/data", {"drive_id": "data", "path_on_host": two}, want=400,
+             label="PATCH before boot")
+        call("PUT", "/actions", {"action_type": "InstanceStart"})
+        t0 = time.time()
+        while MARKER not in out.decode(errors="replace") and time.time() - t0 < 240:
+            time.sleep(0.2)
+        if not check("patch: the guest booted", MARKER in out.decode(errors="replace")):
+            return
+        # without root= the default guest loads no virtio modules: load virtio_mmio, virtio_blk
+        m = guest("kv=$(uname -r); while read n p; do case $n in virtio_*) [ -d /sys/module/$n ]"
+                  " || insmod /lib/modules/$kv/$p;; esac; done </lib/modules/initramfs-modules;"
+                  " for i in 1 2 3 4 5 6 7 8 9 10; do [ -b /dev/vda ] && break; sleep 1; done;"
+                  " ls /sys/block | tr a-z A-Z", r"VDA")
+        if not check("patch: the guest has /dev/vda", m is not None,
+                     out[-300:].decode(errors="replace")):
+            return
+        # the guest writes a marker to the first image (tr: what the console shows is not
+        # what was typed)
+        m = guest("echo VESSEL-PATCH-ONE | dd of=/dev/vda bs=512 conv=sync,fsync 2>/dev/null;"
+                  " sync; cat /sys/block/vda/size | tr 0-9 a-j", r"\n([a-j]+)\r?\n")
+        check("patch: the guest sees the first image's size", m and m.group(1) == "bdbahc",
+              out[-300:].decode(errors="replace"))  # 131072
+        with open(one, "rb") as f:
+            check("patch: the guest's marker is in the first image",
+                  f.read(16) == b"VESSEL-PATCH-ONE")
+        call("PATCH", "/drives/data", {"drive_id": "data", "path_on_host": two},
+             schema="PartialDrive")
+        m = guest("sleep 1; cat /sys/block/vda/size | tr 0-9 a-j", r"\n([a-j]+)\r?\n")
+        check("patch: the guest sees the new size (196608 sectors)", m and m.group(1) == "bjggai",
+              out[-300:].decode(errors="replace"))
+        check("patch: the guest's driver reported the capacity change",
+              re.search(r"\[vda\] new size: 196608", out.decode(errors="replace")) is not None,
+              out[-500:].decode(errors="replace"))
+        # the block device's page cache still holds the first image's sector: drop it
+        m = guest("echo 3 > /proc/sys/vm/drop_caches; dd if=/dev/vda bs=512 count=1 2>/dev/null"
+                  " | head -c 16 | tr A-Z a-z; echo", r"vessel-patch-(\w+)")
+        check("patch: the guest reads the new image's data", m and m.group(1) == "two",
+              out[-300:].decode(errors="replace"))
+        guest("echo VESSEL-PATCH-3RD | dd of=/dev/vda bs=512 seek=1 conv=sync,fsync 2>/dev/null;"
+              " sync; echo wr''ote", r"wrote")
+        with open(two, "rb") as f:
+            f.seek(512)
+            check("patch: the guest's writes go to the new image", f.read(16) == b"VESSEL-PATCH-3RD")
+        with open(one, "rb") as f:
+            f.seek(512)
+            check("patch: ...and not to the old one", f.read(16) == b"\0" * 16)
+        st, t = call("GET", "/vm/config", want=200, label="GET /vm/config after PATCH")
+        try:
+            cfg = json.loads(t)
+            validator(spec, "FullVmConfiguration").validate(cfg)
+            ok = cfg["drives"][0]["path_on_host"] == two
+        except Exception as e:
+            ok, t = False, repr(e)
+        check("patch: /vm/config shows the new path", ok, t[:300])
+        call("PATCH", "/drives/data", {"drive_id": "data", "rate_limiter": None},
+             label="no path, rate_limiter null (nothing to change)")
+        # bad requests after boot: each 400, nothing changes
+        call("PATCH", "/drives/data", {"drive_id": "data", "path_on_host": os.path.join(tmp, "no")},
+             want=400, label="missing file")
+        call("PATCH", "/drives/nodrive", {"drive_id": "nodrive", "path_on_host": one}, want=400,
+             label="unknown drive id")
+        call("PATCH", "/drives/data", {"drive_id": "data", "path_on_host": one,
+                                       "is_read_only": True}, want=400, label="extra field")
+        call("PATCH", "/drives/data", {"drive_id": "data", "path_on_host": one,
+                                       "rate_limiter": {"bandwidth": {"size": 1, "refill_time": 1}}},
+             want=400, label="a rate limiter")
+        call("PATCH", "/drives/data", {"drive_id": "other", "path_on_host": one}, want=400,
+             label="drive_id differs from the path's")
+        call("PATCH", "/drives/data", {"drive_id": "data", "path_on_host": two}, want=400,
+             label="the image already in use")
+        st, t = call("GET", "/vm/config", want=200, label="GET /vm/config after bad PATCHes")
+        check("patch: the bad requests changed nothing",
+              st == 200 and json.loads(t)["drives"][0]["path_on_host"] == two, t[:300])
+        m = guest("cat /sys/block/vda/size | tr 0-9 a-j", r"\n([a-j]+)\r?\n")
+        check("patch: the guest still runs on the new image", m and m.group(1) == "bjggai")
+        check("patch: the VM process still runs", proc.poll() is None)
+        proc.stdin.write(b"poweroff\n")
+        proc.stdin.flush()
+        proc.wait(timeout=60)
+        err = proc.stderr.read().decode(errors="replace")
+        check("patch: poweroff ends the process with 0 and no sanitizer report",
+              proc.returncode == 0 and not SANITIZER.search(err), err[-300:])
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def test_config_file(vessel):
     cache = os.environ.get("VESSEL_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "vessel")
@@ -681,7 +831,8 @@ def test_debian_stop(vessel):
 
 
 TESTS = {"eight": test_eight, "admission": test_admission, "crash": test_crash,
-         "pause": test_pause, "api": test_api, "config_file": test_config_file,
+         "pause": test_pause, "api": test_api, "patch_drive": test_patch_drive,
+         "config_file": test_config_file,
          "bad_input": test_bad_input, "debian_stop": test_debian_stop}
 # systemd under the sanitizer build takes minutes to boot: the plain build only
 SLOW = {"debian_stop"}
