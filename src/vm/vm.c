@@ -380,14 +380,22 @@ int vm_update_drive(struct vm *vm, unsigned index, const char *path, char *err, 
     }
     /* The disk's options: the guest negotiated its features (read-only) on them. */
     struct blk_open_opts bo = {.readonly = vd->readonly, .direct = vd->direct};
-    if ((r = blk_open(&nb, path, &bo, err, errlen)) < 0) goto out;
     struct blk_backend *old = vm->mc.disks[index].backend;
+    /* The drive's own image again (Firecracker's way to announce a resize): its lock is ours,
+     * so keep the backend and read its size again. */
+    bool same = blk_same_file(old, path);
+    if (same)
+        nb = old;
+    else if ((r = blk_open(&nb, path, &bo, err, errlen)) < 0)
+        goto out;
     r = vblk_swap_backend(vm->m->blk[index], nb, VM_DRIVE_SWAP_WAIT_MS);
     if (r < 0) {
-        blk_close(nb);
+        if (!same) blk_close(nb);
         if (r == -EBUSY)
             fail(err, errlen, r, "the disk's requests did not complete within %u ms; it keeps %s",
                  VM_DRIVE_SWAP_WAIT_MS, vd->path);
+        else if (same)
+            fail(err, errlen, r, "%s: its size is not a non-zero multiple of 512", path);
         else
             fail(err, errlen, r, "cannot swap the disk's image");
         goto out;
@@ -398,7 +406,7 @@ int vm_update_drive(struct vm *vm, unsigned index, const char *path, char *err, 
     snprintf(vd->path, sizeof(vd->path), "%s", path);
     log_info("disk %u: now %s (%llu bytes)", index, path, (unsigned long long)blk_size(nb));
     /* Idle now (drained above): returns at once. */
-    blk_close(old);
+    if (!same) blk_close(old);
 out:
     pthread_mutex_unlock(&vm->lock);
     return r;

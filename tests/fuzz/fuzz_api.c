@@ -10,6 +10,7 @@
 // clang-format on
 #include "api/api.h"
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -671,13 +671,25 @@ def test_patch_drive(vessel):
              want=400, label="a rate limiter")
         call("PATCH", "/drives/data", {"drive_id": "other", "path_on_host": one}, want=400,
              label="drive_id differs from the path's")
-        call("PATCH", "/drives/data", {"drive_id": "data", "path_on_host": two}, want=400,
-             label="the image already in use")
+        three = os.path.join(tmp, "three.img")
+        with open(three, "wb") as held:  # a POSIX lock conflicts with vessel's OFD lock
+            held.truncate(1 << 20)
+            import fcntl
+            fcntl.lockf(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            call("PATCH", "/drives/data", {"drive_id": "data", "path_on_host": three}, want=400,
+                 label="an image locked by another process")
         st, t = call("GET", "/vm/config", want=200, label="GET /vm/config after bad PATCHes")
         check("patch: the bad requests changed nothing",
               st == 200 and json.loads(t)["drives"][0]["path_on_host"] == two, t[:300])
         m = guest("cat /sys/block/vda/size | tr 0-9 a-j", r"\n([a-j]+)\r?\n")
         check("patch: the guest still runs on the new image", m and m.group(1) == "bjggai")
+        # the same image again after growing it on the host: the guest sees the new size
+        os.truncate(two, 128 << 20)
+        call("PATCH", "/drives/data", {"drive_id": "data", "path_on_host": two},
+             label="the same image, grown to 128 MiB")
+        m = guest("sleep 1; cat /sys/block/vda/size | tr 0-9 a-j", r"\n([a-j]+)\r?\n")
+        check("patch: the guest sees the grown size (262144 sectors)", m and m.group(1) == "cgcbee",
+              out[-300:].decode(errors="replace"))
         check("patch: the VM process still runs", proc.poll() is None)
         proc.stdin.write(b"poweroff\n")
         proc.stdin.flush()

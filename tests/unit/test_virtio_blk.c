@@ -1681,3 +1681,31 @@ out:
     rig_close(&r);
     if (path2[0]) unlink(path2);
 }
+
+/* The device's own backend again (the image was resized on the host, Firecracker's way to
+ * announce it): the size is read again while the device is drained; a size that is not a
+ * multiple of 512 is refused and the old capacity stays. */
+TEST(vblk_swap_backend_same_image_resized)
+{
+    struct rig r;
+    struct rig_opts o = {0};
+    if (!rig_open(&r, 64, &o)) goto out;
+    CHECK_EQ(ftruncate(r.fd, 96 * SECT), 0);
+    uint32_t gen = vh_rd(&r.h, VH_CONFIG_GEN);
+    CHECK_EQ(vblk_swap_backend(r.d, r.be, 1000), 0);
+    CHECK_EQ(capacity_of(&r), 96);
+    CHECK(vh_rd(&r.h, VH_CONFIG_GEN) != gen);
+    uint64_t b = vh_alloc(&r.h, SECT);
+    CHECK_EQ(io(&r, T_IN, 80, b, SECT, true, 1, false), S_OK);
+    CHECK(all_bytes(vh_ptr(&r.h, b), SECT, 0));
+    CHECK_EQ(io(&r, T_IN, 3, b, SECT, true, 1, false), S_OK);
+    CHECK(guest_matches_pattern(&r, b, 3 * SECT, SECT));
+    CHECK_EQ(ftruncate(r.fd, 100 * SECT + 7), 0);
+    gen = vh_rd(&r.h, VH_CONFIG_GEN);
+    CHECK_EQ(vblk_swap_backend(r.d, r.be, 1000), -EINVAL);
+    CHECK_EQ(capacity_of(&r), 96);
+    CHECK_EQ(vh_rd(&r.h, VH_CONFIG_GEN), gen);
+    CHECK_EQ(io(&r, T_IN, 95, b, SECT, true, 1, false), S_OK);
+out:
+    rig_close(&r);
+}

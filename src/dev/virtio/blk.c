@@ -448,6 +448,7 @@ int vblk_swap_backend(struct vblk *d, struct blk_backend *be, unsigned wait_ms)
 {
     /* The negotiated features (VIRTIO_BLK_F_RO, DISCARD...) cannot change under the driver. */
     if (blk_readonly(be) != d->readonly) return -EINVAL;
+    int r = 0;
     struct timespec ts = monotonic_deadline_ms(wait_ms);
     pthread_mutex_lock(&d->lock);
     if (d->quiesced) { /* another swap is under way (callers serialise; be safe anyway) */
@@ -460,6 +461,14 @@ int vblk_swap_backend(struct vblk *d, struct blk_backend *be, unsigned wait_ms)
     while (d->inflight)
         if (pthread_cond_timedwait(&d->idle, &d->lock, &ts) == ETIMEDOUT) break;
     bool drained = d->inflight == 0;
+    if (!drained) r = -EBUSY;
+    /* The same backend: the image was resized on the host; nothing is in flight, so its size
+     * can change under blk_submit's range checks now. */
+    char err[256];
+    if (drained && be == d->be && blk_refresh_size(be, err, sizeof(err)) < 0) {
+        log_warn("virtio-blk: %s", err);
+        drained = false, r = -EINVAL;
+    }
     if (drained) {
         d->be = be;
         __atomic_store_n(&d->capacity, blk_size(be) / SECTOR, __ATOMIC_RELAXED);
@@ -473,7 +482,7 @@ int vblk_swap_backend(struct vblk *d, struct blk_backend *be, unsigned wait_ms)
     if (drained) virtio_mmio_interrupt(d->t, VIRTIO_INT_CONFIG);
     /* Take what the driver queued while we waited: its notifications were not acted on. */
     process_queue(d);
-    return drained ? 0 : -EBUSY;
+    return r;
 }
 
 struct virtio_mmio *vblk_transport(struct vblk *d)

@@ -26,8 +26,10 @@ bool vblk_destroy(struct vblk *d);
  * interrupt for the new capacity (virtio 1.x 4.2.2.1, ConfigGeneration) and take what was
  * queued. -EBUSY if requests were still in flight at the deadline (nothing changed, the device
  * goes on with the old backend); -EINVAL if be's read-only flag differs from the device's
- * (features were negotiated). 0: the old backend is idle and the caller's to close. Any
- * thread but a hart's (it blocks). */
+ * (features were negotiated). 0: the old backend is idle and the caller's to close. be may be
+ * the device's own backend: its image was resized on the host, and its size is read again
+ * while the device is drained (-EINVAL if the new size is unusable). Any thread but a hart's
+ * (it blocks). */
 int vblk_swap_backend(struct vblk *d, struct blk_backend *be, unsigned wait_ms);
 struct virtio_mmio *vblk_transport(struct vblk *d);
 /* Counters for tests and logs. */
