@@ -690,6 +690,22 @@ def test_patch_drive(vessel):
         m = guest("sleep 1; cat /sys/block/vda/size | tr 0-9 a-j", r"\n([a-j]+)\r?\n")
         check("patch: the guest sees the grown size (262144 sectors)", m and m.group(1) == "cgcbee",
               out[-300:].decode(errors="replace"))
+        # a guest reboot builds a new machine: the drive keeps the new image in its slot
+        before = out.decode(errors="replace").count(MARKER)
+        proc.stdin.write(b"reboot\n")
+        proc.stdin.flush()
+        t0 = time.time()
+        while out.decode(errors="replace").count(MARKER) <= before and time.time() - t0 < 240:
+            time.sleep(0.2)
+        m = guest("kv=$(uname -r); while read n p; do case $n in virtio_*) [ -d /sys/module/$n ]"
+                  " || insmod /lib/modules/$kv/$p;; esac; done </lib/modules/initramfs-modules;"
+                  " for i in 1 2 3 4 5 6 7 8 9 10; do [ -b /dev/vda ] && break; sleep 1; done;"
+                  " cat /sys/block/vda/size | tr 0-9 a-j; dd if=/dev/vda bs=512 count=1"
+                  " 2>/dev/null | head -c 16 | tr A-Z a-z; echo",
+                  r"\n([a-j]+)\r?\nvessel-patch-(\w+)", timeout=60)
+        check("patch: after a guest reboot the drive is still the new image",
+              m is not None and m.group(1) == "cgcbee" and m.group(2) == "two",
+              out[-400:].decode(errors="replace"))
         check("patch: the VM process still runs", proc.poll() is None)
         proc.stdin.write(b"poweroff\n")
         proc.stdin.flush()
@@ -697,6 +713,83 @@ def test_patch_drive(vessel):
         err = proc.stderr.read().decode(errors="replace")
         check("patch: poweroff ends the process with 0 and no sanitizer report",
               proc.returncode == 0 and not SANITIZER.search(err), err[-300:])
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_patch_drive_stall(vessel):
+    """PATCH /drives/{id} while the disk never completes a request: 400 within the bound."""
+    cache = os.environ.get("VESSEL_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "vessel")
+    g = os.path.join(cache, "guest", "default")
+    tmp = tempfile.mkdtemp(prefix="vessel-patch-")
+    sock = os.path.join(tmp, "fc.sock")
+    one, two = os.path.join(tmp, "one.img"), os.path.join(tmp, "two.img")
+    for p in (one, two):
+        with open(p, "wb") as f:
+            f.truncate(16 << 20)
+    env = dict(os.environ, VESSEL_TEST_BLOCK_STALL="1")  # requests are taken, never completed
+    proc = subprocess.Popen([vessel, "run", "--api-sock", sock, "--store", tmp],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+    out = bytearray()
+    threading.Thread(target=pump, args=(proc.stdout, out), daemon=True).start()
+    try:
+        for _ in range(100):
+            if os.path.exists(sock):
+                break
+            time.sleep(0.05)
+        http_unix(sock, "PUT", "/boot-source", {
+            "kernel_image_path": os.path.join(g, "Image"),
+            "initrd_path": os.path.join(g, "initramfs.cpio.gz"), "boot_args": "console=ttyS0"})
+        http_unix(sock, "PUT", "/drives/data", {"drive_id": "data", "path_on_host": one,
+                                                "is_root_device": False})
+        st, t = http_unix(sock, "PUT", "/actions", {"action_type": "InstanceStart"})
+        t0 = time.time()
+        while MARKER not in out.decode(errors="replace") and time.time() - t0 < 240:
+            time.sleep(0.2)
+        if not check("patch stall: the guest booted", MARKER in out.decode(errors="replace"),
+                     f"{st} {t}"):
+            return
+        # the driver's partition scan reads sector 0 at probe: that request never completes
+        # (insmod in the background: it waits for it)
+        proc.stdin.write(b"kv=$(uname -r); insmod /lib/modules/$kv/kernel/drivers/virtio/"
+                         b"virtio_mmio.ko.xz; (insmod /lib/modules/$kv/kernel/drivers/block/"
+                         b"virtio_blk.ko.xz &); sleep 3; echo pro''bed\n")
+        proc.stdin.flush()
+        t0 = time.time()
+        while "probed" not in out.decode(errors="replace") and time.time() - t0 < 60:
+            time.sleep(0.2)
+        t0 = time.time()
+        st, t = http_unix(sock, "PATCH", "/drives/data", {"drive_id": "data",
+                                                          "path_on_host": two})
+        took = time.time() - t0
+        check("patch stall: PATCH with a request stuck in flight -> 400 within the bound",
+              st == 400 and "did not complete" in t and took < 5, f"{st} {t} {took:.1f}s")
+        st, t = http_unix(sock, "GET", "/vm/config")
+        check("patch stall: the drive keeps its image",
+              st == 200 and json.loads(t)["drives"][0]["path_on_host"] == one, t[:300])
+        st, t = http_unix(sock, "GET", "/")
+        check("patch stall: the VM still runs", st == 200 and '"Running"' in t and
+              proc.poll() is None, t)
+        start = len(out)
+        proc.stdin.write(b"echo ali''ve\n")
+        proc.stdin.flush()
+        t0 = time.time()
+        while "alive" not in out[start:].decode(errors="replace") and time.time() - t0 < 30:
+            time.sleep(0.2)
+        check("patch stall: the guest still answers", "alive" in out[start:].decode(errors="replace"))
+        http_unix(sock, "PUT", "/vessel/quit")
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
+        err = proc.stderr.read().decode(errors="replace") if proc.poll() is not None else ""
+        check("patch stall: /vessel/quit still stops it, no sanitizer report",
+              proc.poll() == 0 and not SANITIZER.search(err), err[-300:])
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -844,7 +937,7 @@ def test_debian_stop(vessel):
 
 TESTS = {"eight": test_eight, "admission": test_admission, "crash": test_crash,
          "pause": test_pause, "api": test_api, "patch_drive": test_patch_drive,
-         "config_file": test_config_file,
+         "patch_drive_stall": test_patch_drive_stall, "config_file": test_config_file,
          "bad_input": test_bad_input, "debian_stop": test_debian_stop}
 # systemd under the sanitizer build takes minutes to boot: the plain build only
 SLOW = {"debian_stop"}
