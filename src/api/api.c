@@ -1,6 +1,7 @@
 /* The REST API (api.h). */
 #include "api/api.h"
 #include "util/log.h"
+#include "vm/sandbox.h"
 #include "util/version.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -403,6 +404,69 @@ static void put_config(struct api_ctx *a, enum cfg_kind k, const char *id, json_
         r->status = 204;
 }
 
+/* PATCH /drives/{id} (Firecracker's PartialDrive): post-boot only, swaps the drive's image. */
+static void patch_drive(struct api_ctx *a, const char *id, json_object *o, struct api_response *r)
+{
+    const char *bid = NULL, *path = NULL;
+    json_object_object_foreach(o, k, v)
+    {
+        if (!strcmp(k, "drive_id") && json_object_is_type(v, json_type_string)) {
+            bid = json_object_get_string(v);
+        } else if (!strcmp(k, "path_on_host") && json_object_is_type(v, json_type_string)) {
+            path = json_object_get_string(v);
+        } else if (!strcmp(k, "rate_limiter")) {
+            if (!json_object_is_type(v, json_type_null)) {
+                set_fault(r, 400, "drive: rate limiters are not supported yet");
+                return;
+            }
+        } else if (!strcmp(k, "drive_id") || !strcmp(k, "path_on_host")) {
+            set_fault(r, 400, "drive: '%s' has the wrong type", k);
+            return;
+        } else {
+            set_fault(r, 400,
+                      "drive: unknown field '%s' (PATCH takes drive_id, path_on_host, "
+                      "rate_limiter)",
+                      k);
+            return;
+        }
+    }
+    if (!bid) {
+        set_fault(r, 400, "drive: 'drive_id' is required");
+        return;
+    }
+    if (strcmp(bid, id)) {
+        set_fault(r, 400, "drive: the drive_id in the body ('%s') differs from the path's", bid);
+        return;
+    }
+    if (path && (!path[0] || strlen(path) >= VM_PATH_MAX)) {
+        set_fault(r, 400, "drive: 'path_on_host' must be 1-%d bytes", VM_PATH_MAX - 1);
+        return;
+    }
+    char err[600] = "";
+    int rc = 0;
+    pthread_mutex_lock(&a->lock);
+    int at = vm_spec_drive_index(&a->spec, id);
+    if (preboot(a))
+        rc = -EBUSY,
+        snprintf(err, sizeof(err), "not supported before boot (PUT /drives/%s is)", id);
+    else if (at < 0)
+        rc = -ENOENT, snprintf(err, sizeof(err), "no drive '%s'", id);
+    else if (path && sandbox_active())
+        /* opening an image after boot is what the sandbox forbids (docs/security.md) */
+        rc = -EPERM, snprintf(err, sizeof(err),
+                              "the VM process is sandboxed and opens no files after boot; "
+                              "start it with --no-sandbox to change drives");
+    else if (path && (rc = vm_update_drive(a->vm, (unsigned)at, path, err, sizeof(err))) == 0)
+        for (unsigned i = 0; i < a->spec.ndrives; i++) /* GET /vm/config shows the new path */
+            if (!strcmp(a->spec.drives[i].id, id))
+                memcpy(a->spec.drives[i].path, path, strlen(path) + 1);
+    pthread_mutex_unlock(&a->lock);
+    if (rc)
+        set_fault(r, 400, "PATCH /drives/%s: %s", id, err);
+    else
+        r->status = 204;
+}
+
 void api_handle(struct api_ctx *a, const char *method, const char *path, const char *body,
                 size_t len, struct api_response *r)
 {
@@ -426,7 +490,7 @@ void api_handle(struct api_ctx *a, const char *method, const char *path, const c
         {"/metrics", "P", "PUT"},
         {"/entropy", "P", "PUT"},
         {"/serial", "P", "PUT"},
-        {"/drives/", "P", "PUT"},
+        {"/drives/", "PA", "PUT, PATCH"},
         {"/vessel/info", "G", "GET"},
         {"/vessel/quit", "P", "PUT"},
     };
@@ -491,6 +555,8 @@ void api_handle(struct api_ctx *a, const char *method, const char *path, const c
         const char *id = path + strlen("/drives/");
         if (!vm_drive_id_valid(id))
             set_fault(r, 400, "drive id '%s' must be 1-63 of A-Z a-z 0-9 _ . -", id);
+        else if (patch)
+            patch_drive(a, id, o, r);
         else
             put_config(a, CFG_DRIVE, id, o, r);
     } else if (!strcmp(p, "/actions")) {

@@ -16,6 +16,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* wakes the signal thread at exit (SIGUSR2 is the sandbox's test hook, on hart threads) */
+#define WAKE_SIG (SIGRTMIN + 2)
+
 struct vmproc {
     const struct vmproc_opts *o;
     struct store st;
@@ -114,11 +117,11 @@ static void *signal_thread(void *arg)
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGUSR2); /* our own wake-up at exit */
+    sigaddset(&set, WAKE_SIG); /* our own wake-up at exit */
     for (;;) {
         int sig;
         if (sigwait(&set, &sig)) continue;
-        if (sig == SIGUSR2) return NULL;
+        if (sig == WAKE_SIG) return NULL;
         log_info("signal %d: stopping the VM", sig);
         vm_quit(p->vm);
     }
@@ -301,7 +304,7 @@ int vmproc_run(const struct vmproc_opts *o)
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGUSR2);
+    sigaddset(&set, WAKE_SIG);
     pthread_sigmask(SIG_BLOCK, &set, &old);
 
     char err[700] = "";
@@ -340,7 +343,7 @@ int vmproc_run(const struct vmproc_opts *o)
         if (r == 0) status = p->status;
     }
     if (sig_started) {
-        pthread_kill(st, SIGUSR2);
+        pthread_kill(st, WAKE_SIG);
         pthread_join(st, NULL);
     }
     api_server_stop(p->srv);

@@ -152,6 +152,21 @@ static int find_drive(const struct vm_spec *s, const char *id)
     return -1;
 }
 
+int vm_spec_drive_index(const struct vm_spec *s, const char *id)
+{
+    int at = find_drive(s, id);
+    if (at < 0) return -1;
+    /* as vm_spec_to_options: the root drive first, the others in the order they were added */
+    int root = -1;
+    for (unsigned i = 0; i < s->ndrives; i++)
+        if (s->drives[i].root) root = (int)i;
+    if (at == root) return 0;
+    int n = root >= 0 ? 1 : 0;
+    for (int i = 0; i < at; i++)
+        if (i != root) n++;
+    return n;
+}
+
 int vm_spec_set_drive(struct vm_spec *s, const char *id, json_object *o, char *err, size_t errlen)
 {
     static const char *const keys[] = {

@@ -51,6 +51,9 @@ int vm_spec_set_boot(struct vm_spec *s, json_object *o, char *err, size_t errlen
 /* PUT /drives/{id}: id is the path's; the body's drive_id must match. Adds or replaces. */
 int vm_spec_set_drive(struct vm_spec *s, const char *id, json_object *o, char *err, size_t errlen);
 
+/* The disk index (vda = 0) vm_spec_to_options gives drive id, or -1 if there is none. */
+int vm_spec_drive_index(const struct vm_spec *s, const char *id);
+
 /* The whole configuration: Firecracker's FullVmConfiguration keys (machine-config, boot-source,
  * drives; other Firecracker sections are accepted only when empty or null, see config.c) plus
  * "vessel" (firmware and per-drive extras). */

@@ -4,6 +4,7 @@
 #include "vm/cgroup.h"
 #include "vm/sandbox.h"
 #include "util/err.h"
+#include "dev/virtio/blk.h"
 #include "vm/gdbstub.h"
 #include "util/log.h"
 #include <errno.h>
@@ -24,6 +25,7 @@ struct vm {
     int start_result;       /* for the waiting vm_start: 1 pending, 0 ok, <0 failed */
     char start_err[512];
     bool quit;         /* vm_quit before the machine existed */
+    bool drive_busy;   /* vm_update_drive works on vm->m's device without the lock */
     struct machine *m; /* the current machine, NULL between reboots */
     struct machine_config mc;
     struct loader_file img[MACHINE_NIMG]; /* boot images, opened once (read on every boot) */
@@ -255,6 +257,10 @@ static int vm_loop(struct vm *vm)
         if (vm->gdb) gdbstub_detach(vm->gdb);
         pthread_mutex_lock(&vm->lock);
         vm->m = NULL;
+        /* A drive update still uses the machine's device (bounded: VM_DRIVE_SWAP_WAIT_MS) and
+         * then writes vm->mc, which the next machine is built from. */
+        while (vm->drive_busy)
+            pthread_cond_wait(&vm->cond, &vm->lock);
         bool quit = vm->quit;
         pthread_mutex_unlock(&vm->lock);
         char msg[sizeof(m->msg)];
@@ -438,6 +444,73 @@ void vm_set_console(struct vm *vm, struct chr *c)
     vm->serial = c;
     pthread_mutex_unlock(&vm->lock);
     if (old) chr_destroy(old);
+}
+
+int vm_update_drive(struct vm *vm, unsigned index, const char *path, char *err, size_t errlen)
+{
+    /* The checks and the bookkeeping under vm->lock; the open and the drain (bounded: blk_open,
+     * VM_DRIVE_SWAP_WAIT_MS) without it, so GET /, pause and quit never wait for a slow disk.
+     * drive_busy keeps the machine alive meanwhile: vm_loop clears vm->m, then waits for it
+     * before destroying the machine or building the next one from vm->mc. */
+    pthread_mutex_lock(&vm->lock);
+    int r = 0;
+    if (vm->state != VM_RUNNING && vm->state != VM_PAUSED)
+        r = err_set(err, errlen, -EBUSY, "the VM is %s", vm_state_name(vm->state));
+    else if (index >= vm->mc.ndisks)
+        r = err_set(err, errlen, -EINVAL, "no disk %u (the VM has %u)", index, vm->mc.ndisks);
+    else if (!vm->m || !vm->m->blk[index])
+        r = err_set(err, errlen, -EBUSY, "the guest is rebooting or stopping; try again");
+    else if (vm->drive_busy)
+        r = err_set(err, errlen, -EBUSY, "another drive update is under way; try again");
+    else if (strlen(path) >= sizeof(vm->opts.disks[index].path))
+        r = err_set(err, errlen, -ENAMETOOLONG, "the path is too long");
+    if (r < 0) {
+        pthread_mutex_unlock(&vm->lock);
+        return r;
+    }
+    vm->drive_busy = true;
+    struct machine *m = vm->m;
+    struct vm_disk *vd = &vm->opts.disks[index]; /* written only here, under drive_busy */
+    struct blk_backend *old = vm->mc.disks[index].backend, *nb = NULL;
+    pthread_mutex_unlock(&vm->lock);
+
+    /* The disk's options: the guest negotiated its features (read-only) on them. */
+    struct blk_open_opts bo = {.readonly = vd->readonly, .direct = vd->direct};
+    /* The drive's own image again (Firecracker's way to announce a resize): its lock is ours,
+     * so keep the backend and read its size again. */
+    bool same = blk_same_file(old, path);
+    if (same)
+        nb = old;
+    else
+        r = blk_open(&nb, path, &bo, err, errlen);
+    if (r == 0) {
+        r = vblk_swap_backend(m->blk[index], nb, VM_DRIVE_SWAP_WAIT_MS);
+        if (r == -EBUSY)
+            err_set(err, errlen, r,
+                    "the disk's requests did not complete within %u ms; it keeps %s",
+                    VM_DRIVE_SWAP_WAIT_MS, vd->path);
+        else if (r < 0 && same)
+            err_set(err, errlen, r, "%s: its size is not a non-zero multiple of 512", path);
+        else if (r < 0)
+            err_set(err, errlen, r, "cannot swap the disk's image");
+        if (r < 0 && !same) blk_close(nb);
+    }
+
+    pthread_mutex_lock(&vm->lock);
+    if (r == 0) {
+        /* The next machine after a guest reboot gets the new image in the same slot. */
+        vm->mc.disks[index].backend = nb;
+        m->cfg.disks[index].backend = nb;
+        snprintf(vd->path, sizeof(vd->path), "%s", path);
+    }
+    vm->drive_busy = false;
+    pthread_cond_broadcast(&vm->cond);
+    pthread_mutex_unlock(&vm->lock);
+    if (r == 0) {
+        log_info("disk %u: now %s (%llu bytes)", index, path, (unsigned long long)blk_size(nb));
+        if (!same) blk_close(old); /* idle (drained above): returns at once */
+    }
+    return r;
 }
 
 void vm_quit(struct vm *vm)

@@ -68,6 +68,15 @@ int vm_pause(struct vm *vm, char *err, size_t errlen);  /* -EBUSY unless running
 int vm_resume(struct vm *vm, char *err, size_t errlen); /* -EBUSY unless running/paused */
 /* Ask the guest to power off (the power key); -EBUSY unless running. */
 int vm_request_shutdown(struct vm *vm, char *err, size_t errlen);
+/* PATCH /drives/{id}: put the image at path behind disk `index` (vda = 0, as in vm_options) of
+ * the running (or paused) VM. Opens and locks it with the disk's options, waits at most
+ * VM_DRIVE_SWAP_WAIT_MS for the device's requests in flight, swaps, closes the old image and
+ * tells the guest the new capacity (config change interrupt). The disk keeps the new image
+ * across guest reboots. -EBUSY before boot, after halt, during a guest reboot or when the
+ * device did not drain in time (the old image then stays); -EINVAL for a bad index; blk_open's
+ * errors for the new image. */
+#define VM_DRIVE_SWAP_WAIT_MS 1000
+int vm_update_drive(struct vm *vm, unsigned index, const char *path, char *err, size_t errlen);
 /* Stop at once (as Ctrl-A x): vm_run returns VM_EXIT_OK. Safe in any state. */
 void vm_quit(struct vm *vm);
 /* Before boot: the guest's serial output goes to c from now on (the vm owns it); input still

@@ -10,10 +10,15 @@
 // clang-format on
 #include "api/api.h"
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* ---- the fake VM layer ---- */
+bool sandbox_active(void)
+{
+    return false;
+}
 struct vm {
     enum vm_state state;
 };
@@ -52,6 +57,15 @@ int vm_request_shutdown(struct vm *vm, char *err, size_t errlen)
 {
     return vm->state == VM_RUNNING ? 0 : -EBUSY + 0 * snprintf(err, errlen, "no");
 }
+int vm_update_drive(struct vm *vm, unsigned index, const char *path, char *err, size_t errlen)
+{
+    /* PATCH /drives/{id} must only reach a booted VM, with an index InstanceStart gave a disk
+     * and a path that fits a vm_disk */
+    if (vm->state == VM_NOT_STARTED || index >= MACHINE_MAX_DISKS || !path[0] ||
+        strlen(path) >= sizeof(((struct vm_disk *)0)->path))
+        abort();
+    return path[0] == 'x' ? -ENOENT + 0 * snprintf(err, errlen, "cannot open %s", path) : 0;
+}
 void vm_quit(struct vm *vm)
 {
     (void)vm;
@@ -85,6 +99,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
     ctx.vm = &fake_vm;
     ctx.id = "fuzz";
     ctx.statm_fd = -1;
+    if (data[0] & 8) { /* two drives, so PATCH /drives/{id} can find one */
+        static const char *const drives[] = {
+            "{\"drive_id\":\"data\",\"is_root_device\":false,\"path_on_host\":\"d.img\"}",
+            "{\"drive_id\":\"rootfs\",\"is_root_device\":true,\"path_on_host\":\"r.img\"}"};
+        for (int i = 0; i < 2; i++) {
+            char err[600];
+            json_object *d = json_tokener_parse(drives[i]);
+            if (!d || vm_spec_set_drive(&ctx.spec, NULL, d, err, sizeof(err))) abort();
+            json_object_put(d);
+        }
+    }
     const char *method = methods[data[0] & 3];
     const uint8_t *nl = memchr(data + 1, '\n', len - 1);
     size_t plen = nl ? (size_t)(nl - data - 1) : len - 1;

@@ -227,3 +227,42 @@ TEST(admission_message_and_policy)
     CHECK(admit_check(&st, "web", 1, 64, err, sizeof(err)) < 0);
     rm_store(&st);
 }
+
+/* PATCH /drives/{id} finds the disk by the index vm_spec_to_options gives it: the root drive
+ * is vda wherever it was added, the others follow in the order they were added. */
+TEST(config_drive_index_matches_options)
+{
+    static struct vm_spec s;
+    char err[512];
+    const char *cfgs[] = {
+        "{\"boot-source\":{\"kernel_image_path\":\"/k\"},\"drives\":["
+        "{\"drive_id\":\"a\",\"path_on_host\":\"/a\",\"is_root_device\":false},"
+        "{\"drive_id\":\"r\",\"path_on_host\":\"/r\",\"is_root_device\":true},"
+        "{\"drive_id\":\"b\",\"path_on_host\":\"/b\",\"is_root_device\":false}]}",
+        "{\"boot-source\":{\"kernel_image_path\":\"/k\"},\"drives\":["
+        "{\"drive_id\":\"a\",\"path_on_host\":\"/a\",\"is_root_device\":false},"
+        "{\"drive_id\":\"b\",\"path_on_host\":\"/b\",\"is_root_device\":false},"
+        "{\"drive_id\":\"r\",\"path_on_host\":\"/r\",\"is_root_device\":true}]}",
+        "{\"boot-source\":{\"kernel_image_path\":\"/k\"},\"drives\":["
+        "{\"drive_id\":\"a\",\"path_on_host\":\"/a\",\"is_root_device\":false},"
+        "{\"drive_id\":\"b\",\"path_on_host\":\"/b\",\"is_root_device\":false}]}",
+    };
+    for (unsigned c = 0; c < sizeof(cfgs) / sizeof(cfgs[0]); c++) {
+        json_object *o = json_tokener_parse(cfgs[c]);
+        CHECK(o != NULL);
+        CHECK_EQ(vm_spec_from_json(&s, o, err, sizeof(err)), 0);
+        json_object_put(o);
+        struct vm_options opts;
+        char cmdline[4200];
+        setenv("VESSEL_CACHE", "/nonexistent-cache", 1); /* only names the OpenSBI path */
+        CHECK_EQ(vm_spec_to_options(&s, &opts, cmdline, sizeof(cmdline), err, sizeof(err)), 0);
+        unsetenv("VESSEL_CACHE");
+        CHECK_EQ(opts.ndisks, s.ndrives);
+        for (unsigned i = 0; i < s.ndrives; i++) {
+            int at = vm_spec_drive_index(&s, s.drives[i].id);
+            CHECK(at >= 0 && (unsigned)at < opts.ndisks);
+            if (at >= 0) CHECK_STR(opts.disks[at].path, s.drives[i].path);
+        }
+        CHECK_EQ(vm_spec_drive_index(&s, "nosuch"), -1);
+    }
+}

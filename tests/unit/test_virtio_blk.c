@@ -1515,3 +1515,197 @@ TEST(vblk_destroy_waits_for_completion_interrupt)
 out:
     rig_close(&r);
 }
+
+/* ---- backend swap (PATCH /drives/{id}) ---------------------------------------------------- */
+
+/* A second image of `sectors` sectors, every byte `fill`, opened as the rig's was. */
+static struct blk_backend *second_image(char *path, size_t len, uint64_t sectors, uint8_t fill,
+                                        bool readonly)
+{
+    tmp_path(path, len);
+    char err[256] = "";
+    CHECK_EQ(blk_create_raw(path, sectors * SECT, err, sizeof(err)), 0);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    CHECK(fd >= 0);
+    static uint8_t buf[SECT];
+    memset(buf, fill, sizeof(buf));
+    for (uint64_t s = 0; fd >= 0 && s < sectors; s++)
+        CHECK_EQ(pwrite(fd, buf, SECT, (off_t)(s * SECT)), SECT);
+    if (fd >= 0) close(fd);
+    struct blk_backend *be = NULL;
+    struct blk_open_opts bo = {.readonly = readonly};
+    CHECK_EQ(blk_open(&be, path, &bo, err, sizeof(err)), 0);
+    return be;
+}
+
+static uint64_t capacity_of(struct rig *r)
+{
+    return cfg32(r, C_CAPACITY) | (uint64_t)cfg32(r, C_CAPACITY + 4) << 32;
+}
+
+/* The swap itself: new capacity in config space with a config change interrupt and a new
+ * ConfigGeneration (4.2.2.1), reads and writes go to the new image only, and its whole new
+ * size is usable. */
+TEST(vblk_swap_backend_new_size_and_data)
+{
+    struct rig r;
+    struct rig_opts o = {0};
+    char path2[256] = "";
+    struct blk_backend *be2 = NULL;
+    if (!rig_open(&r, 64, &o)) goto out;
+    uint64_t b = vh_alloc(&r.h, SECT);
+    CHECK_EQ(io(&r, T_IN, 3, b, SECT, true, 1, false), S_OK);
+    CHECK(guest_matches_pattern(&r, b, 3 * SECT, SECT));
+    CHECK_EQ(capacity_of(&r), 64);
+    uint32_t gen = vh_rd(&r.h, VH_CONFIG_GEN);
+    vh_wr(&r.h, VH_INT_ACK, vh_rd(&r.h, VH_INT_STATUS));
+    int raises = r.h.irq.raises;
+
+    be2 = second_image(path2, sizeof(path2), 200, 0xa5, false);
+    if (!be2) goto out;
+    CHECK_EQ(vblk_swap_backend(r.d, be2, 1000), 0);
+    struct blk_backend *old = r.be;
+    r.be = be2; /* rig_close closes the device's backend */
+    blk_close(old);
+    CHECK_EQ(capacity_of(&r), 200);
+    CHECK(vh_rd(&r.h, VH_CONFIG_GEN) != gen);
+    CHECK(vh_rd(&r.h, VH_INT_STATUS) & VIRTIO_INT_CONFIG);
+    CHECK_EQ(r.h.irq.raises, raises + 1);
+    CHECK_EQ(stats(&r).swaps, 1);
+
+    /* sector 150: past the old end, inside the new one */
+    uint64_t b2 = vh_alloc(&r.h, SECT);
+    CHECK_EQ(io(&r, T_IN, 150, b2, SECT, true, 1, false), S_OK);
+    CHECK(all_bytes(vh_ptr(&r.h, b2), SECT, 0xa5));
+    CHECK_EQ(io(&r, T_IN, 200, b2, SECT, true, 1, false), S_IOERR); /* the new end holds */
+    uint64_t w = vh_alloc(&r.h, SECT);
+    memset(vh_ptr(&r.h, w), 0x3c, SECT);
+    CHECK_EQ(io(&r, T_OUT, 5, w, SECT, false, 1, false), S_OK);
+    CHECK(host_matches_pattern(&r, 5 * SECT, SECT)); /* the old image is untouched */
+    int fd2 = open(path2, O_RDONLY | O_CLOEXEC);
+    uint8_t got[SECT];
+    CHECK(fd2 >= 0 && pread(fd2, got, SECT, 5 * SECT) == SECT && all_bytes(got, SECT, 0x3c));
+    if (fd2 >= 0) close(fd2);
+out:
+    rig_close(&r);
+    if (path2[0]) unlink(path2);
+}
+
+/* A read-only image cannot replace a writable one (VIRTIO_BLK_F_RO was negotiated): refused,
+ * nothing changes. */
+TEST(vblk_swap_backend_readonly_mismatch)
+{
+    struct rig r;
+    struct rig_opts o = {0};
+    char path2[256] = "";
+    if (!rig_open(&r, 64, &o)) goto out;
+    struct blk_backend *ro = second_image(path2, sizeof(path2), 128, 1, true);
+    if (!ro) goto out;
+    CHECK_EQ(vblk_swap_backend(r.d, ro, 1000), -EINVAL);
+    CHECK_EQ(capacity_of(&r), 64);
+    blk_close(ro);
+    uint64_t b = vh_alloc(&r.h, SECT);
+    CHECK_EQ(io(&r, T_IN, 7, b, SECT, true, 1, false), S_OK);
+    CHECK(guest_matches_pattern(&r, b, 7 * SECT, SECT));
+out:
+    rig_close(&r);
+    if (path2[0]) unlink(path2);
+}
+
+struct swap_job {
+    struct vblk *d;
+    struct blk_backend *be;
+    unsigned ms;
+    int result;
+};
+
+static void *swap_thread(void *p)
+{
+    struct swap_job *j = p;
+    j->result = vblk_swap_backend(j->d, j->be, j->ms);
+    return NULL;
+}
+
+/* Requests in flight at a swap: a swap that cannot drain them in time fails (-EBUSY, bounded,
+ * nothing changed); one that can waits for them, and they complete against the old image,
+ * while a request the driver queues during the wait is not taken until the swap is done and
+ * then goes to the new image. Nothing is lost. */
+TEST(vblk_swap_backend_waits_for_in_flight)
+{
+    struct rig r;
+    struct rig_opts o = {.stall = true};
+    char path2[256] = "";
+    struct blk_backend *be2 = NULL;
+    if (!rig_open(&r, 64, &o)) goto out;
+    uint64_t b1 = vh_alloc(&r.h, SECT);
+    uint64_t st1 = submit(&r, T_IN, 3, b1, SECT, true, 1, false, NULL);
+    vh_kick(&r.h);
+    CHECK_EQ(stats(&r).in_flight, 1);
+    be2 = second_image(path2, sizeof(path2), 128, 0x5a, false);
+    if (!be2) goto out;
+
+    uint64_t t0 = now_ms();
+    CHECK_EQ(vblk_swap_backend(r.d, be2, 100), -EBUSY);
+    CHECK(now_ms() - t0 < 1000);
+    CHECK_EQ(capacity_of(&r), 64);
+    CHECK(!(vh_rd(&r.h, VH_INT_STATUS) & VIRTIO_INT_CONFIG));
+    CHECK(!stats(&r).quiesced);
+
+    struct swap_job j = {r.d, be2, 10000, 1};
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, swap_thread, &j), 0);
+    bool q = false;
+    for (int i = 0; i < 2000 && !(q = stats(&r).quiesced); i++)
+        usleep(1000);
+    CHECK(q);
+    uint64_t b2 = vh_alloc(&r.h, SECT);
+    uint64_t st2 = submit(&r, T_IN, 100, b2, SECT, true, 1, false, NULL);
+    vh_kick(&r.h);
+    CHECK_EQ(stats(&r).in_flight, 1); /* queued, not taken */
+    blk_debug_release_stalled(r.be);
+    pthread_join(th, NULL);
+    CHECK_EQ(j.result, 0);
+    struct blk_backend *old = r.be;
+    r.be = be2;
+    vblk_process_and_wait(r.d);
+    blk_close(old);
+    CHECK_EQ(vh_used_idx(&r.h), 2);
+    CHECK_EQ(*vh_ptr(&r.h, st1), S_OK);
+    CHECK(guest_matches_pattern(&r, b1, 3 * SECT, SECT)); /* the old image's data */
+    CHECK_EQ(*vh_ptr(&r.h, st2), S_OK);
+    CHECK(all_bytes(vh_ptr(&r.h, b2), SECT, 0x5a)); /* sector 100: only the new image has it */
+    CHECK_EQ(capacity_of(&r), 128);
+    be2 = NULL;
+out:
+    if (be2) blk_close(be2);
+    rig_close(&r);
+    if (path2[0]) unlink(path2);
+}
+
+/* The device's own backend again (the image was resized on the host, Firecracker's way to
+ * announce it): the size is read again while the device is drained; a size that is not a
+ * multiple of 512 is refused and the old capacity stays. */
+TEST(vblk_swap_backend_same_image_resized)
+{
+    struct rig r;
+    struct rig_opts o = {0};
+    if (!rig_open(&r, 64, &o)) goto out;
+    CHECK_EQ(ftruncate(r.fd, 96 * SECT), 0);
+    uint32_t gen = vh_rd(&r.h, VH_CONFIG_GEN);
+    CHECK_EQ(vblk_swap_backend(r.d, r.be, 1000), 0);
+    CHECK_EQ(capacity_of(&r), 96);
+    CHECK(vh_rd(&r.h, VH_CONFIG_GEN) != gen);
+    uint64_t b = vh_alloc(&r.h, SECT);
+    CHECK_EQ(io(&r, T_IN, 80, b, SECT, true, 1, false), S_OK);
+    CHECK(all_bytes(vh_ptr(&r.h, b), SECT, 0));
+    CHECK_EQ(io(&r, T_IN, 3, b, SECT, true, 1, false), S_OK);
+    CHECK(guest_matches_pattern(&r, b, 3 * SECT, SECT));
+    CHECK_EQ(ftruncate(r.fd, 100 * SECT + 7), 0);
+    gen = vh_rd(&r.h, VH_CONFIG_GEN);
+    CHECK_EQ(vblk_swap_backend(r.d, r.be, 1000), -EINVAL);
+    CHECK_EQ(capacity_of(&r), 96);
+    CHECK_EQ(vh_rd(&r.h, VH_CONFIG_GEN), gen);
+    CHECK_EQ(io(&r, T_IN, 95, b, SECT, true, 1, false), S_OK);
+out:
+    rig_close(&r);
+}

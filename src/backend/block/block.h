@@ -61,6 +61,12 @@ void blk_close(struct blk_backend *b);
  * see), 0 if nobody, -errno. */
 int blk_lock_holder(int fd, long *pid, bool *write);
 uint64_t blk_size(const struct blk_backend *b);
+/* Read the image's size again (it was resized on the host: PATCH /drives with the same path).
+ * The caller guarantees nothing is submitted meanwhile (vblk_swap_backend). 0, or -errno with
+ * a message (the new size is not a non-zero multiple of 512: the old size stays). */
+int blk_refresh_size(struct blk_backend *b, char *err, size_t errlen);
+/* Whether path names the file this backend has open (same device and inode). */
+bool blk_same_file(const struct blk_backend *b, const char *path);
 bool blk_readonly(const struct blk_backend *b);
 /* Submit; returns 0 (done() will be called) or -errno (done() will not be called):
  * -EINVAL for a range outside the image (or overflowing) or more than IOV_MAX segments,

@@ -355,6 +355,24 @@ void blk_close(struct blk_backend *b)
     free(b);
 }
 
+int blk_refresh_size(struct blk_backend *b, char *err, size_t errlen)
+{
+    struct stat st;
+    if (fstat(b->fd, &st) < 0)
+        return fail_msg(err, errlen, -errno, "cannot stat %s: %s", b->path, strerror(errno));
+    int r = check_geometry(b->path, &st, err, errlen);
+    if (r < 0) return r;
+    __atomic_store_n(&b->size, (uint64_t)st.st_size, __ATOMIC_RELAXED);
+    return 0;
+}
+
+bool blk_same_file(const struct blk_backend *b, const char *path)
+{
+    struct stat a, p;
+    return fstat(b->fd, &a) == 0 && stat(path, &p) == 0 && a.st_dev == p.st_dev &&
+           a.st_ino == p.st_ino;
+}
+
 uint64_t blk_size(const struct blk_backend *b)
 {
     return b->size;

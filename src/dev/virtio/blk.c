@@ -49,12 +49,13 @@ struct vblk {
     struct blk_backend *be;
     char serial[VIRTIO_BLK_SERIAL_LEN];
     bool readonly;
-    uint64_t capacity;    /* sectors */
+    uint64_t capacity; /* sectors; changes only under lock (vblk_swap_backend), read atomically */
     pthread_mutex_t lock; /* queue pop/push, counters */
     pthread_cond_t idle;
     unsigned inflight;
     bool running;
     bool reset_pending; /* the transport waits for inflight to reach 0 (async reset) */
+    bool quiesced;      /* vblk_swap_backend: take no new requests (they wait in the ring) */
     struct vblk_stats st;
     struct vq_chain chain; /* scratch for vq_pop, under lock */
 };
@@ -235,11 +236,14 @@ static bool start_request(struct vblk *d, const struct vq_chain *c)
     }
     default: status = VIRTIO_BLK_S_UNSUPP; break;
     }
+    /* The backend this request was checked against: a swap waits for it (inflight) before
+     * changing d->be. */
+    struct blk_backend *be = d->be;
     /* Unlocked: the backend may complete on another thread at once. */
     pthread_mutex_unlock(&d->lock);
     if (status != VIRTIO_BLK_S_OK || !io)
         complete(q, status);
-    else if (blk_submit(d->be, &q->r) < 0)
+    else if (blk_submit(be, &q->r) < 0)
         complete(q, VIRTIO_BLK_S_IOERR);
     pthread_mutex_lock(&d->lock);
     return true;
@@ -250,7 +254,7 @@ static void process_queue(struct vblk *d)
     pthread_mutex_lock(&d->lock);
     struct vq *vq = virtio_mmio_queue(d->t, 0);
     bool broken = false;
-    while (d->running && vq && !vq->broken) {
+    while (d->running && !d->quiesced && vq && !vq->broken) {
         int r = vq_pop_or_arm(vq, &d->chain);
         if (r == 0) break;
         if (r < 0 || !start_request(d, &d->chain)) {
@@ -275,7 +279,7 @@ static uint32_t cfg_read(void *dev, uint32_t off, unsigned size)
 {
     struct vblk *d = dev;
     uint8_t cfg[CONFIG_SIZE] = {0};
-    uint64_t cap = d->capacity;
+    uint64_t cap = __atomic_load_n(&d->capacity, __ATOMIC_RELAXED);
     uint32_t seg_max = VQ_MAX_SEGS - 2, blk_size = SECTOR, max_sect = MAX_DISCARD_SECTORS, one = 1;
     memcpy(cfg + 0, &cap, 8);
     memcpy(cfg + 12, &seg_max, 4);
@@ -440,6 +444,47 @@ bool vblk_destroy(struct vblk *d)
     return true;
 }
 
+int vblk_swap_backend(struct vblk *d, struct blk_backend *be, unsigned wait_ms)
+{
+    /* The negotiated features (VIRTIO_BLK_F_RO, DISCARD...) cannot change under the driver. */
+    if (blk_readonly(be) != d->readonly) return -EINVAL;
+    int r = 0;
+    struct timespec ts = monotonic_deadline_ms(wait_ms);
+    pthread_mutex_lock(&d->lock);
+    if (d->quiesced) { /* another swap is under way (callers serialise; be safe anyway) */
+        pthread_mutex_unlock(&d->lock);
+        return -EBUSY;
+    }
+    /* Quiesce: requests the driver makes available from now on stay in the ring; the ones
+     * taken before complete against the backend they were checked against. */
+    d->quiesced = true;
+    while (d->inflight)
+        if (pthread_cond_timedwait(&d->idle, &d->lock, &ts) == ETIMEDOUT) break;
+    bool drained = d->inflight == 0;
+    if (!drained) r = -EBUSY;
+    /* The same backend: the image was resized on the host; nothing is in flight, so its size
+     * can change under blk_submit's range checks now. */
+    char err[256];
+    if (drained && be == d->be && blk_refresh_size(be, err, sizeof(err)) < 0) {
+        log_warn("virtio-blk: %s", err);
+        drained = false, r = -EINVAL;
+    }
+    if (drained) {
+        d->be = be;
+        __atomic_store_n(&d->capacity, blk_size(be) / SECTOR, __ATOMIC_RELAXED);
+        d->st.swaps++;
+    }
+    d->quiesced = false;
+    pthread_mutex_unlock(&d->lock);
+    /* 5.2.4 / 4.2.2.1: the capacity changed: the transport bumps ConfigGeneration and raises
+     * the configuration change interrupt (dropped while the driver resets the device; it
+     * reads the configuration again anyway). */
+    if (drained) virtio_mmio_interrupt(d->t, VIRTIO_INT_CONFIG);
+    /* Take what the driver queued while we waited: its notifications were not acted on. */
+    process_queue(d);
+    return r;
+}
+
 struct virtio_mmio *vblk_transport(struct vblk *d)
 {
     return d->t;
@@ -450,6 +495,7 @@ void vblk_get_stats(struct vblk *d, struct vblk_stats *s)
     pthread_mutex_lock(&d->lock);
     *s = d->st;
     s->in_flight = d->inflight;
+    s->quiesced = d->quiesced;
     pthread_mutex_unlock(&d->lock);
 }
 

@@ -20,12 +20,24 @@ struct vblk *vblk_create(struct blk_backend *be, const char *serial, const struc
  * is then abandoned (never freed, their late completions touch only it) and the caller must
  * keep guest RAM mapped, as those requests may still write into it. */
 bool vblk_destroy(struct vblk *d);
+/* Put another backend behind a running device (PATCH /drives/{id}): stop taking requests
+ * (what the driver queues meanwhile waits in the ring), wait at most wait_ms for the ones in
+ * flight to complete against the old backend, switch, then raise a configuration change
+ * interrupt for the new capacity (virtio 1.x 4.2.2.1, ConfigGeneration) and take what was
+ * queued. -EBUSY if requests were still in flight at the deadline (nothing changed, the device
+ * goes on with the old backend); -EINVAL if be's read-only flag differs from the device's
+ * (features were negotiated). 0: the old backend is idle and the caller's to close. be may be
+ * the device's own backend: its image was resized on the host, and its size is read again
+ * while the device is drained (-EINVAL if the new size is unusable). Any thread but a hart's
+ * (it blocks). */
+int vblk_swap_backend(struct vblk *d, struct blk_backend *be, unsigned wait_ms);
 struct virtio_mmio *vblk_transport(struct vblk *d);
 /* Counters for tests and logs. */
 struct vblk_stats {
     uint64_t reads, writes, flushes, discards, write_zeroes, get_ids, errors, bad_requests;
-    uint64_t resets;
+    uint64_t resets, swaps;
     uint64_t in_flight; /* now: requests taken and not yet completed */
+    bool quiesced;      /* now: a backend swap waits for in_flight to drain */
 };
 void vblk_get_stats(struct vblk *d, struct vblk_stats *s);
 /* For tests and the fuzzer: process the queue as a notify would, then wait until every
