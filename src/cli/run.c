@@ -42,6 +42,9 @@ void cli_run_usage(FILE *out)
             "  --gdb PORT         serve the GDB remote protocol on 127.0.0.1:PORT\n"
             "                     (gdb-multiarch: target remote :PORT)\n"
             "  --paused           with --gdb: wait for the debugger before running\n"
+            "  --engine ENGINE    interp (default) or jit (x86-64 translation)\n"
+            "  --jit-cache SIZE   translated code per vCPU with --engine jit (default 64M,\n"
+            "                     64K to 2G; flushed whole when full)\n"
             "  --log-level LEVEL  error, warn (default), info, debug, trace (traps)\n"
             "  --log-file FILE    write log lines to FILE instead of stderr\n"
             "  -h, --help         show this help\n"
@@ -95,7 +98,9 @@ enum {
     OPT_LOG_FILE,
     OPT_GDB,
     OPT_PAUSED,
-    OPT_DISK
+    OPT_DISK,
+    OPT_ENGINE,
+    OPT_JIT_CACHE
 };
 
 static const struct option run_options[] = {
@@ -112,6 +117,8 @@ static const struct option run_options[] = {
     {"gdb", required_argument, NULL, OPT_GDB},
     {"paused", no_argument, NULL, OPT_PAUSED},
     {"disk", required_argument, NULL, OPT_DISK},
+    {"engine", required_argument, NULL, OPT_ENGINE},
+    {"jit-cache", required_argument, NULL, OPT_JIT_CACHE},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -206,6 +213,16 @@ int cli_run_parse(int argc, char **argv, const struct host_limits *lim, struct r
             if (r < 0) return r;
             break;
         }
+        case OPT_ENGINE:
+            if (strcmp(optarg, "jit") && strcmp(optarg, "interp"))
+                return fail(err, errlen, "--engine %s: expected interp or jit", optarg);
+            mc->engine = strcmp(optarg, "jit") ? ENGINE_INTERP : ENGINE_JIT;
+            break;
+        case OPT_JIT_CACHE:
+            if (size_parse(optarg, &mc->jit_cache_size) < 0 || mc->jit_cache_size < (64u << 10) ||
+                mc->jit_cache_size > (2ull << 30))
+                return fail(err, errlen, "--jit-cache %s: expected a size from 64K to 2G", optarg);
+            break;
         case 'h': a->help = true; return 0;
         case ':':
             return fail(err, errlen, "option %s needs a value (see vessel run --help)",

@@ -1,0 +1,660 @@
+/* The JIT (first increment): guest basic blocks translated to x86-64, one host function per
+ * block, run from a dispatch loop that looks blocks up by physical page and offset.
+ *
+ * - Translations hang off per-physical-page records keyed and validated exactly like the
+ *   interpreter's decode cache (exec.c dcache_get): a page's blocks are translated from a copy
+ *   of its bytes taken when the page entered the cache, and after a fence.i (dcache_epoch
+ *   bumped) the page keeps its translations only if memory still equals the copy. So a
+ *   translation is dropped exactly when the interpreter would drop its decoded slots.
+ * - Guest registers live in struct hart; the generated code keeps rbx = hart, r12/r13 = the
+ *   read/write TLB arrays of the current data TLB set, and does the interpreter's TLB hit path
+ *   inline (tag compare, page-offset bound, add), calling mem_load_slow/mem_store_slow
+ *   otherwise.
+ * - pc and instret are exact: each exit of a block stores the next pc and adds the number of
+ *   instructions retired up to it; a fault stores the faulting instruction's pc and the count
+ *   before it and returns cause + 1, and jit_exec raises the exception as the interpreter does.
+ * - Everything else (CSRs, F/D, atomics, fence.i, system instructions, illegal encodings,
+ *   instructions straddling a page) ends the block; a block that would start with one runs in
+ *   the interpreter for one control transfer (hart_exec with budget 1), which also returns on
+ *   the events that must reach the run loop (h->exec_left > 0). */
+#include "cpu/riscv/jit/jit.h"
+#include "cpu/riscv/alu.h"
+#include "cpu/riscv/decode.h"
+#include "cpu/riscv/jit/cache.h"
+#include "cpu/riscv/jit/x86.h"
+#include "util/log.h"
+#include <errno.h>
+#include <sched.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define likely(x)   __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+/* PAUSEs within one jit_exec call after which the hart yields its host CPU (as exec.c). */
+#define PAUSE_YIELD_COUNT 64
+
+/* Block table values: 0 = not translated yet, JIT_INTERP = run the interpreter here, else the
+ * block's offset in the code cache. */
+#define JIT_INTERP 1u
+
+struct jpage {
+    uint64_t ppn;   /* DPAGE_INVALID when unused */
+    uint64_t epoch; /* h->dcache_epoch when last known to match memory */
+    unsigned gen;   /* code cache generation the offsets in blk belong to */
+    uint32_t blk[DPAGE_SLOTS];
+    uint8_t code[DPAGE_BYTES]; /* the bytes translations are made from */
+};
+#define JPAGE_SLOTS 1024 /* direct-mapped by physical page: at most 12.5 MiB per hart */
+
+struct jit {
+    struct jit_cache cache;
+    struct jpage *pages[JPAGE_SLOTS];
+    unsigned pauses;
+    struct jit_stats st;
+};
+
+/* Host calling convention of a block: returns 0, or an exception cause + 1 (pc and instret
+ * already set for the faulting instruction, trap value in h->fault_tval). */
+typedef int (*jit_block_fn)(struct hart *h, struct tlb_entry *tr, struct tlb_entry *tw);
+
+#define OFF_X(r)    ((int32_t)(offsetof(struct hart, x) + 8 * (unsigned)(r)))
+#define OFF_PC      ((int32_t)offsetof(struct hart, pc))
+#define OFF_INSTRET ((int32_t)offsetof(struct hart, instret))
+#define OFF_KEY     ((int32_t)offsetof(struct hart, tlb_key))
+#define HREG        RBX
+#define TR          R12
+#define TW          R13
+
+/* ---- helpers called from generated code ---- */
+
+static uint64_t jit_alu_helper(uint64_t a, uint64_t b, int64_t imm, unsigned op)
+{
+    return rv_alu((enum rv_op)op, a, b, imm);
+}
+
+static void jit_pause_helper(struct hart *h)
+{
+    /* Zihintpause: see exec.c PAUSE */
+    if (++h->jit->pauses >= PAUSE_YIELD_COUNT) {
+        h->jit->pauses = 0;
+        sched_yield();
+    }
+}
+
+/* ---- code generation ---- */
+
+enum stub_kind { STUB_LOAD, STUB_STORE, STUB_BRANCH };
+struct stub {
+    enum stub_kind kind;
+    uint8_t *from[2]; /* jcc displacements that lead here */
+    uint8_t *back;    /* where the fast path continues */
+    struct rv_decoded d;
+    uint64_t pc;
+    unsigned k; /* instructions of the block retired before this one */
+};
+
+struct gen {
+    struct x86 e;
+    struct stub stubs[JIT_MAX_INSNS];
+    unsigned nstubs;
+};
+
+static void emit_epilogue(struct x86 *e)
+{
+    x86_alu_imm(e, true, ALU_ADD, R(RSP), 16);
+    x86_pop(e, R13);
+    x86_pop(e, R12);
+    x86_pop(e, RBX);
+    x86_ret(e);
+}
+
+/* Leave the block: h->pc = pc, n more instructions retired, return 0. */
+static void emit_exit(struct x86 *e, uint64_t pc, unsigned n)
+{
+    x86_mov_imm(e, RAX, pc);
+    x86_mov_store(e, M(HREG, OFF_PC), RAX);
+    if (n) x86_alu_imm(e, true, ALU_ADD, M(HREG, OFF_INSTRET), (int32_t)n);
+    x86_alu_rm(e, false, ALU_XOR, RAX, R(RAX));
+    emit_epilogue(e);
+}
+
+/* eax = cause from a slow path: record the faulting instruction and return cause + 1. */
+static void emit_fault(struct x86 *e, uint64_t pc, unsigned k)
+{
+    x86_mov_imm(e, RCX, pc);
+    x86_mov_store(e, M(HREG, OFF_PC), RCX);
+    if (k) x86_alu_imm(e, true, ALU_ADD, M(HREG, OFF_INSTRET), (int32_t)k);
+    x86_alu_imm(e, false, ALU_ADD, R(RAX), 1);
+    emit_epilogue(e);
+}
+
+static struct stub *new_stub(struct gen *g, enum stub_kind kind, const struct rv_decoded *d,
+                             uint64_t pc, unsigned k)
+{
+    struct stub *s = &g->stubs[g->nstubs++];
+    *s = (struct stub){kind, {NULL, NULL}, NULL, *d, pc, k};
+    return s;
+}
+
+static unsigned mem_size(enum rv_op op)
+{
+    switch (op) {
+    case RV_OP_LB:
+    case RV_OP_LBU:
+    case RV_OP_SB: return 1;
+    case RV_OP_LH:
+    case RV_OP_LHU:
+    case RV_OP_SH: return 2;
+    case RV_OP_LW:
+    case RV_OP_LWU:
+    case RV_OP_SW: return 4;
+    default: return 8;
+    }
+}
+
+/* rax = va = x[rs1] + imm; rdx = &tlb[index]; jumps to the stub (with rax = va) unless the
+ * page hits in the TLB and the access stays inside it; then rax = host address. */
+static void emit_tlb(struct gen *g, struct stub *s, enum x86_reg tlb, unsigned size)
+{
+    struct x86 *e = &g->e;
+    x86_mov_load(e, RAX, M(HREG, OFF_X(s->d.rs1)));
+    if (s->d.imm) x86_alu_imm(e, true, ALU_ADD, R(RAX), s->d.imm);
+    x86_mov_load(e, RCX, R(RAX));
+    x86_shift_imm(e, true, SH_SHR, RCX, 12);
+    x86_mov32_load(e, RDX, R(RCX));
+    x86_alu_imm(e, false, ALU_AND, R(RDX), TLB_SIZE - 1);
+    x86_shift_imm(e, false, SH_SHL, RDX, 4); /* sizeof(struct tlb_entry) */
+    x86_alu_rm(e, true, ALU_ADD, RDX, R(tlb));
+    x86_alu_rm(e, true, ALU_XOR, RCX, M(HREG, OFF_KEY));
+    x86_alu_rm(e, true, ALU_CMP, RCX, M(RDX, 0));
+    s->from[0] = x86_jcc(e, CC_NE);
+    x86_mov32_load(e, RCX, R(RAX));
+    x86_alu_imm(e, false, ALU_AND, R(RCX), 0xfff);
+    x86_alu_imm(e, false, ALU_CMP, R(RCX), (int32_t)(4096 - size));
+    s->from[1] = x86_jcc(e, CC_A);
+    x86_alu_rm(e, true, ALU_ADD, RAX, M(RDX, 8));
+}
+
+static bool is_load(enum rv_op op)
+{
+    return op >= RV_OP_LB && op <= RV_OP_LWU;
+}
+static bool is_store(enum rv_op op)
+{
+    return op >= RV_OP_SB && op <= RV_OP_SD;
+}
+static bool load_signed(enum rv_op op)
+{
+    return op == RV_OP_LB || op == RV_OP_LH || op == RV_OP_LW || op == RV_OP_LD;
+}
+
+/* Can the block contain this operation? */
+static bool jit_supported(enum rv_op op)
+{
+    switch (op) {
+    case RV_OP_NOP:
+    case RV_OP_LI:
+    case RV_OP_MV:
+    case RV_OP_AUIPC:
+    case RV_OP_JAL:
+    case RV_OP_JALR:
+    case RV_OP_BEQ:
+    case RV_OP_BNE:
+    case RV_OP_BLT:
+    case RV_OP_BGE:
+    case RV_OP_BLTU:
+    case RV_OP_BGEU:
+    case RV_OP_FENCE:
+    case RV_OP_FENCE_SL:
+    case RV_OP_PAUSE: return true;
+    default: return is_load(op) || is_store(op) || rv_alu_op(op);
+    }
+}
+
+/* x[rd] = rax, or eax sign-extended when w32 */
+static void emit_set_rd(struct x86 *e, unsigned rd, bool w32)
+{
+    if (w32) x86_movsxd(e, RAX, RAX);
+    x86_mov_store(e, M(HREG, OFF_X(rd)), RAX);
+}
+
+/* Pure ALU operation: inline for the common ones, else a call of the shared rv_alu. */
+static void emit_alu(struct x86 *e, const struct rv_decoded *d)
+{
+    const struct x86_rm rs1 = M(HREG, OFF_X(d->rs1)), rs2 = M(HREG, OFF_X(d->rs2));
+    const int32_t imm = d->imm;
+    enum x86_alu a;
+    enum x86_shift sh;
+    enum x86_cc cc;
+    switch (d->op) {
+    case RV_OP_ADDI: a = ALU_ADD; goto alu_imm;
+    case RV_OP_XORI: a = ALU_XOR; goto alu_imm;
+    case RV_OP_ORI: a = ALU_OR; goto alu_imm;
+    case RV_OP_ANDI:
+        a = ALU_AND;
+    alu_imm:
+        x86_mov_load(e, RAX, rs1);
+        if (imm || a == ALU_AND) x86_alu_imm(e, true, a, R(RAX), imm);
+        emit_set_rd(e, d->rd, false);
+        return;
+    case RV_OP_ADDIW:
+        x86_mov32_load(e, RAX, rs1);
+        if (imm) x86_alu_imm(e, false, ALU_ADD, R(RAX), imm);
+        emit_set_rd(e, d->rd, true);
+        return;
+    case RV_OP_SLTI: cc = CC_L; goto slt_imm;
+    case RV_OP_SLTIU:
+        cc = CC_B;
+    slt_imm: /* compares with the sign-extended immediate, as the spec says for both */
+        x86_mov_load(e, RCX, rs1);
+        x86_alu_imm(e, true, ALU_CMP, R(RCX), imm);
+        x86_setcc(e, cc, RAX);
+        emit_set_rd(e, d->rd, false);
+        return;
+    case RV_OP_SLLI: sh = SH_SHL; goto sh_imm;
+    case RV_OP_SRLI: sh = SH_SHR; goto sh_imm;
+    case RV_OP_SRAI:
+        sh = SH_SAR;
+    sh_imm:
+        x86_mov_load(e, RAX, rs1);
+        x86_shift_imm(e, true, sh, RAX, (uint8_t)(imm & 63));
+        emit_set_rd(e, d->rd, false);
+        return;
+    case RV_OP_SLLIW: sh = SH_SHL; goto shw_imm;
+    case RV_OP_SRLIW: sh = SH_SHR; goto shw_imm;
+    case RV_OP_SRAIW:
+        sh = SH_SAR;
+    shw_imm:
+        x86_mov32_load(e, RAX, rs1);
+        x86_shift_imm(e, false, sh, RAX, (uint8_t)(imm & 31));
+        emit_set_rd(e, d->rd, true);
+        return;
+    case RV_OP_ADD: a = ALU_ADD; goto alu_rr;
+    case RV_OP_SUB: a = ALU_SUB; goto alu_rr;
+    case RV_OP_XOR: a = ALU_XOR; goto alu_rr;
+    case RV_OP_OR: a = ALU_OR; goto alu_rr;
+    case RV_OP_AND:
+        a = ALU_AND;
+    alu_rr:
+        x86_mov_load(e, RAX, rs1);
+        x86_alu_rm(e, true, a, RAX, rs2);
+        emit_set_rd(e, d->rd, false);
+        return;
+    case RV_OP_ADDW: a = ALU_ADD; goto alu_rrw;
+    case RV_OP_SUBW:
+        a = ALU_SUB;
+    alu_rrw:
+        x86_mov32_load(e, RAX, rs1);
+        x86_alu_rm(e, false, a, RAX, rs2);
+        emit_set_rd(e, d->rd, true);
+        return;
+    case RV_OP_SLT: cc = CC_L; goto slt_rr;
+    case RV_OP_SLTU:
+        cc = CC_B;
+    slt_rr:
+        x86_mov_load(e, RCX, rs1);
+        x86_alu_rm(e, true, ALU_CMP, RCX, rs2);
+        x86_setcc(e, cc, RAX);
+        emit_set_rd(e, d->rd, false);
+        return;
+    /* x86 masks a 64-bit shift count to 6 bits and a 32-bit one to 5, as RISC-V does */
+    case RV_OP_SLL: sh = SH_SHL; goto sh_rr;
+    case RV_OP_SRL: sh = SH_SHR; goto sh_rr;
+    case RV_OP_SRA:
+        sh = SH_SAR;
+    sh_rr:
+        x86_mov_load(e, RCX, rs2);
+        x86_mov_load(e, RAX, rs1);
+        x86_shift_cl(e, true, sh, RAX);
+        emit_set_rd(e, d->rd, false);
+        return;
+    case RV_OP_SLLW: sh = SH_SHL; goto shw_rr;
+    case RV_OP_SRLW: sh = SH_SHR; goto shw_rr;
+    case RV_OP_SRAW:
+        sh = SH_SAR;
+    shw_rr:
+        x86_mov_load(e, RCX, rs2);
+        x86_mov32_load(e, RAX, rs1);
+        x86_shift_cl(e, false, sh, RAX);
+        emit_set_rd(e, d->rd, true);
+        return;
+    case RV_OP_MUL:
+        x86_mov_load(e, RAX, rs1);
+        x86_imul(e, true, RAX, rs2);
+        emit_set_rd(e, d->rd, false);
+        return;
+    case RV_OP_MULW:
+        x86_mov32_load(e, RAX, rs1);
+        x86_imul(e, false, RAX, rs2);
+        emit_set_rd(e, d->rd, true);
+        return;
+    case RV_OP_MULH:
+    case RV_OP_MULHU:
+        x86_mov_load(e, RAX, rs1);
+        x86_mul_wide(e, d->op == RV_OP_MULH, rs2);
+        x86_mov_store(e, M(HREG, OFF_X(d->rd)), RDX);
+        return;
+    default: /* the shared C semantics */
+        x86_mov_load(e, RDI, rs1);
+        x86_mov_load(e, RSI, rs2);
+        x86_mov_imm(e, RDX, (uint64_t)(int64_t)imm);
+        x86_mov_imm(e, RCX, (uint64_t)d->op);
+        x86_call_abs(e, (const void *)jit_alu_helper);
+        emit_set_rd(e, d->rd, false);
+        return;
+    }
+}
+
+/* Emit one instruction; returns false if it ends the block (it then emitted the exit). */
+static bool emit_insn(struct gen *g, const struct rv_decoded *d, uint64_t pc, unsigned k)
+{
+    struct x86 *e = &g->e;
+    uint64_t next = pc + d->len;
+    if (rv_alu_op(d->op)) {
+        emit_alu(e, d);
+        return true;
+    }
+    if (is_load(d->op)) {
+        struct stub *s = new_stub(g, STUB_LOAD, d, pc, k);
+        unsigned size = mem_size(d->op);
+        emit_tlb(g, s, TR, size);
+        x86_load_n(e, size, load_signed(d->op), RAX, M(RAX, 0));
+        x86_mov_store(e, M(HREG, OFF_X(d->rd)), RAX);
+        s->back = e->p;
+        return true;
+    }
+    if (is_store(d->op)) {
+        struct stub *s = new_stub(g, STUB_STORE, d, pc, k);
+        unsigned size = mem_size(d->op);
+        emit_tlb(g, s, TW, size);
+        x86_mov_load(e, RCX, M(HREG, OFF_X(d->rs2)));
+        x86_store_n(e, size, M(RAX, 0), RCX);
+        s->back = e->p;
+        return true;
+    }
+    switch (d->op) {
+    case RV_OP_NOP:
+    case RV_OP_FENCE: /* x86-TSO gives every ordering but store -> load (docs/engine.md) */
+        return true;
+    case RV_OP_FENCE_SL: x86_full_fence(e); return true;
+    case RV_OP_PAUSE:
+        x86_mov_load(e, RDI, R(HREG));
+        x86_call_abs(e, (const void *)jit_pause_helper);
+        return true;
+    case RV_OP_LI: x86_mov_mem_imm(e, M(HREG, OFF_X(d->rd)), d->imm); return true;
+    case RV_OP_MV:
+        x86_mov_load(e, RAX, M(HREG, OFF_X(d->rs1)));
+        x86_mov_store(e, M(HREG, OFF_X(d->rd)), RAX);
+        return true;
+    case RV_OP_AUIPC:
+        x86_mov_imm(e, RAX, pc + (uint64_t)(int64_t)d->imm);
+        x86_mov_store(e, M(HREG, OFF_X(d->rd)), RAX);
+        return true;
+    case RV_OP_BEQ:
+    case RV_OP_BNE:
+    case RV_OP_BLT:
+    case RV_OP_BGE:
+    case RV_OP_BLTU:
+    case RV_OP_BGEU: {
+        static const enum x86_cc cc[] = {CC_E, CC_NE, CC_L, CC_GE, CC_B, CC_AE};
+        struct stub *s = new_stub(g, STUB_BRANCH, d, pc, k);
+        x86_mov_load(e, RAX, M(HREG, OFF_X(d->rs1)));
+        x86_alu_rm(e, true, ALU_CMP, RAX, M(HREG, OFF_X(d->rs2)));
+        s->from[0] = x86_jcc(e, cc[d->op - RV_OP_BEQ]);
+        return true;
+    }
+    case RV_OP_JAL:
+        x86_mov_imm(e, RAX, next);
+        x86_mov_store(e, M(HREG, OFF_X(d->rd)), RAX);
+        emit_exit(e, pc + (uint64_t)(int64_t)d->imm, k + 1);
+        return false;
+    case RV_OP_JALR: /* target before the link: rd may be rs1 */
+        x86_mov_load(e, RAX, M(HREG, OFF_X(d->rs1)));
+        if (d->imm) x86_alu_imm(e, true, ALU_ADD, R(RAX), d->imm);
+        x86_alu_imm(e, true, ALU_AND, R(RAX), -2);
+        x86_mov_imm(e, RCX, next);
+        x86_mov_store(e, M(HREG, OFF_X(d->rd)), RCX);
+        x86_mov_store(e, M(HREG, OFF_PC), RAX);
+        x86_alu_imm(e, true, ALU_ADD, M(HREG, OFF_INSTRET), (int32_t)(k + 1));
+        x86_alu_rm(e, false, ALU_XOR, RAX, R(RAX));
+        emit_epilogue(e);
+        return false;
+    default: return false; /* not reached: jit_supported */
+    }
+}
+
+static void emit_stub(struct gen *g, const struct stub *s)
+{
+    struct x86 *e = &g->e;
+    for (unsigned f = 0; f < 2; f++)
+        x86_patch(s->from[f], e->p);
+    const struct rv_decoded *d = &s->d;
+    switch (s->kind) {
+    case STUB_BRANCH: emit_exit(e, s->pc + (uint64_t)(int64_t)d->imm, s->k + 1); return;
+    case STUB_LOAD: {
+        unsigned size = mem_size(d->op);
+        /* mem_load_slow(h, va, size, &slot) with the slot at [rsp] */
+        x86_mov_load(e, RDI, R(HREG));
+        x86_mov_load(e, RSI, R(RAX));
+        x86_mov_imm(e, RDX, size);
+        x86_mov_load(e, RCX, R(RSP));
+        x86_call_abs(e, (const void *)mem_load_slow);
+        x86_test32(e, RAX, RAX);
+        uint8_t *ok = x86_jcc(e, CC_E);
+        emit_fault(e, s->pc, s->k);
+        x86_patch(ok, e->p);
+        /* as the interpreter: the value truncated to the access type, then extended */
+        x86_load_n(e, size, load_signed(d->op), RAX, M(RSP, 0));
+        x86_mov_store(e, M(HREG, OFF_X(d->rd)), RAX);
+        x86_patch(x86_jmp(e), s->back);
+        return;
+    }
+    case STUB_STORE: {
+        unsigned size = mem_size(d->op);
+        x86_mov_load(e, RDI, R(HREG));
+        x86_mov_load(e, RSI, R(RAX));
+        x86_mov_imm(e, RDX, size);
+        x86_mov_load(e, RCX, M(HREG, OFF_X(d->rs2)));
+        x86_load_n(e, size, false, RCX, R(RCX)); /* (uint64_t)(type)value, as exec.c */
+        x86_call_abs(e, (const void *)mem_store_slow);
+        x86_test32(e, RAX, RAX);
+        uint8_t *ok = x86_jcc(e, CC_E);
+        emit_fault(e, s->pc, s->k);
+        x86_patch(ok, e->p);
+        x86_patch(x86_jmp(e), s->back);
+        return;
+    }
+    }
+}
+
+/* Decode up to JIT_MAX_INSNS translatable instructions at page offset off of p->code. */
+static unsigned scan_block(const uint8_t *code, unsigned off, struct rv_decoded *d)
+{
+    unsigned n = 0;
+    while (n < JIT_MAX_INSNS && off < DPAGE_BYTES) {
+        uint16_t lo, hi = 0;
+        memcpy(&lo, code + off, 2);
+        if ((lo & 3) == 3) {
+            if (off == DPAGE_BYTES - 2) break; /* straddles the page: the interpreter's CROSS */
+            memcpy(&hi, code + off + 2, 2);
+        }
+        rv_decode((uint32_t)lo | ((uint32_t)hi << 16), &d[n]);
+        if (!jit_supported(d[n].op)) break;
+        off += d[n].len;
+        if (d[n++].op == RV_OP_JAL || d[n - 1].op == RV_OP_JALR) break;
+    }
+    return n;
+}
+
+/* Translate the block at pc (page p, offset pc & 0xfff); returns the block table value. */
+static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc)
+{
+    struct rv_decoded d[JIT_MAX_INSNS];
+    unsigned off = (unsigned)(pc & 0xfff);
+    unsigned n = scan_block(p->code, off, d);
+    if (n == 0) return JIT_INTERP;
+    static __thread struct gen g; /* ~5 KiB: off the hart thread's stack */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        g.nstubs = 0;
+        x86_init(&g.e, j->cache.rw + j->cache.used, jit_cache_avail(&j->cache));
+        struct x86 *e = &g.e;
+        x86_push(e, RBX);
+        x86_push(e, R12);
+        x86_push(e, R13);
+        x86_alu_imm(e, true, ALU_SUB, R(RSP), 16); /* slot for slow loads; keeps 16-alignment */
+        x86_mov_load(e, RBX, R(RDI));
+        x86_mov_load(e, R12, R(RSI));
+        x86_mov_load(e, R13, R(RDX));
+        uint64_t ipc = pc;
+        bool open = true;
+        for (unsigned k = 0; k < n && open; k++) {
+            open = emit_insn(&g, &d[k], ipc, k);
+            ipc += d[k].len;
+        }
+        if (open) emit_exit(e, ipc, n);
+        for (unsigned s = 0; s < g.nstubs; s++)
+            emit_stub(&g, &g.stubs[s]);
+        if (!e->overflow) {
+            j->st.blocks++;
+            j->st.insns += n;
+            j->st.host_bytes += x86_len(e);
+            return jit_cache_commit(&j->cache, x86_len(e));
+        }
+        /* full: drop every translation and start over (this page's table included) */
+        jit_cache_flush(&j->cache);
+        j->st.flushes++;
+        memset(p->blk, 0, sizeof(p->blk));
+        p->gen = j->cache.gen;
+    }
+    return JIT_INTERP; /* a block larger than the whole cache: cannot happen above its minimum */
+}
+
+/* The page record for ppn, validated as exec.c dcache_get validates decoded pages. */
+static struct jpage *jit_page(struct hart *h, struct jit *j, uint64_t ppn, const uint8_t *mem)
+{
+    unsigned idx = (unsigned)((ppn ^ (ppn >> 10)) & (JPAGE_SLOTS - 1));
+    struct jpage *p = j->pages[idx];
+    if (p && p->ppn == ppn) {
+        if (p->epoch != h->dcache_epoch) {
+            /* a fence.i happened since: keep the translations only if the code is unchanged */
+            if (memcmp(p->code, mem, DPAGE_BYTES) != 0) {
+                j->st.invalidated++;
+                goto fill;
+            }
+            p->epoch = h->dcache_epoch;
+        }
+        if (p->gen != j->cache.gen) { /* the code cache was flushed since */
+            memset(p->blk, 0, sizeof(p->blk));
+            p->gen = j->cache.gen;
+        }
+        return p;
+    }
+    if (!p) {
+        p = malloc(sizeof(*p));
+        if (!p) return NULL;
+        j->pages[idx] = p;
+    }
+fill:
+    memcpy(p->code, mem, DPAGE_BYTES); /* see dcache_get: any byte memory held is fine */
+    memset(p->blk, 0, sizeof(p->blk));
+    p->ppn = ppn;
+    p->epoch = h->dcache_epoch;
+    p->gen = j->cache.gen;
+    return p;
+}
+
+void jit_exec(struct hart *h, int budget)
+{
+    struct jit *j = h->jit;
+    /* Debugging (breakpoints, stepping) and Sdtrig triggers are the interpreter's. */
+    if (!j || budget <= 0 || h->debug || h->trig_exec || h->trig_data) {
+        hart_exec(h, budget);
+        return;
+    }
+    j->pauses = 0;
+    struct tlb_entry *const tr = h->tlb[h->tlbi_data].e[ACC_R];
+    struct tlb_entry *const tw = h->tlb[h->tlbi_data].e[ACC_W];
+    struct tlb_entry *const tx = h->tlb[h->priv == PRV_M   ? TLBI_M
+                                        : h->priv == PRV_S ? TLBI_S
+                                                           : TLBI_U]
+                                     .e[ACC_X];
+    while (budget-- > 0) {
+        uint64_t pc = h->pc;
+        uint64_t vpn = pc >> 12;
+        struct tlb_entry *te = &tx[vpn & (TLB_SIZE - 1)];
+        uint8_t *hp;
+        if (likely(te->tag == (vpn ^ h->tlb_key))) {
+            hp = (uint8_t *)(uintptr_t)((pc & ~0xfffull) + te->addend);
+        } else {
+            int c = mem_fetch_page(h, pc, &hp);
+            if (c) {
+                hart_raise_exception(h, (uint64_t)c, pc);
+                return;
+            }
+        }
+        struct jpage *p = jit_page(h, j, hart_ram_ppn(h, hp), hp);
+        if (unlikely(!p)) {
+            hart_exec(h, budget + 1); /* out of host memory: the interpreter copes or stops */
+            return;
+        }
+        uint32_t *slot = &p->blk[(pc & 0xfff) >> 1];
+        if (unlikely(*slot == 0)) *slot = translate(j, p, pc);
+        if (*slot == JIT_INTERP) {
+            j->st.fallbacks++;
+            hart_exec(h, 1);
+            if (h->exec_left > 0) return; /* an event the run loop must see */
+            continue;
+        }
+        int r = ((jit_block_fn)(void *)(j->cache.rx + *slot))(h, tr, tw);
+        if (unlikely(r)) {
+            hart_raise_exception(h, (uint64_t)(r - 1), h->fault_tval);
+            return;
+        }
+    }
+}
+
+int jit_init(struct hart *h, size_t cache_size)
+{
+    struct jit *j = calloc(1, sizeof(*j));
+    if (!j) return -ENOMEM;
+    int r = jit_cache_init(&j->cache, cache_size ? cache_size : JIT_CACHE_DEFAULT);
+    if (r < 0) {
+        free(j);
+        return r;
+    }
+    h->jit = j;
+    return 0;
+}
+
+void jit_get_stats(const struct hart *h, struct jit_stats *s)
+{
+    memset(s, 0, sizeof(*s));
+    if (h->jit) *s = h->jit->st;
+}
+
+void jit_destroy(struct hart *h)
+{
+    struct jit *j = h->jit;
+    if (!j) return;
+    log_debug("hart %u jit: %llu blocks translated (%llu guest instructions, %llu KiB host "
+              "code), %llu pages invalidated, %llu interpreter fallbacks, %llu cache flushes",
+              h->id, (unsigned long long)j->st.blocks, (unsigned long long)j->st.insns,
+              (unsigned long long)(j->st.host_bytes >> 10), (unsigned long long)j->st.invalidated,
+              (unsigned long long)j->st.fallbacks, (unsigned long long)j->st.flushes);
+    for (unsigned i = 0; i < JPAGE_SLOTS; i++)
+        free(j->pages[i]);
+    jit_cache_destroy(&j->cache);
+    free(j);
+    h->jit = NULL;
+}
+
+void jit_invalidate_all(struct hart *h)
+{
+    struct jit *j = h->jit;
+    if (!j) return;
+    for (unsigned i = 0; i < JPAGE_SLOTS; i++)
+        if (j->pages[i]) j->pages[i]->ppn = DPAGE_INVALID;
+}
