@@ -58,7 +58,8 @@ struct jit {
 
 /* Host calling convention of a block: returns 0, or an exception cause + 1 (pc and instret
  * already set for the faulting instruction, trap value in h->fault_tval). */
-typedef int (*jit_block_fn)(struct hart *h, struct tlb_entry *tr, struct tlb_entry *tw);
+typedef int (*jit_block_fn)(struct hart *h, struct tlb_entry *tr, struct tlb_entry *tw,
+                            uint64_t vbase);
 
 #define OFF_X(r)    ((int32_t)(offsetof(struct hart, x) + 8 * (unsigned)(r)))
 #define OFF_PC      ((int32_t)offsetof(struct hart, pc))
@@ -67,6 +68,10 @@ typedef int (*jit_block_fn)(struct hart *h, struct tlb_entry *tr, struct tlb_ent
 #define HREG        RBX
 #define TR          R12
 #define TW          R13
+/* The virtual address of the block's page. Translations are keyed by physical page, and the
+ * same page can run at several virtual addresses (before and after paging is enabled, shared
+ * libraries in several processes): every pc in generated code is vbase + an offset. */
+#define VBASE       R14
 
 /* ---- helpers called from generated code ---- */
 
@@ -92,8 +97,8 @@ struct stub {
     uint8_t *from[2]; /* jcc displacements that lead here */
     uint8_t *back;    /* where the fast path continues */
     struct rv_decoded d;
-    uint64_t pc;
-    unsigned k; /* instructions of the block retired before this one */
+    int32_t off; /* the instruction's page offset */
+    unsigned k;  /* instructions of the block retired before this one */
 };
 
 struct gen {
@@ -102,19 +107,22 @@ struct gen {
     unsigned nstubs;
 };
 
+/* 4 pushes + 24 bytes: 16-byte aligned for calls, with a scratch slot at [rsp] */
+#define FRAME 24
 static void emit_epilogue(struct x86 *e)
 {
-    x86_alu_imm(e, true, ALU_ADD, R(RSP), 16);
+    x86_alu_imm(e, true, ALU_ADD, R(RSP), FRAME);
+    x86_pop(e, R14);
     x86_pop(e, R13);
     x86_pop(e, R12);
     x86_pop(e, RBX);
     x86_ret(e);
 }
 
-/* Leave the block: h->pc = pc, n more instructions retired, return 0. */
-static void emit_exit(struct x86 *e, uint64_t pc, unsigned n)
+/* Leave the block: h->pc = vbase + off, n more instructions retired, return 0. */
+static void emit_exit(struct x86 *e, int32_t off, unsigned n)
 {
-    x86_mov_imm(e, RAX, pc);
+    x86_lea(e, RAX, M(VBASE, off));
     x86_mov_store(e, M(HREG, OFF_PC), RAX);
     if (n) x86_alu_imm(e, true, ALU_ADD, M(HREG, OFF_INSTRET), (int32_t)n);
     x86_alu_rm(e, false, ALU_XOR, RAX, R(RAX));
@@ -122,9 +130,9 @@ static void emit_exit(struct x86 *e, uint64_t pc, unsigned n)
 }
 
 /* eax = cause from a slow path: record the faulting instruction and return cause + 1. */
-static void emit_fault(struct x86 *e, uint64_t pc, unsigned k)
+static void emit_fault(struct x86 *e, int32_t off, unsigned k)
 {
-    x86_mov_imm(e, RCX, pc);
+    x86_lea(e, RCX, M(VBASE, off));
     x86_mov_store(e, M(HREG, OFF_PC), RCX);
     if (k) x86_alu_imm(e, true, ALU_ADD, M(HREG, OFF_INSTRET), (int32_t)k);
     x86_alu_imm(e, false, ALU_ADD, R(RAX), 1);
@@ -132,10 +140,10 @@ static void emit_fault(struct x86 *e, uint64_t pc, unsigned k)
 }
 
 static struct stub *new_stub(struct gen *g, enum stub_kind kind, const struct rv_decoded *d,
-                             uint64_t pc, unsigned k)
+                             int32_t off, unsigned k)
 {
     struct stub *s = &g->stubs[g->nstubs++];
-    *s = (struct stub){kind, {NULL, NULL}, NULL, *d, pc, k};
+    *s = (struct stub){kind, {NULL, NULL}, NULL, *d, off, k};
     return s;
 }
 
@@ -349,16 +357,16 @@ static void emit_alu(struct x86 *e, const struct rv_decoded *d)
 }
 
 /* Emit one instruction; returns false if it ends the block (it then emitted the exit). */
-static bool emit_insn(struct gen *g, const struct rv_decoded *d, uint64_t pc, unsigned k)
+static bool emit_insn(struct gen *g, const struct rv_decoded *d, int32_t off, unsigned k)
 {
     struct x86 *e = &g->e;
-    uint64_t next = pc + d->len;
+    int32_t next = off + d->len;
     if (rv_alu_op(d->op)) {
         emit_alu(e, d);
         return true;
     }
     if (is_load(d->op)) {
-        struct stub *s = new_stub(g, STUB_LOAD, d, pc, k);
+        struct stub *s = new_stub(g, STUB_LOAD, d, off, k);
         unsigned size = mem_size(d->op);
         emit_tlb(g, s, TR, size);
         x86_load_n(e, size, load_signed(d->op), RAX, M(RAX, 0));
@@ -367,7 +375,7 @@ static bool emit_insn(struct gen *g, const struct rv_decoded *d, uint64_t pc, un
         return true;
     }
     if (is_store(d->op)) {
-        struct stub *s = new_stub(g, STUB_STORE, d, pc, k);
+        struct stub *s = new_stub(g, STUB_STORE, d, off, k);
         unsigned size = mem_size(d->op);
         emit_tlb(g, s, TW, size);
         x86_mov_load(e, RCX, M(HREG, OFF_X(d->rs2)));
@@ -390,7 +398,7 @@ static bool emit_insn(struct gen *g, const struct rv_decoded *d, uint64_t pc, un
         x86_mov_store(e, M(HREG, OFF_X(d->rd)), RAX);
         return true;
     case RV_OP_AUIPC:
-        x86_mov_imm(e, RAX, pc + (uint64_t)(int64_t)d->imm);
+        x86_lea(e, RAX, M(VBASE, off + d->imm)); /* |imm| < 2^31 - 4096 (U-type, 4 KiB units) */
         x86_mov_store(e, M(HREG, OFF_X(d->rd)), RAX);
         return true;
     case RV_OP_BEQ:
@@ -400,22 +408,22 @@ static bool emit_insn(struct gen *g, const struct rv_decoded *d, uint64_t pc, un
     case RV_OP_BLTU:
     case RV_OP_BGEU: {
         static const enum x86_cc cc[] = {CC_E, CC_NE, CC_L, CC_GE, CC_B, CC_AE};
-        struct stub *s = new_stub(g, STUB_BRANCH, d, pc, k);
+        struct stub *s = new_stub(g, STUB_BRANCH, d, off, k);
         x86_mov_load(e, RAX, M(HREG, OFF_X(d->rs1)));
         x86_alu_rm(e, true, ALU_CMP, RAX, M(HREG, OFF_X(d->rs2)));
         s->from[0] = x86_jcc(e, cc[d->op - RV_OP_BEQ]);
         return true;
     }
     case RV_OP_JAL:
-        x86_mov_imm(e, RAX, next);
+        x86_lea(e, RAX, M(VBASE, next));
         x86_mov_store(e, M(HREG, OFF_X(d->rd)), RAX);
-        emit_exit(e, pc + (uint64_t)(int64_t)d->imm, k + 1);
+        emit_exit(e, off + d->imm, k + 1);
         return false;
     case RV_OP_JALR: /* target before the link: rd may be rs1 */
         x86_mov_load(e, RAX, M(HREG, OFF_X(d->rs1)));
         if (d->imm) x86_alu_imm(e, true, ALU_ADD, R(RAX), d->imm);
         x86_alu_imm(e, true, ALU_AND, R(RAX), -2);
-        x86_mov_imm(e, RCX, next);
+        x86_lea(e, RCX, M(VBASE, next));
         x86_mov_store(e, M(HREG, OFF_X(d->rd)), RCX);
         x86_mov_store(e, M(HREG, OFF_PC), RAX);
         x86_alu_imm(e, true, ALU_ADD, M(HREG, OFF_INSTRET), (int32_t)(k + 1));
@@ -433,7 +441,7 @@ static void emit_stub(struct gen *g, const struct stub *s)
         x86_patch(s->from[f], e->p);
     const struct rv_decoded *d = &s->d;
     switch (s->kind) {
-    case STUB_BRANCH: emit_exit(e, s->pc + (uint64_t)(int64_t)d->imm, s->k + 1); return;
+    case STUB_BRANCH: emit_exit(e, s->off + d->imm, s->k + 1); return;
     case STUB_LOAD: {
         unsigned size = mem_size(d->op);
         /* mem_load_slow(h, va, size, &slot) with the slot at [rsp] */
@@ -444,7 +452,7 @@ static void emit_stub(struct gen *g, const struct stub *s)
         x86_call_abs(e, (const void *)mem_load_slow);
         x86_test32(e, RAX, RAX);
         uint8_t *ok = x86_jcc(e, CC_E);
-        emit_fault(e, s->pc, s->k);
+        emit_fault(e, s->off, s->k);
         x86_patch(ok, e->p);
         /* as the interpreter: the value truncated to the access type, then extended */
         x86_load_n(e, size, load_signed(d->op), RAX, M(RSP, 0));
@@ -462,7 +470,7 @@ static void emit_stub(struct gen *g, const struct stub *s)
         x86_call_abs(e, (const void *)mem_store_slow);
         x86_test32(e, RAX, RAX);
         uint8_t *ok = x86_jcc(e, CC_E);
-        emit_fault(e, s->pc, s->k);
+        emit_fault(e, s->off, s->k);
         x86_patch(ok, e->p);
         x86_patch(x86_jmp(e), s->back);
         return;
@@ -504,17 +512,19 @@ static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc)
         x86_push(e, RBX);
         x86_push(e, R12);
         x86_push(e, R13);
-        x86_alu_imm(e, true, ALU_SUB, R(RSP), 16); /* slot for slow loads; keeps 16-alignment */
+        x86_push(e, R14);
+        x86_alu_imm(e, true, ALU_SUB, R(RSP), FRAME);
         x86_mov_load(e, RBX, R(RDI));
         x86_mov_load(e, R12, R(RSI));
         x86_mov_load(e, R13, R(RDX));
-        uint64_t ipc = pc;
+        x86_mov_load(e, R14, R(RCX));
+        int32_t ioff = (int32_t)off;
         bool open = true;
         for (unsigned k = 0; k < n && open; k++) {
-            open = emit_insn(&g, &d[k], ipc, k);
-            ipc += d[k].len;
+            open = emit_insn(&g, &d[k], ioff, k);
+            ioff += d[k].len;
         }
-        if (open) emit_exit(e, ipc, n);
+        if (open) emit_exit(e, ioff, n);
         for (unsigned s = 0; s < g.nstubs; s++)
             emit_stub(&g, &g.stubs[s]);
         if (!e->overflow) {
@@ -608,7 +618,7 @@ void jit_exec(struct hart *h, int budget)
             if (h->exec_left > 0) return; /* an event the run loop must see */
             continue;
         }
-        int r = ((jit_block_fn)(void *)(j->cache.rx + *slot))(h, tr, tw);
+        int r = ((jit_block_fn)(void *)(j->cache.rx + *slot))(h, tr, tw, pc & ~0xfffull);
         if (unlikely(r)) {
             hart_raise_exception(h, (uint64_t)(r - 1), h->fault_tval);
             return;

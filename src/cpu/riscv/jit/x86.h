@@ -190,6 +190,11 @@ static inline void x86_mov_mem_imm(struct x86 *e, struct x86_rm dst, int32_t imm
     X86_OP1(e, false, true, false, 0xc7, 0, dst);
     x86_d(e, (uint32_t)imm);
 }
+/* lea r64, [base + disp] */
+static inline void x86_lea(struct x86 *e, enum x86_reg dst, struct x86_rm src)
+{
+    X86_OP1(e, false, true, false, 0x8d, dst, src);
+}
 /* op r, r/m (64-bit, or 32-bit with w = false) */
 static inline void x86_alu_rm(struct x86 *e, bool w, enum x86_alu op, enum x86_reg dst,
                               struct x86_rm src)
