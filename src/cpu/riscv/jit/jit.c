@@ -13,10 +13,11 @@
  * - pc and instret are exact: each exit of a block stores the next pc and adds the number of
  *   instructions retired up to it; a fault stores the faulting instruction's pc and the count
  *   before it and returns cause + 1, and jit_exec raises the exception as the interpreter does.
- * - Everything else (CSRs, F/D, atomics, fence.i, system instructions, illegal encodings,
- *   instructions straddling a page) ends the block; a block that would start with one runs in
- *   the interpreter for one control transfer (hart_exec with budget 1), which also returns on
- *   the events that must reach the run loop (h->exec_left > 0). */
+ * - Everything else (CSRs, F/D, atomics, fence.i, system instructions, illegal encodings) is
+ *   one call of the interpreter for that instruction (emit_interp_step); the block goes on
+ *   unless it was an event for the run loop. A 32-bit instruction straddling the end of the
+ *   page ends the block; a block that would start with one runs in the interpreter for one
+ *   control transfer (hart_exec with budget 1; h->exec_left > 0 tells an event). */
 #include "cpu/riscv/jit/jit.h"
 #include "cpu/riscv/alu.h"
 #include "cpu/riscv/decode.h"
@@ -56,8 +57,10 @@ struct jit {
     struct jit_stats st;
 };
 
-/* Host calling convention of a block: returns 0, or an exception cause + 1 (pc and instret
- * already set for the faulting instruction, trap value in h->fault_tval). */
+/* Host calling convention of a block: returns 0 (h->pc is the next block), JIT_LEAVE (an
+ * interpreter step had an event: return to the run loop), or an exception cause + 1 (pc and
+ * instret already set for the faulting instruction, trap value in h->fault_tval). */
+#define JIT_LEAVE (-1)
 typedef int (*jit_block_fn)(struct hart *h, struct tlb_entry *tr, struct tlb_entry *tw,
                             uint64_t vbase);
 
@@ -65,6 +68,7 @@ typedef int (*jit_block_fn)(struct hart *h, struct tlb_entry *tr, struct tlb_ent
 #define OFF_PC      ((int32_t)offsetof(struct hart, pc))
 #define OFF_INSTRET ((int32_t)offsetof(struct hart, instret))
 #define OFF_KEY     ((int32_t)offsetof(struct hart, tlb_key))
+#define OFF_LEFT    ((int32_t)offsetof(struct hart, exec_left))
 #define HREG        RBX
 #define TR          R12
 #define TW          R13
@@ -199,8 +203,8 @@ static bool load_signed(enum rv_op op)
     return op == RV_OP_LB || op == RV_OP_LH || op == RV_OP_LW || op == RV_OP_LD;
 }
 
-/* Can the block contain this operation? */
-static bool jit_supported(enum rv_op op)
+/* Operations with inline code; the others call the interpreter for the one instruction. */
+static bool jit_inline(enum rv_op op)
 {
     switch (op) {
     case RV_OP_NOP:
@@ -356,14 +360,68 @@ static void emit_alu(struct x86 *e, const struct rv_decoded *d)
     }
 }
 
-/* Emit one instruction; returns false if it ends the block (it then emitted the exit). */
-static bool emit_insn(struct gen *g, const struct rv_decoded *d, int32_t off, unsigned k)
+/* Operations after which the interpreter always leaves for the run loop (exec.c: traps,
+ * RETIRE_AND_LEAVE, mret/sret): the block ends with them. */
+static bool ends_block(enum rv_op op)
+{
+    switch (op) {
+    case RV_OP_JAL:
+    case RV_OP_JALR:
+    case RV_OP_ECALL:
+    case RV_OP_EBREAK:
+    case RV_OP_MRET:
+    case RV_OP_SRET:
+    case RV_OP_WFI:
+    case RV_OP_SFENCE_VMA:
+    case RV_OP_FENCE_I:
+    case RV_OP_ILLEGAL: return true;
+    default: return false;
+    }
+}
+
+enum emitted { EMIT_CONT, EMIT_SYNCED, EMIT_END };
+
+/* Everything without inline code (CSRs, F/D, atomics, system instructions) runs in the
+ * interpreter, one instruction: hart_exec with budget 0 executes exactly the instruction at
+ * h->pc, with pc and instret made exact first. It leaves exec_left at -1 when the instruction
+ * simply retired; anything else (a trap, a CSR write, mret...) is an event for the run loop,
+ * and the interpreter has already set pc and instret: the block returns 0. */
+static enum emitted emit_interp_step(struct x86 *e, const struct rv_decoded *d, int32_t off,
+                                     unsigned k)
+{
+    x86_lea(e, RAX, M(VBASE, off));
+    x86_mov_store(e, M(HREG, OFF_PC), RAX);
+    if (k) x86_alu_imm(e, true, ALU_ADD, M(HREG, OFF_INSTRET), (int32_t)k);
+    x86_mov_load(e, RDI, R(HREG));
+    x86_alu_rm(e, false, ALU_XOR, RSI, R(RSI));
+    x86_call_abs(e, (const void *)hart_exec);
+    if (ends_block(d->op)) {
+        x86_mov_imm(e, RAX, 0xffffffffu); /* JIT_LEAVE */
+        emit_epilogue(e);
+        return EMIT_END;
+    }
+    x86_alu_imm(e, false, ALU_CMP, M(HREG, OFF_LEFT), -1);
+    uint8_t *ev = x86_jcc(e, CC_NE);
+    x86_lea(e, RAX, M(VBASE, off + d->len));
+    x86_alu_rm(e, true, ALU_CMP, RAX, M(HREG, OFF_PC));
+    uint8_t *ok = x86_jcc(e, CC_E);
+    x86_patch(ev, e->p);
+    x86_mov_imm(e, RAX, 0xffffffffu); /* JIT_LEAVE */
+    emit_epilogue(e);
+    x86_patch(ok, e->p);
+    return EMIT_SYNCED;
+}
+
+/* Emit one instruction. k: instructions of the block since pc/instret were last made exact
+ * (the block's start or an interpreter step). */
+static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t off, unsigned k)
 {
     struct x86 *e = &g->e;
     int32_t next = off + d->len;
+    if (!jit_inline(d->op)) return emit_interp_step(e, d, off, k);
     if (rv_alu_op(d->op)) {
         emit_alu(e, d);
-        return true;
+        return EMIT_CONT;
     }
     if (is_load(d->op)) {
         struct stub *s = new_stub(g, STUB_LOAD, d, off, k);
@@ -372,7 +430,7 @@ static bool emit_insn(struct gen *g, const struct rv_decoded *d, int32_t off, un
         x86_load_n(e, size, load_signed(d->op), RAX, M(RAX, 0));
         x86_mov_store(e, M(HREG, OFF_X(d->rd)), RAX);
         s->back = e->p;
-        return true;
+        return EMIT_CONT;
     }
     if (is_store(d->op)) {
         struct stub *s = new_stub(g, STUB_STORE, d, off, k);
@@ -381,26 +439,26 @@ static bool emit_insn(struct gen *g, const struct rv_decoded *d, int32_t off, un
         x86_mov_load(e, RCX, M(HREG, OFF_X(d->rs2)));
         x86_store_n(e, size, M(RAX, 0), RCX);
         s->back = e->p;
-        return true;
+        return EMIT_CONT;
     }
     switch (d->op) {
     case RV_OP_NOP:
     case RV_OP_FENCE: /* x86-TSO gives every ordering but store -> load (docs/engine.md) */
-        return true;
-    case RV_OP_FENCE_SL: x86_full_fence(e); return true;
+        return EMIT_CONT;
+    case RV_OP_FENCE_SL: x86_full_fence(e); return EMIT_CONT;
     case RV_OP_PAUSE:
         x86_mov_load(e, RDI, R(HREG));
         x86_call_abs(e, (const void *)jit_pause_helper);
-        return true;
-    case RV_OP_LI: x86_mov_mem_imm(e, M(HREG, OFF_X(d->rd)), d->imm); return true;
+        return EMIT_CONT;
+    case RV_OP_LI: x86_mov_mem_imm(e, M(HREG, OFF_X(d->rd)), d->imm); return EMIT_CONT;
     case RV_OP_MV:
         x86_mov_load(e, RAX, M(HREG, OFF_X(d->rs1)));
         x86_mov_store(e, M(HREG, OFF_X(d->rd)), RAX);
-        return true;
+        return EMIT_CONT;
     case RV_OP_AUIPC:
         x86_lea(e, RAX, M(VBASE, off + d->imm)); /* |imm| < 2^31 - 4096 (U-type, 4 KiB units) */
         x86_mov_store(e, M(HREG, OFF_X(d->rd)), RAX);
-        return true;
+        return EMIT_CONT;
     case RV_OP_BEQ:
     case RV_OP_BNE:
     case RV_OP_BLT:
@@ -412,13 +470,13 @@ static bool emit_insn(struct gen *g, const struct rv_decoded *d, int32_t off, un
         x86_mov_load(e, RAX, M(HREG, OFF_X(d->rs1)));
         x86_alu_rm(e, true, ALU_CMP, RAX, M(HREG, OFF_X(d->rs2)));
         s->from[0] = x86_jcc(e, cc[d->op - RV_OP_BEQ]);
-        return true;
+        return EMIT_CONT;
     }
     case RV_OP_JAL:
         x86_lea(e, RAX, M(VBASE, next));
         x86_mov_store(e, M(HREG, OFF_X(d->rd)), RAX);
         emit_exit(e, off + d->imm, k + 1);
-        return false;
+        return EMIT_END;
     case RV_OP_JALR: /* target before the link: rd may be rs1 */
         x86_mov_load(e, RAX, M(HREG, OFF_X(d->rs1)));
         if (d->imm) x86_alu_imm(e, true, ALU_ADD, R(RAX), d->imm);
@@ -429,8 +487,8 @@ static bool emit_insn(struct gen *g, const struct rv_decoded *d, int32_t off, un
         x86_alu_imm(e, true, ALU_ADD, M(HREG, OFF_INSTRET), (int32_t)(k + 1));
         x86_alu_rm(e, false, ALU_XOR, RAX, R(RAX));
         emit_epilogue(e);
-        return false;
-    default: return false; /* not reached: jit_supported */
+        return EMIT_END;
+    default: return EMIT_END; /* not reached: jit_inline */
     }
 }
 
@@ -490,9 +548,8 @@ static unsigned scan_block(const uint8_t *code, unsigned off, struct rv_decoded 
             memcpy(&hi, code + off + 2, 2);
         }
         rv_decode((uint32_t)lo | ((uint32_t)hi << 16), &d[n]);
-        if (!jit_supported(d[n].op)) break;
         off += d[n].len;
-        if (d[n++].op == RV_OP_JAL || d[n - 1].op == RV_OP_JALR) break;
+        if (ends_block(d[n++].op)) break;
     }
     return n;
 }
@@ -519,12 +576,14 @@ static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc)
         x86_mov_load(e, R13, R(RDX));
         x86_mov_load(e, R14, R(RCX));
         int32_t ioff = (int32_t)off;
-        bool open = true;
-        for (unsigned k = 0; k < n && open; k++) {
-            open = emit_insn(&g, &d[k], ioff, k);
+        enum emitted em = EMIT_CONT;
+        unsigned base = 0; /* instructions already added to instret */
+        for (unsigned k = 0; k < n && em != EMIT_END; k++) {
+            em = emit_insn(&g, &d[k], ioff, k - base);
+            if (em == EMIT_SYNCED) base = k + 1;
             ioff += d[k].len;
         }
-        if (open) emit_exit(e, ioff, n);
+        if (em != EMIT_END) emit_exit(e, ioff, n - base);
         for (unsigned s = 0; s < g.nstubs; s++)
             emit_stub(&g, &g.stubs[s]);
         if (!e->overflow) {
@@ -566,6 +625,8 @@ static struct jpage *jit_page(struct hart *h, struct jit *j, uint64_t ppn, const
         p = malloc(sizeof(*p));
         if (!p) return NULL;
         j->pages[idx] = p;
+    } else if (p->ppn != DPAGE_INVALID) {
+        j->st.evicted++;
     }
 fill:
     memcpy(p->code, mem, DPAGE_BYTES); /* see dcache_get: any byte memory held is fine */
@@ -620,6 +681,7 @@ void jit_exec(struct hart *h, int budget)
         }
         int r = ((jit_block_fn)(void *)(j->cache.rx + *slot))(h, tr, tw, pc & ~0xfffull);
         if (unlikely(r)) {
+            if (r == JIT_LEAVE) return;
             hart_raise_exception(h, (uint64_t)(r - 1), h->fault_tval);
             return;
         }
@@ -650,10 +712,12 @@ void jit_destroy(struct hart *h)
     struct jit *j = h->jit;
     if (!j) return;
     log_debug("hart %u jit: %llu blocks translated (%llu guest instructions, %llu KiB host "
-              "code), %llu pages invalidated, %llu interpreter fallbacks, %llu cache flushes",
+              "code), %llu pages invalidated (code changed), %llu page records evicted, "
+              "%llu interpreter fallbacks, %llu cache flushes",
               h->id, (unsigned long long)j->st.blocks, (unsigned long long)j->st.insns,
               (unsigned long long)(j->st.host_bytes >> 10), (unsigned long long)j->st.invalidated,
-              (unsigned long long)j->st.fallbacks, (unsigned long long)j->st.flushes);
+              (unsigned long long)j->st.evicted, (unsigned long long)j->st.fallbacks,
+              (unsigned long long)j->st.flushes);
     for (unsigned i = 0; i < JPAGE_SLOTS; i++)
         free(j->pages[i]);
     jit_cache_destroy(&j->cache);

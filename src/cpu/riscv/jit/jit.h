@@ -24,6 +24,7 @@ struct jit_stats {
     uint64_t invalidated;   /* pages whose code changed: their translations dropped */
     uint64_t fallbacks;     /* interpreter runs for code the JIT does not translate */
     uint64_t flushes;       /* code cache full: everything dropped */
+    uint64_t evicted;       /* page records taken over by another page (conflicts) */
     uint64_t host_bytes;    /* bytes of host code generated */
 };
 void jit_get_stats(const struct hart *h, struct jit_stats *s);
