@@ -245,3 +245,29 @@ TEST(jit_cache_full_flushes_and_retranslates)
     CHECK(st.blocks > 200);
     th_free(t);
 }
+
+/* A loop inside one page runs as chained blocks: the result and instret are exact, and the
+ * budget still returns control (interrupts are taken between jit_exec calls). */
+TEST(jit_chained_loop_exact_and_bounded)
+{
+    struct th *t = th_new_jit(0);
+    t->h.x[5] = 1000;
+    uint64_t loop = th_emit(t, I_ADDI(5, 5, -1));
+    th_emit(t, I_ADDI(6, 6, 1));
+    th_emit(t, I_BNE(5, 0, -8));
+    uint64_t end = th_emit(t, I_SELF_LOOP());
+    (void)loop;
+    uint64_t before = t->h.instret;
+    CHECK_EQ(th_run_until(t, end, 1000), end);
+    CHECK_EQ(t->h.x[6], 1000);
+    /* 3 per iteration, plus the self-loop jumps th_run_until ran before it saw pc = end */
+    CHECK(t->h.instret - before >= 3000);
+    CHECK(t->h.instret - before <= 3000 + 16);
+    /* a self-loop chained to itself: one jit_exec call returns within its budget */
+    before = t->h.instret;
+    jit_exec(&t->h, 50);
+    CHECK_EQ(t->h.pc, end);
+    CHECK(t->h.instret - before >= 1);
+    CHECK(t->h.instret - before <= 50);
+    th_free(t);
+}

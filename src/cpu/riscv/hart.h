@@ -259,6 +259,7 @@ struct hart {
     /* hart_exec's budget left when it returned: > 0 means it stopped for an event (trap, CSR
      * write, fence.i...) rather than because the budget ran out (the JIT's fallback needs it) */
     int exec_left;
+    int jit_budget;  /* blocks jit_exec may still run, chained ones included */
     struct jit *jit; /* NULL unless env.engine is ENGINE_JIT (jit/jit.c) */
 };
 

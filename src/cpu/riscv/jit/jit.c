@@ -78,6 +78,7 @@ typedef int (*jit_block_fn)(struct hart *h, struct tlb_entry *tr, struct tlb_ent
 #define OFF_INSTRET ((int32_t)offsetof(struct hart, instret))
 #define OFF_KEY     ((int32_t)offsetof(struct hart, tlb_key))
 #define OFF_LEFT    ((int32_t)offsetof(struct hart, exec_left))
+#define OFF_BUDGET  ((int32_t)offsetof(struct hart, jit_budget))
 #define HREG        RBX
 #define TR          R12
 #define TW          R13
@@ -155,6 +156,8 @@ struct gen {
     struct x86 e;
     struct stub stubs[JIT_MAX_INSNS];
     unsigned nstubs;
+    const uint32_t *blk;   /* the page record's block table (for chaining) */
+    const uint8_t *bodies; /* cache.rx + prologue length: a block's code after its prologue */
 };
 
 /* 4 pushes + 24 bytes: 16-byte aligned for calls, with a scratch slot at [rsp] */
@@ -170,11 +173,33 @@ static void emit_epilogue(struct x86 *e)
 }
 
 /* Leave the block: h->pc = vbase + off, n more instructions retired, return 0. */
-static void emit_exit(struct x86 *e, int32_t off, unsigned n)
+/* Leave the block for the guest pc vbase + off with n more instructions retired. A target in
+ * the same page is chained: when the page record already has a translation there (looked up
+ * at run time, so nothing needs patching or unlinking) and the budget allows, jump straight
+ * into its body. Only the record the block was translated for is consulted; a record is
+ * validated (epoch, cache generation) whenever the dispatcher enters it, and nothing that can
+ * reset it (fence.i, trigger changes, a full cache) happens without leaving to the
+ * dispatcher first. */
+static void emit_exit(struct gen *g, int32_t off, unsigned n)
 {
+    struct x86 *e = &g->e;
+    if (n) x86_alu_imm(e, true, ALU_ADD, M(HREG, OFF_INSTRET), (int32_t)n);
+    uint8_t *nochain[2] = {NULL, NULL};
+    if (off >= 0 && off < DPAGE_BYTES) {
+        x86_mov_imm(e, RAX, (uint64_t)(uintptr_t)&g->blk[off >> 1]);
+        x86_mov32_load(e, RAX, M(RAX, 0));
+        x86_alu_imm(e, false, ALU_CMP, R(RAX), (int32_t)JIT_INTERP);
+        nochain[0] = x86_jcc(e, CC_BE); /* 0: not translated, 1: interpreter */
+        x86_alu_imm(e, false, ALU_SUB, M(HREG, OFF_BUDGET), 1);
+        nochain[1] = x86_jcc(e, CC_LE);
+        x86_mov_imm(e, RCX, (uint64_t)(uintptr_t)g->bodies);
+        x86_alu_rm(e, true, ALU_ADD, RAX, R(RCX));
+        x86_jmp_reg(e, RAX);
+    }
+    x86_patch(nochain[0], e->p);
+    x86_patch(nochain[1], e->p);
     x86_lea(e, RAX, M(VBASE, off));
     x86_mov_store(e, M(HREG, OFF_PC), RAX);
-    if (n) x86_alu_imm(e, true, ALU_ADD, M(HREG, OFF_INSTRET), (int32_t)n);
     x86_alu_rm(e, false, ALU_XOR, RAX, R(RAX));
     emit_epilogue(e);
 }
@@ -511,7 +536,7 @@ static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t
     case RV_OP_JAL:
         x86_lea(e, RAX, M(VBASE, next));
         x86_mov_store(e, M(HREG, OFF_X(d->rd)), RAX);
-        emit_exit(e, off + d->imm, k + 1);
+        emit_exit(g, off + d->imm, k + 1);
         return EMIT_END;
     case RV_OP_JALR: /* target before the link: rd may be rs1 */
         x86_mov_load(e, RAX, M(HREG, OFF_X(d->rs1)));
@@ -535,7 +560,7 @@ static void emit_stub(struct gen *g, const struct stub *s)
         x86_patch(s->from[f], e->p);
     const struct rv_decoded *d = &s->d;
     switch (s->kind) {
-    case STUB_BRANCH: emit_exit(e, s->off + d->imm, s->k + 1); return;
+    case STUB_BRANCH: emit_exit(g, s->off + d->imm, s->k + 1); return;
     case STUB_LOAD:
     case STUB_STORE: {
         /* helper(h, va, info, vbase): 0, or cause + 1 with pc and instret set */
@@ -595,6 +620,8 @@ static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc)
         x86_mov_load(e, R12, R(RSI));
         x86_mov_load(e, R13, R(RDX));
         x86_mov_load(e, R14, R(RCX));
+        g.blk = p->blk;
+        g.bodies = j->cache.rx + x86_len(e); /* every block starts with this prologue */
         int32_t ioff = (int32_t)off;
         enum emitted em = EMIT_CONT;
         unsigned base = 0; /* instructions already added to instret */
@@ -603,7 +630,7 @@ static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc)
             if (em == EMIT_SYNCED) base = k + 1;
             ioff += d[k].len;
         }
-        if (em != EMIT_END) emit_exit(e, ioff, n - base);
+        if (em != EMIT_END) emit_exit(&g, ioff, n - base);
         for (unsigned s = 0; s < g.nstubs; s++)
             emit_stub(&g, &g.stubs[s]);
         if (!e->overflow) {
@@ -683,7 +710,9 @@ void jit_exec(struct hart *h, int budget)
                                         : h->priv == PRV_S ? TLBI_S
                                                            : TLBI_U]
                                      .e[ACC_X];
-    while (budget-- > 0) {
+    /* blocks chained to each other count against the same budget (emit_exit) */
+    h->jit_budget = budget;
+    while (h->jit_budget-- > 0) {
         uint64_t pc = h->pc;
         uint64_t vpn = pc >> 12;
         struct tlb_entry *te = &tx[vpn & (TLB_SIZE - 1)];
@@ -699,7 +728,7 @@ void jit_exec(struct hart *h, int budget)
         }
         struct jpage *p = jit_page(h, j, hart_ram_ppn(h, hp), hp);
         if (unlikely(!p)) {
-            hart_exec(h, budget + 1); /* out of host memory: the interpreter copes or stops */
+            hart_exec(h, h->jit_budget + 1); /* out of host memory: the interpreter copes */
             return;
         }
         uint32_t *slot = &p->blk[(pc & 0xfff) >> 1];

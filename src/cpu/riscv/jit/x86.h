@@ -267,6 +267,11 @@ static inline void x86_call_reg(struct x86 *e, enum x86_reg r)
 {
     X86_OP1(e, false, false, false, 0xff, 2, R(r));
 }
+/* jmp r/m64 (FF /4) */
+static inline void x86_jmp_reg(struct x86 *e, enum x86_reg r)
+{
+    X86_OP1(e, false, false, false, 0xff, 4, R(r));
+}
 /* call an absolute address through rax (the code cache is not within rel32 of the binary) */
 static inline void x86_call_abs(struct x86 *e, const void *fn)
 {
