@@ -58,10 +58,24 @@ struct jpage {
 #define JPAGE_MAX 1024
 #endif
 
+/* Jump cache: virtual pc -> block, so a dispatch that hits skips the page record (whose
+ * header and table entry were the dispatcher's cache misses). An entry is valid while the
+ * fetch TLB gives the same host page and nothing changed any record since it was filled:
+ * `stamp` is bumped by every record fill, fence.i epoch, cache flush and invalidation. */
+#define JC_SIZE 4096
+struct jc_entry {
+    uint64_t pc;
+    const uint8_t *hp;
+    uint32_t off, stamp;
+};
+
 struct jit {
     struct jit_cache cache;
     struct jpage *pages[JPAGE_SLOTS];
     unsigned npages, hand;
+    struct jc_entry jc[JC_SIZE];
+    uint32_t stamp;
+    uint64_t jc_epoch;
     unsigned pauses;
     struct jit_stats st;
 };
@@ -641,6 +655,7 @@ static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc)
         }
         /* full: drop every translation and start over (this page's table included) */
         jit_cache_flush(&j->cache);
+        j->stamp++;
         j->st.flushes++;
         memset(p->blk, 0, sizeof(p->blk));
         p->gen = j->cache.gen;
@@ -687,6 +702,7 @@ static struct jpage *jit_page(struct hart *h, struct jit *j, uint64_t ppn, const
         j->st.evicted++;
     }
 fill:
+    j->stamp++;
     memcpy(p->code, mem, DPAGE_BYTES); /* see dcache_get: any byte memory held is fine */
     memset(p->blk, 0, sizeof(p->blk));
     p->ppn = ppn;
@@ -726,20 +742,32 @@ void jit_exec(struct hart *h, int budget)
                 return;
             }
         }
-        struct jpage *p = jit_page(h, j, hart_ram_ppn(h, hp), hp);
-        if (unlikely(!p)) {
-            hart_exec(h, h->jit_budget + 1); /* out of host memory: the interpreter copes */
-            return;
+        if (unlikely(h->dcache_epoch != j->jc_epoch)) { /* a fence.i: records re-check */
+            j->jc_epoch = h->dcache_epoch;
+            j->stamp++;
         }
-        uint32_t *slot = &p->blk[(pc & 0xfff) >> 1];
-        if (unlikely(*slot == 0)) *slot = translate(j, p, pc);
-        if (*slot == JIT_INTERP) {
-            j->st.fallbacks++;
-            hart_exec(h, 1);
-            if (h->exec_left > 0) return; /* an event the run loop must see */
-            continue;
+        struct jc_entry *jc = &j->jc[(pc >> 1) & (JC_SIZE - 1)];
+        uint32_t off;
+        if (likely(jc->pc == pc && jc->hp == hp && jc->stamp == j->stamp)) {
+            off = jc->off;
+        } else {
+            struct jpage *p = jit_page(h, j, hart_ram_ppn(h, hp), hp);
+            if (unlikely(!p)) {
+                hart_exec(h, h->jit_budget + 1); /* out of host memory: the interpreter copes */
+                return;
+            }
+            uint32_t *slot = &p->blk[(pc & 0xfff) >> 1];
+            if (unlikely(*slot == 0)) *slot = translate(j, p, pc);
+            if (*slot == JIT_INTERP) {
+                j->st.fallbacks++;
+                hart_exec(h, 1);
+                if (h->exec_left > 0) return; /* an event the run loop must see */
+                continue;
+            }
+            off = *slot;
+            *jc = (struct jc_entry){pc, hp, off, j->stamp};
         }
-        int r = ((jit_block_fn)(void *)(j->cache.rx + *slot))(h, tr, tw, pc & ~0xfffull);
+        int r = ((jit_block_fn)(void *)(j->cache.rx + off))(h, tr, tw, pc & ~0xfffull);
         if (unlikely(r)) {
             if (r == JIT_LEAVE) return;
             hart_raise_exception(h, (uint64_t)(r - 1), h->fault_tval);
@@ -791,4 +819,5 @@ void jit_invalidate_all(struct hart *h)
     if (!j) return;
     for (unsigned i = 0; i < JPAGE_SLOTS; i++)
         if (j->pages[i]) j->pages[i]->ppn = DPAGE_INVALID;
+    j->stamp++;
 }
