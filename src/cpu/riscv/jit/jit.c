@@ -67,7 +67,9 @@ struct jc_entry {
     uint64_t pc;
     const uint8_t *hp;
     uint32_t off, stamp;
+    uint64_t pad; /* 32 bytes: the trampoline indexes with a shift */
 };
+_Static_assert(sizeof(struct jc_entry) == 32, "jc_entry is indexed by << 5");
 
 struct jit {
     struct jit_cache cache;
@@ -76,6 +78,8 @@ struct jit {
     struct jc_entry jc[JC_SIZE];
     uint32_t stamp;
     uint64_t jc_epoch;
+    uint8_t *tramp;        /* RW address of the dispatch trampoline (emit_trampoline) */
+    unsigned prologue_len; /* every block starts with the same prologue */
     unsigned pauses;
     struct jit_stats st;
 };
@@ -85,7 +89,7 @@ struct jit {
  * instret already set for the faulting instruction, trap value in h->fault_tval). */
 #define JIT_LEAVE (-1)
 typedef int (*jit_block_fn)(struct hart *h, struct tlb_entry *tr, struct tlb_entry *tw,
-                            uint64_t vbase);
+                            uint64_t vbase, struct tlb_entry *tx);
 
 #define OFF_X(r)    ((int32_t)(offsetof(struct hart, x) + 8 * (unsigned)(r)))
 #define OFF_PC      ((int32_t)offsetof(struct hart, pc))
@@ -100,6 +104,8 @@ typedef int (*jit_block_fn)(struct hart *h, struct tlb_entry *tr, struct tlb_ent
  * same page can run at several virtual addresses (before and after paging is enabled, shared
  * libraries in several processes): every pc in generated code is vbase + an offset. */
 #define VBASE       R14
+/* The fetch TLB array of the current privilege (for the dispatch trampoline). */
+#define TX          R15
 
 /* ---- helpers called from generated code ---- */
 
@@ -172,13 +178,29 @@ struct gen {
     unsigned nstubs;
     const uint32_t *blk;   /* the page record's block table (for chaining) */
     const uint8_t *bodies; /* cache.rx + prologue length: a block's code after its prologue */
+    const uint8_t *tramp;  /* the dispatch trampoline (RW address; rel32 is the same in RX) */
 };
 
-/* 4 pushes + 24 bytes: 16-byte aligned for calls, with a scratch slot at [rsp] */
-#define FRAME 24
+/* 5 pushes + 16 bytes: 16-byte aligned for calls, with a scratch slot at [rsp] */
+#define FRAME 16
+static void emit_prologue(struct x86 *e)
+{
+    x86_push(e, RBX);
+    x86_push(e, R12);
+    x86_push(e, R13);
+    x86_push(e, R14);
+    x86_push(e, R15);
+    x86_alu_imm(e, true, ALU_SUB, R(RSP), FRAME);
+    x86_mov_load(e, RBX, R(RDI));
+    x86_mov_load(e, R12, R(RSI));
+    x86_mov_load(e, R13, R(RDX));
+    x86_mov_load(e, R14, R(RCX));
+    x86_mov_load(e, R15, R(R8));
+}
 static void emit_epilogue(struct x86 *e)
 {
     x86_alu_imm(e, true, ALU_ADD, R(RSP), FRAME);
+    x86_pop(e, R15);
     x86_pop(e, R14);
     x86_pop(e, R13);
     x86_pop(e, R12);
@@ -213,9 +235,73 @@ static void emit_exit(struct gen *g, int32_t off, unsigned n)
     x86_patch(nochain[0], e->p);
     x86_patch(nochain[1], e->p);
     x86_lea(e, RAX, M(VBASE, off));
-    x86_mov_store(e, M(HREG, OFF_PC), RAX);
-    x86_alu_rm(e, false, ALU_XOR, RAX, R(RAX));
-    emit_epilogue(e);
+    if (off >= 0 && off < DPAGE_BYTES) {
+        x86_mov_store(e, M(HREG, OFF_PC), RAX);
+        x86_alu_rm(e, false, ALU_XOR, RAX, R(RAX));
+        emit_epilogue(e);
+    } else { /* another page: the trampoline looks it up */
+        x86_patch(x86_jmp(e), g->tramp);
+    }
+}
+
+/* The dispatch trampoline, shared by all blocks, for jalr and exits to other pages: with
+ * rax = the target pc (instret already counted), it does the dispatcher's fetch-TLB and
+ * jump-cache lookup and jumps into the target block's body with r14 = its page's vbase, or
+ * stores the pc and returns 0 to the dispatcher. The jump cache holds only blocks the
+ * dispatcher validated, under the current stamp; whatever bumps the stamp (fence.i, records
+ * refilled, flushes) is either dispatcher work or an event that returns to it first. */
+static void emit_trampoline(struct jit *j)
+{
+    uint8_t scratch[64];
+    struct x86 e;
+    x86_init(&e, scratch, sizeof(scratch));
+    emit_prologue(&e);
+    j->prologue_len = (unsigned)x86_len(&e);
+    x86_init(&e, j->cache.rw + j->cache.used, jit_cache_avail(&j->cache));
+    uint8_t *out[7];
+    unsigned n = 0;
+    x86_alu_imm(&e, false, ALU_SUB, M(HREG, OFF_BUDGET), 1);
+    out[n++] = x86_jcc(&e, CC_LE);
+    /* fetch TLB: tag = vpn ^ key at tx[vpn & 255]; hp = (pc & ~0xfff) + addend */
+    x86_mov_load(&e, RCX, R(RAX));
+    x86_shift_imm(&e, true, SH_SHR, RCX, 12);
+    x86_load_n(&e, 1, false, RDX, R(RCX));
+    x86_shift_imm(&e, false, SH_SHL, RDX, 4);
+    x86_alu_rm(&e, true, ALU_ADD, RDX, R(TX));
+    x86_alu_rm(&e, true, ALU_XOR, RCX, M(HREG, OFF_KEY));
+    x86_alu_rm(&e, true, ALU_CMP, RCX, M(RDX, 0));
+    out[n++] = x86_jcc(&e, CC_NE);
+    x86_mov_load(&e, RCX, R(RAX));
+    x86_alu_imm(&e, true, ALU_AND, R(RCX), -4096);
+    x86_alu_rm(&e, true, ALU_ADD, RCX, M(RDX, 8));
+    /* jump cache entry (pc >> 1) & (JC_SIZE - 1): same pc, same host page, current stamp */
+    x86_mov32_load(&e, RDX, R(RAX));
+    x86_shift_imm(&e, false, SH_SHR, RDX, 1);
+    x86_alu_imm(&e, false, ALU_AND, R(RDX), JC_SIZE - 1);
+    x86_shift_imm(&e, false, SH_SHL, RDX, 5);
+    x86_mov_imm(&e, RSI, (uint64_t)(uintptr_t)j->jc);
+    x86_alu_rm(&e, true, ALU_ADD, RDX, R(RSI));
+    x86_alu_rm(&e, true, ALU_CMP, RAX, M(RDX, (int32_t)offsetof(struct jc_entry, pc)));
+    out[n++] = x86_jcc(&e, CC_NE);
+    x86_alu_rm(&e, true, ALU_CMP, RCX, M(RDX, (int32_t)offsetof(struct jc_entry, hp)));
+    out[n++] = x86_jcc(&e, CC_NE);
+    x86_mov32_load(&e, RSI, M(RDX, (int32_t)offsetof(struct jc_entry, stamp)));
+    x86_mov_imm(&e, RDI, (uint64_t)(uintptr_t)&j->stamp);
+    x86_alu_rm(&e, false, ALU_CMP, RSI, M(RDI, 0));
+    out[n++] = x86_jcc(&e, CC_NE);
+    x86_mov_load(&e, VBASE, R(RAX));
+    x86_alu_imm(&e, true, ALU_AND, R(VBASE), -4096);
+    x86_mov32_load(&e, RDX, M(RDX, (int32_t)offsetof(struct jc_entry, off)));
+    x86_mov_imm(&e, RCX, (uint64_t)(uintptr_t)(j->cache.rx + j->prologue_len));
+    x86_alu_rm(&e, true, ALU_ADD, RDX, R(RCX));
+    x86_jmp_reg(&e, RDX);
+    for (unsigned k = 0; k < n; k++)
+        x86_patch(out[k], e.p);
+    x86_mov_store(&e, M(HREG, OFF_PC), RAX);
+    x86_alu_rm(&e, false, ALU_XOR, RAX, R(RAX));
+    emit_epilogue(&e);
+    j->tramp = j->cache.rw + j->cache.used;
+    jit_cache_commit(&j->cache, x86_len(&e)); /* fits: the cache is at least 64 KiB */
 }
 
 static struct stub *new_stub(struct gen *g, enum stub_kind kind, const struct rv_decoded *d,
@@ -558,10 +644,8 @@ static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t
         x86_alu_imm(e, true, ALU_AND, R(RAX), -2);
         x86_lea(e, RCX, M(VBASE, next));
         x86_mov_store(e, M(HREG, OFF_X(d->rd)), RCX);
-        x86_mov_store(e, M(HREG, OFF_PC), RAX);
         x86_alu_imm(e, true, ALU_ADD, M(HREG, OFF_INSTRET), (int32_t)(k + 1));
-        x86_alu_rm(e, false, ALU_XOR, RAX, R(RAX));
-        emit_epilogue(e);
+        x86_patch(x86_jmp(e), g->tramp);
         return EMIT_END;
     default: return EMIT_END; /* not reached: jit_inline */
     }
@@ -625,17 +709,10 @@ static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc)
         g.nstubs = 0;
         x86_init(&g.e, j->cache.rw + j->cache.used, jit_cache_avail(&j->cache));
         struct x86 *e = &g.e;
-        x86_push(e, RBX);
-        x86_push(e, R12);
-        x86_push(e, R13);
-        x86_push(e, R14);
-        x86_alu_imm(e, true, ALU_SUB, R(RSP), FRAME);
-        x86_mov_load(e, RBX, R(RDI));
-        x86_mov_load(e, R12, R(RSI));
-        x86_mov_load(e, R13, R(RDX));
-        x86_mov_load(e, R14, R(RCX));
+        emit_prologue(e);
         g.blk = p->blk;
-        g.bodies = j->cache.rx + x86_len(e); /* every block starts with this prologue */
+        g.bodies = j->cache.rx + j->prologue_len;
+        g.tramp = j->tramp;
         int32_t ioff = (int32_t)off;
         enum emitted em = EMIT_CONT;
         unsigned base = 0; /* instructions already added to instret */
@@ -656,6 +733,7 @@ static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc)
         /* full: drop every translation and start over (this page's table included) */
         jit_cache_flush(&j->cache);
         j->stamp++;
+        emit_trampoline(j);
         j->st.flushes++;
         memset(p->blk, 0, sizeof(p->blk));
         p->gen = j->cache.gen;
@@ -765,9 +843,9 @@ void jit_exec(struct hart *h, int budget)
                 continue;
             }
             off = *slot;
-            *jc = (struct jc_entry){pc, hp, off, j->stamp};
+            *jc = (struct jc_entry){pc, hp, off, j->stamp, 0};
         }
-        int r = ((jit_block_fn)(void *)(j->cache.rx + off))(h, tr, tw, pc & ~0xfffull);
+        int r = ((jit_block_fn)(void *)(j->cache.rx + off))(h, tr, tw, pc & ~0xfffull, tx);
         if (unlikely(r)) {
             if (r == JIT_LEAVE) return;
             hart_raise_exception(h, (uint64_t)(r - 1), h->fault_tval);
@@ -785,6 +863,7 @@ int jit_init(struct hart *h, size_t cache_size)
         free(j);
         return r;
     }
+    emit_trampoline(j);
     h->jit = j;
     return 0;
 }
