@@ -70,6 +70,7 @@ fi
 # Memory-model litmus programs, bare metal on 2 and 4 harts.
 run_suite litmus tests/litmus/run.sh ./vessel
 run_suite litmus-asan tests/litmus/run.sh ./vessel-asan
+LITMUS_ENGINE=jit run_suite litmus-jit tests/litmus/run.sh ./vessel
 # Random-instruction differential test against QEMU (tests/diff), the CI budget.
 run_suite diff python3 tests/diff/run.py --emu ./vessel --ref qemu --seeds 4 --seqs 500 --len 100
 # The JIT against QEMU (the interpreter is checked against QEMU just above).
