@@ -34,15 +34,17 @@ struct machine_disk {
 struct machine_config {
     unsigned cpus;
     uint64_t ram_size;
-    const char *firmware;    /* raw binary at RAM_BASE (NULL: none, kernel entered directly) */
-    const char *kernel;      /* RISC-V Linux Image (NULL: firmware only) */
-    const char *initrd;      /* NULL: none */
-    const char *cmdline;     /* NULL: none */
-    bool trace;              /* log traps */
-    enum hart_engine engine; /* --engine */
-    uint64_t jit_cache_size; /* --jit-cache, per hart (0: default) */
-    unsigned ndisks;         /* virtio-blk devices in slots 0.. (vda, vdb, ...) */
+    const char *firmware; /* raw binary at RAM_BASE (NULL: none, kernel entered directly) */
+    const char *kernel;   /* RISC-V Linux Image (NULL: firmware only) */
+    const char *initrd;   /* NULL: none */
+    const char *cmdline;  /* NULL: none */
+    bool trace;           /* log traps */
+    unsigned ndisks;      /* virtio-blk devices in slots 0.. (vda, vdb, ...) */
     struct machine_disk disks[MACHINE_MAX_DISKS];
+
+    /* --engine and --jit-cache (bytes per hart, 0: the default) */
+    enum hart_engine engine;
+    uint64_t jit_cache_size;
 };
 
 enum machine_event {
