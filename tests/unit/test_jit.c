@@ -271,3 +271,27 @@ TEST(jit_chained_loop_exact_and_bounded)
     CHECK(t->h.instret - before <= 50);
     th_free(t);
 }
+
+/* Calls from one page into another and returns (jal/jalr through the dispatch trampoline and
+ * the jump cache), 500 round trips: the count and instret are exact, and the x1 links right. */
+TEST(jit_cross_page_calls_exact)
+{
+    struct th *t = th_new_jit(0);
+    const uint64_t fn = TH_CODE + 0x3000; /* another page */
+    t->h.x[5] = 500;
+    uint64_t loop = th_emit(t, I_JAL(1, (int32_t)(fn - (TH_CODE + 0))));
+    th_emit(t, I_ADDI(5, 5, -1));
+    th_emit(t, I_BNE(5, 0, -8));
+    uint64_t end = th_emit(t, I_SELF_LOOP());
+    th_org(t, fn);
+    th_emit(t, I_ADDI(6, 6, 1));
+    th_emit(t, I_JALR(0, 1, 0)); /* ret */
+    (void)loop;
+    uint64_t before = t->h.instret;
+    CHECK_EQ(th_run_until(t, end, 1000), end);
+    CHECK_EQ(t->h.x[6], 500);
+    CHECK_EQ(t->h.x[1], TH_CODE + 4);
+    CHECK(t->h.instret - before >= 500 * 5);
+    CHECK(t->h.instret - before <= 500 * 5 + 16);
+    th_free(t);
+}
