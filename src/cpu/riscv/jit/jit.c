@@ -17,7 +17,11 @@
  *   one call of the interpreter for that instruction (emit_interp_step); the block goes on
  *   unless it was an event for the run loop. A 32-bit instruction straddling the end of the
  *   page ends the block; a block that would start with one runs in the interpreter for one
- *   control transfer (hart_exec with budget 1; h->exec_left > 0 tells an event). */
+ *   control transfer (hart_exec with budget 1; h->exec_left > 0 tells an event).
+ * - Blocks reach each other without the dispatcher: an exit into the same page through the
+ *   page record's table (emit_exit), jalr and exits into other pages through a shared
+ *   trampoline that looks the target up in the jump cache (emit_trampoline). Both count
+ *   against the budget, so control returns to the run loop as often as with the interpreter. */
 #include "cpu/riscv/jit/jit.h"
 #include "cpu/riscv/alu.h"
 #include "cpu/riscv/decode.h"
