@@ -164,6 +164,13 @@ static int jit_store_slow(struct hart *h, uint64_t va, uint32_t info, uint64_t v
     return c ? jit_mem_fault(h, c, info, vbase) : 0;
 }
 
+/* One instruction in the interpreter (emit_interp_step), counted for the debug line. */
+static void jit_interp_step(struct hart *h)
+{
+    h->jit->st.steps++;
+    hart_exec(h, 0);
+}
+
 /* ---- code generation ---- */
 
 enum stub_kind { STUB_LOAD, STUB_STORE, STUB_BRANCH };
@@ -558,8 +565,7 @@ static enum emitted emit_interp_step(struct x86 *e, const struct rv_decoded *d, 
     x86_mov_store(e, M(HREG, OFF_PC), RAX);
     if (k) x86_alu_imm(e, true, ALU_ADD, M(HREG, OFF_INSTRET), (int32_t)k);
     x86_mov_load(e, RDI, R(HREG));
-    x86_alu_rm(e, false, ALU_XOR, RSI, R(RSI));
-    x86_call_abs(e, (const void *)hart_exec);
+    x86_call_abs(e, (const void *)jit_interp_step);
     if (ends_block(d->op)) {
         x86_mov_imm(e, RAX, 0xffffffffu); /* JIT_LEAVE */
         emit_epilogue(e);
@@ -884,11 +890,12 @@ void jit_destroy(struct hart *h)
     if (!j) return;
     log_debug("hart %u jit: %llu blocks translated (%llu guest instructions, %llu KiB host "
               "code), %llu pages invalidated (code changed), %llu page records evicted, "
-              "%llu interpreter fallbacks, %llu cache flushes",
+              "%llu interpreter fallbacks (blocks), %llu interpreted instructions in blocks, "
+              "%llu cache flushes",
               h->id, (unsigned long long)j->st.blocks, (unsigned long long)j->st.insns,
               (unsigned long long)(j->st.host_bytes >> 10), (unsigned long long)j->st.invalidated,
               (unsigned long long)j->st.evicted, (unsigned long long)j->st.fallbacks,
-              (unsigned long long)j->st.flushes);
+              (unsigned long long)j->st.steps, (unsigned long long)j->st.flushes);
     for (unsigned i = 0; i < JPAGE_SLOTS; i++)
         free(j->pages[i]);
     jit_cache_destroy(&j->cache);

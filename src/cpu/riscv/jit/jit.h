@@ -22,6 +22,7 @@ void jit_invalidate_all(struct hart *h);
 struct jit_stats {
     uint64_t blocks, insns; /* blocks translated, guest instructions in them */
     uint64_t invalidated;   /* pages whose code changed: their translations dropped */
+    uint64_t steps;         /* instructions run by the interpreter inside blocks (CSRs, F/D...) */
     uint64_t fallbacks;     /* interpreter runs for code the JIT does not translate */
     uint64_t flushes;       /* code cache full: everything dropped */
     uint64_t evicted;       /* page records taken over by another page (conflicts) */
