@@ -15,9 +15,10 @@
  *   before it and returns cause + 1, and jit_exec raises the exception as the interpreter does.
  * - Everything else (CSRs, F/D, atomics, fence.i, system instructions, illegal encodings) is
  *   one call of the interpreter for that instruction (emit_interp_step); the block goes on
- *   unless it was an event for the run loop. A 32-bit instruction straddling the end of the
- *   page ends the block; a block that would start with one runs in the interpreter for one
- *   control transfer (hart_exec with budget 1; h->exec_left > 0 tells an event).
+ *   unless it was an event for the run loop. So is a 32-bit instruction straddling the end
+ *   of the page, which ends the block. (A block that cannot be translated would run in the
+ *   interpreter for one control transfer: hart_exec with budget 1, h->exec_left > 0 tells
+ *   an event.)
  * - Blocks reach each other without the dispatcher: an exit into the same page through the
  *   page record's table (emit_exit), jalr and exits into other pages through a shared
  *   trampoline that looks the target up in the jump cache (emit_trampoline). Both count
@@ -697,7 +698,14 @@ static unsigned scan_block(const uint8_t *code, unsigned off, struct rv_decoded 
         uint16_t lo, hi = 0;
         memcpy(&lo, code + off, 2);
         if ((lo & 3) == 3) {
-            if (off == DPAGE_BYTES - 2) break; /* straddles the page: the interpreter's CROSS */
+            if (off == DPAGE_BYTES - 2) {
+                /* straddles the page: its upper half is not in this page's copy, so it runs
+                 * as an interpreter step (which fetches both halves, as exec.c's CROSS does)
+                 * and the block ends after it */
+                d[n] = (struct rv_decoded){.op = RV_OP_CROSS, .len = 4};
+                n++;
+                break;
+            }
             memcpy(&hi, code + off + 2, 2);
         }
         rv_decode((uint32_t)lo | ((uint32_t)hi << 16), &d[n]);
