@@ -19,7 +19,7 @@ REL_UNIT  := $(UNITSRCS:%.c=build/rel/%.o)
 ASAN_UNIT := $(UNITSRCS:%.c=build/asan/%.o)
 
 .PHONY: all asan test unit unit-asan isa guest-cache clean format format-check fuzz run diff \
-        diff-long
+        diff-long unit-jit isa-jit isa-jit-asan diff-jit
 all: vessel
 
 vessel: $(REL_OBJS)
@@ -45,6 +45,9 @@ unit: build/unit-tests
 	./build/unit-tests
 unit-asan: build/unit-tests-asan
 	./build/unit-tests-asan
+# The unit tests with the CPU harness (th_run_until) running the JIT instead of the interpreter.
+unit-jit: build/unit-tests
+	VESSEL_TEST_ENGINE=jit ./build/unit-tests
 
 # Everything: set-up, unit tests (plain + sanitizers), ISA tests, guest tests.
 test:
@@ -63,6 +66,11 @@ guest-cache:
 # Bare-metal ISA tests against vessel (tests/isa/run.sh qemu runs them on QEMU).
 isa: vessel
 	./tests/isa/run.sh ./vessel
+# The same under --engine jit (also in the sanitizer build).
+isa-jit: vessel
+	ISA_ENGINE=jit ./tests/isa/run.sh ./vessel
+isa-jit-asan: vessel-asan
+	ISA_ENGINE=jit ./tests/isa/run.sh ./vessel-asan
 
 # Random-instruction differential tests against QEMU (tests/diff/README.md): `diff` is the CI
 # budget (4 x 500 sequences x 100 units, ~2*10^5 instructions), `diff-long` runs millions.
@@ -72,6 +80,11 @@ DIFF_SEEDS ?= 50
 DIFF_FIRST ?= 1000
 diff: vessel
 	./tests/diff/run.py --emu '$(DIFF_EMU)' --seeds 4 --seqs 500 --len 100
+# The JIT against the interpreter (DIFF_REF=qemu: against QEMU).
+DIFF_REF ?= ./vessel
+diff-jit: vessel
+	./tests/diff/run.py --emu './vessel run --engine jit --firmware {bin} --memory 256M' \
+	    --ref '$(DIFF_REF)' --seeds 4 --seqs 500 --len 100 --out build/diff-jit
 diff-long: vessel
 	./tests/diff/run.py --emu '$(DIFF_EMU)' --first-seed $(DIFF_FIRST) --seeds $(DIFF_SEEDS) \
 	    --seqs 1000 --len 100 --out build/diff-long

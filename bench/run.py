@@ -437,6 +437,9 @@ def report(args, results):
     print("host CPU: %s" % host_cpu())
     print("vessel vs QEMU: %s RAM, %d hart(s), %d run(s) each, medians; "
           "ratio = vessel/QEMU" % (args.memory, args.cpus, args.runs))
+    if args.engine or args.baseline_engine:
+        print("engines: vessel %s, baseline %s" % (
+            args.engine or "default", args.baseline_engine or "default"))
     if base:
         print("baseline: %s; vs base = vessel/baseline (a change may cost at "
               "most 2%%: > 1.02x is marked SLOWER)" % args.baseline)
@@ -500,6 +503,11 @@ def main():
                     help="another vessel binary (e.g. built from an earlier "
                     "commit) run interleaved with the others: adds a column "
                     "and the vessel/baseline ratio")
+    ap.add_argument("--engine", choices=("interp", "jit"),
+                    help="vessel's --engine (default: vessel's default)")
+    ap.add_argument("--baseline-engine", choices=("interp", "jit"),
+                    help="--engine for the baseline binary; with --baseline "
+                    "./vessel this compares the two engines of one build")
     ap.add_argument("--qemu", default="qemu-system-riscv64",
                     help="QEMU binary (default qemu-system-riscv64)")
     ap.add_argument("--only", choices=("vessel", "qemu"),
@@ -572,6 +580,10 @@ def main():
                      "-append", args.cmdline],
         }
         argv["baseline"] = [args.baseline] + argv["vessel"][1:]
+        if args.baseline_engine:
+            argv["baseline"] += ["--engine", args.baseline_engine]
+        if args.engine:
+            argv["vessel"] += ["--engine", args.engine]
         kinds = [args.only] if args.only else ["vessel", "qemu"]
         if args.baseline and args.only != "qemu":
             kinds.insert(1, "baseline")

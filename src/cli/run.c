@@ -62,6 +62,9 @@ void cli_run_usage(FILE *out)
             "                     socket and wait for the configuration and InstanceStart\n"
             "  --config-file FILE boot the configuration in FILE (Firecracker's JSON format)\n"
             "  --store DIR        the VM store whose VMs share this host's resources\n"
+            "  --engine ENGINE    interp (default) or jit (x86-64 translation)\n"
+            "  --jit-cache SIZE   translated code per vCPU with --engine jit (default 64M,\n"
+            "                     64K to 2G; flushed whole when full)\n"
             "  --log-level LEVEL  error, warn (default), info, debug, trace (traps)\n"
             "  --log-file FILE    write log lines to FILE instead of stderr\n"
             "  -h, --help         show this help\n"
@@ -112,7 +115,9 @@ enum {
     OPT_CGROUP,
     OPT_API_SOCK,
     OPT_CONFIG_FILE,
-    OPT_STORE
+    OPT_STORE,
+    OPT_ENGINE,
+    OPT_JIT_CACHE
 };
 
 static const struct option run_options[] = {
@@ -135,6 +140,8 @@ static const struct option run_options[] = {
     {"api-sock", required_argument, NULL, OPT_API_SOCK},
     {"config-file", required_argument, NULL, OPT_CONFIG_FILE},
     {"store", required_argument, NULL, OPT_STORE},
+    {"engine", required_argument, NULL, OPT_ENGINE},
+    {"jit-cache", required_argument, NULL, OPT_JIT_CACHE},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -240,6 +247,16 @@ int cli_run_parse(int argc, char **argv, const struct host_limits *lim, struct r
                             "--cgroup %s: use 1 to 64 of A-Z a-z 0-9 _ . - (not starting with .)",
                             optarg);
             a->vm.cgroup = optarg;
+            break;
+        case OPT_ENGINE:
+            if (strcmp(optarg, "jit") && strcmp(optarg, "interp"))
+                return fail(err, errlen, "--engine %s: expected interp or jit", optarg);
+            mc->engine = strcmp(optarg, "jit") ? ENGINE_INTERP : ENGINE_JIT;
+            break;
+        case OPT_JIT_CACHE:
+            if (size_parse(optarg, &mc->jit_cache_size) < 0 || mc->jit_cache_size < (64u << 10) ||
+                mc->jit_cache_size > (2ull << 30))
+                return fail(err, errlen, "--jit-cache %s: expected a size from 64K to 2G", optarg);
             break;
         case 'h': a->help = true; return 0;
         case ':':

@@ -288,7 +288,8 @@ int machine_create(struct machine **out, const struct machine_config *cfg, struc
         msip[i] = (struct irq_line){msip_irq, m, i};
     aclint_init(&m->clint, m->nharts, msip, timer_changed, m);
 
-    struct hart_env env = {m->ram, RAM_BASE, cfg->ram_size, &m->bus, &m->clint};
+    struct hart_env env = {m->ram,    RAM_BASE,    cfg->ram_size,      &m->bus,
+                           &m->clint, cfg->engine, cfg->jit_cache_size};
     for (unsigned i = 0; i < m->nharts; i++) {
         if (hart_init(&m->harts[i], i, &env, RAM_BASE) < 0) {
             errf(err, errlen, "out of memory");

@@ -50,6 +50,10 @@ struct machine_config {
     /* Called first on every hart thread (the VM narrows the thread's seccomp filter there);
      * NULL: nothing. A negative return stops the machine with MEV_HOST_ERROR. */
     int (*hart_thread_init)(void);
+
+    /* --engine and --jit-cache (bytes per hart, 0: the default) */
+    enum hart_engine engine;
+    uint64_t jit_cache_size;
 };
 
 enum machine_event {

@@ -78,6 +78,8 @@ static int before_start(struct api_ctx *a, char *err, size_t errlen)
         vo->no_sandbox = b->no_sandbox;
         vo->user = b->user;
         vo->cgroup = b->cgroup;
+        vo->machine.engine = b->machine.engine;
+        vo->machine.jit_cache_size = b->machine.jit_cache_size;
         vo->ninherited = b->ninherited;
         memcpy(vo->inherited_fds, b->inherited_fds, sizeof(vo->inherited_fds));
     }

@@ -193,7 +193,14 @@ static int enter_sandbox(const struct vm_options *o, char *err, size_t errlen)
  * vm is left unstarted. */
 static int vm_boot(struct vm *vm, char *err, size_t errlen)
 {
-    const struct vm_options *o = &vm->opts;
+    struct vm_options *o = &vm->opts;
+    if (!o->no_sandbox && o->machine.engine == ENGINE_JIT) {
+        /* The JIT creates its code cache (memfd_create, an executable mapping) per machine, on
+         * the hart threads: the filter forbids both. Until the cache outlives reboots and is
+         * made before the sandbox, the JIT runs unsandboxed, and says so. */
+        log_warn("--engine jit: the VM runs without the sandbox (not supported together yet)");
+        o->no_sandbox = true;
+    }
     if (o->cgroup) {
         char cerr[400];
         /* Not fatal: the VM runs without limits and says so once. */

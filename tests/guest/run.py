@@ -3,6 +3,7 @@
 checks what the guest itself reports.
 
 usage: tests/guest/run.py [VESSEL] [--qemu] [-k NAME]... [--list] [--timeout S]
+                          [--engine interp|jit]
 
 VESSEL is the vessel binary (default: $VESSEL_BIN, else ./vessel); run it once
 with ./vessel and once with ./vessel-asan. --qemu runs the same checks on
@@ -86,14 +87,17 @@ class CheckFailed(Exception):
 class VesselTarget:
     name = "vessel"
 
-    def __init__(self, binary):
+    def __init__(self, binary, engine=None):
         self.binary = binary
+        self.engine = engine
 
     def describe(self):
-        return f"vessel ({self.binary})"
+        return f"vessel ({self.binary}{', --engine ' + self.engine if self.engine else ''})"
 
     def argv(self, cpus=1, memory="512M", initrd=None, no_reboot=False, overcommit=False):
         a = [self.binary, "run", "--cpus", str(cpus), "--memory", memory]
+        if self.engine:
+            a += ["--engine", self.engine]
         if overcommit:
             a.append("--overcommit")
         if initrd:
@@ -859,6 +863,8 @@ def main():
     ap.add_argument("--log-dir", help="where console logs go")
     ap.add_argument("--no-build", action="store_true",
                     help="do not run tests/guest/build.sh first")
+    ap.add_argument("--engine", choices=("interp", "jit"),
+                    help="pass --engine to vessel (default: vessel's default)")
     ap.add_argument("-v", "--verbose", action="store_true")
     opts = ap.parse_args()
 
@@ -877,10 +883,11 @@ def main():
                 print(f"guest: vessel binary {opts.vessel} not found or not executable")
                 print("guest: 0 passed, 1 failed")
                 return 1
-            target = VesselTarget(os.path.abspath(opts.vessel))
+            target = VesselTarget(os.path.abspath(opts.vessel), opts.engine)
         if not opts.log_dir:
             opts.log_dir = os.path.join(ROOT, "build", "test-logs", "guest-" + (
-                "qemu" if opts.qemu else os.path.basename(opts.vessel)))
+                "qemu" if opts.qemu else os.path.basename(opts.vessel) + (
+                    "-" + opts.engine if opts.engine else "")))
         os.makedirs(opts.log_dir, exist_ok=True)
         suite = Suite(target, opts, guest)
         tests = build_tests(suite, tmp)

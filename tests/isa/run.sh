@@ -5,6 +5,7 @@
 # Each test is built into build/isa/ (make -C tests/isa), run with a timeout (ISA_TIMEOUT,
 # default 20 s) and passes iff it printed "PASS: <name>" and the emulator exited 0.
 # Output of each run is kept in build/isa/<name>.<emu>.log.
+# ISA_ENGINE=jit|interp passes --engine to vessel (logs then go to <name>.vessel-<engine>.log).
 # ISA_OUT=dir ISA_DEFS=-DNO_QEMU_QUIRKS builds a strict variant (QEMU 7.2 deviations from the
 # spec are then failures) into another directory.
 set -u
@@ -40,7 +41,7 @@ else
     done
 fi
 
-if [ "$emu" = qemu ]; then tag=qemu; else tag=vessel; fi
+if [ "$emu" = qemu ]; then tag=qemu; else tag=vessel${ISA_ENGINE:+-$ISA_ENGINE}; fi
 passed=0
 failed=0
 for name in "${names[@]}"; do
@@ -62,6 +63,7 @@ for name in "${names[@]}"; do
         cmd=("$emu" run --firmware "$bin" --cpus "$smp" --memory 256M)
         # vessel refuses more vCPUs than host CPUs unless told otherwise
         if [ "$smp" -gt "$(nproc)" ]; then cmd+=(--overcommit); fi
+        if [ -n "${ISA_ENGINE:-}" ]; then cmd+=(--engine "$ISA_ENGINE"); fi
     fi
     start=$(date +%s%N)
     timeout -k 5 "$timeout_s" "${cmd[@]}" </dev/null >"$log.out" 2>"$log.err"

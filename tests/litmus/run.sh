@@ -2,7 +2,7 @@
 # Litmus tests for the memory model, bare metal on 2 and 4 harts (tests/litmus/litmus.h).
 #   tests/litmus/run.sh EMU        EMU = path to vessel, or `qemu` (qemu-system-riscv64 -M virt)
 # Prints one PASS/FAIL line per test and harts count, then "litmus: N passed, N failed".
-# LITMUS_TIMEOUT (default 300 s) bounds each program.
+# LITMUS_TIMEOUT (default 300 s) bounds each program. LITMUS_ENGINE=jit|interp passes --engine.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -14,12 +14,13 @@ if ! make -s --no-print-directory -C "$here" OUT="$out" >&2; then
 fi
 pass=0 fail=0
 for n in 2 4; do
-    log=$out/litmus$n.$(basename "$emu").log
+    log=$out/litmus$n.$(basename "$emu")${LITMUS_ENGINE:+-$LITMUS_ENGINE}.log
     if [ "$emu" = qemu ]; then
         cmd=(qemu-system-riscv64 -M virt -bios "$out/litmus$n.bin" -nographic -smp "$n" -m 256M)
     else
         cmd=("$emu" run --firmware "$out/litmus$n.bin" --cpus "$n" --memory 256M)
         [ "$(nproc)" -lt "$n" ] && cmd+=(--overcommit)
+        [ -n "${LITMUS_ENGINE:-}" ] && cmd+=(--engine "$LITMUS_ENGINE")
     fi
     t0=$(date +%s%N)
     timeout "${LITMUS_TIMEOUT:-300}" "${cmd[@]}" </dev/null >"$log" 2>&1

@@ -6,12 +6,14 @@
 #define VESSEL_TEST_CPU_HARNESS_H
 #include "cpu/riscv/decode.h"
 #include "cpu/riscv/hart.h"
+#include "cpu/riscv/jit/jit.h"
 #include "irq/aclint.h"
 #include "machine/bus.h"
 #include "test.h"
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 
 /* ---- memory map of the test machine ---- */
@@ -257,6 +259,9 @@ static inline struct th *th_new(void)
                            .ram_size = TH_RAM_SIZE,
                            .bus = &t->bus,
                            .clint = &t->clint};
+    /* VESSEL_TEST_ENGINE=jit: th_run_until runs the JIT (the CPU tests under both engines) */
+    const char *eng = getenv("VESSEL_TEST_ENGINE");
+    if (eng && strcmp(eng, "jit") == 0) env.engine = ENGINE_JIT;
     if (hart_init(&t->h, 0, &env, TH_CODE) != 0) abort();
     th_w32(t, TH_MTRAP, 0x0000006f); /* jal x0, 0 */
     th_w32(t, TH_STRAP, 0x0000006f);
@@ -272,7 +277,10 @@ static inline struct th *th_new(void)
 static inline uint64_t th_run_until(struct th *t, uint64_t stop_pc, int max_calls)
 {
     for (int n = 0; n < max_calls; n++) {
-        hart_exec(&t->h, 16);
+        if (t->h.jit)
+            jit_exec(&t->h, 16);
+        else
+            hart_exec(&t->h, 16);
         uint64_t pc = t->h.pc;
         if (pc == stop_pc || pc == TH_MTRAP || pc == TH_STRAP || t->h.fatal_msg[0]) break;
     }

@@ -2,6 +2,7 @@
  * physical page, with an inline software-TLB hit path for loads and stores. The pc is not kept
  * per instruction: it is rebuilt from the slot's position in its page when needed.
  * Shaped so a JIT can later replace this function behind hart_exec(). */
+#include "cpu/riscv/alu.h"
 #include "cpu/riscv/decode.h"
 #include "cpu/riscv/hart.h"
 #include "cpu/riscv/memorder.h"
@@ -60,51 +61,6 @@ static struct dpage *dcache_get(struct hart *h, uint64_t ppn, const uint8_t *mem
     p->ppn = ppn;
     p->epoch = h->dcache_epoch;
     return p;
-}
-
-static inline uint64_t mulhu64(uint64_t a, uint64_t b)
-{
-    return (uint64_t)(((unsigned __int128)a * b) >> 64);
-}
-static inline uint64_t mulh64(int64_t a, int64_t b)
-{
-    return (uint64_t)(((__int128)a * b) >> 64);
-}
-static inline uint64_t mulhsu64(int64_t a, uint64_t b)
-{
-    return (uint64_t)(((__int128)a * (__int128)(unsigned __int128)b) >> 64);
-}
-static inline uint64_t rol64(uint64_t v, unsigned s)
-{
-    s &= 63;
-    return s ? (v << s) | (v >> (64 - s)) : v;
-}
-static inline uint64_t ror64(uint64_t v, unsigned s)
-{
-    s &= 63;
-    return s ? (v >> s) | (v << (64 - s)) : v;
-}
-static inline uint32_t rol32(uint32_t v, unsigned s)
-{
-    s &= 31;
-    return s ? (v << s) | (v >> (32 - s)) : v;
-}
-static inline uint32_t ror32(uint32_t v, unsigned s)
-{
-    s &= 31;
-    return s ? (v >> s) | (v << (32 - s)) : v;
-}
-static inline uint64_t sx32(uint64_t v)
-{
-    return (uint64_t)(int64_t)(int32_t)v;
-}
-
-static inline uint64_t orc_b(uint64_t v)
-{
-    uint64_t r = 0;
-    for (unsigned i = 0; i < 64; i += 8)
-        if ((v >> i) & 0xff) r |= 0xffull << i;
-    return r;
 }
 
 /* Encoding of a CSR instruction, for mtval on an illegal-instruction trap. */
@@ -460,105 +416,93 @@ op_ILLEGAL:
     H2(SW, STORE_VAL(uint32_t, RS2); NEXT();)
     H2(SD, STORE_VAL(uint64_t, RS2); NEXT();)
 
-#define ALU(name, expr)  H4(name, RD = (expr); NEXT();)
-#define ALU2(name, expr) H2(name, RD = (expr); NEXT();)
-    ALU2(ADDI, RS1 + (uint64_t)IMM)
-    ALU(SLTI, (int64_t)RS1 < IMM)
-    ALU(SLTIU, RS1 < (uint64_t)IMM)
-    ALU(XORI, RS1 ^ (uint64_t)IMM)
-    ALU(ORI, RS1 | (uint64_t)IMM)
-    ALU2(ANDI, RS1 & (uint64_t)IMM)
-    ALU2(SLLI, RS1 << i->imm)
-    ALU2(SRLI, RS1 >> i->imm)
-    ALU2(SRAI, (uint64_t)((int64_t)RS1 >> i->imm))
-    ALU2(ADD, RS1 + RS2)
-    ALU2(SUB, RS1 - RS2)
-    ALU(SLL, RS1 << (RS2 & 63))
-    ALU(SLT, (int64_t)RS1 < (int64_t)RS2)
-    ALU(SLTU, RS1 < RS2)
-    ALU2(XOR, RS1 ^ RS2)
-    ALU(SRL, RS1 >> (RS2 & 63))
-    ALU(SRA, (uint64_t)((int64_t)RS1 >> (RS2 & 63)))
-    ALU2(OR, RS1 | RS2)
-    ALU2(AND, RS1 & RS2)
-    ALU2(ADDIW, sx32(RS1 + (uint64_t)IMM))
-    ALU(SLLIW, sx32((uint32_t)RS1 << i->imm))
-    ALU(SRLIW, sx32((uint32_t)RS1 >> i->imm))
-    ALU(SRAIW, (uint64_t)(int64_t)((int32_t)RS1 >> i->imm))
-    ALU2(ADDW, sx32(RS1 + RS2))
-    ALU2(SUBW, sx32(RS1 - RS2))
-    ALU(SLLW, sx32((uint32_t)RS1 << (RS2 & 31)))
-    ALU(SRLW, sx32((uint32_t)RS1 >> (RS2 & 31)))
-    ALU(SRAW, (uint64_t)(int64_t)((int32_t)RS1 >> (RS2 & 31)))
-    ALU(MUL, RS1 * RS2)
-    ALU(MULH, mulh64((int64_t)RS1, (int64_t)RS2))
-    ALU(MULHSU, mulhsu64((int64_t)RS1, RS2))
-    ALU(MULHU, mulhu64(RS1, RS2))
-    ALU(MULW, sx32((uint32_t)RS1 * (uint32_t)RS2))
+#define ALU(name)  H4(name, RD = rv_alu(RV_OP_##name, RS1, RS2, IMM); NEXT();)
+#define ALU2(name) H2(name, RD = rv_alu(RV_OP_##name, RS1, RS2, IMM); NEXT();)
+    ALU2(ADDI)
+    ALU(SLTI)
+    ALU(SLTIU)
+    ALU(XORI)
+    ALU(ORI)
+    ALU2(ANDI)
+    ALU2(SLLI)
+    ALU2(SRLI)
+    ALU2(SRAI)
+    ALU2(ADD)
+    ALU2(SUB)
+    ALU(SLL)
+    ALU(SLT)
+    ALU(SLTU)
+    ALU2(XOR)
+    ALU(SRL)
+    ALU(SRA)
+    ALU2(OR)
+    ALU2(AND)
+    ALU2(ADDIW)
+    ALU(SLLIW)
+    ALU(SRLIW)
+    ALU(SRAIW)
+    ALU2(ADDW)
+    ALU2(SUBW)
+    ALU(SLLW)
+    ALU(SRLW)
+    ALU(SRAW)
+    ALU(MUL)
+    ALU(MULH)
+    ALU(MULHSU)
+    ALU(MULHU)
+    ALU(MULW)
     /* Division never traps (unpriv spec 13.2): x/0 = -1, x%0 = x, MIN/-1 = MIN, MIN%-1 = 0. */
-    ALU(DIV, RS2 == 0 ? ~0ull
-             : ((int64_t)RS1 == INT64_MIN && (int64_t)RS2 == -1)
-                 ? RS1
-                 : (uint64_t)((int64_t)RS1 / (int64_t)RS2))
-    ALU(DIVU, RS2 == 0 ? ~0ull : RS1 / RS2)
-    ALU(REM, RS2 == 0 ? RS1
-             : ((int64_t)RS1 == INT64_MIN && (int64_t)RS2 == -1)
-                 ? 0
-                 : (uint64_t)((int64_t)RS1 % (int64_t)RS2))
-    ALU(REMU, RS2 == 0 ? RS1 : RS1 % RS2)
-    ALU(DIVW, (uint32_t)RS2 == 0 ? ~0ull
-              : ((int32_t)RS1 == INT32_MIN && (int32_t)RS2 == -1)
-                  ? sx32(RS1)
-                  : (uint64_t)(int64_t)((int32_t)RS1 / (int32_t)RS2))
-    ALU(DIVUW, (uint32_t)RS2 == 0 ? ~0ull : sx32((uint32_t)RS1 / (uint32_t)RS2))
-    ALU(REMW, (uint32_t)RS2 == 0 ? sx32(RS1)
-              : ((int32_t)RS1 == INT32_MIN && (int32_t)RS2 == -1)
-                  ? 0
-                  : (uint64_t)(int64_t)((int32_t)RS1 % (int32_t)RS2))
-    ALU(REMUW, (uint32_t)RS2 == 0 ? sx32(RS1) : sx32((uint32_t)RS1 % (uint32_t)RS2))
+    ALU(DIV)
+    ALU(DIVU)
+    ALU(REM)
+    ALU(REMU)
+    ALU(DIVW)
+    ALU(DIVUW)
+    ALU(REMW)
+    ALU(REMUW)
     /* Zba */
-    ALU(SH1ADD, RS2 + (RS1 << 1))
-    ALU(SH2ADD, RS2 + (RS1 << 2))
-    ALU(SH3ADD, RS2 + (RS1 << 3))
-    ALU(ADD_UW, RS2 + (uint32_t)RS1)
-    ALU(SH1ADD_UW, RS2 + ((uint64_t)(uint32_t)RS1 << 1))
-    ALU(SH2ADD_UW, RS2 + ((uint64_t)(uint32_t)RS1 << 2))
-    ALU(SH3ADD_UW, RS2 + ((uint64_t)(uint32_t)RS1 << 3))
-    ALU(SLLI_UW, (uint64_t)(uint32_t)RS1 << i->imm)
+    ALU(SH1ADD)
+    ALU(SH2ADD)
+    ALU(SH3ADD)
+    ALU(ADD_UW)
+    ALU(SH1ADD_UW)
+    ALU(SH2ADD_UW)
+    ALU(SH3ADD_UW)
+    ALU(SLLI_UW)
     /* Zbb */
-    ALU(ANDN, RS1 & ~RS2)
-    ALU(ORN, RS1 | ~RS2)
-    ALU(XNOR, ~(RS1 ^ RS2))
-    ALU(CLZ, RS1 ? (uint64_t)__builtin_clzll(RS1) : 64)
-    ALU(CTZ, RS1 ? (uint64_t)__builtin_ctzll(RS1) : 64)
-    ALU(CPOP, (uint64_t)__builtin_popcountll(RS1))
-    ALU(CLZW, (uint32_t)RS1 ? (uint64_t)__builtin_clz((uint32_t)RS1) : 32)
-    ALU(CTZW, (uint32_t)RS1 ? (uint64_t)__builtin_ctz((uint32_t)RS1) : 32)
-    ALU(CPOPW, (uint64_t)__builtin_popcount((uint32_t)RS1))
-    ALU(MAX, (int64_t)RS1 > (int64_t)RS2 ? RS1 : RS2)
-    ALU(MAXU, RS1 > RS2 ? RS1 : RS2)
-    ALU(MIN, (int64_t)RS1 < (int64_t)RS2 ? RS1 : RS2)
-    ALU(MINU, RS1 < RS2 ? RS1 : RS2)
-    ALU(SEXT_B, (uint64_t)(int64_t)(int8_t)RS1)
-    ALU(SEXT_H, (uint64_t)(int64_t)(int16_t)RS1)
-    ALU(ZEXT_H, (uint16_t)RS1)
-    ALU(ROL, rol64(RS1, (unsigned)RS2))
-    ALU(ROR, ror64(RS1, (unsigned)RS2))
-    ALU(RORI, ror64(RS1, (unsigned)i->imm))
-    ALU(ROLW, sx32(rol32((uint32_t)RS1, (unsigned)RS2)))
-    ALU(RORW, sx32(ror32((uint32_t)RS1, (unsigned)RS2)))
-    ALU(RORIW, sx32(ror32((uint32_t)RS1, (unsigned)i->imm)))
-    ALU(ORC_B, orc_b(RS1))
-    ALU(REV8, __builtin_bswap64(RS1))
+    ALU(ANDN)
+    ALU(ORN)
+    ALU(XNOR)
+    ALU(CLZ)
+    ALU(CTZ)
+    ALU(CPOP)
+    ALU(CLZW)
+    ALU(CTZW)
+    ALU(CPOPW)
+    ALU(MAX)
+    ALU(MAXU)
+    ALU(MIN)
+    ALU(MINU)
+    ALU(SEXT_B)
+    ALU(SEXT_H)
+    ALU(ZEXT_H)
+    ALU(ROL)
+    ALU(ROR)
+    ALU(RORI)
+    ALU(ROLW)
+    ALU(RORW)
+    ALU(RORIW)
+    ALU(ORC_B)
+    ALU(REV8)
     /* Zbs */
-    ALU(BCLR, RS1 & ~(1ull << (RS2 & 63)))
-    ALU(BCLRI, RS1 & ~(1ull << i->imm))
-    ALU(BEXT, (RS1 >> (RS2 & 63)) & 1)
-    ALU(BEXTI, (RS1 >> i->imm) & 1)
-    ALU(BINV, RS1 ^ (1ull << (RS2 & 63)))
-    ALU(BINVI, RS1 ^ (1ull << i->imm))
-    ALU(BSET, RS1 | (1ull << (RS2 & 63)))
-    ALU(BSETI, RS1 | (1ull << i->imm))
+    ALU(BCLR)
+    ALU(BCLRI)
+    ALU(BEXT)
+    ALU(BEXTI)
+    ALU(BINV)
+    ALU(BINVI)
+    ALU(BSET)
+    ALU(BSETI)
 
     H4(FENCE_I, dcache_flush(h); RETIRE_AND_LEAVE(NEXT_PC());)
 op_ECALL:
@@ -732,4 +676,5 @@ op_SFENCE_VMA:
 
 out:
     h->instret += icnt;
+    h->exec_left = budget;
 }

@@ -1,6 +1,7 @@
 /* Hart lifecycle, the run loop (interrupts, WFI sleep), trap entry and return
  * (priv spec 3.1.6.1, 3.1.9, 3.3.2, 3.3.3). */
 #include "cpu/riscv/hart.h"
+#include "cpu/riscv/jit/jit.h"
 #include "irq/aclint.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -56,6 +57,14 @@ int hart_init(struct hart *h, unsigned id, const struct hart_env *env, uint64_t 
     pthread_mutex_init(&h->sleep_lock, NULL);
     cond_init_monotonic(&h->sleep_cond);
     hart_clear_state(h, reset_pc);
+    if (env->engine == ENGINE_JIT) {
+        int r = jit_init(h, env->jit_cache_size);
+        if (r < 0) {
+            hart_destroy(h);
+            memset(h, 0, sizeof(*h)); /* nothing left for the caller to destroy */
+            return r;
+        }
+    }
     return 0;
 }
 
@@ -66,6 +75,7 @@ void hart_reset(struct hart *h, uint64_t reset_pc)
 
 void hart_destroy(struct hart *h)
 {
+    jit_destroy(h);
     for (unsigned i = 0; i < DCACHE_SLOTS; i++) {
         free(h->dcache[i]);
         h->dcache[i] = NULL;
@@ -345,7 +355,10 @@ enum hart_exit hart_run(struct hart *h)
             hart_wait(h);
             continue;
         }
-        hart_exec(h, EXEC_BUDGET);
+        if (h->jit)
+            jit_exec(h, EXEC_BUDGET);
+        else
+            hart_exec(h, EXEC_BUDGET);
         if (h->debug_reason != DEBUG_NONE) hart_debug_stop(h, h->debug_reason);
     }
     return h->fatal_msg[0] ? HART_EXIT_FATAL : HART_EXIT_STOP;

@@ -12,6 +12,7 @@
 struct bus;
 struct hart;
 struct aclint;
+struct jit;
 
 #define PRV_U 0
 #define PRV_S 1
@@ -162,12 +163,17 @@ struct hart_debug {
 };
 enum hart_debug_reason { DEBUG_NONE = 0, DEBUG_BREAKPOINT, DEBUG_STEP, DEBUG_TRIGGER };
 
+/* Which engine runs guest code (--engine). */
+enum hart_engine { ENGINE_INTERP = 0, ENGINE_JIT = 1 };
+
 /* What the hart needs from the machine. */
 struct hart_env {
     uint8_t *ram;
     uint64_t ram_base, ram_size;
     struct bus *bus;
     struct aclint *clint;
+    enum hart_engine engine;
+    uint64_t jit_cache_size; /* bytes of translated code per hart (0: default) */
 };
 
 /* Why hart_run returned. */
@@ -250,6 +256,11 @@ struct hart {
     uint64_t trig_lo[TRIG_COUNT + DEBUG_MAX_WATCH], trig_hi[TRIG_COUNT + DEBUG_MAX_WATCH];
     /* cycle/instret values held while mcountinhibit.CY/IR is set (cold: kept at the end) */
     uint64_t cycle_frozen, instret_frozen;
+    /* hart_exec's budget left when it returned: > 0 means it stopped for an event (trap, CSR
+     * write, fence.i...) rather than because the budget ran out (the JIT's fallback needs it) */
+    int exec_left;
+    int jit_budget;  /* blocks jit_exec may still run, chained ones included */
+    struct jit *jit; /* NULL unless env.engine is ENGINE_JIT (jit/jit.c) */
 };
 
 /* Set up a hart in its reset state (M-mode, pc = reset_pc). Returns 0 or -ENOMEM. */

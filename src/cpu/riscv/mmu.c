@@ -1,6 +1,7 @@
 /* Address translation (Sv39/Sv48/Sv57, priv spec 10.3-10.6), PMP (3.7), the software TLB and
  * the slow paths of loads, stores and atomics (MMIO, page-crossing, misses). */
 #include "cpu/riscv/hart.h"
+#include "cpu/riscv/jit/jit.h"
 #include "irq/aclint.h"
 #include "machine/bus.h"
 #include <string.h>
@@ -40,6 +41,7 @@ void dcache_invalidate_all(struct hart *h)
 {
     for (unsigned i = 0; i < DCACHE_SLOTS; i++)
         if (h->dcache[i]) h->dcache[i]->ppn = DPAGE_INVALID;
+    jit_invalidate_all(h);
 }
 
 static inline bool ram_contains(const struct hart *h, uint64_t pa, uint64_t size)

@@ -1,0 +1,921 @@
+/* The JIT (first increment): guest basic blocks translated to x86-64, one host function per
+ * block, run from a dispatch loop that looks blocks up by physical page and offset.
+ *
+ * - Translations hang off per-physical-page records keyed and validated exactly like the
+ *   interpreter's decode cache (exec.c dcache_get): a page's blocks are translated from a copy
+ *   of its bytes taken when the page entered the cache, and after a fence.i (dcache_epoch
+ *   bumped) the page keeps its translations only if memory still equals the copy. So a
+ *   translation is dropped exactly when the interpreter would drop its decoded slots.
+ * - Guest registers live in struct hart; the generated code keeps rbx = hart, r12/r13 = the
+ *   read/write TLB arrays of the current data TLB set, and does the interpreter's TLB hit path
+ *   inline (tag compare, page-offset bound, add), calling mem_load_slow/mem_store_slow
+ *   otherwise.
+ * - pc and instret are exact: each exit of a block stores the next pc and adds the number of
+ *   instructions retired up to it; a fault stores the faulting instruction's pc and the count
+ *   before it and returns cause + 1, and jit_exec raises the exception as the interpreter does.
+ * - Everything else (CSRs, F/D, atomics, fence.i, system instructions, illegal encodings) is
+ *   one call of the interpreter for that instruction (emit_interp_step); the block goes on
+ *   unless it was an event for the run loop. So is a 32-bit instruction straddling the end
+ *   of the page, which ends the block. (A block that cannot be translated would run in the
+ *   interpreter for one control transfer: hart_exec with budget 1, h->exec_left > 0 tells
+ *   an event.)
+ * - Blocks reach each other without the dispatcher: an exit into the same page through the
+ *   page record's table (emit_exit), jalr and exits into other pages through a shared
+ *   trampoline that looks the target up in the jump cache (emit_trampoline). Both count
+ *   against the budget, so control returns to the run loop as often as with the interpreter. */
+#include "cpu/riscv/jit/jit.h"
+#include "cpu/riscv/alu.h"
+#include "cpu/riscv/decode.h"
+#include "cpu/riscv/jit/cache.h"
+#include "cpu/riscv/jit/x86.h"
+#include "util/log.h"
+#include <errno.h>
+#include <sched.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define likely(x)   __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+/* PAUSEs within one jit_exec call after which the hart yields its host CPU (as exec.c). */
+#define PAUSE_YIELD_COUNT 64
+
+/* Block table values: 0 = not translated yet, JIT_INTERP = run the interpreter here, else the
+ * block's offset in the code cache. */
+#define JIT_INTERP 1u
+
+struct jpage {
+    uint64_t ppn;   /* DPAGE_INVALID when unused */
+    uint64_t epoch; /* h->dcache_epoch when last known to match memory */
+    unsigned gen;   /* code cache generation the offsets in blk belong to */
+    uint32_t blk[DPAGE_SLOTS];
+    uint8_t code[DPAGE_BYTES]; /* the bytes translations are made from */
+};
+/* Page records: JPAGE_SLOTS direct-mapped index entries (by physical page) sharing at most
+ * JPAGE_MAX records (12 KiB each); when all are in use a miss takes one over from another
+ * entry in clock order, as the interpreter's decode cache does. A plain 1024-entry direct map
+ * evicted 34,000 records while the default guest booted (kernel text is ~2,500 pages), and
+ * every eviction re-translates that page's blocks. */
+#define JPAGE_SLOTS 4096
+#ifndef JPAGE_MAX
+#define JPAGE_MAX 1024
+#endif
+
+/* Jump cache: virtual pc -> block, so a dispatch that hits skips the page record (whose
+ * header and table entry were the dispatcher's cache misses). An entry is valid while the
+ * fetch TLB gives the same host page and nothing changed any record since it was filled:
+ * `stamp` is bumped by every record fill, fence.i epoch, cache flush and invalidation. */
+#define JC_SIZE 4096
+struct jc_entry {
+    uint64_t pc;
+    const uint8_t *hp;
+    uint32_t off, stamp;
+    uint64_t pad; /* 32 bytes: the trampoline indexes with a shift */
+};
+_Static_assert(sizeof(struct jc_entry) == 32, "jc_entry is indexed by << 5");
+
+struct jit {
+    struct jit_cache cache;
+    struct jpage *pages[JPAGE_SLOTS];
+    unsigned npages, hand;
+    struct jc_entry jc[JC_SIZE];
+    uint32_t stamp;
+    uint64_t jc_epoch;
+    uint8_t *tramp;        /* RW address of the dispatch trampoline (emit_trampoline) */
+    unsigned prologue_len; /* every block starts with the same prologue */
+    unsigned pauses;
+    struct jit_stats st;
+};
+
+/* Host calling convention of a block: returns 0 (h->pc is the next block), JIT_LEAVE (an
+ * interpreter step had an event: return to the run loop), or an exception cause + 1 (pc and
+ * instret already set for the faulting instruction, trap value in h->fault_tval). */
+#define JIT_LEAVE (-1)
+typedef int (*jit_block_fn)(struct hart *h, struct tlb_entry *tr, struct tlb_entry *tw,
+                            uint64_t vbase, struct tlb_entry *tx);
+
+#define OFF_X(r)    ((int32_t)(offsetof(struct hart, x) + 8 * (unsigned)(r)))
+#define OFF_PC      ((int32_t)offsetof(struct hart, pc))
+#define OFF_INSTRET ((int32_t)offsetof(struct hart, instret))
+#define OFF_KEY     ((int32_t)offsetof(struct hart, tlb_key))
+#define OFF_LEFT    ((int32_t)offsetof(struct hart, exec_left))
+#define OFF_BUDGET  ((int32_t)offsetof(struct hart, jit_budget))
+#define HREG        RBX
+#define TR          R12
+#define TW          R13
+/* The virtual address of the block's page. Translations are keyed by physical page, and the
+ * same page can run at several virtual addresses (before and after paging is enabled, shared
+ * libraries in several processes): every pc in generated code is vbase + an offset. */
+#define VBASE       R14
+/* The fetch TLB array of the current privilege (for the dispatch trampoline). */
+#define TX          R15
+
+/* ---- helpers called from generated code ---- */
+
+static uint64_t jit_alu_helper(uint64_t a, uint64_t b, int64_t imm, unsigned op)
+{
+    return rv_alu((enum rv_op)op, a, b, imm);
+}
+
+static void jit_pause_helper(struct hart *h)
+{
+    /* Zihintpause: see exec.c PAUSE */
+    if (++h->jit->pauses >= PAUSE_YIELD_COUNT) {
+        h->jit->pauses = 0;
+        sched_yield();
+    }
+}
+
+/* Slow paths of loads and stores (TLB miss, page crossing, MMIO, faults). info packs the
+ * instruction's page offset (bits 0-11), the instructions to retire before it on a fault
+ * (12-19), rd or rs2 (20-25), the access size (26-29) and sign extension (30). Values are
+ * truncated to the access type, then extended, as exec.c does. */
+static int jit_mem_fault(struct hart *h, int c, uint32_t info, uint64_t vbase)
+{
+    h->pc = vbase + (info & 0xfff);
+    h->instret += (info >> 12) & 0xff;
+    return c + 1;
+}
+
+static int jit_load_slow(struct hart *h, uint64_t va, uint32_t info, uint64_t vbase)
+{
+    unsigned size = (info >> 26) & 15;
+    uint64_t v;
+    int c = mem_load_slow(h, va, size, &v);
+    if (c) return jit_mem_fault(h, c, info, vbase);
+    bool sx = (info >> 30) & 1;
+    switch (size) {
+    case 1: v = sx ? (uint64_t)(int64_t)(int8_t)v : (uint8_t)v; break;
+    case 2: v = sx ? (uint64_t)(int64_t)(int16_t)v : (uint16_t)v; break;
+    case 4: v = sx ? (uint64_t)(int64_t)(int32_t)v : (uint32_t)v; break;
+    default: break;
+    }
+    h->x[(info >> 20) & 63] = v;
+    return 0;
+}
+
+static int jit_store_slow(struct hart *h, uint64_t va, uint32_t info, uint64_t vbase)
+{
+    unsigned size = (info >> 26) & 15;
+    uint64_t v = h->x[(info >> 20) & 63];
+    if (size < 8) v &= (1ull << (8 * size)) - 1;
+    int c = mem_store_slow(h, va, size, v);
+    return c ? jit_mem_fault(h, c, info, vbase) : 0;
+}
+
+/* One instruction in the interpreter (emit_interp_step), counted for the debug line. */
+static void jit_interp_step(struct hart *h)
+{
+    h->jit->st.steps++;
+    hart_exec(h, 0);
+}
+
+/* ---- code generation ---- */
+
+enum stub_kind { STUB_LOAD, STUB_STORE, STUB_BRANCH };
+struct stub {
+    enum stub_kind kind;
+    uint8_t *from[2]; /* jcc displacements that lead here */
+    uint8_t *back;    /* where the fast path continues */
+    struct rv_decoded d;
+    int32_t off; /* the instruction's page offset */
+    unsigned k;  /* instructions of the block retired before this one */
+};
+
+struct gen {
+    struct x86 e;
+    struct stub stubs[JIT_MAX_INSNS];
+    unsigned nstubs;
+    const uint32_t *blk;   /* the page record's block table (for chaining) */
+    const uint8_t *bodies; /* cache.rx + prologue length: a block's code after its prologue */
+    const uint8_t *tramp;  /* the dispatch trampoline (RW address; rel32 is the same in RX) */
+};
+
+/* 5 pushes + 16 bytes: 16-byte aligned for calls, with a scratch slot at [rsp] */
+#define FRAME 16
+static void emit_prologue(struct x86 *e)
+{
+    x86_push(e, RBX);
+    x86_push(e, R12);
+    x86_push(e, R13);
+    x86_push(e, R14);
+    x86_push(e, R15);
+    x86_alu_imm(e, true, ALU_SUB, R(RSP), FRAME);
+    x86_mov_load(e, RBX, R(RDI));
+    x86_mov_load(e, R12, R(RSI));
+    x86_mov_load(e, R13, R(RDX));
+    x86_mov_load(e, R14, R(RCX));
+    x86_mov_load(e, R15, R(R8));
+}
+static void emit_epilogue(struct x86 *e)
+{
+    x86_alu_imm(e, true, ALU_ADD, R(RSP), FRAME);
+    x86_pop(e, R15);
+    x86_pop(e, R14);
+    x86_pop(e, R13);
+    x86_pop(e, R12);
+    x86_pop(e, RBX);
+    x86_ret(e);
+}
+
+/* Leave the block: h->pc = vbase + off, n more instructions retired, return 0. */
+/* Leave the block for the guest pc vbase + off with n more instructions retired. A target in
+ * the same page is chained: when the page record already has a translation there (looked up
+ * at run time, so nothing needs patching or unlinking) and the budget allows, jump straight
+ * into its body. Only the record the block was translated for is consulted; a record is
+ * validated (epoch, cache generation) whenever the dispatcher enters it, and nothing that can
+ * reset it (fence.i, trigger changes, a full cache) happens without leaving to the
+ * dispatcher first. */
+static void emit_exit(struct gen *g, int32_t off, unsigned n)
+{
+    struct x86 *e = &g->e;
+    if (n) x86_alu_imm(e, true, ALU_ADD, M(HREG, OFF_INSTRET), (int32_t)n);
+    uint8_t *nochain[2] = {NULL, NULL};
+    if (off >= 0 && off < DPAGE_BYTES) {
+        x86_mov_imm(e, RAX, (uint64_t)(uintptr_t)&g->blk[off >> 1]);
+        x86_mov32_load(e, RAX, M(RAX, 0));
+        x86_alu_imm(e, false, ALU_CMP, R(RAX), (int32_t)JIT_INTERP);
+        nochain[0] = x86_jcc(e, CC_BE); /* 0: not translated, 1: interpreter */
+        x86_alu_imm(e, false, ALU_SUB, M(HREG, OFF_BUDGET), 1);
+        nochain[1] = x86_jcc(e, CC_LE);
+        x86_mov_imm(e, RCX, (uint64_t)(uintptr_t)g->bodies);
+        x86_alu_rm(e, true, ALU_ADD, RAX, R(RCX));
+        x86_jmp_reg(e, RAX);
+    }
+    x86_patch(nochain[0], e->p);
+    x86_patch(nochain[1], e->p);
+    x86_lea(e, RAX, M(VBASE, off));
+    if (off >= 0 && off < DPAGE_BYTES) {
+        x86_mov_store(e, M(HREG, OFF_PC), RAX);
+        x86_alu_rm(e, false, ALU_XOR, RAX, R(RAX));
+        emit_epilogue(e);
+    } else { /* another page: the trampoline looks it up */
+        x86_patch(x86_jmp(e), g->tramp);
+    }
+}
+
+/* The dispatch trampoline, shared by all blocks, for jalr and exits to other pages: with
+ * rax = the target pc (instret already counted), it does the dispatcher's fetch-TLB and
+ * jump-cache lookup and jumps into the target block's body with r14 = its page's vbase, or
+ * stores the pc and returns 0 to the dispatcher. The jump cache holds only blocks the
+ * dispatcher validated, under the current stamp; whatever bumps the stamp (fence.i, records
+ * refilled, flushes) is either dispatcher work or an event that returns to it first. */
+static void emit_trampoline(struct jit *j)
+{
+    uint8_t scratch[64];
+    struct x86 e;
+    x86_init(&e, scratch, sizeof(scratch));
+    emit_prologue(&e);
+    j->prologue_len = (unsigned)x86_len(&e);
+    x86_init(&e, j->cache.rw + j->cache.used, jit_cache_avail(&j->cache));
+    uint8_t *out[7];
+    unsigned n = 0;
+    x86_alu_imm(&e, false, ALU_SUB, M(HREG, OFF_BUDGET), 1);
+    out[n++] = x86_jcc(&e, CC_LE);
+    /* fetch TLB: tag = vpn ^ key at tx[vpn & 255]; hp = (pc & ~0xfff) + addend */
+    x86_mov_load(&e, RCX, R(RAX));
+    x86_shift_imm(&e, true, SH_SHR, RCX, 12);
+    x86_load_n(&e, 1, false, RDX, R(RCX));
+    x86_shift_imm(&e, false, SH_SHL, RDX, 4);
+    x86_alu_rm(&e, true, ALU_ADD, RDX, R(TX));
+    x86_alu_rm(&e, true, ALU_XOR, RCX, M(HREG, OFF_KEY));
+    x86_alu_rm(&e, true, ALU_CMP, RCX, M(RDX, 0));
+    out[n++] = x86_jcc(&e, CC_NE);
+    x86_mov_load(&e, RCX, R(RAX));
+    x86_alu_imm(&e, true, ALU_AND, R(RCX), -4096);
+    x86_alu_rm(&e, true, ALU_ADD, RCX, M(RDX, 8));
+    /* jump cache entry (pc >> 1) & (JC_SIZE - 1): same pc, same host page, current stamp */
+    x86_mov32_load(&e, RDX, R(RAX));
+    x86_shift_imm(&e, false, SH_SHR, RDX, 1);
+    x86_alu_imm(&e, false, ALU_AND, R(RDX), JC_SIZE - 1);
+    x86_shift_imm(&e, false, SH_SHL, RDX, 5);
+    x86_mov_imm(&e, RSI, (uint64_t)(uintptr_t)j->jc);
+    x86_alu_rm(&e, true, ALU_ADD, RDX, R(RSI));
+    x86_alu_rm(&e, true, ALU_CMP, RAX, M(RDX, (int32_t)offsetof(struct jc_entry, pc)));
+    out[n++] = x86_jcc(&e, CC_NE);
+    x86_alu_rm(&e, true, ALU_CMP, RCX, M(RDX, (int32_t)offsetof(struct jc_entry, hp)));
+    out[n++] = x86_jcc(&e, CC_NE);
+    x86_mov32_load(&e, RSI, M(RDX, (int32_t)offsetof(struct jc_entry, stamp)));
+    x86_mov_imm(&e, RDI, (uint64_t)(uintptr_t)&j->stamp);
+    x86_alu_rm(&e, false, ALU_CMP, RSI, M(RDI, 0));
+    out[n++] = x86_jcc(&e, CC_NE);
+    x86_mov_load(&e, VBASE, R(RAX));
+    x86_alu_imm(&e, true, ALU_AND, R(VBASE), -4096);
+    x86_mov32_load(&e, RDX, M(RDX, (int32_t)offsetof(struct jc_entry, off)));
+    x86_mov_imm(&e, RCX, (uint64_t)(uintptr_t)(j->cache.rx + j->prologue_len));
+    x86_alu_rm(&e, true, ALU_ADD, RDX, R(RCX));
+    x86_jmp_reg(&e, RDX);
+    for (unsigned k = 0; k < n; k++)
+        x86_patch(out[k], e.p);
+    x86_mov_store(&e, M(HREG, OFF_PC), RAX);
+    x86_alu_rm(&e, false, ALU_XOR, RAX, R(RAX));
+    emit_epilogue(&e);
+    j->tramp = j->cache.rw + j->cache.used;
+    jit_cache_commit(&j->cache, x86_len(&e)); /* fits: the cache is at least 64 KiB */
+}
+
+static struct stub *new_stub(struct gen *g, enum stub_kind kind, const struct rv_decoded *d,
+                             int32_t off, unsigned k)
+{
+    struct stub *s = &g->stubs[g->nstubs++];
+    *s = (struct stub){kind, {NULL, NULL}, NULL, *d, off, k};
+    return s;
+}
+
+static unsigned mem_size(enum rv_op op)
+{
+    switch (op) {
+    case RV_OP_LB:
+    case RV_OP_LBU:
+    case RV_OP_SB: return 1;
+    case RV_OP_LH:
+    case RV_OP_LHU:
+    case RV_OP_SH: return 2;
+    case RV_OP_LW:
+    case RV_OP_LWU:
+    case RV_OP_SW: return 4;
+    default: return 8;
+    }
+}
+
+/* rax = va = x[rs1] + imm; rdx = &tlb[index]; jumps to the stub (with rax = va) unless the
+ * page hits in the TLB and the access stays inside it; then rax = host address. */
+static void emit_tlb(struct gen *g, struct stub *s, enum x86_reg tlb, unsigned size)
+{
+    struct x86 *e = &g->e;
+    x86_mov_load(e, RAX, M(HREG, OFF_X(s->d.rs1)));
+    if (s->d.imm) x86_alu_imm(e, true, ALU_ADD, R(RAX), s->d.imm);
+    x86_mov_load(e, RCX, R(RAX));
+    x86_shift_imm(e, true, SH_SHR, RCX, 12);
+    x86_mov32_load(e, RDX, R(RCX));
+    x86_alu_imm(e, false, ALU_AND, R(RDX), TLB_SIZE - 1);
+    x86_shift_imm(e, false, SH_SHL, RDX, 4); /* sizeof(struct tlb_entry) */
+    x86_alu_rm(e, true, ALU_ADD, RDX, R(tlb));
+    x86_alu_rm(e, true, ALU_XOR, RCX, M(HREG, OFF_KEY));
+    x86_alu_rm(e, true, ALU_CMP, RCX, M(RDX, 0));
+    s->from[0] = x86_jcc(e, CC_NE);
+    x86_mov32_load(e, RCX, R(RAX));
+    x86_alu_imm(e, false, ALU_AND, R(RCX), 0xfff);
+    x86_alu_imm(e, false, ALU_CMP, R(RCX), (int32_t)(4096 - size));
+    s->from[1] = x86_jcc(e, CC_A);
+    x86_alu_rm(e, true, ALU_ADD, RAX, M(RDX, 8));
+}
+
+static bool is_load(enum rv_op op)
+{
+    return op >= RV_OP_LB && op <= RV_OP_LWU;
+}
+static bool is_store(enum rv_op op)
+{
+    return op >= RV_OP_SB && op <= RV_OP_SD;
+}
+static bool load_signed(enum rv_op op)
+{
+    return op == RV_OP_LB || op == RV_OP_LH || op == RV_OP_LW || op == RV_OP_LD;
+}
+
+/* Operations with inline code; the others call the interpreter for the one instruction. */
+static bool jit_inline(enum rv_op op)
+{
+    switch (op) {
+    case RV_OP_NOP:
+    case RV_OP_LI:
+    case RV_OP_MV:
+    case RV_OP_AUIPC:
+    case RV_OP_JAL:
+    case RV_OP_JALR:
+    case RV_OP_BEQ:
+    case RV_OP_BNE:
+    case RV_OP_BLT:
+    case RV_OP_BGE:
+    case RV_OP_BLTU:
+    case RV_OP_BGEU:
+    case RV_OP_FENCE:
+    case RV_OP_FENCE_SL:
+    case RV_OP_PAUSE: return true;
+    default: return is_load(op) || is_store(op) || rv_alu_op(op);
+    }
+}
+
+/* x[rd] = rax, or eax sign-extended when w32 */
+static void emit_set_rd(struct x86 *e, unsigned rd, bool w32)
+{
+    if (w32) x86_movsxd(e, RAX, RAX);
+    x86_mov_store(e, M(HREG, OFF_X(rd)), RAX);
+}
+
+/* Pure ALU operation: inline for the common ones, else a call of the shared rv_alu. */
+static void emit_alu(struct x86 *e, const struct rv_decoded *d)
+{
+    const struct x86_rm rs1 = M(HREG, OFF_X(d->rs1)), rs2 = M(HREG, OFF_X(d->rs2));
+    const int32_t imm = d->imm;
+    enum x86_alu a;
+    enum x86_shift sh;
+    enum x86_cc cc;
+    switch (d->op) {
+    case RV_OP_ADDI: a = ALU_ADD; goto alu_imm;
+    case RV_OP_XORI: a = ALU_XOR; goto alu_imm;
+    case RV_OP_ORI: a = ALU_OR; goto alu_imm;
+    case RV_OP_ANDI:
+        a = ALU_AND;
+    alu_imm:
+        x86_mov_load(e, RAX, rs1);
+        if (imm || a == ALU_AND) x86_alu_imm(e, true, a, R(RAX), imm);
+        emit_set_rd(e, d->rd, false);
+        return;
+    case RV_OP_ADDIW:
+        x86_mov32_load(e, RAX, rs1);
+        if (imm) x86_alu_imm(e, false, ALU_ADD, R(RAX), imm);
+        emit_set_rd(e, d->rd, true);
+        return;
+    case RV_OP_SLTI: cc = CC_L; goto slt_imm;
+    case RV_OP_SLTIU:
+        cc = CC_B;
+    slt_imm: /* compares with the sign-extended immediate, as the spec says for both */
+        x86_mov_load(e, RCX, rs1);
+        x86_alu_imm(e, true, ALU_CMP, R(RCX), imm);
+        x86_setcc(e, cc, RAX);
+        emit_set_rd(e, d->rd, false);
+        return;
+    case RV_OP_SLLI: sh = SH_SHL; goto sh_imm;
+    case RV_OP_SRLI: sh = SH_SHR; goto sh_imm;
+    case RV_OP_SRAI:
+        sh = SH_SAR;
+    sh_imm:
+        x86_mov_load(e, RAX, rs1);
+        x86_shift_imm(e, true, sh, RAX, (uint8_t)(imm & 63));
+        emit_set_rd(e, d->rd, false);
+        return;
+    case RV_OP_SLLIW: sh = SH_SHL; goto shw_imm;
+    case RV_OP_SRLIW: sh = SH_SHR; goto shw_imm;
+    case RV_OP_SRAIW:
+        sh = SH_SAR;
+    shw_imm:
+        x86_mov32_load(e, RAX, rs1);
+        x86_shift_imm(e, false, sh, RAX, (uint8_t)(imm & 31));
+        emit_set_rd(e, d->rd, true);
+        return;
+    case RV_OP_ADD: a = ALU_ADD; goto alu_rr;
+    case RV_OP_SUB: a = ALU_SUB; goto alu_rr;
+    case RV_OP_XOR: a = ALU_XOR; goto alu_rr;
+    case RV_OP_OR: a = ALU_OR; goto alu_rr;
+    case RV_OP_AND:
+        a = ALU_AND;
+    alu_rr:
+        x86_mov_load(e, RAX, rs1);
+        x86_alu_rm(e, true, a, RAX, rs2);
+        emit_set_rd(e, d->rd, false);
+        return;
+    case RV_OP_ADDW: a = ALU_ADD; goto alu_rrw;
+    case RV_OP_SUBW:
+        a = ALU_SUB;
+    alu_rrw:
+        x86_mov32_load(e, RAX, rs1);
+        x86_alu_rm(e, false, a, RAX, rs2);
+        emit_set_rd(e, d->rd, true);
+        return;
+    case RV_OP_SLT: cc = CC_L; goto slt_rr;
+    case RV_OP_SLTU:
+        cc = CC_B;
+    slt_rr:
+        x86_mov_load(e, RCX, rs1);
+        x86_alu_rm(e, true, ALU_CMP, RCX, rs2);
+        x86_setcc(e, cc, RAX);
+        emit_set_rd(e, d->rd, false);
+        return;
+    /* x86 masks a 64-bit shift count to 6 bits and a 32-bit one to 5, as RISC-V does */
+    case RV_OP_SLL: sh = SH_SHL; goto sh_rr;
+    case RV_OP_SRL: sh = SH_SHR; goto sh_rr;
+    case RV_OP_SRA:
+        sh = SH_SAR;
+    sh_rr:
+        x86_mov_load(e, RCX, rs2);
+        x86_mov_load(e, RAX, rs1);
+        x86_shift_cl(e, true, sh, RAX);
+        emit_set_rd(e, d->rd, false);
+        return;
+    case RV_OP_SLLW: sh = SH_SHL; goto shw_rr;
+    case RV_OP_SRLW: sh = SH_SHR; goto shw_rr;
+    case RV_OP_SRAW:
+        sh = SH_SAR;
+    shw_rr:
+        x86_mov_load(e, RCX, rs2);
+        x86_mov32_load(e, RAX, rs1);
+        x86_shift_cl(e, false, sh, RAX);
+        emit_set_rd(e, d->rd, true);
+        return;
+    case RV_OP_MUL:
+        x86_mov_load(e, RAX, rs1);
+        x86_imul(e, true, RAX, rs2);
+        emit_set_rd(e, d->rd, false);
+        return;
+    case RV_OP_MULW:
+        x86_mov32_load(e, RAX, rs1);
+        x86_imul(e, false, RAX, rs2);
+        emit_set_rd(e, d->rd, true);
+        return;
+    case RV_OP_MULH:
+    case RV_OP_MULHU:
+        x86_mov_load(e, RAX, rs1);
+        x86_mul_wide(e, d->op == RV_OP_MULH, rs2);
+        x86_mov_store(e, M(HREG, OFF_X(d->rd)), RDX);
+        return;
+    default: /* the shared C semantics */
+        x86_mov_load(e, RDI, rs1);
+        x86_mov_load(e, RSI, rs2);
+        x86_mov_imm(e, RDX, (uint64_t)(int64_t)imm);
+        x86_mov_imm(e, RCX, (uint64_t)d->op);
+        x86_call_abs(e, (const void *)jit_alu_helper);
+        emit_set_rd(e, d->rd, false);
+        return;
+    }
+}
+
+/* Operations after which the interpreter always leaves for the run loop (exec.c: traps,
+ * RETIRE_AND_LEAVE, mret/sret): the block ends with them. */
+static bool ends_block(enum rv_op op)
+{
+    switch (op) {
+    case RV_OP_JAL:
+    case RV_OP_JALR:
+    case RV_OP_ECALL:
+    case RV_OP_EBREAK:
+    case RV_OP_MRET:
+    case RV_OP_SRET:
+    case RV_OP_WFI:
+    case RV_OP_SFENCE_VMA:
+    case RV_OP_FENCE_I:
+    case RV_OP_ILLEGAL: return true;
+    default: return false;
+    }
+}
+
+enum emitted { EMIT_CONT, EMIT_SYNCED, EMIT_END };
+
+/* Everything without inline code (CSRs, F/D, atomics, system instructions) runs in the
+ * interpreter, one instruction: hart_exec with budget 0 executes exactly the instruction at
+ * h->pc, with pc and instret made exact first. It leaves exec_left at -1 when the instruction
+ * simply retired; anything else (a trap, a CSR write, mret...) is an event for the run loop,
+ * and the interpreter has already set pc and instret: the block returns 0. */
+static enum emitted emit_interp_step(struct x86 *e, const struct rv_decoded *d, int32_t off,
+                                     unsigned k)
+{
+    x86_lea(e, RAX, M(VBASE, off));
+    x86_mov_store(e, M(HREG, OFF_PC), RAX);
+    if (k) x86_alu_imm(e, true, ALU_ADD, M(HREG, OFF_INSTRET), (int32_t)k);
+    x86_mov_load(e, RDI, R(HREG));
+    x86_call_abs(e, (const void *)jit_interp_step);
+    if (ends_block(d->op)) {
+        x86_mov_imm(e, RAX, 0xffffffffu); /* JIT_LEAVE */
+        emit_epilogue(e);
+        return EMIT_END;
+    }
+    x86_alu_imm(e, false, ALU_CMP, M(HREG, OFF_LEFT), -1);
+    uint8_t *ev = x86_jcc(e, CC_NE);
+    x86_lea(e, RAX, M(VBASE, off + d->len));
+    x86_alu_rm(e, true, ALU_CMP, RAX, M(HREG, OFF_PC));
+    uint8_t *ok = x86_jcc(e, CC_E);
+    x86_patch(ev, e->p);
+    x86_mov_imm(e, RAX, 0xffffffffu); /* JIT_LEAVE */
+    emit_epilogue(e);
+    x86_patch(ok, e->p);
+    return EMIT_SYNCED;
+}
+
+/* Emit one instruction. k: instructions of the block since pc/instret were last made exact
+ * (the block's start or an interpreter step). */
+static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t off, unsigned k)
+{
+    struct x86 *e = &g->e;
+    int32_t next = off + d->len;
+    if (!jit_inline(d->op)) return emit_interp_step(e, d, off, k);
+    if (rv_alu_op(d->op)) {
+        emit_alu(e, d);
+        return EMIT_CONT;
+    }
+    if (is_load(d->op)) {
+        struct stub *s = new_stub(g, STUB_LOAD, d, off, k);
+        unsigned size = mem_size(d->op);
+        emit_tlb(g, s, TR, size);
+        x86_load_n(e, size, load_signed(d->op), RAX, M(RAX, 0));
+        x86_mov_store(e, M(HREG, OFF_X(d->rd)), RAX);
+        s->back = e->p;
+        return EMIT_CONT;
+    }
+    if (is_store(d->op)) {
+        struct stub *s = new_stub(g, STUB_STORE, d, off, k);
+        unsigned size = mem_size(d->op);
+        emit_tlb(g, s, TW, size);
+        x86_mov_load(e, RCX, M(HREG, OFF_X(d->rs2)));
+        x86_store_n(e, size, M(RAX, 0), RCX);
+        s->back = e->p;
+        return EMIT_CONT;
+    }
+    switch (d->op) {
+    case RV_OP_NOP:
+    case RV_OP_FENCE: /* x86-TSO gives every ordering but store -> load (docs/engine.md) */
+        return EMIT_CONT;
+    case RV_OP_FENCE_SL: x86_full_fence(e); return EMIT_CONT;
+    case RV_OP_PAUSE:
+        x86_mov_load(e, RDI, R(HREG));
+        x86_call_abs(e, (const void *)jit_pause_helper);
+        return EMIT_CONT;
+    case RV_OP_LI: x86_mov_mem_imm(e, M(HREG, OFF_X(d->rd)), d->imm); return EMIT_CONT;
+    case RV_OP_MV:
+        x86_mov_load(e, RAX, M(HREG, OFF_X(d->rs1)));
+        x86_mov_store(e, M(HREG, OFF_X(d->rd)), RAX);
+        return EMIT_CONT;
+    case RV_OP_AUIPC:
+        x86_lea(e, RAX, M(VBASE, off + d->imm)); /* |imm| < 2^31 - 4096 (U-type, 4 KiB units) */
+        x86_mov_store(e, M(HREG, OFF_X(d->rd)), RAX);
+        return EMIT_CONT;
+    case RV_OP_BEQ:
+    case RV_OP_BNE:
+    case RV_OP_BLT:
+    case RV_OP_BGE:
+    case RV_OP_BLTU:
+    case RV_OP_BGEU: {
+        static const enum x86_cc cc[] = {CC_E, CC_NE, CC_L, CC_GE, CC_B, CC_AE};
+        struct stub *s = new_stub(g, STUB_BRANCH, d, off, k);
+        x86_mov_load(e, RAX, M(HREG, OFF_X(d->rs1)));
+        x86_alu_rm(e, true, ALU_CMP, RAX, M(HREG, OFF_X(d->rs2)));
+        s->from[0] = x86_jcc(e, cc[d->op - RV_OP_BEQ]);
+        return EMIT_CONT;
+    }
+    case RV_OP_JAL:
+        x86_lea(e, RAX, M(VBASE, next));
+        x86_mov_store(e, M(HREG, OFF_X(d->rd)), RAX);
+        emit_exit(g, off + d->imm, k + 1);
+        return EMIT_END;
+    case RV_OP_JALR: /* target before the link: rd may be rs1 */
+        x86_mov_load(e, RAX, M(HREG, OFF_X(d->rs1)));
+        if (d->imm) x86_alu_imm(e, true, ALU_ADD, R(RAX), d->imm);
+        x86_alu_imm(e, true, ALU_AND, R(RAX), -2);
+        x86_lea(e, RCX, M(VBASE, next));
+        x86_mov_store(e, M(HREG, OFF_X(d->rd)), RCX);
+        x86_alu_imm(e, true, ALU_ADD, M(HREG, OFF_INSTRET), (int32_t)(k + 1));
+        x86_patch(x86_jmp(e), g->tramp);
+        return EMIT_END;
+    default: return EMIT_END; /* not reached: jit_inline */
+    }
+}
+
+static void emit_stub(struct gen *g, const struct stub *s)
+{
+    struct x86 *e = &g->e;
+    for (unsigned f = 0; f < 2; f++)
+        x86_patch(s->from[f], e->p);
+    const struct rv_decoded *d = &s->d;
+    switch (s->kind) {
+    case STUB_BRANCH: emit_exit(g, s->off + d->imm, s->k + 1); return;
+    case STUB_LOAD:
+    case STUB_STORE: {
+        /* helper(h, va, info, vbase): 0, or cause + 1 with pc and instret set */
+        uint32_t info = (uint32_t)s->off | s->k << 12 |
+                        (uint32_t)(s->kind == STUB_LOAD ? d->rd : d->rs2) << 20 |
+                        mem_size(d->op) << 26 | (uint32_t)load_signed(d->op) << 30;
+        x86_mov_load(e, RDI, R(HREG));
+        x86_mov_load(e, RSI, R(RAX));
+        x86_mov_imm(e, RDX, info);
+        x86_mov_load(e, RCX, R(VBASE));
+        x86_call_abs(e, s->kind == STUB_LOAD ? (const void *)jit_load_slow
+                                             : (const void *)jit_store_slow);
+        x86_test32(e, RAX, RAX);
+        x86_patch(x86_jcc(e, CC_E), s->back);
+        emit_epilogue(e);
+        return;
+    }
+    }
+}
+
+/* Decode up to JIT_MAX_INSNS translatable instructions at page offset off of p->code. */
+static unsigned scan_block(const uint8_t *code, unsigned off, struct rv_decoded *d)
+{
+    unsigned n = 0;
+    while (n < JIT_MAX_INSNS && off < DPAGE_BYTES) {
+        uint16_t lo, hi = 0;
+        memcpy(&lo, code + off, 2);
+        if ((lo & 3) == 3) {
+            if (off == DPAGE_BYTES - 2) {
+                /* straddles the page: its upper half is not in this page's copy, so it runs
+                 * as an interpreter step (which fetches both halves, as exec.c's CROSS does)
+                 * and the block ends after it */
+                d[n] = (struct rv_decoded){.op = RV_OP_CROSS, .len = 4};
+                n++;
+                break;
+            }
+            memcpy(&hi, code + off + 2, 2);
+        }
+        rv_decode((uint32_t)lo | ((uint32_t)hi << 16), &d[n]);
+        off += d[n].len;
+        if (ends_block(d[n++].op)) break;
+    }
+    return n;
+}
+
+/* Translate the block at pc (page p, offset pc & 0xfff); returns the block table value. */
+static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc)
+{
+    struct rv_decoded d[JIT_MAX_INSNS];
+    unsigned off = (unsigned)(pc & 0xfff);
+    unsigned n = scan_block(p->code, off, d);
+    if (n == 0) return JIT_INTERP;
+    static __thread struct gen g; /* ~5 KiB: off the hart thread's stack */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        g.nstubs = 0;
+        x86_init(&g.e, j->cache.rw + j->cache.used, jit_cache_avail(&j->cache));
+        struct x86 *e = &g.e;
+        emit_prologue(e);
+        g.blk = p->blk;
+        g.bodies = j->cache.rx + j->prologue_len;
+        g.tramp = j->tramp;
+        int32_t ioff = (int32_t)off;
+        enum emitted em = EMIT_CONT;
+        unsigned base = 0; /* instructions already added to instret */
+        for (unsigned k = 0; k < n && em != EMIT_END; k++) {
+            em = emit_insn(&g, &d[k], ioff, k - base);
+            if (em == EMIT_SYNCED) base = k + 1;
+            ioff += d[k].len;
+        }
+        if (em != EMIT_END) emit_exit(&g, ioff, n - base);
+        for (unsigned s = 0; s < g.nstubs; s++)
+            emit_stub(&g, &g.stubs[s]);
+        if (!e->overflow) {
+            j->st.blocks++;
+            j->st.insns += n;
+            j->st.host_bytes += x86_len(e);
+            return jit_cache_commit(&j->cache, x86_len(e));
+        }
+        /* full: drop every translation and start over (this page's table included) */
+        jit_cache_flush(&j->cache);
+        j->stamp++;
+        emit_trampoline(j);
+        j->st.flushes++;
+        memset(p->blk, 0, sizeof(p->blk));
+        p->gen = j->cache.gen;
+    }
+    return JIT_INTERP; /* a block larger than the whole cache: cannot happen above its minimum */
+}
+
+/* The page record for ppn, validated as exec.c dcache_get validates decoded pages. */
+static struct jpage *jit_page(struct hart *h, struct jit *j, uint64_t ppn, const uint8_t *mem)
+{
+    unsigned idx = (unsigned)((ppn ^ (ppn >> 12)) & (JPAGE_SLOTS - 1));
+    struct jpage *p = j->pages[idx];
+    if (p && p->ppn == ppn) {
+        if (p->epoch != h->dcache_epoch) {
+            /* a fence.i happened since: keep the translations only if the code is unchanged */
+            if (memcmp(p->code, mem, DPAGE_BYTES) != 0) {
+                j->st.invalidated++;
+                goto fill;
+            }
+            p->epoch = h->dcache_epoch;
+        }
+        if (p->gen != j->cache.gen) { /* the code cache was flushed since */
+            memset(p->blk, 0, sizeof(p->blk));
+            p->gen = j->cache.gen;
+        }
+        return p;
+    }
+    if (!p) {
+        if (j->npages < JPAGE_MAX) {
+            p = malloc(sizeof(*p));
+            if (!p) return NULL;
+            j->npages++;
+        } else { /* all records in use: take one from another index entry */
+            unsigned v;
+            do
+                v = j->hand++ & (JPAGE_SLOTS - 1);
+            while (!j->pages[v] || v == idx);
+            p = j->pages[v];
+            j->pages[v] = NULL;
+            if (p->ppn != DPAGE_INVALID) j->st.evicted++;
+        }
+        j->pages[idx] = p;
+    } else if (p->ppn != DPAGE_INVALID) {
+        j->st.evicted++;
+    }
+fill:
+    j->stamp++;
+    memcpy(p->code, mem, DPAGE_BYTES); /* see dcache_get: any byte memory held is fine */
+    memset(p->blk, 0, sizeof(p->blk));
+    p->ppn = ppn;
+    p->epoch = h->dcache_epoch;
+    p->gen = j->cache.gen;
+    return p;
+}
+
+void jit_exec(struct hart *h, int budget)
+{
+    struct jit *j = h->jit;
+    /* Debugging (breakpoints, stepping) and Sdtrig triggers are the interpreter's. */
+    if (!j || budget <= 0 || h->debug || h->trig_exec || h->trig_data) {
+        hart_exec(h, budget);
+        return;
+    }
+    j->pauses = 0;
+    struct tlb_entry *const tr = h->tlb[h->tlbi_data].e[ACC_R];
+    struct tlb_entry *const tw = h->tlb[h->tlbi_data].e[ACC_W];
+    struct tlb_entry *const tx = h->tlb[h->priv == PRV_M   ? TLBI_M
+                                        : h->priv == PRV_S ? TLBI_S
+                                                           : TLBI_U]
+                                     .e[ACC_X];
+    /* blocks chained to each other count against the same budget (emit_exit) */
+    h->jit_budget = budget;
+    while (h->jit_budget-- > 0) {
+        uint64_t pc = h->pc;
+        uint64_t vpn = pc >> 12;
+        struct tlb_entry *te = &tx[vpn & (TLB_SIZE - 1)];
+        uint8_t *hp;
+        if (likely(te->tag == (vpn ^ h->tlb_key))) {
+            hp = (uint8_t *)(uintptr_t)((pc & ~0xfffull) + te->addend);
+        } else {
+            int c = mem_fetch_page(h, pc, &hp);
+            if (c) {
+                hart_raise_exception(h, (uint64_t)c, pc);
+                return;
+            }
+        }
+        if (unlikely(h->dcache_epoch != j->jc_epoch)) { /* a fence.i: records re-check */
+            j->jc_epoch = h->dcache_epoch;
+            j->stamp++;
+        }
+        struct jc_entry *jc = &j->jc[(pc >> 1) & (JC_SIZE - 1)];
+        uint32_t off;
+        if (likely(jc->pc == pc && jc->hp == hp && jc->stamp == j->stamp)) {
+            off = jc->off;
+        } else {
+            struct jpage *p = jit_page(h, j, hart_ram_ppn(h, hp), hp);
+            if (unlikely(!p)) {
+                hart_exec(h, h->jit_budget + 1); /* out of host memory: the interpreter copes */
+                return;
+            }
+            uint32_t *slot = &p->blk[(pc & 0xfff) >> 1];
+            if (unlikely(*slot == 0)) *slot = translate(j, p, pc);
+            if (*slot == JIT_INTERP) {
+                j->st.fallbacks++;
+                hart_exec(h, 1);
+                if (h->exec_left > 0) return; /* an event the run loop must see */
+                continue;
+            }
+            off = *slot;
+            *jc = (struct jc_entry){pc, hp, off, j->stamp, 0};
+        }
+        int r = ((jit_block_fn)(void *)(j->cache.rx + off))(h, tr, tw, pc & ~0xfffull, tx);
+        if (unlikely(r)) {
+            if (r == JIT_LEAVE) return;
+            hart_raise_exception(h, (uint64_t)(r - 1), h->fault_tval);
+            return;
+        }
+    }
+}
+
+int jit_init(struct hart *h, size_t cache_size)
+{
+    struct jit *j = calloc(1, sizeof(*j));
+    if (!j) return -ENOMEM;
+    int r = jit_cache_init(&j->cache, cache_size ? cache_size : JIT_CACHE_DEFAULT);
+    if (r < 0) {
+        free(j);
+        return r;
+    }
+    emit_trampoline(j);
+    h->jit = j;
+    return 0;
+}
+
+void jit_get_stats(const struct hart *h, struct jit_stats *s)
+{
+    memset(s, 0, sizeof(*s));
+    if (h->jit) *s = h->jit->st;
+}
+
+void jit_destroy(struct hart *h)
+{
+    struct jit *j = h->jit;
+    if (!j) return;
+    log_debug("hart %u jit: %llu blocks translated (%llu guest instructions, %llu KiB host "
+              "code), %llu pages invalidated (code changed), %llu page records evicted, "
+              "%llu interpreter fallbacks (blocks), %llu interpreted instructions in blocks, "
+              "%llu cache flushes",
+              h->id, (unsigned long long)j->st.blocks, (unsigned long long)j->st.insns,
+              (unsigned long long)(j->st.host_bytes >> 10), (unsigned long long)j->st.invalidated,
+              (unsigned long long)j->st.evicted, (unsigned long long)j->st.fallbacks,
+              (unsigned long long)j->st.steps, (unsigned long long)j->st.flushes);
+    for (unsigned i = 0; i < JPAGE_SLOTS; i++)
+        free(j->pages[i]);
+    jit_cache_destroy(&j->cache);
+    free(j);
+    h->jit = NULL;
+}
+
+void jit_invalidate_all(struct hart *h)
+{
+    struct jit *j = h->jit;
+    if (!j) return;
+    for (unsigned i = 0; i < JPAGE_SLOTS; i++)
+        if (j->pages[i]) j->pages[i]->ppn = DPAGE_INVALID;
+    j->stamp++;
+}

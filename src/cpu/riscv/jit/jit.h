@@ -1,0 +1,32 @@
+/* The JIT engine (--engine jit): translates guest basic blocks to x86-64 and runs them,
+ * falling back to the interpreter (hart_exec) for what it does not translate. docs/engine.md
+ * "The JIT". */
+#ifndef VESSEL_CPU_RISCV_JIT_JIT_H
+#define VESSEL_CPU_RISCV_JIT_JIT_H
+#include "cpu/riscv/hart.h"
+#include <stddef.h>
+
+/* Guest instructions per translated block at most. */
+#define JIT_MAX_INSNS 64
+
+/* Set up h->jit with a code cache of cache_size bytes (0: the default). 0 or -errno. */
+int jit_init(struct hart *h, size_t cache_size);
+/* Log the counters (debug level) and free everything. */
+void jit_destroy(struct hart *h);
+/* Like hart_exec: run at most about `budget` blocks; returns early on the same events. Uses
+ * the interpreter while a debugger is attached or a trigger is armed, and for budget 0. */
+void jit_exec(struct hart *h, int budget);
+/* Forget every translation (with dcache_invalidate_all). */
+void jit_invalidate_all(struct hart *h);
+
+struct jit_stats {
+    uint64_t blocks, insns; /* blocks translated, guest instructions in them */
+    uint64_t invalidated;   /* pages whose code changed: their translations dropped */
+    uint64_t steps;         /* instructions run by the interpreter inside blocks (CSRs, F/D...) */
+    uint64_t fallbacks;     /* interpreter runs for code the JIT does not translate */
+    uint64_t flushes;       /* code cache full: everything dropped */
+    uint64_t evicted;       /* page records taken over by another page (conflicts) */
+    uint64_t host_bytes;    /* bytes of host code generated */
+};
+void jit_get_stats(const struct hart *h, struct jit_stats *s);
+#endif

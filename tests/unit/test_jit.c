@@ -1,0 +1,297 @@
+/* The JIT (src/cpu/riscv/jit): the x86-64 encoder (bytes checked against GNU objdump's reading
+ * of them), the code cache (W^X double mapping, recycling when full) and what only a JIT can
+ * get wrong: one physical page run at two virtual addresses, a fault in the middle of a block
+ * (pc, instret, mtval exact), and translations surviving a full cache. The CPU tests of
+ * test_cpu.c/test_mmu.c run through the JIT too with VESSEL_TEST_ENGINE=jit (make unit-jit). */
+#include "cpu/riscv/jit/cache.h"
+#include "cpu/riscv/jit/jit.h"
+#include "cpu/riscv/jit/x86.h"
+#include "cpu_harness.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Emit one instruction into a fresh buffer and compare its bytes. */
+#define ENC(stmt, ...)                                                                             \
+    do {                                                                                           \
+        const uint8_t want_[] = {__VA_ARGS__};                                                     \
+        uint8_t buf_[32];                                                                          \
+        struct x86 e;                                                                              \
+        x86_init(&e, buf_, sizeof(buf_));                                                          \
+        stmt;                                                                                      \
+        if (x86_len(&e) != sizeof(want_) || memcmp(buf_, want_, sizeof(want_)) != 0) {             \
+            fprintf(stderr, "  %s: got", #stmt);                                                   \
+            for (size_t q_ = 0; q_ < x86_len(&e); q_++)                                            \
+                fprintf(stderr, " %02x", buf_[q_]);                                                \
+            fprintf(stderr, "\n");                                                                 \
+            test_failures_in_current++;                                                            \
+        }                                                                                          \
+    } while (0)
+
+TEST(jit_x86_encodings)
+{
+    /* expected bytes: objdump -D -b binary -mi386:x86-64 reads each as the named instruction */
+    ENC(x86_mov_load(&e, RAX, M(RBX, 8)), 0x48, 0x8b, 0x43, 0x08);
+    ENC(x86_mov_store(&e, M(RBX, 0x108), RAX), 0x48, 0x89, 0x83, 0x08, 0x01, 0x00, 0x00);
+    ENC(x86_mov_load(&e, RCX, R(RSP)), 0x48, 0x8b, 0xcc);
+    ENC(x86_alu_rm(&e, true, ALU_ADD, RDX, R(R12)), 0x49, 0x03, 0xd4);
+    ENC(x86_alu_rm(&e, true, ALU_XOR, RCX, M(RBX, 0x2000)), 0x48, 0x33, 0x8b, 0x00, 0x20, 0x00,
+        0x00);
+    ENC(x86_alu_rm(&e, true, ALU_CMP, RCX, M(RDX, 0)), 0x48, 0x3b, 0x0a);
+    ENC(x86_alu_imm(&e, false, ALU_AND, R(RDX), 255), 0x81, 0xe2, 0xff, 0x00, 0x00, 0x00);
+    ENC(x86_alu_imm(&e, true, ALU_ADD, M(RBX, 0x110), 3), 0x48, 0x83, 0x83, 0x10, 0x01, 0x00, 0x00,
+        0x03);
+    ENC(x86_shift_imm(&e, true, SH_SHR, RCX, 12), 0x48, 0xc1, 0xe9, 0x0c);
+    ENC(x86_shift_cl(&e, false, SH_SAR, RAX), 0xd3, 0xf8);
+    ENC(x86_load_n(&e, 1, true, RAX, M(RAX, 0)), 0x48, 0x0f, 0xbe, 0x00);
+    ENC(x86_load_n(&e, 2, false, RAX, M(R13, 0)), 0x41, 0x0f, 0xb7, 0x45, 0x00);
+    ENC(x86_load_n(&e, 4, true, RAX, M(R12, 8)), 0x49, 0x63, 0x44, 0x24, 0x08);
+    ENC(x86_store_n(&e, 1, M(RAX, 0), RCX), 0x88, 0x08);
+    ENC(x86_store_n(&e, 1, M(RAX, 0), RSI), 0x40, 0x88, 0x30);
+    ENC(x86_store_n(&e, 2, M(RAX, 0), RCX), 0x66, 0x89, 0x08);
+    ENC(x86_mov_imm(&e, RAX, 0x12345678), 0xb8, 0x78, 0x56, 0x34, 0x12);
+    ENC(x86_mov_imm(&e, RDX, 0xffffffff80000000ull), 0x48, 0xc7, 0xc2, 0x00, 0x00, 0x00, 0x80);
+    ENC(x86_mov_imm(&e, R8, 0x123456789abcull), 0x49, 0xb8, 0xbc, 0x9a, 0x78, 0x56, 0x34, 0x12,
+        0x00, 0x00);
+    ENC(x86_mov_mem_imm(&e, M(RBX, 16), -5), 0x48, 0xc7, 0x43, 0x10, 0xfb, 0xff, 0xff, 0xff);
+    ENC(x86_lea(&e, RAX, M(R14, 0x7fc)), 0x49, 0x8d, 0x86, 0xfc, 0x07, 0x00, 0x00);
+    ENC(x86_setcc(&e, CC_L, RAX), 0x0f, 0x9c, 0xc0, 0x0f, 0xb6, 0xc0);
+    ENC(x86_setcc(&e, CC_B, RSI), 0x40, 0x0f, 0x92, 0xc6, 0x40, 0x0f, 0xb6, 0xf6);
+    ENC(x86_imul(&e, true, RAX, M(RBX, 40)), 0x48, 0x0f, 0xaf, 0x43, 0x28);
+    ENC(x86_mul_wide(&e, true, M(RBX, 40)), 0x48, 0xf7, 0x6b, 0x28);
+    ENC(x86_movsxd(&e, RAX, RAX), 0x48, 0x63, 0xc0);
+    ENC(x86_push(&e, R12), 0x41, 0x54);
+    ENC(x86_pop(&e, RBX), 0x5b);
+    ENC(x86_call_reg(&e, RAX), 0xff, 0xd0);
+    ENC(x86_full_fence(&e), 0xf0, 0x83, 0x0c, 0x24, 0x00);
+    ENC(x86_test32(&e, RAX, RAX), 0x85, 0xc0);
+    ENC(x86_mov_load(&e, RAX, M(RBP, 0)), 0x48, 0x8b, 0x45, 0x00);
+    /* r12/r13 as bases need a SIB byte / a displacement (SDM vol. 2, table 2-2) */
+    ENC(x86_mov_load(&e, RAX, M(R12, 0)), 0x49, 0x8b, 0x04, 0x24);
+    ENC(x86_mov_load(&e, RAX, M(R13, 0)), 0x49, 0x8b, 0x45, 0x00);
+}
+
+TEST(jit_x86_overflow_is_sticky)
+{
+    uint8_t buf[6];
+    struct x86 e;
+    x86_init(&e, buf, sizeof(buf));
+    x86_mov_load(&e, RAX, M(RBX, 8)); /* 4 bytes */
+    CHECK(!e.overflow);
+    x86_mov_store(&e, M(RBX, 0x108), RAX); /* 7 bytes: does not fit */
+    CHECK(e.overflow);
+    size_t len = x86_len(&e);
+    CHECK(len <= sizeof(buf));
+    x86_ret(&e); /* would fit, but the buffer is already bad: the translation is dropped */
+    CHECK_EQ(x86_len(&e), len);
+    CHECK(x86_jmp(&e) == NULL);
+}
+
+/* The permissions of the mapping that contains p, from /proc/self/maps ("r-xs" etc.). */
+static int map_perms(const void *p, char out[5])
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f) return -1;
+    char line[512];
+    int found = -1;
+    while (fgets(line, sizeof(line), f)) {
+        unsigned long lo, hi;
+        char perms[5];
+        if (sscanf(line, "%lx-%lx %4s", &lo, &hi, perms) == 3 && (uintptr_t)p >= lo &&
+            (uintptr_t)p < hi) {
+            memcpy(out, perms, 5);
+            found = 0;
+            break;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+TEST(jit_cache_wx_double_mapping)
+{
+    struct jit_cache c;
+    CHECK_EQ(jit_cache_init(&c, 100000), 0); /* rounded up to pages */
+    CHECK_EQ(c.size, 102400);
+    char prw[5] = "", prx[5] = "";
+    CHECK_EQ(map_perms(c.rw, prw), 0);
+    CHECK_EQ(map_perms(c.rx, prx), 0);
+    /* never writable and executable at once */
+    CHECK(strcmp(prw, "rw-s") == 0);
+    CHECK(strcmp(prx, "r-xs") == 0);
+    /* the two views are the same memory: code written through rw runs from rx */
+    struct x86 e;
+    x86_init(&e, c.rw + c.used, jit_cache_avail(&c));
+    x86_mov_imm(&e, RAX, 0x1234567);
+    x86_ret(&e);
+    uint32_t off = jit_cache_commit(&c, x86_len(&e));
+    uint64_t (*fn)(void) = (uint64_t(*)(void))(void *)(c.rx + off);
+    CHECK_EQ(fn(), 0x1234567);
+    jit_cache_destroy(&c);
+}
+
+TEST(jit_cache_recycles_when_full)
+{
+    struct jit_cache c;
+    CHECK_EQ(jit_cache_init(&c, 1), 0); /* clamped to the minimum */
+    CHECK_EQ(c.size, JIT_CACHE_MIN);
+    unsigned gen = c.gen;
+    uint32_t first = jit_cache_commit(&c, 100);
+    CHECK(first > 0); /* offset 0 is never a translation */
+    while (jit_cache_avail(&c) >= 1000)
+        jit_cache_commit(&c, 1000);
+    CHECK(jit_cache_avail(&c) < 1000);
+    jit_cache_flush(&c);
+    CHECK_EQ(c.gen, gen + 1);
+    CHECK_EQ(jit_cache_commit(&c, 100), first); /* the space is reused */
+    jit_cache_destroy(&c);
+}
+
+static struct th *th_new_jit(size_t cache)
+{
+    setenv("VESSEL_TEST_ENGINE", "jit", 1);
+    struct th *t = th_new();
+    unsetenv("VESSEL_TEST_ENGINE");
+    if (cache) {
+        jit_destroy(&t->h);
+        if (jit_init(&t->h, cache) != 0) abort();
+    }
+    CHECK(t->h.jit != NULL);
+    return t;
+}
+
+/* One physical page at two virtual addresses: pcs in a translation must follow the virtual
+ * address it runs at (the default guest hung when they did not: Linux runs its first pages
+ * at their physical address, then at the kernel's virtual address). */
+TEST(jit_same_page_two_virtual_addresses)
+{
+    struct th *t = th_new_jit(0);
+    uint64_t root = th_pt_alloc(t);
+    const uint64_t va1 = 0x40000000, va2 = 0x7fe00000;
+    th_map(t, root, 3, va1, TH_CODE, 0, PTE_V_ | PTE_R_ | PTE_X_ | PTE_A_);
+    th_map(t, root, 3, va2, TH_CODE, 0, PTE_V_ | PTE_R_ | PTE_X_ | PTE_A_);
+    th_pmp_allow_all(t);
+    th_emit(t, I_AUIPC(5, 0));
+    th_emit(t, I_ADDI(6, 6, 1));
+    uint64_t loop = th_emit(t, I_SELF_LOOP()) - TH_CODE;
+    th_csrw(t, CSR_SATP_N, SATP_SV39 | (root >> 12));
+    t->h.priv = PRV_S;
+    hart_update_mode(&t->h);
+    t->h.pc = va1;
+    CHECK_EQ(th_run_until(t, va1 + loop, 10), va1 + loop);
+    CHECK_EQ(t->h.x[5], va1);
+    t->h.pc = va2;
+    CHECK_EQ(th_run_until(t, va2 + loop, 10), va2 + loop);
+    CHECK_EQ(t->h.x[5], va2);
+    CHECK_EQ(t->h.x[6], 2);
+    struct jit_stats st;
+    jit_get_stats(&t->h, &st);
+    CHECK(st.blocks >= 1);
+    th_free(t);
+}
+
+/* A load that faults in the middle of a translated block: the instructions before it are
+ * retired (their results and instret), mepc is the load, mtval its address. */
+TEST(jit_fault_in_the_middle_of_a_block)
+{
+    struct th *t = th_new_jit(0);
+    t->h.x[10] = TH_UNMAPPED;
+    th_emit(t, I_ADDI(5, 0, 11));
+    th_emit(t, I_ADDI(6, 0, 22));
+    uint64_t ld = th_emit(t, I_LD(7, 10, 8));
+    th_emit(t, I_ADDI(8, 0, 33));
+    th_emit(t, I_SELF_LOOP());
+    t->h.x[7] = 0x77;
+    uint64_t before = t->h.instret;
+    CHECK_EQ(th_run_until(t, TH_MTRAP, 1), TH_MTRAP);
+    CHECK_EQ(t->h.mepc, ld);
+    CHECK_EQ(t->h.mcause, EXC_LOAD_ACCESS);
+    CHECK_EQ(t->h.mtval, TH_UNMAPPED + 8);
+    CHECK_EQ(t->h.instret - before, 2);
+    CHECK_EQ(t->h.x[5], 11);
+    CHECK_EQ(t->h.x[6], 22);
+    CHECK_EQ(t->h.x[7], 0x77); /* the load did not write */
+    CHECK_EQ(t->h.x[8], 0);    /* nor did anything after it run */
+    struct jit_stats st;
+    jit_get_stats(&t->h, &st);
+    CHECK(st.blocks >= 1);
+    th_free(t);
+}
+
+/* Translations keep working across code-cache flushes: 200 blocks of 60 instructions each
+ * (~700 bytes of host code apiece) do not fit in the minimum 64 KiB cache. */
+TEST(jit_cache_full_flushes_and_retranslates)
+{
+    struct th *t = th_new_jit(JIT_CACHE_MIN);
+    const uint64_t base = TH_CODE + 0x10000; /* above the trap vectors */
+    for (unsigned b = 0; b < 200; b++) {
+        th_org(t, base + b * 256);
+        for (unsigned k = 0; k < 60; k++)
+            th_emit(t, I_ADDI(5, 5, 1));
+        th_emit(t, I_JAL(0, 256 - 60 * 4));
+    }
+    uint64_t end = base + 200 * 256;
+    th_org(t, end);
+    th_emit(t, I_SELF_LOOP());
+    for (int round = 0; round < 2; round++) {
+        t->h.x[5] = 0;
+        t->h.pc = base;
+        CHECK_EQ(th_run_until(t, end, 100), end);
+        CHECK_EQ(t->h.x[5], 200 * 60);
+    }
+    struct jit_stats st;
+    jit_get_stats(&t->h, &st);
+    CHECK(st.flushes >= 1);
+    CHECK(st.blocks > 200);
+    th_free(t);
+}
+
+/* A loop inside one page runs as chained blocks: the result and instret are exact, and the
+ * budget still returns control (interrupts are taken between jit_exec calls). */
+TEST(jit_chained_loop_exact_and_bounded)
+{
+    struct th *t = th_new_jit(0);
+    t->h.x[5] = 1000;
+    uint64_t loop = th_emit(t, I_ADDI(5, 5, -1));
+    th_emit(t, I_ADDI(6, 6, 1));
+    th_emit(t, I_BNE(5, 0, -8));
+    uint64_t end = th_emit(t, I_SELF_LOOP());
+    (void)loop;
+    uint64_t before = t->h.instret;
+    CHECK_EQ(th_run_until(t, end, 1000), end);
+    CHECK_EQ(t->h.x[6], 1000);
+    /* 3 per iteration, plus the self-loop jumps th_run_until ran before it saw pc = end */
+    CHECK(t->h.instret - before >= 3000);
+    CHECK(t->h.instret - before <= 3000 + 16);
+    /* a self-loop chained to itself: one jit_exec call returns within its budget */
+    before = t->h.instret;
+    jit_exec(&t->h, 50);
+    CHECK_EQ(t->h.pc, end);
+    CHECK(t->h.instret - before >= 1);
+    CHECK(t->h.instret - before <= 50);
+    th_free(t);
+}
+
+/* Calls from one page into another and returns (jal/jalr through the dispatch trampoline and
+ * the jump cache), 500 round trips: the count and instret are exact, and the x1 links right. */
+TEST(jit_cross_page_calls_exact)
+{
+    struct th *t = th_new_jit(0);
+    const uint64_t fn = TH_CODE + 0x3000; /* another page */
+    t->h.x[5] = 500;
+    uint64_t loop = th_emit(t, I_JAL(1, (int32_t)(fn - (TH_CODE + 0))));
+    th_emit(t, I_ADDI(5, 5, -1));
+    th_emit(t, I_BNE(5, 0, -8));
+    uint64_t end = th_emit(t, I_SELF_LOOP());
+    th_org(t, fn);
+    th_emit(t, I_ADDI(6, 6, 1));
+    th_emit(t, I_JALR(0, 1, 0)); /* ret */
+    (void)loop;
+    uint64_t before = t->h.instret;
+    CHECK_EQ(th_run_until(t, end, 1000), end);
+    CHECK_EQ(t->h.x[6], 500);
+    CHECK_EQ(t->h.x[1], TH_CODE + 4);
+    CHECK(t->h.instret - before >= 500 * 5);
+    CHECK(t->h.instret - before <= 500 * 5 + 16);
+    th_free(t);
+}
