@@ -393,16 +393,15 @@ static int run_api(const struct run_args *a)
     return vmproc_run(&vo);
 }
 
+/* The monitor removes the admission entry of the sandboxed VM process (supervise.h). */
 static struct {
     struct store *st;
-    int fd;
+    pid_t pid;
 } run_cleanup;
-static void release_run(void *ctx, bool crashed)
+static void release_run(void *ctx)
 {
-    (void)crashed;
-    struct store *st = ((typeof(run_cleanup) *)ctx)->st;
-    int fd = ((typeof(run_cleanup) *)ctx)->fd;
-    admit_run_release(st, fd);
+    admit_run_remove(run_cleanup.st, run_cleanup.pid);
+    (void)ctx;
 }
 
 int cli_run(int argc, char **argv)
@@ -453,21 +452,25 @@ int cli_run(int argc, char **argv)
     }
     /* Sandboxed, the VM process cannot remove its admission entry: a monitor does (and restores
      * the terminal if the filter kills the VM process). Before any thread exists. */
-    if (!a.vm.no_sandbox) {
+    bool monitored = false;
+    if (!a.vm.no_sandbox && run_fd >= 0) {
         run_cleanup.st = &st;
-        run_cleanup.fd = run_fd;
-        int r = supervise_fork(release_run, &run_cleanup, -1);
+        run_cleanup.pid = getpid();
+        int r = supervise_fork(release_run, NULL, NULL, 0);
         if (r < 0) log_warn("no monitor process (%s): the admission entry stays", strerror(-r));
-        run_fd = -1; /* the VM process leaves it to the monitor */
+        monitored = r == 0;
     }
     struct vm *vm = vm_new(NULL, NULL, NULL);
     if (!vm) {
         fprintf(stderr, "vessel: cannot set up the console: %s\n", strerror(errno));
-        admit_run_release(&st, run_fd);
+        if (!monitored) admit_run_release(&st, run_fd);
         return VM_EXIT_HOST_ERROR;
     }
     int status = vm_run(vm, &a.vm);
     vm_free(vm);
-    admit_run_release(&st, run_fd);
+    if (monitored || !a.vm.no_sandbox)
+        close(run_fd); /* sandboxed: no unlink; the monitor (or the next admission) removes it */
+    else
+        admit_run_release(&st, run_fd);
     return status;
 }

@@ -403,6 +403,7 @@ static int read_run(const char *path, struct store_run *run)
         const char *s = json_object_get_string(v);
         if (!strcmp(s, "paused")) run->state = SVM_PAUSED;
         if (!strcmp(s, "starting")) run->state = SVM_STARTING;
+        if (!strcmp(s, "stopped")) run->state = SVM_STOPPED;
     }
     json_object_put(o);
     return 0;
@@ -420,6 +421,7 @@ enum store_vm_state store_vm_state(const struct store *st, const char *name, str
     bool alive = lock_held(lockp);
     int r = read_run(runp, run);
     if (alive) return r == 0 ? run->state : SVM_STARTING;
+    if (r == 0 && run->state == SVM_STOPPED) return SVM_STOPPED; /* its monitor was killed */
     /* The lock is free: a process that had written run.json died without clearing it. Check
      * once more so a VM that exits cleanly between the two reads is not called crashed. */
     if (r == 0 && access(runp, F_OK) == 0) return SVM_CRASHED;

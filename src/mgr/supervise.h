@@ -1,16 +1,14 @@
-/* A sandboxed VM process cannot undo what it set up (unlink its sockets and reservation files,
- * remove its cgroup, restore a terminal after a seccomp kill). supervise_fork() splits off the
- * VM process and keeps the caller as its monitor, which forwards SIGTERM/SIGINT/SIGHUP, waits,
- * cleans up and ends the same way the VM process ended (its exit status, or its signal). */
+/* A sandboxed VM process cannot undo what it set up: unlink its sockets and admission entry,
+ * remove its cgroup. supervise_fork() starts a small monitor for it: a child that leaves the
+ * terminal's session, closes every descriptor but the ones it is told to keep, waits for the VM
+ * process to end (a pidfd) and then runs cleanup(ctx). The VM process stays the process the
+ * user started (its pid, its exit status, its locks). */
 #ifndef VESSEL_MGR_SUPERVISE_H
 #define VESSEL_MGR_SUPERVISE_H
 #include <stdbool.h>
-#include <sys/types.h>
+#include <stddef.h>
 
-/* Call before any thread exists. Returns 0 in the VM process, -errno if fork failed; in the
- * monitor it does not return: it closes close_fd (-1: none; e.g. the VM process's readiness
- * pipe, which must reach EOF when the VM process closes it), and cleanup(ctx, crashed) runs
- * after the child is gone (crashed: it died of a signal), then the monitor exits or
- * re-raises. */
-int supervise_fork(void (*cleanup)(void *ctx, bool crashed), void *ctx, int close_fd);
+/* Call before any thread exists. Returns 0 in the VM process (the caller), -errno if the
+ * monitor could not be made; never returns in the monitor. */
+int supervise_fork(void (*cleanup)(void *ctx), void *ctx, const int *keep, size_t nkeep);
 #endif

@@ -228,33 +228,35 @@ static void unlink_vm_file(const struct store *st, const char *name, const char 
     if (store_vm_path(st, name, file, path, sizeof(path)) == 0) unlink(path);
 }
 
-/* The monitor's clean-up of a stored VM (supervise.h): its sockets, run.json (kept when the VM
- * process died of a signal: the VM then shows as crashed) and its cgroup. */
-static void cleanup_detached(void *ctx, bool crashed)
+/* The monitor's clean-up of a stored VM (supervise.h): its sockets, run.json and its cgroup.
+ * run.json stays when the VM process did not end cleanly (it writes "stopped" into it last):
+ * the VM then shows as crashed. */
+static void cleanup_detached(void *ctx)
 {
     struct vmproc *p = ctx;
     unlink_vm_file(&p->st, p->o->name, "api.sock");
     unlink_vm_file(&p->st, p->o->name, "console.sock");
-    if (!crashed) store_run_clear(&p->st, p->o->name);
+    struct store_run run;
+    if (store_vm_state(&p->st, p->o->name, &run) == SVM_STOPPED || run.state == SVM_STOPPED)
+        store_run_clear(&p->st, p->o->name);
     vmproc_after_exit(p->o->name);
 }
 
-/* ... and of a foreground run: the API socket and the admission entry of the VM process. */
-static pid_t fg_child;
-static void cleanup_foreground(void *ctx, bool crashed)
+/* ... and of a foreground run: the API socket and the VM process's admission entry. */
+static pid_t vm_pid;
+static void cleanup_foreground(void *ctx)
 {
     struct vmproc *p = ctx;
-    (void)crashed;
     if (p->o->api_sock) unlink(p->o->api_sock);
     struct store st;
     char err[256];
     if (store_open(&st, p->o->store_dir, false, err, sizeof(err)) == 0)
-        admit_run_remove(&st, fg_child);
+        admit_run_remove(&st, vm_pid);
 }
 
-/* Stay behind as the monitor of the VM process (supervise.h). A stored VM's monitor holds byte
- * 1 of vm.lock, so the VM stays "live" until the clean-up is done. Returns 0 in the VM process,
- * or an exit status when the monitor could not be set up. */
+/* Start the monitor of this VM process (supervise.h). A stored VM's monitor holds byte 1 of
+ * vm.lock, so the VM stays "live" until the clean-up is done. Returns 0, or an exit status
+ * when the monitor could not be set up. */
 static int monitor(struct vmproc *p)
 {
     int mfd = -1;
@@ -265,14 +267,14 @@ static int monitor(struct vmproc *p)
             return VM_EXIT_HOST_ERROR;
         }
     }
-    /* the foreground monitor's clean-up needs the child's pid: it is the next one forked */
-    int r = supervise_fork(p->o->name ? cleanup_detached : cleanup_foreground, p, p->o->ready_fd);
+    vm_pid = getpid();
+    int r = supervise_fork(p->o->name ? cleanup_detached : cleanup_foreground, p, &mfd,
+                           mfd >= 0 ? 1 : 0);
+    if (mfd >= 0) close(mfd); /* the monitor's lock is the monitor's */
     if (r < 0) {
-        report(p, "ERR cannot fork the VM process: %s\n", strerror(-r));
+        report(p, "ERR cannot start the VM's monitor: %s\n", strerror(-r));
         return VM_EXIT_HOST_ERROR;
     }
-    if (mfd >= 0) close(mfd); /* the monitor's lock is the monitor's */
-    fg_child = getpid();
     return 0;
 }
 
@@ -356,6 +358,10 @@ int vmproc_run(const struct vmproc_opts *o)
     /* the monitor removes the admission entry; unsupervised, it is removed here */
     if (p->have_store && !o->name && o->base && o->base->no_sandbox)
         admit_run_release(&p->st, p->run_fd);
+    if (o->name && p->runjson_fd >= 0) {
+        p->run.state = SVM_STOPPED; /* ended cleanly: the monitor removes run.json */
+        store_run_put(p->runjson_fd, &p->run);
+    }
     if (p->lock_fd >= 0) close(p->lock_fd); /* last: the VM is stopped once this is gone */
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return status;

@@ -8,8 +8,8 @@ never touched. Each check prints one PASS/FAIL line; the last line is exactly
 "mgr: N passed, N failed". Exit status 0 when nothing failed.
 
 Needs python3-jsonschema and python3-yaml (scripts/host-deps.txt) to validate
-API bodies against Firecracker's spec (shared/specs/firecracker-api.yaml, or
-tests/mgr/firecracker-api.yaml if present).
+API bodies against Firecracker's spec (tests/mgr/firecracker-api.yaml, a copy of
+the workspace's shared/specs/firecracker-api.yaml).
 """
 import argparse
 import json
@@ -30,8 +30,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 MARKER = "VESSEL-INIT-OK"
 SANITIZER = re.compile(r"AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:")
-SPEC_PATHS = [os.path.join(ROOT, "..", "shared", "specs", "firecracker-api.yaml"),
-              os.path.join(HERE, "firecracker-api.yaml")]
+SPEC_PATHS = [os.path.join(HERE, "firecracker-api.yaml"),
+              os.path.join(ROOT, "..", "shared", "specs", "firecracker-api.yaml")]
 
 passed = failed = 0
 
