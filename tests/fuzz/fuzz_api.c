@@ -1,6 +1,7 @@
-// SOURCES: src/api/api.c src/vm/config.c src/util/log.c src/util/paths.c src/util/err.c
-// src/backend/chr/sock.c src/util/ratelimit.c LIBS: -ljson-c -lmicrohttpd
 // clang-format off
+// SOURCES: src/api/api.c src/vm/config.c src/util/log.c src/util/paths.c src/util/err.c
+// SOURCES: src/backend/chr/sock.c src/util/ratelimit.c
+// LIBS: -ljson-c -lmicrohttpd
 /* The REST API's request handling (api_handle) and the configuration parser on arbitrary
  * requests. Input: byte 0 picks the method, then the path up to '\n', then the body. Every
  * answer must be a known status; error bodies are {"fault_message": ...}; 200 bodies are JSON.
