@@ -119,6 +119,16 @@ def http_unix(sock_path, method, path, body=None, raw=None, timeout=10):
     return int(code), text
 
 
+def cache_dir():
+    """vessel's guest cache (the rule of util/paths.c and guest/lib.sh)."""
+    return os.environ.get("VESSEL_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "vessel")
+
+
+def default_guest():
+    return os.path.join(cache_dir(), "guest", "default")
+
+
 def pump(f, out):
     for chunk in iter(lambda: f.read1(4096), b""):
         out.extend(chunk)
@@ -566,9 +576,7 @@ def test_api(vessel):
     spec, why = load_spec()
     if not check("api: the Firecracker spec and jsonschema are available", spec is not None, why):
         return
-    cache = os.environ.get("VESSEL_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "vessel")
-    g = os.path.join(cache, "guest", "default")
+    g = default_guest()
     tmp = tempfile.mkdtemp(prefix="vessel-api-")
     sock = os.path.join(tmp, "fc.sock")
     disk = os.path.join(tmp, "d.img")
@@ -703,9 +711,7 @@ def test_patch_drive(vessel):
     spec, why = load_spec()
     if not check("patch: the Firecracker spec and jsonschema are available", spec is not None, why):
         return
-    cache = os.environ.get("VESSEL_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "vessel")
-    g = os.path.join(cache, "guest", "default")
+    g = default_guest()
     tmp = tempfile.mkdtemp(prefix="vessel-patch-")
     sock = os.path.join(tmp, "fc.sock")
     one, two = os.path.join(tmp, "one.img"), os.path.join(tmp, "two.img")
@@ -882,9 +888,7 @@ def test_patch_drive(vessel):
 
 def test_patch_drive_stall(vessel):
     """PATCH /drives/{id} while the disk never completes a request: 400 within the bound."""
-    cache = os.environ.get("VESSEL_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "vessel")
-    g = os.path.join(cache, "guest", "default")
+    g = default_guest()
     tmp = tempfile.mkdtemp(prefix="vessel-patch-")
     sock = os.path.join(tmp, "fc.sock")
     one, two = os.path.join(tmp, "one.img"), os.path.join(tmp, "two.img")
@@ -959,9 +963,7 @@ def test_patch_drive_stall(vessel):
 
 
 def test_config_file(vessel):
-    cache = os.environ.get("VESSEL_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "vessel")
-    g = os.path.join(cache, "guest", "default")
+    g = default_guest()
     tmp = tempfile.mkdtemp(prefix="vessel-cfg-")
     try:
         cfg = {"boot-source": {"kernel_image_path": os.path.join(g, "Image"),
@@ -1064,9 +1066,7 @@ def test_debian_stop(vessel):
         if not check("debian: create --image debian", r.returncode == 0, r.stderr):
             return
         img = os.path.join(s.vmdir("deb"), "disks", "root.img")
-        src = os.path.join(os.environ.get("VESSEL_CACHE") or os.path.join(
-            os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "vessel"),
-            "guest", "debian", "debian.img")
+        src = os.path.join(cache_dir(), "guest", "debian", "debian.img")
         st_img, st_src = os.stat(img), os.stat(src)
         check("debian: the copy is sparse and complete", st_img.st_size == st_src.st_size and
               st_img.st_blocks <= st_src.st_blocks + 2048, f"{st_img.st_blocks} {st_src.st_blocks}")
