@@ -662,16 +662,6 @@ static bool wait_stopped(const struct store *st, const char *name, uint64_t ms)
     }
 }
 
-/* After the process is gone: what a crash left behind. */
-static void cleanup_after(const struct store *st, const char *name)
-{
-    static const char *const files[] = {"run.json", "api.sock", "console.sock", NULL};
-    for (const char *const *f = files; *f; f++) {
-        char p[4096];
-        if (store_vm_path(st, name, *f, p, sizeof(p)) == 0) unlink(p);
-    }
-}
-
 /* ---- stop / pause / resume ---- */
 
 static void stop_usage(FILE *out)
@@ -696,7 +686,7 @@ int cli_stop(int argc, char **argv)
     struct store_run run;
     enum store_vm_state s = store_vm_state(&st, a.name, &run);
     if (!is_live(s)) {
-        if (s == SVM_CRASHED) cleanup_after(&st, a.name);
+        if (s == SVM_CRASHED) store_vm_clear_runtime(&st, a.name, false);
         fprintf(stderr, "vessel stop: %s is not running\n", a.name);
         return 0;
     }
@@ -730,7 +720,7 @@ int cli_stop(int argc, char **argv)
         fprintf(stderr, "vessel stop: %s: the VM process %d does not stop\n", a.name, (int)run.pid);
         return VM_EXIT_HOST_ERROR;
     }
-    cleanup_after(&st, a.name);
+    store_vm_clear_runtime(&st, a.name, false);
     return 0;
 }
 

@@ -478,6 +478,15 @@ int store_run_put(int fd, const struct store_run *run)
     return w == (ssize_t)sizeof(rec) ? 0 : -EIO;
 }
 
+void store_vm_clear_runtime(const struct store *st, const char *name, bool keep_run)
+{
+    static const char *const files[] = {"api.sock", "console.sock", "run.json"};
+    for (unsigned i = 0; i < (keep_run ? 2u : 3u); i++) {
+        char p[4096];
+        if (store_vm_path(st, name, files[i], p, sizeof(p)) == 0) unlink(p);
+    }
+}
+
 void store_run_clear(const struct store *st, const char *name)
 {
     char runp[4096];

@@ -79,6 +79,9 @@ int store_vm_lock(const struct store *st, const char *name, unsigned byte, int *
 int store_run_open(const struct store *st, const char *name);
 int store_run_put(int fd, const struct store_run *run);
 void store_run_clear(const struct store *st, const char *name);
+/* What a VM process leaves while it runs: its sockets and (unless keep_run: a crash is shown
+ * by it) run.json. Called once the process is gone, by its monitor or by `vessel stop`. */
+void store_vm_clear_runtime(const struct store *st, const char *name, bool keep_run);
 
 /* Store-wide lock (flock on STORE/.lock): returns an fd to pass to store_unlock, or -errno. */
 int store_lock(const struct store *st, char *err, size_t errlen);

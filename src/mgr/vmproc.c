@@ -222,23 +222,16 @@ static void unlink_sock(const char *path, int dirfd)
     if (dirfd >= 0) close(dirfd);
 }
 
-static void unlink_vm_file(const struct store *st, const char *name, const char *file)
-{
-    char path[4096];
-    if (store_vm_path(st, name, file, path, sizeof(path)) == 0) unlink(path);
-}
-
 /* The monitor's clean-up of a stored VM (supervise.h): its sockets, run.json and its cgroup.
  * run.json stays when the VM process did not end cleanly (it writes "stopped" into it last):
  * the VM then shows as crashed. */
 static void cleanup_detached(void *ctx)
 {
     struct vmproc *p = ctx;
-    unlink_vm_file(&p->st, p->o->name, "api.sock");
-    unlink_vm_file(&p->st, p->o->name, "console.sock");
     struct store_run run;
-    if (store_vm_state(&p->st, p->o->name, &run) == SVM_STOPPED || run.state == SVM_STOPPED)
-        store_run_clear(&p->st, p->o->name);
+    bool clean =
+        store_vm_state(&p->st, p->o->name, &run) == SVM_STOPPED || run.state == SVM_STOPPED;
+    store_vm_clear_runtime(&p->st, p->o->name, !clean);
     vmproc_after_exit(p->o->name);
 }
 
