@@ -24,8 +24,8 @@
  * changed and changed back) can never survive, and no hash collision decides correctness.
  * Between fence.i's the hart may run the copy while memory differs: RISC-V lets instruction
  * fetch miss stores not yet followed by fence.i (unpriv spec 3.1 "Zifencei"). */
-static struct dpage *dcache_get(struct hart *h, uint64_t ppn, const uint8_t *mem,
-                                const void *decode_h, const void *end_h)
+static struct dpage *dcache_get(struct hart *h, uint64_t ppn, const uint8_t *mem, int32_t decode_h,
+                                int32_t end_h)
 {
     unsigned idx = (unsigned)((ppn ^ (ppn >> 8)) & (DCACHE_SLOTS - 1));
     struct dpage *p = h->dcache[idx];
@@ -116,9 +116,11 @@ void hart_exec(struct hart *h, int budget)
     uint64_t icnt = 0;
     unsigned pauses = 0;
 
-#define PC_OF(p)   (vbase + ((uint64_t)((p)-ins0) << 1))
-#define NEXT_PC()  (PC_OF(i) + (S << 1))
-#define DISPATCH() goto * i->h
+#define PC_OF(p)    (vbase + ((uint64_t)((p)-ins0) << 1))
+#define NEXT_PC()   (PC_OF(i) + (S << 1))
+/* Handlers are stored as offsets from op_DECODE (struct dinsn). */
+#define HOFF(label) ((int32_t)((const char *)(label) - (const char *)&&op_DECODE))
+#define DISPATCH()  goto *(const void *)((const char *)&&op_DECODE + i->h)
 #define NEXT()                                                                                     \
     do {                                                                                           \
         icnt++;                                                                                    \
@@ -207,8 +209,9 @@ step_one : { /* decode the instruction at pc afresh and run only it */
     struct rv_decoded d;
     rv_decode((uint32_t)lo | ((uint32_t)hi << 16), &d);
     struct dinsn *t = h->tmp;
-    t[0] = (struct dinsn){(d.len == 2 && LC[d.op]) ? LC[d.op] : L[d.op], d.imm, d.rd, d.rs1, d.rs2};
-    t[1] = t[2] = (struct dinsn){&&op_STEP_END, 0, 0, 0, 0};
+    t[0] = (struct dinsn){HOFF((d.len == 2 && LC[d.op]) ? LC[d.op] : L[d.op]), d.imm, d.rd, d.rs1,
+                          d.rs2};
+    t[1] = t[2] = (struct dinsn){HOFF(&&op_STEP_END), 0, 0, 0, 0};
     ins0 = t;
     vbase = pc;
     cur_vpn = ~0ull;
@@ -258,7 +261,8 @@ newpc : {
             goto out;
         }
     }
-    struct dpage *dp = dcache_get(h, hart_ram_ppn(h, hp), hp, L[RV_OP_DECODE], L[RV_OP_PAGE_END]);
+    struct dpage *dp =
+        dcache_get(h, hart_ram_ppn(h, hp), hp, HOFF(L[RV_OP_DECODE]), HOFF(L[RV_OP_PAGE_END]));
     if (!dp) {
         h->pc = pc;
         snprintf(h->fatal_msg, sizeof(h->fatal_msg), "hart %u: out of host memory", h->id);
@@ -280,13 +284,13 @@ op_DECODE : {
         uint64_t pa = h->env.ram_base + (uint64_t)(hpage - h->env.ram) + off;
         for (unsigned b = 0; b < h->debug->nbp; b++) {
             if (h->debug->bp_pa[b] == pa) {
-                i->h = &&op_DEBUG_BREAK;
+                i->h = HOFF(&&op_DEBUG_BREAK);
                 DISPATCH();
             }
         }
     }
     if (unlikely(h->trig_exec) && trigger_exec_offset(h, (unsigned)off)) {
-        i->h = &&op_TRIG_CHECK;
+        i->h = HOFF(&&op_TRIG_CHECK);
         DISPATCH();
     }
     uint16_t lo;
@@ -294,7 +298,7 @@ op_DECODE : {
     uint32_t w = lo;
     if ((lo & 3) == 3) {
         if (off == 4094) {
-            i->h = L[RV_OP_CROSS];
+            i->h = HOFF(L[RV_OP_CROSS]);
             DISPATCH();
         }
         uint16_t hi;
@@ -307,10 +311,10 @@ op_DECODE : {
     i->rd = d.rd;
     i->rs1 = d.rs1;
     i->rs2 = d.rs2;
-    i->h = (d.len == 2 && LC[d.op]) ? LC[d.op] : L[d.op];
+    i->h = HOFF((d.len == 2 && LC[d.op]) ? LC[d.op] : L[d.op]);
     if (LL[d.op] && (uint64_t)((int64_t)off + d.imm) < 4096) {
         i->imm = d.imm >> 1;
-        i->h = d.len == 2 ? LCL[d.op] : LL[d.op];
+        i->h = HOFF(d.len == 2 ? LCL[d.op] : LL[d.op]);
     }
     DISPATCH();
 }
@@ -327,8 +331,8 @@ op_CROSS : { /* a 32-bit instruction whose upper half is on the next page */
     rv_decode((uint32_t)lo | ((uint32_t)hi << 16), &d);
     struct dinsn *t = h->tmp;
     /* A 4-byte handler steps two slots: slot 2 (pc + 4) continues after it. */
-    t[0] = (struct dinsn){L[d.op], d.imm, d.rd, d.rs1, d.rs2};
-    t[1] = t[2] = (struct dinsn){L[RV_OP_TMP_END], 0, 0, 0, 0};
+    t[0] = (struct dinsn){HOFF(L[d.op]), d.imm, d.rd, d.rs1, d.rs2};
+    t[1] = t[2] = (struct dinsn){HOFF(L[RV_OP_TMP_END]), 0, 0, 0, 0};
     ins0 = t;
     vbase = ipc;
     cur_vpn = ~0ull;
