@@ -1,6 +1,7 @@
 /* The REST API (api.h). */
 #include "api/api.h"
 #include "util/log.h"
+#include "vm/broker.h"
 #include "vm/sandbox.h"
 #include "util/version.h"
 #include <errno.h>
@@ -451,11 +452,14 @@ static void patch_drive(struct api_ctx *a, const char *id, json_object *o, struc
         snprintf(err, sizeof(err), "not supported before boot (PUT /drives/%s is)", id);
     else if (at < 0)
         rc = -ENOENT, snprintf(err, sizeof(err), "no drive '%s'", id);
-    else if (path && sandbox_active())
-        /* opening an image after boot is what the sandbox forbids (docs/security.md) */
+    else if (path && sandbox_active() && !broker_available())
+        /* a sandboxed VM process opens files only through its monitor (docs/security.md) */
         rc = -EPERM, snprintf(err, sizeof(err),
-                              "the VM process is sandboxed and opens no files after boot; "
-                              "start it with --no-sandbox to change drives");
+                              "the VM process is sandboxed without a monitor and opens no files "
+                              "after boot; start it with --no-sandbox to change drives");
+    else if (path && sandbox_active() && path[0] != '/')
+        rc = -EINVAL, snprintf(err, sizeof(err),
+                               "'path_on_host' must be an absolute path once the VM is sandboxed");
     else if (path && (rc = vm_update_drive(a->vm, (unsigned)at, path, err, sizeof(err))) == 0)
         for (unsigned i = 0; i < a->spec.ndrives; i++) /* GET /vm/config shows the new path */
             if (!strcmp(a->spec.drives[i].id, id))

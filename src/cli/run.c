@@ -400,7 +400,7 @@ static struct {
 } run_cleanup;
 static void release_run(void *ctx)
 {
-    admit_run_remove(run_cleanup.st, run_cleanup.pid);
+    if (run_cleanup.st) admit_run_remove(run_cleanup.st, run_cleanup.pid);
     (void)ctx;
 }
 
@@ -450,11 +450,12 @@ int cli_run(int argc, char **argv)
             return VM_EXIT_HOST_ERROR;
         }
     }
-    /* Sandboxed, the VM process cannot remove its admission entry: a monitor does (and restores
-     * the terminal if the filter kills the VM process). Before any thread exists. */
+    /* Sandboxed, the VM process cannot remove its admission entry nor open an image for PATCH
+     * /drives: a monitor does (and restores the terminal if the filter kills the VM process).
+     * Before any thread exists. */
     bool monitored = false;
-    if (!a.vm.no_sandbox && run_fd >= 0) {
-        run_cleanup.st = &st;
+    if (!a.vm.no_sandbox) {
+        run_cleanup.st = run_fd >= 0 ? &st : NULL;
         run_cleanup.pid = getpid();
         int r = supervise_fork(release_run, NULL, NULL, 0);
         if (r < 0) log_warn("no monitor process (%s): the admission entry stays", strerror(-r));

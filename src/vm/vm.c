@@ -2,6 +2,7 @@
 #include "backend/block/block.h"
 #include "machine/loader.h"
 #include "vm/cgroup.h"
+#include "vm/broker.h"
 #include "vm/sandbox.h"
 #include "util/err.h"
 #include "dev/virtio/blk.h"
@@ -182,10 +183,33 @@ static int enter_sandbox(const struct vm_options *o, char *err, size_t errlen)
             if (o->inherited_fds[j] == fds[i]) inherited = true;
         if (!inherited) keep[nkeep++] = fds[i];
     }
+    /* PATCH /drives may later switch a drive to another image in the directory of one of the
+     * drives it has now: the monitor opens it (vm/broker.h). */
+    if (broker_available()) {
+        for (unsigned i = 0; i < o->ndisks; i++) {
+            char dir[sizeof(o->disks[i].path)];
+            snprintf(dir, sizeof(dir), "%s", o->disks[i].path);
+            char *slash = strrchr(dir, '/');
+            if (!slash)
+                snprintf(dir, sizeof(dir), ".");
+            else if (slash == dir)
+                dir[1] = 0;
+            else
+                *slash = 0;
+            int r = broker_allow_dir(dir);
+            if (r < 0) log_warn("PATCH /drives cannot use %s: %s", dir, strerror(-r));
+        }
+        int r = broker_seal();
+        if (r < 0) return err_set(err, errlen, r, "sandbox: the file broker: %s", strerror(-r));
+    }
     struct sandbox_opts so = {.user = o->user, .keep_fds = keep, .nkeep = nkeep};
     char e2[400];
     int r = sandbox_enter(&so, e2, sizeof(e2));
     if (r < 0) return err_set(err, errlen, r, "%s (--no-sandbox runs without it)", e2);
+    if (broker_available()) {
+        static const struct blk_file_ops brokered = {.open = broker_open, .reopen = broker_reopen};
+        blk_set_file_ops(&brokered);
+    }
     return 0;
 }
 

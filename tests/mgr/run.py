@@ -687,9 +687,8 @@ def test_api(vessel):
         check("api: state Paused", json.loads(t).get("state") == "Paused", t)
         call("PATCH", "/vm", {"state": "Resumed"}, want=204)
         call("PUT", "/actions", {"action_type": "FlushMetrics"}, want=204)
-        st, t = call("PATCH", "/drives/data", {"drive_id": "data", "path_on_host": disk}, want=400,
-                     label="PATCH /drives in a sandboxed VM process")
-        check("api: the refusal says why", "sandboxed" in t, t)
+        call("PATCH", "/drives/data", {"drive_id": "data", "path_on_host": disk},
+             label="PATCH /drives (its own image) in a sandboxed VM process")
         with open(os.path.join(tmp, "metrics")) as f:
             m = [json.loads(l) for l in f if l.strip()]
         check("api: FlushMetrics wrote a JSON line", len(m) == 1 and m[0]["instructions"] > 0)
@@ -718,8 +717,19 @@ def test_api(vessel):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def test_patch_drive(vessel):
-    """PATCH /drives/{id} after boot: the guest sees the new image's size and data."""
+def test_patch_drive_sandbox(vessel):
+    test_patch_drive(vessel, sandbox=True)
+
+
+def test_patch_drive(vessel, sandbox=False):
+    """PATCH /drives/{id} after boot: the guest sees the new image's size and data. Sandboxed,
+    the VM process's monitor opens the image (src/vm/broker.h), only in the directories of the
+    drives it booted with."""
+    tag = "patch (sandboxed)" if sandbox else "patch"
+
+    def check(what, ok, detail=""):
+        return globals()["check"](what.replace("patch:", tag + ":", 1), ok, detail)
+
     spec, why = load_spec()
     if not check("patch: the Firecracker spec and jsonschema are available", spec is not None, why):
         return
@@ -732,8 +742,8 @@ def test_patch_drive(vessel):
     with open(two, "wb") as f:  # another size, other data at the start
         f.write(b"VESSEL-PATCH-TWO".ljust(512, b"\n"))
         f.truncate(96 << 20)
-    proc = subprocess.Popen([vessel, "run", "--api-sock", sock, "--store", tmp,
-                             "--no-sandbox"],  # drive updates open files after boot
+    proc = subprocess.Popen([vessel, "run", "--api-sock", sock, "--store", tmp] +
+                            ([] if sandbox else ["--no-sandbox"]),
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     out = bytearray()
@@ -786,6 +796,10 @@ def test_patch_drive(vessel):
             time.sleep(0.2)
         if not check("patch: the guest booted", MARKER in out.decode(errors="replace")):
             return
+        if sandbox:
+            with open(f"/proc/{proc.pid}/status") as f:
+                check("patch: the VM process is sandboxed (Seccomp: 2)",
+                      re.search(r"^Seccomp:\s+2$", f.read(), re.M) is not None)
         # without root= the default guest loads no virtio modules: load virtio_mmio, virtio_blk
         m = guest("kv=$(uname -r); while read n p; do case $n in virtio_*) [ -d /sys/module/$n ]"
                   " || insmod /lib/modules/$kv/$p;; esac; done </lib/modules/initramfs-modules;"
@@ -846,6 +860,30 @@ def test_patch_drive(vessel):
              want=400, label="a rate limiter")
         call("PATCH", "/drives/data", {"drive_id": "other", "path_on_host": one}, want=400,
              label="drive_id differs from the path's")
+        if sandbox:
+            # the monitor opens only beneath the directories of the boot drives (tmp here)
+            other = tempfile.mkdtemp(prefix="vessel-patch-other-")
+            outside = os.path.join(other, "outside.img")
+            with open(outside, "wb") as f:
+                f.truncate(1 << 20)
+            os.symlink(outside, os.path.join(tmp, "link.img"))
+            os.symlink("../" + os.path.basename(other) + "/outside.img",
+                       os.path.join(tmp, "rel-link.img"))
+            for p, why in ((outside, "an image outside the boot drives' directories"),
+                           (os.path.join(tmp, "..", os.path.basename(other), "outside.img"),
+                            "a path leading out with .."),
+                           (os.path.join(tmp, "link.img"), "a symlink to an image outside"),
+                           (os.path.join(tmp, "rel-link.img"), "a relative symlink out"),
+                           ("two.img", "a relative path"),
+                           (tmp, "the directory itself"),
+                           ("/proc/self/fd/0", "a /proc path")):
+                st, t = call("PATCH", "/drives/data", {"drive_id": "data", "path_on_host": p},
+                             want=400, label=f"sandboxed: {why}")
+            check("patch: the refusal names the rule", "directories of its drives" in t or
+                  "directories of its drives" in call("PATCH", "/drives/data", {
+                      "drive_id": "data", "path_on_host": outside}, want=400,
+                      label="sandboxed: outside again")[1], t[:200])
+            shutil.rmtree(other, ignore_errors=True)
         three = os.path.join(tmp, "three.img")
         with open(three, "wb") as held:  # a POSIX lock conflicts with vessel's OFD lock
             held.truncate(1 << 20)
@@ -1110,6 +1148,7 @@ def test_debian_stop(vessel):
 
 TESTS = {"eight": test_eight, "admission": test_admission, "crash": test_crash,
          "pause": test_pause, "api": test_api, "patch_drive": test_patch_drive,
+         "patch_drive_sandbox": test_patch_drive_sandbox,
          "patch_drive_stall": test_patch_drive_stall, "config_file": test_config_file,
          "bad_input": test_bad_input, "console": test_console, "isolation": test_isolation, "debian_stop": test_debian_stop}
 # systemd under the sanitizer build takes minutes to boot: the plain build only

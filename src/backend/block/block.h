@@ -85,6 +85,22 @@ uint64_t blk_buffered_fallbacks(const struct blk_backend *b);
 /* Which engine serves this backend: "io_uring" or "threads". */
 const char *blk_engine_name(const struct blk_backend *b);
 
+/* How block backends open image files. By default open(2). A sandboxed VM process may open
+ * nothing and set up no io_uring ring: it sets its file broker here (vm/broker.h), and from then
+ * on images are opened through it and new backends use the thread-pool engine. */
+struct blk_file_ops {
+    int (*open)(const char *path, int flags); /* a descriptor or -errno */
+    int (*reopen)(int fd, int flags);         /* the same file opened again, or -errno */
+};
+void blk_set_file_ops(const struct blk_file_ops *ops);
+/* For the backends: open(path, flags) or the broker's; a descriptor or -errno (-EXDEV: the
+ * broker does not open files outside the directories of the VM's drives at boot). */
+int blk_file_open(const char *path, int flags);
+/* The file fd refers to, opened again with flags (O_DIRECT): a descriptor or -errno. */
+int blk_file_reopen(int fd, int flags);
+/* Whether files are opened through a broker (the process is sandboxed). */
+bool blk_file_brokered(void);
+
 /* `vessel disk create`: a sparse raw image of `size` bytes (multiple of 512). Refuses to
  * overwrite an existing file. 0 or -errno with message. */
 int blk_create_raw(const char *path, uint64_t size, char *err, size_t errlen);

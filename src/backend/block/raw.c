@@ -195,9 +195,15 @@ static int open_image(const char *path, bool readonly, char *err, size_t errlen)
 {
     /* O_NONBLOCK: a FIFO given as an image must be refused, not wait for a writer. Cleared
      * once the file is known to be regular (check_geometry). */
-    int fd = open(path, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    int fd =
+        blk_file_open(path, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd >= 0) return fd;
-    int e = errno;
+    int e = -fd;
+    if (e == EXDEV && blk_file_brokered())
+        return fail_msg(err, errlen, -e,
+                        "disk %s: the sandboxed VM can only open images in the directories of its "
+                        "drives at boot (docs/security.md)",
+                        path);
     if (e == ENOENT)
         return fail_msg(err, errlen, -e, "disk %s: no such file (vessel disk create makes one)",
                         path);
@@ -214,11 +220,9 @@ static int open_image(const char *path, bool readonly, char *err, size_t errlen)
 static int open_direct(int fd, bool readonly, const char *path, unsigned *mem_align,
                        unsigned *off_align, char *err, size_t errlen)
 {
-    char self[64];
-    snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
-    int dfd = open(self, (readonly ? O_RDONLY : O_RDWR) | O_DIRECT | O_CLOEXEC | O_NOCTTY);
+    int dfd = blk_file_reopen(fd, (readonly ? O_RDONLY : O_RDWR) | O_DIRECT | O_CLOEXEC | O_NOCTTY);
     if (dfd < 0) {
-        int e = errno;
+        int e = -dfd;
         if (e == EINVAL)
             return fail_msg(err, errlen, -e,
                             "disk %s: its filesystem does not support direct I/O "
@@ -241,6 +245,34 @@ static int open_direct(int fd, bool readonly, const char *path, unsigned *mem_al
     return dfd;
 }
 
+static const struct blk_file_ops *file_ops;
+
+void blk_set_file_ops(const struct blk_file_ops *ops)
+{
+    file_ops = ops;
+}
+
+bool blk_file_brokered(void)
+{
+    return file_ops != NULL;
+}
+
+int blk_file_open(const char *path, int flags)
+{
+    if (file_ops) return file_ops->open(path, flags);
+    int fd = open(path, flags);
+    return fd >= 0 ? fd : -errno;
+}
+
+int blk_file_reopen(int fd, int flags)
+{
+    if (file_ops) return file_ops->reopen(fd, flags);
+    char self[64];
+    snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+    int nfd = open(self, flags);
+    return nfd >= 0 ? nfd : -errno;
+}
+
 int blk_open(struct blk_backend **out, const char *path, const struct blk_open_opts *o, char *err,
              size_t errlen)
 {
@@ -251,6 +283,7 @@ int blk_open(struct blk_backend **out, const char *path, const struct blk_open_o
     enum io_engine_kind kind;
     int r = io_engine_kind_from_env(&kind, err, errlen);
     if (r < 0) return r;
+    if (blk_file_brokered()) kind = IO_ENGINE_THREADS; /* no io_uring set-up in the sandbox */
 
     struct stat st;
     int fd = open_image(path, readonly, err, errlen);
@@ -369,8 +402,13 @@ int blk_refresh_size(struct blk_backend *b, char *err, size_t errlen)
 bool blk_same_file(const struct blk_backend *b, const char *path)
 {
     struct stat a, p;
-    return fstat(b->fd, &a) == 0 && stat(path, &p) == 0 && a.st_dev == p.st_dev &&
-           a.st_ino == p.st_ino;
+    /* through the broker when sandboxed: the process may not stat paths either */
+    int fd = blk_file_open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0) return false;
+    bool same =
+        fstat(b->fd, &a) == 0 && fstat(fd, &p) == 0 && a.st_dev == p.st_dev && a.st_ino == p.st_ino;
+    close(fd);
+    return same;
 }
 
 uint64_t blk_size(const struct blk_backend *b)
