@@ -1,6 +1,7 @@
 /* The REST API (api.h). */
 #include "api/api.h"
 #include "util/log.h"
+#include "machine/snapshot.h"
 #include "vm/broker.h"
 #include "vm/sandbox.h"
 #include "util/version.h"
@@ -244,6 +245,44 @@ static void patch_vm(struct api_ctx *a, json_object *o, struct api_response *r)
     }
     if (rc)
         set_fault(r, 400, "%s", err);
+    else
+        r->status = 204;
+}
+
+/* PUT /snapshot/create (Firecracker's SnapshotCreateParams): the VM must be paused. */
+static bool simple_fields(json_object *o, const char *const *keys, const json_type *types,
+                          struct api_response *r, const char *what);
+static void put_snapshot_create(struct api_ctx *a, json_object *o, struct api_response *r)
+{
+    static const char *const keys[] = {"snapshot_path", "mem_file_path", "snapshot_type", NULL};
+    static const json_type types[] = {json_type_string, json_type_string, json_type_string};
+    if (!simple_fields(o, keys, types, r, "snapshot")) return;
+    json_object *sp, *mp, *ty;
+    if (!json_object_object_get_ex(o, "snapshot_path", &sp) ||
+        !json_object_object_get_ex(o, "mem_file_path", &mp)) {
+        set_fault(r, 400, "snapshot: 'snapshot_path' and 'mem_file_path' are required");
+        return;
+    }
+    if (json_object_object_get_ex(o, "snapshot_type", &ty) &&
+        strcmp(json_object_get_string(ty), "Full") != 0) {
+        set_fault(r, 400, "snapshot: only snapshot_type Full is supported (not '%s')",
+                  json_object_get_string(ty));
+        return;
+    }
+    const char *spath = json_object_get_string(sp), *mpath = json_object_get_string(mp);
+    if (!spath[0] || !mpath[0] || strlen(spath) >= VM_PATH_MAX || strlen(mpath) >= VM_PATH_MAX ||
+        !strcmp(spath, mpath)) {
+        set_fault(r, 400, "snapshot: two different paths of 1-%d bytes", VM_PATH_MAX - 1);
+        return;
+    }
+    if (preboot(a)) {
+        set_fault(r, 400, "snapshot: the VM has not started");
+        return;
+    }
+    char err[600];
+    struct snap_save_stats st;
+    if (vm_snapshot_create(a->vm, spath, mpath, &st, err, sizeof(err)) < 0)
+        set_fault(r, 400, "snapshot: %s", err);
     else
         r->status = 204;
 }
@@ -495,6 +534,7 @@ void api_handle(struct api_ctx *a, const char *method, const char *path, const c
         {"/entropy", "P", "PUT"},
         {"/serial", "P", "PUT"},
         {"/drives/", "PA", "PUT, PATCH"},
+        {"/snapshot/create", "P", "PUT"},
         {"/vessel/info", "G", "GET"},
         {"/vessel/quit", "P", "PUT"},
     };
@@ -567,6 +607,8 @@ void api_handle(struct api_ctx *a, const char *method, const char *path, const c
         put_actions(a, o, r);
     } else if (!strcmp(p, "/vm")) {
         patch_vm(a, o, r);
+    } else if (!strcmp(p, "/snapshot/create")) {
+        put_snapshot_create(a, o, r);
     } else if (!strcmp(p, "/logger") || !strcmp(p, "/metrics")) {
         /* pre-boot only (as Firecracker): the files are opened before the sandbox */
         if (!preboot(a))

@@ -45,4 +45,5 @@ int cli_logs(int argc, char **argv);
 int cli_console(int argc, char **argv);
 int cli_host(int argc, char **argv);
 int cli_vmm(int argc, char **argv); /* the detached VM process (vessel __vmm) */
+int cli_snapshot(int argc, char **argv);
 #endif

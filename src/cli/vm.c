@@ -21,6 +21,7 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
+#include <dirent.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -497,7 +498,7 @@ static int check_files(const struct vm_spec *s, char *err, size_t errlen)
 }
 
 /* Spawn `vessel __vmm` detached; returns its pid, the read end of its ready pipe in *rfd. */
-static pid_t spawn_vmm(const struct store *st, const char *name, int *rfd)
+static pid_t spawn_vmm(const struct store *st, const char *name, const char *restore, int *rfd)
 {
     int p[2];
     if (pipe2(p, O_CLOEXEC) < 0) return -1;
@@ -525,8 +526,10 @@ static pid_t spawn_vmm(const struct store *st, const char *name, int *rfd)
         dup2(p[1], 3); /* dup2 clears CLOEXEC on the copy */
         for (int fd = 4; fd < 1024; fd++)
             close(fd);
-        char *args[] = {"vessel",     "__vmm", "--store", (char *)st->root, "--name", (char *)name,
-                        "--ready-fd", "3",     NULL};
+        char *args[] = {"vessel",         "__vmm",  "--store",
+                        (char *)st->root, "--name", (char *)name,
+                        "--ready-fd",     "3",      restore ? "--restore" : NULL,
+                        (char *)restore,  NULL};
         execv("/proc/self/exe", args);
         _exit(127);
     }
@@ -537,6 +540,8 @@ static pid_t spawn_vmm(const struct store *st, const char *name, int *rfd)
 
 static int cli_console_attach(const struct store *st, const char *name);
 
+static int start_vm(struct store *stp, const char *name, const char *restore, bool attach);
+
 int cli_start(int argc, char **argv)
 {
     struct simple_args a;
@@ -544,6 +549,17 @@ int cli_start(int argc, char **argv)
     if (rc) return rc < 0 ? 0 : rc;
     struct store st;
     if ((rc = open_store(&st, a.store, false, "start"))) return rc;
+    return start_vm(&st, a.name, NULL, a.attach);
+}
+
+/* Start a stored VM (restore: a snapshot directory to resume from instead of booting). */
+static int start_vm(struct store *stp, const char *name, const char *restore, bool attach)
+{
+    struct store st = *stp;
+    struct {
+        const char *name;
+        bool attach;
+    } a = {name, attach};
     char err[700];
     static struct vm_spec spec;
     if (store_vm_load(&st, a.name, &spec, err, sizeof(err)) < 0) {
@@ -571,7 +587,7 @@ int cli_start(int argc, char **argv)
         return VM_EXIT_HOST_ERROR;
     }
     int rfd;
-    pid_t pid = spawn_vmm(&st, a.name, &rfd);
+    pid_t pid = spawn_vmm(&st, a.name, restore, &rfd);
     if (pid < 0) {
         store_unlock(lk);
         fprintf(stderr, "vessel start: cannot spawn the VM process: %s\n", strerror(errno));
@@ -610,7 +626,12 @@ int cli_start(int argc, char **argv)
         return VM_EXIT_HOST_ERROR;
     }
     if (a.attach) return cli_console_attach(&st, a.name);
-    printf("%s\n", a.name);
+    char *nl = strchr(msg, '\n');
+    if (nl) *nl = 0;
+    if (msg[2] == ' ') /* what the VM process adds, e.g. how long a restore took */
+        printf("%s: %s\n", a.name, msg + 3);
+    else
+        printf("%s\n", a.name);
     return 0;
 }
 
@@ -1148,6 +1169,7 @@ int cli_vmm(int argc, char **argv)
     static const struct option opts[] = {{"store", required_argument, NULL, 's'},
                                          {"name", required_argument, NULL, 'n'},
                                          {"ready-fd", required_argument, NULL, 'r'},
+                                         {"restore", required_argument, NULL, 'R'},
                                          {NULL, 0, NULL, 0}};
     struct vmproc_opts o = {.ready_fd = -1};
     optind = 1;
@@ -1160,9 +1182,343 @@ int cli_vmm(int argc, char **argv)
             o.name = optarg;
         else if (c == 'r')
             o.ready_fd = atoi(optarg);
+        else if (c == 'R')
+            o.restore_dir = optarg;
         else
             return VM_EXIT_USAGE;
     }
     if (!o.name || !store_name_valid(o.name)) return VM_EXIT_USAGE;
     return vmproc_run(&o);
+}
+
+/* ---- vessel snapshot (docs/snapshots.md) ---- */
+
+static void snapshot_usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: vessel snapshot create NAME SNAP   a running VM: memory, CPUs, devices, disks\n"
+            "                                          (a stopped VM: its disks)\n"
+            "       vessel snapshot list NAME [--json]\n"
+            "       vessel snapshot restore NAME SNAP  the VM then runs from that instant\n"
+            "       vessel snapshot rm NAME SNAP\n"
+            "  --store DIR   the store\n"
+            "Snapshots live in the VM's directory (snapshots/SNAP/). A running VM is paused\n"
+            "while its snapshot is written, then runs on. Restoring a running VM stops it\n"
+            "first. Writable disks are copied (sparse) into the snapshot and copied back on\n"
+            "restore.\n");
+}
+
+/* Remove a snapshot directory (its files, one level). */
+static void rm_snapdir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)))
+            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) unlinkat(dirfd(d), e->d_name, 0);
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
+/* Copy src over dst atomically (a temporary file next to dst, renamed). */
+static int copy_over(const char *src, const char *dst, char *err, size_t errlen)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof(tmp), "%s.restore-tmp", dst);
+    unlink(tmp);
+    int r = copy_sparse(src, tmp, 0, err, errlen);
+    if (r == 0 && rename(tmp, dst) < 0) {
+        r = -errno;
+        snprintf(err, errlen, "%.400s: %s", dst, strerror(errno));
+        unlink(tmp);
+    }
+    return r;
+}
+
+static int snapshot_create(struct store *st, const char *name, const char *snap)
+{
+    char err[700];
+    static struct vm_spec spec;
+    if (store_vm_load(st, name, &spec, err, sizeof(err)) < 0) {
+        fprintf(stderr, "vessel snapshot: %s\n", err);
+        return VM_EXIT_USAGE;
+    }
+    char base[4096], dir[4200], p1[4300], p2[4300];
+    store_vm_path(st, name, "snapshots", base, sizeof(base));
+    snprintf(dir, sizeof(dir), "%s/%s", base, snap);
+    if (mkdir(base, 0700) < 0 && errno != EEXIST) {
+        fprintf(stderr, "vessel snapshot: %s: %s\n", base, strerror(errno));
+        return VM_EXIT_HOST_ERROR;
+    }
+    if (mkdir(dir, 0700) < 0) {
+        fprintf(stderr, "vessel snapshot: %s: %s\n", snap,
+                errno == EEXIST ? "a snapshot of that name exists" : strerror(errno));
+        return errno == EEXIST ? VM_EXIT_USAGE : VM_EXIT_HOST_ERROR;
+    }
+    uint64_t t0 = mono_ms();
+    enum store_vm_state s = store_vm_state(st, name, NULL);
+    bool live = is_live(s), resume = s == SVM_RUNNING;
+    int rc = 0;
+    char *resp = NULL;
+    if (live && resume &&
+        vm_api(st, name, "snapshot", "PATCH", "/vm", "{\"state\":\"Paused\"}", NULL) != 204) {
+        fprintf(stderr, "vessel snapshot: %s: cannot pause it\n", name);
+        rc = VM_EXIT_HOST_ERROR;
+    }
+    if (!rc && live) {
+        snprintf(p1, sizeof(p1), "%s/state", dir);
+        snprintf(p2, sizeof(p2), "%s/memory", dir);
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "snapshot_type", json_object_new_string("Full"));
+        json_object_object_add(o, "snapshot_path", json_object_new_string(p1));
+        json_object_object_add(o, "mem_file_path", json_object_new_string(p2));
+        long r = vm_api(st, name, "snapshot", "PUT", "/snapshot/create",
+                        json_object_to_json_string(o), &resp);
+        json_object_put(o);
+        if (r != 204) {
+            if (r > 0) print_fault("snapshot", name, resp);
+            rc = VM_EXIT_HOST_ERROR;
+        }
+    }
+    /* the disks at the same instant: the guest is paused and its requests have completed */
+    json_object *disks = json_object_new_array();
+    for (unsigned i = 0; !rc && i < spec.ndrives; i++) {
+        const struct vm_drive_spec *d = &spec.drives[i];
+        json_object *j = json_object_new_object();
+        json_object_object_add(j, "id", json_object_new_string(d->id));
+        json_object_object_add(j, "path", json_object_new_string(d->path));
+        if (!d->readonly) {
+            snprintf(p1, sizeof(p1), "%s/disk-%u.img", dir, i);
+            if (copy_sparse(d->path, p1, 0, err, sizeof(err)) < 0) {
+                fprintf(stderr, "vessel snapshot: copying disk %s: %s\n", d->id, err);
+                rc = VM_EXIT_HOST_ERROR;
+            }
+            json_object_object_add(j, "copy", json_object_new_string(p1 + strlen(dir) + 1));
+        }
+        json_object_array_add(disks, j);
+    }
+    if (live && resume &&
+        vm_api(st, name, "snapshot", "PATCH", "/vm", "{\"state\":\"Resumed\"}", NULL) != 204)
+        fprintf(stderr, "vessel snapshot: %s: could not resume it (vessel resume %s)\n", name,
+                name);
+    free(resp);
+    if (!rc) {
+        json_object *info = json_object_new_object();
+        json_object_object_add(info, "version", json_object_new_int(1));
+        json_object_object_add(info, "name", json_object_new_string(snap));
+        json_object_object_add(info, "created", json_object_new_int64((int64_t)time(NULL)));
+        json_object_object_add(info, "memory", json_object_new_boolean(live));
+        json_object_object_add(info, "cpus", json_object_new_int((int)spec.cpus));
+        json_object_object_add(info, "memory_mib", json_object_new_int64((int64_t)spec.mem_mib));
+        json_object_object_add(info, "disks", json_object_get(disks));
+        snprintf(p1, sizeof(p1), "%s/info.json", dir);
+        if (json_object_to_file_ext(p1, info, JSON_C_TO_STRING_PRETTY) < 0) {
+            fprintf(stderr, "vessel snapshot: cannot write %s\n", p1);
+            rc = VM_EXIT_HOST_ERROR;
+        }
+        json_object_put(info);
+    }
+    json_object_put(disks);
+    if (rc) {
+        rm_snapdir(dir);
+        return rc;
+    }
+    printf("%s: snapshot %s (%s) in %llu ms\n", name, snap,
+           live ? "memory, CPUs, devices and disks" : "disks",
+           (unsigned long long)(mono_ms() - t0));
+    return 0;
+}
+
+static uint64_t dir_bytes(const char *dir)
+{
+    uint64_t n = 0;
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        struct stat sb;
+        if (fstatat(dirfd(d), e->d_name, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(sb.st_mode))
+            n += (uint64_t)sb.st_blocks * 512;
+    }
+    closedir(d);
+    return n;
+}
+
+static int snapshot_list(struct store *st, const char *name, bool as_json)
+{
+    char base[4096];
+    store_vm_path(st, name, "snapshots", base, sizeof(base));
+    json_object *arr = json_object_new_array();
+    DIR *d = opendir(base);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (!store_name_valid(e->d_name)) continue;
+        char p[4400];
+        snprintf(p, sizeof(p), "%s/%s/info.json", base, e->d_name);
+        json_object *info = json_object_from_file(p), *v;
+        if (!info) continue; /* not finished, or not ours */
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "name", json_object_new_string(e->d_name));
+        json_object_object_add(o, "created",
+                               json_object_new_int64(json_object_object_get_ex(info, "created", &v)
+                                                         ? json_object_get_int64(v)
+                                                         : 0));
+        json_object_object_add(
+            o, "memory",
+            json_object_new_boolean(json_object_object_get_ex(info, "memory", &v) &&
+                                    json_object_get_boolean(v)));
+        snprintf(p, sizeof(p), "%s/%s", base, e->d_name);
+        json_object_object_add(o, "bytes", json_object_new_int64((int64_t)dir_bytes(p)));
+        json_object_array_add(arr, o);
+        json_object_put(info);
+    }
+    if (d) closedir(d);
+    if (as_json) {
+        printf("%s\n", json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PLAIN));
+    } else {
+        printf("%-20s %-20s %-7s %s\n", "SNAPSHOT", "CREATED", "MEMORY", "SIZE");
+        for (size_t i = 0; i < json_object_array_length(arr); i++) {
+            json_object *o = json_object_array_get_idx(arr, i), *v;
+            json_object_object_get_ex(o, "created", &v);
+            time_t t = (time_t)json_object_get_int64(v);
+            char when[32];
+            strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime(&t));
+            json_object *nm, *mem, *b;
+            json_object_object_get_ex(o, "name", &nm);
+            json_object_object_get_ex(o, "memory", &mem);
+            json_object_object_get_ex(o, "bytes", &b);
+            printf("%-20s %-20s %-7s %.1f MiB\n", json_object_get_string(nm), when,
+                   json_object_get_boolean(mem) ? "yes" : "no",
+                   (double)json_object_get_int64(b) / (1 << 20));
+        }
+    }
+    json_object_put(arr);
+    return 0;
+}
+
+static int snapshot_restore(struct store *st, const char *name, const char *snap)
+{
+    char err[700], dir[4200], p[4400];
+    store_vm_path(st, name, "snapshots", dir, sizeof(dir));
+    size_t l = strlen(dir);
+    snprintf(dir + l, sizeof(dir) - l, "/%s", snap);
+    snprintf(p, sizeof(p), "%s/info.json", dir);
+    json_object *info = json_object_from_file(p), *v;
+    if (!info) {
+        fprintf(stderr, "vessel snapshot: %s has no snapshot %s\n", name, snap);
+        return VM_EXIT_USAGE;
+    }
+    bool memory = json_object_object_get_ex(info, "memory", &v) && json_object_get_boolean(v);
+    static struct vm_spec spec;
+    int rc = 0;
+    if (store_vm_load(st, name, &spec, err, sizeof(err)) < 0) {
+        fprintf(stderr, "vessel snapshot: %s\n", err);
+        rc = VM_EXIT_USAGE;
+    }
+    json_object *disks = NULL;
+    if (!rc && (!json_object_object_get_ex(info, "disks", &disks) ||
+                !json_object_is_type(disks, json_type_array) ||
+                json_object_array_length(disks) != spec.ndrives)) {
+        fprintf(stderr, "vessel snapshot: %s: the snapshot's disks do not match the VM's\n", snap);
+        rc = VM_EXIT_USAGE;
+    }
+    if (!rc && is_live(store_vm_state(st, name, NULL))) {
+        char *args[] = {"stop", (char *)name, "--force", "--store", (char *)st->root, NULL};
+        if (cli_stop(5, args) != 0) rc = VM_EXIT_HOST_ERROR;
+        /* the stopped VM process's monitor may still be cleaning up (its lock reads as
+         * "starting"): wait for it, bounded */
+        for (int i = 0; !rc && i < 100; i++) {
+            enum store_vm_state s = store_vm_state(st, name, NULL);
+            if (s != SVM_STARTING && !is_live(s)) break;
+            usleep(100000);
+        }
+    }
+    for (unsigned i = 0; !rc && i < spec.ndrives; i++) {
+        json_object *j = json_object_array_get_idx(disks, i), *c;
+        if (!json_object_object_get_ex(j, "copy", &c)) continue; /* read-only: unchanged */
+        const char *cp = json_object_get_string(c);
+        if (strchr(cp, '/') || cp[0] == '.') {
+            fprintf(stderr, "vessel snapshot: %s: bad disk copy name\n", snap);
+            rc = VM_EXIT_USAGE;
+            break;
+        }
+        snprintf(p, sizeof(p), "%s/%s", dir, cp);
+        if (copy_over(p, spec.drives[i].path, err, sizeof(err)) < 0) {
+            fprintf(stderr, "vessel snapshot: restoring disk %s: %s\n", spec.drives[i].id, err);
+            rc = VM_EXIT_HOST_ERROR;
+        }
+    }
+    json_object_put(info);
+    if (rc) return rc;
+    if (!memory) {
+        printf("%s: disks restored from %s (the VM is stopped)\n", name, snap);
+        return 0;
+    }
+    return start_vm(st, name, dir, false);
+}
+
+int cli_snapshot(int argc, char **argv)
+{
+    /* parsed by hand: getopt's "+" mode would stay on for the cli_stop/cli_start this calls */
+    const char *store = NULL;
+    bool as_json = false;
+    const char *w[3] = {NULL, NULL, NULL};
+    int nw = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--store") && i + 1 < argc) {
+            store = argv[++i];
+        } else if (!strncmp(argv[i], "--store=", 8)) {
+            store = argv[i] + 8;
+        } else if (!strcmp(argv[i], "--json")) {
+            as_json = true;
+        } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            snapshot_usage(stdout);
+            return 0;
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            fprintf(stderr, "vessel snapshot: unknown option %s\n", argv[i]);
+            return VM_EXIT_USAGE;
+        } else if (nw < 3) {
+            w[nw++] = argv[i];
+        } else {
+            fprintf(stderr, "vessel snapshot: too many arguments\n");
+            return VM_EXIT_USAGE;
+        }
+    }
+    const char *sub = w[0], *name = w[1], *snap = w[2];
+    bool list = sub && !strcmp(sub, "list");
+    if (!sub || !name || (list ? snap != NULL : !snap)) {
+        snapshot_usage(stderr);
+        return VM_EXIT_USAGE;
+    }
+    if (!store_name_valid(name) || (snap && !store_name_valid(snap))) {
+        fprintf(stderr, "vessel snapshot: bad name '%s': 1-63 of a-z A-Z 0-9 _ . - (not first)\n",
+                !store_name_valid(name) ? name : snap);
+        return VM_EXIT_USAGE;
+    }
+    struct store st;
+    int rc = open_store(&st, store, false, "snapshot");
+    if (rc) return rc;
+    if (!store_vm_exists(&st, name)) {
+        fprintf(stderr, "vessel snapshot: no VM named %s\n", name);
+        return VM_EXIT_USAGE;
+    }
+    if (list) return snapshot_list(&st, name, as_json);
+    if (!strcmp(sub, "create")) return snapshot_create(&st, name, snap);
+    if (!strcmp(sub, "restore")) return snapshot_restore(&st, name, snap);
+    if (!strcmp(sub, "rm")) {
+        char dir[4200], p[4400];
+        store_vm_path(&st, name, "snapshots", dir, sizeof(dir));
+        size_t l = strlen(dir);
+        snprintf(dir + l, sizeof(dir) - l, "/%s", snap);
+        snprintf(p, sizeof(p), "%s/info.json", dir);
+        if (access(p, F_OK) < 0) {
+            fprintf(stderr, "vessel snapshot: %s has no snapshot %s\n", name, snap);
+            return VM_EXIT_USAGE;
+        }
+        rm_snapdir(dir);
+        return 0;
+    }
+    fprintf(stderr, "vessel snapshot: unknown subcommand '%s' (create, list, restore, rm)\n", sub);
+    return VM_EXIT_USAGE;
 }

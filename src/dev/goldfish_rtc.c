@@ -6,6 +6,7 @@
  * The alarm is served by a thread waiting on a condvar with a CLOCK_REALTIME deadline, so host
  * clock steps move the deadline with the clock, as the guest expects of a wall clock. */
 #include "dev/goldfish_rtc.h"
+#include "util/staterec.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include <errno.h>
@@ -194,3 +195,42 @@ void goldfish_rtc_destroy(struct goldfish_rtc *r)
 }
 
 const struct mmio_ops goldfish_rtc_mmio_ops = {.read = rtc_read, .write = rtc_write};
+
+/* ---- snapshots (util/staterec.h): the guest's RTC keeps its offset to the host's wall clock,
+ * so after a restore it reads the host's time again (the ACLINT does the same for mtime). */
+void goldfish_rtc_save(struct goldfish_rtc *r, struct sw *w)
+{
+    pthread_mutex_lock(&r->lock);
+    sw_section(w, "rtc", 1);
+    sw_u64(w, "offset", r->offset);
+    sw_u64(w, "time_high", r->time_high);
+    sw_u64(w, "alarm", r->alarm);
+    sw_u64(w, "alarm_armed", r->alarm_armed);
+    sw_u64(w, "irq_enabled", r->irq_enabled);
+    sw_u64(w, "irq_pending", r->irq_pending);
+    sw_u64(w, "irq_level", r->irq_level);
+    pthread_mutex_unlock(&r->lock);
+}
+
+int goldfish_rtc_load(struct goldfish_rtc *r, struct sr *sr)
+{
+    sr_enter(sr, "rtc", 1);
+    uint64_t off = sr_u64(sr, "offset", UINT64_MAX);
+    uint64_t th = sr_u64(sr, "time_high", UINT32_MAX), alarm = sr_u64(sr, "alarm", UINT64_MAX);
+    bool armed = sr_u64(sr, "alarm_armed", 1), en = sr_u64(sr, "irq_enabled", 1);
+    bool pend = sr_u64(sr, "irq_pending", 1), lvl = sr_u64(sr, "irq_level", 1);
+    if (sr_failed(sr)) return -1;
+    pthread_mutex_lock(&r->lock);
+    r->offset = off;
+    r->time_high = (uint32_t)th;
+    r->alarm = alarm;
+    r->alarm_armed = armed;
+    r->irq_enabled = en;
+    r->irq_pending = pend;
+    r->irq_level = lvl;
+    update_irq(r);
+    check_alarm(r);
+    pthread_cond_signal(&r->cond);
+    pthread_mutex_unlock(&r->lock);
+    return 0;
+}

@@ -15,4 +15,9 @@ struct goldfish_rtc;
 struct goldfish_rtc *goldfish_rtc_create(struct irq_line irq);
 void goldfish_rtc_destroy(struct goldfish_rtc *r);
 extern const struct mmio_ops goldfish_rtc_mmio_ops;
+/* Snapshots: section "rtc". _load: 0, or -1 with the reason in the reader. */
+struct sw;
+struct sr;
+void goldfish_rtc_save(struct goldfish_rtc *r, struct sw *w);
+int goldfish_rtc_load(struct goldfish_rtc *r, struct sr *sr);
 #endif

@@ -4,6 +4,8 @@
  * enabled and after every transmitted byte, and IIR bits 7:6 set while FIFOs are enabled.
  * Transmission is instantaneous: a THR write goes straight to the chr backend. */
 #include "dev/uart.h"
+#include "util/staterec.h"
+#include <string.h>
 #include <stdbool.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -251,3 +253,56 @@ void uart_destroy(struct uart *u)
 }
 
 const struct mmio_ops uart_mmio_ops = {.read = uart_read, .write = uart_write};
+
+/* ---- snapshots (util/staterec.h) ---- */
+void uart_save(struct uart *u, struct sw *w)
+{
+    pthread_mutex_lock(&u->lock);
+    sw_section(w, "uart", 1);
+    uint8_t rx[RX_FIFO_SIZE]; /* in order, oldest first */
+    for (unsigned i = 0; i < u->rx_count; i++)
+        rx[i] = u->rx[(u->rx_head + i) % RX_FIFO_SIZE];
+    sw_bytes(w, "rx", rx, u->rx_count);
+    sw_u64(w, "rx_count", u->rx_count);
+    sw_u64(w, "irq_level", u->irq_level);
+    sw_u64(w, "fifo_en", u->fifo_en);
+    sw_u64(w, "thre_ip", u->thre_ip);
+    sw_u64(w, "ier", u->ier);
+    sw_u64(w, "lcr", u->lcr);
+    sw_u64(w, "mcr", u->mcr);
+    sw_u64(w, "scr", u->scr);
+    sw_u64(w, "dll", u->dll);
+    sw_u64(w, "dlm", u->dlm);
+    pthread_mutex_unlock(&u->lock);
+}
+
+int uart_load(struct uart *u, struct sr *r)
+{
+    sr_enter(r, "uart", 1);
+    unsigned n = (unsigned)sr_u64(r, "rx_count", RX_FIFO_SIZE);
+    uint8_t rx[RX_FIFO_SIZE];
+    sr_bytes(r, "rx", rx, n);
+    bool irq = sr_u64(r, "irq_level", 1), fifo = sr_u64(r, "fifo_en", 1);
+    bool thre = sr_u64(r, "thre_ip", 1);
+    uint8_t ier = (uint8_t)sr_u64(r, "ier", 0x0f), lcr = (uint8_t)sr_u64(r, "lcr", 0xff);
+    uint8_t mcr = (uint8_t)sr_u64(r, "mcr", 0x1f), scr = (uint8_t)sr_u64(r, "scr", 0xff);
+    uint8_t dll = (uint8_t)sr_u64(r, "dll", 0xff), dlm = (uint8_t)sr_u64(r, "dlm", 0xff);
+    if (!sr_failed(r) && !fifo && n > 1) sr_fail(r, "state of uart: %u bytes without a FIFO", n);
+    if (sr_failed(r)) return -1;
+    pthread_mutex_lock(&u->lock);
+    memcpy(u->rx, rx, n);
+    u->rx_head = 0;
+    u->rx_count = n;
+    u->fifo_en = fifo;
+    u->thre_ip = thre;
+    u->ier = ier;
+    u->lcr = lcr;
+    u->mcr = mcr;
+    u->scr = scr;
+    u->dll = dll;
+    u->dlm = dlm;
+    u->irq_level = irq; /* the PLIC's saved line level matches it */
+    update_irq(u);      /* and if it did not, this drives the line to what the registers say */
+    pthread_mutex_unlock(&u->lock);
+    return 0;
+}

@@ -18,4 +18,9 @@ struct uart;
 struct uart *uart_create(struct chr *chr, struct irq_line irq);
 void uart_destroy(struct uart *u);
 extern const struct mmio_ops uart_mmio_ops;
+/* Snapshots: section "uart". _load: 0, or -1 with the reason in the reader. */
+struct sw;
+struct sr;
+void uart_save(struct uart *u, struct sw *w);
+int uart_load(struct uart *u, struct sr *sr);
 #endif

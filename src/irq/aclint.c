@@ -3,6 +3,8 @@
  * narrower accesses read or replace the addressed bytes of the 32-bit MSIP or 64-bit
  * MTIMECMP/MTIME register, so 32-bit halves work as OpenSBI's RV32 code path expects. */
 #include "irq/aclint.h"
+#include "util/staterec.h"
+#include <stdio.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -118,3 +120,53 @@ static void aclint_write(void *dev, uint64_t off, uint64_t val, unsigned size)
 }
 
 const struct mmio_ops aclint_mmio_ops = {.read = aclint_read, .write = aclint_write};
+
+/* ---- snapshots (util/staterec.h) ----
+ * Clock policy (docs/snapshots.md): the guest's mtime continues from its saved value plus the
+ * host wall-clock time that passed since the snapshot, as if the guest had been paused that
+ * long. So the guest's monotonic clock never runs backwards, and its wall clock (set from the
+ * RTC at boot, advanced by mtime since) agrees with the host's again at once. A host clock
+ * that is behind the snapshot's (another host) adds nothing. */
+void aclint_save(struct aclint *a, struct sw *w, uint64_t host_realtime)
+{
+    sw_section(w, "aclint", 1);
+    sw_u64(w, "nharts", a->nharts);
+    sw_u64(w, "mtime", aclint_mtime(a));
+    sw_u64(w, "host_realtime_ns", host_realtime);
+    for (unsigned h = 0; h < a->nharts; h++) {
+        char n[24];
+        snprintf(n, sizeof(n), "mtimecmp.%u", h);
+        sw_u64(w, n, atomic_load(&a->mtimecmp[h]));
+        snprintf(n, sizeof(n), "msip.%u", h);
+        sw_u64(w, n, atomic_load(&a->msip[h]));
+    }
+}
+
+int aclint_load(struct aclint *a, struct sr *r, uint64_t host_realtime)
+{
+    sr_enter(r, "aclint", 1);
+    uint64_t n = sr_u64(r, "nharts", ACLINT_MAX_HARTS);
+    uint64_t mtime = sr_u64(r, "mtime", UINT64_MAX);
+    uint64_t then = sr_u64(r, "host_realtime_ns", UINT64_MAX);
+    if (!sr_failed(r) && n != a->nharts)
+        sr_fail(r, "state of aclint: %llu harts, the machine has %u", (unsigned long long)n,
+                a->nharts);
+    uint64_t cmp[ACLINT_MAX_HARTS], sip[ACLINT_MAX_HARTS];
+    for (unsigned h = 0; h < a->nharts; h++) {
+        char f[24];
+        snprintf(f, sizeof(f), "mtimecmp.%u", h);
+        cmp[h] = sr_u64(r, f, UINT64_MAX);
+        snprintf(f, sizeof(f), "msip.%u", h);
+        sip[h] = sr_u64(r, f, 1);
+    }
+    if (sr_failed(r)) return -1;
+    uint64_t passed =
+        host_realtime > then ? (host_realtime - then) / (1000000000ull / VCLOCK_HZ) : 0;
+    atomic_store(&a->mtime_offset, (int64_t)(mtime + passed - vclock_ticks()));
+    for (unsigned h = 0; h < a->nharts; h++) {
+        atomic_store(&a->mtimecmp[h], cmp[h]);
+        write_msip(a, h, (uint32_t)sip[h]);
+        if (a->timer_changed) a->timer_changed(a->ctx, h);
+    }
+    return 0;
+}

@@ -34,4 +34,11 @@ static inline uint64_t aclint_mtime(struct aclint *a)
     return vclock_ticks() + (uint64_t)atomic_load_explicit(&a->mtime_offset, memory_order_relaxed);
 }
 extern const struct mmio_ops aclint_mmio_ops;
+
+/* Snapshots (aclint.c has the clock policy): section "aclint". host_realtime: the host's
+ * CLOCK_REALTIME in ns, now. aclint_load: 0, or -1 with the reason in r. */
+struct sw;
+struct sr;
+void aclint_save(struct aclint *a, struct sw *w, uint64_t host_realtime);
+int aclint_load(struct aclint *a, struct sr *r, uint64_t host_realtime);
 #endif

@@ -8,6 +8,8 @@
  *    and a source still high at complete is pending again.
  * Every context's output is recomputed after each change and driven only when it changes. */
 #include "irq/plic.h"
+#include "util/staterec.h"
+#include <stdio.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -221,3 +223,65 @@ static void plic_write(void *dev, uint64_t off, uint64_t val, unsigned size)
 }
 
 const struct mmio_ops plic_mmio_ops = {.read = plic_read, .write = plic_write};
+
+/* ---- snapshots (util/staterec.h) ---- */
+void plic_save(struct plic *p, struct sw *w)
+{
+    pthread_mutex_lock(&p->lock);
+    sw_section(w, "plic", 1);
+    sw_u64(w, "nctx", p->nctx);
+    sw_bytes(w, "prio", p->prio, sizeof(p->prio));
+    sw_bytes(w, "level", p->level, sizeof(p->level));
+    sw_bytes(w, "pending", p->pending, sizeof(p->pending));
+    sw_bytes(w, "claimed", p->claimed, sizeof(p->claimed));
+    for (unsigned i = 0; i < p->nctx; i++) {
+        char n[24];
+        snprintf(n, sizeof(n), "enable.%u", i);
+        sw_bytes(w, n, p->ctx[i].enable, sizeof(p->ctx[i].enable));
+        snprintf(n, sizeof(n), "threshold.%u", i);
+        sw_u64(w, n, p->ctx[i].threshold);
+    }
+    pthread_mutex_unlock(&p->lock);
+}
+
+int plic_load(struct plic *p, struct sr *r)
+{
+    sr_enter(r, "plic", 1);
+    uint64_t nctx = sr_u64(r, "nctx", PLIC_MAX_CTX);
+    if (!sr_failed(r) && nctx != p->nctx)
+        sr_fail(r, "state of plic: %llu contexts, the machine has %u", (unsigned long long)nctx,
+                p->nctx);
+    uint32_t prio[PLIC_NSRC], level[PLIC_WORDS], pending[PLIC_WORDS], claimed[PLIC_WORDS];
+    uint32_t enable[PLIC_MAX_CTX][PLIC_WORDS], thr[PLIC_MAX_CTX];
+    sr_bytes(r, "prio", prio, sizeof(prio));
+    sr_bytes(r, "level", level, sizeof(level));
+    sr_bytes(r, "pending", pending, sizeof(pending));
+    sr_bytes(r, "claimed", claimed, sizeof(claimed));
+    for (unsigned i = 0; i < p->nctx && !sr_failed(r); i++) {
+        char n[24];
+        snprintf(n, sizeof(n), "enable.%u", i);
+        sr_bytes(r, n, enable[i], sizeof(enable[i]));
+        snprintf(n, sizeof(n), "threshold.%u", i);
+        thr[i] = (uint32_t)sr_u64(r, n, PRIO_MASK);
+    }
+    /* source 0 does not exist; priorities are 3 bits */
+    bool bad = !sr_failed(r) && ((level[0] | pending[0] | claimed[0]) & 1);
+    for (unsigned s = 0; s < PLIC_NSRC && !sr_failed(r); s++)
+        if (prio[s] > PRIO_MASK || (s == 0 && prio[s])) bad = true;
+    for (unsigned i = 0; i < p->nctx && !sr_failed(r); i++)
+        if (enable[i][0] & 1) bad = true;
+    if (bad) sr_fail(r, "state of plic: a priority, source or enable bit out of range");
+    if (sr_failed(r)) return -1;
+    pthread_mutex_lock(&p->lock);
+    memcpy(p->prio, prio, sizeof(prio));
+    memcpy(p->level, level, sizeof(level));
+    memcpy(p->pending, pending, sizeof(pending));
+    memcpy(p->claimed, claimed, sizeof(claimed));
+    for (unsigned i = 0; i < p->nctx; i++) {
+        memcpy(p->ctx[i].enable, enable[i], sizeof(enable[i]));
+        p->ctx[i].threshold = thr[i];
+    }
+    update_outputs(p);
+    pthread_mutex_unlock(&p->lock);
+    return 0;
+}

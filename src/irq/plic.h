@@ -27,4 +27,9 @@ void plic_set_irq(struct plic *p, unsigned src, bool level);
 /* An irq_line callback: ctx = struct plic *, n = source. */
 void plic_irq_line_set(void *plic, unsigned src, bool level);
 extern const struct mmio_ops plic_mmio_ops;
+/* Snapshots: section "plic". plic_load: 0, or -1 with the reason in r. */
+struct sw;
+struct sr;
+void plic_save(struct plic *p, struct sw *w);
+int plic_load(struct plic *p, struct sr *r);
 #endif

@@ -9,6 +9,7 @@
 #include "irq/plic.h"
 #include "machine/fdt.h"
 #include "machine/loader.h"
+#include "machine/snapshot.h"
 #include "util/log.h"
 #include <errno.h>
 #include <stdarg.h>
@@ -264,9 +265,14 @@ int machine_create(struct machine **out, const struct machine_config *cfg, struc
     bus_init(&m->bus);
     int r = -ENOMEM;
 
-    /* Guest RAM: reserved lazily, pages cost host memory only when touched. */
-    m->ram = mmap(NULL, cfg->ram_size, PROT_READ | PROT_WRITE,
-                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    /* Guest RAM: reserved lazily, pages cost host memory only when touched. Restored from a
+     * snapshot: the memory file after its header, copy-on-write (machine/snapshot.h). */
+    if (cfg->restore)
+        m->ram = mmap(NULL, cfg->ram_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE,
+                      cfg->restore_mem_fd, SNAP_MEM_HEADER);
+    else
+        m->ram = mmap(NULL, cfg->ram_size, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (m->ram == MAP_FAILED) {
         m->ram = NULL;
         r = -errno;
@@ -344,8 +350,10 @@ int machine_create(struct machine **out, const struct machine_config *cfg, struc
         }
     }
 
-    r = load_images(m, err, errlen);
-    if (r < 0) goto fail;
+    if (!cfg->restore) {
+        r = load_images(m, err, errlen);
+        if (r < 0) goto fail;
+    }
     *out = m;
     return 0;
 fail:

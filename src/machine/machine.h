@@ -51,6 +51,12 @@ struct machine_config {
      * NULL: nothing. A negative return stops the machine with MEV_HOST_ERROR. */
     int (*hart_thread_init)(void);
 
+    /* Restore from a snapshot (machine/snapshot.h): guest RAM is the memory file, mapped
+     * copy-on-write (restore time does not grow with guest memory), and no image is loaded;
+     * the caller then applies the state with machine_snapshot_load before machine_run. */
+    bool restore;
+    int restore_mem_fd;
+
     /* --engine and --jit-cache (bytes per hart, 0: the default) */
     enum hart_engine engine;
     uint64_t jit_cache_size;

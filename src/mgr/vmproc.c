@@ -6,6 +6,7 @@
 #include "vm/cgroup.h"
 #include "util/log.h"
 #include <errno.h>
+#include <sys/stat.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -84,6 +85,16 @@ static int before_start(struct api_ctx *a, char *err, size_t errlen)
         memcpy(vo->inherited_fds, b->inherited_fds, sizeof(vo->inherited_fds));
     }
     if (p->o->name) {
+        /* snapshots: vessel snapshot create makes them in vms/NAME/snapshots/SNAP/ */
+        static char snapdir[4096], rstate[4200], rmem[4200];
+        store_vm_path(&p->st, p->o->name, "snapshots", snapdir, sizeof(snapdir));
+        if (mkdir(snapdir, 0700) == 0 || errno == EEXIST) vo->snapshot_dir = snapdir;
+        if (p->o->restore_dir) {
+            snprintf(rstate, sizeof(rstate), "%s/state", p->o->restore_dir);
+            snprintf(rmem, sizeof(rmem), "%s/memory", p->o->restore_dir);
+            vo->restore_state = rstate;
+            vo->restore_mem = rmem;
+        }
         /* a stored VM's own cgroup; the monitor removes it after the VM process exits */
         char cerr[sizeof(p->run.cgroup_note)];
         if (cgroup_enter(p->o->name, vo->machine.ram_size, vo->machine.cpus, cerr, sizeof(cerr)) <
@@ -333,7 +344,12 @@ int vmproc_run(const struct vmproc_opts *o)
         if (r == -EBUSY) status = VM_EXIT_HOST_ERROR;
         if (p->vm) vm_quit(p->vm);
     } else {
-        report(p, "OK\n");
+        struct vm_info vi;
+        vm_get_info(p->vm, &vi);
+        if (o->restore_dir)
+            report(p, "OK restored in %.2f ms\n", (double)vi.restore_us / 1000);
+        else
+            report(p, "OK\n");
     }
     if (running) {
         pthread_join(rt, NULL);

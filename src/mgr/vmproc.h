@@ -15,6 +15,7 @@ struct vmproc_opts {
     const char *store_dir;      /* NULL: the default store */
     const char *name;           /* detached mode: the VM's name */
     int ready_fd;               /* detached mode: "OK\n" or "ERR message\n", then closed */
+    const char *restore_dir;    /* detached mode: resume from this snapshot (state, memory) */
     const char *api_sock;       /* foreground mode */
     const struct vm_spec *spec; /* foreground: boot this at once (NULL: wait for the API) */
     bool overcommit;            /* foreground: skip admission */

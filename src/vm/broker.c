@@ -14,7 +14,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-enum { OP_ALLOW = 1, OP_SEAL, OP_OPEN, OP_REOPEN };
+enum { OP_ALLOW = 1, OP_SEAL, OP_OPEN, OP_REOPEN, OP_CREATE };
 
 struct broker_req {
     uint32_t op;
@@ -152,7 +152,7 @@ static int request(uint32_t op, int flags, const char *path, int fd)
             close(fds[i]);
     }
     if (r < 0) return r;
-    if (op == OP_OPEN || op == OP_REOPEN) return out >= 0 ? out : -EPROTO;
+    if (op == OP_OPEN || op == OP_REOPEN || op == OP_CREATE) return out >= 0 ? out : -EPROTO;
     if (out >= 0) close(out);
     return 0;
 }
@@ -175,6 +175,12 @@ int broker_open(const char *path, int flags)
 {
     if (!flags_ok(flags) || path[0] != '/') return -EINVAL;
     return request(OP_OPEN, flags, path, -1);
+}
+
+int broker_create(const char *path)
+{
+    if (path[0] != '/') return -EINVAL;
+    return request(OP_CREATE, O_RDWR, path, -1);
 }
 
 int broker_reopen(int fd, int flags)
@@ -244,9 +250,10 @@ static int serve_allow(struct broker *b, const char *path)
     return 0;
 }
 
-static int serve_open(struct broker *b, const char *path, int flags)
+static int serve_open(struct broker *b, const char *path, int flags, bool create)
 {
     if (!flags_ok(flags) || path[0] != '/') return -EINVAL;
+    if (create && flags != O_RDWR) return -EINVAL;
     for (unsigned i = 0; i < b->ndirs; i++) {
         const char *d = b->dir[i];
         size_t l = strcmp(d, "/") == 0 ? 0 : strlen(d);
@@ -257,6 +264,10 @@ static int serve_open(struct broker *b, const char *path, int flags)
         if (!*rel) return -EPERM; /* the directory itself */
         struct open_how how = {.flags = (uint64_t)(flags | O_CLOEXEC),
                                .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
+        if (create) { /* never through a symlink, never over anything */
+            how.flags |= O_CREAT | O_EXCL | O_NOFOLLOW;
+            how.mode = 0600;
+        }
         int fd = (int)syscall(SYS_openat2, b->dirfd[i], rel, &how, sizeof(how));
         if (fd < 0) return -errno; /* EXDEV: ".." or a symlink led out of the directory */
         return regular_or_close(fd);
@@ -309,7 +320,8 @@ int broker_serve(struct broker *b)
             b->sealed = true;
             r = 0;
             break;
-        case OP_OPEN: fd = r = nfds ? -EINVAL : serve_open(b, q->path, q->flags); break;
+        case OP_OPEN: fd = r = nfds ? -EINVAL : serve_open(b, q->path, q->flags, false); break;
+        case OP_CREATE: fd = r = nfds ? -EINVAL : serve_open(b, q->path, q->flags, true); break;
         case OP_REOPEN: fd = r = serve_reopen(fds, nfds, q->flags); break;
         default: r = -EINVAL;
         }

@@ -7,7 +7,8 @@
  *  - only beneath directories named before the sandbox was entered (those of the VM's drives at
  *    boot), resolved with openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS), so neither "..",
  *    an absolute symlink nor a /proc magic link leads out of them;
- *  - only existing regular files, read-only or read-write, never created or truncated;
+ *  - only existing regular files, read-only or read-write, never truncated; new files only
+ *    with broker_create (O_EXCL: nothing existing is replaced);
  *  - a descriptor the VM process already holds can be opened again (O_DIRECT for cache=none)
  *    with at most the access it had.
  * Requests are served one at a time, in order; each gets exactly one answer. */
@@ -34,6 +35,10 @@ int broker_seal(void);
  * Returns the descriptor or -errno: -EXDEV outside the allowed directories, -EINVAL for flags
  * outside that set or a path that is not absolute, -EPERM for what is not a regular file. */
 int broker_open(const char *path, int flags);
+/* A new, empty regular file at path (absolute), read-write, mode 0600, beneath an allowed
+ * directory: -EEXIST if anything is there already (no file is ever replaced or truncated).
+ * For snapshot files. Descriptor or -errno. */
+int broker_create(const char *path);
 /* A new open file description of the file fd refers to (as open("/proc/self/fd/FD")), with
  * flags as for broker_open; O_RDWR only if fd is writable. Descriptor or -errno. */
 int broker_reopen(int fd, int flags);

@@ -300,6 +300,7 @@ static int allow_process(scmp_filter_ctx ctx)
     ALLOW(ctx, fsync);
     ALLOW(ctx, fallocate);
     ALLOW(ctx, ftruncate);       /* the console log rotates in place (backend/chr/sock.c) */
+    ALLOW(ctx, mincore);         /* a snapshot skips guest pages never touched */
     ALLOW(ctx, rt_sigtimedwait); /* a VM process's signal thread (sigwait: SIGTERM stops it) */
     ALLOW(ctx, fcntl);
     /* Sockets: the gdb stub and the API accept on sockets bound before the sandbox; a new

@@ -2,6 +2,8 @@
 #include "backend/block/block.h"
 #include "machine/loader.h"
 #include "vm/cgroup.h"
+#include "machine/snapshot.h"
+#include "util/clock.h"
 #include "vm/broker.h"
 #include "vm/sandbox.h"
 #include "util/err.h"
@@ -9,6 +11,7 @@
 #include "vm/gdbstub.h"
 #include "util/log.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -16,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 struct vm {
     pthread_mutex_t lock;
@@ -36,6 +40,7 @@ struct vm {
     struct gdbstub *gdb;
     unsigned boots;
     uint64_t started_ms;
+    uint64_t restore_us; /* restored from a snapshot: vessel's own work, else 0 */
     void (*on_state)(void *ctx, enum vm_state st);
     void *ctx;
 };
@@ -199,6 +204,10 @@ static int enter_sandbox(const struct vm_options *o, char *err, size_t errlen)
             int r = broker_allow_dir(dir);
             if (r < 0) log_warn("PATCH /drives cannot use %s: %s", dir, strerror(-r));
         }
+        if (o->snapshot_dir) {
+            int r = broker_allow_dir(o->snapshot_dir);
+            if (r < 0) log_warn("snapshots cannot use %s: %s", o->snapshot_dir, strerror(-r));
+        }
         int r = broker_seal();
         if (r < 0) return err_set(err, errlen, r, "sandbox: the file broker: %s", strerror(-r));
     }
@@ -211,6 +220,43 @@ static int enter_sandbox(const struct vm_options *o, char *err, size_t errlen)
         blk_set_file_ops(&brokered);
     }
     return 0;
+}
+
+/* A snapshot to restore: its state record read and checked against the configuration (the
+ * same vCPUs, memory and disks), its memory file open and checked against the record. */
+static int open_snapshot(const struct vm_options *o, uint8_t **state, size_t *len, int *mem_fd,
+                         char *err, size_t errlen)
+{
+    int sfd = open(o->restore_state, O_RDONLY | O_CLOEXEC);
+    if (sfd < 0)
+        return err_set(err, errlen, -errno, "snapshot %s: %s", o->restore_state, strerror(errno));
+    char e2[300];
+    int r = snapshot_read_state(sfd, state, len, e2, sizeof(e2));
+    close(sfd);
+    if (r < 0) return err_set(err, errlen, r, "snapshot %s: %s", o->restore_state, e2);
+    *mem_fd = open(o->restore_mem, O_RDONLY | O_CLOEXEC);
+    if (*mem_fd < 0) {
+        r = err_set(err, errlen, -errno, "snapshot memory %s: %s", o->restore_mem, strerror(errno));
+    } else {
+        unsigned cpus, nd;
+        uint64_t ram;
+        r = snapshot_check(*state, *len, *mem_fd, &cpus, &ram, &nd, e2, sizeof(e2));
+        if (r < 0)
+            err_set(err, errlen, r, "snapshot %s: %s", o->restore_state, e2);
+        else if (cpus != o->machine.cpus || ram != o->machine.ram_size || nd != o->ndisks)
+            r = err_set(err, errlen, -EINVAL,
+                        "the snapshot is of a VM with %u vCPUs, %llu MiB and %u disks; this VM "
+                        "has %u, %llu MiB and %u",
+                        cpus, (unsigned long long)(ram >> 20), nd, o->machine.cpus,
+                        (unsigned long long)(o->machine.ram_size >> 20), o->ndisks);
+    }
+    if (r < 0) {
+        if (*mem_fd >= 0) close(*mem_fd);
+        *mem_fd = -1;
+        free(*state);
+        *state = NULL;
+    }
+    return r;
 }
 
 /* Cgroup, disks, images, debugger, the first machine, the sandbox. 0 or -errno with err; the
@@ -250,7 +296,33 @@ static int vm_boot(struct vm *vm, char *err, size_t errlen)
         log_info("gdb stub listening on 127.0.0.1:%d", o->gdb_port);
     }
     struct machine *m;
-    r = machine_create(&m, &vm->mc, vm->serial ? vm->serial : vm->console, err, errlen);
+    uint8_t *state = NULL;
+    size_t state_len = 0;
+    int mem_fd = -1;
+    if (o->restore_state) {
+        r = open_snapshot(o, &state, &state_len, &mem_fd, err, errlen);
+        if (r == 0) {
+            vm->mc.restore = true;
+            vm->mc.restore_mem_fd = mem_fd;
+        }
+    }
+    if (r == 0) r = machine_create(&m, &vm->mc, vm->serial ? vm->serial : vm->console, err, errlen);
+    if (o->restore_state) {
+        /* a guest reboot later boots from the images again */
+        vm->mc.restore = false;
+        if (mem_fd >= 0) close(mem_fd); /* the mapping keeps the file */
+        if (r == 0) {
+            uint64_t t0 = host_monotonic_ns();
+            r = machine_snapshot_load(m, state, state_len, err, errlen);
+            if (r < 0) {
+                machine_destroy(m);
+            } else {
+                vm->restore_us = (host_monotonic_ns() - t0) / 1000;
+                log_info("restored %s in %.2f ms", o->restore_state, (double)vm->restore_us / 1000);
+            }
+        }
+        free(state);
+    }
     if (r == 0 && !o->no_sandbox && !sandbox_active()) {
         r = enter_sandbox(o, err, errlen);
         if (r < 0) {
@@ -544,6 +616,65 @@ int vm_update_drive(struct vm *vm, unsigned index, const char *path, char *err, 
     return r;
 }
 
+/* A new file for a snapshot: through the broker once sandboxed (beneath the snapshot or drive
+ * directories, never an existing file), else created or truncated here. */
+static int create_file(const char *path, char *err, size_t errlen)
+{
+    int fd;
+    if (!sandbox_active()) {
+        fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0) fd = -errno;
+    } else {
+        fd = broker_available() ? broker_create(path) : -EPERM;
+    }
+    if (fd < 0)
+        return err_set(err, errlen, fd, "%s: %s", path,
+                       fd == -EXDEV    ? "outside the directories this sandboxed VM may write"
+                       : fd == -EEXIST ? "exists already"
+                                       : strerror(-fd));
+    return fd;
+}
+
+int vm_snapshot_create(struct vm *vm, const char *state_path, const char *mem_path,
+                       struct snap_save_stats *stats, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&vm->lock);
+    int r = 0;
+    if (vm->state != VM_PAUSED)
+        r = err_set(err, errlen, -EBUSY, "the VM is %s; pause it first", vm_state_name(vm->state));
+    else if (!vm->m)
+        r = err_set(err, errlen, -EBUSY, "the guest is rebooting; try again");
+    else if (vm->drive_busy)
+        r = err_set(err, errlen, -EBUSY, "a drive update or snapshot is under way; try again");
+    if (r < 0) {
+        pthread_mutex_unlock(&vm->lock);
+        return r;
+    }
+    vm->drive_busy = true; /* keeps vm->m alive and paused */
+    struct machine *m = vm->m;
+    pthread_mutex_unlock(&vm->lock);
+
+    int sfd = create_file(state_path, err, errlen), mfd = -1;
+    if (sfd >= 0) mfd = create_file(mem_path, err, errlen);
+    r = sfd < 0 ? sfd : mfd < 0 ? mfd : 0;
+    if (r == 0) {
+        uint64_t t0 = host_monotonic_ns();
+        r = machine_snapshot_save(m, sfd, mfd, stats, err, errlen);
+        if (r == 0)
+            log_info("snapshot %s: %llu pages of memory, %.1f ms", state_path,
+                     (unsigned long long)(stats ? stats->mem_pages_written : 0),
+                     (double)(host_monotonic_ns() - t0) / 1e6);
+    }
+    if (sfd >= 0) close(sfd);
+    if (mfd >= 0) close(mfd);
+
+    pthread_mutex_lock(&vm->lock);
+    vm->drive_busy = false;
+    pthread_cond_broadcast(&vm->cond);
+    pthread_mutex_unlock(&vm->lock);
+    return r;
+}
+
 void vm_quit(struct vm *vm)
 {
     pthread_mutex_lock(&vm->lock);
@@ -559,6 +690,7 @@ void vm_get_info(struct vm *vm, struct vm_info *info)
     info->state = vm->state;
     info->boots = vm->boots;
     info->started_ms = vm->started_ms;
+    info->restore_us = vm->restore_us;
     info->instret_total = 0;
     if (vm->m)
         for (unsigned i = 0; i < vm->m->nharts; i++)

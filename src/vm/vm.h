@@ -37,6 +37,12 @@ struct vm_options {
     int inherited_fds[SANDBOX_MAX_FDS];
     int ninherited;
     const char *cgroup; /* NULL: none; else the VM's cgroup name (vm/cgroup.h) */
+    /* Restore from a snapshot instead of booting (machine/snapshot.h): the state file and the
+     * memory file, opened before the sandbox. NULL: boot. */
+    const char *restore_state, *restore_mem;
+    /* Where vm_snapshot_create may create files once the process is sandboxed (the store's
+     * snapshots directory of the VM); NULL: only the directories of its drives. */
+    const char *snapshot_dir;
 };
 
 enum vm_state {
@@ -77,6 +83,13 @@ int vm_request_shutdown(struct vm *vm, char *err, size_t errlen);
  * errors for the new image. */
 #define VM_DRIVE_SWAP_WAIT_MS 1000
 int vm_update_drive(struct vm *vm, unsigned index, const char *path, char *err, size_t errlen);
+/* PUT /snapshot/create: the paused VM's full state to a new state file and memory file
+ * (machine/snapshot.h). -EBUSY unless paused (Firecracker's rule; `vessel snapshot create`
+ * pauses and resumes around it); files that exist are refused in a sandboxed process. On
+ * success *stats says what was written. */
+struct snap_save_stats;
+int vm_snapshot_create(struct vm *vm, const char *state_path, const char *mem_path,
+                       struct snap_save_stats *stats, char *err, size_t errlen);
 /* Stop at once (as Ctrl-A x): vm_run returns VM_EXIT_OK. Safe in any state. */
 void vm_quit(struct vm *vm);
 /* Before boot: the guest's serial output goes to c from now on (the vm owns it); input still
@@ -88,6 +101,7 @@ struct vm_info {
     unsigned boots;         /* machines built (1 + guest reboots) */
     uint64_t started_ms;    /* CLOCK_REALTIME ms of the first boot, 0 before */
     uint64_t instret_total; /* instructions retired by all harts of the current machine */
+    uint64_t restore_us;    /* restored from a snapshot: vessel's own work (state + devices) */
 };
 void vm_get_info(struct vm *vm, struct vm_info *info);
 #endif

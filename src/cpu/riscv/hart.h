@@ -299,6 +299,13 @@ uint64_t hart_mip(struct hart *h);
 /* Recompute the data TLB selector after a privilege/MPRV/MPP change. */
 void hart_update_mode(struct hart *h);
 
+/* Snapshots (hart_state.c, util/staterec.h): section "hart.ID". hart_load expects a hart in
+ * its reset state, not running; 0, or -1 with the reason in r (nothing that matters applied). */
+struct sw;
+struct sr;
+void hart_save(const struct hart *h, struct sw *w);
+int hart_load(struct hart *h, struct sr *r);
+
 /* CSRs (csr.c). op: 0 = RW, 1 = RS, 2 = RC. write = whether the instruction writes.
  * Returns 0 or an exception cause (illegal instruction). On success *old is the old value. */
 int csr_access(struct hart *h, unsigned csr, int op, uint64_t val, bool write, uint64_t *old);

@@ -3,6 +3,7 @@
  * vinput_press_keys when buffers are there, else the hart that kicks the eventq when it adds
  * some. Nothing is ever in flight outside the lock, so reset never waits. */
 #include "dev/virtio/input.h"
+#include "util/staterec.h"
 #include "util/log.h"
 #include "util/ratelimit.h"
 #include <errno.h>
@@ -214,6 +215,50 @@ static bool input_reset(void *dev)
     return true; /* events are copied under the lock: nothing is ever in flight */
 }
 
+/* Snapshots: the selection and the events not yet delivered (each as type, code, value). */
+static void input_save(void *dev, struct sw *w)
+{
+    struct vinput *d = dev;
+    pthread_mutex_lock(&d->lock);
+    sw_u64(w, "dev.select", d->select);
+    sw_u64(w, "dev.subsel", d->subsel);
+    uint8_t ev[VINPUT_PENDING_MAX * 8];
+    for (unsigned i = 0; i < d->count; i++) {
+        const struct vinput_event *e = &d->pending[(d->head + i) % VINPUT_PENDING_MAX];
+        uint64_t v = e->type | (uint64_t)e->code << 16 | (uint64_t)e->value << 32;
+        for (unsigned b = 0; b < 8; b++)
+            ev[i * 8 + b] = (uint8_t)(v >> (8 * b));
+    }
+    sw_u64(w, "dev.count", d->count);
+    sw_bytes(w, "dev.events", ev, d->count * 8u);
+    pthread_mutex_unlock(&d->lock);
+}
+
+static int input_load(void *dev, struct sr *r)
+{
+    struct vinput *d = dev;
+    uint8_t sel = (uint8_t)sr_u64(r, "dev.select", 0xff),
+            sub = (uint8_t)sr_u64(r, "dev.subsel", 0xff);
+    unsigned n = (unsigned)sr_u64(r, "dev.count", VINPUT_PENDING_MAX);
+    uint8_t ev[VINPUT_PENDING_MAX * 8];
+    sr_bytes(r, "dev.events", ev, n * 8u);
+    if (sr_failed(r)) return -1;
+    pthread_mutex_lock(&d->lock);
+    d->select = sel;
+    d->subsel = sub;
+    d->head = 0;
+    d->count = n;
+    for (unsigned i = 0; i < n; i++) {
+        uint64_t v = 0;
+        for (unsigned b = 0; b < 8; b++)
+            v |= (uint64_t)ev[i * 8 + b] << (8 * b);
+        d->pending[i] =
+            (struct vinput_event){(uint16_t)v, (uint16_t)(v >> 16), (uint32_t)(v >> 32)};
+    }
+    pthread_mutex_unlock(&d->lock);
+    return 0;
+}
+
 static const struct virtio_device_ops input_ops = {
     .device_id = VIRTIO_ID_INPUT,
     .features = 0, /* no device-specific features (5.8.3) */
@@ -225,6 +270,8 @@ static const struct virtio_device_ops input_ops = {
     .start = input_start,
     .notify = input_notify,
     .reset = input_reset,
+    .save = input_save,
+    .load = input_load,
 };
 
 int vinput_press_keys(struct vinput *d, const uint16_t *keys, unsigned n)

@@ -16,6 +16,9 @@
  * which takes it). */
 #include "dev/virtio/mmio.h"
 #include "util/log.h"
+#include "util/staterec.h"
+#include <stdio.h>
+#include <string.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -503,3 +506,131 @@ static void mmio_write(void *opaque, uint64_t off, uint64_t val, unsigned size)
 }
 
 const struct mmio_ops virtio_mmio_ops = {.read = mmio_read, .write = mmio_write};
+
+/* ---- snapshots (util/staterec.h) ---- */
+unsigned virtio_mmio_inflight(struct virtio_mmio *t)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < t->nq; i++)
+        n += __atomic_load_n(&t->vq[i].inflight, __ATOMIC_ACQUIRE);
+    return n;
+}
+
+void virtio_mmio_save(struct virtio_mmio *t, struct sw *w, unsigned slot)
+{
+    char sec[32];
+    snprintf(sec, sizeof(sec), "virtio.%u", slot);
+    pthread_mutex_lock(&t->ctl);
+    pthread_mutex_lock(&t->lock);
+    sw_section(w, sec, 1);
+    sw_u64(w, "device_id", t->ops->device_id);
+    sw_u64(w, "driver_features", t->driver_features);
+    sw_u64(w, "dev_features_sel", t->dev_features_sel);
+    sw_u64(w, "drv_features_sel", t->drv_features_sel);
+    sw_u64(w, "queue_sel", t->queue_sel);
+    sw_u64(w, "status", t->status);
+    sw_u64(w, "int_status", t->int_status);
+    sw_u64(w, "config_gen", t->config_gen);
+    sw_u64(w, "irq_level", t->irq_level);
+    sw_u64(w, "early_notify", t->early_notify);
+    sw_u64(w, "nq", t->nq);
+    for (unsigned i = 0; i < t->nq; i++) {
+        const struct vq *q = &t->vq[i];
+        char n[48];
+#define QF(field, v)                                                                               \
+    do {                                                                                           \
+        snprintf(n, sizeof(n), "q%u." field, i);                                                   \
+        sw_u64(w, n, v);                                                                           \
+    } while (0)
+        QF("num", q->num);
+        QF("desc", q->desc_gpa);
+        QF("avail", q->avail_gpa);
+        QF("used", q->used_gpa);
+        QF("ready", q->ready);
+        QF("last_avail", q->last_avail);
+        QF("used_idx", q->used_idx);
+        QF("signalled_used", q->signalled_used);
+        QF("signalled_used_valid", q->signalled_used_valid);
+        QF("broken", q->broken);
+#undef QF
+    }
+    pthread_mutex_unlock(&t->lock);
+    if (t->ops->save) t->ops->save(t->dev, w);
+    pthread_mutex_unlock(&t->ctl);
+}
+
+int virtio_mmio_load(struct virtio_mmio *t, struct sr *r, unsigned slot)
+{
+    char sec[32];
+    snprintf(sec, sizeof(sec), "virtio.%u", slot);
+    sr_enter(r, sec, 1);
+    uint64_t id = sr_u64(r, "device_id", UINT32_MAX);
+    if (!sr_failed(r) && id != t->ops->device_id)
+        sr_fail(r, "state of %s: device %llu, the machine has device %u there", sec,
+                (unsigned long long)id, t->ops->device_id);
+    uint64_t feat = sr_u64(r, "driver_features", UINT64_MAX);
+    uint32_t dsel = (uint32_t)sr_u64(r, "dev_features_sel", UINT32_MAX);
+    uint32_t rsel = (uint32_t)sr_u64(r, "drv_features_sel", UINT32_MAX);
+    uint32_t qsel = (uint32_t)sr_u64(r, "queue_sel", UINT32_MAX);
+    uint32_t status = (uint32_t)sr_u64(r, "status", 0xff);
+    uint32_t ist = (uint32_t)sr_u64(r, "int_status", 3);
+    uint32_t gen = (uint32_t)sr_u64(r, "config_gen", UINT32_MAX);
+    bool lvl = sr_u64(r, "irq_level", 1);
+    uint32_t early = (uint32_t)sr_u64(r, "early_notify", (1u << VIRTIO_MAX_QUEUES) - 1);
+    uint64_t nq = sr_u64(r, "nq", VIRTIO_MAX_QUEUES);
+    if (!sr_failed(r) && nq != t->nq)
+        sr_fail(r, "state of %s: %llu queues, the device has %u", sec, (unsigned long long)nq,
+                t->nq);
+    struct vq qs[VIRTIO_MAX_QUEUES];
+    for (unsigned i = 0; i < t->nq && !sr_failed(r); i++) {
+        struct vq *q = &qs[i];
+        *q = t->vq[i];
+        char n[48];
+#define QF(field, max) (snprintf(n, sizeof(n), "q%u." field, i), sr_u64(r, n, max))
+        q->num = (uint16_t)QF("num", t->queue_max);
+        q->desc_gpa = QF("desc", UINT64_MAX);
+        q->avail_gpa = QF("avail", UINT64_MAX);
+        q->used_gpa = QF("used", UINT64_MAX);
+        q->ready = QF("ready", 1);
+        q->last_avail = (uint16_t)QF("last_avail", UINT16_MAX);
+        q->used_idx = (uint16_t)QF("used_idx", UINT16_MAX);
+        q->signalled_used = (uint16_t)QF("signalled_used", UINT16_MAX);
+        q->signalled_used_valid = QF("signalled_used_valid", 1);
+        q->broken = QF("broken", 1);
+#undef QF
+        q->inflight = 0;
+        memset(q->inflight_map, 0, sizeof(q->inflight_map));
+        q->event_idx = feat & (1ull << VIRTIO_F_EVENT_IDX);
+        q->indirect = feat & (1ull << VIRTIO_F_INDIRECT_DESC);
+        if (!sr_failed(r) && q->ready &&
+            (q->num == 0 || (q->num & (q->num - 1)) || vq_check_layout(q) < 0))
+            sr_fail(r, "state of %s: queue %u has a bad ring layout", sec, i);
+    }
+    if (!sr_failed(r) && (feat & ~t->offered))
+        sr_fail(r, "state of %s: features 0x%llx were never offered", sec,
+                (unsigned long long)feat);
+    if (!sr_failed(r) && (status & VIRTIO_STATUS_DRIVER_OK) &&
+        !(status & VIRTIO_STATUS_FEATURES_OK))
+        sr_fail(r, "state of %s: DRIVER_OK without FEATURES_OK", sec);
+    if (sr_failed(r)) return -1;
+    pthread_mutex_lock(&t->ctl);
+    pthread_mutex_lock(&t->lock);
+    t->driver_features = feat;
+    t->dev_features_sel = dsel;
+    t->drv_features_sel = rsel;
+    t->queue_sel = qsel;
+    t->status = status;
+    t->int_status = ist;
+    t->config_gen = gen;
+    t->early_notify = early;
+    t->resetting = false;
+    for (unsigned i = 0; i < t->nq; i++)
+        t->vq[i] = qs[i];
+    t->irq_level = lvl; /* the PLIC's saved line level matches it */
+    update_irq(t);
+    pthread_mutex_unlock(&t->lock);
+    int rc = t->ops->load ? t->ops->load(t->dev, r) : 0;
+    if (rc == 0 && (status & VIRTIO_STATUS_DRIVER_OK) && t->ops->start) t->ops->start(t->dev, feat);
+    pthread_mutex_unlock(&t->ctl);
+    return rc;
+}

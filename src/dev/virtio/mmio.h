@@ -10,6 +10,8 @@
 #include "machine/bus.h"
 #include "machine/guestmem.h"
 
+struct sw;
+struct sr;
 #define VIRTIO_MMIO_SIZE  0x1000ull
 #define VIRTIO_MAX_QUEUES 8
 
@@ -51,6 +53,11 @@ struct virtio_device_ops {
      * exactly once) when the last of them is gone. Until then the status register reads back
      * non-zero (4.2.2.1: the driver re-reads it until it reads 0). */
     bool (*reset)(void *dev);
+    /* Snapshots (optional): the device's own state, as fields of its transport's section
+     * (names start with "dev."); save runs with nothing in flight, load before start. load
+     * returns 0, or -1 with the reason in r. */
+    void (*save)(void *dev, struct sw *w);
+    int (*load)(void *dev, struct sr *r);
 };
 
 struct virtio_mmio *virtio_mmio_create(const struct virtio_device_ops *ops, void *dev,
@@ -77,4 +84,13 @@ struct virtio_mmio_stats {
 };
 void virtio_mmio_get_stats(struct virtio_mmio *t, struct virtio_mmio_stats *s);
 extern const struct mmio_ops virtio_mmio_ops;
+
+/* Snapshots: section "virtio.SLOT" (util/staterec.h). Save needs every queue idle (no request
+ * in flight: virtio_mmio_inflight() == 0). Load checks every value as the registers would
+ * (features offered, ring layout inside guest memory, queue sizes), then restarts a device the
+ * driver had started. 0, or -1 with the reason in r. */
+void virtio_mmio_save(struct virtio_mmio *t, struct sw *w, unsigned slot);
+int virtio_mmio_load(struct virtio_mmio *t, struct sr *r, unsigned slot);
+/* Requests taken from the queues and not yet completed. */
+unsigned virtio_mmio_inflight(struct virtio_mmio *t);
 #endif

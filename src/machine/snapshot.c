@@ -1,0 +1,276 @@
+/* Full-machine snapshots (snapshot.h, docs/snapshots.md). */
+#include "machine/snapshot.h"
+#include "dev/goldfish_rtc.h"
+#include "dev/uart.h"
+#include "dev/virtio/blk.h"
+#include "dev/virtio/input.h"
+#include "dev/virtio/mmio.h"
+#include "dev/virtio/rng.h"
+#include "irq/plic.h"
+#include "util/clock.h"
+#include "util/staterec.h"
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MACHINE_STATE_VERSION 1
+#define PAGE                  4096u
+
+static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+/* The transport in virtio slot i (disks, then entropy, then input: machine.c). */
+static struct virtio_mmio *slot_transport(struct machine *m, unsigned i)
+{
+    if (i < m->cfg.ndisks) return m->blk[i] ? vblk_transport(m->blk[i]) : NULL;
+    if (i == m->cfg.ndisks) return m->rng ? vrng_transport(m->rng) : NULL;
+    if (i == m->cfg.ndisks + 1) return m->input ? vinput_transport(m->input) : NULL;
+    return NULL;
+}
+
+static int write_all(int fd, const void *p, size_t n, uint64_t off)
+{
+    const uint8_t *b = p;
+    while (n) {
+        ssize_t w = pwrite(fd, b, n, (off_t)off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return w < 0 ? -errno : -EIO;
+        b += w;
+        n -= (size_t)w;
+        off += (uint64_t)w;
+    }
+    return 0;
+}
+
+static bool page_is_zero(const uint8_t *p)
+{
+    const uint64_t *q = (const uint64_t *)p;
+    for (unsigned i = 0; i < PAGE / 8; i++)
+        if (q[i]) return false;
+    return true;
+}
+
+/* Guest RAM, sparsely: pages that are not resident (never touched) or all zero are holes. */
+static int save_memory(struct machine *m, int fd, const uint8_t id[16], uint64_t *pages, char *err,
+                       size_t errlen)
+{
+    uint8_t hdr[SNAP_MEM_HEADER];
+    memset(hdr, 0, sizeof(hdr));
+    memcpy(hdr, SNAP_MEM_MAGIC, 16);
+    uint64_t f[3] = {1, m->cfg.ram_size, RAM_BASE};
+    memcpy(hdr + 16, f, sizeof(f));
+    memcpy(hdr + 40, id, 16);
+    int r = write_all(fd, hdr, sizeof(hdr), 0);
+    if (r == 0 && ftruncate(fd, (off_t)(SNAP_MEM_HEADER + m->cfg.ram_size)) < 0) r = -errno;
+    if (r < 0) return fail(err, errlen, r, "writing the memory file: %s", strerror(-r));
+    /* mincore: which pages exist at all (a 4 GiB guest that touched 256 MiB reads 256 MiB) */
+    size_t npages = (size_t)(m->cfg.ram_size / PAGE);
+    unsigned char *vec = m->cfg.restore ? NULL : malloc(npages);
+    /* (for RAM mapped from an earlier snapshot's file, residency says nothing about content) */
+    if (vec && mincore(m->ram, m->cfg.ram_size, vec) < 0) {
+        free(vec);
+        vec = NULL; /* then look at every page */
+    }
+    uint64_t n = 0;
+    for (size_t i = 0; i < npages; i++) {
+        if (vec && !(vec[i] & 1)) continue;
+        const uint8_t *p = m->ram + (uint64_t)i * PAGE;
+        if (page_is_zero(p)) continue;
+        /* runs of non-zero pages in one write */
+        size_t j = i + 1;
+        while (j < npages && j - i < 256 && (!vec || (vec[j] & 1)) &&
+               !page_is_zero(m->ram + (uint64_t)j * PAGE))
+            j++;
+        r = write_all(fd, p, (j - i) * PAGE, SNAP_MEM_HEADER + (uint64_t)i * PAGE);
+        if (r < 0) {
+            free(vec);
+            return fail(err, errlen, r, "writing the memory file: %s", strerror(-r));
+        }
+        n += j - i;
+        i = j - 1;
+    }
+    free(vec);
+    if (fsync(fd) < 0) return fail(err, errlen, -errno, "memory file: fsync: %s", strerror(errno));
+    *pages = n;
+    return 0;
+}
+
+int machine_snapshot_save(struct machine *m, int state_fd, int mem_fd, struct snap_save_stats *st,
+                          char *err, size_t errlen)
+{
+    unsigned nslots = m->cfg.ndisks + 2;
+    /* requests in flight complete against the files first (the harts are parked: no new ones) */
+    for (unsigned waited = 0;; waited += 5) {
+        unsigned busy = 0;
+        for (unsigned i = 0; i < nslots; i++)
+            if (slot_transport(m, i)) busy += virtio_mmio_inflight(slot_transport(m, i));
+        if (!busy) break;
+        if (waited >= SNAP_DRAIN_MS)
+            return fail(err, errlen, -EBUSY,
+                        "%u disk requests did not complete within %u ms; no snapshot taken", busy,
+                        SNAP_DRAIN_MS);
+        struct timespec ts = {0, 5000000};
+        nanosleep(&ts, NULL);
+    }
+    uint8_t id[16];
+    if (getrandom(id, sizeof(id), 0) != (ssize_t)sizeof(id))
+        return fail(err, errlen, -EIO, "getrandom: %s", strerror(errno));
+    struct sw *w = sw_new();
+    if (!w) return fail(err, errlen, -ENOMEM, "out of memory");
+    sw_section(w, "machine", MACHINE_STATE_VERSION);
+    sw_u64(w, "cpus", m->nharts);
+    sw_u64(w, "ram_size", m->cfg.ram_size);
+    sw_u64(w, "ndisks", m->cfg.ndisks);
+    sw_bytes(w, "mem_id", id, sizeof(id));
+    uint64_t now = host_realtime_ns();
+    sw_u64(w, "host_realtime_ns", now);
+    for (unsigned i = 0; i < m->nharts; i++)
+        hart_save(&m->harts[i], w);
+    aclint_save(&m->clint, w, now);
+    plic_save(m->plic, w);
+    uart_save(m->uart, w);
+    goldfish_rtc_save(m->rtc, w);
+    for (unsigned i = 0; i < nslots; i++)
+        virtio_mmio_save(slot_transport(m, i), w, i);
+    const uint8_t *buf;
+    size_t len;
+    int r = sw_finish(w, &buf, &len);
+    if (r < 0) {
+        sw_free(w);
+        return fail(err, errlen, r, "building the state record: %s", strerror(-r));
+    }
+    uint64_t pages = 0;
+    r = save_memory(m, mem_fd, id, &pages, err, errlen);
+    if (r == 0) {
+        r = write_all(state_fd, buf, len, 0);
+        if (r == 0 && fsync(state_fd) < 0) r = -errno;
+        if (r < 0) fail(err, errlen, r, "writing the state file: %s", strerror(-r));
+    }
+    sw_free(w);
+    if (r == 0 && st) {
+        st->mem_pages_written = pages;
+        st->state_bytes = len;
+    }
+    return r;
+}
+
+int snapshot_read_state(int fd, uint8_t **buf, size_t *len, char *err, size_t errlen)
+{
+    struct stat sb;
+    if (fstat(fd, &sb) < 0) return fail(err, errlen, -errno, "state file: %s", strerror(errno));
+    if (!S_ISREG(sb.st_mode) || sb.st_size <= 0 || (uint64_t)sb.st_size > STATEREC_MAX_RECORD + 64)
+        return fail(err, errlen, -EINVAL, "state file: not a regular file of 1 B to %u MiB",
+                    STATEREC_MAX_RECORD >> 20);
+    uint8_t *b = malloc((size_t)sb.st_size);
+    if (!b) return fail(err, errlen, -ENOMEM, "out of memory");
+    size_t got = 0;
+    while (got < (size_t)sb.st_size) {
+        ssize_t n = pread(fd, b + got, (size_t)sb.st_size - got, (off_t)got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            free(b);
+            return fail(err, errlen, n < 0 ? -errno : -EIO, "state file: short read");
+        }
+        got += (size_t)n;
+    }
+    *buf = b;
+    *len = got;
+    return 0;
+}
+
+int snapshot_check(const uint8_t *state, size_t len, int mem_fd, unsigned *cpus, uint64_t *ram_size,
+                   unsigned *ndisks, char *err, size_t errlen)
+{
+    struct sr r;
+    if (sr_open(&r, state, len) < 0) {
+        int e = fail(err, errlen, -EINVAL, "%s", r.err);
+        sr_close(&r);
+        return e;
+    }
+    sr_enter(&r, "machine", MACHINE_STATE_VERSION);
+    *cpus = (unsigned)sr_u64(&r, "cpus", MACHINE_MAX_HARTS);
+    *ram_size = sr_u64(&r, "ram_size", 1ull << 40);
+    *ndisks = (unsigned)sr_u64(&r, "ndisks", MACHINE_MAX_DISKS);
+    uint8_t id[16];
+    sr_bytes(&r, "mem_id", id, sizeof(id));
+    if (!sr_failed(&r) && (*cpus == 0 || *ram_size < MACHINE_MIN_RAM || *ram_size % PAGE))
+        sr_fail(&r, "state of machine: %u harts, %llu bytes of RAM", *cpus,
+                (unsigned long long)*ram_size);
+    if (sr_failed(&r)) {
+        int e = fail(err, errlen, -EINVAL, "%s", r.err);
+        sr_close(&r);
+        return e;
+    }
+    sr_close(&r);
+    /* the memory file: its header names the same RAM size and identity, and it is that long */
+    uint8_t hdr[64];
+    struct stat sb;
+    if (pread(mem_fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) || fstat(mem_fd, &sb) < 0)
+        return fail(err, errlen, -EINVAL, "memory file: cannot read its header");
+    uint64_t f[3];
+    memcpy(f, hdr + 16, sizeof(f));
+    if (memcmp(hdr, SNAP_MEM_MAGIC, 16) != 0 || f[0] != 1)
+        return fail(err, errlen, -EINVAL, "memory file: not a vessel memory file");
+    if (f[1] != *ram_size || f[2] != RAM_BASE)
+        return fail(err, errlen, -EINVAL, "memory file: %llu bytes of RAM, the state says %llu",
+                    (unsigned long long)f[1], (unsigned long long)*ram_size);
+    if (memcmp(hdr + 40, id, 16) != 0)
+        return fail(err, errlen, -EINVAL,
+                    "memory file: belongs to another snapshot than the state file");
+    if (!S_ISREG(sb.st_mode) || (uint64_t)sb.st_size != SNAP_MEM_HEADER + *ram_size)
+        return fail(err, errlen, -EINVAL, "memory file: %lld bytes, expected %llu (truncated?)",
+                    (long long)sb.st_size, (unsigned long long)(SNAP_MEM_HEADER + *ram_size));
+    return 0;
+}
+
+int machine_snapshot_load(struct machine *m, const uint8_t *state, size_t len, char *err,
+                          size_t errlen)
+{
+    struct sr r;
+    if (sr_open(&r, state, len) < 0) {
+        int e = fail(err, errlen, -EINVAL, "%s", r.err);
+        sr_close(&r);
+        return e;
+    }
+    sr_enter(&r, "machine", MACHINE_STATE_VERSION);
+    unsigned cpus = (unsigned)sr_u64(&r, "cpus", MACHINE_MAX_HARTS);
+    uint64_t ram = sr_u64(&r, "ram_size", UINT64_MAX);
+    unsigned nd = (unsigned)sr_u64(&r, "ndisks", MACHINE_MAX_DISKS);
+    if (!sr_failed(&r) && (cpus != m->nharts || ram != m->cfg.ram_size || nd != m->cfg.ndisks))
+        sr_fail(&r,
+                "the snapshot is of a VM with %u vCPUs, %llu MiB and %u disks; this one has "
+                "%u, %llu MiB and %u",
+                cpus, (unsigned long long)(ram >> 20), nd, m->nharts,
+                (unsigned long long)(m->cfg.ram_size >> 20), m->cfg.ndisks);
+    /* Every component checks all its values before it applies any; the order matters only
+     * for interrupt lines: devices and the PLIC restore their levels as saved, then the PLIC
+     * and the ACLINT drive the harts' wires. */
+    for (unsigned i = 0; i < m->nharts && !sr_failed(&r); i++)
+        hart_load(&m->harts[i], &r);
+    uint64_t now = host_realtime_ns();
+    if (!sr_failed(&r)) goldfish_rtc_load(m->rtc, &r);
+    if (!sr_failed(&r)) uart_load(m->uart, &r);
+    for (unsigned i = 0; i < m->cfg.ndisks + 2 && !sr_failed(&r); i++)
+        virtio_mmio_load(slot_transport(m, i), &r, i);
+    if (!sr_failed(&r)) plic_load(m->plic, &r);
+    if (!sr_failed(&r)) aclint_load(&m->clint, &r, now);
+    int rc = 0;
+    if (sr_failed(&r)) rc = fail(err, errlen, -EINVAL, "%s", r.err);
+    sr_close(&r);
+    return rc;
+}
