@@ -1506,7 +1506,7 @@ int qcow2_check(const char *path, bool repair, struct qcow2_check *c, FILE *out,
 {
     memset(c, 0, sizeof(*c));
     struct qcow2 *q;
-    int r = open_node(&q, path, (repair ? 0 : QCOW2_RDONLY) | QCOW2_CHECKING, 0, 0, err, errlen);
+    int r = open_node(&q, path, (repair ? 0 : QCOW2_RDONLY) | QCOW2_CHECKING, -1, 0, err, errlen);
     if (r) return r;
     if (q->raw) {
         node_free(q);
