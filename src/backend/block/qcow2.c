@@ -1431,6 +1431,14 @@ static int walk_l1(struct checker *k, const uint64_t *l1, uint64_t n, bool activ
             continue;
         }
         use(k, off, q->cs, "L2 table");
+        /* Each L1 table may name an L2 table once: more (a hostile image) would make this
+         * walk read the same cluster millions of times. */
+        if (k->uses[off >> q->cb] > 1 + q->h.nb_snapshots) {
+            k->c->errors++;
+            say(k, "ERROR L2 table 0x%llx referenced more often than there are L1 tables",
+                (unsigned long long)off);
+            continue;
+        }
         int r = rd(q, q->cbuf, q->cs, off);
         if (r) return r;
         for (uint64_t j = 0; j < q->l2_entries; j++) {
@@ -1476,7 +1484,7 @@ static int read_l1(struct qcow2 *q, uint64_t off, uint64_t n, uint64_t **out)
 static int walk_snapshots(struct checker *k)
 {
     struct qcow2 *q = k->q;
-    uint64_t p = q->h.snapshots_offset;
+    uint64_t p = q->h.snapshots_offset, l1_bytes = 0;
     for (uint32_t s = 0; s < q->h.nb_snapshots; s++) {
         uint8_t e[40];
         int r = rd(q, e, sizeof(e), p);
@@ -1486,6 +1494,13 @@ static int walk_snapshots(struct checker *k)
         len = (len + 7) & ~7ull;
         use(k, p, len, "snapshot table");
         p += len;
+        l1_bytes += l1n * 8;
+        if (l1_bytes > 4ull * MAX_L1_BYTES) {
+            k->c->errors++;
+            say(k, "ERROR snapshot L1 tables larger than %u MiB in all: not checked further",
+                4 * (MAX_L1_BYTES >> 20));
+            return 0;
+        }
         if (l1n * 8 > MAX_L1_BYTES || l1off % q->cs) {
             k->c->errors++;
             say(k, "ERROR snapshot %u: L1 table invalid", s);
@@ -1547,9 +1562,16 @@ int qcow2_check(const char *path, bool repair, struct qcow2_check *c, FILE *out,
     r = walk_l1(&k, q->l1, q->h.l1_size, true);
     if (!r) r = walk_snapshots(&k);
     /* Compare with the stored refcounts, everywhere a refcount block could say something. */
-    uint64_t limit = q->rt_entries * q->rb_entries;
+    uint64_t limit = q->rt_entries * q->rb_entries, beyond = 0;
     if (limit < k.n) limit = k.n;
     for (uint64_t cl = 0; !r && cl < limit; cl++) {
+        /* Refcounts for clusters past the end of the file: a valid image has a few; a
+         * hostile one could describe 2^44 of them. */
+        if (cl >= k.n && ++beyond > (1u << 22)) {
+            c->errors++;
+            say(&k, "ERROR refcount blocks describe far more than the file: not checked further");
+            break;
+        }
         if (cl >= k.n && cl % q->rb_entries == 0) { /* past the file: skip missing blocks */
             uint64_t off;
             if ((r = rb_offset(q, cl, &off))) break;
