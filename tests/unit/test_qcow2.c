@@ -499,3 +499,28 @@ TEST(qcow2_block_backend)
     }
     unlink(r);
 }
+
+/* A guest that rewrites and discards one cluster forever, never flushing: clusters it frees
+ * wait for a flush, so the file must not grow with every round. */
+TEST(qcow2_rewrite_discard_bounded)
+{
+    char p[256], err[512];
+    q_tmp(p, sizeof(p), "churn.qcow2");
+    CHECK_EQ(qcow2_create(p, 1 << 20, 9, NULL, NULL, err, sizeof(err)), 0);
+    struct qcow2 *q = q_open(p, 0);
+    static uint8_t b[512];
+    memset(b, 0xee, sizeof(b));
+    for (int i = 0; q && i < 100000; i++) {
+        if (q_write(q, 0, b, sizeof(b)) || qcow2_zero(q, 0, sizeof(b), true)) {
+            CHECK(!"write/discard failed");
+            break;
+        }
+    }
+    qcow2_close(q);
+    struct stat st;
+    CHECK(stat(p, &st) == 0);
+    /* 100000 rounds of one 512-byte cluster: 51 MB if nothing were ever freed */
+    CHECK(st.st_size < (40 << 20));
+    check_clean(p);
+    unlink(p);
+}

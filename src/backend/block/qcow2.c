@@ -26,6 +26,7 @@
 #define MAX_VSIZE        (1ull << 56) /* offsets are 56 bits wide */
 #define HEADER_BUF       (2u << 20)   /* the largest cluster */
 #define RB_CACHE         4
+#define PEND_FLUSH       65536 /* clusters waiting to be freed: flush (and free) beyond this */
 #define QCOW2_CHECKING   0x100 /* open_node for qcow2_check: no refusals, no backing chain */
 
 #define INCOMPAT_DIRTY       (1ull << 0)
@@ -932,6 +933,14 @@ static int write_piece(struct qcow2 *q, uint64_t off, const struct iovec *v, int
     return release(q, e);
 }
 
+/* Clusters freed since the last flush stay allocated until it: a guest rewriting and
+ * discarding the same range without ever flushing would grow the file without bound, so a
+ * long list is written back (a flush the guest did not ask for: harmless). */
+static int reap_pending(struct qcow2 *q)
+{
+    return q->npend >= PEND_FLUSH ? qcow2_flush(q) : 0;
+}
+
 int qcow2_writev(struct qcow2 *q, uint64_t off, const struct iovec *iov, int iovcnt, uint64_t len)
 {
     if (q->readonly || q->raw) return -EROFS;
@@ -948,7 +957,7 @@ int qcow2_writev(struct qcow2 *q, uint64_t off, const struct iovec *iov, int iov
         off += chunk;
         len -= chunk;
     }
-    return 0;
+    return reap_pending(q);
 }
 
 int qcow2_zero(struct qcow2 *q, uint64_t off, uint64_t len, bool discard)
@@ -983,7 +992,7 @@ int qcow2_zero(struct qcow2 *q, uint64_t off, uint64_t len, bool discard)
         off += chunk;
         len -= chunk;
     }
-    return 0;
+    return reap_pending(q);
 }
 
 /* "never lose a flushed write": data and refcounts, then L2 tables, then L1, each synced;
