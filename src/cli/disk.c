@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define EXIT_HOST 1
@@ -25,6 +26,8 @@ static void disk_usage(FILE *out)
                  "  info FILE          show an image's format and sizes, its backing chain,\n"
                  "                     and whether a vessel is using it\n"
                  "  check FILE         check a qcow2 image's refcounts (--repair fixes leaks)\n"
+                 "  snapshot FILE list|create|apply|delete [NAME]\n"
+                 "                     a qcow2 image's internal snapshots\n"
                  "  convert -O FMT IN OUT\n"
                  "                     copy an image to a new raw or qcow2 image\n"
                  "\n"
@@ -88,7 +91,7 @@ static int parse_args(int argc, char **argv, int npos, const char *what, void (*
                     argv[0], argv[optind - 1], argv[0]);
         return EXIT_ARGS;
     }
-    if (argc - optind != npos) {
+    if (npos >= 0 && argc - optind != npos) {
         fprintf(stderr, "vessel disk %s: expected %s (see vessel disk %s --help)\n", argv[0], what,
                 argv[0]);
         return EXIT_ARGS;
@@ -543,6 +546,75 @@ static int disk_convert(int argc, char **argv)
     return 0;
 }
 
+static void snapshot_usage(FILE *out)
+{
+    fprintf(out, "Usage: vessel disk snapshot FILE list|create|apply|delete [NAME]\n"
+                 "A qcow2 image's internal snapshots (disk state only), as qemu-img snapshot\n"
+                 "sees them: vessel lists QEMU's snapshots and QEMU lists vessel's.\n"
+                 "  list            ID, name, date and VM state size of each snapshot\n"
+                 "  create NAME     the image's current state, kept under NAME\n"
+                 "  apply NAME      the image goes back to NAME's state (NAME stays)\n"
+                 "  delete NAME     NAME is gone and the clusters only it used are freed\n"
+                 "NAME may also be a snapshot's ID. The image must not be in use.\n"
+                 "\n"
+                 "  -h, --help   show this help\n"
+                 "\n"
+                 "Exit status: 0 done, 1 host error, 2 bad arguments or no such snapshot.\n");
+}
+
+static int disk_snapshot(int argc, char **argv)
+{
+    int r = parse_args(argc, argv, -1, "", snapshot_usage);
+    if (r >= 0) return r;
+    int n = argc - optind;
+    const char *path = n >= 1 ? argv[optind] : NULL, *cmd = n >= 2 ? argv[optind + 1] : NULL;
+    bool list = cmd && !strcmp(cmd, "list");
+    bool known =
+        cmd && (list || !strcmp(cmd, "create") || !strcmp(cmd, "apply") || !strcmp(cmd, "delete"));
+    if (!known || n != (list ? 2 : 3)) {
+        fprintf(stderr, "vessel disk snapshot: expected FILE list, or FILE create|apply|delete "
+                        "NAME (see vessel disk snapshot --help)\n");
+        return EXIT_ARGS;
+    }
+    char err[1024];
+    struct qcow2 *q;
+    r = qcow2_open(&q, path, list ? QCOW2_RDONLY : 0, false, err, sizeof(err));
+    if (r < 0) {
+        fprintf(stderr, "vessel disk snapshot: %s\n", err);
+        return r == -EBUSY || r == -EIO || r == -ENOMEM ? EXIT_HOST : EXIT_ARGS;
+    }
+    const char *name = list ? NULL : argv[optind + 2];
+    if (list) {
+        unsigned k = qcow2_snapshot_count(q);
+        if (k) printf("%-6s %-24s %-19s %10s\n", "ID", "NAME", "DATE", "VM STATE");
+        for (unsigned i = 0; i < k; i++) {
+            struct qcow2_snapshot_info s;
+            qcow2_snapshot_get(q, i, &s);
+            char date[32] = "";
+            time_t t = (time_t)s.date_sec;
+            struct tm tm;
+            if (gmtime_r(&t, &tm)) strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S", &tm);
+            char vs[32];
+            size_human(s.vm_state_size, vs, sizeof(vs));
+            printf("%-6s %-24s %-19s %10s\n", s.id, s.name, date, vs);
+        }
+        if (!k) printf("%s has no snapshots\n", path);
+    } else if (!strcmp(cmd, "create")) {
+        r = qcow2_snapshot_create(q, name, err, sizeof(err));
+    } else if (!strcmp(cmd, "apply")) {
+        r = qcow2_snapshot_apply(q, name, err, sizeof(err));
+    } else {
+        r = qcow2_snapshot_delete(q, name, err, sizeof(err));
+    }
+    qcow2_close(q);
+    if (r < 0) {
+        fprintf(stderr, "vessel disk snapshot: %s\n", err);
+        return r == -EIO || r == -ENOMEM || r == -ENOSPC ? EXIT_HOST : EXIT_ARGS;
+    }
+    if (!list) printf("%s: snapshot %s: %sd\n", path, name, cmd[0] == 'a' ? "applie" : cmd);
+    return 0;
+}
+
 int cli_disk(int argc, char **argv)
 {
     if (argc < 2) {
@@ -558,6 +630,7 @@ int cli_disk(int argc, char **argv)
     if (!strcmp(cmd, "info")) return disk_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "check")) return disk_check(argc - 1, argv + 1);
     if (!strcmp(cmd, "convert")) return disk_convert(argc - 1, argv + 1);
+    if (!strcmp(cmd, "snapshot")) return disk_snapshot(argc - 1, argv + 1);
     fprintf(stderr, "vessel disk: unknown command '%s' (see vessel disk --help)\n", cmd);
     return EXIT_ARGS;
 }

@@ -7,6 +7,7 @@
 #     qemu-img check and qemu-img compare;
 #   - vessel disk check agrees with qemu-img check: clean images clean, a leak made by hand
 #     found and repaired;
+#   - internal snapshots made by either tool are listed, applied and deleted by the other;
 #   - corrupted headers are refused with one line, never a crash.
 # Usage: tests/disk/run_qcow2.sh [VESSEL]   Last line: "qcow2: N passed, N failed".
 set -u
@@ -94,7 +95,34 @@ qemu-img check leak.qcow2 >/dev/null 2>&1
 check leak_repair "$V" disk check --repair leak.qcow2
 check leak_qemu_clean qemu-img check leak.qcow2
 
-# 4. corrupted headers: one line, status 2, no crash
+# 4. internal snapshots: vessel's listed by qemu-img and QEMU's by vessel; apply and delete
+#    from either side leave the data and qemu-img check right
+"$V" disk create -f qcow2 s.qcow2 64M >/dev/null
+qemu-io -c "write -P 0xa1 0 3M" -c "write -P 0xa2 10M 100k" s.qcow2 >/dev/null
+qemu-img convert -O raw s.qcow2 sA.raw
+check snap_create "$V" disk snapshot s.qcow2 create first
+if qemu-img snapshot -l s.qcow2 | grep -q " first "; then ok snap_qemu_lists_vessels; else ko snap_qemu_lists_vessels "$(qemu-img snapshot -l s.qcow2)"; fi
+check snap_create_qemu_check qemu-img check s.qcow2
+qemu-io -c "write -P 0xb1 1M 2M" -c "write -P 0xb2 30M 64k" -c "discard 10M 64k" s.qcow2 >/dev/null
+qemu-img convert -O raw s.qcow2 sB.raw
+qemu-img snapshot -c qemu-snap s.qcow2
+if "$V" disk snapshot s.qcow2 list | grep -q " qemu-snap "; then ok snap_vessel_lists_qemus; else ko snap_vessel_lists_qemus "$("$V" disk snapshot s.qcow2 list 2>&1)"; fi
+check snap_check "$V" disk check s.qcow2
+check snap_apply "$V" disk snapshot s.qcow2 apply first
+check snap_apply_data qemu-img compare s.qcow2 sA.raw
+check snap_apply_qemu_check qemu-img check s.qcow2
+check snap_apply_qemus "$V" disk snapshot s.qcow2 apply qemu-snap
+check snap_apply_qemus_data qemu-img compare s.qcow2 sB.raw
+check snap_delete "$V" disk snapshot s.qcow2 delete first
+check snap_delete_qemu_check qemu-img check s.qcow2
+qemu-img snapshot -a qemu-snap s.qcow2
+check snap_qemu_applies_after qemu-img compare s.qcow2 sB.raw
+check snap_delete_qemus "$V" disk snapshot s.qcow2 delete qemu-snap
+check snap_all_gone_qemu_check qemu-img check s.qcow2
+check snap_all_gone_vessel_check "$V" disk check s.qcow2
+check snap_all_gone_data qemu-img compare s.qcow2 sB.raw
+
+# 5. corrupted headers: one line, status 2, no crash
 n=0
 for off_val in "20:00000008" "20:00000016" "36:00000000" "44:00000000" "48:00000001" "56:00000000" "72:00000100" "96:00000009"; do
     off=${off_val%%:*}

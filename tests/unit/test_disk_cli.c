@@ -410,3 +410,40 @@ TEST(disk_cli_qcow2)
     unlink(r);
     unlink(r2);
 }
+
+TEST(disk_cli_snapshot)
+{
+    struct out o;
+    char q[256];
+    tmp_name(q, sizeof(q), "s.qcow2");
+    run(&o, "disk", "create", "-f", "qcow2", q, "1M", NULL);
+    CHECK_EQ(o.status, 0);
+    run(&o, "disk", "snapshot", q, "list", NULL);
+    CHECK_EQ(o.status, 0);
+    CHECK(strstr(o.out, "has no snapshots"));
+    run(&o, "disk", "snapshot", q, "create", "base", NULL);
+    CHECK_EQ(o.status, 0);
+    CHECK(strstr(o.out, "snapshot base: created"));
+    run(&o, "disk", "snapshot", q, "list", NULL);
+    CHECK_EQ(o.status, 0);
+    CHECK(strstr(o.out, "1      base "));
+    run(&o, "disk", "snapshot", q, "create", "base", NULL);
+    CHECK_EQ(o.status, 2);
+    CHECK(strstr(o.err, "already has a snapshot base"));
+    run(&o, "disk", "snapshot", q, "apply", "nope", NULL);
+    CHECK_EQ(o.status, 2);
+    CHECK(strstr(o.err, "has no snapshot nope"));
+    CHECK_EQ(lines(o.err), 1);
+    run(&o, "disk", "snapshot", q, "apply", "1", NULL);
+    CHECK_EQ(o.status, 0);
+    run(&o, "disk", "snapshot", q, "delete", "base", NULL);
+    CHECK_EQ(o.status, 0);
+    run(&o, "disk", "snapshot", q, "frob", "x", NULL);
+    CHECK_EQ(o.status, 2);
+    run(&o, "disk", "snapshot", q, "create", NULL);
+    CHECK_EQ(o.status, 2);
+    CHECK(strstr(o.err, "expected FILE list"));
+    run(&o, "disk", "check", q, NULL);
+    CHECK_EQ(o.status, 0);
+    unlink(q);
+}

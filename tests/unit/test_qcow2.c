@@ -524,3 +524,67 @@ TEST(qcow2_rewrite_discard_bounded)
     check_clean(p);
     unlink(p);
 }
+
+/* Internal snapshots: create, write over shared clusters and tables (copy-on-write), apply
+ * (the snapshot's data back), delete; refcounts and copied flags exact throughout. */
+TEST(qcow2_snapshots)
+{
+    char p[256], err[512];
+    q_tmp(p, sizeof(p), "snap.qcow2");
+    const uint64_t size = 8ull << 20;
+    CHECK_EQ(qcow2_create(p, size, 12, NULL, NULL, err, sizeof(err)), 0);
+    uint8_t *a = calloc(1, size), *shadow = calloc(1, size), *buf = malloc(1 << 16);
+    struct qcow2 *q = q_open(p, 0);
+    if (!q || !a || !shadow || !buf) goto out;
+    for (uint64_t off = 0; off < (4 << 20); off += 4096) {
+        memset(buf, (int)(off >> 12) | 1, 4096);
+        CHECK_EQ(q_write(q, off, buf, 4096), 0);
+        memset(a + off, (int)(off >> 12) | 1, 4096);
+    }
+    CHECK_EQ(qcow2_snapshot_create(q, "one", err, sizeof(err)), 0);
+    CHECK_EQ(qcow2_snapshot_create(q, "one", err, sizeof(err)), -EEXIST);
+    CHECK_EQ(qcow2_snapshot_count(q), 1);
+    memcpy(shadow, a, size);
+    for (int n = 0; n < 200; n++) {
+        uint64_t len = 1 + rnd() % 9000, off = rnd() % (size - len);
+        if (n % 5 == 4) {
+            off &= ~511ull;
+            len = (len + 511) & ~511ull;
+            CHECK_EQ(qcow2_zero(q, off, len, false), 0);
+            memset(shadow + off, 0, len);
+            continue;
+        }
+        for (uint64_t i = 0; i < len; i++)
+            buf[i] = (uint8_t)rnd();
+        CHECK_EQ(q_write(q, off, buf, len), 0);
+        memcpy(shadow + off, buf, len);
+    }
+    CHECK(same_as_shadow(q, shadow, size));
+    qcow2_close(q);
+    check_clean(p);
+    q = q_open(p, 0);
+    if (!q) goto out;
+    CHECK_EQ(qcow2_snapshot_count(q), 1);
+    struct qcow2_snapshot_info si;
+    qcow2_snapshot_get(q, 0, &si);
+    CHECK_STR(si.name, "one");
+    CHECK_STR(si.id, "1");
+    CHECK_EQ(si.disk_size, size);
+    CHECK_EQ(qcow2_snapshot_create(q, "two", err, sizeof(err)), 0); /* the current state */
+    CHECK_EQ(qcow2_snapshot_apply(q, "one", err, sizeof(err)), 0);
+    CHECK(same_as_shadow(q, a, size));
+    CHECK_EQ(qcow2_snapshot_apply(q, "2", err, sizeof(err)), 0); /* by id */
+    CHECK(same_as_shadow(q, shadow, size));
+    CHECK_EQ(qcow2_snapshot_apply(q, "three", err, sizeof(err)), -ENOENT);
+    CHECK_EQ(qcow2_snapshot_delete(q, "one", err, sizeof(err)), 0);
+    CHECK_EQ(qcow2_snapshot_delete(q, "two", err, sizeof(err)), 0);
+    CHECK_EQ(qcow2_snapshot_count(q), 0);
+    CHECK(same_as_shadow(q, shadow, size));
+    qcow2_close(q);
+    check_clean(p);
+out:
+    free(a);
+    free(shadow);
+    free(buf);
+    unlink(p);
+}

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
@@ -49,7 +50,20 @@ struct tcache {
     uint64_t used; /* LRU stamp */
 };
 
+/* One entry of the snapshot table ("Snapshot table"), kept as read so that rewriting the
+ * table preserves what vessel does not interpret (extra data, VM state sizes). */
+struct snap {
+    uint8_t *raw; /* the whole entry, padded to 8 bytes */
+    size_t len;
+    uint64_t l1_off;
+    uint32_t l1_size;
+    char id[128], name[256];
+};
+
 struct qcow2 {
+    struct snap *snaps;
+    unsigned nsnaps;
+    uint64_t snap_clusters; /* clusters the snapshot table takes */
     char *path;
     int fd;
     bool readonly, raw;
@@ -848,33 +862,57 @@ int qcow2_readv(struct qcow2 *q, uint64_t off, const struct iovec *iov, int iovc
 
 /* The L2 table for l1 index l1i, made if missing (a new zeroed table: refcount first, the
  * table and the L1 entry are written at the next flush). */
-static int l2_for_write(struct qcow2 *q, uint64_t l1i, uint8_t **t)
+/* A cache slot for a table that is not read from disk (written back first if dirty). */
+static int l2_slot(struct qcow2 *q, uint64_t off, struct tcache **out)
 {
-    int r = l2_table(q, l1i, t);
-    if (r || *t) {
-        if (!r && !(q->l1[l1i] & OFLAG_COPIED))
-            return corrupt(q, "shared L2 table (refcount > 1) in an image without snapshots",
-                           q->l1[l1i]);
-        return r;
-    }
-    uint64_t cl;
-    if ((r = alloc_clusters(q, 1, &cl))) return r;
-    uint64_t off = cl << q->cb;
-    /* Take a cache slot the way cache_get does, without reading. */
     struct tcache *victim = &q->l2c[0];
     for (unsigned i = 1; i < q->nl2c; i++)
         if (q->l2c[i].used < victim->used) victim = &q->l2c[i];
     if (victim->dirty) {
-        if ((r = sync_file(q)) || (r = wr(q, victim->data, q->cs, victim->off))) return r;
+        int r = sync_file(q);
+        if (!r) r = wr(q, victim->data, q->cs, victim->off);
+        if (r) return r;
+        victim->dirty = false;
     }
-    memset(victim->data, 0, q->cs);
     victim->off = off;
     victim->dirty = true;
     victim->used = ++q->clock;
-    q->l1[l1i] = off | OFLAG_COPIED;
-    q->l1_dirty = true;
-    *t = victim->data;
+    *out = victim;
     return 0;
+}
+
+/* The L2 table for l1 index l1i, ready to change: made if missing (a zeroed table), copied
+ * if an internal snapshot shares it (L1 entry without the copied flag, "Cluster mapping").
+ * The new table's refcount is written first; the table and the L1 entry at the next flush,
+ * and the shared table's reference is given back after that. */
+static int l2_for_write(struct qcow2 *q, uint64_t l1i, uint8_t **t)
+{
+    int r = l2_table(q, l1i, t);
+    if (r || (*t && (q->l1[l1i] & OFLAG_COPIED))) return r;
+    uint64_t old = *t ? q->l1[l1i] & OFFSET_MASK : 0;
+    uint8_t *copy = NULL;
+    if (old) {
+        /* The data clusters it maps are shared too (their refcount counts every L1 that
+         * reaches them): the copy's entries lose the copied flag, and a write copies them. */
+        if (!(copy = malloc(q->cs))) return -ENOMEM;
+        for (uint64_t i = 0; i < q->l2_entries; i++)
+            put64(copy + 8 * i, be64(*t + 8 * i) & ~OFLAG_COPIED);
+    }
+    uint64_t cl;
+    struct tcache *slot;
+    if ((r = alloc_clusters(q, 1, &cl)) || (r = l2_slot(q, cl << q->cb, &slot))) {
+        free(copy);
+        return r;
+    }
+    if (copy)
+        memcpy(slot->data, copy, q->cs);
+    else
+        memset(slot->data, 0, q->cs);
+    free(copy);
+    q->l1[l1i] = (cl << q->cb) | OFLAG_COPIED;
+    q->l1_dirty = true;
+    *t = slot->data;
+    return old ? free_later(q, old, q->cs) : 0;
 }
 
 static void set_entry(struct qcow2 *q, uint8_t *t, uint64_t cl, uint64_t e)
@@ -1060,12 +1098,57 @@ static void node_free(struct qcow2 *q)
     free(q->l1);
     free(q->rt);
     free(q->pend);
+    for (unsigned i = 0; i < q->nsnaps; i++)
+        free(q->snaps[i].raw);
+    free(q->snaps);
     free(q->cbuf);
     free(q->dbuf);
     free(q->zin);
     ZSTD_freeDCtx(q->zd);
     free(q->path);
     free(q);
+}
+
+#define MAX_SNAP_TABLE (64u << 20)
+
+/* "Snapshot table": every entry checked (sizes bounded, inside the file, L1 tables aligned
+ * and capped) before anything uses it. */
+static int load_snapshots(struct qcow2 *q)
+{
+    if (!q->h.nb_snapshots) return 0;
+    struct stat st;
+    if (fstat(q->fd, &st) < 0) return -errno;
+    q->snaps = calloc(q->h.nb_snapshots, sizeof(*q->snaps));
+    if (!q->snaps) return -ENOMEM;
+    uint64_t p = q->h.snapshots_offset, total = 0;
+    for (uint32_t i = 0; i < q->h.nb_snapshots; i++) {
+        uint8_t e[40];
+        int r = rd(q, e, sizeof(e), p);
+        if (r) return r;
+        uint32_t extra = be32(e + 36), idn = be16n(e + 12), namen = be16n(e + 14);
+        /* Entries are padded to 8 bytes, but QEMU does not write the last one's padding. */
+        uint64_t used = 40 + (uint64_t)extra + idn + namen, len = (used + 7) & ~7ull;
+        struct snap *s = &q->snaps[q->nsnaps];
+        s->l1_off = be64(e);
+        s->l1_size = be32(e + 8);
+        total += len;
+        if (extra > 1024 || idn >= sizeof(s->id) || namen >= sizeof(s->name) ||
+            total > MAX_SNAP_TABLE || p + used > (uint64_t)st.st_size ||
+            (uint64_t)s->l1_size * 8 > MAX_L1_BYTES || s->l1_off % q->cs ||
+            s->l1_off + (uint64_t)s->l1_size * 8 > (uint64_t)st.st_size)
+            return -EINVAL;
+        if (!(s->raw = calloc(1, len))) return -ENOMEM;
+        s->len = len;
+        q->nsnaps++;
+        if ((r = rd(q, s->raw, used, p))) return r;
+        memcpy(s->id, s->raw + 40 + extra, idn);
+        s->id[idn] = 0;
+        memcpy(s->name, s->raw + 40 + extra + idn, namen);
+        s->name[namen] = 0;
+        p += len;
+    }
+    q->snap_clusters = (total + q->cs - 1) >> q->cb;
+    return 0;
 }
 
 static bool has_magic(int fd)
@@ -1164,8 +1247,6 @@ static int open_node(struct qcow2 **out, const char *path, int flags, int raw, i
         else if (q->h.version < 3)
             no = "it is qcow2 version 2, which vessel only reads (qemu-img amend -o compat=1.1 "
                  "upgrades it)";
-        else if (q->h.nb_snapshots)
-            no = "it has internal snapshots, which vessel only reads";
         if (no) {
             r = fail(err, errlen, -EROFS, "disk %s cannot be opened for writing: %s", path, no);
             goto out;
@@ -1229,6 +1310,10 @@ static int open_node(struct qcow2 **out, const char *path, int flags, int raw, i
             goto out;
         }
         q->h.autoclear = 0;
+    }
+    if ((r = load_snapshots(q))) {
+        r = fail(err, errlen, r, "disk %s: invalid snapshot table", path);
+        goto out;
     }
     if (q->h.backing[0] && !(flags & QCOW2_CHECKING) &&
         (r = open_backing(q, flags, depth, err, errlen)))
@@ -1428,6 +1513,19 @@ static void use(struct checker *k, uint64_t off, uint64_t len, const char *what)
         if (k->uses[cl] != UINT32_MAX) k->uses[cl]++;
 }
 
+/* "Cluster mapping": an active entry's copied flag says whether the cluster's refcount is
+ * exactly one (a write goes in place only then). */
+static void copied_ok(struct checker *k, uint64_t off, uint64_t e, const char *what)
+{
+    uint64_t v;
+    if (rc_get(k->q, off >> k->q->cb, &v)) return;
+    if ((v == 1) != !!(e & OFLAG_COPIED)) {
+        k->c->errors++;
+        say(k, "ERROR %s entry for 0x%llx: copied flag %s, refcount %llu", what,
+            (unsigned long long)off, e & OFLAG_COPIED ? "set" : "clear", (unsigned long long)v);
+    }
+}
+
 static int walk_l1(struct checker *k, const uint64_t *l1, uint64_t n, bool active)
 {
     struct qcow2 *q = k->q;
@@ -1440,6 +1538,7 @@ static int walk_l1(struct checker *k, const uint64_t *l1, uint64_t n, bool activ
             continue;
         }
         use(k, off, q->cs, "L2 table");
+        if (active) copied_ok(k, off, l1[i], "L1");
         /* Each L1 table may name an L2 table once: more (a hostile image) would make this
          * walk read the same cluster millions of times. */
         if (k->uses[off >> q->cb] > 1 + q->h.nb_snapshots) {
@@ -1467,7 +1566,10 @@ static int walk_l1(struct checker *k, const uint64_t *l1, uint64_t n, bool activ
                 continue;
             }
             use(k, host, q->cs, "data cluster");
-            if (active) k->c->data++;
+            if (active) {
+                k->c->data++;
+                copied_ok(k, host, e, "L2");
+            }
         }
     }
     return 0;
@@ -1493,32 +1595,25 @@ static int read_l1(struct qcow2 *q, uint64_t off, uint64_t n, uint64_t **out)
 static int walk_snapshots(struct checker *k)
 {
     struct qcow2 *q = k->q;
-    uint64_t p = q->h.snapshots_offset, l1_bytes = 0;
-    for (uint32_t s = 0; s < q->h.nb_snapshots; s++) {
-        uint8_t e[40];
-        int r = rd(q, e, sizeof(e), p);
-        if (r) return r;
-        uint64_t l1off = be64(e), l1n = be32(e + 8);
-        uint64_t len = 40 + (uint64_t)be32(e + 36) + be16n(e + 12) + be16n(e + 14);
-        len = (len + 7) & ~7ull;
-        use(k, p, len, "snapshot table");
-        p += len;
-        l1_bytes += l1n * 8;
+    uint64_t bytes = 0, l1_bytes = 0;
+    for (unsigned i = 0; i < q->nsnaps; i++)
+        bytes += q->snaps[i].len;
+    /* the table once (its entries share clusters); load_snapshots checked it */
+    use(k, q->h.snapshots_offset, bytes, "snapshot table");
+    for (unsigned i = 0; i < q->nsnaps; i++) {
+        const struct snap *s = &q->snaps[i];
+        l1_bytes += (uint64_t)s->l1_size * 8;
         if (l1_bytes > 4ull * MAX_L1_BYTES) {
             k->c->errors++;
             say(k, "ERROR snapshot L1 tables larger than %u MiB in all: not checked further",
                 4 * (MAX_L1_BYTES >> 20));
             return 0;
         }
-        if (l1n * 8 > MAX_L1_BYTES || l1off % q->cs) {
-            k->c->errors++;
-            say(k, "ERROR snapshot %u: L1 table invalid", s);
-            continue;
-        }
-        use(k, l1off, l1n * 8, "snapshot L1 table");
+        use(k, s->l1_off, (uint64_t)s->l1_size * 8, "snapshot L1 table");
         uint64_t *l1;
-        if ((r = read_l1(q, l1off, l1n, &l1))) return r;
-        r = walk_l1(k, l1, l1n, false);
+        int r = read_l1(q, s->l1_off, s->l1_size, &l1);
+        if (r) return r;
+        r = walk_l1(k, l1, s->l1_size, false);
         free(l1);
         if (r) return r;
     }
@@ -1620,4 +1715,307 @@ int qcow2_check(const char *path, bool repair, struct qcow2_check *c, FILE *out,
     node_free(q);
     if (r) return fail(err, errlen, r, "%s: %s", path, strerror(-r));
     return 0;
+}
+
+/* ---- internal snapshots ("Snapshot table") ---- */
+
+static int rc_add(struct qcow2 *q, uint64_t cl, int delta)
+{
+    uint64_t v;
+    int r = rc_get(q, cl, &v);
+    if (r) return r;
+    if ((delta < 0 && v == 0) || (delta > 0 && v == rc_max(q)))
+        return corrupt(q, "refcount would leave its range", cl);
+    if ((r = rc_set(q, cl, delta < 0 ? v - 1 : v + 1, 0, 0))) return r;
+    if (delta < 0 && v == 1 && cl < q->free_hint) q->free_hint = cl;
+    return 0;
+}
+
+/* One more (delta +1) or one less (-1) reference to every L2 table an L1 table names and to
+ * every cluster those map: an L1 table counts once for each cluster it reaches. */
+static int adjust_refs(struct qcow2 *q, const uint64_t *l1, uint64_t n, int delta)
+{
+    uint8_t *t = malloc(q->cs);
+    if (!t) return -ENOMEM;
+    int r = 0;
+    for (uint64_t i = 0; i < n && !r; i++) {
+        uint64_t off = l1[i] & OFFSET_MASK;
+        if (!off) continue;
+        if (off % q->cs) {
+            r = corrupt(q, "L2 table offset not cluster aligned", off);
+            break;
+        }
+        uint8_t *c;
+        if ((r = cache_get(q, q->l2c, q->nl2c, off, &c))) break;
+        memcpy(t, c, q->cs);
+        if ((r = rc_add(q, off >> q->cb, delta))) break;
+        for (uint64_t j = 0; j < q->l2_entries && !r; j++) {
+            uint64_t e = be64(t + 8 * j);
+            if (e & OFLAG_COMPRESSED) {
+                uint64_t co, cl;
+                compressed_range(q, e, &co, &cl);
+                co &= ~511ull;
+                cl = ((cl + 511) & ~511ull);
+                for (uint64_t x = co >> q->cb; !r && x <= (co + cl - 1) >> q->cb; x++)
+                    r = rc_add(q, x, delta);
+            } else if (e & OFFSET_MASK) {
+                r = rc_add(q, (e & OFFSET_MASK) >> q->cb, delta);
+            }
+        }
+    }
+    free(t);
+    return r;
+}
+
+/* The copied flag of every active L1 and L2 entry made to say "refcount is 1" again, as the
+ * spec requires ("Cluster mapping"), after refcounts changed under them. */
+static int fix_copied(struct qcow2 *q)
+{
+    int r = 0;
+    for (uint32_t i = 0; i < q->h.l1_size && !r; i++) {
+        uint64_t off = q->l1[i] & OFFSET_MASK, v;
+        if (!off) continue;
+        if ((r = rc_get(q, off >> q->cb, &v))) break;
+        uint64_t want = v == 1 ? (q->l1[i] | OFLAG_COPIED) : (q->l1[i] & ~OFLAG_COPIED);
+        if (want != q->l1[i]) q->l1[i] = want, q->l1_dirty = true;
+        uint8_t *t;
+        if ((r = cache_get(q, q->l2c, q->nl2c, off, &t))) break;
+        struct tcache *slot = NULL;
+        for (unsigned k = 0; k < q->nl2c; k++)
+            if (q->l2c[k].data == t) slot = &q->l2c[k];
+        for (uint64_t j = 0; j < q->l2_entries && !r; j++) {
+            uint64_t e = be64(t + 8 * j), host = e & OFFSET_MASK;
+            if ((e & OFLAG_COMPRESSED) || !host) continue;
+            if ((r = rc_get(q, host >> q->cb, &v))) break;
+            uint64_t w = v == 1 ? (e | OFLAG_COPIED) : (e & ~OFLAG_COPIED);
+            if (w != e) {
+                put64(t + 8 * j, w);
+                if (slot) slot->dirty = true;
+            }
+        }
+    }
+    return r;
+}
+
+/* A new snapshot table (the entries of q->snaps, in order) in new clusters, synced, then
+ * the header pointing at it, synced, then the old table's clusters freed. */
+static int write_snap_table(struct qcow2 *q)
+{
+    uint64_t bytes = 0;
+    for (unsigned i = 0; i < q->nsnaps; i++)
+        bytes += q->snaps[i].len;
+    uint64_t n = (bytes + q->cs - 1) >> q->cb, first = 0;
+    int r = 0;
+    if (n) {
+        uint8_t *b = calloc(n, q->cs);
+        if (!b) return -ENOMEM;
+        uint64_t p = 0;
+        for (unsigned i = 0; i < q->nsnaps; i++) {
+            memcpy(b + p, q->snaps[i].raw, q->snaps[i].len);
+            p += q->snaps[i].len;
+        }
+        r = alloc_clusters(q, n, &first);
+        if (!r) r = wr(q, b, n * q->cs, first << q->cb);
+        free(b);
+        if (!r) r = sync_file(q);
+        if (r) return r;
+    }
+    uint8_t h[12];
+    put32(h, q->nsnaps);
+    put64(h + 4, first << q->cb);
+    if ((r = wr(q, h, 12, 60)) || (r = sync_file(q))) return r;
+    uint64_t old = q->h.snapshots_offset, oldn = q->snap_clusters;
+    q->h.nb_snapshots = q->nsnaps;
+    q->h.snapshots_offset = first << q->cb;
+    q->snap_clusters = n;
+    for (uint64_t i = 0; i < oldn && !r; i++)
+        r = rc_add(q, (old >> q->cb) + i, -1);
+    return r;
+}
+
+static struct snap *find_snap(struct qcow2 *q, const char *name)
+{
+    for (unsigned i = 0; i < q->nsnaps; i++)
+        if (!strcmp(q->snaps[i].name, name)) return &q->snaps[i];
+    for (unsigned i = 0; i < q->nsnaps; i++)
+        if (!strcmp(q->snaps[i].id, name)) return &q->snaps[i];
+    return NULL;
+}
+
+unsigned qcow2_snapshot_count(const struct qcow2 *q)
+{
+    return q->nsnaps;
+}
+
+void qcow2_snapshot_get(const struct qcow2 *q, unsigned i, struct qcow2_snapshot_info *s)
+{
+    const struct snap *n = &q->snaps[i];
+    memset(s, 0, sizeof(*s));
+    snprintf(s->id, sizeof(s->id), "%s", n->id);
+    snprintf(s->name, sizeof(s->name), "%s", n->name);
+    s->date_sec = be32(n->raw + 16);
+    s->date_nsec = be32(n->raw + 20);
+    s->vm_clock_nsec = be64(n->raw + 24);
+    s->vm_state_size = be32(n->raw + 32);
+    uint32_t extra = be32(n->raw + 36);
+    if (extra >= 8 && be64(n->raw + 40)) s->vm_state_size = be64(n->raw + 40);
+    s->disk_size = extra >= 16 ? be64(n->raw + 48) : q->size;
+}
+
+static int snap_prepare(struct qcow2 *q, char *err, size_t errlen)
+{
+    if (q->readonly || q->raw)
+        return fail(err, errlen, -EROFS, "%s is not open for writing", q->path);
+    if (q->broken) return fail(err, errlen, -EIO, "%s needs vessel disk check", q->path);
+    int r = qcow2_flush(q);
+    return r ? fail(err, errlen, r, "%s: %s", q->path, strerror(-r)) : 0;
+}
+
+static int snap_done(struct qcow2 *q, int r, char *err, size_t errlen)
+{
+    if (!r) r = fix_copied(q);
+    if (!r) r = qcow2_flush(q);
+    return r ? fail(err, errlen, r, "%s: %s", q->path, strerror(-r)) : 0;
+}
+
+int qcow2_snapshot_create(struct qcow2 *q, const char *name, char *err, size_t errlen)
+{
+    size_t namen = strlen(name);
+    if (!namen || namen >= sizeof(q->snaps[0].name))
+        return fail(err, errlen, -EINVAL, "snapshot name must be 1..255 bytes");
+    if (find_snap(q, name))
+        return fail(err, errlen, -EEXIST, "%s already has a snapshot %s", q->path, name);
+    if (q->nsnaps >= 65536) return fail(err, errlen, -ENOSPC, "too many snapshots");
+    int r = snap_prepare(q, err, errlen);
+    if (r) return r;
+    /* The id: one more than the largest numeric id (QEMU's scheme). */
+    unsigned long next = 1;
+    for (unsigned i = 0; i < q->nsnaps; i++) {
+        unsigned long v = strtoul(q->snaps[i].id, NULL, 10);
+        if (v >= next) next = v + 1;
+    }
+    char id[32];
+    int idn = snprintf(id, sizeof(id), "%lu", next);
+    /* The L1 copy; then every cluster it reaches gets one more reference, and the active
+     * entries lose their copied flag (flushed) before the table names the snapshot: a crash
+     * in between leaks, never shares a cluster the active image would write in place. */
+    uint64_t n = q->h.l1_size, l1c = (n * 8 + q->cs - 1) >> q->cb, first = 0;
+    uint8_t *b = l1c ? calloc(l1c, q->cs) : NULL;
+    if (l1c && !b) return fail(err, errlen, -ENOMEM, "out of memory");
+    for (uint64_t i = 0; i < n; i++)
+        put64(b + 8 * i, q->l1[i] & ~OFLAG_COPIED);
+    if (l1c) r = alloc_clusters(q, l1c, &first);
+    if (!r && l1c) r = wr(q, b, l1c * q->cs, first << q->cb);
+    free(b);
+    if (!r) r = adjust_refs(q, q->l1, n, +1);
+    if (!r) r = fix_copied(q);
+    if (!r) r = qcow2_flush(q);
+    if (r) return fail(err, errlen, r, "%s: %s", q->path, strerror(-r));
+    size_t len = (40 + 16 + (size_t)idn + namen + 7) & ~(size_t)7;
+    uint8_t *e = calloc(1, len);
+    struct snap *grown = realloc(q->snaps, (q->nsnaps + 1) * sizeof(*q->snaps));
+    if (!e || !grown) {
+        free(e);
+        if (grown) q->snaps = grown;
+        return fail(err, errlen, -ENOMEM, "out of memory");
+    }
+    q->snaps = grown;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    put64(e, first << q->cb);
+    put32(e + 8, (uint32_t)n);
+    e[12] = (uint8_t)(idn >> 8), e[13] = (uint8_t)idn;
+    e[14] = (uint8_t)(namen >> 8), e[15] = (uint8_t)namen;
+    put32(e + 16, (uint32_t)now.tv_sec);
+    put32(e + 20, (uint32_t)now.tv_nsec);
+    put32(e + 36, 16);      /* extra data: vm_state_size_large (0), disk_size */
+    put64(e + 48, q->size); /* disk only: no VM state */
+    memcpy(e + 56, id, (size_t)idn);
+    memcpy(e + 56 + idn, name, namen);
+    struct snap *s = &q->snaps[q->nsnaps++];
+    memset(s, 0, sizeof(*s));
+    s->raw = e;
+    s->len = len;
+    s->l1_off = first << q->cb;
+    s->l1_size = (uint32_t)n;
+    snprintf(s->id, sizeof(s->id), "%s", id);
+    snprintf(s->name, sizeof(s->name), "%s", name);
+    r = write_snap_table(q);
+    return snap_done(q, r, err, errlen);
+}
+
+static int read_snap_l1(struct qcow2 *q, const struct snap *s, uint64_t n, uint64_t **out)
+{
+    uint64_t *l1 = calloc(n ? n : 1, 8);
+    uint8_t *b = malloc(s->l1_size ? (size_t)s->l1_size * 8 : 1);
+    int r = l1 && b ? 0 : -ENOMEM;
+    if (!r && s->l1_size) r = rd(q, b, (size_t)s->l1_size * 8, s->l1_off);
+    for (uint64_t i = 0; !r && i < s->l1_size && i < n; i++)
+        l1[i] = be64(b + 8 * i);
+    free(b);
+    if (r) {
+        free(l1);
+        return r;
+    }
+    *out = l1;
+    return 0;
+}
+
+int qcow2_snapshot_apply(struct qcow2 *q, const char *name, char *err, size_t errlen)
+{
+    struct snap *s = find_snap(q, name);
+    if (!s) return fail(err, errlen, -ENOENT, "%s has no snapshot %s", q->path, name);
+    struct qcow2_snapshot_info info;
+    qcow2_snapshot_get(q, (unsigned)(s - q->snaps), &info);
+    if (s->l1_size > q->h.l1_size || info.disk_size != q->size)
+        return fail(err, errlen, -ENOTSUP,
+                    "snapshot %s has another disk size or a larger L1 table (VM state?): "
+                    "vessel cannot apply it",
+                    name);
+    int r = snap_prepare(q, err, errlen);
+    if (r) return r;
+    uint64_t n = q->h.l1_size, *sl1, *old = malloc(n ? n * 8 : 8);
+    if (!old) return fail(err, errlen, -ENOMEM, "out of memory");
+    if ((r = read_snap_l1(q, s, n, &sl1))) {
+        free(old);
+        return fail(err, errlen, r, "%s: %s", q->path, strerror(-r));
+    }
+    /* Count the snapshot's clusters once more, make its L1 the active one (written and synced
+     * by the flush), then drop the old active image's references. */
+    r = adjust_refs(q, sl1, n, +1);
+    if (!r) {
+        memcpy(old, q->l1, n * 8);
+        for (uint64_t i = 0; i < n; i++)
+            q->l1[i] = sl1[i] & ~OFLAG_COPIED;
+        q->l1_dirty = true;
+        r = qcow2_flush(q);
+    }
+    if (!r) r = adjust_refs(q, old, n, -1);
+    free(old);
+    free(sl1);
+    return snap_done(q, r, err, errlen);
+}
+
+int qcow2_snapshot_delete(struct qcow2 *q, const char *name, char *err, size_t errlen)
+{
+    struct snap *s = find_snap(q, name);
+    if (!s) return fail(err, errlen, -ENOENT, "%s has no snapshot %s", q->path, name);
+    int r = snap_prepare(q, err, errlen);
+    if (r) return r;
+    struct snap gone = *s;
+    uint64_t *sl1;
+    if ((r = read_snap_l1(q, &gone, gone.l1_size, &sl1)))
+        return fail(err, errlen, r, "%s: %s", q->path, strerror(-r));
+    /* Out of the table first (synced): a crash after it only leaks. */
+    unsigned i = (unsigned)(s - q->snaps);
+    memmove(&q->snaps[i], &q->snaps[i + 1], (q->nsnaps - i - 1) * sizeof(*q->snaps));
+    q->nsnaps--;
+    r = write_snap_table(q);
+    if (!r) r = adjust_refs(q, sl1, gone.l1_size, -1);
+    uint64_t l1c = ((uint64_t)gone.l1_size * 8 + q->cs - 1) >> q->cb;
+    for (uint64_t c = 0; !r && c < l1c; c++)
+        r = rc_add(q, (gone.l1_off >> q->cb) + c, -1);
+    free(sl1);
+    free(gone.raw);
+    return snap_done(q, r, err, errlen);
 }

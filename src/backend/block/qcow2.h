@@ -60,7 +60,8 @@ enum qcow2_open_flags {
 /* Open an image and its backing chain (backing files read-only, shared locks; qcow2 or raw,
  * as the backing format extension says or as probed). `raw` opens path as a raw image node
  * (for convert, and the chain). Writable opens refuse images with the dirty or corrupt bit
- * ("run vessel disk check --repair"), version 2 and internal snapshots (read-only works).
+ * ("run vessel disk check --repair") and version 2 (read-only works). Images with internal
+ * snapshots are written copy-on-write where a snapshot shares a table or cluster.
  * 0 or -errno with a one-line message. */
 int qcow2_open(struct qcow2 **out, const char *path, int flags, bool raw, char *err, size_t errlen);
 void qcow2_close(struct qcow2 *q); /* flushes first if writable */
@@ -83,6 +84,21 @@ int qcow2_flush(struct qcow2 *q);
  * with a backing file: the backing file's size. backing_fmt NULL: probed. */
 int qcow2_create(const char *path, uint64_t size, unsigned cluster_bits, const char *backing,
                  const char *backing_fmt, char *err, size_t errlen);
+
+/* Internal snapshots ("Snapshot table"): disk state only, no VM state. The image must be
+ * open for writing. Names or ids select a snapshot. 0 or -errno with a message. */
+struct qcow2_snapshot_info {
+    char id[128], name[256];
+    uint64_t date_sec;
+    uint32_t date_nsec;
+    uint64_t vm_clock_nsec, vm_state_size, disk_size;
+};
+unsigned qcow2_snapshot_count(const struct qcow2 *q);
+void qcow2_snapshot_get(const struct qcow2 *q, unsigned i, struct qcow2_snapshot_info *s);
+int qcow2_snapshot_create(struct qcow2 *q, const char *name, char *err, size_t errlen);
+/* The active image becomes the snapshot's state (the snapshot stays). */
+int qcow2_snapshot_apply(struct qcow2 *q, const char *name, char *err, size_t errlen);
+int qcow2_snapshot_delete(struct qcow2 *q, const char *name, char *err, size_t errlen);
 
 struct qcow2_check {
     uint64_t leaks;  /* clusters whose refcount is higher than their uses */
