@@ -2,7 +2,8 @@
 // LIBS: -lz -lzstd
 /* qcow2 images as hostile input: the header parser on the raw bytes, then the whole image
  * layer on them as a file: open (tables, backing name), reads across the first clusters,
- * writes and zeroes (allocation and refcounts on corrupted metadata), flush, and check.
+ * writes and zeroes (allocation and refcounts on corrupted metadata), flush, snapshot
+ * create/apply/delete, and check.
  * Never a crash, a hang or a sanitizer report; errors are fine. */
 #include "backend/block/qcow2.h"
 #include <fcntl.h>
@@ -45,6 +46,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
             qcow2_zero(q, off & ~511ull, wl & ~511ull, data[0] & 1);
             qcow2_flush(q);
             qcow2_readv(q, off, &w, 1, wl);
+        }
+        /* Snapshot table rewrites and reference walks over hostile tables. */
+        if (data[0] & 2) {
+            if (qcow2_snapshot_count(q))
+                qcow2_snapshot_apply(q, "1", err, sizeof(err));
+            qcow2_snapshot_create(q, "fz", err, sizeof(err));
+            if (data[0] & 4) qcow2_snapshot_delete(q, "1", err, sizeof(err));
         }
         qcow2_close(q);
     }
