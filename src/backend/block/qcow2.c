@@ -785,6 +785,31 @@ static int l2_entry(struct qcow2 *q, uint64_t off, uint64_t *e)
 
 static int node_readv(struct qcow2 *q, uint64_t off, const struct iovec *v, int n, uint64_t len);
 
+/* From guest offset off (at most len bytes): how far the data lies in clusters the image
+ * holds itself, one after the other in the file (for a write: also only this image's, the
+ * copied flag), so that one preadv/pwritev does it all. *run 0: the first cluster does not. */
+static int mapped_run(struct qcow2 *q, uint64_t off, uint64_t len, bool write, uint64_t *host,
+                      uint64_t *run)
+{
+    *run = 0;
+    uint64_t expect = 0;
+    while (*run < len) {
+        uint64_t e;
+        int r = l2_entry(q, off + *run, &e);
+        if (r) return r;
+        uint64_t h = e & OFFSET_MASK;
+        bool ok = h && !(e & OFLAG_COMPRESSED) && !(q->h.version == 3 && (e & OFLAG_ZERO)) &&
+                  (!write || (e & OFLAG_COPIED));
+        uint64_t in = (off + *run) & (q->cs - 1);
+        if (!ok || (*run && h != expect)) break;
+        if (!*run) *host = h + in;
+        expect = h + q->cs;
+        uint64_t step = q->cs - in;
+        *run += step < len - *run ? step : len - *run;
+    }
+    return 0;
+}
+
 /* Read [off, off+len) of the image below q (zeroes where there is none or past its end). */
 static int below_readv(struct qcow2 *q, uint64_t off, const struct iovec *v, int n, uint64_t len)
 {
@@ -843,11 +868,20 @@ static int node_readv(struct qcow2 *q, uint64_t off, const struct iovec *v, int 
     struct iovcur c = {v, n, 0, 0};
     struct iovec part[n > 0 ? n : 1];
     while (len) {
+        uint64_t host, run;
+        int r = mapped_run(q, off, len, false, &host, &run);
+        if (r) return r;
+        if (run) { /* clusters that follow each other in the file: one read */
+            int k = iov_take(&c, run, part, n);
+            if ((r = preadv_full(q->fd, part, k, host))) return r;
+            off += run;
+            len -= run;
+            continue;
+        }
         uint64_t chunk = q->cs - (off & (q->cs - 1));
         if (chunk > len) chunk = len;
         int k = iov_take(&c, chunk, part, n);
-        int r = read_piece(q, off, part, k, chunk);
-        if (r) return r;
+        if ((r = read_piece(q, off, part, k, chunk))) return r;
         off += chunk;
         len -= chunk;
     }
@@ -987,11 +1021,20 @@ int qcow2_writev(struct qcow2 *q, uint64_t off, const struct iovec *iov, int iov
     struct iovcur c = {iov, iovcnt, 0, 0};
     struct iovec part[iovcnt > 0 ? iovcnt : 1];
     while (len) {
+        uint64_t host, run;
+        int r = mapped_run(q, off, len, true, &host, &run);
+        if (r) return r;
+        if (run) { /* in place, one write for clusters that follow each other */
+            int k = iov_take(&c, run, part, iovcnt);
+            if ((r = pwritev_full(q->fd, part, k, host))) return r;
+            off += run;
+            len -= run;
+            continue;
+        }
         uint64_t chunk = q->cs - (off & (q->cs - 1));
         if (chunk > len) chunk = len;
         int k = iov_take(&c, chunk, part, iovcnt);
-        int r = write_piece(q, off, part, k, chunk);
-        if (r) return r;
+        if ((r = write_piece(q, off, part, k, chunk))) return r;
         off += chunk;
         len -= chunk;
     }
