@@ -49,8 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
         }
         /* Snapshot table rewrites and reference walks over hostile tables. */
         if (data[0] & 2) {
-            if (qcow2_snapshot_count(q))
-                qcow2_snapshot_apply(q, "1", err, sizeof(err));
+            if (qcow2_snapshot_count(q)) qcow2_snapshot_apply(q, "1", err, sizeof(err));
             qcow2_snapshot_create(q, "fz", err, sizeof(err));
             if (data[0] & 4) qcow2_snapshot_delete(q, "1", err, sizeof(err));
         }
