@@ -588,3 +588,40 @@ out:
     free(buf);
     unlink(p);
 }
+
+/* A hostile image maps guest data onto its own L1 table: a write there fails (I/O error)
+ * instead of letting the guest rewrite the image's metadata, and the table is intact. */
+TEST(qcow2_data_on_metadata_refused)
+{
+    char p[256], err[512];
+    q_tmp(p, sizeof(p), "overlap.qcow2");
+    CHECK_EQ(qcow2_create(p, 1 << 20, 16, NULL, NULL, err, sizeof(err)), 0);
+    struct qcow2 *q = q_open(p, 0);
+    static uint8_t b[4096];
+    memset(b, 0x11, sizeof(b));
+    if (q) CHECK_EQ(q_write(q, 0, b, sizeof(b)), 0); /* makes the L2 table */
+    uint64_t l1 = q ? qcow2_hdr(q)->l1_offset : 0;
+    qcow2_close(q);
+    int fd = open(p, O_RDWR | O_CLOEXEC);
+    uint8_t e[8];
+    CHECK(fd >= 0 && pread(fd, e, 8, (off_t)l1) == 8);
+    uint64_t l2 = 0;
+    for (int i = 0; i < 8; i++)
+        l2 = l2 << 8 | e[i];
+    l2 &= 0x00fffffffffffe00ull;
+    put_be64(e, l1 | (1ull << 63)); /* guest cluster 0 -> the L1 table, "copied" */
+    CHECK(fd >= 0 && pwrite(fd, e, 8, (off_t)l2) == 8);
+    q = q_open(p, 0);
+    if (q) {
+        CHECK_EQ(q_write(q, 0, b, sizeof(b)), -EIO);
+        qcow2_close(q);
+    }
+    uint8_t after[8];
+    CHECK(fd >= 0 && pread(fd, after, 8, (off_t)l1) == 8);
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | after[i];
+    CHECK_EQ(v & 0x00fffffffffffe00ull, l2); /* still the L2 table's offset */
+    if (fd >= 0) close(fd);
+    unlink(p);
+}

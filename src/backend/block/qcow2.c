@@ -958,6 +958,20 @@ static void set_entry(struct qcow2 *q, uint8_t *t, uint64_t cl, uint64_t e)
     if (c) c->dirty = true;
 }
 
+/* Guest data about to be written in place over the L1 table, the refcount table or the
+ * snapshot table (the header cluster is refused when entries are read): only a corrupted or
+ * hostile image maps data there, and writing would let the guest rewrite the image's own
+ * metadata (QEMU's "overlap check", the tables that are cheap to check). */
+static bool hits_metadata(const struct qcow2 *q, uint64_t host, uint64_t len)
+{
+    uint64_t snap = 0;
+    for (unsigned i = 0; i < q->nsnaps; i++)
+        snap += q->snaps[i].len;
+    return (q->h.l1_size && overlaps(host, len, q->h.l1_offset, (uint64_t)q->h.l1_size * 8)) ||
+           overlaps(host, len, q->h.rt_offset, (uint64_t)q->h.rt_clusters << q->cb) ||
+           (snap && overlaps(host, len, q->h.snapshots_offset, snap));
+}
+
 /* Drop what an entry points to (after the new entry is set; given back at flush). */
 static int release(struct qcow2 *q, uint64_t e)
 {
@@ -981,7 +995,11 @@ static int write_piece(struct qcow2 *q, uint64_t off, const struct iovec *v, int
     if ((r = l2_entry(q, off, &e))) return r;
     uint64_t host = e & OFFSET_MASK;
     bool plain = !(e & OFLAG_COMPRESSED) && !(e & OFLAG_ZERO);
-    if (plain && host && (e & OFLAG_COPIED)) return pwritev_full(q->fd, v, n, host + in);
+    if (plain && host && (e & OFLAG_COPIED)) {
+        if (hits_metadata(q, host, q->cs))
+            return corrupt(q, "a data cluster lies on the image's own tables", host);
+        return pwritev_full(q->fd, v, n, host + in);
+    }
     /* A new cluster: the old contents around the piece, then the piece. */
     uint64_t nc;
     if ((r = alloc_clusters(q, 1, &nc))) return r;
@@ -1025,6 +1043,8 @@ int qcow2_writev(struct qcow2 *q, uint64_t off, const struct iovec *iov, int iov
         int r = mapped_run(q, off, len, true, &host, &run);
         if (r) return r;
         if (run) { /* in place, one write for clusters that follow each other */
+            if (hits_metadata(q, host, run))
+                return corrupt(q, "a data cluster lies on the image's own tables", host);
             int k = iov_take(&c, run, part, iovcnt);
             if ((r = pwritev_full(q->fd, part, k, host))) return r;
             off += run;
@@ -1178,7 +1198,8 @@ static int load_snapshots(struct qcow2 *q)
         if (extra > 1024 || idn >= sizeof(s->id) || namen >= sizeof(s->name) ||
             total > MAX_SNAP_TABLE || p + used > (uint64_t)st.st_size ||
             (uint64_t)s->l1_size * 8 > MAX_L1_BYTES || s->l1_off % q->cs ||
-            s->l1_off + (uint64_t)s->l1_size * 8 > (uint64_t)st.st_size)
+            s->l1_off > (uint64_t)st.st_size ||
+            (uint64_t)s->l1_size * 8 > (uint64_t)st.st_size - s->l1_off)
             return -EINVAL;
         if (!(s->raw = calloc(1, len))) return -ENOMEM;
         s->len = len;
