@@ -423,12 +423,15 @@ static int disk_check(int argc, char **argv)
 
 static void convert_usage(FILE *out)
 {
-    fprintf(out, "Usage: vessel disk convert -O raw|qcow2 IN OUT\n"
+    fprintf(out, "Usage: vessel disk convert [-c] -O raw|qcow2 IN OUT\n"
                  "Copy image IN (raw or qcow2, backing chain included) to a new image OUT of\n"
                  "the given format. Zero blocks are left out: OUT is sparse (a raw OUT has\n"
                  "holes, a qcow2 OUT unallocated clusters). OUT must not exist.\n"
                  "\n"
                  "  -O, --output-format FMT   raw or qcow2\n"
+                 "  -c, --compress            qcow2: deflate-compressed clusters (where that\n"
+                 "                            saves space; readable by QEMU; writes to them\n"
+                 "                            later store them uncompressed)\n"
                  "  -h, --help                show this help\n"
                  "\n"
                  "Exit status: 0 converted, 1 host error, 2 bad arguments.\n");
@@ -437,6 +440,7 @@ static void convert_usage(FILE *out)
 static const struct option convert_opts[] = {
     {"help", no_argument, NULL, 'h'},
     {"output-format", required_argument, NULL, 'O'},
+    {"compress", no_argument, NULL, 'c'},
     {NULL, 0, NULL, 0},
 };
 
@@ -450,10 +454,15 @@ static bool all_zero(const uint8_t *p, size_t n)
 static int disk_convert(int argc, char **argv)
 {
     const char *fmt = NULL;
+    bool compress = false;
     optind = 0;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, ":hO:", convert_opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":hcO:", convert_opts, NULL)) != -1) {
+        if (c == 'c') {
+            compress = true;
+            continue;
+        }
         if (c == 'h') {
             convert_usage(stdout);
             return 0;
@@ -475,6 +484,10 @@ static int disk_convert(int argc, char **argv)
     }
     const char *in = argv[optind], *outp = argv[optind + 1];
     bool to_qcow2 = !strcmp(fmt, "qcow2");
+    if (compress && !to_qcow2) {
+        fprintf(stderr, "vessel disk convert: -c needs -O qcow2\n");
+        return EXIT_ARGS;
+    }
     char err[1024];
     struct qcow2 *src, *dst = NULL;
     /* The input's format is probed (qcow2 magic, else raw), as blk_open does. */
@@ -520,7 +533,13 @@ static int disk_convert(int argc, char **argv)
             size_t gl = n - g < GRAIN ? n - g : GRAIN;
             if (all_zero(buf + g, gl)) continue;
             struct iovec w = {buf + g, gl};
-            if (to_qcow2)
+            if (compress) {
+                /* whole clusters (GRAIN is the cluster size): the last one padded */
+                static uint8_t cl[GRAIN];
+                memcpy(cl, buf + g, gl);
+                memset(cl + gl, 0, GRAIN - gl);
+                r = qcow2_write_compressed(dst, off + g, cl);
+            } else if (to_qcow2)
                 r = qcow2_writev(dst, off + g, &w, 1, gl);
             else if (pwrite(ofd, buf + g, gl, (off_t)(off + g)) != (ssize_t)gl)
                 r = -EIO;

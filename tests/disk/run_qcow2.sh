@@ -3,7 +3,7 @@
 #   - images qemu-img makes (plain, with a qcow2 or raw backing chain, compressed with
 #     deflate and with zstd, 512-byte and 2 MiB clusters) read the same through vessel
 #     (vessel disk convert -O raw) as through qemu-img;
-#   - images vessel makes (disk create -f qcow2 [--backing], disk convert -O qcow2) pass
+#   - images vessel makes (disk create -f qcow2 [--backing], disk convert [-c] -O qcow2) pass
 #     qemu-img check and qemu-img compare;
 #   - vessel disk check agrees with qemu-img check: clean images clean, a leak made by hand
 #     found and repaired;
@@ -74,6 +74,10 @@ check convert_qemu_check qemu-img check vc.qcow2
 check convert_compare qemu-img compare -f qcow2 -F raw vc.qcow2 want.raw
 # Reading 512-byte clusters and writing them into a new image (the guest writes into
 # qemu-img's images in tests/guest/run_blk.py, qcow2 and qcow2_crash).
+check convert_compressed "$V" disk convert -c -O qcow2 src.raw vz.qcow2
+check convert_compressed_qemu_check qemu-img check vz.qcow2
+check convert_compressed_compare qemu-img compare -f qcow2 -F raw vz.qcow2 src.raw
+if qemu-img check vz.qcow2 | grep -q "[1-9][0-9.]*% compressed"; then ok convert_compressed_is; else ko convert_compressed_is "$(qemu-img check vz.qcow2 | tail -2)"; fi
 check convert_small_clusters "$V" disk convert -O qcow2 q_o_cluster_size_512.qcow2 vs.qcow2
 check convert_small_qemu_check qemu-img check vs.qcow2
 

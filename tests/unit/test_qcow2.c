@@ -625,3 +625,51 @@ TEST(qcow2_data_on_metadata_refused)
     if (fd >= 0) close(fd);
     unlink(p);
 }
+
+/* Compressed clusters vessel writes (convert -c): packed several to a host cluster, read
+ * back, then overwritten in part, zeroed and discarded (each copies or drops its share of
+ * a host cluster); refcounts exact throughout. */
+TEST(qcow2_compressed_write_and_cow)
+{
+    char p[256], err[512];
+    q_tmp(p, sizeof(p), "comp.qcow2");
+    const uint64_t size = (2ull << 20) + 1536; /* a partial last cluster */
+    CHECK_EQ(qcow2_create(p, size, 16, NULL, NULL, err, sizeof(err)), 0);
+    uint8_t *shadow = calloc(1, size + 65536), *buf = calloc(1, 65536);
+    struct qcow2 *q = q_open(p, 0);
+    if (!q || !shadow || !buf) goto out;
+    for (uint64_t off = 0; off < size; off += 65536) {
+        /* text compresses well, so several share a host cluster; every 5th is random */
+        for (int i = 0; i < 65536; i++)
+            buf[i] =
+                (off >> 16) % 5 == 4 ? (uint8_t)rnd() : (uint8_t)("vessel"[i % 6] + (off >> 16));
+        if (off + 65536 > size) memset(buf + (size - off), 0, 65536 - (size - off));
+        CHECK_EQ(qcow2_write_compressed(q, off, buf), 0);
+        memcpy(shadow + off, buf, 65536);
+    }
+    CHECK_EQ(qcow2_write_compressed(q, 0, buf), -EEXIST);
+    qcow2_close(q);
+    check_clean(p);
+    struct stat st;
+    CHECK(stat(p, &st) == 0 && st.st_size < (1 << 20)); /* compressed indeed */
+    q = q_open(p, 0);
+    if (!q) goto out;
+    CHECK(same_as_shadow(q, shadow, size));
+    memset(buf, 0x99, 3000);
+    CHECK_EQ(q_write(q, 65536 + 100, buf, 3000), 0); /* copy-on-write of a compressed one */
+    memcpy(shadow + 65536 + 100, buf, 3000);
+    CHECK_EQ(qcow2_zero(q, 3 * 65536, 65536, false), 0);
+    memset(shadow + 3 * 65536, 0, 65536);
+    CHECK_EQ(qcow2_zero(q, 5 * 65536, 2 * 65536, true), 0);
+    memset(shadow + 5 * 65536, 0, 2 * 65536);
+    CHECK(same_as_shadow(q, shadow, size));
+    qcow2_close(q);
+    check_clean(p);
+    q = q_open(p, QCOW2_RDONLY);
+    if (q) CHECK(same_as_shadow(q, shadow, size));
+    qcow2_close(q);
+out:
+    free(shadow);
+    free(buf);
+    unlink(p);
+}

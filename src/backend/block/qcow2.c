@@ -90,7 +90,8 @@ struct qcow2 {
     uint8_t *cbuf, *dbuf, *zin;
     ZSTD_DCtx *zd;
     struct qcow2 *backing;
-    bool broken; /* metadata went wrong: no more writes */
+    bool broken;   /* metadata went wrong: no more writes */
+    uint64_t cpos; /* qcow2_write_compressed: next free byte of its current host cluster */
 };
 
 static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
@@ -1094,6 +1095,52 @@ int qcow2_zero(struct qcow2 *q, uint64_t off, uint64_t len, bool discard)
         len -= chunk;
     }
     return reap_pending(q);
+}
+
+static int rc_add(struct qcow2 *q, uint64_t cl, int delta);
+
+/* "Compressed Clusters Descriptor": deflate (raw, 4 KiB window as QEMU writes it), packed
+ * into host clusters byte after byte, each host cluster counted once per compressed cluster
+ * in it. A compressed cluster never crosses into the next host cluster here. */
+int qcow2_write_compressed(struct qcow2 *q, uint64_t off, const uint8_t *buf)
+{
+    if (q->readonly || q->raw) return -EROFS;
+    if (off % q->cs || off >= q->size) return -EINVAL;
+    if (q->broken) return -EIO;
+    uint64_t e;
+    int r = l2_entry(q, off, &e);
+    if (r) return r;
+    if (e) return -EEXIST; /* for new images (convert): the cluster must be unallocated */
+    z_stream z = {0};
+    if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -12, 9, Z_DEFAULT_STRATEGY) != Z_OK)
+        return -ENOMEM;
+    z.next_in = (Bytef *)buf;
+    z.avail_in = (uInt)q->cs;
+    z.next_out = q->zin;
+    z.avail_out = (uInt)q->cs;
+    int zr = deflate(&z, Z_FINISH);
+    uint64_t clen = z.total_out;
+    deflateEnd(&z);
+    if (zr != Z_STREAM_END || clen >= q->cs - 512) { /* does not pay: a plain cluster */
+        struct iovec v = {(void *)buf, (size_t)(q->size - off < q->cs ? q->size - off : q->cs)};
+        return qcow2_writev(q, off, &v, 1, v.iov_len);
+    }
+    uint64_t in = q->cpos & (q->cs - 1);
+    if (!q->cpos || !in || in + clen > q->cs) {
+        uint64_t c;
+        if ((r = alloc_clusters(q, 1, &c))) return r;
+        q->cpos = c << q->cb;
+    } else if ((r = rc_add(q, q->cpos >> q->cb, +1))) {
+        return r;
+    }
+    uint64_t at = q->cpos;
+    if ((r = wr(q, q->zin, clen, at))) return r;
+    uint64_t nsect = ((at + clen - 1) >> 9) - (at >> 9);
+    uint8_t *t;
+    if ((r = l2_for_write(q, off >> q->cb >> q->l2_bits, &t))) return r;
+    set_entry(q, t, off >> q->cb, OFLAG_COMPRESSED | nsect << (62 - (q->cb - 8)) | at);
+    q->cpos = at + clen;
+    return 0;
 }
 
 /* "never lose a flushed write": data and refcounts, then L2 tables, then L1, each synced;

@@ -79,6 +79,10 @@ int qcow2_writev(struct qcow2 *q, uint64_t off, const struct iovec *iov, int iov
  * through); partial ones get zeroes written (write_zeroes) or are left alone (discard). */
 int qcow2_zero(struct qcow2 *q, uint64_t off, uint64_t len, bool discard);
 int qcow2_flush(struct qcow2 *q);
+/* One whole guest cluster (buf: cluster size bytes; past the virtual size, zeroes) written
+ * deflate-compressed, or plain where compression does not pay. Only for clusters not yet
+ * allocated (new images: convert -c), -EEXIST otherwise. */
+int qcow2_write_compressed(struct qcow2 *q, uint64_t off, const uint8_t *buf);
 
 /* A new image (refuses an existing file). cluster_bits 9..21 (16 is QEMU's default). size 0
  * with a backing file: the backing file's size. backing_fmt NULL: probed. */
