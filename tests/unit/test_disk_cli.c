@@ -384,6 +384,29 @@ TEST(disk_cli_qcow2)
     CHECK(fd >= 0 && pread(fd, back, sizeof(back), 100000) == (ssize_t)sizeof(back));
     CHECK(!memcmp(back, data, sizeof(data)));
     if (fd >= 0) close(fd);
+    /* compressed: the patterned data takes a fraction of its size, and reads the same */
+    char z[256], zr[256];
+    tmp_name(z, sizeof(z), "z.qcow2");
+    tmp_name(zr, sizeof(zr), "z.raw");
+    run(&o, "disk", "convert", "-c", "-O", "qcow2", r, z, NULL);
+    CHECK_EQ(o.status, 0);
+    struct stat plain;
+    CHECK(stat(r2, &plain) == 0 && stat(z, &st) == 0);
+    CHECK(st.st_size + 3 * 65536 <= plain.st_size); /* 4 data clusters became 1 */
+    run(&o, "disk", "convert", "-O", "raw", z, zr, NULL);
+    CHECK_EQ(o.status, 0);
+    fd = open(zr, O_RDONLY | O_CLOEXEC);
+    memset(back, 0, sizeof(back));
+    CHECK(fd >= 0 && pread(fd, back, sizeof(back), 100000) == (ssize_t)sizeof(back));
+    CHECK(!memcmp(back, data, sizeof(data)));
+    if (fd >= 0) close(fd);
+    run(&o, "disk", "check", z, NULL);
+    CHECK_EQ(o.status, 0);
+    unlink(z);
+    unlink(zr);
+    run(&o, "disk", "convert", "-c", "-O", "raw", r, z, NULL);
+    CHECK_EQ(o.status, 2);
+    CHECK(strstr(o.err, "-c needs -O qcow2"));
     /* bad arguments */
     run(&o, "disk", "create", "-f", "vmdk", "x", "1M", NULL);
     CHECK_EQ(o.status, 2);
