@@ -47,6 +47,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
             qcow2_flush(q);
             qcow2_readv(q, off, &w, 1, wl);
         }
+        /* A compressed write (convert -c) into a cluster of the hostile image. */
+        if ((data[0] & 8) && size) {
+            unsigned cb = qcow2_hdr(q)->cluster_bits;
+            static uint8_t cl[2 << 20];
+            memset(cl, data[0], (size_t)1 << cb);
+            qcow2_write_compressed(q, (off % size) >> cb << cb, cl);
+        }
         /* Snapshot table rewrites and reference walks over hostile tables. */
         if (data[0] & 2) {
             if (qcow2_snapshot_count(q)) qcow2_snapshot_apply(q, "1", err, sizeof(err));
