@@ -1589,6 +1589,8 @@ int qcow2_create(const char *path, uint64_t size, unsigned cluster_bits, const c
 
 /* ---- check ---- */
 
+static int fix_copied(struct qcow2 *q);
+
 struct checker {
     struct qcow2 *q;
     struct qcow2_check *c;
@@ -1596,6 +1598,7 @@ struct checker {
     uint32_t *uses;
     uint64_t n; /* clusters in the file */
     unsigned said;
+    uint64_t copied_bad; /* copied flags that disagree with the refcount */
 };
 
 static void say(struct checker *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -1632,6 +1635,7 @@ static void copied_ok(struct checker *k, uint64_t off, uint64_t e, const char *w
     if (rc_get(k->q, off >> k->q->cb, &v)) return;
     if ((v == 1) != !!(e & OFLAG_COPIED)) {
         k->c->errors++;
+        k->copied_bad++;
         say(k, "ERROR %s entry for 0x%llx: copied flag %s, refcount %llu", what,
             (unsigned long long)off, e & OFLAG_COPIED ? "set" : "clear", (unsigned long long)v);
     }
@@ -1816,6 +1820,10 @@ int qcow2_check(const char *path, bool repair, struct qcow2_check *c, FILE *out,
         if ((r = rc_set(q, cl, want, 0, 0))) break;
         c->fixed++;
     }
+    /* Copied flags follow the refcounts just repaired (a crash inside snapshot create leaves
+     * them cleared on clusters whose leaked reference repair took away). */
+    if (!r && repair && !q->broken && !(r = fix_copied(q)) && !(r = qcow2_flush(q)))
+        c->fixed += k.copied_bad;
     if (!r && repair) r = sync_file(q);
     if (!r && repair && c->fixed == c->leaks + c->errors && (q->h.incompat & INCOMPAT_DIRTY)) {
         uint8_t b[8];
