@@ -24,6 +24,9 @@ each for --runtime seconds after a 2 s ramp. Targets, in rotating order per run:
                 -drive if=none,file=...,format=raw,cache=none,aio=io_uring with
                 -device virtio-blk-device (serial benchdata for the data disk)
   host          fio on the host against the data image file (direct=1, libaio)
+  vessel-qcow2  vessel (writeback) with the data disk as a qcow2 image (qemu-img convert
+                of the same data: every cluster allocated)
+  qemu-qcow2    QEMU as above with that qcow2 image (format=qcow2,cache=none)
 
 Also the time from start to the login prompt on the console. The host page
 cache is dropped before every target (root only; --no-drop-caches to skip).
@@ -60,7 +63,10 @@ JOBS = [
     ("rand read 4K QD32 (IOPS)", "--rw=randread --bs=4k --iodepth=32", "read", "iops"),
 ]
 BOOT_ROW = "start to login prompt (s)"
-TARGETS = ["vessel", "vessel-none", "qemu", "host"]
+TARGETS = ["vessel", "vessel-none", "qemu", "host", "vessel-qcow2", "qemu-qcow2"]
+# Ratios shown: (target, against, bar).
+RATIOS = [("vessel", "qemu", 1.0), ("vessel-none", "qemu", 1.0),
+          ("vessel-qcow2", "vessel", 0.9), ("vessel-qcow2", "qemu-qcow2", 1.0)]
 
 
 def fio_args(dev, job_args, runtime):
@@ -90,17 +96,20 @@ def drop_caches(opts):
 
 
 def vm_argv(target, opts, g, root_img, data_img):
+    if target.endswith("-qcow2"):  # the same data as a (fully allocated) qcow2 image
+        data_img = data_img[:-len(".img")] + ".qcow2"
     if target.startswith("vessel"):
         c = ",cache=none" if target == "vessel-none" else ""
         return [opts.vessel, "run", "--cpus", str(opts.cpus), "--memory", opts.memory,
                 "--disk", root_img + c, "--disk", f"{data_img},serial={SERIAL}{c}"]
     drive = "format=raw,cache=none,aio=io_uring"
+    ddrive = drive.replace("format=raw", "format=qcow2") if target.endswith("-qcow2") else drive
     return [opts.qemu, "-M", "virt", "-nographic", "-smp", str(opts.cpus), "-m", opts.memory,
             "-bios", g["fw"], "-kernel", g["kernel"], "-initrd", g["initrd"],
             "-append", "console=ttyS0 root=/dev/vda rw",
             "-drive", f"if=none,file={root_img},{drive},id=d0",
             "-device", "virtio-blk-device,drive=d0",
-            "-drive", f"if=none,file={data_img},{drive},id=d1",
+            "-drive", f"if=none,file={data_img},{ddrive},id=d1",
             "-device", f"virtio-blk-device,drive=d1,serial={SERIAL}"]
 
 
@@ -184,7 +193,8 @@ def main():
     if missing:
         print(f"fio.py: missing {missing[0]} (guest/build-rootfs.sh builds it)", file=sys.stderr)
         return 1
-    tools = {"vessel": opts.vessel, "vessel-none": opts.vessel, "qemu": opts.qemu, "host": "fio"}
+    tools = {"vessel": opts.vessel, "vessel-none": opts.vessel, "qemu": opts.qemu, "host": "fio",
+             "vessel-qcow2": opts.vessel, "qemu-qcow2": opts.qemu}
     for t in only:
         if not shutil.which(tools[t]):
             print(f"fio.py: {tools[t]} not found (needed for {t})", file=sys.stderr)
@@ -203,6 +213,9 @@ def main():
         with open(data_img, "wb") as f:  # random bytes: nothing to compress or skip
             for _ in range(size >> 20):
                 f.write(os.urandom(1 << 20))
+        if any(t.endswith("-qcow2") for t in only):
+            subprocess.run(["qemu-img", "convert", "-O", "qcow2", data_img,
+                            data_img[:-len(".img")] + ".qcow2"], check=True)
         rows = [BOOT_ROW] + [j[0] for j in JOBS]
         print(f"fio.py: {opts.runs} run(s), {opts.runtime} s per job, data disk {opts.size}, "
               f"{opts.cpus} CPU(s), {opts.memory}; targets {', '.join(only)}", flush=True)
@@ -236,7 +249,8 @@ def main():
                     pass
 
     med = {t: {r: statistics.median(v) for r, v in results[t].items()} for t in only}
-    cols = only + [f"{t}/qemu" for t in ("vessel", "vessel-none") if t in only and "qemu" in only]
+    ratios = [(t, a, bar) for t, a, bar in RATIOS if t in only and a in only]
+    cols = only + [f"{t}/{a}" for t, a, _ in ratios]
     print()
     print(f"{'metric':<28}" + "".join(f"{c:>14}" for c in cols))
     for row in rows:
@@ -245,22 +259,21 @@ def main():
             v = med[t].get(row)
             cells.append("-" if v is None else (f"{v:.1f}" if v < 1000 else f"{v:.0f}"))
         verdicts = []
-        for t in ("vessel", "vessel-none"):
-            if t in only and "qemu" in only:
-                v, q = med[t].get(row), med["qemu"].get(row)
-                if v is None or q is None or q == 0:
-                    cells.append("-")
-                    continue
-                r = v / q
-                cells.append(f"{r:.2f}x")
-                if row != BOOT_ROW:
-                    verdicts.append(f"{t}: {'PASS' if r >= 1.0 else 'MISS'}")
+        for t, a, bar in ratios:
+            v, q = med[t].get(row), med[a].get(row)
+            if v is None or q is None or q == 0:
+                cells.append("-")
+                continue
+            r = v / q
+            cells.append(f"{r:.2f}x")
+            if row != BOOT_ROW:
+                verdicts.append(f"{t}/{a}: {'PASS' if r >= bar else 'MISS'}")
         line = f"{row:<28}" + "".join(f"{c:>14}" for c in cells)
         if verdicts:
             line += "  " + ", ".join(verdicts)
         print(line)
-    print("(bar: vessel at least 1.0x QEMU's MB/s and IOPS; boot to login: lower is better, "
-          "ratio > 1 means vessel is slower)")
+    print("(bars: vessel at least 1.0x QEMU's MB/s and IOPS, vessel's qcow2 at least 0.9x its "
+          "raw and 1.0x QEMU's qcow2; boot to login: lower is better, ratio > 1 means slower)")
     if opts.keep_logs:
         print(f"fio.py: console logs in {logdir}")
     return 0 if ok else 1

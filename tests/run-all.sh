@@ -85,6 +85,9 @@ run_suite guest python3 tests/guest/run.py --no-build ./vessel
 run_suite guest-asan python3 tests/guest/run.py --no-build ./vessel-asan
 # The guest suite under the JIT (boots, SMP memory model and code patching, reboot; ~4.5 min).
 run_suite guest-jit python3 tests/guest/run.py --no-build --engine jit ./vessel
+# qcow2 interop with qemu-img on the host (no guest; seconds), plain and sanitized.
+run_suite qcow2 tests/disk/run_qcow2.sh ./vessel
+run_suite qcow2-asan tests/disk/run_qcow2.sh ./vessel-asan
 run_suite blk python3 tests/guest/run_blk.py --no-build ./vessel
 # Under the sanitizers: every check, with less data (--small; the full sizes take ~15 min).
 run_suite blk-asan python3 tests/guest/run_blk.py --no-build --small ./vessel-asan

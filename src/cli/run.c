@@ -1,4 +1,5 @@
 /* vessel run: boot a VM in the foreground, its console on this terminal. */
+#include "backend/block/block.h"
 #include "cli/cli.h"
 #include "mgr/admit.h"
 #include "mgr/supervise.h"
@@ -38,11 +39,12 @@ void cli_run_usage(FILE *out)
             "  --kernel FILE      RISC-V Linux kernel Image\n"
             "  --initrd FILE      initramfs to pass to the kernel\n"
             "  --cmdline STRING   kernel command line (default \"%s\")\n"
-            "  --disk IMAGE[,readonly][,serial=ID][,cache=writeback|none]\n"
-            "                     a raw disk image as virtio-blk (vda, vdb, ... in order;\n"
-            "                     up to %d); with no --kernel the default kernel boots it as\n"
-            "                     root (root=/dev/vda); cache=none bypasses the host page\n"
-            "                     cache (O_DIRECT; default writeback)\n"
+            "  --disk IMAGE[,readonly][,serial=ID][,cache=writeback|none][,format=F]\n"
+            "                     a disk image (raw or qcow2) as virtio-blk (vda, vdb, ...\n"
+            "                     in order; up to %d); with no --kernel the default kernel\n"
+            "                     boots it as root (root=/dev/vda); cache=none bypasses the\n"
+            "                     host page cache (O_DIRECT, raw only; default writeback);\n"
+            "                     format=raw|qcow2 (default: probed from the image)\n"
             "  --firmware FILE    M-mode firmware loaded at 0x80000000 (default: the cached\n"
             "                     OpenSBI fw_dynamic.bin when --kernel is given; alone, a\n"
             "                     bare-metal program)\n"
@@ -158,7 +160,8 @@ static int default_path(struct run_args *a, int slot, const char *name, const ch
     return 0;
 }
 
-/* IMAGE[,readonly][,serial=ID][,cache=MODE]: the image path may not contain commas. */
+/* IMAGE[,readonly][,serial=ID][,cache=MODE][,format=FMT]: the image path may not contain
+ * commas. */
 static int parse_disk(const char *spec, struct vm_options *vm, char *err, size_t errlen)
 {
     if (vm->ndisks == MACHINE_MAX_DISKS)
@@ -191,14 +194,23 @@ static int parse_disk(const char *spec, struct vm_options *vm, char *err, size_t
             d->direct = false;
         } else if (olen == 10 && !strncmp(opt, "cache=none", 10)) {
             d->direct = true;
+        } else if (olen > 7 && !strncmp(opt, "format=", 7)) {
+            char f[16];
+            enum blk_format bf;
+            snprintf(f, sizeof(f), "%.*s", (int)olen - 7, opt + 7);
+            if (olen - 7 >= sizeof(f) || blk_format_parse(f, &bf) < 0)
+                return fail(err, errlen, "--disk %s: unknown format '%.*s' (raw, qcow2, auto)",
+                            spec, (int)olen - 7, opt + 7);
+            d->format = (int)bf;
         } else if (olen > 6 && !strncmp(opt, "cache=", 6)) {
             return fail(err, errlen, "--disk %s: unknown cache mode '%.*s' (writeback, none)", spec,
                         (int)olen - 6, opt + 6);
         } else {
             return fail(
                 err, errlen,
-                "--disk %s: unknown option '%.*s' (options: readonly, serial=ID, cache=MODE)", spec,
-                (int)olen, opt);
+                "--disk %s: unknown option '%.*s' (options: readonly, serial=ID, cache=MODE, "
+                "format=FMT)",
+                spec, (int)olen, opt);
         }
     }
     return 0;

@@ -121,7 +121,9 @@ static int open_disks(const struct vm_options *o, struct machine_config *mc, cha
                       size_t errlen)
 {
     for (unsigned i = 0; i < o->ndisks; i++) {
-        struct blk_open_opts bo = {.readonly = o->disks[i].readonly, .direct = o->disks[i].direct};
+        struct blk_open_opts bo = {.readonly = o->disks[i].readonly,
+                                   .direct = o->disks[i].direct,
+                                   .format = (enum blk_format)o->disks[i].format};
         int r = blk_open(&mc->disks[i].backend, o->disks[i].path, &bo, err, errlen);
         if (r < 0) {
             close_disks(mc);
@@ -578,7 +580,8 @@ int vm_update_drive(struct vm *vm, unsigned index, const char *path, char *err, 
     pthread_mutex_unlock(&vm->lock);
 
     /* The disk's options: the guest negotiated its features (read-only) on them. */
-    struct blk_open_opts bo = {.readonly = vd->readonly, .direct = vd->direct};
+    struct blk_open_opts bo = {
+        .readonly = vd->readonly, .direct = vd->direct, .format = (enum blk_format)vd->format};
     /* The drive's own image again (Firecracker's way to announce a resize): its lock is ours,
      * so keep the backend and read its size again. */
     bool same = blk_same_file(old, path);

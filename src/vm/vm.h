@@ -20,6 +20,7 @@ struct vm_disk {
     bool readonly;
     char serial[21]; /* empty: none */
     bool direct;     /* cache=none: O_DIRECT (blk_open_opts) */
+    int format;      /* format=: enum blk_format (0: probe) */
 };
 
 struct vm_options {

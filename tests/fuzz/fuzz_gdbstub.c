@@ -7,7 +7,8 @@
 // SOURCES: src/dev/virtio/blk.c src/dev/virtio/rng.c src/backend/block/raw.c
 // SOURCES: src/backend/block/io_engine.c src/util/ratelimit.c src/cpu/riscv/trigger.c
 // SOURCES: src/dev/virtio/input.c src/cpu/riscv/jit/jit.c src/cpu/riscv/jit/cache.c
-// LIBS: -lfdt -luring
+// SOURCES: src/backend/block/block.c src/backend/block/qcow2.c src/backend/block/qcow2_blk.c
+// LIBS: -lfdt -luring -lz -lzstd
 // clang-format on
 /* The GDB remote protocol parser on arbitrary client bytes (a debugger connection is user
  * input): packets, checksums, register/memory/breakpoint requests against a real machine whose

@@ -1,7 +1,8 @@
 // SOURCES: src/dev/virtio/blk.c src/dev/virtio/mmio.c src/dev/virtio/virtqueue.c
 // SOURCES: src/backend/block/raw.c src/backend/block/io_engine.c src/util/log.c
 // SOURCES: src/util/ratelimit.c
-// LIBS: -luring
+// SOURCES: src/backend/block/block.c src/backend/block/qcow2.c src/backend/block/qcow2_blk.c
+// LIBS: -luring -lz -lzstd
 /* libFuzzer harness for virtio-blk behind the virtio-mmio transport, on a real raw image.
  * The fuzzer's bytes become a 64 KiB guest RAM image (descriptor table, avail and used rings,
  * indirect tables, headers, buffers) and a few choices: queue size, ring addresses, the

@@ -39,10 +39,19 @@ e2fsprogs (e2fsck, debugfs):
                one line naming the first one's pid), read-write or readonly;
                the first keeps running, vessel disk info names it
   lock_shared  two readonly users share an image; a writer is refused
+  qcow2        a qcow2 overlay made by qemu-img on a raw base: the guest reads
+               the base through it, writes 200 MiB of random data (plus a
+               partial cluster), syncs, powers off; qemu-img check is clean,
+               qemu-img convert reads the guest's sha256, the base is unchanged
+  qcow2_crash  a qcow2 image made by vessel disk create: the guest writes
+               numbered 256 KiB records with fsync, vessel is killed with
+               SIGKILL mid-way; vessel disk check finds at most leaks,
+               --repair fixes them, qemu-img check is clean after it, every
+               DONE record is intact
   bad_disk_*   bad --disk inputs: status 2, one line on stderr, the terminal
                untouched, no image created or changed
 
---small writes less data (persist 4 MiB, fsck_clean 20 MiB, discard 16 MiB,
+--small writes less data (qcow2 16 MiB on a 64 MiB disk, persist 4 MiB, fsck_clean 20 MiB, discard 16 MiB,
 write_zeroes 4 MiB, crash 10 records) for the slow sanitizer build; the checks
 are the same.
 
@@ -456,6 +465,125 @@ class BlkSuite(guest.Suite):
 
         self.run_group(group, checks, body)
 
+    # -- qcow2: qemu-img's overlay on a raw base, written by the guest
+    def t_qcow2(self, group):
+        checks = ["boot", "reads_base", "write", "poweroff", "qemu_img_check", "contents",
+                  "base_unchanged", "stderr_clean"]
+        n = 16 if self.opts.small else 200
+        disk_mib = 64 if self.opts.small else 256  # read whole twice in the guest
+
+        def body():
+            base = os.path.join(self.tmp, "qbase.raw")
+            ov = os.path.join(self.tmp, "qov.qcow2")
+            with open(base, "wb") as f:
+                f.write(os.urandom(8 * MiB))
+                f.truncate(disk_mib * MiB)
+            r = run_host(["qemu-img", "create", "-q", "-f", "qcow2", "-b", base, "-F", "raw", ov])
+            if r.returncode != 0:
+                raise CheckFailed(f"qemu-img create: {r.stderr.strip()}")
+            base_sha = sha256_file(base)
+            vm = self.start(group, [ov])
+            try:
+                t, _ = self.up(vm)
+                yield ("boot", True, f"marker after {t:.1f} s")
+                out = self.sh_ok(vm, "sha256sum </dev/vda", "read the base", timeout=600)
+                got = SHA.search(" ".join(out))
+                ok = got and got.group(1) == base_sha
+                yield ("reads_base", ok, "the overlay reads as its base" if ok
+                       else f"guest {got and got.group(1)} base {base_sha}")
+                # 200 MiB after the base's data, and 12 KiB in the middle of a cluster the
+                # base holds (the rest of that cluster is copied from the base).
+                t0 = time.monotonic()
+                out = self.sh_ok(vm, f"dd if=/dev/urandom of=/dev/vda bs=1M count={n} seek=16 "
+                                 "iflag=fullblock conv=fsync 2>/dev/null && dd if=/dev/urandom "
+                                 "of=/dev/vda bs=4k count=3 seek=5 conv=fsync 2>/dev/null && "
+                                 "sync && echo 3 >/proc/sys/vm/drop_caches && sha256sum </dev/vda",
+                                 f"write {n} MiB", timeout=900)
+                got = SHA.search(" ".join(out))
+                dt = time.monotonic() - t0
+                yield ("write", bool(got), f"{n} MiB + 12 KiB written and read back in {dt:.1f} s"
+                       if got else f"output {out!r}")
+                guest_sha = got.group(1) if got else None
+                yield ("poweroff",) + self.poweroff(vm)
+                err = vm.stderr_text()
+            finally:
+                self.close(vm)
+            r = run_host(["qemu-img", "check", ov])
+            yield ("qemu_img_check", r.returncode == 0, "clean" if r.returncode == 0
+                   else f"status {r.returncode}: {last_lines(r.stdout + r.stderr, 4)}")
+            flat = os.path.join(self.tmp, "qflat.raw")
+            r = run_host(["qemu-img", "convert", "-O", "raw", ov, flat])
+            host_sha = sha256_file(flat) if r.returncode == 0 else None
+            os.unlink(flat) if os.path.exists(flat) else None
+            yield ("contents", host_sha == guest_sha, "qemu-img reads the guest's sha256"
+                   if host_sha == guest_sha else f"host {host_sha} guest {guest_sha}")
+            yield ("base_unchanged", sha256_file(base) == base_sha, "base untouched")
+            yield ("stderr_clean",) + self.stderr_clean(err)
+
+        self.run_group(group, checks, body)
+
+    def t_qcow2_crash(self, group):
+        checks = ["boot", "records", "killed", "check_leaks_only", "repair", "qemu_img_check",
+                  "records_intact", "stderr_clean"]
+        kill_after = self.crash_records
+        done_re = re.compile(r"^DONE (\d+) ([0-9a-f]{64})", re.M)
+        failed_re = re.compile(r"^FAILED \d+", re.M)
+        rec = 256 * 1024
+
+        def body():
+            img = os.path.join(self.tmp, "qcrash.qcow2")
+            r = run_host([self.binary, "disk", "create", "-f", "qcow2", img, "128M"])
+            if r.returncode != 0:
+                raise CheckFailed(f"vessel disk create: {r.stderr.strip()}")
+            vm = self.start(group, [img])
+            try:
+                t, _ = self.up(vm)
+                yield ("boot", True, f"marker after {t:.1f} s")
+                # Records at 256 KiB * i, each written with fsync (a FLUSH) before DONE; the
+                # loop never ends by itself.
+                vm.send("i=0; while :; do dd if=/dev/urandom of=/tmp/r bs=64k count=4 "
+                        "iflag=fullblock 2>/dev/null && dd if=/tmp/r of=/dev/vda bs=64k "
+                        "seek=$((i*4)) conv=fsync 2>/dev/null && "
+                        "echo DONE $i $(sha256sum </tmp/r) || echo FAILED $i; "
+                        "i=$((i+1)); done\n")
+                t0 = time.monotonic()
+                vm.wait_for(lambda s: len(done_re.findall(s)) >= kill_after or failed_re.search(s),
+                            self.opts.timeout, f"{kill_after} DONE records")
+                if failed_re.search(vm.text()):
+                    raise CheckFailed("guest: a record write failed: " + last_lines(vm.text(), 3))
+                yield ("records", True, f"{kill_after} records flushed in "
+                       f"{time.monotonic() - t0:.1f} s")
+                time.sleep(random.uniform(0.02, 0.2))
+                os.kill(vm.proc.pid, signal.SIGKILL)
+                rc = vm.wait_exit(30)
+                vm.t_out.join(5)
+                yield ("killed", rc == -signal.SIGKILL, f"status {rc}")
+                done = {int(k): v for k, v in done_re.findall(vm.text())}
+                err = vm.stderr_text()
+            finally:
+                self.close(vm)
+            r = run_host([self.binary, "disk", "check", img])
+            yield ("check_leaks_only", r.returncode in (0, 3),
+                   f"status {r.returncode}: {last_lines(r.stdout, 2)}")
+            r = run_host([self.binary, "disk", "check", "--repair", img])
+            yield ("repair", r.returncode == 0, f"status {r.returncode}: {last_lines(r.stdout, 2)}")
+            r = run_host(["qemu-img", "check", img])
+            yield ("qemu_img_check", r.returncode == 0, "clean" if r.returncode == 0
+                   else f"status {r.returncode}: {last_lines(r.stdout + r.stderr, 4)}")
+            flat = os.path.join(self.tmp, "qcrash.raw")
+            r = run_host([self.binary, "disk", "convert", "-O", "raw", img, flat])
+            bad = [] if r.returncode == 0 else [f"convert: {r.stderr.strip()}"]
+            for k, v in sorted(done.items()):
+                if not bad and sha256_file(flat, k * rec, rec) != v:
+                    bad.append(f"record {k} differs")
+            if os.path.exists(flat):
+                os.unlink(flat)
+            yield ("records_intact", not bad, f"all {len(done)} DONE records intact"
+                   if not bad else "; ".join(bad[:8]))
+            yield ("stderr_clean",) + self.stderr_clean(err)
+
+        self.run_group(group, checks, body)
+
     # -- 4: readonly
     def t_readonly(self, group):
         checks = ["boot", "ro_flag", "info", "read", "write_fails", "discard_fails", "poweroff",
@@ -866,6 +994,8 @@ def build_tests(suite, tmp):
     add("write_zeroes", suite.t_write_zeroes)
     add("lock", suite.t_lock)
     add("lock_shared", suite.t_lock_shared)
+    add("qcow2", suite.t_qcow2)
+    add("qcow2_crash", suite.t_qcow2_crash)
 
     # Bad inputs: files made once, up front.
     bad = os.path.join(tmp, "bad")

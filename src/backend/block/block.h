@@ -26,8 +26,12 @@ struct blk_req {
 
 struct blk_backend;
 
+/* Image formats. AUTO: qcow2 if the file starts with its magic, else raw. */
+enum blk_format { BLK_FMT_AUTO, BLK_FMT_RAW, BLK_FMT_QCOW2 };
+
 struct blk_open_opts {
     bool readonly;
+    enum blk_format format; /* format=; zero (AUTO) probes */
     /* cache=none: reads and writes bypass the host page cache (O_DIRECT on a second
      * descriptor of the same file). A request whose offset, lengths or buffers the filesystem
      * cannot take directly (statx STATX_DIOALIGN; 4096 if unknown) goes through the page cache
@@ -37,7 +41,12 @@ struct blk_open_opts {
     bool direct;
 };
 
-/* Open a raw image. Writable images get an exclusive lock, read-only ones a shared lock,
+/* Open an image: qcow2 (see qcow2.h) or raw, as o->format says or as probed. A probed raw
+ * image refuses guest writes that would put the qcow2 magic at its start (the next open would
+ * take a guest-written header as the image's, backing file name included); format=raw lifts
+ * that. The rest of this comment is about raw images; qcow2 ones follow the same rules for
+ * locks, readonly and requests, and open their backing files read-only with shared locks.
+ * Open a raw image. Writable images get an exclusive lock, read-only ones a shared lock,
  * both open file description locks (F_OFD_SETLK) over the whole file: they belong to this
  * open, so no other close() in vessel drops them, and they conflict between two opens in one
  * process as between two processes. So any number of read-only users (in this process or
@@ -82,6 +91,10 @@ int blk_submit(struct blk_backend *b, struct blk_req *r);
  * because they were not aligned for direct I/O. */
 bool blk_direct(const struct blk_backend *b);
 uint64_t blk_buffered_fallbacks(const struct blk_backend *b);
+/* "raw" or "qcow2". */
+const char *blk_format_name(const struct blk_backend *b);
+/* format= value: "raw", "qcow2", "auto"; -EINVAL for anything else. */
+int blk_format_parse(const char *s, enum blk_format *f);
 /* Which engine serves this backend: "io_uring" or "threads". */
 const char *blk_engine_name(const struct blk_backend *b);
 

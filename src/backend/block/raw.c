@@ -1,5 +1,6 @@
 /* Raw disk images: the guest's sectors are the file's bytes (block.h). */
 #include "backend/block/block.h"
+#include "backend/block/driver.h"
 #include "backend/block/io_engine.h"
 #include "backend/block/raw.h"
 #include "util/clock.h"
@@ -23,7 +24,8 @@
 #define ZERO_SEGS     16u /* one zero-filling write: 16 x 64 KiB = 1 MiB */
 #define CLOSE_WAIT_MS 200 /* blk_close: how long to wait for in-flight requests */
 
-struct blk_backend {
+struct raw_backend {
+    struct blk_backend base; /* first: the generic handle (driver.h) */
     int fd;
     int dfd;                       /* cache=none: the same file with O_DIRECT; else -1 */
     unsigned dio_mem_align;        /* cache=none: buffer address alignment */
@@ -48,14 +50,14 @@ struct blk_backend {
      * blk_close abandons the backend with them. */
     bool stall;
     struct raw_req *stalled;
-    struct blk_backend *next_abandoned;
+    struct raw_backend *next_abandoned;
 };
 
 /* One accepted request: the engine task, a private copy of the caller's iovec (the engine
  * advances it on short transfers), and the progress of a zero-filling WRITE_ZEROES. */
 struct raw_req {
     struct io_task task; /* first: the engine hands it back */
-    struct blk_backend *b;
+    struct raw_backend *b;
     struct blk_req *r;
     uint64_t zoff, zleft;
     bool punch; /* a DISCARD/WRITE_ZEROES that tried to punch (or, in tests, pretended to) */
@@ -64,13 +66,18 @@ struct raw_req {
     struct iovec iov[];
 };
 
+static struct raw_backend *raw_of(struct blk_backend *bb)
+{
+    return bb->drv == &raw_driver ? (struct raw_backend *)bb : NULL;
+}
+
 /* Only ever read (it is the source of zero-filling writes), never written. */
 static char zero_buf[ZERO_BUF_SIZE];
 
 /* Backends blk_close gave up waiting for (their requests never completed): never freed, so a
  * late completion finds valid memory; listed so leak checkers see them as reachable. */
 static pthread_mutex_t abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct blk_backend *abandoned;
+static struct raw_backend *abandoned;
 
 /* Open file description locks (F_OFD_SETLK): they belong to this open() of the image, not
  * to the process, so closing another descriptor of the same file (anywhere in vessel) keeps
@@ -273,7 +280,7 @@ int blk_file_reopen(int fd, int flags)
     return nfd >= 0 ? nfd : -errno;
 }
 
-int blk_open(struct blk_backend **out, const char *path, const struct blk_open_opts *o, char *err,
+int raw_open(struct blk_backend **out, const char *path, const struct blk_open_opts *o, char *err,
              size_t errlen)
 {
     bool readonly = o && o->readonly;
@@ -315,7 +322,7 @@ int blk_open(struct blk_backend **out, const char *path, const struct blk_open_o
             r = fail_msg(err, errlen, r, "disk %s: cannot lock it against other users: %s", path,
                          strerror(-r));
     }
-    struct blk_backend *b = NULL;
+    struct raw_backend *b = NULL;
     if (!r) {
         b = calloc(1, sizeof(*b));
         if (b) b->path = strdup(path);
@@ -337,6 +344,8 @@ int blk_open(struct blk_backend **out, const char *path, const struct blk_open_o
     atomic_init(&b->direct, 0);
     b->size = (uint64_t)st.st_size;
     b->readonly = readonly;
+    b->base.drv = &raw_driver;
+    b->base.readonly = readonly;
     pthread_mutex_init(&b->lock, NULL);
     cond_init_monotonic(&b->idle); /* blk_close waits against CLOCK_MONOTONIC */
     const char *stall = getenv("VESSEL_TEST_BLOCK_STALL");
@@ -348,12 +357,13 @@ int blk_open(struct blk_backend **out, const char *path, const struct blk_open_o
     if (direct)
         log_debug("disk %s: direct I/O alignment: memory %u, offset/length %u", path, mem_align,
                   off_align);
-    *out = b;
+    *out = &b->base;
     return 0;
 }
 
-void blk_close(struct blk_backend *b)
+static void raw_close(struct blk_backend *bb)
 {
+    struct raw_backend *b = (struct raw_backend *)bb;
     if (!b) return;
     /* Bounded: a request that never completes (hung storage, the stall hook) must not keep
      * vessel from exiting. Then the backend is abandoned whole: descriptor, lock and engine
@@ -388,8 +398,9 @@ void blk_close(struct blk_backend *b)
     free(b);
 }
 
-int blk_refresh_size(struct blk_backend *b, char *err, size_t errlen)
+static int raw_refresh_size(struct blk_backend *bb, char *err, size_t errlen)
 {
+    struct raw_backend *b = (struct raw_backend *)bb;
     struct stat st;
     if (fstat(b->fd, &st) < 0)
         return fail_msg(err, errlen, -errno, "cannot stat %s: %s", b->path, strerror(errno));
@@ -399,8 +410,9 @@ int blk_refresh_size(struct blk_backend *b, char *err, size_t errlen)
     return 0;
 }
 
-bool blk_same_file(const struct blk_backend *b, const char *path)
+static bool raw_same_file(const struct blk_backend *bb, const char *path)
 {
+    const struct raw_backend *b = (const struct raw_backend *)bb;
     struct stat a, p;
     /* through the broker when sandboxed: the process may not stat paths either */
     int fd = blk_file_open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
@@ -411,40 +423,42 @@ bool blk_same_file(const struct blk_backend *b, const char *path)
     return same;
 }
 
-uint64_t blk_size(const struct blk_backend *b)
+static uint64_t raw_size(const struct blk_backend *bb)
 {
-    return b->size;
+    return ((const struct raw_backend *)bb)->size;
 }
-bool blk_readonly(const struct blk_backend *b)
+static bool raw_direct(const struct blk_backend *bb)
 {
-    return b->readonly;
+    return ((const struct raw_backend *)bb)->dfd >= 0;
 }
-bool blk_direct(const struct blk_backend *b)
+static uint64_t raw_buffered_fallbacks(const struct blk_backend *bb)
 {
-    return b->dfd >= 0;
+    return atomic_load(&((struct raw_backend *)bb)->buffered);
 }
-uint64_t blk_buffered_fallbacks(const struct blk_backend *b)
+static const char *raw_engine_name(const struct blk_backend *bb)
 {
-    return atomic_load(&((struct blk_backend *)b)->buffered);
-}
-const char *blk_engine_name(const struct blk_backend *b)
-{
-    return io_engine_name(b->eng);
+    return io_engine_name(((const struct raw_backend *)bb)->eng);
 }
 
-void blk_debug_disable_punch(struct blk_backend *b)
+void blk_debug_disable_punch(struct blk_backend *bb)
 {
+    struct raw_backend *b = raw_of(bb);
+    if (!b) return; /* not a raw image */
     atomic_store(&b->debug_refuse_punch, true);
 }
-void blk_debug_fail_next_flush(struct blk_backend *b, int err)
+void blk_debug_fail_next_flush(struct blk_backend *bb, int err)
 {
+    struct raw_backend *b = raw_of(bb);
+    if (!b) return; /* not a raw image */
     atomic_store(&b->debug_flush_err, err);
 }
 
 static void zero_fill_next(struct raw_req *q);
 
-void blk_debug_release_stalled(struct blk_backend *b)
+void blk_debug_release_stalled(struct blk_backend *bb)
 {
+    struct raw_backend *b = raw_of(bb);
+    if (!b) return; /* not a raw image */
     pthread_mutex_lock(&b->lock);
     b->stall = false;
     struct raw_req *q = b->stalled;
@@ -462,7 +476,7 @@ void blk_debug_release_stalled(struct blk_backend *b)
 
 static void req_finish(struct raw_req *q, int64_t res)
 {
-    struct blk_backend *b = q->b;
+    struct raw_backend *b = q->b;
     struct blk_req *r = q->r;
     free(q);
     r->done(r, res);
@@ -499,7 +513,7 @@ static bool punch_refused(int64_t res)
 static void task_done(struct io_task *t, int64_t res)
 {
     struct raw_req *q = (struct raw_req *)t;
-    struct blk_backend *b = q->b;
+    struct raw_backend *b = q->b;
     bool punched = q->punch;
     q->punch = false;
     if (punched && atomic_load(&b->debug_refuse_punch)) res = -EOPNOTSUPP;
@@ -553,7 +567,7 @@ static void task_done(struct io_task *t, int64_t res)
 }
 
 /* cache=none: can this read/write go to the O_DIRECT descriptor as it is? */
-static bool dio_aligned(const struct blk_backend *b, const struct blk_req *r)
+static bool dio_aligned(const struct raw_backend *b, const struct blk_req *r)
 {
     uint64_t ma = b->dio_mem_align, oa = b->dio_off_align;
     if (r->offset % oa) return false;
@@ -563,13 +577,14 @@ static bool dio_aligned(const struct blk_backend *b, const struct blk_req *r)
 }
 
 /* offset+len inside the image, without overflowing. */
-static bool in_range(const struct blk_backend *b, uint64_t off, uint64_t len)
+static bool in_range(const struct raw_backend *b, uint64_t off, uint64_t len)
 {
     return off <= b->size && len <= b->size - off;
 }
 
-int blk_submit(struct blk_backend *b, struct blk_req *r)
+static int raw_submit(struct blk_backend *bb, struct blk_req *r)
 {
+    struct raw_backend *b = (struct raw_backend *)bb;
     if (!b || !r || !r->done) return -EINVAL;
     uint64_t len = 0;
     int nseg = 0;
@@ -664,6 +679,18 @@ int blk_submit(struct blk_backend *b, struct blk_req *r)
         io_engine_submit(b->eng, &q->task);
     return 0;
 }
+
+const struct blk_driver raw_driver = {
+    .name = "raw",
+    .close = raw_close,
+    .refresh_size = raw_refresh_size,
+    .same_file = raw_same_file,
+    .size = raw_size,
+    .submit = raw_submit,
+    .direct = raw_direct,
+    .buffered_fallbacks = raw_buffered_fallbacks,
+    .engine_name = raw_engine_name,
+};
 
 int blk_create_raw(const char *path, uint64_t size, char *err, size_t errlen)
 {
