@@ -4,6 +4,7 @@
  * act between instructions (DESIGN.md, "Many VMs: the process model"). */
 #ifndef VESSEL_VM_VM_H
 #define VESSEL_VM_VM_H
+#include "backend/net/net.h"
 #include "machine/machine.h"
 #include <stdbool.h>
 #include "vm/sandbox.h"
@@ -37,6 +38,11 @@ struct vm_options {
     int inherited_fds[SANDBOX_MAX_FDS];
     int ninherited;
     const char *cgroup; /* NULL: none; else the VM's cgroup name (vm/cgroup.h) */
+    /* --net (kind NET_NONE: no network device) and --mac (mac_set false: one is generated at
+     * boot and kept across guest reboots; a manager stores it to keep it for good). */
+    struct net_spec net;
+    uint8_t mac[6];
+    bool mac_set;
 };
 
 enum vm_state {
