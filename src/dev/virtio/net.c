@@ -230,7 +230,9 @@ static void net_receive(void *ctx, const uint8_t *frame, size_t len)
         r = deliver_locked(d, frame, len, &notify);
         if (r < 0) broken = true;
     }
-    if (r == 0 && !broken) {
+    if (broken) {
+        d->st.rx_dropped++; /* the queue just broke: the device waits for its reset */
+    } else if (r == 0) {
         if (d->p_count == VNET_RX_PENDING) {
             d->st.rx_dropped++; /* the guest does not keep up: drop at the tail (TCP resends) */
         } else {
