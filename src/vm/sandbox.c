@@ -342,8 +342,8 @@ static int allow_process(scmp_filter_ctx ctx)
         ALLOW(ctx, connect);
 #ifndef SANDBOX_ASAN /* the ASan build allows every newfstatat */
         /* libslirp stat()s /etc/resolv.conf to find the host's DNS server when the guest asks
-         * 10.0.2.3: let the path lookup fail (like open, above) instead of killing; libslirp
-         * then forwards DNS to 127.0.0.1. */
+         * 10.0.2.3: let the path lookup fail (like open, above) instead of killing. DNS at
+         * 10.0.2.3 then gets no answer in a sandboxed VM (docs/network.md, known gap). */
         int e2 = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(newfstatat), 1,
                                   SCMP_A3(SCMP_CMP_NE, AT_EMPTY_PATH));
         if (e2 < 0) return e2;
