@@ -63,11 +63,13 @@ void cli_run_usage(FILE *out)
             "  --config-file FILE boot the configuration in FILE (Firecracker's JSON format)\n"
             "  --store DIR        the VM store whose VMs share this host's resources\n"
             "  --net none|user[,hostfwd=[tcp|udp]:[HADDR]:HPORT-[GADDR]:GPORT]...\n"
-            "                     [,restrict=on][,ipv6=off]\n"
+            "                     [,restrict=on][,ipv6=off] | tap,ifname=NAME\n"
             "                     network: none (default) or user-mode networking\n"
             "                     (libslirp, QEMU's addresses: guest 10.0.2.15 by DHCP, host\n"
             "                     10.0.2.2, DNS 10.0.2.3); hostfwd forwards a host port to\n"
-            "                     the guest; restrict=on lets the guest reach nothing\n"
+            "                     the guest; restrict=on lets the guest reach nothing;\n"
+            "                     tap: an existing tap interface (ip tuntap add NAME mode\n"
+            "                     tap user $USER)\n"
             "  --mac MAC          the network device's MAC address (default: 52:54:00 and\n"
             "                     three random bytes, new for every vessel run)\n"
             "  --engine ENGINE    interp (default) or jit (x86-64 translation)\n"
@@ -303,7 +305,7 @@ int cli_run_parse(int argc, char **argv, const struct host_limits *lim, struct r
                     "file: drop --cpus, --memory, --kernel, --initrd, --cmdline, --firmware, "
                     "--disk, --gdb, --net and --mac");
     if (a->vm.mac_set && a->vm.net.kind == NET_NONE)
-        return fail(err, errlen, "--mac needs a network (--net user)");
+        return fail(err, errlen, "--mac needs a network (--net user or tap)");
     if (a->log_level && log_set_level_name(a->log_level) < 0)
         return fail(err, errlen, "--log-level %s: expected error, warn, info, debug or trace",
                     a->log_level);

@@ -206,7 +206,7 @@ static int enter_sandbox(const struct vm_options *o, char *err, size_t errlen)
         if (!inherited) keep[nkeep++] = fds[i];
     }
     struct sandbox_opts so = {
-        .user = o->user, .keep_fds = keep, .nkeep = nkeep, .net = o->net.kind != NET_NONE};
+        .user = o->user, .keep_fds = keep, .nkeep = nkeep, .net = o->net.kind == NET_USER};
     char e2[400];
     int r = sandbox_enter(&so, e2, sizeof(e2));
     if (r < 0) return err_set(err, errlen, r, "%s (--no-sandbox runs without it)", e2);
@@ -242,7 +242,8 @@ static int vm_boot(struct vm *vm, char *err, size_t errlen)
     if ((r = open_net(o, &vm->mc, err, errlen)) < 0) {
         close_images(vm);
         close_disks(&vm->mc);
-        return r == -EADDRINUSE ? -EINVAL : r;
+        /* the user's to fix: a port in use, a tap missing or not theirs */
+        return (r == -EADDRINUSE || r == -ENODEV || r == -EPERM || r == -EBUSY) ? -EINVAL : r;
     }
     if (!o->no_sandbox) vm->mc.hart_thread_init = hart_thread_sandbox;
     if (o->gdb_port) {

@@ -17,8 +17,12 @@ Groups:
              the forwarded port still reaches the guest
   isolation  two VMs on user networking: the second cannot reach the first's
              listener at 10.0.2.15 (its own address) nor see its MAC
-  bad_*      malformed --net/--mac specs and a host port already in use: one line
-             on stderr, non-zero exit, nothing booted
+  tap        (root only) a tap made for the test with a host address: an HTTP download
+             from the host with its sha256, the host reaching busybox httpd in the
+             guest, a second VM on the same tap and an unprivileged user refused with
+             one line each
+  bad_*      malformed --net/--mac specs, a host port already in use, a tap that does
+             not exist: one line on stderr, non-zero exit, nothing booted
 Every check prints PASS/FAIL; the last line is "net: N passed, N failed".
 Python 3 standard library only.
 """
@@ -79,9 +83,9 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 class HttpServer:
     """A file server on 127.0.0.1 (the guest reaches it as 10.0.2.2)."""
 
-    def __init__(self, directory):
+    def __init__(self, directory, host="127.0.0.1"):
         self.srv = http.server.ThreadingHTTPServer(
-            ("127.0.0.1", 0), functools.partial(QuietHandler, directory=directory))
+            (host, 0), functools.partial(QuietHandler, directory=directory))
         self.port = self.srv.server_address[1]
         self.t = threading.Thread(target=self.srv.serve_forever, daemon=True)
         self.t.start()
@@ -91,9 +95,9 @@ class HttpServer:
         self.srv.server_close()
 
 
-def host_get(port, path, timeout=10):
-    """GET http://127.0.0.1:port/path by hand (urllib would use a proxy from the environment)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+def host_get(port, path, timeout=10, host="127.0.0.1"):
+    """GET http://host:port/path by hand (urllib would use a proxy from the environment)."""
+    with socket.create_connection((host, port), timeout=timeout) as s:
         s.sendall(f"GET {path} HTTP/1.0\r\nHost: x\r\n\r\n".encode())
         data = b""
         while True:
@@ -105,7 +109,7 @@ def host_get(port, path, timeout=10):
     return head.split(b"\r\n")[0].decode("latin-1"), body
 
 
-class Suite(G.Suite):
+class Suite(G.Suite):  # the tap group is added below (TapSuite)
     def vm(self, group, net, extra=(), memory="256M", log_suffix=""):
         # --overcommit: admission is not under test (the isolation group runs two VMs, and
         # other suites may run VMs on this host).
@@ -298,6 +302,89 @@ class Suite(G.Suite):
         self.run_group(group, checks, body)
 
 
+TAP_NET = "172.31.213"  # a /24 the tap test puts on the host for its run
+
+
+class TapSuite:
+    """The tap group, a mixin for Suite."""
+
+    def t_tap(self, group):
+        checks = ["setup", "boot", "http_fetch", "host_to_guest", "busy", "not_permitted",
+                  "poweroff"]
+        if os.geteuid() != 0 or not os.path.exists("/dev/net/tun"):
+            print(f"SKIP {group}: needs root and /dev/net/tun", flush=True)
+            return
+
+        def body():
+            name = f"vstap{os.getpid() % 100000}"
+            tmp = tempfile.mkdtemp(prefix="vessel-net-")
+            os.chmod(tmp, 0o755)
+            blob = os.urandom(2 << 20)
+            with open(os.path.join(tmp, "blob"), "wb") as f:
+                f.write(blob)
+            want = hashlib.sha256(blob).hexdigest()
+            vm = srv = None
+            cmds = [["ip", "tuntap", "add", name, "mode", "tap"],
+                    ["ip", "addr", "add", f"{TAP_NET}.1/24", "dev", name],
+                    ["ip", "link", "set", name, "up"]]
+            try:
+                for c in cmds:
+                    r = subprocess.run(c, capture_output=True, text=True)
+                    if r.returncode != 0:
+                        raise G.CheckFailed(f"{' '.join(c)}: {r.stderr.strip()}")
+                srv = HttpServer(tmp, host=f"{TAP_NET}.1")
+                yield ("setup", True, name)
+                vm = self.vm(group, f"tap,ifname={name}", ["--mac", "52:54:00:77:00:02"])
+                self.up(vm)
+                vm.sh(f"ip addr add {TAP_NET}.2/24 dev eth0")
+                yield ("boot", True, "")
+                st, out = vm.sh(f"wget -q -T 20 -O /tmp/blob http://{TAP_NET}.1:{srv.port}/blob "
+                                "&& sha256sum /tmp/blob", timeout=180)
+                got = out[-1].split()[0] if out and out[-1].split() else ""
+                yield ("http_fetch", st == 0 and got == want, f"status {st}: {out[-1:]!r}")
+                vm.sh("mkdir -p /tmp/www; echo over-tap >/tmp/www/t; httpd -p 8080 -h /tmp/www")
+                try:
+                    line, b = host_get(8080, "/t", host=f"{TAP_NET}.2")
+                    yield ("host_to_guest", b == b"over-tap\n", f"{line}: {b!r}")
+                except OSError as e:
+                    yield ("host_to_guest", False, str(e))
+                # One process per tap (no multiqueue): a second VM is told so.
+                p = subprocess.run([self.target.binary, "run", "--overcommit", "--net",
+                                    f"tap,ifname={name}"], stdin=subprocess.DEVNULL,
+                                   capture_output=True, text=True, timeout=G.BAD_INPUT_TIMEOUT)
+                lines = [ln for ln in p.stderr.split("\n") if ln.strip()]
+                yield ("busy", p.returncode != 0 and len(lines) == 1 and "in use" in lines[0],
+                       f"status {p.returncode}: {p.stderr.strip()[:200]!r}")
+                # Without CAP_NET_ADMIN and not the tap's owner (boot files readable by nobody).
+                for f in ("fw", "kernel"):
+                    shutil.copy(self.guest[f], os.path.join(tmp, f))
+                    os.chmod(os.path.join(tmp, f), 0o644)
+                p = subprocess.run(["setpriv", "--reuid", "65534", "--regid", "65534",
+                                    "--clear-groups", self.target.binary, "run", "--overcommit",
+                                    "--firmware", os.path.join(tmp, "fw"), "--kernel",
+                                    os.path.join(tmp, "kernel"), "--net", f"tap,ifname={name}"],
+                                   stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                   timeout=G.BAD_INPUT_TIMEOUT)
+                lines = [ln for ln in p.stderr.split("\n") if ln.strip()]
+                yield ("not_permitted",
+                       p.returncode != 0 and len(lines) == 1 and "not permitted" in lines[0],
+                       f"status {p.returncode}: {p.stderr.strip()[:200]!r}")
+                yield ("poweroff",) + self.check_poweroff(vm)
+            finally:
+                if vm:
+                    vm.close()
+                if srv:
+                    srv.close()
+                subprocess.run(["ip", "link", "del", name], capture_output=True)
+                shutil.rmtree(tmp, ignore_errors=True)
+
+        self.run_group(group, checks, body)
+
+
+class NetSuite(Suite, TapSuite):
+    pass
+
+
 def seccomp_mode(pid):
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -332,6 +419,7 @@ def build_tests(suite):
     T.append(("user", suite.t_user, ()))
     T.append(("restrict", suite.t_restrict, ()))
     T.append(("isolation", suite.t_isolation, ()))
+    T.append(("tap", suite.t_tap, ()))
     bad = [
         ("bad_net_kind", ["--net", "bridge"], "unknown network"),
         ("bad_net_option", ["--net", "user,foo=bar"], "unknown option"),
@@ -344,6 +432,9 @@ def build_tests(suite):
     ]
     for name, args, want in bad:
         T.append((name, suite.t_bad, (args, want)))
+    T.append(("bad_tap_missing", suite.t_bad, (["--net", "tap,ifname=vsnosuch0"],
+                                               "no such interface")))
+    T.append(("bad_tap_spec", suite.t_bad, (["--net", "tap,name=x"], "tap,ifname=NAME")))
     T.append(("bad_port_in_use", suite.t_bad,
               (["--net", "user,hostfwd=tcp:127.0.0.1:{PORT}-:22"], "Address already in use",
                True)))
@@ -365,13 +456,14 @@ def main():
     os.makedirs(opts.log_dir, exist_ok=True)
     opts.no_build = True
     target = G.VesselTarget(binary)
-    suite = Suite(target, opts, None)
+    suite = NetSuite(target, opts, None)
     tests = build_tests(suite)
     if opts.list:
         for name, _, _ in tests:
             print(name)
         return 0
     guest = G.find_guest(opts)
+    suite.guest = guest
     tmp = tempfile.mkdtemp(prefix="vessel-net-initrd-")
     try:
         suite.net_initrd = net_initrd(guest, tmp)

@@ -532,6 +532,10 @@ TEST(net_spec_parse_good)
     CHECK_EQ(s.fwd[2].host_port, 8080);
     CHECK(s.restrict_);
     CHECK(!s.ipv6);
+    CHECK_EQ(net_spec_parse("tap,ifname=tap-0.x_y", &s, err, sizeof(err)), 0);
+    CHECK_EQ(s.kind, NET_TAP);
+    CHECK_STR(s.ifname, "tap-0.x_y");
+    CHECK_EQ(net_spec_parse("tap,ifname=abcdefghijklmno", &s, err, sizeof(err)), 0); /* 15 */
 }
 
 TEST(net_spec_parse_bad)
@@ -555,6 +559,14 @@ TEST(net_spec_parse_bad)
         "user,bogus=1",
         "user,ipv6=maybe",
         "users",
+        "tap",
+        "tap,",
+        "tap,ifname=",
+        "tap,ifname=abcdefghijklmnop", /* 16: longer than IFNAMSIZ - 1 */
+        "tap,ifname=a/b",
+        "tap,ifname=a b",
+        "tap,ifname=x,restrict=on",
+        "tap,name=x",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct net_spec s;

@@ -1,6 +1,7 @@
 /* Network backend selection and the --net / --mac syntax (net.h). */
 #include "backend/net/net.h"
 #include "backend/net/slirp.h"
+#include "backend/net/tap.h"
 #include "util/err.h"
 #include <arpa/inet.h>
 #include <errno.h>
@@ -89,8 +90,26 @@ int net_spec_parse(const char *s, struct net_spec *out, char *err, size_t errlen
         out->kind = NET_NONE;
         return 0;
     }
+    if (klen == 3 && !strncmp(s, "tap", 3)) {
+        out->kind = NET_TAP;
+        const char *v = comma ? comma + 1 : "";
+        if (strncmp(v, "ifname=", 7) || strchr(v, ','))
+            return fail(err, errlen, "--net %s: expected tap,ifname=NAME", s);
+        v += 7;
+        size_t n = strlen(v);
+        if (n == 0 || n >= sizeof(out->ifname))
+            return fail(err, errlen, "--net %s: an interface name has 1 to %zu characters", s,
+                        sizeof(out->ifname) - 1);
+        for (size_t i = 0; i < n; i++)
+            if (!((v[i] >= 'a' && v[i] <= 'z') || (v[i] >= 'A' && v[i] <= 'Z') ||
+                  (v[i] >= '0' && v[i] <= '9') || v[i] == '_' || v[i] == '-' || v[i] == '.'))
+                return fail(err, errlen, "--net %s: interface names use A-Z a-z 0-9 _ - .", s);
+        memcpy(out->ifname, v, n + 1);
+        return 0;
+    }
     if (!(klen == 4 && !strncmp(s, "user", 4)))
-        return fail(err, errlen, "--net %s: unknown network '%.*s' (none, user)", s, (int)klen, s);
+        return fail(err, errlen, "--net %s: unknown network '%.*s' (none, user, tap)", s, (int)klen,
+                    s);
     out->kind = NET_USER;
     while (comma) {
         const char *opt = comma + 1;
@@ -170,6 +189,7 @@ int net_backend_open(struct net_backend **out, const struct net_spec *spec, char
     *out = NULL;
     switch (spec->kind) {
     case NET_USER: return net_slirp_open(out, spec, err, errlen);
+    case NET_TAP: return net_tap_open(out, spec, err, errlen);
     case NET_NONE: break;
     }
     return err_set(err, errlen, -EINVAL, "no network backend for --net none");

@@ -62,7 +62,7 @@ void net_backend_close(struct net_backend *b); /* NULL: nothing */
 /* ---- configuration: --net and --mac ---- */
 
 #define NET_MAX_HOSTFWD 16
-enum net_kind { NET_NONE = 0, NET_USER };
+enum net_kind { NET_NONE = 0, NET_USER, NET_TAP };
 
 struct net_hostfwd {
     bool udp;
@@ -78,17 +78,20 @@ struct net_spec {
     bool ipv6;      /* on unless ipv6=off */
     unsigned nfwd;
     struct net_hostfwd fwd[NET_MAX_HOSTFWD];
+    char ifname[16]; /* NET_TAP: the interface (IFNAMSIZ - 1 characters at most) */
 };
 
-/* "none" or "user[,hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT]...
- * [,restrict=on|off][,ipv6=on|off]". 0, or -EINVAL with one line in err. */
+/* "none", "user[,hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT]...
+ * [,restrict=on|off][,ipv6=on|off]" or "tap,ifname=NAME". 0, or -EINVAL with one line in
+ * err. */
 int net_spec_parse(const char *s, struct net_spec *out, char *err, size_t errlen);
 /* "52:54:00:12:34:56": a unicast address (multicast bit clear, not all zero). 0 or -EINVAL. */
 int net_mac_parse(const char *s, uint8_t mac[6]);
 /* 52:54:00 (QEMU's locally administered prefix) and three random bytes. */
 void net_mac_generate(uint8_t mac[6]);
 
-/* Open the backend of spec (NET_USER: libslirp) and start its thread. Host forwards bind their
+/* Open the backend of spec (NET_USER: libslirp, NET_TAP: an existing tap) and start its
+ * thread. Host forwards bind their
  * listening sockets here (before the sandbox). 0, or -errno with one line in err (a host port
  * already in use: -EADDRINUSE). */
 int net_backend_open(struct net_backend **out, const struct net_spec *spec, char *err,
