@@ -4,6 +4,7 @@
  * --mac syntax. */
 #include "dev/virtio/net.h"
 #include "test.h"
+#include "vm/config.h"
 #include "virtio_harness.h"
 #include <arpa/inet.h>
 #include <errno.h>
@@ -614,4 +615,97 @@ TEST(net_mac_parse_and_generate)
     char s[18];
     snprintf(s, sizeof(s), "%02x:%02x:%02x:%02x:%02x:%02x", a[0], a[1], a[2], a[3], a[4], a[5]);
     CHECK_EQ(net_mac_parse(s, m), 0);
+}
+
+/* ---- the configuration (Firecracker's network-interfaces, vessel.network) ---- */
+
+TEST(config_network_interfaces)
+{
+    static struct vm_spec s, t;
+    char err[512];
+    json_object *o = json_tokener_parse(
+        "{\"boot-source\":{\"kernel_image_path\":\"/k\"},"
+        "\"network-interfaces\":[{\"iface_id\":\"eth0\",\"guest_mac\":\"52:54:00:0a:0b:0c\","
+        "\"rx_rate_limiter\":null}],"
+        "\"vessel\":{\"firmware\":\"/fw\",\"network\":\"user,hostfwd=tcp:127.0.0.1:2222-:22,"
+        "restrict=on\"}}");
+    CHECK(o != NULL);
+    CHECK_EQ(vm_spec_from_json(&s, o, err, sizeof(err)), 0);
+    json_object_put(o);
+    CHECK(s.net.present);
+    CHECK(s.net.mac_set);
+    static struct vm_options opts;
+    char cmdline[4200];
+    CHECK_EQ(vm_spec_to_options(&s, &opts, cmdline, sizeof(cmdline), err, sizeof(err)), 0);
+    CHECK_EQ(opts.net.kind, NET_USER);
+    CHECK_EQ(opts.net.nfwd, 1);
+    CHECK_EQ(opts.net.fwd[0].host_port, 2222);
+    CHECK(opts.net.restrict_);
+    CHECK(opts.mac_set);
+    CHECK_EQ(opts.mac[5], 0x0c);
+    json_object *back = vm_spec_to_json(&s, true);
+    CHECK_EQ(vm_spec_from_json(&t, back, err, sizeof(err)), 0);
+    json_object_put(back);
+    CHECK(memcmp(&s, &t, sizeof(s)) == 0);
+
+    /* a tap by Firecracker's host_dev_name; PUT /network-interfaces/eth0 replaces it */
+    o = json_tokener_parse("{\"iface_id\":\"eth0\",\"host_dev_name\":\"tap0\"}");
+    CHECK_EQ(vm_spec_set_net(&s, "eth0", o, err, sizeof(err)), 0);
+    json_object_put(o);
+    CHECK_EQ(vm_spec_to_options(&s, &opts, cmdline, sizeof(cmdline), err, sizeof(err)), 0);
+    CHECK_EQ(opts.net.kind, NET_TAP);
+    CHECK_STR(opts.net.ifname, "tap0");
+    CHECK_EQ(opts.mac[5], 0x0c); /* the address given before stays */
+
+    /* vessel create: the MAC is chosen once and stored, so every start gets the same one */
+    static struct vm_options ro;
+    memset(&ro, 0, sizeof(ro));
+    ro.machine.cpus = 1;
+    ro.machine.ram_size = 128 << 20;
+    CHECK_EQ(
+        net_spec_parse("user,hostfwd=udp::5353-10.0.2.15:53,ipv6=off", &ro.net, err, sizeof(err)),
+        0);
+    CHECK_EQ(vm_spec_from_options(&s, &ro, err, sizeof(err)), 0);
+    CHECK(s.net.mac_set);
+    CHECK_EQ(s.net.mac[0], 0x52);
+    CHECK_STR(s.net.user, "user,hostfwd=udp::5353-10.0.2.15:53,ipv6=off");
+    snprintf(s.kernel, sizeof(s.kernel), "/k");
+    back = vm_spec_to_json(&s, true);
+    CHECK_EQ(vm_spec_from_json(&t, back, err, sizeof(err)), 0);
+    json_object_put(back);
+    CHECK(!memcmp(t.net.mac, s.net.mac, 6));
+    CHECK_EQ(vm_spec_to_options(&t, &opts, cmdline, sizeof(cmdline), err, sizeof(err)), 0);
+    CHECK(!memcmp(opts.mac, s.net.mac, 6));
+    CHECK_EQ(opts.net.fwd[0].guest_port, 53);
+    CHECK(opts.net.fwd[0].udp);
+    CHECK(!opts.net.ipv6);
+
+    const char *bad[] = {
+        "{\"network-interfaces\":[{\"iface_id\":\"a\"},{\"iface_id\":\"b\"}]}",
+        "{\"network-interfaces\":{\"iface_id\":\"a\"}}",
+        "{\"network-interfaces\":[{\"host_dev_name\":\"tap0\"}]}",
+        "{\"network-interfaces\":[{\"iface_id\":\"a\",\"guest_mac\":\"01:00:5e:00:00:01\"}]}",
+        "{\"network-interfaces\":[{\"iface_id\":\"a\",\"host_dev_name\":\"t/0\"}]}",
+        "{\"network-interfaces\":[{\"iface_id\":\"a\",\"rx_rate_limiter\":{\"bandwidth\":{}}}]}",
+        "{\"network-interfaces\":[{\"iface_id\":\"a\",\"x\":1}]}",
+        "{\"vessel\":{\"network\":\"user\"}}",
+        "{\"network-interfaces\":[{\"iface_id\":\"a\"}],\"vessel\":{\"network\":\"tap,ifname=x\"}}",
+        "{\"network-interfaces\":[{\"iface_id\":\"a\"}],\"vessel\":{\"network\":\"user,x=1\"}}",
+        "{\"network-interfaces\":[{\"iface_id\":\"a\",\"host_dev_name\":\"t0\"}],"
+        "\"vessel\":{\"network\":\"user\"}}",
+    };
+    for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        json_object *b = json_tokener_parse(bad[i]);
+        CHECK(b != NULL);
+        err[0] = 0;
+        int r = vm_spec_from_json(&t, b, err, sizeof(err));
+        if (r != -EINVAL) fprintf(stderr, "  accepted: %s\n", bad[i]);
+        CHECK_EQ(r, -EINVAL);
+        CHECK(err[0] != 0);
+        json_object_put(b);
+    }
+    /* the path's id and the body's must agree */
+    o = json_tokener_parse("{\"iface_id\":\"eth1\"}");
+    CHECK_EQ(vm_spec_set_net(&s, "eth0", o, err, sizeof(err)), -EINVAL);
+    json_object_put(o);
 }

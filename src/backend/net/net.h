@@ -85,6 +85,9 @@ struct net_spec {
  * [,restrict=on|off][,ipv6=on|off]" or "tap,ifname=NAME". 0, or -EINVAL with one line in
  * err. */
 int net_spec_parse(const char *s, struct net_spec *out, char *err, size_t errlen);
+/* The canonical --net string of s (what net_spec_parse reads back to the same spec). 0, or
+ * -ENAMETOOLONG when it does not fit in len. */
+int net_spec_format(const struct net_spec *s, char *buf, size_t len);
 /* "52:54:00:12:34:56": a unicast address (multicast bit clear, not all zero). 0 or -EINVAL. */
 int net_mac_parse(const char *s, uint8_t mac[6]);
 /* 52:54:00 (QEMU's locally administered prefix) and three random bytes. */
