@@ -237,7 +237,7 @@ static int set_extras(struct vm_spec *s, json_object *o, char *err, size_t errle
     if (r) return r;
     if ((r = get_str(o, "vessel", "firmware", s->firmware, sizeof(s->firmware), err, errlen)) < 0)
         return r;
-    char user[sizeof(s->net.user)];
+    char user[sizeof(s->net.user)] = ""; /* whole: it is copied whole */
     if ((r = get_str(o, "vessel", "network", user, sizeof(user), err, errlen)) < 0) return r;
     if (r) {
         /* user-mode networking options of the interface: "user[,hostfwd=...]..." */
