@@ -70,6 +70,9 @@ void cli_run_usage(FILE *out)
             "                     the guest; restrict=on lets the guest reach nothing;\n"
             "                     tap: an existing tap interface (ip tuntap add NAME mode\n"
             "                     tap user $USER)\n"
+            "  --publish [ADDR:]HOSTPORT:GUESTPORT[/udp]\n"
+            "                     forward a host port (on 127.0.0.1 unless ADDR) to the\n"
+            "                     guest; implies --net user; repeatable\n"
             "  --mac MAC          the network device's MAC address (default: 52:54:00 and\n"
             "                     three random bytes, new for every vessel run)\n"
             "  --engine ENGINE    interp (default) or jit (x86-64 translation)\n"
@@ -129,7 +132,8 @@ enum {
     OPT_ENGINE,
     OPT_JIT_CACHE,
     OPT_NET,
-    OPT_MAC
+    OPT_MAC,
+    OPT_PUBLISH
 };
 
 static const struct option run_options[] = {
@@ -156,6 +160,7 @@ static const struct option run_options[] = {
     {"jit-cache", required_argument, NULL, OPT_JIT_CACHE},
     {"net", required_argument, NULL, OPT_NET},
     {"mac", required_argument, NULL, OPT_MAC},
+    {"publish", required_argument, NULL, OPT_PUBLISH},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -224,6 +229,8 @@ int cli_run_parse(int argc, char **argv, const struct host_limits *lim, struct r
     memset(a, 0, sizeof(*a));
     struct machine_config *mc = &a->vm.machine;
     const char *cpus_s = NULL, *mem_s = NULL, *gdb_s = NULL, *net_s = NULL;
+    const char *publish[NET_MAX_HOSTFWD + 1];
+    unsigned npublish = 0;
     bool cmdline_set = false;
     optind = 1;
     opterr = 0;
@@ -278,6 +285,11 @@ int cli_run_parse(int argc, char **argv, const struct host_limits *lim, struct r
             net_s = optarg;
             break;
         }
+        case OPT_PUBLISH:
+            if (npublish == NET_MAX_HOSTFWD + 1)
+                return fail(err, errlen, "--publish: at most %d forwarded ports", NET_MAX_HOSTFWD);
+            publish[npublish++] = optarg;
+            break;
         case OPT_MAC:
             if (net_mac_parse(optarg, a->vm.mac) < 0)
                 return fail(err, errlen,
@@ -299,11 +311,16 @@ int cli_run_parse(int argc, char **argv, const struct host_limits *lim, struct r
 
     if ((a->api_sock || a->config_file) &&
         (cpus_s || mem_s || mc->kernel || mc->initrd || cmdline_set || mc->firmware ||
-         a->vm.ndisks || gdb_s || net_s || a->vm.mac_set))
+         a->vm.ndisks || gdb_s || net_s || a->vm.mac_set || npublish))
         return fail(err, errlen,
                     "--api-sock and --config-file take the VM's configuration from the API or the "
                     "file: drop --cpus, --memory, --kernel, --initrd, --cmdline, --firmware, "
-                    "--disk, --gdb, --net and --mac");
+                    "--disk, --gdb, --net, --mac and --publish");
+    /* after --net, whatever the order: --publish adds to its forwards (or makes it user) */
+    for (unsigned i = 0; i < npublish; i++) {
+        int r = net_spec_add_publish(&a->vm.net, publish[i], err, errlen);
+        if (r < 0) return r;
+    }
     if (a->vm.mac_set && a->vm.net.kind == NET_NONE)
         return fail(err, errlen, "--mac needs a network (--net user or tap)");
     if (a->log_level && log_set_level_name(a->log_level) < 0)

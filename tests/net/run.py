@@ -15,6 +15,7 @@ Groups:
              its forward survive), poweroff, clean stderr
   restrict   restrict=on: DHCP still answers, the host's server is out of reach,
              the forwarded port still reaches the guest
+  publish    --publish HOSTPORT:GUESTPORT alone reaches busybox httpd in the guest
   isolation  two VMs on user networking: the second cannot reach the first's
              listener at 10.0.2.15 (its own address) nor see its MAC
   tap        (root only) a tap made for the test with a host address: an HTTP download
@@ -228,6 +229,32 @@ class Suite(G.Suite):  # the tap group is added below (TapSuite)
 
         self.run_group(group, checks, body)
 
+    def t_publish(self, group):
+        """--publish HOSTPORT:GUESTPORT alone: user networking with a forward on loopback."""
+        checks = ["boot", "published", "poweroff"]
+
+        def body():
+            hport = free_port()
+            argv = [self.target.binary, "run", "--overcommit", "--memory", "256M", "--initrd",
+                    self.net_initrd, "--publish", f"{hport}:8080"]
+            vm = G.VM(argv, self.log_path(group))
+            try:
+                self.up(vm)
+                yield ("boot", True, "")
+                vm.sh(DHCP_SCRIPT)
+                vm.sh(DHCP, timeout=60)
+                vm.sh("mkdir -p /tmp/www; echo published >/tmp/www/p; httpd -p 8080 -h /tmp/www")
+                try:
+                    line, b = host_get(hport, "/p")
+                    yield ("published", b == b"published\n", f"{line}: {b!r}")
+                except OSError as e:
+                    yield ("published", False, str(e))
+                yield ("poweroff",) + self.check_poweroff(vm)
+            finally:
+                vm.close()
+
+        self.run_group(group, checks, body)
+
     def t_isolation(self, group):
         checks = ["boot_a", "boot_b", "a_serves", "b_cannot_reach_a", "b_sees_no_a_mac"]
 
@@ -419,6 +446,7 @@ def build_tests(suite):
     T.append(("user", suite.t_user, ()))
     T.append(("restrict", suite.t_restrict, ()))
     T.append(("isolation", suite.t_isolation, ()))
+    T.append(("publish", suite.t_publish, ()))
     T.append(("tap", suite.t_tap, ()))
     bad = [
         ("bad_net_kind", ["--net", "bridge"], "unknown network"),
@@ -429,6 +457,8 @@ def build_tests(suite):
         ("bad_none_options", ["--net", "none,restrict=on"], "none"),
         ("bad_mac", ["--net", "user", "--mac", "01:00:5e:00:00:01"], "--mac"),
         ("bad_mac_no_net", ["--mac", "52:54:00:12:34:56"], "--mac needs a network"),
+        ("bad_publish", ["--publish", "8080"], "--publish 8080"),
+        ("bad_publish_tap", ["--net", "tap,ifname=x0", "--publish", "80:80"], "not a tap"),
     ]
     for name, args, want in bad:
         T.append((name, suite.t_bad, (args, want)))

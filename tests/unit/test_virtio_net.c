@@ -709,3 +709,41 @@ TEST(config_network_interfaces)
     CHECK_EQ(vm_spec_set_net(&s, "eth0", o, err, sizeof(err)), -EINVAL);
     json_object_put(o);
 }
+
+TEST(net_publish)
+{
+    struct net_spec s;
+    char err[256];
+    memset(&s, 0, sizeof(s)); /* NET_NONE: --publish makes it user networking */
+    CHECK_EQ(net_spec_add_publish(&s, "8080:80", err, sizeof(err)), 0);
+    CHECK_EQ(s.kind, NET_USER);
+    CHECK(s.ipv6);
+    CHECK_EQ(ntohl(s.fwd[0].host_addr.s_addr), 0x7f000001); /* loopback unless asked */
+    CHECK_EQ(s.fwd[0].host_port, 8080);
+    CHECK_EQ(s.fwd[0].guest_port, 80);
+    CHECK_EQ(net_spec_add_publish(&s, "0.0.0.0:2222:22", err, sizeof(err)), 0);
+    CHECK_EQ(s.fwd[1].host_addr.s_addr, 0);
+    CHECK_EQ(net_spec_add_publish(&s, "5353:53/udp", err, sizeof(err)), 0);
+    CHECK(s.fwd[2].udp);
+    CHECK_EQ(s.nfwd, 3);
+    char buf[512];
+    CHECK_EQ(net_spec_format(&s, buf, sizeof(buf)), 0);
+    CHECK_STR(buf, "user,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=tcp::2222-:22,"
+                   "hostfwd=udp:127.0.0.1:5353-:53");
+    struct net_spec t;
+    CHECK_EQ(net_spec_parse(buf, &t, err, sizeof(err)), 0);
+    CHECK_EQ(t.nfwd, 3);
+    CHECK(!memcmp(t.fwd, s.fwd, sizeof(t.fwd[0]) * 3));
+    CHECK_EQ(net_spec_format(&s, buf, 20), -ENAMETOOLONG);
+    static const char *const bad[] = {
+        "8080",         "8080:80:1:2",   ":80",      "8080:",  "x:80",
+        "8080:80/sctp", "1.2.3:8080:80", "70000:80", "8080:80" /* twice */};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = 0;
+        CHECK_EQ(net_spec_add_publish(&s, bad[i], err, sizeof(err)), -EINVAL);
+        CHECK(err[0] != 0);
+    }
+    struct net_spec tap;
+    CHECK_EQ(net_spec_parse("tap,ifname=t0", &tap, err, sizeof(err)), 0);
+    CHECK_EQ(net_spec_add_publish(&tap, "8080:80", err, sizeof(err)), -EINVAL);
+}

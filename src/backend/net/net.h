@@ -85,6 +85,10 @@ struct net_spec {
  * [,restrict=on|off][,ipv6=on|off]" or "tap,ifname=NAME". 0, or -EINVAL with one line in
  * err. */
 int net_spec_parse(const char *s, struct net_spec *out, char *err, size_t errlen);
+/* --publish [ADDR:]HOSTPORT:GUESTPORT[/tcp|/udp]: a host forward added to s (user-mode
+ * networking; ADDR defaults to 127.0.0.1, so a published port is not open to the network
+ * unless asked). s of kind NET_NONE becomes NET_USER. 0, or -EINVAL with one line in err. */
+int net_spec_add_publish(struct net_spec *s, const char *arg, char *err, size_t errlen);
 /* The canonical --net string of s (what net_spec_parse reads back to the same spec). 0, or
  * -ENAMETOOLONG when it does not fit in len. */
 int net_spec_format(const struct net_spec *s, char *buf, size_t len);

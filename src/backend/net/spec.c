@@ -182,6 +182,54 @@ void net_mac_generate(uint8_t mac[6])
     memcpy(mac + 3, r, 3);
 }
 
+int net_spec_add_publish(struct net_spec *s, const char *arg, char *err, size_t errlen)
+{
+    if (s->kind == NET_TAP)
+        return fail(err, errlen, "--publish %s: needs user networking, not a tap", arg);
+    char buf[96];
+    size_t n = strlen(arg);
+    if (n >= 64) return fail(err, errlen, "--publish %s: too long", arg);
+    bool udp = false;
+    if (n > 4 && (!strcmp(arg + n - 4, "/udp") || !strcmp(arg + n - 4, "/tcp"))) {
+        udp = arg[n - 3] == 'u';
+        n -= 4;
+    }
+    /* HOSTPORT:GUESTPORT or ADDR:HOSTPORT:GUESTPORT */
+    const char *last = NULL;
+    unsigned colons = 0;
+    for (size_t i = 0; i < n; i++)
+        if (arg[i] == ':') {
+            colons++;
+            last = arg + i;
+        }
+    struct net_hostfwd f;
+    int w;
+    if (colons == 1)
+        w = snprintf(buf, sizeof(buf), "%s:127.0.0.1:%.*s-:%.*s", udp ? "udp" : "tcp",
+                     (int)(last - arg), arg, (int)(arg + n - last - 1), last + 1);
+    else if (colons == 2)
+        w = snprintf(buf, sizeof(buf), "%s:%.*s-:%.*s", udp ? "udp" : "tcp", (int)(last - arg), arg,
+                     (int)(arg + n - last - 1), last + 1);
+    else
+        w = -1;
+    if (w < 0 || (size_t)w >= sizeof(buf) || parse_hostfwd(buf, strlen(buf), &f) < 0)
+        return fail(err, errlen,
+                    "--publish %s: expected [ADDR:]HOSTPORT:GUESTPORT[/udp], e.g. 8080:80", arg);
+    if (s->kind == NET_NONE) {
+        memset(s, 0, sizeof(*s));
+        s->kind = NET_USER;
+        s->ipv6 = true;
+    }
+    if (s->nfwd == NET_MAX_HOSTFWD)
+        return fail(err, errlen, "--publish %s: at most %d forwarded ports", arg, NET_MAX_HOSTFWD);
+    for (unsigned i = 0; i < s->nfwd; i++)
+        if (s->fwd[i].udp == f.udp && s->fwd[i].host_port == f.host_port)
+            return fail(err, errlen, "--publish %s: host port %u is forwarded twice", arg,
+                        f.host_port);
+    s->fwd[s->nfwd++] = f;
+    return 0;
+}
+
 int net_spec_format(const struct net_spec *s, char *buf, size_t len)
 {
     size_t n = 0;
