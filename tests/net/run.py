@@ -16,6 +16,7 @@ Groups:
   restrict   restrict=on: DHCP still answers, the host's server is out of reach,
              the forwarded port still reaches the guest
   publish    --publish HOSTPORT:GUESTPORT alone reaches busybox httpd in the guest
+  ssh_cmd    vessel ssh: the ssh command for a stored VM's published port 22, refusals
   isolation  two VMs on user networking: the second cannot reach the first's
              listener at 10.0.2.15 (its own address) nor see its MAC
   tap        (root only) a tap made for the test with a host address: an HTTP download
@@ -255,6 +256,44 @@ class Suite(G.Suite):  # the tap group is added below (TapSuite)
 
         self.run_group(group, checks, body)
 
+    def t_ssh_cmd(self, group):
+        """vessel ssh NAME: the ssh command line for a stored VM's published port 22 (VESSEL_SSH
+        stands in for ssh: the busybox guest has no sshd), and one line when it cannot."""
+        checks = ["no_port_22", "not_running", "argv"]
+
+        def body():
+            store = tempfile.mkdtemp(prefix="vessel-net-store-")
+            env = dict(os.environ, VESSEL_STORE=store)
+            v = self.target.binary
+            hport = free_port()
+
+            def run(*args, **kw):
+                return subprocess.run([v] + list(args), env=kw.get("env", env),
+                                      stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                      timeout=60)
+            try:
+                run("create", "plain", "--memory", "128M")
+                run("create", "web", "--memory", "128M", "--publish", f"{hport}:22")
+                p = run("ssh", "plain")
+                yield ("no_port_22", p.returncode == 2 and p.stderr.count("\n") == 1 and
+                       "no port 22" in p.stderr, p.stderr.strip())
+                p = run("ssh", "web")
+                yield ("not_running", p.returncode == 2 and "not running" in p.stderr,
+                       p.stderr.strip())
+                p = run("start", "web")
+                if p.returncode != 0:
+                    raise G.CheckFailed(f"vessel start: {p.stderr.strip()}")
+                p = run("ssh", "web", "--", "uname", "-a", env=dict(env, VESSEL_SSH="echo"))
+                want = f"-p {hport} "
+                ok = (p.returncode == 0 and want in p.stdout and "-l root 127.0.0.1 uname -a"
+                      in p.stdout and "web/known_hosts" in p.stdout)
+                yield ("argv", ok, p.stdout.strip() + p.stderr.strip())
+            finally:
+                run("stop", "web", "--force")
+                shutil.rmtree(store, ignore_errors=True)
+
+        self.run_group(group, checks, body)
+
     def t_isolation(self, group):
         checks = ["boot_a", "boot_b", "a_serves", "b_cannot_reach_a", "b_sees_no_a_mac"]
 
@@ -447,6 +486,7 @@ def build_tests(suite):
     T.append(("restrict", suite.t_restrict, ()))
     T.append(("isolation", suite.t_isolation, ()))
     T.append(("publish", suite.t_publish, ()))
+    T.append(("ssh_cmd", suite.t_ssh_cmd, ()))
     T.append(("tap", suite.t_tap, ()))
     bad = [
         ("bad_net_kind", ["--net", "bridge"], "unknown network"),
