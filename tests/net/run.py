@@ -10,7 +10,8 @@ the default guest's module tree (as tests/guest/run.py does for virtio_input).
 Groups:
   user       DHCP lease 10.0.2.15, --mac seen by the guest, an HTTP download from
              a server this script runs on the host's loopback (through 10.0.2.2)
-             with its sha256, a hostfwd port reaching busybox httpd in the guest,
+             with its sha256, UDP through 10.0.2.2 (a DNS server of its own on 127.0.0.1:53), DNS at 10.0.2.3 answered by
+             the host's resolver (when it answers the host), a hostfwd port reaching busybox httpd in the guest,
              the VM process sandboxed (Seccomp 2), guest reboot (the backend and
              its forward survive), poweroff, clean stderr
   restrict   restrict=on: DHCP still answers, the host's server is out of reach,
@@ -67,6 +68,64 @@ DHCP_SCRIPT = ("printf '#!/bin/sh\\n[ \"$1\" = bound ] || exit 0\\n"
                "chmod +x /tmp/dhcp.sh")
 DHCP = "udhcpc -i eth0 -n -q -t 5 -T 2 -s /tmp/dhcp.sh 2>&1"
 MAC = "52:54:00:ab:cd:ef"
+
+
+class FakeDns:
+    """A DNS server on 127.0.0.1:53 (the guest reaches it as 10.0.2.2; busybox has no UDP
+    client with a port of choice) answering every A query with 10.9.8.7. Needs the port:
+    self.ok is False when it cannot bind it."""
+
+    def __init__(self):
+        self.s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            self.s.bind(("127.0.0.1", 53))
+            self.ok = True
+        except OSError:
+            self.ok = False
+            return
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _run(self):
+        while True:
+            try:
+                q, a = self.s.recvfrom(2048)
+            except OSError:
+                return
+            if len(q) < 12:
+                continue
+            # header: same id, QR + RD + RA, one question, one answer; the question echoed;
+            # the answer points at the name (0xc00c): A, IN, TTL 60, 10.9.8.7
+            qtype = q[-4:-2]
+            ans = (b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\x0a\x09\x08\x07"
+                   if qtype == b"\x00\x01" else b"")
+            hdr = q[:2] + b"\x81\x80\x00\x01" + (b"\x00\x01" if ans else b"\x00\x00") + b"\x00\x00\x00\x00"
+            self.s.sendto(hdr + q[12:] + ans, a)
+
+    def close(self):
+        self.s.close()
+
+
+def host_resolver_answers():
+    """Does the host's first resolv.conf nameserver answer a query (any rcode)? Then the
+    guest's 10.0.2.3 must too."""
+    try:
+        with open("/etc/resolv.conf") as f:
+            ns = [ln.split()[1] for ln in f if ln.startswith("nameserver") and "." in ln]
+    except (OSError, IndexError):
+        return False
+    if not ns:
+        return False
+    q = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07example\x03com\x00\x00\x01\x00\x01"
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(3)
+    try:
+        s.sendto(q, (ns[0], 53))
+        return s.recv(2048)[:2] == b"\x12\x34"
+    except OSError:
+        return False
+    finally:
+        s.close()
 
 
 def free_port():
@@ -137,8 +196,8 @@ class Suite(G.Suite):  # the tap group is added below (TapSuite)
         return ok, " | ".join(out + addr)[-300:]
 
     def t_user(self, group):
-        checks = ["boot", "mac", "dhcp", "http_fetch", "hostfwd", "sandboxed", "reboot",
-                  "after_reboot", "poweroff", "stderr_clean"]
+        checks = ["boot", "mac", "dhcp", "http_fetch", "udp", "dns", "hostfwd", "sandboxed",
+                  "reboot", "after_reboot", "poweroff", "stderr_clean"]
 
         def body():
             tmp = tempfile.mkdtemp(prefix="vessel-net-")
@@ -147,6 +206,7 @@ class Suite(G.Suite):  # the tap group is added below (TapSuite)
                 f.write(blob)
             want = hashlib.sha256(blob).hexdigest()
             srv = HttpServer(tmp)
+            echo = FakeDns()
             hport = free_port()
             vm = self.vm(group, f"user,hostfwd=tcp:127.0.0.1:{hport}-:8080", ["--mac", MAC])
             try:
@@ -162,6 +222,20 @@ class Suite(G.Suite):  # the tap group is added below (TapSuite)
                 got = out[-1].split()[0] if out and out[-1].split() else ""
                 yield ("http_fetch", st == 0 and got == want,
                        f"3 MiB in {dt:.1f} s" if got == want else f"status {st}: {out!r}")
+                # UDP out and back through libslirp's host socket (inside the sandbox)
+                if echo.ok:
+                    st, out = vm.sh("nslookup -type=a vessel.test 10.0.2.2 2>&1", timeout=30)
+                    yield ("udp", any("10.9.8.7" in ln for ln in out), " | ".join(out)[-200:])
+                else:
+                    yield ("udp", True, "skipped: 127.0.0.1:53 is taken on this host")
+                # DNS at 10.0.2.3 reaches the host's resolver (any answer, NXDOMAIN included)
+                if host_resolver_answers():
+                    st, out = vm.sh("nslookup -timeout=3 example.com 10.0.2.3 2>&1", timeout=30)
+                    ok = not any("timed out" in ln or "no servers" in ln for ln in out) and any(
+                        "example.com" in ln for ln in out)
+                    yield ("dns", ok, " | ".join(out)[-200:])
+                else:
+                    yield ("dns", True, "skipped: the host's resolver does not answer")
                 vm.sh("mkdir -p /tmp/www; echo served-by-guest-$((6*7)) >/tmp/www/hello; "
                       "httpd -p 8080 -h /tmp/www")
                 try:
@@ -193,6 +267,7 @@ class Suite(G.Suite):  # the tap group is added below (TapSuite)
             finally:
                 vm.close()
                 srv.close()
+                echo.close()
                 shutil.rmtree(tmp, ignore_errors=True)
 
         self.run_group(group, checks, body)

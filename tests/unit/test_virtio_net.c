@@ -2,6 +2,7 @@
  * device's work at once when kicked (the hart and the backend thread are the test's thread),
  * and both queues (rx 0, tx 1) driven by hand as Linux's virtio_net would. Also the --net and
  * --mac syntax. */
+#include "backend/net/slirp.h"
 #include "dev/virtio/net.h"
 #include "test.h"
 #include "vm/config.h"
@@ -746,4 +747,131 @@ TEST(net_publish)
     struct net_spec tap;
     CHECK_EQ(net_spec_parse("tap,ifname=t0", &tap, err, sizeof(err)), 0);
     CHECK_EQ(net_spec_add_publish(&tap, "8080:80", err, sizeof(err)), -EINVAL);
+}
+
+/* ---- DNS through the host's resolver (backend/net/slirp.h) ---- */
+
+static uint16_t sum16(const uint8_t *p, size_t n, uint32_t s)
+{
+    for (size_t i = 0; i + 1 < n; i += 2)
+        s += (uint32_t)p[i] << 8 | p[i + 1];
+    if (n & 1) s += (uint32_t)p[n - 1] << 8;
+    while (s >> 16)
+        s = (s & 0xffff) + (s >> 16);
+    return (uint16_t)s;
+}
+
+/* An Ethernet + IPv4 + UDP/TCP frame src:sport -> dst:dport with valid checksums. */
+static size_t make_ip(uint8_t *f, uint8_t proto, uint32_t src, uint32_t dst, uint16_t sport,
+                      uint16_t dport, size_t payload)
+{
+    size_t th = proto == 17 ? 8 : 20, tot = 20 + th + payload;
+    memset(f, 0, 14 + tot);
+    f[12] = 0x08;
+    uint8_t *ip = f + 14, *t = ip + 20;
+    ip[0] = 0x45;
+    ip[2] = (uint8_t)(tot >> 8);
+    ip[3] = (uint8_t)tot;
+    ip[8] = 64;
+    ip[9] = proto;
+    for (int i = 0; i < 4; i++) {
+        ip[12 + i] = (uint8_t)(src >> (24 - 8 * i));
+        ip[16 + i] = (uint8_t)(dst >> (24 - 8 * i));
+    }
+    uint16_t c = (uint16_t)~sum16(ip, 20, 0);
+    ip[10] = (uint8_t)(c >> 8);
+    ip[11] = (uint8_t)c;
+    t[0] = (uint8_t)(sport >> 8);
+    t[1] = (uint8_t)sport;
+    t[2] = (uint8_t)(dport >> 8);
+    t[3] = (uint8_t)dport;
+    if (proto == 17) {
+        t[4] = (uint8_t)((8 + payload) >> 8);
+        t[5] = (uint8_t)(8 + payload);
+    } else {
+        t[12] = 0x50;
+    }
+    for (size_t i = 0; i < payload; i++)
+        t[th + i] = (uint8_t)(i * 13 + 1);
+    uint8_t ph[12] = {0};
+    memcpy(ph, ip + 12, 8);
+    ph[9] = proto;
+    ph[10] = (uint8_t)((th + payload) >> 8);
+    ph[11] = (uint8_t)(th + payload);
+    c = (uint16_t)~sum16(t, th + payload, sum16(ph, 12, 0));
+    size_t co = proto == 17 ? 6 : 16;
+    t[co] = (uint8_t)(c >> 8);
+    t[co + 1] = (uint8_t)c;
+    return 14 + tot;
+}
+
+/* Both checksums of a frame verify. */
+static bool frame_ok(const uint8_t *f)
+{
+    const uint8_t *ip = f + 14, *t = ip + 20;
+    size_t tot = (size_t)(ip[2] << 8 | ip[3]);
+    if (sum16(ip, 20, 0) != 0xffff) return false;
+    uint8_t ph[12] = {0};
+    memcpy(ph, ip + 12, 8);
+    ph[9] = ip[9];
+    ph[10] = (uint8_t)((tot - 20) >> 8);
+    ph[11] = (uint8_t)(tot - 20);
+    return sum16(t, tot - 20, sum16(ph, 12, 0)) == 0xffff;
+}
+
+TEST(net_dns_nat_rewrites_and_keeps_checksums)
+{
+    struct in_addr virt = {htonl(0x0a000203)}, real = {htonl(0xc0a80135)}; /* 192.168.1.53 */
+    uint8_t f[200];
+    for (int proto = 6; proto <= 17; proto += 11) {
+        for (size_t pl = 0; pl < 40; pl += 13) {
+            /* guest -> 10.0.2.3:53 becomes guest -> 192.168.1.53:53 */
+            size_t n = make_ip(f, (uint8_t)proto, 0x0a00020f, 0x0a000203, 40000, 53, pl);
+            CHECK(net_dns_nat(f, n, true, virt, real));
+            CHECK_EQ(f[30], 192);
+            CHECK_EQ(f[33], 53);
+            CHECK(frame_ok(f));
+            /* the answer comes back from 10.0.2.3 */
+            n = make_ip(f, (uint8_t)proto, 0xc0a80135, 0x0a00020f, 53, 40000, pl);
+            CHECK(net_dns_nat(f, n, false, virt, real));
+            CHECK_EQ(f[26], 10);
+            CHECK_EQ(f[29], 3);
+            CHECK(frame_ok(f));
+        }
+    }
+    /* not DNS: another port, another address, ICMP, IPv6, short or lying lengths */
+    size_t n = make_ip(f, 17, 0x0a00020f, 0x0a000203, 40000, 54, 4);
+    CHECK(!net_dns_nat(f, n, true, virt, real));
+    n = make_ip(f, 17, 0x0a00020f, 0x0a000204, 40000, 53, 4);
+    CHECK(!net_dns_nat(f, n, true, virt, real));
+    n = make_ip(f, 17, 0x0a00020f, 0x0a000203, 40000, 53, 4);
+    f[23] = 1;
+    CHECK(!net_dns_nat(f, n, true, virt, real));
+    n = make_ip(f, 17, 0x0a00020f, 0x0a000203, 40000, 53, 4);
+    CHECK(!net_dns_nat(f, 30, true, virt, real));
+    f[16] = 0xff; /* total length beyond the frame */
+    CHECK(!net_dns_nat(f, n, true, virt, real));
+    n = make_ip(f, 17, 0x0a00020f, 0x0a000203, 40000, 53, 4);
+    f[12] = 0x86;
+    f[13] = 0xdd;
+    CHECK(!net_dns_nat(f, n, true, virt, real));
+    /* UDP without a checksum keeps none */
+    n = make_ip(f, 17, 0x0a00020f, 0x0a000203, 40000, 53, 4);
+    f[40] = f[41] = 0;
+    CHECK(net_dns_nat(f, n, true, virt, real));
+    CHECK_EQ(f[40] | f[41], 0);
+}
+
+TEST(net_dns_pick_resolv_conf)
+{
+    struct in_addr a;
+    CHECK_EQ(net_dns_pick("# x\nsearch lan\nnameserver 10.255.255.53\nnameserver 1.1.1.1\n", &a),
+             0);
+    CHECK_EQ(ntohl(a.s_addr), 0x0affff35);
+    CHECK_EQ(net_dns_pick("nameserver 127.0.0.1\n", &a), 0);
+    CHECK_EQ(ntohl(a.s_addr), 0x0a000202); /* the host's loopback through 10.0.2.2 */
+    CHECK_EQ(net_dns_pick("nameserver 127.0.0.53\nnameserver 9.9.9.9", &a), 0);
+    CHECK_EQ(ntohl(a.s_addr), 0x09090909);
+    CHECK_EQ(net_dns_pick("nameserver ::1\nnameserver 127.0.0.53\n", &a), -ENOENT);
+    CHECK_EQ(net_dns_pick("", &a), -ENOENT);
 }

@@ -10,10 +10,12 @@
 #include "util/ratelimit.h"
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <slirp/libslirp.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -34,6 +36,9 @@ struct sl_timer {
 
 struct sl_backend {
     struct net_backend base;
+    bool dns_nat; /* the guest's DNS goes to dns_real (net_dns_nat) */
+    struct in_addr dns_virt, dns_real;
+    uint8_t natbuf[NET_FRAME_MAX]; /* a DNS frame being rewritten (backend thread only) */
     Slirp *slirp;
     int evfd;
     pthread_t thread;
@@ -56,12 +61,108 @@ static int64_t now_ms(void)
 
 /* ---- libslirp callbacks (all on the backend thread, but set-up and close) ---- */
 
+/* ---- DNS (slirp.h: net_dns_nat) ---- */
+
+static uint16_t rd16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static void wr16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+
+/* RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m') for a 32-bit field changed from m to m'. */
+static uint16_t csum_adjust(uint16_t hc, uint32_t m, uint32_t mn)
+{
+    uint32_t s = (uint16_t)~hc;
+    s += (uint16_t) ~(m >> 16) + (uint16_t)~m;
+    s += (mn >> 16) + (mn & 0xffff);
+    while (s >> 16)
+        s = (s & 0xffff) + (s >> 16);
+    return (uint16_t)~s;
+}
+
+bool net_dns_nat(uint8_t *f, size_t len, bool to_net, struct in_addr virt, struct in_addr real)
+{
+    if (len < 14 + 20 || rd16(f + 12) != 0x0800) return false;
+    uint8_t *ip = f + 14;
+    size_t ihl = (size_t)(ip[0] & 15) * 4, tot = rd16(ip + 2);
+    if ((ip[0] >> 4) != 4 || ihl < 20 || tot < ihl || tot > len - 14) return false;
+    uint8_t proto = ip[9];
+    if (proto != 17 && proto != 6) return false;
+    uint8_t *addr = ip + (to_net ? 16 : 12); /* destination to the net, source to the guest */
+    uint32_t match = ntohl(to_net ? virt.s_addr : real.s_addr);
+    uint32_t repl = ntohl(to_net ? real.s_addr : virt.s_addr);
+    uint32_t a =
+        (uint32_t)addr[0] << 24 | (uint32_t)addr[1] << 16 | (uint32_t)addr[2] << 8 | addr[3];
+    if (a != match) return false;
+    bool first = (rd16(ip + 6) & 0x1fff) == 0; /* fragment offset 0: the transport header */
+    uint8_t *th = ip + ihl;
+    size_t tlen = tot - ihl;
+    if (first) {
+        if (tlen < (proto == 17 ? 8u : 20u)) return false;
+        if (rd16(th + (to_net ? 2 : 0)) != 53) return false; /* port 53 only */
+    }
+    wr16(ip + 10, csum_adjust(rd16(ip + 10), a, repl));
+    if (first) {
+        /* the address is in the pseudo-header of both checksums */
+        uint8_t *cs = th + (proto == 17 ? 6 : 16);
+        uint16_t old = rd16(cs);
+        if (proto == 6 || old != 0) { /* UDP checksum 0: none (RFC 768) */
+            uint16_t n = csum_adjust(old, a, repl);
+            if (proto == 17 && n == 0) n = 0xffff;
+            wr16(cs, n);
+        }
+    }
+    addr[0] = (uint8_t)(repl >> 24);
+    addr[1] = (uint8_t)(repl >> 16);
+    addr[2] = (uint8_t)(repl >> 8);
+    addr[3] = (uint8_t)repl;
+    return true;
+}
+
+int net_dns_pick(const char *text, struct in_addr *out)
+{
+    const char *p = text;
+    while (p && *p) {
+        const char *eol = strchr(p, '\n');
+        size_t n = eol ? (size_t)(eol - p) : strlen(p);
+        char line[256];
+        if (n < sizeof(line)) {
+            memcpy(line, p, n);
+            line[n] = 0;
+            char addr[64];
+            struct in_addr a;
+            if (sscanf(line, " nameserver %63s", addr) == 1 && inet_pton(AF_INET, addr, &a) == 1) {
+                uint32_t h = ntohl(a.s_addr);
+                if (h == 0x7f000001) { /* the host's loopback: libslirp's 10.0.2.2 */
+                    inet_pton(AF_INET, "10.0.2.2", out);
+                    return 0;
+                }
+                if ((h >> 24) != 127 && h != 0) {
+                    *out = a;
+                    return 0;
+                }
+            }
+        }
+        p = eol ? eol + 1 : NULL;
+    }
+    return -ENOENT;
+}
+
 static ssize_t cb_send_packet(const void *buf, size_t len, void *opaque)
 {
     struct sl_backend *b = opaque;
     /* client_lock is held: this runs inside slirp_input or slirp_pollfds_poll. */
-    if (b->has_client && len >= NET_FRAME_MIN && len <= NET_FRAME_MAX)
-        b->client.receive(b->client.ctx, buf, len);
+    if (!b->has_client || len < NET_FRAME_MIN || len > NET_FRAME_MAX) return (ssize_t)len;
+    if (b->dns_nat) {
+        memcpy(b->natbuf, buf, len);
+        if (net_dns_nat(b->natbuf, len, false, b->dns_virt, b->dns_real)) buf = b->natbuf;
+    }
+    b->client.receive(b->client.ctx, buf, len);
     return (ssize_t)len;
 }
 
@@ -265,7 +366,14 @@ static void sl_send(struct net_backend *nb, const uint8_t *frame, size_t len)
 {
     struct sl_backend *b = (struct sl_backend *)nb;
     if (len > NET_FRAME_MAX) return;
-    slirp_input(b->slirp, frame, (int)len);
+    uint8_t *copy = NULL;
+    if (b->dns_nat) {
+        /* Not natbuf: slirp_input may answer through cb_send_packet, which uses it. */
+        static __thread uint8_t txnat[NET_FRAME_MAX];
+        memcpy(txnat, frame, len);
+        if (net_dns_nat(txnat, len, true, b->dns_virt, b->dns_real)) copy = txnat;
+    }
+    slirp_input(b->slirp, copy ? copy : frame, (int)len);
 }
 
 static void sl_close(struct net_backend *nb)
@@ -336,6 +444,20 @@ int net_slirp_open(struct net_backend **out, const struct net_spec *spec, char *
         .vnameserver = v4("10.0.2.3"),
         .vnameserver6 = v6("fec0::3"),
     };
+    /* The host's resolver, read now: libslirp would read it at the guest's first query, after
+     * the sandbox closed the file system (slirp.h, net_dns_nat). Without one, libslirp's own
+     * lookup stays (it works unsandboxed). */
+    int rfd = open("/etc/resolv.conf", O_RDONLY | O_CLOEXEC);
+    if (rfd >= 0) {
+        char text[4096];
+        ssize_t n = read(rfd, text, sizeof(text) - 1);
+        close(rfd);
+        if (n > 0) {
+            text[n] = 0;
+            b->dns_virt = cfg.vnameserver;
+            b->dns_nat = net_dns_pick(text, &b->dns_real) == 0;
+        }
+    }
     b->slirp = slirp_new(&cfg, &callbacks, b);
     if (!b->slirp) {
         r = err_set(err, errlen, -ENOMEM, "cannot set up user networking (libslirp)");
