@@ -38,7 +38,9 @@ struct sl_backend {
     struct net_backend base;
     bool dns_nat; /* the guest's DNS goes to dns_real (net_dns_nat) */
     struct in_addr dns_virt, dns_real;
-    uint8_t natbuf[NET_FRAME_MAX]; /* a DNS frame being rewritten (backend thread only) */
+    /* DNS frames being rewritten, to the guest and from it (backend thread only; two, since
+     * slirp_input may answer through cb_send_packet while the guest's frame is in use) */
+    uint8_t natbuf[NET_FRAME_MAX], txnatbuf[NET_FRAME_MAX];
     Slirp *slirp;
     int evfd;
     pthread_t thread;
@@ -368,10 +370,8 @@ static void sl_send(struct net_backend *nb, const uint8_t *frame, size_t len)
     if (len > NET_FRAME_MAX) return;
     uint8_t *copy = NULL;
     if (b->dns_nat) {
-        /* Not natbuf: slirp_input may answer through cb_send_packet, which uses it. */
-        static __thread uint8_t txnat[NET_FRAME_MAX];
-        memcpy(txnat, frame, len);
-        if (net_dns_nat(txnat, len, true, b->dns_virt, b->dns_real)) copy = txnat;
+        memcpy(b->txnatbuf, frame, len);
+        if (net_dns_nat(b->txnatbuf, len, true, b->dns_virt, b->dns_real)) copy = b->txnatbuf;
     }
     slirp_input(b->slirp, copy ? copy : frame, (int)len);
 }
