@@ -25,6 +25,7 @@ static const struct subcommand subcommands[] = {
     {"set", cli_set, "change a stopped VM's configuration"},
     {"rm", cli_rm, "delete a VM"},
     {"host", cli_host, "the host's resources and the admission policy"},
+    {"ssh", cli_ssh, "ssh into a VM through its published port 22"},
     {"disk", cli_disk, "create and inspect disk images"},
     {"__vmm", cli_vmm, NULL}, /* the VM process `vessel start` spawns */
 };

@@ -101,6 +101,13 @@ run_suite gdb tests/gdb/run.sh ./vessel
 # VM process isolation: seccomp, no_new_privs, fds, uid drop, cgroup limits, the kill hook.
 run_suite sandbox tests/sandbox/run.sh ./vessel
 run_suite sandbox-asan tests/sandbox/run.sh ./vessel-asan
+# The same with user-mode networking on (its filter allows IPv4/IPv6 sockets; harts still not).
+SANDBOX_VM_ARGS="--net user" run_suite sandbox-net tests/sandbox/run.sh ./vessel
+# virtio-net with user-mode networking (libslirp): DHCP, HTTP through 10.0.2.2, hostfwd,
+# restrict=on, two VMs isolated, a tap (as root), bad --net specs; under the sanitizers the
+# main groups.
+run_suite net python3 tests/net/run.py ./vessel
+run_suite net-asan python3 tests/net/run.py -k user -k tap -k bad_ ./vessel-asan
 # C sources as clang-format writes them.
 run_suite format bash -c 'if make -s format-check; then echo "format: 1 passed, 0 failed"; else echo "format: 0 passed, 1 failed"; fi'
 # Every libFuzzer harness, a bounded time each (FUZZ_SECONDS, default 10).

@@ -44,6 +44,7 @@ int cli_rm(int argc, char **argv);
 int cli_logs(int argc, char **argv);
 int cli_console(int argc, char **argv);
 int cli_host(int argc, char **argv);
+int cli_ssh(int argc, char **argv);
 int cli_vmm(int argc, char **argv); /* the detached VM process (vessel __vmm) */
 int cli_snapshot(int argc, char **argv);
 #endif

@@ -64,6 +64,19 @@ void cli_run_usage(FILE *out)
             "                     socket and wait for the configuration and InstanceStart\n"
             "  --config-file FILE boot the configuration in FILE (Firecracker's JSON format)\n"
             "  --store DIR        the VM store whose VMs share this host's resources\n"
+            "  --net none|user[,hostfwd=[tcp|udp]:[HADDR]:HPORT-[GADDR]:GPORT]...\n"
+            "                     [,restrict=on][,ipv6=off] | tap,ifname=NAME\n"
+            "                     network: none (default) or user-mode networking\n"
+            "                     (libslirp, QEMU's addresses: guest 10.0.2.15 by DHCP, host\n"
+            "                     10.0.2.2, DNS 10.0.2.3); hostfwd forwards a host port to\n"
+            "                     the guest; restrict=on lets the guest reach nothing;\n"
+            "                     tap: an existing tap interface (ip tuntap add NAME mode\n"
+            "                     tap user $USER)\n"
+            "  --publish [ADDR:]HOSTPORT:GUESTPORT[/udp]\n"
+            "                     forward a host port (on 127.0.0.1 unless ADDR) to the\n"
+            "                     guest; implies --net user; repeatable\n"
+            "  --mac MAC          the network device's MAC address (default: 52:54:00 and\n"
+            "                     three random bytes, new for every vessel run)\n"
             "  --engine ENGINE    interp (default) or jit (x86-64 translation)\n"
             "  --jit-cache SIZE   translated code per vCPU with --engine jit (default 64M,\n"
             "                     64K to 2G; flushed whole when full)\n"
@@ -119,7 +132,10 @@ enum {
     OPT_CONFIG_FILE,
     OPT_STORE,
     OPT_ENGINE,
-    OPT_JIT_CACHE
+    OPT_JIT_CACHE,
+    OPT_NET,
+    OPT_MAC,
+    OPT_PUBLISH
 };
 
 static const struct option run_options[] = {
@@ -144,6 +160,9 @@ static const struct option run_options[] = {
     {"store", required_argument, NULL, OPT_STORE},
     {"engine", required_argument, NULL, OPT_ENGINE},
     {"jit-cache", required_argument, NULL, OPT_JIT_CACHE},
+    {"net", required_argument, NULL, OPT_NET},
+    {"mac", required_argument, NULL, OPT_MAC},
+    {"publish", required_argument, NULL, OPT_PUBLISH},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -221,7 +240,9 @@ int cli_run_parse(int argc, char **argv, const struct host_limits *lim, struct r
 {
     memset(a, 0, sizeof(*a));
     struct machine_config *mc = &a->vm.machine;
-    const char *cpus_s = NULL, *mem_s = NULL, *gdb_s = NULL;
+    const char *cpus_s = NULL, *mem_s = NULL, *gdb_s = NULL, *net_s = NULL;
+    const char *publish[NET_MAX_HOSTFWD + 1];
+    unsigned npublish = 0;
     bool cmdline_set = false;
     optind = 1;
     opterr = 0;
@@ -270,6 +291,23 @@ int cli_run_parse(int argc, char **argv, const struct host_limits *lim, struct r
                 mc->jit_cache_size > (2ull << 30))
                 return fail(err, errlen, "--jit-cache %s: expected a size from 64K to 2G", optarg);
             break;
+        case OPT_NET: {
+            int r = net_spec_parse(optarg, &a->vm.net, err, errlen);
+            if (r < 0) return r;
+            net_s = optarg;
+            break;
+        }
+        case OPT_PUBLISH:
+            if (npublish == NET_MAX_HOSTFWD + 1)
+                return fail(err, errlen, "--publish: at most %d forwarded ports", NET_MAX_HOSTFWD);
+            publish[npublish++] = optarg;
+            break;
+        case OPT_MAC:
+            if (net_mac_parse(optarg, a->vm.mac) < 0)
+                return fail(err, errlen,
+                            "--mac %s: expected a unicast address like 52:54:00:12:34:56", optarg);
+            a->vm.mac_set = true;
+            break;
         case 'h': a->help = true; return 0;
         case ':':
             return fail(err, errlen, "option %s needs a value (see vessel run --help)",
@@ -283,12 +321,20 @@ int cli_run_parse(int argc, char **argv, const struct host_limits *lim, struct r
     if (optind < argc)
         return fail(err, errlen, "unexpected argument '%s' (see vessel run --help)", argv[optind]);
 
-    if ((a->api_sock || a->config_file) && (cpus_s || mem_s || mc->kernel || mc->initrd ||
-                                            cmdline_set || mc->firmware || a->vm.ndisks || gdb_s))
+    if ((a->api_sock || a->config_file) &&
+        (cpus_s || mem_s || mc->kernel || mc->initrd || cmdline_set || mc->firmware ||
+         a->vm.ndisks || gdb_s || net_s || a->vm.mac_set || npublish))
         return fail(err, errlen,
                     "--api-sock and --config-file take the VM's configuration from the API or the "
                     "file: drop --cpus, --memory, --kernel, --initrd, --cmdline, --firmware, "
-                    "--disk and --gdb");
+                    "--disk, --gdb, --net, --mac and --publish");
+    /* after --net, whatever the order: --publish adds to its forwards (or makes it user) */
+    for (unsigned i = 0; i < npublish; i++) {
+        int r = net_spec_add_publish(&a->vm.net, publish[i], err, errlen);
+        if (r < 0) return r;
+    }
+    if (a->vm.mac_set && a->vm.net.kind == NET_NONE)
+        return fail(err, errlen, "--mac needs a network (--net user or tap)");
     if (a->log_level && log_set_level_name(a->log_level) < 0)
         return fail(err, errlen, "--log-level %s: expected error, warn, info, debug or trace",
                     a->log_level);

@@ -9,6 +9,7 @@
 #include "mgr/vmproc.h"
 #include "util/paths.h"
 #include "util/size.h"
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -1521,4 +1522,78 @@ int cli_snapshot(int argc, char **argv)
     }
     fprintf(stderr, "vessel snapshot: unknown subcommand '%s' (create, list, restore, rm)\n", sub);
     return VM_EXIT_USAGE;
+}
+
+/* ---- ssh ---- */
+
+static void ssh_usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: vessel ssh NAME [--store DIR] [-- SSH-ARGS...]\n"
+            "ssh into a running VM through its published port 22 (vessel create NAME --publish\n"
+            "2222:22) as root, with a known_hosts file of the VM's own (its host keys are made\n"
+            "at its first boot). VESSEL_SSH names another ssh program.\n");
+}
+
+int cli_ssh(int argc, char **argv)
+{
+    int dd = argc; /* ssh's own arguments follow "--" */
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--")) {
+            dd = i;
+            break;
+        }
+    struct simple_args a;
+    int rc = parse_simple(dd, argv, "ssh", "", &a, ssh_usage);
+    if (rc) return rc < 0 ? 0 : rc;
+    struct store st;
+    if ((rc = open_store(&st, a.store, false, "ssh"))) return rc;
+    char err[600];
+    static struct vm_spec spec;
+    if (store_vm_load(&st, a.name, &spec, err, sizeof(err)) < 0) {
+        fprintf(stderr, "vessel ssh: %s\n", err);
+        return VM_EXIT_USAGE;
+    }
+    struct net_spec ns = {0};
+    const struct net_hostfwd *fwd = NULL;
+    if (spec.net.present && !spec.net.host_dev_name[0] &&
+        net_spec_parse(spec.net.user[0] ? spec.net.user : "user", &ns, err, sizeof(err)) == 0)
+        for (unsigned i = 0; i < ns.nfwd && !fwd; i++)
+            if (!ns.fwd[i].udp && ns.fwd[i].guest_port == 22) fwd = &ns.fwd[i];
+    if (!fwd) {
+        fprintf(stderr,
+                "vessel ssh: %s publishes no port 22 (create the VM with --publish 2222:22)\n",
+                a.name);
+        return VM_EXIT_USAGE;
+    }
+    if (!is_live(store_vm_state(&st, a.name, NULL))) {
+        fprintf(stderr, "vessel ssh: %s is not running (vessel start %s)\n", a.name, a.name);
+        return VM_EXIT_USAGE;
+    }
+    char host[INET_ADDRSTRLEN] = "127.0.0.1", port[8], known[4200], kopt[4300];
+    if (fwd->host_addr.s_addr != htonl(INADDR_ANY))
+        inet_ntop(AF_INET, &fwd->host_addr, host, sizeof(host));
+    snprintf(port, sizeof(port), "%u", fwd->host_port);
+    store_vm_path(&st, a.name, "known_hosts", known, sizeof(known));
+    snprintf(kopt, sizeof(kopt), "UserKnownHostsFile=%s", known);
+    const char *prog = getenv("VESSEL_SSH");
+    if (!prog || !*prog) prog = "ssh";
+    char *av[64];
+    int n = 0;
+    av[n++] = (char *)prog;
+    av[n++] = "-p";
+    av[n++] = port;
+    av[n++] = "-o";
+    av[n++] = kopt;
+    av[n++] = "-o";
+    av[n++] = "StrictHostKeyChecking=accept-new"; /* the first connection learns the keys */
+    av[n++] = "-l";
+    av[n++] = "root";
+    av[n++] = host;
+    for (int i = dd + 1; i < argc && n < 63; i++)
+        av[n++] = argv[i];
+    av[n] = NULL;
+    execvp(prog, av);
+    fprintf(stderr, "vessel ssh: cannot run %s: %s\n", prog, strerror(errno));
+    return VM_EXIT_HOST_ERROR;
 }

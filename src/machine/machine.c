@@ -5,6 +5,7 @@
 #include "dev/uart.h"
 #include "dev/virtio/blk.h"
 #include "dev/virtio/input.h"
+#include "dev/virtio/net.h"
 #include "dev/virtio/rng.h"
 #include "irq/plic.h"
 #include "machine/fdt.h"
@@ -25,8 +26,9 @@
 #define ALIGN_DOWN(v, a) ((v) & ~((uint64_t)(a)-1))
 #define MIB              (1ull << 20)
 
-_Static_assert(MACHINE_MAX_DISKS + 2 <= VIRTIO_SLOTS && VIRTIO_SLOTS <= FDT_MAX_VIRTIO,
-               "disks, entropy and input must fit in the virtio-mmio slots of the device tree");
+_Static_assert(
+    MACHINE_MAX_DISKS + 3 <= VIRTIO_SLOTS && VIRTIO_SLOTS <= FDT_MAX_VIRTIO,
+    "disks, entropy, input and network must fit in the virtio-mmio slots of the device tree");
 
 /* Advertise exactly what the engine implements (NOTES-boot.md §2). */
 static const char ISA_STRING[] = "rv64imafdc_zicntr_zicsr_zifencei_zihintpause_zba_zbb_zbs_sstc";
@@ -180,7 +182,8 @@ static int load_images(struct machine *m, char *err, size_t errlen)
         .isa = ISA_STRING,
         .isa_ext = ISA_EXTENSIONS,
         .mmu_type = "riscv,sv57",
-        .n_virtio = c->ndisks + 2, /* disks, then the entropy and input devices */
+        /* disks, then the entropy and input devices, then the network device */
+        .n_virtio = c->ndisks + 2 + (c->net ? 1 : 0),
     };
     if (getrandom(p.rng_seed, sizeof(p.rng_seed), 0) != (ssize_t)sizeof(p.rng_seed))
         memset(p.rng_seed, 0x5a, sizeof(p.rng_seed));
@@ -327,9 +330,9 @@ int machine_create(struct machine **out, const struct machine_config *cfg, struc
     }
 
     /* virtio-mmio slots: disks in the order given (vda, vdb, ...), then virtio-rng, then
-     * virtio-input. */
+     * virtio-input, then virtio-net (when there is a network). */
     m->gm = (struct guest_mem){m->ram, RAM_BASE, cfg->ram_size};
-    for (unsigned i = 0; i < cfg->ndisks + 2; i++) {
+    for (unsigned i = 0; i < cfg->ndisks + 2 + (cfg->net ? 1u : 0u); i++) {
         struct irq_line irq = {plic_irq_line_set, m->plic, fdt_virtio_irq(i)};
         struct virtio_mmio *t;
         if (i < cfg->ndisks) {
@@ -338,9 +341,12 @@ int machine_create(struct machine **out, const struct machine_config *cfg, struc
         } else if (i == cfg->ndisks) {
             m->rng = vrng_create(&m->gm, irq);
             t = m->rng ? vrng_transport(m->rng) : NULL;
-        } else {
+        } else if (i == cfg->ndisks + 1) {
             m->input = vinput_create(&m->gm, irq);
             t = m->input ? vinput_transport(m->input) : NULL;
+        } else {
+            m->net = vnet_create(cfg->net, cfg->mac, &m->gm, irq);
+            t = m->net ? vnet_transport(m->net) : NULL;
         }
         if (!t || bus_map(&m->bus, VIRTIO_BASE + 0x1000ull * i, VIRTIO_MMIO_SIZE, &virtio_mmio_ops,
                           t, BUS_LOCKLESS)) {
@@ -430,6 +436,7 @@ void machine_destroy(struct machine *m)
         if (!vblk_destroy(m->blk[i])) ram_in_use = true;
     vrng_destroy(m->rng);
     vinput_destroy(m->input);
+    vnet_destroy(m->net); /* detaches from the backend: no frame reaches this machine after */
     goldfish_rtc_destroy(m->rtc);
     uart_destroy(m->uart);
     if (m->plic) plic_destroy(m->plic);

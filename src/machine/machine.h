@@ -23,9 +23,10 @@
 #define MACHINE_MAX_HARTS 64
 #define MACHINE_MIN_RAM   (64ull << 20)
 #define VIRTIO_SLOTS      16 /* virtio-mmio slots (fdt.h: FDT_MAX_VIRTIO, fdt_virtio_irq) */
-#define MACHINE_MAX_DISKS 7  /* slots 0..ndisks-1; then entropy, then the input device */
+#define MACHINE_MAX_DISKS 7  /* slots 0..ndisks-1; then entropy, input, the network device */
 
 struct blk_backend;
+struct net_backend;
 struct machine_disk {
     struct blk_backend *backend; /* opened (and locked) by the caller, kept across reboots */
     const char *serial;          /* NULL: none */
@@ -47,6 +48,10 @@ struct machine_config {
     /* Boot images opened by the caller (read from these on every boot, so a sandboxed process
      * that may no longer open files can reboot); NULL: open the path. */
     const struct loader_file *images[MACHINE_NIMG];
+    /* virtio-net on this backend (opened by the caller, kept across reboots), in the slot after
+     * virtio-input; NULL: no network device. */
+    struct net_backend *net;
+    uint8_t mac[6];
     /* Called first on every hart thread (the VM narrows the thread's seccomp filter there);
      * NULL: nothing. A negative return stops the machine with MEV_HOST_ERROR. */
     int (*hart_thread_init)(void);
@@ -78,6 +83,7 @@ struct goldfish_rtc;
 struct vblk;
 struct vrng;
 struct vinput;
+struct vnet;
 
 struct machine {
     struct machine_config cfg;
@@ -92,6 +98,7 @@ struct machine {
     struct vblk *blk[MACHINE_MAX_DISKS];
     struct vrng *rng;
     struct vinput *input;
+    struct vnet *net;
     bool powerdown_requested; /* under ev_lock */
     struct chr *console;
     unsigned nharts;

@@ -114,6 +114,9 @@ int machine_snapshot_save(struct machine *m, int state_fd, int mem_fd, struct sn
                           char *err, size_t errlen)
 {
     unsigned nslots = m->cfg.ndisks + 2;
+    if (m->net)
+        return fail(err, errlen, -EOPNOTSUPP,
+                    "snapshots of a VM with a network device are not supported yet");
     /* requests in flight complete against the files first (the harts are parked: no new ones) */
     for (unsigned waited = 0;; waited += 5) {
         unsigned busy = 0;

@@ -1,5 +1,6 @@
 /* VM configuration <-> JSON (Firecracker's FullVmConfiguration where they overlap). */
 #include "vm/config.h"
+#include "backend/net/net.h"
 #include "util/paths.h"
 #include "util/err.h"
 #include <errno.h>
@@ -230,12 +231,27 @@ int vm_spec_set_drive(struct vm_spec *s, const char *id, json_object *o, char *e
 /* "vessel": {"firmware": PATH, "drives": {ID: {"serial": S, "cache": "none"|"writeback"}}} */
 static int set_extras(struct vm_spec *s, json_object *o, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"firmware", "drives", NULL};
+    static const char *const keys[] = {"firmware", "drives", "network", NULL};
     static const char *const dkeys[] = {"serial", "cache", NULL};
     int r = check_keys(o, "vessel", keys, err, errlen);
     if (r) return r;
     if ((r = get_str(o, "vessel", "firmware", s->firmware, sizeof(s->firmware), err, errlen)) < 0)
         return r;
+    char user[sizeof(s->net.user)] = ""; /* whole: it is copied whole */
+    if ((r = get_str(o, "vessel", "network", user, sizeof(user), err, errlen)) < 0) return r;
+    if (r) {
+        /* user-mode networking options of the interface: "user[,hostfwd=...]..." */
+        struct net_spec ns;
+        char e2[256];
+        if (!s->net.present)
+            return fail(err, errlen, "vessel.network: no network-interfaces entry to apply it to");
+        if (s->net.host_dev_name[0])
+            return fail(err, errlen, "vessel.network: the interface is a tap (host_dev_name)");
+        if (net_spec_parse(user, &ns, e2, sizeof(e2)) < 0 || ns.kind != NET_USER)
+            return fail(err, errlen, "vessel.network: %s",
+                        ns.kind != NET_USER ? "expected user[,options]" : e2);
+        memcpy(s->net.user, user, sizeof(user));
+    }
     json_object *ds;
     if (!json_object_object_get_ex(o, "drives", &ds)) return 0;
     if (!json_object_is_type(ds, json_type_object))
@@ -258,6 +274,57 @@ static int set_extras(struct vm_spec *s, json_object *o, char *err, size_t errle
         memcpy(s->drives[at].serial, serial, sizeof(s->drives[at].serial));
         s->drives[at].direct = !strcmp(cache, "none");
     }
+    return 0;
+}
+
+int vm_spec_set_net(struct vm_spec *s, const char *id, json_object *o, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"iface_id",        "host_dev_name",   "guest_mac",
+                                       "rx_rate_limiter", "tx_rate_limiter", NULL};
+    const char *what = "network-interfaces";
+    int r = check_keys(o, what, keys, err, errlen);
+    if (r) return r;
+    struct vm_net_spec n = {.present = true};
+    if ((r = get_str(o, what, "iface_id", n.iface_id, sizeof(n.iface_id), err, errlen)) < 0)
+        return r;
+    if (!r) return fail(err, errlen, "%s: 'iface_id' is required", what);
+    if (!vm_drive_id_valid(n.iface_id))
+        return fail(err, errlen, "%s: iface_id '%s' must be 1-63 of A-Z a-z 0-9 _ . -", what,
+                    n.iface_id);
+    if (id && strcmp(id, n.iface_id))
+        return fail(err, errlen, "%s: iface_id '%s' differs from the path's '%s'", what, n.iface_id,
+                    id);
+    if (s->net.present && strcmp(s->net.iface_id, n.iface_id))
+        return fail(err, errlen, "%s: one interface per VM ('%s' exists)", what, s->net.iface_id);
+    r = get_str(o, what, "host_dev_name", n.host_dev_name, sizeof(n.host_dev_name), err, errlen);
+    if (r < 0) return r;
+    if (r) {
+        char spec[64];
+        struct net_spec ns;
+        snprintf(spec, sizeof(spec), "tap,ifname=%s", n.host_dev_name);
+        if (net_spec_parse(spec, &ns, err, errlen) < 0)
+            return fail(err, errlen, "%s: host_dev_name '%s' is not an interface name", what,
+                        n.host_dev_name);
+    }
+    char mac[32];
+    if ((r = get_str(o, what, "guest_mac", mac, sizeof(mac), err, errlen)) < 0) return r;
+    if (r) {
+        if (net_mac_parse(mac, n.mac) < 0)
+            return fail(err, errlen, "%s: guest_mac '%s' is not a unicast MAC address", what, mac);
+        n.mac_set = true;
+    } else if (s->net.present) { /* the address chosen before stays */
+        memcpy(n.mac, s->net.mac, 6);
+        n.mac_set = s->net.mac_set;
+    }
+    static const char *const limiters[] = {"rx_rate_limiter", "tx_rate_limiter", NULL};
+    for (const char *const *l = limiters; *l; l++) {
+        json_object *v;
+        if (json_object_object_get_ex(o, *l, &v) && !json_object_is_type(v, json_type_null) &&
+            !(json_object_is_type(v, json_type_object) && json_object_object_length(v) == 0))
+            return fail(err, errlen, "%s: '%s' is not supported yet", what, *l);
+    }
+    if (!n.host_dev_name[0]) memcpy(n.user, s->net.user, sizeof(n.user)); /* vessel.network */
+    s->net = n;
     return 0;
 }
 
@@ -290,8 +357,7 @@ int vm_spec_from_json(struct vm_spec *out, json_object *o, char *err, size_t err
                                        "serial",
                                        NULL};
     static const char *const unsupported[] = {
-        "balloon", "cpu-config", "memory-hotplug",     "mmds-config",
-        "pmem",    "vsock",      "network-interfaces", NULL};
+        "balloon", "cpu-config", "memory-hotplug", "mmds-config", "pmem", "vsock", NULL};
     int r = check_keys(o, "configuration", keys, err, errlen);
     if (r) return r;
     struct vm_spec *sp = malloc(sizeof(*sp)); /* ~50 KB: kept off API threads' stacks */
@@ -333,6 +399,18 @@ int vm_spec_from_json(struct vm_spec *out, json_object *o, char *err, size_t err
             }
             if ((r = vm_spec_set_drive(&s, NULL, d, err, errlen))) goto out;
         }
+    }
+    if (json_object_object_get_ex(o, "network-interfaces", &v) &&
+        !json_object_is_type(v, json_type_null)) {
+        if (!json_object_is_type(v, json_type_array) || json_object_array_length(v) > 1) {
+            r = fail(err, errlen,
+                     "configuration: 'network-interfaces' must be an array of at "
+                     "most one interface");
+            goto out;
+        }
+        if (json_object_array_length(v) == 1 &&
+            (r = vm_spec_set_net(&s, NULL, json_object_array_get_idx(v, 0), err, errlen)))
+            goto out;
     }
     if (json_object_object_get_ex(o, "vessel", &v) && (r = set_extras(&s, v, err, errlen)))
         goto out;
@@ -390,10 +468,28 @@ json_object *vm_spec_to_json(const struct vm_spec *s, bool vessel_extras)
         }
     }
     json_object_object_add(o, "drives", ds);
+    if (s->net.present) {
+        json_object *ns = json_object_new_array(), *n = json_object_new_object();
+        json_object_object_add(n, "iface_id", json_object_new_string(s->net.iface_id));
+        if (s->net.host_dev_name[0])
+            json_object_object_add(n, "host_dev_name",
+                                   json_object_new_string(s->net.host_dev_name));
+        if (s->net.mac_set) {
+            char mac[18];
+            const uint8_t *m = s->net.mac;
+            snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3],
+                     m[4], m[5]);
+            json_object_object_add(n, "guest_mac", json_object_new_string(mac));
+        }
+        json_object_array_add(ns, n);
+        json_object_object_add(o, "network-interfaces", ns);
+    }
     if (vessel_extras) {
         json_object *v = json_object_new_object();
         if (s->firmware[0])
             json_object_object_add(v, "firmware", json_object_new_string(s->firmware));
+        if (s->net.present && !s->net.host_dev_name[0] && s->net.user[0])
+            json_object_object_add(v, "network", json_object_new_string(s->net.user));
         json_object_object_add(v, "drives", extras);
         json_object_object_add(o, "vessel", v);
     } else {
@@ -446,6 +542,17 @@ int vm_spec_to_options(const struct vm_spec *s, struct vm_options *o, char *cmdl
             memcpy(vd->serial, d->serial, sizeof(vd->serial));
         }
     o->ndisks = n;
+    if (s->net.present) {
+        char spec[sizeof(s->net.user) + 32];
+        if (s->net.host_dev_name[0])
+            snprintf(spec, sizeof(spec), "tap,ifname=%s", s->net.host_dev_name);
+        else
+            snprintf(spec, sizeof(spec), "%s", s->net.user[0] ? s->net.user : "user");
+        int r = net_spec_parse(spec, &o->net, err, errlen);
+        if (r < 0) return r;
+        memcpy(o->mac, s->net.mac, 6);
+        o->mac_set = s->net.mac_set;
+    }
     if (mc->kernel) {
         const char *base = s->has_cmdline ? s->cmdline : "console=ttyS0";
         int w;
@@ -500,5 +607,20 @@ int vm_spec_from_options(struct vm_spec *s, const struct vm_options *o, char *er
         memcpy(d->serial, o->disks[i].serial, sizeof(d->serial));
     }
     s->ndrives = o->ndisks;
+    if (o->net.kind != NET_NONE) {
+        struct vm_net_spec *n = &s->net;
+        n->present = true;
+        snprintf(n->iface_id, sizeof(n->iface_id), "eth0");
+        if (o->net.kind == NET_TAP)
+            snprintf(n->host_dev_name, sizeof(n->host_dev_name), "%s", o->net.ifname);
+        else if (net_spec_format(&o->net, n->user, sizeof(n->user)) < 0)
+            return fail(err, errlen, "--net: the options are too long to store");
+        /* The MAC is chosen now and stored: a stored VM keeps its address across starts. */
+        if (o->mac_set)
+            memcpy(n->mac, o->mac, 6);
+        else
+            net_mac_generate(n->mac);
+        n->mac_set = true;
+    }
     return 0;
 }

@@ -25,6 +25,19 @@ struct vm_drive_spec {
     char serial[21]; /* empty: none */
 };
 
+/* The network interface (Firecracker's NetworkInterfaceConfig; one at most). host_dev_name
+ * names a tap; without it the interface uses user-mode networking with `user` (the --net
+ * string, "user,..."; vessel.network in the JSON). The MAC is kept once chosen: a stored VM
+ * keeps its address across starts. */
+struct vm_net_spec {
+    bool present;
+    char iface_id[VM_DRIVE_ID_MAX];
+    char host_dev_name[16];
+    char user[512];
+    uint8_t mac[6];
+    bool mac_set;
+};
+
 struct vm_spec {
     unsigned cpus;
     uint64_t mem_mib;
@@ -35,6 +48,7 @@ struct vm_spec {
     char cmdline[VM_CMDLINE_MAX];
     unsigned ndrives;
     struct vm_drive_spec drives[MACHINE_MAX_DISKS];
+    struct vm_net_spec net;
 };
 
 /* Firecracker's defaults: 1 vCPU, 128 MiB, nothing to boot. */
@@ -50,6 +64,10 @@ int vm_spec_set_machine(struct vm_spec *s, json_object *o, bool partial, char *e
 int vm_spec_set_boot(struct vm_spec *s, json_object *o, char *err, size_t errlen);
 /* PUT /drives/{id}: id is the path's; the body's drive_id must match. Adds or replaces. */
 int vm_spec_set_drive(struct vm_spec *s, const char *id, json_object *o, char *err, size_t errlen);
+
+/* PUT /network-interfaces/{id}: iface_id must match id; host_dev_name (a tap) and guest_mac
+ * optional; rate limiters are not supported. Adds or replaces the one interface. */
+int vm_spec_set_net(struct vm_spec *s, const char *id, json_object *o, char *err, size_t errlen);
 
 /* The disk index (vda = 0) vm_spec_to_options gives drive id, or -1 if there is none. */
 int vm_spec_drive_index(const struct vm_spec *s, const char *id);

@@ -43,6 +43,7 @@
 #endif
 
 static atomic_bool active;
+static bool net_allowed;              /* sandbox_opts.net of the sandbox being built */
 static int test_forbidden_delay = -1; /* seconds after the first hart starts; -1: off */
 static atomic_int test_hart_tid;
 
@@ -330,6 +331,27 @@ static int allow_process(scmp_filter_ctx ctx)
     /* A thread narrowing its own filter (sandbox_enter_thread): adding a filter only takes
      * permissions away. */
     ALLOW_IF(ctx, seccomp, 1, SCMP_A0(SCMP_CMP_EQ, SECCOMP_SET_MODE_FILTER));
+    if (net_allowed) {
+        /* User-mode networking (backend/net/slirp.c): libslirp makes the guest's TCP and UDP
+         * connections and pings as host sockets on the network thread, so that thread needs
+         * IPv4/IPv6 sockets (TCP, UDP, unprivileged ICMP datagram sockets) and connect.
+         * Forwarded host ports were bound and listen before the sandbox: no bind or listen.
+         * Seccomp filters cannot tell threads apart, so this is process-wide; the hart threads
+         * (the guest's first target) stack their own filter without it. */
+        ALLOW_IF(ctx, socket, 1, SCMP_A0(SCMP_CMP_EQ, AF_INET));
+        ALLOW_IF(ctx, socket, 1, SCMP_A0(SCMP_CMP_EQ, AF_INET6));
+        ALLOW(ctx, connect);
+        /* libslirp sizes a UDP datagram before it reads it (sorecvfrom: FIONREAD). */
+        ALLOW_IF(ctx, ioctl, 1, SCMP_A1(SCMP_CMP_EQ, FIONREAD));
+#ifndef SANDBOX_ASAN /* the ASan build allows every newfstatat */
+        /* libslirp stat()s /etc/resolv.conf to find the host's DNS server when the guest asks
+         * 10.0.2.3: let the path lookup fail (like open, above) instead of killing. The
+         * backend read the file before the sandbox and sends DNS on itself (slirp.h). */
+        int e2 = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(newfstatat), 1,
+                                  SCMP_A3(SCMP_CMP_NE, AT_EMPTY_PATH));
+        if (e2 < 0) return e2;
+#endif
+    }
     return 0;
 }
 
@@ -380,11 +402,14 @@ static int build_filter(scmp_filter_ctx *out, int (*allow)(scmp_filter_ctx), boo
 
 int sandbox_check_filters(char *err, size_t errlen)
 {
-    int (*const kinds[])(scmp_filter_ctx) = {allow_process, allow_hart};
-    const char *names[] = {"process", "hart"};
-    for (unsigned i = 0; i < 2; i++) {
+    int (*const kinds[])(scmp_filter_ctx) = {allow_process, allow_hart, allow_process};
+    const char *names[] = {"process", "hart", "process (networking)"};
+    bool saved = net_allowed;
+    for (unsigned i = 0; i < 3; i++) {
         scmp_filter_ctx ctx;
-        int r = build_filter(&ctx, kinds[i], i == 0);
+        net_allowed = i == 2;
+        int r = build_filter(&ctx, kinds[i], i != 1);
+        net_allowed = saved;
         if (!r) {
             /* export to /dev/null proves libseccomp can generate the BPF program */
             int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
@@ -478,6 +503,7 @@ int sandbox_enter(const struct sandbox_opts *o, char *err, size_t errlen)
     /* glibc reads /etc/localtime on the first time conversion (libmicrohttpd's Date header):
      * do it now, while open is allowed. */
     tzset();
+    net_allowed = o->net;
     r = test_hook_arm(err, errlen);
     if (r < 0) return r;
     scmp_filter_ctx ctx;

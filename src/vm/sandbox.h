@@ -21,6 +21,10 @@ struct sandbox_opts {
     /* File descriptors to keep; every other one is closed. 0, 1 and 2 are always kept. */
     const int *keep_fds;
     size_t nkeep;
+    /* The VM has user-mode networking (libslirp): the process filter lets threads open IPv4
+     * and IPv6 sockets and connect them (the guest's outbound connections are made by the
+     * network thread). Hart threads never get these. */
+    bool net;
 };
 
 /* Enter the sandbox: PR_SET_NO_NEW_PRIVS, close every fd not kept, drop to o->user when root,
@@ -49,6 +53,7 @@ int sandbox_list_fds(int *fds, size_t max);
 /* Closes every fd >= 3 that is not in keep[]. Returns 0 or -errno. */
 int sandbox_close_fds_except(const int *keep, size_t nkeep);
 
-/* Builds both filters without loading them (unit tests); returns 0 or -errno. */
+/* Builds the filters (with and without networking) without loading them (unit tests); returns
+ * 0 or -errno. */
 int sandbox_check_filters(char *err, size_t errlen);
 #endif

@@ -140,6 +140,29 @@ static int exit_status_for(int r)
     return (r == -ENOMEM || r == -EEXIST || r == -EPERM) ? VM_EXIT_HOST_ERROR : VM_EXIT_USAGE;
 }
 
+/* The network backend is opened once, before the sandbox (host forwards bind their ports now),
+ * and kept across guest reboots with its connections and forwards. */
+static int open_net(const struct vm_options *o, struct machine_config *mc, char *err, size_t errlen)
+{
+    mc->net = NULL;
+    if (o->net.kind == NET_NONE) return 0;
+    int r = net_backend_open(&mc->net, &o->net, err, errlen);
+    if (r < 0) return r;
+    if (o->mac_set)
+        memcpy(mc->mac, o->mac, 6);
+    else
+        net_mac_generate(mc->mac);
+    log_info("network: %02x:%02x:%02x:%02x:%02x:%02x", mc->mac[0], mc->mac[1], mc->mac[2],
+             mc->mac[3], mc->mac[4], mc->mac[5]);
+    return 0;
+}
+
+static void close_net(struct machine_config *mc)
+{
+    net_backend_close(mc->net);
+    mc->net = NULL;
+}
+
 /* Boot images are opened once: a guest reboot reads them again through the open files, since
  * the sandboxed process may not open anything. */
 static int open_images(struct vm *vm, char *err, size_t errlen)
@@ -213,7 +236,8 @@ static int enter_sandbox(const struct vm_options *o, char *err, size_t errlen)
         int r = broker_seal();
         if (r < 0) return err_set(err, errlen, r, "sandbox: the file broker: %s", strerror(-r));
     }
-    struct sandbox_opts so = {.user = o->user, .keep_fds = keep, .nkeep = nkeep};
+    struct sandbox_opts so = {
+        .user = o->user, .keep_fds = keep, .nkeep = nkeep, .net = o->net.kind == NET_USER};
     char e2[400];
     int r = sandbox_enter(&so, e2, sizeof(e2));
     if (r < 0) return err_set(err, errlen, r, "%s (--no-sandbox runs without it)", e2);
@@ -287,10 +311,17 @@ static int vm_boot(struct vm *vm, char *err, size_t errlen)
         close_disks(&vm->mc);
         return r;
     }
+    if ((r = open_net(o, &vm->mc, err, errlen)) < 0) {
+        close_images(vm);
+        close_disks(&vm->mc);
+        /* the user's to fix: a port in use, a tap missing or not theirs */
+        return (r == -EADDRINUSE || r == -ENODEV || r == -EPERM || r == -EBUSY) ? -EINVAL : r;
+    }
     if (!o->no_sandbox) vm->mc.hart_thread_init = hart_thread_sandbox;
     if (o->gdb_port) {
         r = gdbstub_create(&vm->gdb, o->gdb_port, err, errlen);
         if (r < 0) {
+            close_net(&vm->mc);
             close_images(vm);
             close_disks(&vm->mc);
             return -EEXIST;
@@ -335,6 +366,7 @@ static int vm_boot(struct vm *vm, char *err, size_t errlen)
     if (r < 0) {
         gdbstub_destroy(vm->gdb);
         vm->gdb = NULL;
+        close_net(&vm->mc);
         close_images(vm);
         close_disks(&vm->mc);
         return r;
@@ -459,6 +491,7 @@ int vm_run(struct vm *vm, const struct vm_options *o)
     pthread_mutex_unlock(&vm->lock);
     gdbstub_destroy(vm->gdb);
     vm->gdb = NULL;
+    close_net(&vm->mc);
     close_disks(&vm->mc);
     close_images(vm);
     notify(vm, VM_HALTED);

@@ -4,6 +4,7 @@
  * act between instructions (DESIGN.md, "Many VMs: the process model"). */
 #ifndef VESSEL_VM_VM_H
 #define VESSEL_VM_VM_H
+#include "backend/net/net.h"
 #include "machine/machine.h"
 #include <stdbool.h>
 #include "vm/sandbox.h"
@@ -44,6 +45,11 @@ struct vm_options {
     /* Where vm_snapshot_create may create files once the process is sandboxed (the store's
      * snapshots directory of the VM); NULL: only the directories of its drives. */
     const char *snapshot_dir;
+    /* --net (kind NET_NONE: no network device) and --mac (mac_set false: one is generated at
+     * boot and kept across guest reboots; a manager stores it to keep it for good). */
+    struct net_spec net;
+    uint8_t mac[6];
+    bool mac_set;
 };
 
 enum vm_state {

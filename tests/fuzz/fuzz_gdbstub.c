@@ -6,7 +6,7 @@
 // SOURCES: src/util/log.c src/util/size.c src/dev/virtio/mmio.c src/dev/virtio/virtqueue.c
 // SOURCES: src/dev/virtio/blk.c src/dev/virtio/rng.c src/backend/block/raw.c
 // SOURCES: src/backend/block/io_engine.c src/util/ratelimit.c src/cpu/riscv/trigger.c
-// SOURCES: src/dev/virtio/input.c src/cpu/riscv/jit/jit.c src/cpu/riscv/jit/cache.c
+// SOURCES: src/dev/virtio/input.c src/cpu/riscv/jit/jit.c src/cpu/riscv/jit/cache.c src/dev/virtio/net.c
 // SOURCES: src/backend/block/block.c src/backend/block/qcow2.c src/backend/block/qcow2_blk.c
 // LIBS: -lfdt -luring -lz -lzstd
 // clang-format on

@@ -5,6 +5,8 @@
 # makes one VM die of SIGSYS while a second keeps running and answering; --no-sandbox; a
 # libmicrohttpd + json-c server (the API's stack) keeps working inside the same filter.
 # usage: tests/sandbox/run.sh [VESSEL]   Prints PASS/FAIL lines and "sandbox: N passed, N failed".
+# SANDBOX_VM_ARGS: more vessel run options for every VM (run-all.sh: "--net user", the same
+# checks with user-mode networking, whose filter allows more).
 set -u
 VESSEL=$(realpath "${1:-./vessel}")
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -50,7 +52,8 @@ start_vm() {
     shift
     mkfifo "$TMP/$name.in"
     exec 9<"$ROOT/Makefile"
-    env "${envs[@]}" "$VESSEL" run "$@" <"$TMP/$name.in" >"$TMP/$name.log" 2>&1 &
+    # shellcheck disable=SC2086 # SANDBOX_VM_ARGS is a list of options
+    env "${envs[@]}" "$VESSEL" run "$@" ${SANDBOX_VM_ARGS:-} <"$TMP/$name.in" >"$TMP/$name.log" 2>&1 &
     local pid=$!
     exec 9<&-
     local fd

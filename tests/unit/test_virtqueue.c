@@ -967,3 +967,33 @@ TEST(vq_inflight_bounded_by_num)
     CHECK_EQ(f.q.inflight, 0);
     fake_free(&f);
 }
+
+/* vq_unpop: chains taken and given back unused are taken again, in the same order, and are no
+ * longer in flight (virtio-net rx: a frame that does not fit the buffers available). */
+TEST(vq_unpop_returns_chains)
+{
+    struct fake f;
+    fake_init(&f, 8);
+    for (int i = 0; i < 3; i++) {
+        desc(&f, i, DATA_GPA + 64u * i, 64, VIRTQ_DESC_F_WRITE, 0);
+        avail_add(&f, (uint16_t)i);
+    }
+    uint16_t heads[3];
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ(vq_pop(&f.q, &chain), 1);
+        heads[i] = chain.head;
+    }
+    CHECK_EQ(vq_pop(&f.q, &chain), 0);
+    CHECK_EQ(f.q.inflight, 3);
+    vq_unpop(&f.q, heads + 1, 2); /* the last two back */
+    CHECK_EQ(f.q.inflight, 1);
+    CHECK_EQ(f.q.last_avail, 1);
+    CHECK_EQ(vq_pop(&f.q, &chain), 1);
+    CHECK_EQ(chain.head, 1);
+    CHECK_EQ(vq_pop(&f.q, &chain), 1);
+    CHECK_EQ(chain.head, 2);
+    CHECK_EQ(vq_pop(&f.q, &chain), 0);
+    CHECK(!f.q.broken);
+    CHECK_EQ(used_idx(&f), 0); /* nothing was used */
+    fake_free(&f);
+}

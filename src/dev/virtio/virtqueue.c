@@ -210,6 +210,20 @@ int vq_pop(struct vq *q, struct vq_chain *c)
     return 1;
 }
 
+void vq_unpop(struct vq *q, const uint16_t *heads, unsigned n)
+{
+    /* QEMU calls this virtqueue_unpop: last_avail steps back over entries the driver still
+     * has in its avail ring (2.7.13: it cannot reclaim them before they are used). */
+    for (unsigned i = 0; i < n; i++) {
+        uint16_t h = heads[i];
+        if (h < VQ_MAX_SIZE && head_inflight(q, h)) {
+            q->inflight_map[h / 64] &= ~(1ull << (h % 64));
+            q->inflight--;
+        }
+    }
+    q->last_avail = (uint16_t)(q->last_avail - n);
+}
+
 void vq_push(struct vq *q, uint16_t head, uint32_t written)
 {
     if (!num_valid(q->num)) return;

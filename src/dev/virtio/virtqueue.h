@@ -75,6 +75,12 @@ int vq_pop(struct vq *q, struct vq_chain *c);
  * avail_event (so the driver kicks for its next buffer) and look once more, closing the race
  * with a buffer added in between. Same results as vq_pop. */
 int vq_pop_or_arm(struct vq *q, struct vq_chain *c);
+/* Give back the last n chains taken by vq_pop, unused, in any order of heads: they become
+ * available again as if never taken (the avail ring still holds them; the next vq_pop reads and
+ * checks them again). For a device that took buffers for something that did not fit (virtio-net
+ * rx with mergeable buffers: a frame needs more buffers than are available). heads[] are the
+ * chains' heads; n at most what was taken since the last push or reset. */
+void vq_unpop(struct vq *q, const uint16_t *heads, unsigned n);
 /* Return a chain to the guest with `written` bytes written into its writable part; its head
  * is no longer in flight. (Devices push only what they popped since the last vq_reset.) */
 void vq_push(struct vq *q, uint16_t head, uint32_t written);

@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""Networking, vessel against QEMU on the same backend (libslirp user networking, a
+virtio-net device on virtio-mmio): the default busybox guest plus the virtio_net driver
+(tests/net/run.py builds that initramfs), booted alternately under each emulator.
+
+usage: bench/net.py [--runs N] [--size MiB] [--vessel PATH] [--qemu PATH] [--only vessel|qemu]
+                    [--engine interp|jit] [--keep-logs DIR]
+
+Measured per boot (medians over --runs boots each; boots alternate vessel, QEMU, ...):
+  download   guest wget of a --size MiB file from an HTTP server on the host's loopback
+             (through 10.0.2.2): host to guest throughput, MiB/s
+  upload     the host fetches a --size MiB file from busybox httpd in the guest through a
+             hostfwd port: guest to host throughput, MiB/s
+  ping       guest ping of 10.0.2.2 (libslirp answers through a host ICMP socket), average
+             round trip in ms over 20 pings
+  request    the host's sequential HTTP GETs of a 16-byte file through the hostfwd port:
+             median time per request in ms (a new connection and an httpd child each time)
+The ratio column is vessel/QEMU: above 1 is better for throughputs, below 1 for times. Exit status 0 when every boot completed (a benchmark, not a test).
+Python 3 standard library only; iperf3 is not in the busybox guest, so HTTP stands in.
+"""
+import argparse
+import importlib.util
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+_spec = importlib.util.spec_from_file_location("net_run", os.path.join(ROOT, "tests/net/run.py"))
+N = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(N)
+G = N.G
+
+
+def argv_for(emu, binary, guest, initrd, hport, memory, engine=None):
+    if emu == "vessel":
+        return [binary, "run", "--overcommit", "--memory", memory, "--initrd", initrd,
+                "--net", f"user,hostfwd=tcp:127.0.0.1:{hport}-:8080"] + (
+                    ["--engine", engine] if engine else [])
+    return [binary, "-M", "virt", "-nographic", "-m", memory, "-bios", guest["fw"],
+            "-kernel", guest["kernel"], "-initrd", initrd, "-append", "console=ttyS0",
+            "-global", "virtio-mmio.force-legacy=false",
+            "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{hport}-:8080",
+            "-device", "virtio-net-device,netdev=n0"]
+
+
+def host_fetch(port, path):
+    """GET path through the forward; returns (bytes of body, seconds)."""
+    t0 = time.monotonic()
+    n = 0
+    with socket.create_connection(("127.0.0.1", port), timeout=120) as s:
+        s.sendall(f"GET {path} HTTP/1.0\r\nHost: x\r\n\r\n".encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            b = s.recv(65536)
+            if not b:
+                break
+            head += b
+        n = len(head.partition(b"\r\n\r\n")[2])
+        while True:
+            b = s.recv(1 << 20)
+            if not b:
+                break
+            n += len(b)
+    return n, time.monotonic() - t0
+
+
+def one_boot(emu, binary, guest, initrd, srv, size_mib, log, engine=None):
+    hport = N.free_port()
+    vm = G.VM(argv_for(emu, binary, guest, initrd, hport, "512M", engine), log)
+    res = {}
+    try:
+        vm.wait_marker(1, 180)
+        vm.sh("dmesg -n 1")
+        st, out = vm.sh(N.LOAD, timeout=60)
+        if st != 0:
+            raise G.CheckFailed(f"virtio_net: {out!r}")
+        vm.sh("ip addr add 10.0.2.15/24 dev eth0; ip route add default via 10.0.2.2")
+        # download: guest <- host
+        t0 = time.monotonic()
+        st, out = vm.sh(f"wget -q -O /dev/null http://10.0.2.2:{srv.port}/blob && echo ok",
+                        timeout=600)
+        dt = time.monotonic() - t0
+        if out[-1:] != ["ok"]:
+            raise G.CheckFailed(f"download: {out!r}")
+        res["download"] = size_mib / dt
+        # upload: guest -> host
+        vm.sh(f"mkdir -p /tmp/www; dd if=/dev/zero of=/tmp/www/blob bs=1M count={size_mib} "
+              "2>/dev/null; echo 0123456789abcde >/tmp/www/small; httpd -p 8080 -h /tmp/www")
+        time.sleep(0.5)
+        n, dt = host_fetch(hport, "/blob")
+        if n != size_mib << 20:
+            raise G.CheckFailed(f"upload: {n} bytes")
+        res["upload"] = size_mib / dt
+        # ping
+        st, out = vm.sh("ping -c 20 -i 0.2 10.0.2.2 | tail -1", timeout=60)
+        m = re.search(r"= [\d.]+/([\d.]+)/", " ".join(out))
+        res["ping"] = float(m.group(1)) if m else float("nan")
+        # request/response
+        times = []
+        for _ in range(50):
+            n, dt = host_fetch(hport, "/small")
+            if n == 16:
+                times.append(dt * 1000)
+        res["request"] = statistics.median(times) if times else float("nan")
+        vm.send("poweroff\n")
+        vm.wait_exit(30)
+    finally:
+        vm.close()
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--runs", type=int, default=2)
+    ap.add_argument("--size", type=int, default=32, help="MiB per transfer")
+    ap.add_argument("--vessel", default=os.path.join(ROOT, "vessel"))
+    ap.add_argument("--qemu", default="qemu-system-riscv64")
+    ap.add_argument("--only", choices=["vessel", "qemu"])
+    ap.add_argument("--keep-logs", default=None)
+    ap.add_argument("--engine", choices=["interp", "jit"], help="vessel's --engine")
+    opts = ap.parse_args()
+    opts.no_build = True
+    guest = G.find_guest(opts)
+    tmp = tempfile.mkdtemp(prefix="vessel-bench-net-")
+    logs = opts.keep_logs or tmp
+    os.makedirs(logs, exist_ok=True)
+    emus = [e for e in ("vessel", "qemu") if not opts.only or e == opts.only]
+    bins = {"vessel": os.path.abspath(opts.vessel), "qemu": opts.qemu}
+    results = {e: [] for e in emus}
+    failed = False
+    try:
+        initrd = N.net_initrd(guest, tmp)
+        with open(os.path.join(tmp, "blob"), "wb") as f:
+            f.write(os.urandom(opts.size << 20))
+        srv = N.HttpServer(tmp)
+        for r in range(opts.runs):
+            order = emus if r % 2 == 0 else emus[::-1]
+            for e in order:
+                try:
+                    res = one_boot(e, bins[e], guest, initrd, srv, opts.size,
+                                   os.path.join(logs, f"net-{e}-{r}.log"), opts.engine)
+                    results[e].append(res)
+                    print(f"{e} run {r}: " + ", ".join(f"{k} {v:.2f}" for k, v in res.items()),
+                          flush=True)
+                except (G.CheckFailed, OSError) as ex:
+                    print(f"{e} run {r}: FAILED: {ex}", flush=True)
+                    failed = True
+        srv.close()
+    finally:
+        if not opts.keep_logs:
+            shutil.rmtree(tmp, ignore_errors=True)
+    rows = [("download", "MiB/s", True), ("upload", "MiB/s", True), ("ping", "ms", False),
+            ("request", "ms", False)]
+    print(f"\n{'':10} {'unit':6} " + " ".join(f"{e:>10}" for e in emus) + "      ratio")
+    for k, unit, higher_better in rows:
+        med = {e: statistics.median([r[k] for r in results[e]]) if results[e] else float("nan")
+               for e in emus}
+        ratio = ""
+        if len(emus) == 2 and med["vessel"] and med["qemu"]:
+            v = med["vessel"] / med["qemu"]
+            good = v >= 1 if higher_better else v <= 1
+            ratio = f"{v:.2f}x" + ("" if good else "  (QEMU better)")
+        print(f"{k:10} {unit:6} " + " ".join(f"{med[e]:10.2f}" for e in emus) + "  " + ratio)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

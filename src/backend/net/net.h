@@ -1,0 +1,106 @@
+/* Network backends: what a virtio-net device talks to on the host (DESIGN.md: a device model
+ * never opens a socket). One backend serves one device at a time and outlives it: the VM opens
+ * it before the first machine and keeps it (host port forwards, connections) across guest
+ * reboots; each machine's device attaches and detaches.
+ *
+ * Threading contract: every backend has its own thread. The device's callbacks (struct
+ * net_client) run on that thread only, one at a time, so a hart thread never waits for the
+ * network and never makes a socket call: a hart that is kicked by the guest calls
+ * net_backend_kick(), which only wakes the backend thread (one eventfd write). */
+#ifndef VESSEL_BACKEND_NET_NET_H
+#define VESSEL_BACKEND_NET_NET_H
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Largest Ethernet frame either way (no segmentation offloads: at most the MTU 1500 plus the
+ * 14-byte header; room for a VLAN tag and a jumbo guest is not needed). Frames the guest sends
+ * beyond this are dropped. */
+#define NET_FRAME_MAX 1522
+#define NET_FRAME_MIN 14 /* an Ethernet header */
+
+struct net_client {
+    /* A frame for the guest (len <= NET_FRAME_MAX). The device copies it before returning. */
+    void (*receive)(void *ctx, const uint8_t *frame, size_t len);
+    /* net_backend_kick() was called: move the device's work forward (its tx queue, frames
+     * waiting for rx buffers), sending with net_backend_send(). */
+    void (*run)(void *ctx);
+    void *ctx;
+};
+
+struct net_backend;
+struct net_backend_ops {
+    void (*attach)(struct net_backend *b, const struct net_client *c);
+    void (*kick)(struct net_backend *b);
+    void (*send)(struct net_backend *b, const uint8_t *frame, size_t len);
+    void (*close)(struct net_backend *b);
+};
+struct net_backend {
+    const struct net_backend_ops *ops;
+};
+
+/* Attach c (copied), or detach with NULL. Any thread but the backend's; when it returns no
+ * callback of the previous client runs or will run. */
+static inline void net_backend_attach(struct net_backend *b, const struct net_client *c)
+{
+    b->ops->attach(b, c);
+}
+/* Ask for the client's run() on the backend thread soon. Any thread; never blocks. */
+static inline void net_backend_kick(struct net_backend *b)
+{
+    b->ops->kick(b);
+}
+/* A frame from the guest to the network. Backend thread only (from run()); may call
+ * receive() before it returns (an ARP or ICMP answer). */
+static inline void net_backend_send(struct net_backend *b, const uint8_t *frame, size_t len)
+{
+    b->ops->send(b, frame, len);
+}
+void net_backend_close(struct net_backend *b); /* NULL: nothing */
+
+/* ---- configuration: --net and --mac ---- */
+
+#define NET_MAX_HOSTFWD 16
+enum net_kind { NET_NONE = 0, NET_USER, NET_TAP };
+
+struct net_hostfwd {
+    bool udp;
+    struct in_addr host_addr;  /* INADDR_ANY when not given (as QEMU) */
+    uint16_t host_port;        /* 1..65535 */
+    struct in_addr guest_addr; /* 0: the guest's DHCP address, 10.0.2.15 */
+    uint16_t guest_port;
+};
+
+struct net_spec {
+    enum net_kind kind;
+    bool restrict_; /* restrict=on: the guest reaches nothing outside, only forwards in */
+    bool ipv6;      /* on unless ipv6=off */
+    unsigned nfwd;
+    struct net_hostfwd fwd[NET_MAX_HOSTFWD];
+    char ifname[16]; /* NET_TAP: the interface (IFNAMSIZ - 1 characters at most) */
+};
+
+/* "none", "user[,hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT]...
+ * [,restrict=on|off][,ipv6=on|off]" or "tap,ifname=NAME". 0, or -EINVAL with one line in
+ * err. */
+int net_spec_parse(const char *s, struct net_spec *out, char *err, size_t errlen);
+/* --publish [ADDR:]HOSTPORT:GUESTPORT[/tcp|/udp]: a host forward added to s (user-mode
+ * networking; ADDR defaults to 127.0.0.1, so a published port is not open to the network
+ * unless asked). s of kind NET_NONE becomes NET_USER. 0, or -EINVAL with one line in err. */
+int net_spec_add_publish(struct net_spec *s, const char *arg, char *err, size_t errlen);
+/* The canonical --net string of s (what net_spec_parse reads back to the same spec). 0, or
+ * -ENAMETOOLONG when it does not fit in len. */
+int net_spec_format(const struct net_spec *s, char *buf, size_t len);
+/* "52:54:00:12:34:56": a unicast address (multicast bit clear, not all zero). 0 or -EINVAL. */
+int net_mac_parse(const char *s, uint8_t mac[6]);
+/* 52:54:00 (QEMU's locally administered prefix) and three random bytes. */
+void net_mac_generate(uint8_t mac[6]);
+
+/* Open the backend of spec (NET_USER: libslirp, NET_TAP: an existing tap) and start its
+ * thread. Host forwards bind their
+ * listening sockets here (before the sandbox). 0, or -errno with one line in err (a host port
+ * already in use: -EADDRINUSE). */
+int net_backend_open(struct net_backend **out, const struct net_spec *spec, char *err,
+                     size_t errlen);
+#endif

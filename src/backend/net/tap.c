@@ -1,0 +1,184 @@
+/* tap backend (tap.h). The thread polls the tap descriptor and the kick eventfd; `client_lock`
+ * is held around the client's callbacks, never across poll (as slirp.c). */
+#include "backend/net/tap.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/ratelimit.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#define RX_BATCH 64 /* frames read per round before the device's transmit work gets a turn */
+
+struct tap_backend {
+    struct net_backend base;
+    int fd, evfd;
+    pthread_t thread;
+    bool thread_started;
+    atomic_bool stop;
+    pthread_mutex_t client_lock;
+    struct net_client client;
+    bool has_client;
+    uint8_t buf[65536]; /* a read larger than NET_FRAME_MAX is dropped whole */
+};
+
+static void tap_kick(struct net_backend *nb)
+{
+    struct tap_backend *b = (struct tap_backend *)nb;
+    uint64_t one = 1;
+    ssize_t w = write(b->evfd, &one, sizeof(one));
+    (void)w;
+}
+
+static void *tap_thread(void *arg)
+{
+    struct tap_backend *b = arg;
+    while (!atomic_load(&b->stop)) {
+        struct pollfd p[2] = {{.fd = b->evfd, .events = POLLIN}, {.fd = b->fd, .events = POLLIN}};
+        int n = poll(p, 2, -1);
+        if (n < 0) {
+            if (errno != EINTR) log_error_ratelimited("tap: poll: %s", strerror(errno));
+            continue;
+        }
+        pthread_mutex_lock(&b->client_lock);
+        if (p[0].revents & POLLIN) {
+            uint64_t v;
+            ssize_t r = read(b->evfd, &v, sizeof(v));
+            (void)r;
+            if (b->has_client) b->client.run(b->client.ctx);
+        }
+        if (p[1].revents & (POLLIN | POLLERR | POLLHUP)) {
+            for (unsigned i = 0; i < RX_BATCH; i++) {
+                ssize_t len = read(b->fd, b->buf, sizeof(b->buf));
+                if (len < 0) {
+                    if (errno != EAGAIN && errno != EINTR)
+                        log_warn_ratelimited("tap: read: %s", strerror(errno));
+                    break;
+                }
+                /* a tap's frames are its MTU plus the header; anything else is dropped */
+                if (b->has_client && len >= NET_FRAME_MIN && len <= NET_FRAME_MAX)
+                    b->client.receive(b->client.ctx, b->buf, (size_t)len);
+            }
+        }
+        pthread_mutex_unlock(&b->client_lock);
+    }
+    return NULL;
+}
+
+static void tap_attach(struct net_backend *nb, const struct net_client *c)
+{
+    struct tap_backend *b = (struct tap_backend *)nb;
+    pthread_mutex_lock(&b->client_lock);
+    b->has_client = c != NULL;
+    if (c) b->client = *c;
+    pthread_mutex_unlock(&b->client_lock);
+    if (c) tap_kick(nb);
+}
+
+static void tap_send(struct net_backend *nb, const uint8_t *frame, size_t len)
+{
+    struct tap_backend *b = (struct tap_backend *)nb;
+    /* Non-blocking: a full tap queue (the host does not read) drops the frame, as a wire
+     * would; the backend thread never waits on the host's network stack. */
+    if (write(b->fd, frame, len) < 0 && errno != EAGAIN)
+        log_warn_ratelimited("tap: write: %s", strerror(errno));
+}
+
+static void tap_close(struct net_backend *nb)
+{
+    struct tap_backend *b = (struct tap_backend *)nb;
+    if (b->thread_started) {
+        atomic_store(&b->stop, true);
+        tap_kick(nb);
+        pthread_join(b->thread, NULL);
+    }
+    if (b->fd >= 0) close(b->fd);
+    if (b->evfd >= 0) close(b->evfd);
+    pthread_mutex_destroy(&b->client_lock);
+    free(b);
+}
+
+static const struct net_backend_ops tap_ops = {
+    .attach = tap_attach,
+    .kick = tap_kick,
+    .send = tap_send,
+    .close = tap_close,
+};
+
+int net_tap_open(struct net_backend **out, const struct net_spec *spec, char *err, size_t errlen)
+{
+    const char *name = spec->ifname;
+    /* An existing interface only: vessel does not create network interfaces behind the
+     * user's back (and one made here would vanish with the VM). */
+    char sys[64];
+    snprintf(sys, sizeof(sys), "/sys/class/net/%s", name);
+    if (access(sys, F_OK) != 0)
+        return err_set(err, errlen, -ENODEV,
+                       "--net tap,ifname=%s: no such interface (create it: ip tuntap add %s "
+                       "mode tap user $USER)",
+                       name, name);
+    struct tap_backend *b = calloc(1, sizeof(*b));
+    if (!b) return err_set(err, errlen, -ENOMEM, "out of memory for the network backend");
+    b->base.ops = &tap_ops;
+    b->evfd = -1;
+    pthread_mutex_init(&b->client_lock, NULL);
+    int r;
+    b->fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
+    if (b->fd < 0 && (errno == EACCES || errno == EPERM)) {
+        r = err_set(err, errlen, -EPERM,
+                    "--net tap,ifname=%s: not permitted to open /dev/net/tun (needs "
+                    "CAP_NET_ADMIN or access to /dev/net/tun, and a tap owned by this user)",
+                    name);
+        goto fail;
+    }
+    if (b->fd < 0) {
+        r = err_set(err, errlen, errno == ENOENT ? -ENODEV : -errno,
+                    "--net tap,ifname=%s: /dev/net/tun: %s", name, strerror(errno));
+        goto fail;
+    }
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+    memcpy(ifr.ifr_name, name, strlen(name)); /* net_spec_parse bounds it to IFNAMSIZ - 1 */
+    if (ioctl(b->fd, TUNSETIFF, &ifr) < 0) {
+        int e = errno;
+        if (e == EPERM || e == EACCES)
+            r = err_set(err, errlen, -EPERM,
+                        "--net tap,ifname=%s: not permitted (needs CAP_NET_ADMIN, or a tap "
+                        "owned by this user: ip tuntap add %s mode tap user $USER)",
+                        name, name);
+        else if (e == EBUSY)
+            r = err_set(err, errlen, -EBUSY, "--net tap,ifname=%s: in use by another process",
+                        name);
+        else if (e == EINVAL)
+            r = err_set(err, errlen, -EINVAL, "--net tap,ifname=%s: not a tap interface", name);
+        else
+            r = err_set(err, errlen, -e, "--net tap,ifname=%s: %s", name, strerror(e));
+        goto fail;
+    }
+    b->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (b->evfd < 0) {
+        r = err_set(err, errlen, -errno, "network backend: %s", strerror(errno));
+        goto fail;
+    }
+    if (pthread_create(&b->thread, NULL, tap_thread, b) != 0) {
+        r = err_set(err, errlen, -EAGAIN, "cannot start the network thread");
+        goto fail;
+    }
+    b->thread_started = true;
+    *out = &b->base;
+    return 0;
+fail:
+    tap_close(&b->base);
+    return r;
+}

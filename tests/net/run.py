@@ -1,0 +1,626 @@
+#!/usr/bin/env python3
+"""vessel networking suite (issue 12): virtio-net with user-mode networking
+(libslirp) on the default busybox guest.
+
+usage: tests/net/run.py [VESSEL] [-k NAME]... [--list] [--timeout S]
+
+The default initramfs does not carry the virtio-net driver: the suite appends
+virtio_mmio's neighbours virtio_net.ko, net_failover.ko and failover.ko from
+the default guest's module tree (as tests/guest/run.py does for virtio_input).
+Groups:
+  user       DHCP lease 10.0.2.15, --mac seen by the guest, an HTTP download from
+             a server this script runs on the host's loopback (through 10.0.2.2)
+             with its sha256, UDP through 10.0.2.2 (a DNS server of its own on 127.0.0.1:53), DNS at 10.0.2.3 answered by
+             the host's resolver (when it answers the host), a hostfwd port reaching busybox httpd in the guest,
+             the VM process sandboxed (Seccomp 2), guest reboot (the backend and
+             its forward survive), poweroff, clean stderr
+  restrict   restrict=on: DHCP still answers, the host's server is out of reach,
+             the forwarded port still reaches the guest
+  publish    --publish HOSTPORT:GUESTPORT alone reaches busybox httpd in the guest
+  ssh_cmd    vessel ssh: the ssh command for a stored VM's published port 22, refusals
+  isolation  two VMs on user networking: the second cannot reach the first's
+             listener at 10.0.2.15 (its own address) nor see its MAC
+  tap        (root only) a tap made for the test with a host address: an HTTP download
+             from the host with its sha256, the host reaching busybox httpd in the
+             guest, a second VM on the same tap and an unprivileged user refused with
+             one line each
+  bad_*      malformed --net/--mac specs, a host port already in use, a tap that does
+             not exist: one line on stderr, non-zero exit, nothing booted
+Every check prints PASS/FAIL; the last line is "net: N passed, N failed".
+Python 3 standard library only.
+"""
+import argparse
+import functools
+import hashlib
+import http.server
+import importlib.util
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+
+# The guest suite's console driver (VM: boot, sh, wait_exit) and helpers.
+_spec = importlib.util.spec_from_file_location("guest_run", os.path.join(ROOT, "tests/guest/run.py"))
+G = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(G)
+
+NET_MODULES = ["kernel/net/core/failover.ko.xz", "kernel/drivers/net/net_failover.ko.xz",
+               "kernel/drivers/net/virtio_net.ko.xz"]
+# Load the drivers, bring eth0 up.
+LOAD = ("kv=/lib/modules/$(uname -r)/kernel; insmod $kv/drivers/virtio/virtio_mmio.ko.xz; "
+        "for m in net/core/failover drivers/net/net_failover drivers/net/virtio_net; do "
+        "insmod $kv/$m.ko.xz || exit 1; done; i=0; "
+        "while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 100 ]; do usleep 50000; i=$((i+1)); done; "
+        "ip link set eth0 up")
+# udhcpc runs this for its events: configure the lease it got (busybox exports ip, mask as a
+# prefix length, router).
+DHCP_SCRIPT = ("printf '#!/bin/sh\\n[ \"$1\" = bound ] || exit 0\\n"
+               "ip addr add $ip/$mask dev $interface\\n"
+               "[ -z \"$router\" ] || ip route add default via $router\\n' >/tmp/dhcp.sh; "
+               "chmod +x /tmp/dhcp.sh")
+DHCP = "udhcpc -i eth0 -n -q -t 5 -T 2 -s /tmp/dhcp.sh 2>&1"
+MAC = "52:54:00:ab:cd:ef"
+
+
+class FakeDns:
+    """A DNS server on 127.0.0.1:53 (the guest reaches it as 10.0.2.2; busybox has no UDP
+    client with a port of choice) answering every A query with 10.9.8.7. Needs the port:
+    self.ok is False when it cannot bind it."""
+
+    def __init__(self):
+        self.s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            self.s.bind(("127.0.0.1", 53))
+            self.ok = True
+        except OSError:
+            self.ok = False
+            return
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _run(self):
+        while True:
+            try:
+                q, a = self.s.recvfrom(2048)
+            except OSError:
+                return
+            if len(q) < 12:
+                continue
+            # header: same id, QR + RD + RA, one question, one answer; the question echoed;
+            # the answer points at the name (0xc00c): A, IN, TTL 60, 10.9.8.7
+            qtype = q[-4:-2]
+            ans = (b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\x0a\x09\x08\x07"
+                   if qtype == b"\x00\x01" else b"")
+            hdr = q[:2] + b"\x81\x80\x00\x01" + (b"\x00\x01" if ans else b"\x00\x00") + b"\x00\x00\x00\x00"
+            self.s.sendto(hdr + q[12:] + ans, a)
+
+    def close(self):
+        self.s.close()
+
+
+def host_resolver_answers():
+    """Does the host's first resolv.conf nameserver answer a query (any rcode)? Then the
+    guest's 10.0.2.3 must too."""
+    try:
+        with open("/etc/resolv.conf") as f:
+            ns = [ln.split()[1] for ln in f if ln.startswith("nameserver") and "." in ln]
+    except (OSError, IndexError):
+        return False
+    if not ns:
+        return False
+    q = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07example\x03com\x00\x00\x01\x00\x01"
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(3)
+    try:
+        s.sendto(q, (ns[0], 53))
+        return s.recv(2048)[:2] == b"\x12\x34"
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *a):
+        pass
+
+
+class HttpServer:
+    """A file server on 127.0.0.1 (the guest reaches it as 10.0.2.2)."""
+
+    def __init__(self, directory, host="127.0.0.1"):
+        self.srv = http.server.ThreadingHTTPServer(
+            (host, 0), functools.partial(QuietHandler, directory=directory))
+        self.port = self.srv.server_address[1]
+        self.t = threading.Thread(target=self.srv.serve_forever, daemon=True)
+        self.t.start()
+
+    def close(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def host_get(port, path, timeout=10, host="127.0.0.1"):
+    """GET http://host:port/path by hand (urllib would use a proxy from the environment)."""
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        s.sendall(f"GET {path} HTTP/1.0\r\nHost: x\r\n\r\n".encode())
+        data = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            data += b
+    head, _, body = data.partition(b"\r\n\r\n")
+    return head.split(b"\r\n")[0].decode("latin-1"), body
+
+
+class Suite(G.Suite):  # the tap group is added below (TapSuite)
+    def vm(self, group, net, extra=(), memory="256M", log_suffix=""):
+        # --overcommit: admission is not under test (the isolation group runs two VMs, and
+        # other suites may run VMs on this host).
+        argv = [self.target.binary, "run", "--overcommit", "--memory", memory, "--initrd",
+                self.net_initrd,
+                "--net", net] + list(extra)
+        return G.VM(argv, self.log_path(group + log_suffix))
+
+    def up(self, vm):
+        """Boot to the shell, quiet the kernel, load the drivers."""
+        self.check_boot(vm)
+        vm.sh("dmesg -n 1")
+        st, out = vm.sh(LOAD, timeout=60)
+        if st != 0:
+            raise G.CheckFailed(f"loading virtio_net: status {st}: {' | '.join(out)[-200:]}")
+
+    def dhcp(self, vm):
+        vm.sh(DHCP_SCRIPT)
+        st, out = vm.sh(DHCP, timeout=60)
+        lease = any("lease of 10.0.2.15 obtained" in ln for ln in out)
+        st2, addr = vm.sh("ip -4 addr show dev eth0 | grep inet")
+        ok = st == 0 and lease and any("10.0.2.15/24" in ln for ln in addr)
+        return ok, " | ".join(out + addr)[-300:]
+
+    def t_user(self, group):
+        checks = ["boot", "mac", "dhcp", "http_fetch", "udp", "dns", "hostfwd", "sandboxed",
+                  "reboot", "after_reboot", "poweroff", "stderr_clean"]
+
+        def body():
+            tmp = tempfile.mkdtemp(prefix="vessel-net-")
+            blob = os.urandom(3 << 20)
+            with open(os.path.join(tmp, "blob"), "wb") as f:
+                f.write(blob)
+            want = hashlib.sha256(blob).hexdigest()
+            srv = HttpServer(tmp)
+            echo = FakeDns()
+            hport = free_port()
+            vm = self.vm(group, f"user,hostfwd=tcp:127.0.0.1:{hport}-:8080", ["--mac", MAC])
+            try:
+                self.up(vm)
+                yield ("boot", True, "")
+                st, out = vm.sh("cat /sys/class/net/eth0/address")
+                yield ("mac", out[-1:] == [MAC], f"{out!r}")
+                yield ("dhcp",) + self.dhcp(vm)
+                t0 = time.monotonic()
+                st, out = vm.sh(f"wget -q -T 20 -O /tmp/blob http://10.0.2.2:{srv.port}/blob && "
+                                "sha256sum /tmp/blob", timeout=180)
+                dt = time.monotonic() - t0
+                got = out[-1].split()[0] if out and out[-1].split() else ""
+                yield ("http_fetch", st == 0 and got == want,
+                       f"3 MiB in {dt:.1f} s" if got == want else f"status {st}: {out!r}")
+                # UDP out and back through libslirp's host socket (inside the sandbox)
+                if echo.ok:
+                    st, out = vm.sh("nslookup -type=a vessel.test 10.0.2.2 2>&1", timeout=30)
+                    yield ("udp", any("10.9.8.7" in ln for ln in out), " | ".join(out)[-200:])
+                else:
+                    yield ("udp", True, "skipped: 127.0.0.1:53 is taken on this host")
+                # DNS at 10.0.2.3 reaches the host's resolver (any answer, NXDOMAIN included)
+                if host_resolver_answers():
+                    st, out = vm.sh("nslookup -timeout=3 example.com 10.0.2.3 2>&1", timeout=30)
+                    ok = not any("timed out" in ln or "no servers" in ln for ln in out) and any(
+                        "example.com" in ln for ln in out)
+                    yield ("dns", ok, " | ".join(out)[-200:])
+                else:
+                    yield ("dns", True, "skipped: the host's resolver does not answer")
+                vm.sh("mkdir -p /tmp/www; echo served-by-guest-$((6*7)) >/tmp/www/hello; "
+                      "httpd -p 8080 -h /tmp/www")
+                try:
+                    line, bodytext = host_get(hport, "/hello")
+                    ok = "200" in line and bodytext == b"served-by-guest-42\n"
+                    yield ("hostfwd", ok, f"{line}: {bodytext[:60]!r}")
+                except OSError as e:
+                    yield ("hostfwd", False, f"127.0.0.1:{hport}: {e}")
+                yield ("sandboxed",) + seccomp_mode(vm.proc.pid)
+                # A guest reboot builds a new machine and device on the same backend: the
+                # forward and the network stay.
+                vm.send("reboot\n")
+                vm.wait_marker(2, self.opts.timeout)
+                yield ("reboot", True, "")
+                vm.sh("dmesg -n 1")
+                st, out = vm.sh(LOAD, timeout=60)
+                ok, detail = self.dhcp(vm)
+                if ok:
+                    vm.sh("mkdir -p /tmp/www; echo again >/tmp/www/hello; httpd -p 8080 -h /tmp/www")
+                    try:
+                        line, bodytext = host_get(hport, "/hello")
+                        ok = bodytext == b"again\n"
+                        detail = f"{line}: {bodytext[:60]!r}"
+                    except OSError as e:
+                        ok, detail = False, f"hostfwd after reboot: {e}"
+                yield ("after_reboot", ok, detail)
+                yield ("poweroff",) + self.check_poweroff(vm)
+                yield ("stderr_clean",) + self.check_stderr_clean(vm)
+            finally:
+                vm.close()
+                srv.close()
+                echo.close()
+                shutil.rmtree(tmp, ignore_errors=True)
+
+        self.run_group(group, checks, body)
+
+    def t_restrict(self, group):
+        checks = ["boot", "dhcp", "outbound_blocked", "hostfwd", "poweroff"]
+
+        def body():
+            tmp = tempfile.mkdtemp(prefix="vessel-net-")
+            with open(os.path.join(tmp, "f"), "w") as f:
+                f.write("reachable\n")
+            srv = HttpServer(tmp)
+            hport = free_port()
+            vm = self.vm(group, f"user,restrict=on,hostfwd=tcp:127.0.0.1:{hport}-:8080")
+            try:
+                self.up(vm)
+                yield ("boot", True, "")
+                yield ("dhcp",) + self.dhcp(vm)
+                st, out = vm.sh(f"wget -q -T 5 -O - http://10.0.2.2:{srv.port}/f; echo rc=$?",
+                                timeout=60)
+                ok = "reachable" not in out and any(ln.startswith("rc=") and ln != "rc=0"
+                                                    for ln in out)
+                yield ("outbound_blocked", ok, " | ".join(out)[-200:])
+                vm.sh("mkdir -p /tmp/www; echo in >/tmp/www/x; httpd -p 8080 -h /tmp/www")
+                try:
+                    line, bodytext = host_get(hport, "/x")
+                    yield ("hostfwd", bodytext == b"in\n", f"{line}: {bodytext[:40]!r}")
+                except OSError as e:
+                    yield ("hostfwd", False, str(e))
+                yield ("poweroff",) + self.check_poweroff(vm)
+            finally:
+                vm.close()
+                srv.close()
+                shutil.rmtree(tmp, ignore_errors=True)
+
+        self.run_group(group, checks, body)
+
+    def t_publish(self, group):
+        """--publish HOSTPORT:GUESTPORT alone: user networking with a forward on loopback."""
+        checks = ["boot", "published", "poweroff"]
+
+        def body():
+            hport = free_port()
+            argv = [self.target.binary, "run", "--overcommit", "--memory", "256M", "--initrd",
+                    self.net_initrd, "--publish", f"{hport}:8080"]
+            vm = G.VM(argv, self.log_path(group))
+            try:
+                self.up(vm)
+                yield ("boot", True, "")
+                vm.sh(DHCP_SCRIPT)
+                vm.sh(DHCP, timeout=60)
+                vm.sh("mkdir -p /tmp/www; echo published >/tmp/www/p; httpd -p 8080 -h /tmp/www")
+                try:
+                    line, b = host_get(hport, "/p")
+                    yield ("published", b == b"published\n", f"{line}: {b!r}")
+                except OSError as e:
+                    yield ("published", False, str(e))
+                yield ("poweroff",) + self.check_poweroff(vm)
+            finally:
+                vm.close()
+
+        self.run_group(group, checks, body)
+
+    def t_ssh_cmd(self, group):
+        """vessel ssh NAME: the ssh command line for a stored VM's published port 22 (VESSEL_SSH
+        stands in for ssh: the busybox guest has no sshd), and one line when it cannot."""
+        checks = ["no_port_22", "not_running", "argv"]
+
+        def body():
+            store = tempfile.mkdtemp(prefix="vessel-net-store-")
+            env = dict(os.environ, VESSEL_STORE=store)
+            v = self.target.binary
+            hport = free_port()
+
+            def run(*args, **kw):
+                return subprocess.run([v] + list(args), env=kw.get("env", env),
+                                      stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                      timeout=60)
+            try:
+                run("create", "plain", "--memory", "128M")
+                run("create", "web", "--memory", "128M", "--publish", f"{hport}:22")
+                p = run("ssh", "plain")
+                yield ("no_port_22", p.returncode == 2 and p.stderr.count("\n") == 1 and
+                       "no port 22" in p.stderr, p.stderr.strip())
+                p = run("ssh", "web")
+                yield ("not_running", p.returncode == 2 and "not running" in p.stderr,
+                       p.stderr.strip())
+                p = run("start", "web")
+                if p.returncode != 0:
+                    raise G.CheckFailed(f"vessel start: {p.stderr.strip()}")
+                p = run("ssh", "web", "--", "uname", "-a", env=dict(env, VESSEL_SSH="echo"))
+                want = f"-p {hport} "
+                ok = (p.returncode == 0 and want in p.stdout and "-l root 127.0.0.1 uname -a"
+                      in p.stdout and "web/known_hosts" in p.stdout)
+                yield ("argv", ok, p.stdout.strip() + p.stderr.strip())
+            finally:
+                run("stop", "web", "--force")
+                shutil.rmtree(store, ignore_errors=True)
+
+        self.run_group(group, checks, body)
+
+    def t_isolation(self, group):
+        checks = ["boot_a", "boot_b", "a_serves", "b_cannot_reach_a", "b_sees_no_a_mac"]
+
+        def body():
+            hport = free_port()
+            a = self.vm(group, f"user,hostfwd=tcp:127.0.0.1:{hport}-:8080",
+                        ["--mac", "52:54:00:00:00:0a"], log_suffix="-a")
+            b = None
+            try:
+                self.up(a)
+                yield ("boot_a", True, "")
+                b = self.vm(group, "user", ["--mac", "52:54:00:00:00:0b"], log_suffix="-b")
+                self.up(b)
+                ok_b, detail_b = self.dhcp(b)
+                ok_a, detail_a = self.dhcp(a)
+                yield ("boot_b", ok_a and ok_b, detail_a + " || " + detail_b)
+                # A listens on an address of its own besides its lease: on a shared link B
+                # would reach it (ARP would find A); behind slirp nothing answers for it.
+                a.sh("ip addr add 10.0.2.20/24 dev eth0; mkdir -p /tmp/www; echo vm-a >/tmp/www/who; "
+                     "httpd -p 8080 -h /tmp/www")
+                try:
+                    line, bodytext = host_get(hport, "/who")
+                    yield ("a_serves", bodytext == b"vm-a\n", f"{line}: {bodytext!r}")
+                except OSError as e:
+                    yield ("a_serves", False, str(e))
+                st, out = b.sh("wget -q -T 5 -O - http://10.0.2.20:8080/who; echo rc=$?",
+                               timeout=60)
+                ok = "vm-a" not in out and "rc=0" not in out
+                yield ("b_cannot_reach_a", ok, " | ".join(out)[-200:])
+                # Nothing A sends reaches B's link: no ARP answer, no neighbour with A's MAC.
+                b.sh("ping -c 1 -W 2 10.0.2.20 >/dev/null 2>&1; true", timeout=30)
+                st, out = b.sh("cat /proc/net/arp")
+                yield ("b_sees_no_a_mac", not any("52:54:00:00:00:0a" in ln for ln in out),
+                       " | ".join(out)[-200:])
+            finally:
+                for v in (a, b):
+                    if v:
+                        v.close()
+
+        self.run_group(group, checks, body)
+
+    def t_bad(self, group, args, want_in_err, hold_port=False):
+        """vessel run ARGS must fail before booting: exit non-zero, one line on stderr."""
+        checks = ["refused"]
+
+        def body():
+            held = None
+            a = [x.replace("{PORT}", "0") for x in args]
+            if hold_port:
+                held = socket.socket()
+                held.bind(("127.0.0.1", 0))
+                held.listen(1)
+                port = held.getsockname()[1]
+                a = [x.replace("{PORT}", str(port)) for x in args]
+            try:
+                argv = [self.target.binary, "run", "--overcommit", "--memory", "256M"] + a
+                try:
+                    p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
+                                       timeout=G.BAD_INPUT_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    yield ("refused", False, f"still running after {G.BAD_INPUT_TIMEOUT} s")
+                    return
+                err = p.stderr.decode("utf-8", "replace")
+                lines = [ln for ln in err.split("\n") if ln.strip()]
+                ok = (p.returncode != 0 and len(lines) == 1 and want_in_err in lines[0]
+                      and G.MARKER not in p.stdout.decode("utf-8", "replace"))
+                yield ("refused", ok, f"status {p.returncode}: {err.strip()[:200]!r}")
+            finally:
+                if held:
+                    held.close()
+
+        self.run_group(group, checks, body)
+
+
+TAP_NET = "172.31.213"  # a /24 the tap test puts on the host for its run
+
+
+class TapSuite:
+    """The tap group, a mixin for Suite."""
+
+    def t_tap(self, group):
+        checks = ["setup", "boot", "http_fetch", "host_to_guest", "busy", "not_permitted",
+                  "poweroff"]
+        if os.geteuid() != 0 or not os.path.exists("/dev/net/tun"):
+            print(f"SKIP {group}: needs root and /dev/net/tun", flush=True)
+            return
+
+        def body():
+            name = f"vstap{os.getpid() % 100000}"
+            tmp = tempfile.mkdtemp(prefix="vessel-net-")
+            os.chmod(tmp, 0o755)
+            blob = os.urandom(2 << 20)
+            with open(os.path.join(tmp, "blob"), "wb") as f:
+                f.write(blob)
+            want = hashlib.sha256(blob).hexdigest()
+            vm = srv = None
+            cmds = [["ip", "tuntap", "add", name, "mode", "tap"],
+                    ["ip", "addr", "add", f"{TAP_NET}.1/24", "dev", name],
+                    ["ip", "link", "set", name, "up"]]
+            try:
+                for c in cmds:
+                    r = subprocess.run(c, capture_output=True, text=True)
+                    if r.returncode != 0:
+                        raise G.CheckFailed(f"{' '.join(c)}: {r.stderr.strip()}")
+                srv = HttpServer(tmp, host=f"{TAP_NET}.1")
+                yield ("setup", True, name)
+                vm = self.vm(group, f"tap,ifname={name}", ["--mac", "52:54:00:77:00:02"])
+                self.up(vm)
+                vm.sh(f"ip addr add {TAP_NET}.2/24 dev eth0")
+                yield ("boot", True, "")
+                st, out = vm.sh(f"wget -q -T 20 -O /tmp/blob http://{TAP_NET}.1:{srv.port}/blob "
+                                "&& sha256sum /tmp/blob", timeout=180)
+                got = out[-1].split()[0] if out and out[-1].split() else ""
+                yield ("http_fetch", st == 0 and got == want, f"status {st}: {out[-1:]!r}")
+                vm.sh("mkdir -p /tmp/www; echo over-tap >/tmp/www/t; httpd -p 8080 -h /tmp/www")
+                try:
+                    line, b = host_get(8080, "/t", host=f"{TAP_NET}.2")
+                    yield ("host_to_guest", b == b"over-tap\n", f"{line}: {b!r}")
+                except OSError as e:
+                    yield ("host_to_guest", False, str(e))
+                # One process per tap (no multiqueue): a second VM is told so.
+                p = subprocess.run([self.target.binary, "run", "--overcommit", "--net",
+                                    f"tap,ifname={name}"], stdin=subprocess.DEVNULL,
+                                   capture_output=True, text=True, timeout=G.BAD_INPUT_TIMEOUT)
+                lines = [ln for ln in p.stderr.split("\n") if ln.strip()]
+                yield ("busy", p.returncode != 0 and len(lines) == 1 and "in use" in lines[0],
+                       f"status {p.returncode}: {p.stderr.strip()[:200]!r}")
+                # Without CAP_NET_ADMIN and not the tap's owner (boot files readable by nobody).
+                for f in ("fw", "kernel"):
+                    shutil.copy(self.guest[f], os.path.join(tmp, f))
+                    os.chmod(os.path.join(tmp, f), 0o644)
+                p = subprocess.run(["setpriv", "--reuid", "65534", "--regid", "65534",
+                                    "--clear-groups", self.target.binary, "run", "--overcommit",
+                                    "--firmware", os.path.join(tmp, "fw"), "--kernel",
+                                    os.path.join(tmp, "kernel"), "--net", f"tap,ifname={name}"],
+                                   stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                   timeout=G.BAD_INPUT_TIMEOUT)
+                lines = [ln for ln in p.stderr.split("\n") if ln.strip()]
+                yield ("not_permitted",
+                       p.returncode != 0 and len(lines) == 1 and "not permitted" in lines[0],
+                       f"status {p.returncode}: {p.stderr.strip()[:200]!r}")
+                yield ("poweroff",) + self.check_poweroff(vm)
+            finally:
+                if vm:
+                    vm.close()
+                if srv:
+                    srv.close()
+                subprocess.run(["ip", "link", "del", name], capture_output=True)
+                shutil.rmtree(tmp, ignore_errors=True)
+
+        self.run_group(group, checks, body)
+
+
+class NetSuite(Suite, TapSuite):
+    pass
+
+
+def seccomp_mode(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            st = f.read()
+    except OSError as e:
+        return False, str(e)
+    m = re.search(r"^Seccomp:\s+(\d+)", st, re.M)
+    return bool(m and m.group(1) == "2"), f"Seccomp {m.group(1) if m else '?'}"
+
+
+def net_initrd(guest, tmp):
+    """The default initramfs plus the virtio-net driver and its dependencies."""
+    out = os.path.join(tmp, "initramfs-net.cpio.gz")
+    mods = os.path.join(os.path.dirname(guest["initrd"]), "modules")
+    kver = os.path.basename(os.path.realpath(mods))
+    spec = "".join(f"file /lib/modules/{kver}/{m} {os.path.join(mods, m)} 0644 0 0\n"
+                   for m in NET_MODULES)
+    extra = os.path.join(tmp, "net.cpio.gz")
+    r = subprocess.run([os.path.join(ROOT, "guest", "mkcpio.py"), "--gzip", "--mtime", "0",
+                        "-o", extra, "-"], input=spec, text=True, capture_output=True)
+    if r.returncode != 0:
+        sys.exit(f"net: building the initramfs failed: {r.stderr.strip()}")
+    with open(out, "wb") as f:
+        for part in (guest["initrd"], extra):
+            with open(part, "rb") as src:
+                shutil.copyfileobj(src, f)
+    return out
+
+
+def build_tests(suite):
+    T = []
+    T.append(("user", suite.t_user, ()))
+    T.append(("restrict", suite.t_restrict, ()))
+    T.append(("isolation", suite.t_isolation, ()))
+    T.append(("publish", suite.t_publish, ()))
+    T.append(("ssh_cmd", suite.t_ssh_cmd, ()))
+    T.append(("tap", suite.t_tap, ()))
+    bad = [
+        ("bad_net_kind", ["--net", "bridge"], "unknown network"),
+        ("bad_net_option", ["--net", "user,foo=bar"], "unknown option"),
+        ("bad_hostfwd", ["--net", "user,hostfwd=tcp::22"], "bad hostfwd"),
+        ("bad_hostfwd_port", ["--net", "user,hostfwd=tcp::70000-:22"], "bad hostfwd"),
+        ("bad_restrict", ["--net", "user,restrict=maybe"], "restrict"),
+        ("bad_none_options", ["--net", "none,restrict=on"], "none"),
+        ("bad_mac", ["--net", "user", "--mac", "01:00:5e:00:00:01"], "--mac"),
+        ("bad_mac_no_net", ["--mac", "52:54:00:12:34:56"], "--mac needs a network"),
+        ("bad_publish", ["--publish", "8080"], "--publish 8080"),
+        ("bad_publish_tap", ["--net", "tap,ifname=x0", "--publish", "80:80"], "not a tap"),
+    ]
+    for name, args, want in bad:
+        T.append((name, suite.t_bad, (args, want)))
+    T.append(("bad_tap_missing", suite.t_bad, (["--net", "tap,ifname=vsnosuch0"],
+                                               "no such interface")))
+    T.append(("bad_tap_spec", suite.t_bad, (["--net", "tap,name=x"], "tap,ifname=NAME")))
+    T.append(("bad_port_in_use", suite.t_bad,
+              (["--net", "user,hostfwd=tcp:127.0.0.1:{PORT}-:22"], "Address already in use",
+               True)))
+    return T
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("vessel", nargs="?", default=os.environ.get("VESSEL_BIN", "./vessel"))
+    ap.add_argument("-k", action="append", default=[], help="run tests whose name contains this")
+    ap.add_argument("--list", action="store_true")
+    ap.add_argument("--timeout", type=float, default=180)
+    ap.add_argument("--log-dir", default=None)
+    ap.add_argument("-v", "--verbose", action="store_true")
+    opts = ap.parse_args()
+    binary = os.path.abspath(opts.vessel)
+    opts.log_dir = opts.log_dir or os.path.join(
+        ROOT, "build", "test-logs", "net-" + os.path.basename(binary))
+    os.makedirs(opts.log_dir, exist_ok=True)
+    opts.no_build = True
+    target = G.VesselTarget(binary)
+    suite = NetSuite(target, opts, None)
+    tests = build_tests(suite)
+    if opts.list:
+        for name, _, _ in tests:
+            print(name)
+        return 0
+    guest = G.find_guest(opts)
+    suite.guest = guest
+    tmp = tempfile.mkdtemp(prefix="vessel-net-initrd-")
+    try:
+        suite.net_initrd = net_initrd(guest, tmp)
+        for name, fn, args in tests:
+            if opts.k and not any(k in name for k in opts.k):
+                continue
+            fn(name, *args)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"net: {suite.passed} passed, {suite.failed} failed", flush=True)
+    return 0 if suite.failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
