@@ -36,6 +36,9 @@ for src in tests/fuzz/fuzz_*.c; do
     wanted "$name" "$@" || continue
     srcs=$(sed -n 's|^// SOURCES:||p' "$src" | tr '\n' ' ')
     libs=$(sed -n 's|^// LIBS:||p' "$src" | tr '\n' ' ')
+    # every device model saves and loads its snapshot state with util/staterec (CRC: zlib)
+    case " $srcs " in *" src/util/staterec.c "*) ;; *) srcs="$srcs src/util/staterec.c" ;; esac
+    libs="$libs -lz"
     echo "== build $name: $src $srcs"
     # shellcheck disable=SC2086
     if ! $CC $CFLAGS -o "$out/$name" "$src" $srcs $libs -lm -lpthread; then

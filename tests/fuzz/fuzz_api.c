@@ -58,6 +58,13 @@ int vm_request_shutdown(struct vm *vm, char *err, size_t errlen)
 {
     return vm->state == VM_RUNNING ? 0 : -EBUSY + 0 * snprintf(err, errlen, "no");
 }
+int vm_snapshot_create(struct vm *vm, const char *state_path, const char *mem_path,
+                       struct snap_save_stats *stats, char *err, size_t errlen)
+{
+    (void)vm, (void)state_path, (void)mem_path, (void)stats;
+    snprintf(err, errlen, "the fake VM takes no snapshots");
+    return -EBUSY;
+}
 int vm_update_drive(struct vm *vm, unsigned index, const char *path, char *err, size_t errlen)
 {
     /* PATCH /drives/{id} must only reach a booted VM, with an index InstanceStart gave a disk

@@ -1,4 +1,4 @@
-// SOURCES: src/backend/block/qcow2.c src/util/log.c
+// SOURCES: src/backend/block/qcow2.c src/util/log.c src/backend/block/fileops.c
 // LIBS: -lz -lzstd
 /* qcow2 images as hostile input: the header parser on the raw bytes, then the whole image
  * layer on them as a file: open (tables, backing name), reads across the first clusters,

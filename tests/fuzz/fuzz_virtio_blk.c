@@ -2,6 +2,7 @@
 // SOURCES: src/backend/block/raw.c src/backend/block/io_engine.c src/util/log.c
 // SOURCES: src/util/ratelimit.c
 // SOURCES: src/backend/block/block.c src/backend/block/qcow2.c src/backend/block/qcow2_blk.c
+// SOURCES: src/backend/block/fileops.c
 // LIBS: -luring -lz -lzstd
 /* libFuzzer harness for virtio-blk behind the virtio-mmio transport, on a real raw image.
  * The fuzzer's bytes become a 64 KiB guest RAM image (descriptor table, avail and used rings,
