@@ -602,8 +602,11 @@ int virtio_mmio_load(struct virtio_mmio *t, struct sr *r, unsigned slot)
         memset(q->inflight_map, 0, sizeof(q->inflight_map));
         q->event_idx = feat & (1ull << VIRTIO_F_EVENT_IDX);
         q->indirect = feat & (1ull << VIRTIO_F_INDIRECT_DESC);
-        if (!sr_failed(r) && q->ready &&
-            (q->num == 0 || (q->num & (q->num - 1)) || vq_check_layout(q) < 0))
+        /* split rings have power-of-two sizes (2.7); a ready ring lies inside guest RAM */
+        if (!sr_failed(r) && (q->num & (q->num - 1)))
+            sr_fail(r, "state of %s: queue %u size %u is out of range (not a power of 2)", sec, i,
+                    q->num);
+        if (!sr_failed(r) && q->ready && (q->num == 0 || vq_check_layout(q) < 0))
             sr_fail(r, "state of %s: queue %u has a bad ring layout", sec, i);
     }
     if (!sr_failed(r) && (feat & ~t->offered))
