@@ -98,6 +98,8 @@ run_suite gdb tests/gdb/run.sh ./vessel
 # VM process isolation: seccomp, no_new_privs, fds, uid drop, cgroup limits, the kill hook.
 run_suite sandbox tests/sandbox/run.sh ./vessel
 run_suite sandbox-asan tests/sandbox/run.sh ./vessel-asan
+# The same under the JIT: code caches made before the filter, reused by the rebooted machine (~1 min).
+SANDBOX_ENGINE=jit run_suite sandbox-jit tests/sandbox/run.sh ./vessel
 # C sources as clang-format writes them.
 run_suite format bash -c 'if make -s format-check; then echo "format: 1 passed, 0 failed"; else echo "format: 0 passed, 1 failed"; fi'
 # Every libFuzzer harness, a bounded time each (FUZZ_SECONDS, default 10).

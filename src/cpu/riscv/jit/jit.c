@@ -876,7 +876,7 @@ int jit_init(struct hart *h, size_t cache_size)
 {
     struct jit *j = calloc(1, sizeof(*j));
     if (!j) return -ENOMEM;
-    int r = jit_cache_init(&j->cache, cache_size ? cache_size : JIT_CACHE_DEFAULT);
+    int r = jit_cache_acquire(&j->cache, cache_size ? cache_size : JIT_CACHE_DEFAULT);
     if (r < 0) {
         free(j);
         return r;
@@ -906,7 +906,7 @@ void jit_destroy(struct hart *h)
               (unsigned long long)j->st.steps, (unsigned long long)j->st.flushes);
     for (unsigned i = 0; i < JPAGE_SLOTS; i++)
         free(j->pages[i]);
-    jit_cache_destroy(&j->cache);
+    jit_cache_release(&j->cache);
     free(j);
     h->jit = NULL;
 }
