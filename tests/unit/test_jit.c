@@ -295,3 +295,65 @@ TEST(jit_cross_page_calls_exact)
     CHECK(t->h.instret - before <= 500 * 5 + 16);
     th_free(t);
 }
+
+/* F/D loads, stores and arithmetic inside a block (translated since FLD/FSD were the
+ * interpreter steps a Linux guest ran most): NaN boxing of FLW, a page-crossing FLD on the slow
+ * path, FS set dirty; with mstatus.FS off, or a reserved rounding mode, the instruction traps
+ * as an illegal instruction with exact mepc, mtval and instret. */
+TEST(jit_fp_loads_stores_and_traps)
+{
+    struct th *t = th_new_jit(0);
+    th_csrw(t, CSR_MSTATUS_N, th_csrr(t, CSR_MSTATUS_N) | (1ull << 13)); /* FS Initial */
+    th_w64(t, TH_DATA, 0x400921fb54442d18ull);                           /* pi */
+    th_w64(t, TH_DATA + 8, 0x3f800000);                                  /* 1.0f */
+    th_w64(t, TH_DATA + 24, 0x1111111122222222ull);
+    th_w64(t, TH_DATA + 0xff8, 0x8877665544332211ull);
+    th_w64(t, TH_DATA + 0x1000, 0x00ffeeddccbbaa99ull);
+    t->h.x[10] = TH_DATA;
+    t->h.x[11] = TH_DATA + 0xffc;
+    th_emit(t, I_FLD(1, 10, 0));
+    th_emit(t, I_FLW(2, 10, 8));
+    th_emit(t, enc_r(0x53, 3, 0, 1, 1, 0x01)); /* fadd.d f3, f1, f1 */
+    th_emit(t, I_FSD(3, 10, 16));
+    th_emit(t, I_FSW(2, 10, 24));
+    th_emit(t, I_FLD(4, 11, 0)); /* crosses into the next page */
+    th_emit(t, I_ADDI(5, 0, 1));
+    uint64_t bad_rm = th_emit(t, enc_r(0x53, 6, 5, 1, 1, 0x01)); /* rm 5: reserved */
+    th_emit(t, I_SELF_LOOP());
+    uint64_t before = t->h.instret;
+    CHECK_EQ(th_run_until(t, TH_MTRAP, 1), TH_MTRAP);
+    CHECK_EQ(t->h.fp.f[1], 0x400921fb54442d18ull);
+    CHECK_EQ(t->h.fp.f[2], 0xffffffff3f800000ull);
+    CHECK_EQ(t->h.fp.f[3], 0x401921fb54442d18ull);
+    CHECK_EQ(th_r64(t, TH_DATA + 16), 0x401921fb54442d18ull);
+    CHECK_EQ(th_r64(t, TH_DATA + 24), 0x111111113f800000ull);
+    CHECK_EQ(t->h.fp.f[4], 0xccbbaa9988776655ull);
+    CHECK_EQ((t->h.mstatus >> 13) & 3, 3); /* Dirty */
+    CHECK_EQ(t->h.mcause, EXC_ILLEGAL_INSN);
+    CHECK_EQ(t->h.mepc, bad_rm);
+    CHECK_EQ(t->h.mtval, enc_r(0x53, 6, 5, 1, 1, 0x01));
+    CHECK_EQ(t->h.instret - before, 7);
+    CHECK_EQ(t->h.x[5], 1);
+
+    /* FS off: the FLD in the middle of the next block traps, nothing after it runs */
+    th_csrw(t, CSR_MSTATUS_N, th_csrr(t, CSR_MSTATUS_N) & ~(3ull << 13));
+    uint64_t start = th_emit(t, I_ADDI(7, 0, 2));
+    uint64_t fld = th_emit(t, I_FLD(8, 10, 0));
+    th_emit(t, I_ADDI(9, 0, 3));
+    th_emit(t, I_SELF_LOOP());
+    t->h.pc = start;
+    t->h.priv = PRV_M;
+    t->h.fp.f[8] = 0x55;
+    before = t->h.instret;
+    CHECK_EQ(th_run_until(t, TH_MTRAP, 1), TH_MTRAP);
+    CHECK_EQ(t->h.mcause, EXC_ILLEGAL_INSN);
+    CHECK_EQ(t->h.mepc, fld);
+    CHECK_EQ(t->h.instret - before, 1);
+    CHECK_EQ(t->h.x[7], 2);
+    CHECK_EQ(t->h.x[9], 0);
+    CHECK_EQ(t->h.fp.f[8], 0x55);
+    struct jit_stats st;
+    jit_get_stats(&t->h, &st);
+    CHECK(st.blocks >= 2);
+    th_free(t);
+}

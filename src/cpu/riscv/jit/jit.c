@@ -26,6 +26,7 @@
 #include "cpu/riscv/jit/jit.h"
 #include "cpu/riscv/alu.h"
 #include "cpu/riscv/decode.h"
+#include "cpu/riscv/fpu.h"
 #include "cpu/riscv/jit/cache.h"
 #include "cpu/riscv/jit/x86.h"
 #include "util/log.h"
@@ -87,6 +88,7 @@ struct jit {
     unsigned prologue_len; /* every block starts with the same prologue */
     unsigned pauses;
     struct jit_stats st;
+    uint64_t steps_by_op[RV_OP_COUNT]; /* interpreter steps per operation (trace level) */
 };
 
 /* Host calling convention of a block: returns 0 (h->pc is the next block), JIT_LEAVE (an
@@ -102,6 +104,8 @@ typedef int (*jit_block_fn)(struct hart *h, struct tlb_entry *tr, struct tlb_ent
 #define OFF_KEY     ((int32_t)offsetof(struct hart, tlb_key))
 #define OFF_LEFT    ((int32_t)offsetof(struct hart, exec_left))
 #define OFF_BUDGET  ((int32_t)offsetof(struct hart, jit_budget))
+#define OFF_F(r)    ((int32_t)(offsetof(struct hart, fp.f) + 8 * (unsigned)(r)))
+#define OFF_MSTATUS ((int32_t)offsetof(struct hart, mstatus))
 #define HREG        RBX
 #define TR          R12
 #define TW          R13
@@ -131,7 +135,8 @@ static void jit_pause_helper(struct hart *h)
 /* Slow paths of loads and stores (TLB miss, page crossing, MMIO, faults). info packs the
  * instruction's page offset (bits 0-11), the instructions to retire before it on a fault
  * (12-19), rd or rs2 (20-25), the access size (26-29) and sign extension (30). Values are
- * truncated to the access type, then extended, as exec.c does. */
+ * truncated to the access type, then extended, as exec.c does. Bit 31: the register is an f
+ * register (FLW/FLD/FSW/FSD; a single is NaN-boxed when loaded). */
 static int jit_mem_fault(struct hart *h, int c, uint32_t info, uint64_t vbase)
 {
     h->pc = vbase + (info & 0xfff);
@@ -152,29 +157,47 @@ static int jit_load_slow(struct hart *h, uint64_t va, uint32_t info, uint64_t vb
     case 4: v = sx ? (uint64_t)(int64_t)(int32_t)v : (uint32_t)v; break;
     default: break;
     }
-    h->x[(info >> 20) & 63] = v;
+    if (info >> 31)
+        h->fp.f[(info >> 20) & 31] = size == 4 ? fpu_box32((uint32_t)v) : v;
+    else
+        h->x[(info >> 20) & 63] = v;
     return 0;
 }
 
 static int jit_store_slow(struct hart *h, uint64_t va, uint32_t info, uint64_t vbase)
 {
     unsigned size = (info >> 26) & 15;
-    uint64_t v = h->x[(info >> 20) & 63];
+    uint64_t v = info >> 31 ? h->fp.f[(info >> 20) & 31] : h->x[(info >> 20) & 63];
     if (size < 8) v &= (1ull << (8 * size)) - 1;
     int c = mem_store_slow(h, va, size, v);
     return c ? jit_mem_fault(h, c, info, vbase) : 0;
 }
 
-/* One instruction in the interpreter (emit_interp_step), counted for the debug line. */
-static void jit_interp_step(struct hart *h)
+/* One instruction in the interpreter (emit_interp_step), counted for the debug line and, per
+ * operation, for the trace level (what to translate next). */
+static void jit_interp_step(struct hart *h, unsigned op)
 {
     h->jit->st.steps++;
+    h->jit->steps_by_op[op]++;
     hart_exec(h, 0);
+}
+
+/* An OP-FP or fused multiply-add instruction (encoding insn) with mstatus.FS already checked:
+ * the interpreter's fpu_exec without the step around it. Non-zero for an illegal encoding, which
+ * fpu_exec rejects before changing anything: the block then runs the instruction as an
+ * interpreter step, which raises the exception. */
+static int jit_fpu_helper(struct hart *h, uint32_t insn)
+{
+    if (fpu_exec(&h->fp, h->x, insn) != 0) return 1;
+    h->mstatus |= FS_DIRTY;
+    return 0;
 }
 
 /* ---- code generation ---- */
 
-enum stub_kind { STUB_LOAD, STUB_STORE, STUB_BRANCH };
+/* STUB_STEP: run the instruction as an interpreter step and return to the run loop (the rare
+ * cases of an instruction with inline code: F/D with mstatus.FS off, illegal FP encodings). */
+enum stub_kind { STUB_LOAD, STUB_STORE, STUB_BRANCH, STUB_STEP };
 struct stub {
     enum stub_kind kind;
     uint8_t *from[2]; /* jcc displacements that lead here */
@@ -186,7 +209,7 @@ struct stub {
 
 struct gen {
     struct x86 e;
-    struct stub stubs[JIT_MAX_INSNS];
+    struct stub stubs[2 * JIT_MAX_INSNS];
     unsigned nstubs;
     const uint32_t *blk;   /* the page record's block table (for chaining) */
     const uint8_t *bodies; /* cache.rx + prologue length: a block's code after its prologue */
@@ -335,7 +358,9 @@ static unsigned mem_size(enum rv_op op)
     case RV_OP_SH: return 2;
     case RV_OP_LW:
     case RV_OP_LWU:
-    case RV_OP_SW: return 4;
+    case RV_OP_SW:
+    case RV_OP_FLW:
+    case RV_OP_FSW: return 4;
     default: return 8;
     }
 }
@@ -370,6 +395,10 @@ static bool is_load(enum rv_op op)
 static bool is_store(enum rv_op op)
 {
     return op >= RV_OP_SB && op <= RV_OP_SD;
+}
+static bool is_fp_mem(enum rv_op op)
+{
+    return op == RV_OP_FLW || op == RV_OP_FLD || op == RV_OP_FSW || op == RV_OP_FSD;
 }
 static bool load_signed(enum rv_op op)
 {
@@ -566,6 +595,7 @@ static enum emitted emit_interp_step(struct x86 *e, const struct rv_decoded *d, 
     x86_mov_store(e, M(HREG, OFF_PC), RAX);
     if (k) x86_alu_imm(e, true, ALU_ADD, M(HREG, OFF_INSTRET), (int32_t)k);
     x86_mov_load(e, RDI, R(HREG));
+    x86_mov_imm(e, RSI, (uint64_t)d->op);
     x86_call_abs(e, (const void *)jit_interp_step);
     if (ends_block(d->op)) {
         x86_mov_imm(e, RAX, 0xffffffffu); /* JIT_LEAVE */
@@ -590,6 +620,41 @@ static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t
 {
     struct x86 *e = &g->e;
     int32_t next = off + d->len;
+    if (is_fp_mem(d->op) || d->op == RV_OP_FPU) {
+        /* F/D with mstatus.FS off is an illegal instruction: the interpreter raises it */
+        struct stub *fs = new_stub(g, STUB_STEP, d, off, k);
+        x86_mov_load(e, RAX, M(HREG, OFF_MSTATUS));
+        x86_alu_imm(e, false, ALU_AND, R(RAX), (int32_t)MSTATUS_FS);
+        fs->from[0] = x86_jcc(e, CC_E);
+        if (d->op == RV_OP_FPU) {
+            x86_mov_load(e, RDI, R(HREG));
+            x86_mov_imm(e, RSI, (uint32_t)d->imm); /* the raw encoding */
+            x86_call_abs(e, (const void *)jit_fpu_helper);
+            x86_test32(e, RAX, RAX);
+            fs->from[1] = x86_jcc(e, CC_NE);
+            return EMIT_CONT;
+        }
+        unsigned size = mem_size(d->op);
+        if (d->op == RV_OP_FLW || d->op == RV_OP_FLD) {
+            struct stub *s = new_stub(g, STUB_LOAD, d, off, k);
+            emit_tlb(g, s, TR, size);
+            x86_load_n(e, size, false, RAX, M(RAX, 0));
+            if (size == 4) { /* NaN-boxed (spec 12.2) */
+                x86_mov_imm(e, RCX, 0xffffffff00000000ull);
+                x86_alu_rm(e, true, ALU_OR, RAX, R(RCX));
+            }
+            x86_mov_store(e, M(HREG, OFF_F(d->rd)), RAX);
+            s->back = e->p;
+            x86_alu_imm(e, true, ALU_OR, M(HREG, OFF_MSTATUS), (int32_t)FS_DIRTY);
+        } else {
+            struct stub *s = new_stub(g, STUB_STORE, d, off, k);
+            emit_tlb(g, s, TW, size);
+            x86_mov_load(e, RCX, M(HREG, OFF_F(d->rs2)));
+            x86_store_n(e, size, M(RAX, 0), RCX);
+            s->back = e->p;
+        }
+        return EMIT_CONT;
+    }
     if (!jit_inline(d->op)) return emit_interp_step(e, d, off, k);
     if (rv_alu_op(d->op)) {
         emit_alu(e, d);
@@ -670,12 +735,23 @@ static void emit_stub(struct gen *g, const struct stub *s)
     const struct rv_decoded *d = &s->d;
     switch (s->kind) {
     case STUB_BRANCH: emit_exit(g, s->off + d->imm, s->k + 1); return;
+    case STUB_STEP:
+        x86_lea(e, RAX, M(VBASE, s->off));
+        x86_mov_store(e, M(HREG, OFF_PC), RAX);
+        if (s->k) x86_alu_imm(e, true, ALU_ADD, M(HREG, OFF_INSTRET), (int32_t)s->k);
+        x86_mov_load(e, RDI, R(HREG));
+        x86_mov_imm(e, RSI, (uint64_t)d->op);
+        x86_call_abs(e, (const void *)jit_interp_step);
+        x86_mov_imm(e, RAX, 0xffffffffu); /* JIT_LEAVE: pc and instret are the interpreter's */
+        emit_epilogue(e);
+        return;
     case STUB_LOAD:
     case STUB_STORE: {
         /* helper(h, va, info, vbase): 0, or cause + 1 with pc and instret set */
         uint32_t info = (uint32_t)s->off | s->k << 12 |
                         (uint32_t)(s->kind == STUB_LOAD ? d->rd : d->rs2) << 20 |
-                        mem_size(d->op) << 26 | (uint32_t)load_signed(d->op) << 30;
+                        mem_size(d->op) << 26 | (uint32_t)load_signed(d->op) << 30 |
+                        (uint32_t)is_fp_mem(d->op) << 31;
         x86_mov_load(e, RDI, R(HREG));
         x86_mov_load(e, RSI, R(RAX));
         x86_mov_imm(e, RDX, info);
@@ -904,6 +980,18 @@ void jit_destroy(struct hart *h)
               (unsigned long long)(j->st.host_bytes >> 10), (unsigned long long)j->st.invalidated,
               (unsigned long long)j->st.evicted, (unsigned long long)j->st.fallbacks,
               (unsigned long long)j->st.steps, (unsigned long long)j->st.flushes);
+    if (log_current_level >= LOG_TRACE) {
+        /* the ten operations the interpreter ran most inside blocks */
+        for (unsigned n = 0; n < 10; n++) {
+            unsigned best = 0;
+            for (unsigned op = 1; op < RV_OP_COUNT; op++)
+                if (j->steps_by_op[op] > j->steps_by_op[best]) best = op;
+            if (!j->steps_by_op[best]) break;
+            log_trace("hart %u jit: %llu interpreter steps of %s", h->id,
+                      (unsigned long long)j->steps_by_op[best], rv_op_name((enum rv_op)best));
+            j->steps_by_op[best] = 0;
+        }
+    }
     for (unsigned i = 0; i < JPAGE_SLOTS; i++)
         free(j->pages[i]);
     jit_cache_release(&j->cache);
