@@ -357,3 +357,34 @@ TEST(jit_fp_loads_stores_and_traps)
     CHECK(st.blocks >= 2);
     th_free(t);
 }
+
+/* Register caching: guest registers used twice or more in a block live in host registers
+ * too. Whatever writes them behind the block's back must be seen by the rest of the block: a
+ * CSR read (an interpreter step), a load on the slow path (crossing a page), a helper call
+ * (div), and the slow path's call must not lose the other cached values. */
+TEST(jit_cached_registers_follow_every_writer)
+{
+    struct th *t = th_new_jit(0);
+    th_csrw(t, CSR_MSCRATCH_N, 1000);
+    th_w64(t, TH_DATA + 0xffc, 0x0000000500000000ull); /* bytes 0xffc..0x1003 */
+    t->h.x[10] = TH_DATA + 0xffc;
+    th_emit(t, I_ADDI(5, 0, 7));
+    th_emit(t, I_ADDI(6, 5, 1));               /* x6 = 8 */
+    th_emit(t, I_CSRRS(5, CSR_MSCRATCH_N, 0)); /* x5 = 1000 by the interpreter */
+    th_emit(t, I_ADD(6, 6, 5));                /* x6 = 1008 */
+    th_emit(t, I_LD(7, 10, 0));                /* crosses the page: slow path, x7 = 5 << 32 */
+    th_emit(t, I_ADD(8, 7, 6));                /* x8 = (5 << 32) + 1008 */
+    th_emit(t, I_DIV(9, 8, 5));                /* helper call */
+    th_emit(t, I_ADD(9, 9, 6));
+    th_emit(t, I_ADD(11, 5, 7));
+    th_emit(t, I_ADD(11, 11, 8));
+    th_emit(t, I_SELF_LOOP());
+    CHECK_EQ(th_run_until(t, TH_CODE + 40, 2), TH_CODE + 40);
+    CHECK_EQ(t->h.x[5], 1000);
+    CHECK_EQ(t->h.x[6], 1008);
+    CHECK_EQ(t->h.x[7], 5ull << 32);
+    CHECK_EQ(t->h.x[8], (5ull << 32) + 1008);
+    CHECK_EQ(t->h.x[9], ((5ull << 32) + 1008) / 1000 + 1008);
+    CHECK_EQ(t->h.x[11], 1000 + (5ull << 32) + (5ull << 32) + 1008);
+    th_free(t);
+}

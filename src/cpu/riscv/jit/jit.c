@@ -214,7 +214,32 @@ struct gen {
     const uint32_t *blk;   /* the page record's block table (for chaining) */
     const uint8_t *bodies; /* cache.rx + prologue length: a block's code after its prologue */
     const uint8_t *tramp;  /* the dispatch trampoline (RW address; rel32 is the same in RX) */
+    /* Register caching: guest register r is also held in host register host[r] (-1: only in
+     * struct hart). Writes go to both (write-through), so exits, slow paths and the
+     * interpreter see h->x as always; reads come from the host register. The cached
+     * registers are caller-saved and reloaded after every call (reload_cached). */
+    int8_t host[33];
+    uint8_t ncached, cached[8]; /* the guest registers cached, in host register order */
 };
+
+/* Host registers for cached guest registers: caller-saved and never scratch in block bodies
+ * (rax, rcx, rdx are), nor arguments set up before a call while a cached value is still
+ * needed (calls take guest values from h->x, which write-through keeps current). */
+static const enum x86_reg cache_regs[] = {RSI, RDI, R8, R9, R10, R11};
+#define NCACHE_REGS (sizeof(cache_regs) / sizeof(cache_regs[0]))
+
+/* A guest register as an operand: its host register, or its slot in struct hart. */
+static struct x86_rm greg(const struct gen *g, unsigned r)
+{
+    return g->host[r] >= 0 ? R((enum x86_reg)g->host[r]) : M(HREG, OFF_X(r));
+}
+
+/* Reload every cached register from h->x (at a block body's start, after calls). */
+static void reload_cached(struct gen *g)
+{
+    for (unsigned i = 0; i < g->ncached; i++)
+        x86_mov_load(&g->e, cache_regs[i], M(HREG, OFF_X(g->cached[i])));
+}
 
 /* 5 pushes + 16 bytes: 16-byte aligned for calls, with a scratch slot at [rsp] */
 #define FRAME 16
@@ -370,7 +395,7 @@ static unsigned mem_size(enum rv_op op)
 static void emit_tlb(struct gen *g, struct stub *s, enum x86_reg tlb, unsigned size)
 {
     struct x86 *e = &g->e;
-    x86_mov_load(e, RAX, M(HREG, OFF_X(s->d.rs1)));
+    x86_mov_load(e, RAX, greg(g, s->d.rs1));
     if (s->d.imm) x86_alu_imm(e, true, ALU_ADD, R(RAX), s->d.imm);
     x86_mov_load(e, RCX, R(RAX));
     x86_shift_imm(e, true, SH_SHR, RCX, 12);
@@ -428,17 +453,20 @@ static bool jit_inline(enum rv_op op)
     }
 }
 
-/* x[rd] = rax, or eax sign-extended when w32 */
-static void emit_set_rd(struct x86 *e, unsigned rd, bool w32)
+/* x[rd] = rax, or eax sign-extended when w32 (and its host register when cached) */
+static void emit_set_rd(struct gen *g, unsigned rd, bool w32)
 {
+    struct x86 *e = &g->e;
     if (w32) x86_movsxd(e, RAX, RAX);
     x86_mov_store(e, M(HREG, OFF_X(rd)), RAX);
+    if (g->host[rd] >= 0) x86_mov_store(e, R((enum x86_reg)g->host[rd]), RAX);
 }
 
 /* Pure ALU operation: inline for the common ones, else a call of the shared rv_alu. */
-static void emit_alu(struct x86 *e, const struct rv_decoded *d)
+static void emit_alu(struct gen *g, const struct rv_decoded *d)
 {
-    const struct x86_rm rs1 = M(HREG, OFF_X(d->rs1)), rs2 = M(HREG, OFF_X(d->rs2));
+    struct x86 *e = &g->e;
+    const struct x86_rm rs1 = greg(g, d->rs1), rs2 = greg(g, d->rs2);
     const int32_t imm = d->imm;
     enum x86_alu a;
     enum x86_shift sh;
@@ -452,12 +480,12 @@ static void emit_alu(struct x86 *e, const struct rv_decoded *d)
     alu_imm:
         x86_mov_load(e, RAX, rs1);
         if (imm || a == ALU_AND) x86_alu_imm(e, true, a, R(RAX), imm);
-        emit_set_rd(e, d->rd, false);
+        emit_set_rd(g, d->rd, false);
         return;
     case RV_OP_ADDIW:
         x86_mov32_load(e, RAX, rs1);
         if (imm) x86_alu_imm(e, false, ALU_ADD, R(RAX), imm);
-        emit_set_rd(e, d->rd, true);
+        emit_set_rd(g, d->rd, true);
         return;
     case RV_OP_SLTI: cc = CC_L; goto slt_imm;
     case RV_OP_SLTIU:
@@ -466,7 +494,7 @@ static void emit_alu(struct x86 *e, const struct rv_decoded *d)
         x86_mov_load(e, RCX, rs1);
         x86_alu_imm(e, true, ALU_CMP, R(RCX), imm);
         x86_setcc(e, cc, RAX);
-        emit_set_rd(e, d->rd, false);
+        emit_set_rd(g, d->rd, false);
         return;
     case RV_OP_SLLI: sh = SH_SHL; goto sh_imm;
     case RV_OP_SRLI: sh = SH_SHR; goto sh_imm;
@@ -475,7 +503,7 @@ static void emit_alu(struct x86 *e, const struct rv_decoded *d)
     sh_imm:
         x86_mov_load(e, RAX, rs1);
         x86_shift_imm(e, true, sh, RAX, (uint8_t)(imm & 63));
-        emit_set_rd(e, d->rd, false);
+        emit_set_rd(g, d->rd, false);
         return;
     case RV_OP_SLLIW: sh = SH_SHL; goto shw_imm;
     case RV_OP_SRLIW: sh = SH_SHR; goto shw_imm;
@@ -484,7 +512,7 @@ static void emit_alu(struct x86 *e, const struct rv_decoded *d)
     shw_imm:
         x86_mov32_load(e, RAX, rs1);
         x86_shift_imm(e, false, sh, RAX, (uint8_t)(imm & 31));
-        emit_set_rd(e, d->rd, true);
+        emit_set_rd(g, d->rd, true);
         return;
     case RV_OP_ADD: a = ALU_ADD; goto alu_rr;
     case RV_OP_SUB: a = ALU_SUB; goto alu_rr;
@@ -495,7 +523,7 @@ static void emit_alu(struct x86 *e, const struct rv_decoded *d)
     alu_rr:
         x86_mov_load(e, RAX, rs1);
         x86_alu_rm(e, true, a, RAX, rs2);
-        emit_set_rd(e, d->rd, false);
+        emit_set_rd(g, d->rd, false);
         return;
     case RV_OP_ADDW: a = ALU_ADD; goto alu_rrw;
     case RV_OP_SUBW:
@@ -503,7 +531,7 @@ static void emit_alu(struct x86 *e, const struct rv_decoded *d)
     alu_rrw:
         x86_mov32_load(e, RAX, rs1);
         x86_alu_rm(e, false, a, RAX, rs2);
-        emit_set_rd(e, d->rd, true);
+        emit_set_rd(g, d->rd, true);
         return;
     case RV_OP_SLT: cc = CC_L; goto slt_rr;
     case RV_OP_SLTU:
@@ -512,7 +540,7 @@ static void emit_alu(struct x86 *e, const struct rv_decoded *d)
         x86_mov_load(e, RCX, rs1);
         x86_alu_rm(e, true, ALU_CMP, RCX, rs2);
         x86_setcc(e, cc, RAX);
-        emit_set_rd(e, d->rd, false);
+        emit_set_rd(g, d->rd, false);
         return;
     /* x86 masks a 64-bit shift count to 6 bits and a 32-bit one to 5, as RISC-V does */
     case RV_OP_SLL: sh = SH_SHL; goto sh_rr;
@@ -523,7 +551,7 @@ static void emit_alu(struct x86 *e, const struct rv_decoded *d)
         x86_mov_load(e, RCX, rs2);
         x86_mov_load(e, RAX, rs1);
         x86_shift_cl(e, true, sh, RAX);
-        emit_set_rd(e, d->rd, false);
+        emit_set_rd(g, d->rd, false);
         return;
     case RV_OP_SLLW: sh = SH_SHL; goto shw_rr;
     case RV_OP_SRLW: sh = SH_SHR; goto shw_rr;
@@ -533,31 +561,33 @@ static void emit_alu(struct x86 *e, const struct rv_decoded *d)
         x86_mov_load(e, RCX, rs2);
         x86_mov32_load(e, RAX, rs1);
         x86_shift_cl(e, false, sh, RAX);
-        emit_set_rd(e, d->rd, true);
+        emit_set_rd(g, d->rd, true);
         return;
     case RV_OP_MUL:
         x86_mov_load(e, RAX, rs1);
         x86_imul(e, true, RAX, rs2);
-        emit_set_rd(e, d->rd, false);
+        emit_set_rd(g, d->rd, false);
         return;
     case RV_OP_MULW:
         x86_mov32_load(e, RAX, rs1);
         x86_imul(e, false, RAX, rs2);
-        emit_set_rd(e, d->rd, true);
+        emit_set_rd(g, d->rd, true);
         return;
     case RV_OP_MULH:
     case RV_OP_MULHU:
         x86_mov_load(e, RAX, rs1);
         x86_mul_wide(e, d->op == RV_OP_MULH, rs2);
-        x86_mov_store(e, M(HREG, OFF_X(d->rd)), RDX);
+        x86_mov_load(e, RAX, R(RDX));
+        emit_set_rd(g, d->rd, false);
         return;
-    default: /* the shared C semantics */
-        x86_mov_load(e, RDI, rs1);
-        x86_mov_load(e, RSI, rs2);
+    default: /* the shared C semantics; arguments from h->x (rsi/rdi may cache registers) */
+        x86_mov_load(e, RDI, M(HREG, OFF_X(d->rs1)));
+        x86_mov_load(e, RSI, M(HREG, OFF_X(d->rs2)));
         x86_mov_imm(e, RDX, (uint64_t)(int64_t)imm);
         x86_mov_imm(e, RCX, (uint64_t)d->op);
         x86_call_abs(e, (const void *)jit_alu_helper);
-        emit_set_rd(e, d->rd, false);
+        reload_cached(g);
+        emit_set_rd(g, d->rd, false);
         return;
     }
 }
@@ -588,9 +618,10 @@ enum emitted { EMIT_CONT, EMIT_SYNCED, EMIT_END };
  * h->pc, with pc and instret made exact first. It leaves exec_left at -1 when the instruction
  * simply retired; anything else (a trap, a CSR write, mret...) is an event for the run loop,
  * and the interpreter has already set pc and instret: the block returns 0. */
-static enum emitted emit_interp_step(struct x86 *e, const struct rv_decoded *d, int32_t off,
+static enum emitted emit_interp_step(struct gen *g, const struct rv_decoded *d, int32_t off,
                                      unsigned k)
 {
+    struct x86 *e = &g->e;
     x86_lea(e, RAX, M(VBASE, off));
     x86_mov_store(e, M(HREG, OFF_PC), RAX);
     if (k) x86_alu_imm(e, true, ALU_ADD, M(HREG, OFF_INSTRET), (int32_t)k);
@@ -611,6 +642,7 @@ static enum emitted emit_interp_step(struct x86 *e, const struct rv_decoded *d, 
     x86_mov_imm(e, RAX, 0xffffffffu); /* JIT_LEAVE */
     emit_epilogue(e);
     x86_patch(ok, e->p);
+    reload_cached(g); /* the interpreter may have written any register */
     return EMIT_SYNCED;
 }
 
@@ -630,6 +662,7 @@ static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t
             x86_mov_load(e, RDI, R(HREG));
             x86_mov_imm(e, RSI, (uint32_t)d->imm); /* the raw encoding */
             x86_call_abs(e, (const void *)jit_fpu_helper);
+            reload_cached(g); /* fmv.x, fcvt, compares write x registers */
             x86_test32(e, RAX, RAX);
             fs->from[1] = x86_jcc(e, CC_NE);
             return EMIT_CONT;
@@ -655,9 +688,9 @@ static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t
         }
         return EMIT_CONT;
     }
-    if (!jit_inline(d->op)) return emit_interp_step(e, d, off, k);
+    if (!jit_inline(d->op)) return emit_interp_step(g, d, off, k);
     if (rv_alu_op(d->op)) {
-        emit_alu(e, d);
+        emit_alu(g, d);
         return EMIT_CONT;
     }
     if (is_load(d->op)) {
@@ -665,7 +698,7 @@ static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t
         unsigned size = mem_size(d->op);
         emit_tlb(g, s, TR, size);
         x86_load_n(e, size, load_signed(d->op), RAX, M(RAX, 0));
-        x86_mov_store(e, M(HREG, OFF_X(d->rd)), RAX);
+        emit_set_rd(g, d->rd, false);
         s->back = e->p;
         return EMIT_CONT;
     }
@@ -673,7 +706,7 @@ static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t
         struct stub *s = new_stub(g, STUB_STORE, d, off, k);
         unsigned size = mem_size(d->op);
         emit_tlb(g, s, TW, size);
-        x86_mov_load(e, RCX, M(HREG, OFF_X(d->rs2)));
+        x86_mov_load(e, RCX, greg(g, d->rs2));
         x86_store_n(e, size, M(RAX, 0), RCX);
         s->back = e->p;
         return EMIT_CONT;
@@ -686,15 +719,19 @@ static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t
     case RV_OP_PAUSE:
         x86_mov_load(e, RDI, R(HREG));
         x86_call_abs(e, (const void *)jit_pause_helper);
+        reload_cached(g);
         return EMIT_CONT;
-    case RV_OP_LI: x86_mov_mem_imm(e, M(HREG, OFF_X(d->rd)), d->imm); return EMIT_CONT;
+    case RV_OP_LI:
+        x86_mov_mem_imm(e, M(HREG, OFF_X(d->rd)), d->imm);
+        if (g->host[d->rd] >= 0) x86_mov_mem_imm(e, R((enum x86_reg)g->host[d->rd]), d->imm);
+        return EMIT_CONT;
     case RV_OP_MV:
-        x86_mov_load(e, RAX, M(HREG, OFF_X(d->rs1)));
-        x86_mov_store(e, M(HREG, OFF_X(d->rd)), RAX);
+        x86_mov_load(e, RAX, greg(g, d->rs1));
+        emit_set_rd(g, d->rd, false);
         return EMIT_CONT;
     case RV_OP_AUIPC:
         x86_lea(e, RAX, M(VBASE, off + d->imm)); /* |imm| < 2^31 - 4096 (U-type, 4 KiB units) */
-        x86_mov_store(e, M(HREG, OFF_X(d->rd)), RAX);
+        emit_set_rd(g, d->rd, false);
         return EMIT_CONT;
     case RV_OP_BEQ:
     case RV_OP_BNE:
@@ -704,8 +741,8 @@ static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t
     case RV_OP_BGEU: {
         static const enum x86_cc cc[] = {CC_E, CC_NE, CC_L, CC_GE, CC_B, CC_AE};
         struct stub *s = new_stub(g, STUB_BRANCH, d, off, k);
-        x86_mov_load(e, RAX, M(HREG, OFF_X(d->rs1)));
-        x86_alu_rm(e, true, ALU_CMP, RAX, M(HREG, OFF_X(d->rs2)));
+        x86_mov_load(e, RAX, greg(g, d->rs1));
+        x86_alu_rm(e, true, ALU_CMP, RAX, greg(g, d->rs2));
         s->from[0] = x86_jcc(e, cc[d->op - RV_OP_BEQ]);
         return EMIT_CONT;
     }
@@ -715,7 +752,7 @@ static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t
         emit_exit(g, off + d->imm, k + 1);
         return EMIT_END;
     case RV_OP_JALR: /* target before the link: rd may be rs1 */
-        x86_mov_load(e, RAX, M(HREG, OFF_X(d->rs1)));
+        x86_mov_load(e, RAX, greg(g, d->rs1));
         if (d->imm) x86_alu_imm(e, true, ALU_ADD, R(RAX), d->imm);
         x86_alu_imm(e, true, ALU_AND, R(RAX), -2);
         x86_lea(e, RCX, M(VBASE, next));
@@ -758,6 +795,7 @@ static void emit_stub(struct gen *g, const struct stub *s)
         x86_mov_load(e, RCX, R(VBASE));
         x86_call_abs(e, s->kind == STUB_LOAD ? (const void *)jit_load_slow
                                              : (const void *)jit_store_slow);
+        reload_cached(g); /* the call clobbered them; a load wrote rd in h->x */
         x86_test32(e, RAX, RAX);
         x86_patch(x86_jcc(e, CC_E), s->back);
         emit_epilogue(e);
@@ -791,6 +829,31 @@ static unsigned scan_block(const uint8_t *code, unsigned off, struct rv_decoded 
     return n;
 }
 
+/* The guest registers the block uses most (two uses at least: one load at the block's start
+ * pays for itself then) get host registers. */
+static void choose_cached(struct gen *g, const struct rv_decoded *d, unsigned n)
+{
+    unsigned uses[33] = {0};
+    for (unsigned k = 0; k < n; k++) {
+        if (!jit_inline(d[k].op) && !is_fp_mem(d[k].op)) continue; /* interpreter steps */
+        uses[d[k].rs1]++;
+        uses[d[k].rs2]++;
+        uses[d[k].rd]++;
+    }
+    memset(g->host, -1, sizeof(g->host));
+    g->ncached = 0;
+    uses[0] = uses[32] = 0; /* x0 reads as zero from h->x; x[32] is the write sink */
+    while (g->ncached < NCACHE_REGS) {
+        unsigned best = 0;
+        for (unsigned r = 1; r < 32; r++)
+            if (uses[r] > uses[best]) best = r;
+        if (uses[best] < 2) break;
+        uses[best] = 0;
+        g->host[best] = (int8_t)cache_regs[g->ncached];
+        g->cached[g->ncached++] = (uint8_t)best;
+    }
+}
+
 /* Translate the block at pc (page p, offset pc & 0xfff); returns the block table value. */
 static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc)
 {
@@ -804,6 +867,8 @@ static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc)
         x86_init(&g.e, j->cache.rw + j->cache.used, jit_cache_avail(&j->cache));
         struct x86 *e = &g.e;
         emit_prologue(e);
+        choose_cached(&g, d, n);
+        reload_cached(&g); /* the body starts here: chained blocks enter here too */
         g.blk = p->blk;
         g.bodies = j->cache.rx + j->prologue_len;
         g.tramp = j->tramp;
