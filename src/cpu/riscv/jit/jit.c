@@ -391,25 +391,29 @@ static unsigned mem_size(enum rv_op op)
 }
 
 /* rax = va = x[rs1] + imm; rdx = &tlb[index]; jumps to the stub (with rax = va) unless the
- * page hits in the TLB and the access stays inside it; then rax = host address. */
+ * page hits in the TLB and the access is aligned (so it stays inside the page); then rax =
+ * host address. A misaligned access takes the slow path, which does what the interpreter
+ * does (exec.c: any access that fits in the page hits there). */
 static void emit_tlb(struct gen *g, struct stub *s, enum x86_reg tlb, unsigned size)
 {
     struct x86 *e = &g->e;
     x86_mov_load(e, RAX, greg(g, s->d.rs1));
     if (s->d.imm) x86_alu_imm(e, true, ALU_ADD, R(RAX), s->d.imm);
+    /* rdx = tlb + ((va >> 12) & (TLB_SIZE - 1)) * sizeof(struct tlb_entry) */
+    _Static_assert(sizeof(struct tlb_entry) == 16, "tlb_entry is indexed by << 4");
+    x86_mov32_load(e, RDX, R(RAX));
+    x86_shift_imm(e, false, SH_SHR, RDX, 8);
+    x86_alu_imm(e, false, ALU_AND, R(RDX), (TLB_SIZE - 1) << 4);
+    x86_alu_rm(e, true, ALU_ADD, RDX, R(tlb));
     x86_mov_load(e, RCX, R(RAX));
     x86_shift_imm(e, true, SH_SHR, RCX, 12);
-    x86_mov32_load(e, RDX, R(RCX));
-    x86_alu_imm(e, false, ALU_AND, R(RDX), TLB_SIZE - 1);
-    x86_shift_imm(e, false, SH_SHL, RDX, 4); /* sizeof(struct tlb_entry) */
-    x86_alu_rm(e, true, ALU_ADD, RDX, R(tlb));
     x86_alu_rm(e, true, ALU_XOR, RCX, M(HREG, OFF_KEY));
     x86_alu_rm(e, true, ALU_CMP, RCX, M(RDX, 0));
     s->from[0] = x86_jcc(e, CC_NE);
-    x86_mov32_load(e, RCX, R(RAX));
-    x86_alu_imm(e, false, ALU_AND, R(RCX), 0xfff);
-    x86_alu_imm(e, false, ALU_CMP, R(RCX), (int32_t)(4096 - size));
-    s->from[1] = x86_jcc(e, CC_A);
+    if (size > 1) {
+        x86_test_al_imm(e, (uint8_t)(size - 1));
+        s->from[1] = x86_jcc(e, CC_NE);
+    }
     x86_alu_rm(e, true, ALU_ADD, RAX, M(RDX, 8));
 }
 
