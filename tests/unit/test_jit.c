@@ -7,9 +7,11 @@
 #include "cpu/riscv/jit/jit.h"
 #include "cpu/riscv/jit/x86.h"
 #include "cpu_harness.h"
+#include "util/log.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Emit one instruction into a fresh buffer and compare its bytes. */
 #define ENC(stmt, ...)                                                                             \
@@ -65,6 +67,7 @@ TEST(jit_x86_encodings)
     ENC(x86_call_reg(&e, RAX), 0xff, 0xd0);
     ENC(x86_full_fence(&e), 0xf0, 0x83, 0x0c, 0x24, 0x00);
     ENC(x86_test32(&e, RAX, RAX), 0x85, 0xc0);
+    ENC(x86_test_al_imm(&e, 7), 0xa8, 0x07);
     ENC(x86_mov_load(&e, RAX, M(RBP, 0)), 0x48, 0x8b, 0x45, 0x00);
     /* r12/r13 as bases need a SIB byte / a displacement (SDM vol. 2, table 2-2) */
     ENC(x86_mov_load(&e, RAX, M(R12, 0)), 0x49, 0x8b, 0x04, 0x24);
@@ -387,4 +390,46 @@ TEST(jit_cached_registers_follow_every_writer)
     CHECK_EQ(t->h.x[9], ((5ull << 32) + 1008) / 1000 + 1008);
     CHECK_EQ(t->h.x[11], 1000 + (5ull << 32) + (5ull << 32) + 1008);
     th_free(t);
+}
+
+/* VESSEL_JIT_DUMP=PC logs the block translated at PC, guest and host side (scripts/jit-dump.py
+ * disassembles it), and only that block; the compile time is counted. */
+TEST(jit_dump_logs_one_block)
+{
+    char path[] = "/tmp/vessel-jit-dump-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    close(fd);
+    enum log_level old = log_current_level;
+    CHECK_EQ(log_set_file(path), 0);
+    log_current_level = LOG_INFO;
+    char pc[32];
+    snprintf(pc, sizeof(pc), "%llx", (unsigned long long)TH_CODE);
+    setenv("VESSEL_JIT_DUMP", pc, 1);
+    struct th *t = th_new_jit(0);
+    unsetenv("VESSEL_JIT_DUMP");
+    th_emit(t, I_ADDI(5, 0, 1));
+    th_emit(t, I_JAL(0, 8)); /* a second block at TH_CODE + 12: not dumped */
+    th_emit(t, I_ADDI(5, 0, 9));
+    th_emit(t, I_ADDI(6, 5, 2));
+    th_emit(t, I_SELF_LOOP());
+    CHECK_EQ(th_run_until(t, TH_CODE + 16, 4), TH_CODE + 16);
+    struct jit_stats st;
+    jit_get_stats(&t->h, &st);
+    th_free(t);
+    log_set_file(NULL);
+    log_current_level = old;
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL);
+    char buf[16384];
+    size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+    if (f) fclose(f);
+    unlink(path);
+    buf[n] = 0;
+    CHECK(strstr(buf, "jit dump: block 0x80000000: 2 guest instructions") != NULL);
+    CHECK(strstr(buf, "jit dump: guest 0x80000000: 00100293 LI rd=x5") != NULL);
+    /* the prologue: push rbx; push r12; push r13 */
+    CHECK(strstr(buf, "jit dump: host 0x80000000 +0000: 5341544155") != NULL);
+    CHECK(strstr(buf, "block 0x8000000c") == NULL);
+    CHECK(st.blocks >= 2 && st.compile_ns > 0);
 }

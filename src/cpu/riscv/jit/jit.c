@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define likely(x)   __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
@@ -89,6 +90,8 @@ struct jit {
     unsigned pauses;
     struct jit_stats st;
     uint64_t steps_by_op[RV_OP_COUNT]; /* interpreter steps per operation (trace level) */
+    bool dump_all, dump_one;           /* VESSEL_JIT_DUMP (jit.h) */
+    uint64_t dump_pc;
 };
 
 /* Host calling convention of a block: returns 0 (h->pc is the next block), JIT_LEAVE (an
@@ -833,6 +836,34 @@ static unsigned scan_block(const uint8_t *code, unsigned off, struct rv_decoded 
     return n;
 }
 
+/* VESSEL_JIT_DUMP: the block's guest instructions (encoding and decoded operation) and its
+ * host code as hex lines, which scripts/jit-dump.py turns into a disassembly. Log lines, not
+ * a file: the VM process's sandbox opens no files. */
+static void dump_block(unsigned ncached, const struct jpage *p, uint64_t pc,
+                       const struct rv_decoded *d, unsigned n, const uint8_t *host, size_t len,
+                       uint32_t off)
+{
+    log_info("jit dump: block %#llx: %u guest instructions, %zu bytes of host code at cache "
+             "offset %#x (%u registers cached)",
+             (unsigned long long)pc, n, len, off, ncached);
+    unsigned o = (unsigned)(pc & 0xfff);
+    for (unsigned k = 0; k < n; k++) {
+        uint32_t w = 0;
+        memcpy(&w, p->code + o, o + d[k].len <= DPAGE_BYTES ? d[k].len : 2);
+        log_info("jit dump: guest %#llx: %0*x %s rd=x%u rs1=x%u rs2=x%u imm=%d",
+                 (unsigned long long)(pc - (pc & 0xfff) + o), d[k].len * 2, w, rv_op_name(d[k].op),
+                 d[k].rd, d[k].rs1, d[k].rs2, d[k].imm);
+        o += d[k].len;
+    }
+    for (size_t i = 0; i < len; i += 32) {
+        char hex[65];
+        size_t m = len - i < 32 ? len - i : 32;
+        for (size_t b = 0; b < m; b++)
+            snprintf(hex + 2 * b, 3, "%02x", host[i + b]);
+        log_info("jit dump: host %#llx +%04zx: %s", (unsigned long long)pc, i, hex);
+    }
+}
+
 /* The guest registers the block uses most (two uses at least: one load at the block's start
  * pays for itself then) get host registers. */
 static void choose_cached(struct gen *g, const struct rv_decoded *d, unsigned n)
@@ -891,7 +922,10 @@ static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc)
             j->st.blocks++;
             j->st.insns += n;
             j->st.host_bytes += x86_len(e);
-            return jit_cache_commit(&j->cache, x86_len(e));
+            uint32_t boff = jit_cache_commit(&j->cache, x86_len(e));
+            if (unlikely(j->dump_all || (j->dump_one && pc == j->dump_pc)))
+                dump_block(g.ncached, p, pc, d, n, j->cache.rw + boff, x86_len(e), boff);
+            return boff;
         }
         /* full: drop every translation and start over (this page's table included) */
         jit_cache_flush(&j->cache);
@@ -998,7 +1032,14 @@ void jit_exec(struct hart *h, int budget)
                 return;
             }
             uint32_t *slot = &p->blk[(pc & 0xfff) >> 1];
-            if (unlikely(*slot == 0)) *slot = translate(j, p, pc);
+            if (unlikely(*slot == 0)) {
+                struct timespec t0, t1;
+                clock_gettime(CLOCK_MONOTONIC, &t0);
+                *slot = translate(j, p, pc);
+                clock_gettime(CLOCK_MONOTONIC, &t1);
+                j->st.compile_ns +=
+                    (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000ll + (t1.tv_nsec - t0.tv_nsec));
+            }
             if (*slot == JIT_INTERP) {
                 j->st.fallbacks++;
                 hart_exec(h, 1);
@@ -1027,6 +1068,17 @@ int jit_init(struct hart *h, size_t cache_size)
         return r;
     }
     emit_trampoline(j);
+    const char *dump = getenv("VESSEL_JIT_DUMP");
+    if (dump && *dump) {
+        if (strcmp(dump, "all") == 0) {
+            j->dump_all = true;
+        } else {
+            char *end;
+            j->dump_pc = strtoull(dump, &end, 16);
+            j->dump_one = *end == 0;
+            if (!j->dump_one) log_warn("VESSEL_JIT_DUMP=%s: expected all or a hex address", dump);
+        }
+    }
     h->jit = j;
     return 0;
 }
@@ -1044,11 +1096,12 @@ void jit_destroy(struct hart *h)
     log_debug("hart %u jit: %llu blocks translated (%llu guest instructions, %llu KiB host "
               "code), %llu pages invalidated (code changed), %llu page records evicted, "
               "%llu interpreter fallbacks (blocks), %llu interpreted instructions in blocks, "
-              "%llu cache flushes",
+              "%llu cache flushes, %llu ms translating",
               h->id, (unsigned long long)j->st.blocks, (unsigned long long)j->st.insns,
               (unsigned long long)(j->st.host_bytes >> 10), (unsigned long long)j->st.invalidated,
               (unsigned long long)j->st.evicted, (unsigned long long)j->st.fallbacks,
-              (unsigned long long)j->st.steps, (unsigned long long)j->st.flushes);
+              (unsigned long long)j->st.steps, (unsigned long long)j->st.flushes,
+              (unsigned long long)(j->st.compile_ns / 1000000));
     if (log_current_level >= LOG_TRACE) {
         /* the ten operations the interpreter ran most inside blocks */
         for (unsigned n = 0; n < 10; n++) {
