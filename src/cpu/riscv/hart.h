@@ -77,7 +77,7 @@ enum access { ACC_R = 0, ACC_W = 1, ACC_X = 2 };
  * costs no flush). A hit gives host address = vaddr + addend. tag = (vaddr >> 12) ^ tlb_key,
  * where tlb_key = generation << 52: a flush bumps the generation instead of clearing the arrays.
  * Only RAM pages whose PMP permission is uniform over the page are cached. */
-#define TLB_BITS  8
+#define TLB_BITS  10
 #define TLB_SIZE  (1u << TLB_BITS)
 #define TLB_EMPTY (~0ull)
 struct tlb_entry {

@@ -223,6 +223,7 @@ struct gen {
      * registers are caller-saved and reloaded after every call (reload_cached). */
     int8_t host[33];
     uint8_t ncached, cached[8]; /* the guest registers cached, in host register order */
+    uint8_t entry_loads;        /* bit i: cached[i] is loaded at the body's start */
 };
 
 /* Host registers for cached guest registers: caller-saved and never scratch in block bodies
@@ -325,10 +326,11 @@ static void emit_trampoline(struct jit *j)
     unsigned n = 0;
     x86_alu_imm(&e, false, ALU_SUB, M(HREG, OFF_BUDGET), 1);
     out[n++] = x86_jcc(&e, CC_LE);
-    /* fetch TLB: tag = vpn ^ key at tx[vpn & 255]; hp = (pc & ~0xfff) + addend */
+    /* fetch TLB: tag = vpn ^ key at tx[vpn & (TLB_SIZE - 1)]; hp = (pc & ~0xfff) + addend */
     x86_mov_load(&e, RCX, R(RAX));
     x86_shift_imm(&e, true, SH_SHR, RCX, 12);
-    x86_load_n(&e, 1, false, RDX, R(RCX));
+    x86_mov32_load(&e, RDX, R(RCX));
+    x86_alu_imm(&e, false, ALU_AND, R(RDX), TLB_SIZE - 1);
     x86_shift_imm(&e, false, SH_SHL, RDX, 4);
     x86_alu_rm(&e, true, ALU_ADD, RDX, R(TX));
     x86_alu_rm(&e, true, ALU_XOR, RCX, M(HREG, OFF_KEY));
@@ -394,9 +396,9 @@ static unsigned mem_size(enum rv_op op)
 }
 
 /* rax = va = x[rs1] + imm; rdx = &tlb[index]; jumps to the stub (with rax = va) unless the
- * page hits in the TLB and the access is aligned (so it stays inside the page); then rax =
- * host address. A misaligned access takes the slow path, which does what the interpreter
- * does (exec.c: any access that fits in the page hits there). */
+ * page hits in the TLB and the access stays inside it; then rax = host address. (An alignment
+ * test instead of the bound sent gzip's misaligned loads to the slow path, which walks the
+ * page table every time: walk went from 4 to 8% of the run.) */
 static void emit_tlb(struct gen *g, struct stub *s, enum x86_reg tlb, unsigned size)
 {
     struct x86 *e = &g->e;
@@ -413,9 +415,11 @@ static void emit_tlb(struct gen *g, struct stub *s, enum x86_reg tlb, unsigned s
     x86_alu_rm(e, true, ALU_XOR, RCX, M(HREG, OFF_KEY));
     x86_alu_rm(e, true, ALU_CMP, RCX, M(RDX, 0));
     s->from[0] = x86_jcc(e, CC_NE);
-    if (size > 1) {
-        x86_test_al_imm(e, (uint8_t)(size - 1));
-        s->from[1] = x86_jcc(e, CC_NE);
+    if (size > 1) { /* a byte never crosses the page; wider: page offset <= 4096 - size */
+        x86_mov32_load(e, RCX, R(RAX));
+        x86_alu_imm(e, false, ALU_AND, R(RCX), 0xfff);
+        x86_alu_imm(e, false, ALU_CMP, R(RCX), (int32_t)(4096 - size));
+        s->from[1] = x86_jcc(e, CC_A);
     }
     x86_alu_rm(e, true, ALU_ADD, RAX, M(RDX, 8));
 }
@@ -864,26 +868,80 @@ static void dump_block(unsigned ncached, const struct jpage *p, uint64_t pc,
     }
 }
 
-/* The guest registers the block uses most (two uses at least: one load at the block's start
- * pays for itself then) get host registers. */
+/* The x registers an inline instruction reads (r[0], r[1]; 0 = none) and writes (*w). Only
+ * for choosing what to cache: interpreter steps and helpers read and write h->x. */
+static void insn_xregs(const struct rv_decoded *d, unsigned r[2], unsigned *w)
+{
+    r[0] = r[1] = *w = 0;
+    switch (d->op) {
+    case RV_OP_LI:
+    case RV_OP_AUIPC:
+    case RV_OP_JAL: *w = d->rd; return;
+    case RV_OP_MV:
+    case RV_OP_JALR:
+        r[0] = d->rs1;
+        *w = d->rd;
+        return;
+    case RV_OP_BEQ:
+    case RV_OP_BNE:
+    case RV_OP_BLT:
+    case RV_OP_BGE:
+    case RV_OP_BLTU:
+    case RV_OP_BGEU:
+        r[0] = d->rs1;
+        r[1] = d->rs2;
+        return;
+    case RV_OP_FLW:
+    case RV_OP_FLD:
+    case RV_OP_FSW:
+    case RV_OP_FSD: r[0] = d->rs1; return; /* rd and rs2 are f registers */
+    default: break;
+    }
+    if (is_load(d->op)) {
+        r[0] = d->rs1;
+        *w = d->rd;
+    } else if (is_store(d->op)) {
+        r[0] = d->rs1;
+        r[1] = d->rs2;
+    } else if (rv_alu_op(d->op)) {
+        r[0] = d->rs1;
+        r[1] = d->rs2; /* x0 in the immediate forms */
+        *w = d->rd;
+    }
+}
+
+/* Host registers go to the guest registers the block reads most, counting the load at the
+ * body's start for a register read before the block writes it: a register must save at
+ * least one load of h->x to be worth one. Registers written first need no load at the
+ * start (write-through gives them their value). */
 static void choose_cached(struct gen *g, const struct rv_decoded *d, unsigned n)
 {
-    unsigned uses[33] = {0};
+    int gain[33] = {0};
+    bool seen[33] = {false}, read_first[33] = {false};
     for (unsigned k = 0; k < n; k++) {
-        if (!jit_inline(d[k].op) && !is_fp_mem(d[k].op)) continue; /* interpreter steps */
-        uses[d[k].rs1]++;
-        uses[d[k].rs2]++;
-        uses[d[k].rd]++;
+        unsigned r[2], w;
+        insn_xregs(&d[k], r, &w);
+        for (unsigned i = 0; i < 2; i++) {
+            if (!r[i]) continue;
+            if (!seen[r[i]]) {
+                seen[r[i]] = read_first[r[i]] = true;
+                gain[r[i]]--;
+            }
+            gain[r[i]]++;
+        }
+        if (w) seen[w] = true;
     }
     memset(g->host, -1, sizeof(g->host));
     g->ncached = 0;
-    uses[0] = uses[32] = 0; /* x0 reads as zero from h->x; x[32] is the write sink */
+    g->entry_loads = 0;
+    gain[0] = gain[32] = 0; /* x0 reads as zero from h->x; x[32] is the write sink */
     while (g->ncached < NCACHE_REGS) {
         unsigned best = 0;
         for (unsigned r = 1; r < 32; r++)
-            if (uses[r] > uses[best]) best = r;
-        if (uses[best] < 2) break;
-        uses[best] = 0;
+            if (gain[r] > gain[best]) best = r;
+        if (gain[best] < 1) break;
+        gain[best] = 0;
+        if (read_first[best]) g->entry_loads |= 1u << g->ncached;
         g->host[best] = (int8_t)cache_regs[g->ncached];
         g->cached[g->ncached++] = (uint8_t)best;
     }
@@ -903,7 +961,10 @@ static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc)
         struct x86 *e = &g.e;
         emit_prologue(e);
         choose_cached(&g, d, n);
-        reload_cached(&g); /* the body starts here: chained blocks enter here too */
+        /* the body starts here (chained blocks enter here too): the registers read first */
+        for (unsigned i = 0; i < g.ncached; i++)
+            if (g.entry_loads & (1u << i))
+                x86_mov_load(e, cache_regs[i], M(HREG, OFF_X(g.cached[i])));
         g.blk = p->blk;
         g.bodies = j->cache.rx + j->prologue_len;
         g.tramp = j->tramp;
