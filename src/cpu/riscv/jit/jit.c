@@ -86,6 +86,8 @@ struct jit {
     uint32_t stamp;
     uint64_t jc_epoch;
     uint8_t *tramp;        /* RW address of the dispatch trampoline (emit_trampoline) */
+    uint8_t *exit_pc;      /* its tail: h->pc = rax, return 0 */
+    uint8_t *exit_eax;     /* its epilogue: return eax */
     unsigned prologue_len; /* every block starts with the same prologue */
     unsigned pauses;
     struct jit_stats st;
@@ -217,6 +219,7 @@ struct gen {
     const uint32_t *blk;   /* the page record's block table (for chaining) */
     const uint8_t *bodies; /* cache.rx + prologue length: a block's code after its prologue */
     const uint8_t *tramp;  /* the dispatch trampoline (RW address; rel32 is the same in RX) */
+    const uint8_t *exit_pc, *exit_eax; /* the trampoline's tails: blocks jump there to return */
     /* Register caching: guest register r is also held in host register host[r] (-1: only in
      * struct hart). Writes go to both (write-through), so exits, slow paths and the
      * interpreter see h->x as always; reads come from the host register. The cached
@@ -300,10 +303,8 @@ static void emit_exit(struct gen *g, int32_t off, unsigned n)
     x86_patch(nochain[1], e->p);
     x86_lea(e, RAX, M(VBASE, off));
     if (off >= 0 && off < DPAGE_BYTES) {
-        x86_mov_store(e, M(HREG, OFF_PC), RAX);
-        x86_alu_rm(e, false, ALU_XOR, RAX, R(RAX));
-        emit_epilogue(e);
-    } else { /* another page: the trampoline looks it up */
+        x86_patch(x86_jmp(e), g->exit_pc); /* h->pc = rax, return 0 */
+    } else {                               /* another page: the trampoline looks it up */
         x86_patch(x86_jmp(e), g->tramp);
     }
 }
@@ -362,8 +363,11 @@ static void emit_trampoline(struct jit *j)
     x86_jmp_reg(&e, RDX);
     for (unsigned k = 0; k < n; k++)
         x86_patch(out[k], e.p);
+    /* the tails every block returns through (one copy of the epilogue, not one per exit) */
+    j->exit_pc = e.p;
     x86_mov_store(&e, M(HREG, OFF_PC), RAX);
     x86_alu_rm(&e, false, ALU_XOR, RAX, R(RAX));
+    j->exit_eax = e.p;
     emit_epilogue(&e);
     j->tramp = j->cache.rw + j->cache.used;
     jit_cache_commit(&j->cache, x86_len(&e)); /* fits: the cache is at least 64 KiB */
@@ -641,7 +645,7 @@ static enum emitted emit_interp_step(struct gen *g, const struct rv_decoded *d, 
     x86_call_abs(e, (const void *)jit_interp_step);
     if (ends_block(d->op)) {
         x86_mov_imm(e, RAX, 0xffffffffu); /* JIT_LEAVE */
-        emit_epilogue(e);
+        x86_patch(x86_jmp(e), g->exit_eax);
         return EMIT_END;
     }
     x86_alu_imm(e, false, ALU_CMP, M(HREG, OFF_LEFT), -1);
@@ -651,7 +655,7 @@ static enum emitted emit_interp_step(struct gen *g, const struct rv_decoded *d, 
     uint8_t *ok = x86_jcc(e, CC_E);
     x86_patch(ev, e->p);
     x86_mov_imm(e, RAX, 0xffffffffu); /* JIT_LEAVE */
-    emit_epilogue(e);
+    x86_patch(x86_jmp(e), g->exit_eax);
     x86_patch(ok, e->p);
     reload_cached(g); /* the interpreter may have written any register */
     return EMIT_SYNCED;
@@ -791,7 +795,7 @@ static void emit_stub(struct gen *g, const struct stub *s)
         x86_mov_imm(e, RSI, (uint64_t)d->op);
         x86_call_abs(e, (const void *)jit_interp_step);
         x86_mov_imm(e, RAX, 0xffffffffu); /* JIT_LEAVE: pc and instret are the interpreter's */
-        emit_epilogue(e);
+        x86_patch(x86_jmp(e), g->exit_eax);
         return;
     case STUB_LOAD:
     case STUB_STORE: {
@@ -809,7 +813,7 @@ static void emit_stub(struct gen *g, const struct stub *s)
         reload_cached(g); /* the call clobbered them; a load wrote rd in h->x */
         x86_test32(e, RAX, RAX);
         x86_patch(x86_jcc(e, CC_E), s->back);
-        emit_epilogue(e);
+        x86_patch(x86_jmp(e), g->exit_eax); /* cause + 1 */
         return;
     }
     }
@@ -968,6 +972,8 @@ static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc)
         g.blk = p->blk;
         g.bodies = j->cache.rx + j->prologue_len;
         g.tramp = j->tramp;
+        g.exit_pc = j->exit_pc;
+        g.exit_eax = j->exit_eax;
         int32_t ioff = (int32_t)off;
         enum emitted em = EMIT_CONT;
         unsigned base = 0; /* instructions already added to instret */
