@@ -290,13 +290,6 @@ static int open_snapshot(const struct vm_options *o, uint8_t **state, size_t *le
 static int vm_boot(struct vm *vm, char *err, size_t errlen)
 {
     struct vm_options *o = &vm->opts;
-    if (!o->no_sandbox && o->machine.engine == ENGINE_JIT) {
-        /* The JIT creates its code cache (memfd_create, an executable mapping) per machine, on
-         * the hart threads: the filter forbids both. Until the cache outlives reboots and is
-         * made before the sandbox, the JIT runs unsandboxed, and says so. */
-        log_warn("--engine jit: the VM runs without the sandbox (not supported together yet)");
-        o->no_sandbox = true;
-    }
     if (o->cgroup) {
         char cerr[400];
         /* Not fatal: the VM runs without limits and says so once. */
@@ -328,6 +321,9 @@ static int vm_boot(struct vm *vm, char *err, size_t errlen)
         }
         log_info("gdb stub listening on 127.0.0.1:%d", o->gdb_port);
     }
+    /* Before the sandbox: with --engine jit this makes the harts' code caches (memfd_create,
+     * an executable mapping), which machines rebuilt on a guest reboot take over
+     * (jit_cache_acquire), so the filter never allows PROT_EXEC. */
     struct machine *m;
     uint8_t *state = NULL;
     size_t state_len = 0;

@@ -4,6 +4,8 @@
 # the hart threads' own filters, closed inherited fds, the cgroup and its limits; the test hook
 # makes one VM die of SIGSYS while a second keeps running and answering; --no-sandbox; a
 # libmicrohttpd + json-c server (the API's stack) keeps working inside the same filter.
+# SANDBOX_ENGINE=jit runs every VM with --engine jit (its code caches made before the filter,
+# taken over by the rebooted machine's harts).
 # usage: tests/sandbox/run.sh [VESSEL]   Prints PASS/FAIL lines and "sandbox: N passed, N failed".
 # SANDBOX_VM_ARGS: more vessel run options for every VM (run-all.sh: "--net user", the same
 # checks with user-mode networking, whose filter allows more).
@@ -13,6 +15,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 TMP=$(mktemp -d)
 MARKER=VESSEL-INIT-OK
 BOOT_TIMEOUT=${BOOT_TIMEOUT:-120}
+ENGINE=(--engine "${SANDBOX_ENGINE:-interp}")
 pass=0 fail=0
 PIDS=()
 ok() { echo "PASS $1"; pass=$((pass + 1)); }
@@ -53,7 +56,7 @@ start_vm() {
     mkfifo "$TMP/$name.in"
     exec 9<"$ROOT/Makefile"
     # shellcheck disable=SC2086 # SANDBOX_VM_ARGS is a list of options
-    env "${envs[@]}" "$VESSEL" run "$@" ${SANDBOX_VM_ARGS:-} <"$TMP/$name.in" >"$TMP/$name.log" 2>&1 &
+    env "${envs[@]}" "$VESSEL" run "${ENGINE[@]}" "$@" ${SANDBOX_VM_ARGS:-} <"$TMP/$name.in" >"$TMP/$name.log" 2>&1 &
     local pid=$!
     exec 9<&-
     local fd
@@ -181,7 +184,7 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null && [ -f "$CACHE/Image" ];
     chmod 666 "$U/in"
     setpriv --reuid 65534 --regid 65534 --clear-groups "$U/${VESSEL##*/}" run \
         --firmware "$U/fw_dynamic.bin" --kernel "$U/Image" --initrd "$U/initramfs.cpio.gz" \
-        --cgroup "sbtest-np-$$" <"$U/in" >"$TMP/D.log" 2>&1 &
+        "${ENGINE[@]}" --cgroup "sbtest-np-$$" <"$U/in" >"$TMP/D.log" 2>&1 &
     DP=$!
     PIDS+=("$DP")
     exec {DFD}>"$U/in"

@@ -7,9 +7,11 @@
 #include "cpu/riscv/jit/jit.h"
 #include "cpu/riscv/jit/x86.h"
 #include "cpu_harness.h"
+#include "util/log.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Emit one instruction into a fresh buffer and compare its bytes. */
 #define ENC(stmt, ...)                                                                             \
@@ -65,6 +67,7 @@ TEST(jit_x86_encodings)
     ENC(x86_call_reg(&e, RAX), 0xff, 0xd0);
     ENC(x86_full_fence(&e), 0xf0, 0x83, 0x0c, 0x24, 0x00);
     ENC(x86_test32(&e, RAX, RAX), 0x85, 0xc0);
+    ENC(x86_test_al_imm(&e, 7), 0xa8, 0x07);
     ENC(x86_mov_load(&e, RAX, M(RBP, 0)), 0x48, 0x8b, 0x45, 0x00);
     /* r12/r13 as bases need a SIB byte / a displacement (SDM vol. 2, table 2-2) */
     ENC(x86_mov_load(&e, RAX, M(R12, 0)), 0x49, 0x8b, 0x04, 0x24);
@@ -294,4 +297,139 @@ TEST(jit_cross_page_calls_exact)
     CHECK(t->h.instret - before >= 500 * 5);
     CHECK(t->h.instret - before <= 500 * 5 + 16);
     th_free(t);
+}
+
+/* F/D loads, stores and arithmetic inside a block (translated since FLD/FSD were the
+ * interpreter steps a Linux guest ran most): NaN boxing of FLW, a page-crossing FLD on the slow
+ * path, FS set dirty; with mstatus.FS off, or a reserved rounding mode, the instruction traps
+ * as an illegal instruction with exact mepc, mtval and instret. */
+TEST(jit_fp_loads_stores_and_traps)
+{
+    struct th *t = th_new_jit(0);
+    th_csrw(t, CSR_MSTATUS_N, th_csrr(t, CSR_MSTATUS_N) | (1ull << 13)); /* FS Initial */
+    th_w64(t, TH_DATA, 0x400921fb54442d18ull);                           /* pi */
+    th_w64(t, TH_DATA + 8, 0x3f800000);                                  /* 1.0f */
+    th_w64(t, TH_DATA + 24, 0x1111111122222222ull);
+    th_w64(t, TH_DATA + 0xff8, 0x8877665544332211ull);
+    th_w64(t, TH_DATA + 0x1000, 0x00ffeeddccbbaa99ull);
+    t->h.x[10] = TH_DATA;
+    t->h.x[11] = TH_DATA + 0xffc;
+    th_emit(t, I_FLD(1, 10, 0));
+    th_emit(t, I_FLW(2, 10, 8));
+    th_emit(t, enc_r(0x53, 3, 0, 1, 1, 0x01)); /* fadd.d f3, f1, f1 */
+    th_emit(t, I_FSD(3, 10, 16));
+    th_emit(t, I_FSW(2, 10, 24));
+    th_emit(t, I_FLD(4, 11, 0)); /* crosses into the next page */
+    th_emit(t, I_ADDI(5, 0, 1));
+    uint64_t bad_rm = th_emit(t, enc_r(0x53, 6, 5, 1, 1, 0x01)); /* rm 5: reserved */
+    th_emit(t, I_SELF_LOOP());
+    uint64_t before = t->h.instret;
+    CHECK_EQ(th_run_until(t, TH_MTRAP, 1), TH_MTRAP);
+    CHECK_EQ(t->h.fp.f[1], 0x400921fb54442d18ull);
+    CHECK_EQ(t->h.fp.f[2], 0xffffffff3f800000ull);
+    CHECK_EQ(t->h.fp.f[3], 0x401921fb54442d18ull);
+    CHECK_EQ(th_r64(t, TH_DATA + 16), 0x401921fb54442d18ull);
+    CHECK_EQ(th_r64(t, TH_DATA + 24), 0x111111113f800000ull);
+    CHECK_EQ(t->h.fp.f[4], 0xccbbaa9988776655ull);
+    CHECK_EQ((t->h.mstatus >> 13) & 3, 3); /* Dirty */
+    CHECK_EQ(t->h.mcause, EXC_ILLEGAL_INSN);
+    CHECK_EQ(t->h.mepc, bad_rm);
+    CHECK_EQ(t->h.mtval, enc_r(0x53, 6, 5, 1, 1, 0x01));
+    CHECK_EQ(t->h.instret - before, 7);
+    CHECK_EQ(t->h.x[5], 1);
+
+    /* FS off: the FLD in the middle of the next block traps, nothing after it runs */
+    th_csrw(t, CSR_MSTATUS_N, th_csrr(t, CSR_MSTATUS_N) & ~(3ull << 13));
+    uint64_t start = th_emit(t, I_ADDI(7, 0, 2));
+    uint64_t fld = th_emit(t, I_FLD(8, 10, 0));
+    th_emit(t, I_ADDI(9, 0, 3));
+    th_emit(t, I_SELF_LOOP());
+    t->h.pc = start;
+    t->h.priv = PRV_M;
+    t->h.fp.f[8] = 0x55;
+    before = t->h.instret;
+    CHECK_EQ(th_run_until(t, TH_MTRAP, 1), TH_MTRAP);
+    CHECK_EQ(t->h.mcause, EXC_ILLEGAL_INSN);
+    CHECK_EQ(t->h.mepc, fld);
+    CHECK_EQ(t->h.instret - before, 1);
+    CHECK_EQ(t->h.x[7], 2);
+    CHECK_EQ(t->h.x[9], 0);
+    CHECK_EQ(t->h.fp.f[8], 0x55);
+    struct jit_stats st;
+    jit_get_stats(&t->h, &st);
+    CHECK(st.blocks >= 2);
+    th_free(t);
+}
+
+/* Register caching: guest registers used twice or more in a block live in host registers
+ * too. Whatever writes them behind the block's back must be seen by the rest of the block: a
+ * CSR read (an interpreter step), a load on the slow path (crossing a page), a helper call
+ * (div), and the slow path's call must not lose the other cached values. */
+TEST(jit_cached_registers_follow_every_writer)
+{
+    struct th *t = th_new_jit(0);
+    th_csrw(t, CSR_MSCRATCH_N, 1000);
+    th_w64(t, TH_DATA + 0xffc, 0x0000000500000000ull); /* bytes 0xffc..0x1003 */
+    t->h.x[10] = TH_DATA + 0xffc;
+    th_emit(t, I_ADDI(5, 0, 7));
+    th_emit(t, I_ADDI(6, 5, 1));               /* x6 = 8 */
+    th_emit(t, I_CSRRS(5, CSR_MSCRATCH_N, 0)); /* x5 = 1000 by the interpreter */
+    th_emit(t, I_ADD(6, 6, 5));                /* x6 = 1008 */
+    th_emit(t, I_LD(7, 10, 0));                /* crosses the page: slow path, x7 = 5 << 32 */
+    th_emit(t, I_ADD(8, 7, 6));                /* x8 = (5 << 32) + 1008 */
+    th_emit(t, I_DIV(9, 8, 5));                /* helper call */
+    th_emit(t, I_ADD(9, 9, 6));
+    th_emit(t, I_ADD(11, 5, 7));
+    th_emit(t, I_ADD(11, 11, 8));
+    th_emit(t, I_SELF_LOOP());
+    CHECK_EQ(th_run_until(t, TH_CODE + 40, 2), TH_CODE + 40);
+    CHECK_EQ(t->h.x[5], 1000);
+    CHECK_EQ(t->h.x[6], 1008);
+    CHECK_EQ(t->h.x[7], 5ull << 32);
+    CHECK_EQ(t->h.x[8], (5ull << 32) + 1008);
+    CHECK_EQ(t->h.x[9], ((5ull << 32) + 1008) / 1000 + 1008);
+    CHECK_EQ(t->h.x[11], 1000 + (5ull << 32) + (5ull << 32) + 1008);
+    th_free(t);
+}
+
+/* VESSEL_JIT_DUMP=PC logs the block translated at PC, guest and host side (scripts/jit-dump.py
+ * disassembles it), and only that block; the compile time is counted. */
+TEST(jit_dump_logs_one_block)
+{
+    char path[] = "/tmp/vessel-jit-dump-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    close(fd);
+    enum log_level old = log_current_level;
+    CHECK_EQ(log_set_file(path), 0);
+    log_current_level = LOG_INFO;
+    char pc[32];
+    snprintf(pc, sizeof(pc), "%llx", (unsigned long long)TH_CODE);
+    setenv("VESSEL_JIT_DUMP", pc, 1);
+    struct th *t = th_new_jit(0);
+    unsetenv("VESSEL_JIT_DUMP");
+    th_emit(t, I_ADDI(5, 0, 1));
+    th_emit(t, I_JAL(0, 8)); /* a second block at TH_CODE + 12: not dumped */
+    th_emit(t, I_ADDI(5, 0, 9));
+    th_emit(t, I_ADDI(6, 5, 2));
+    th_emit(t, I_SELF_LOOP());
+    CHECK_EQ(th_run_until(t, TH_CODE + 16, 4), TH_CODE + 16);
+    struct jit_stats st;
+    jit_get_stats(&t->h, &st);
+    th_free(t);
+    log_set_file(NULL);
+    log_current_level = old;
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL);
+    char buf[16384];
+    size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+    if (f) fclose(f);
+    unlink(path);
+    buf[n] = 0;
+    CHECK(strstr(buf, "jit dump: block 0x80000000: 2 guest instructions") != NULL);
+    CHECK(strstr(buf, "jit dump: guest 0x80000000: 00100293 LI rd=x5") != NULL);
+    /* the prologue: push rbx; push r12; push r13 */
+    CHECK(strstr(buf, "jit dump: host 0x80000000 +0000: 5341544155") != NULL);
+    CHECK(strstr(buf, "block 0x8000000c") == NULL);
+    CHECK(st.blocks >= 2 && st.compile_ns > 0);
 }

@@ -570,6 +570,64 @@ TEST(mmu_remap_after_sfence_vma)
     th_free(t);
 }
 
+/* sfence.vma with rs1 = an address (priv spec 10.2.1): a changed leaf for that address is seen
+ * after it, for a 4 KiB page and for a superpage fenced through another of its 4 KiB pages
+ * (the TLB holds superpages as 4 KiB entries); a 4 KiB fence leaves other pages cached. */
+static bool tlb_cached(struct th *t, uint64_t va)
+{
+    for (unsigned s = 0; s < TLBI_COUNT; s++)
+        for (unsigned a = 0; a < 3; a++)
+            if (t->h.tlb[s].e[a][(va >> 12) & (TLB_SIZE - 1)].tag == ((va >> 12) ^ t->h.tlb_key))
+                return true;
+    return false;
+}
+
+TEST(mmu_sfence_vma_one_address)
+{
+    uint64_t root;
+    struct th *t = vm_new(8, &root);
+    const uint64_t rw = PTE_V_ | PTE_R_ | PTE_W_ | PTE_A_ | PTE_D_;
+    uint64_t pte4k = th_map(t, root, 3, 0x20000, TH_DATA, 0, rw);
+    th_map(t, root, 3, 0x21000, TH_DATA + 0x1000, 0, rw);
+    uint64_t pte2m = th_map(t, root, 3, 0x200000, 0x80600000, 1, rw);
+    th_map(t, root, 3, 0x10000, TH_CODE + 0x10000, 0, PTE_V_ | PTE_X_ | PTE_A_);
+    th_w64(t, TH_DATA, 111);
+    th_w64(t, TH_DATA + 0x2000, 222);
+    th_w64(t, 0x80601000, 333);
+    th_w64(t, 0x80801000, 444);
+    th_org(t, TH_CODE + 0x10000);
+    th_emit(t, I_LD(5, 6, 0)); /* 0x20000 and 0x201000 enter the TLB */
+    th_emit(t, I_LD(5, 7, 0)); /* 0x21000 too */
+    th_emit(t, I_LD(5, 8, 0)); /* 0x201000 */
+    th_emit(t, I_ECALL());
+    th_emit(t, I_SFENCE_VMA(6, 0)); /* 0x10010: after the PTEs changed */
+    th_emit(t, I_SFENCE_VMA(9, 0)); /* 0x200000: another 4 KiB page of the superpage */
+    th_emit(t, I_LD(11, 6, 0));
+    th_emit(t, I_LD(12, 8, 0));
+    th_emit(t, I_ECALL());
+    t->h.pc = 0x10000;
+    t->h.x[6] = 0x20000;
+    t->h.x[7] = 0x21000;
+    t->h.x[8] = 0x201000;
+    t->h.x[9] = 0x200000;
+    CHECK_EQ(th_run_until(t, 0, 20), TH_MTRAP);
+    CHECK_EQ(t->h.x[5], 333);
+    CHECK(tlb_cached(t, 0x20000) && tlb_cached(t, 0x21000) && tlb_cached(t, 0x201000));
+    th_w64(t, pte4k, th_pte(TH_DATA + 0x2000, rw));
+    th_w64(t, pte2m, th_pte(0x80800000, rw));
+    th_set_priv(t, PRV_S);
+    t->h.pc = 0x10010;
+    CHECK_EQ(th_run_until(t, 0, 20), TH_MTRAP);
+    CHECK_EQ(t->h.mcause, EXC_ECALL_S);
+    CHECK_EQ(t->h.x[11], 222);
+    CHECK_EQ(t->h.x[12], 444);
+    /* the superpage fence flushed everything; a 4 KiB one only its page */
+    CHECK(tlb_cached(t, 0x20000) && !tlb_cached(t, 0x21000));
+    tlb_flush_page(&t->h, 0x20000);
+    CHECK(!tlb_cached(t, 0x20000) && tlb_cached(t, 0x201000));
+    th_free(t);
+}
+
 /* Decoded code follows the mapping: the same VA remapped to other physical code runs the new
  * code once the TLB is flushed (the decode cache is keyed by physical page). */
 TEST(mmu_code_remap)

@@ -1,6 +1,8 @@
 /* The VM process sandbox and cgroup helpers. Filters are loaded in forked children (a filter
  * cannot be removed again), which report through their exit status or die of SIGSYS. */
 #include "test.h"
+#include "cpu/riscv/jit/cache.h"
+#include "cpu/riscv/jit/x86.h"
 #include "vm/cgroup.h"
 #include "vm/sandbox.h"
 #include <errno.h>
@@ -171,6 +173,43 @@ TEST(sandbox_kills_forbidden_calls)
     CHECK(killed_by_sigsys(in_child(child_new_process)));
 #endif
     CHECK(killed_by_sigsys(in_child(child_hart_no_socket)));
+}
+
+/* The JIT's code cache under the filter (vm.c vm_boot): a cache made before it and released
+ * (a machine destroyed by a guest reboot) is taken over without memfd_create or an
+ * executable mapping, and code written through its RW view runs from its RX view. */
+#define SB_JIT_CACHE_SIZE (192u << 10) /* a size no other test keeps a spare of */
+static int child_jit_cache_after_filter(void)
+{
+    struct jit_cache c;
+    if (jit_cache_acquire(&c, SB_JIT_CACHE_SIZE) < 0) return 2;
+    c.rw[c.used] = 0xcc; /* old code, flushed by the next owner */
+    jit_cache_release(&c);
+    if (enter(false)) return 1;
+    if (jit_cache_acquire(&c, SB_JIT_CACHE_SIZE) < 0) return 3;
+    if (!c.reused || c.rw[c.used] != 0) return 4;
+    struct x86 e;
+    x86_init(&e, c.rw + c.used, jit_cache_avail(&c));
+    x86_mov_imm(&e, RAX, 42);
+    x86_ret(&e);
+    uint32_t off = jit_cache_commit(&c, x86_len(&e));
+    int (*fn)(void) = (int (*)(void))(void *)(c.rx + off);
+    return fn() == 42 ? 0 : 5;
+}
+
+/* Without a spare the cache would need memfd_create and PROT_EXEC: the filter kills. */
+static int child_jit_cache_new_after_filter(void)
+{
+    if (enter(false)) return 1;
+    struct jit_cache c;
+    jit_cache_acquire(&c, SB_JIT_CACHE_SIZE + 4096);
+    return 0;
+}
+
+TEST(sandbox_jit_cache_survives_the_filter)
+{
+    CHECK(exited_with(in_child(child_jit_cache_after_filter), 0));
+    CHECK(killed_by_sigsys(in_child(child_jit_cache_new_after_filter)));
 }
 
 static int child_drop_root(void)

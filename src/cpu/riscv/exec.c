@@ -187,11 +187,19 @@ void hart_exec(struct hart *h, int budget)
 
 step_one : { /* decode the instruction at pc afresh and run only it */
     uint8_t *hp, *hp2;
-    int c = mem_fetch_page(h, pc, &hp);
-    if (c) {
-        hart_raise_exception(h, (uint64_t)c, pc);
-        goto out;
+    /* the fetch TLB first: the JIT steps every instruction it does not translate here, and a
+     * page walk each time was a fifth of its run time */
+    struct tlb_entry *e = &tx[(pc >> 12) & (TLB_SIZE - 1)];
+    if (likely(e->tag == ((pc >> 12) ^ key))) {
+        hp = (uint8_t *)(uintptr_t)((pc & ~0xfffull) + e->addend);
+    } else {
+        int c = mem_fetch_page(h, pc, &hp);
+        if (c) {
+            hart_raise_exception(h, (uint64_t)c, pc);
+            goto out;
+        }
     }
+    int c;
     uint16_t lo, hi = 0;
     memcpy(&lo, hp + (pc & 0xfff), 2);
     if ((lo & 3) == 3) {
@@ -534,7 +542,11 @@ op_WFI:
 op_SFENCE_VMA:
     if (h->priv == PRV_U || (h->priv == PRV_S && (h->mstatus & MSTATUS_TVM)))
         EXC(EXC_ILLEGAL_INSN, 0x12000073u | ((uint32_t)i->rs1 << 15) | ((uint32_t)i->rs2 << 20));
-    tlb_flush_all(h);
+    /* rs1 != x0: only that address's leaf (priv spec 10.2.1); no ASIDs here, so rs2 is moot */
+    if (i->rs1)
+        tlb_flush_page(h, RS1);
+    else
+        tlb_flush_all(h);
     RETIRE_AND_LEAVE(PC_OF(i) + 4);
 
 #define CSR_OP(name, op, funct3, srcval, is_write)                                                 \

@@ -77,7 +77,7 @@ enum access { ACC_R = 0, ACC_W = 1, ACC_X = 2 };
  * costs no flush). A hit gives host address = vaddr + addend. tag = (vaddr >> 12) ^ tlb_key,
  * where tlb_key = generation << 52: a flush bumps the generation instead of clearing the arrays.
  * Only RAM pages whose PMP permission is uniform over the page are cached. */
-#define TLB_BITS  8
+#define TLB_BITS  10
 #define TLB_SIZE  (1u << TLB_BITS)
 #define TLB_EMPTY (~0ull)
 struct tlb_entry {
@@ -230,6 +230,11 @@ struct hart {
      * stval, so va would make it fix the wrong page and the hart fault forever). */
     uint64_t fault_tval;
     unsigned tlb_gen;
+    /* Virtual range [lo, last] of the superpages translated since the last full flush: an
+     * sfence.vma for one address inside it flushes everything (the TLB holds a superpage as
+     * 4 KiB entries, and the spec's one-address fence covers the whole leaf), elsewhere only
+     * that page's entries (tlb_flush_page). */
+    uint64_t tlb_super_lo, tlb_super_last;
     struct tlb_set tlb[TLBI_COUNT];
     struct dpage *dcache[DCACHE_SLOTS];
     unsigned dcache_pages; /* decoded pages allocated (at most DCACHE_PAGES) */
@@ -312,6 +317,9 @@ int csr_access(struct hart *h, unsigned csr, int op, uint64_t val, bool write, u
 
 /* MMU (mmu.c). */
 void tlb_flush_all(struct hart *h);
+/* sfence.vma with rs1 = va: drop the translations of va's page (all of them if va may be in
+ * a superpage). */
+void tlb_flush_page(struct hart *h, uint64_t va);
 void dcache_flush(struct hart *h);          /* fence.i semantics */
 void dcache_invalidate_all(struct hart *h); /* forget every decoded page */
 /* Translate va for access acc at the effective privilege for that access. Returns 0 and *pa,

@@ -28,6 +28,24 @@ void tlb_flush_all(struct hart *h)
         h->tlb_gen = 0;
     }
     h->tlb_key = (uint64_t)h->tlb_gen << 52;
+    h->tlb_super_lo = UINT64_MAX;
+    h->tlb_super_last = 0;
+}
+
+/* Linux fences one address after every page fault that installs a PTE (update_mmu_cache):
+ * flushing everything there made the TLB refill for most of the guest's run. */
+void tlb_flush_page(struct hart *h, uint64_t va)
+{
+    if (va >= h->tlb_super_lo && va <= h->tlb_super_last) {
+        tlb_flush_all(h);
+        return;
+    }
+    uint64_t tag = (va >> 12) ^ h->tlb_key;
+    for (unsigned s = 0; s < TLBI_COUNT; s++)
+        for (unsigned a = 0; a < 3; a++) {
+            struct tlb_entry *e = &h->tlb[s].e[a][(va >> 12) & (TLB_SIZE - 1)];
+            if (e->tag == tag) e->tag = TLB_EMPTY;
+        }
 }
 
 /* fence.i: decoded pages stay, but each is compared with memory before it runs again
@@ -195,6 +213,11 @@ retry:;
         }
         uint64_t vpn = va >> 12;
         *pa = ((ppn | (vpn & lowmask)) << 12) | (va & 0xfff);
+        if (lowmask) { /* a superpage: its 4 KiB entries are flushed only all together */
+            uint64_t lo = va & ~((lowmask << 12) | 0xfff), last = va | (lowmask << 12) | 0xfff;
+            if (lo < h->tlb_super_lo) h->tlb_super_lo = lo;
+            if (last > h->tlb_super_last) h->tlb_super_last = last;
+        }
         return 0;
     }
     return fault_cause(acc, true);

@@ -1,6 +1,7 @@
 /* JIT code cache (cache.h): W^X by double mapping a memfd. */
 #include "cpu/riscv/jit/cache.h"
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -61,4 +62,49 @@ void jit_cache_flush(struct jit_cache *c)
     c->used = 16;
     c->gen++;
     c->flushes++;
+}
+
+/* Spare caches of harts that were destroyed, kept mapped for the next machine: the VM
+ * process's seccomp filter forbids memfd_create and PROT_EXEC mappings (src/vm/sandbox.c), so
+ * caches are created only while the first machine is built, before the sandbox, and a guest
+ * reboot's new harts take them over here. */
+#define JIT_CACHE_SPARES 64
+static struct jit_cache spares[JIT_CACHE_SPARES];
+static unsigned nspares;
+static pthread_mutex_t spares_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int jit_cache_acquire(struct jit_cache *c, size_t size)
+{
+    if (size < JIT_CACHE_MIN) size = JIT_CACHE_MIN;
+    if (size > JIT_CACHE_MAX) size = JIT_CACHE_MAX;
+    size = (size + 4095) & ~(size_t)4095;
+    pthread_mutex_lock(&spares_lock);
+    for (unsigned i = 0; i < nspares; i++) {
+        if (spares[i].size != size) continue;
+        *c = spares[i];
+        spares[i] = spares[--nspares];
+        pthread_mutex_unlock(&spares_lock);
+        /* a new owner: nothing of the old one's code is reachable from it */
+        c->used = 16;
+        c->gen = 0;
+        c->flushes = 0;
+        /* give the old code's pages back (shmem: MADV_REMOVE frees them); they read as zeros */
+        madvise(c->rw, c->size, MADV_REMOVE);
+        c->reused = true;
+        return 0;
+    }
+    pthread_mutex_unlock(&spares_lock);
+    return jit_cache_init(c, size);
+}
+
+void jit_cache_release(struct jit_cache *c)
+{
+    if (!c->rw) return;
+    pthread_mutex_lock(&spares_lock);
+    if (nspares < JIT_CACHE_SPARES) {
+        spares[nspares++] = *c;
+        c->rw = c->rx = NULL;
+    }
+    pthread_mutex_unlock(&spares_lock);
+    jit_cache_destroy(c); /* no room: unmapped (nothing if kept) */
 }

@@ -4,6 +4,7 @@
  * translation is dropped, `gen` tells their owners). */
 #ifndef VESSEL_CPU_RISCV_JIT_CACHE_H
 #define VESSEL_CPU_RISCV_JIT_CACHE_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,11 +17,18 @@ struct jit_cache {
     size_t size, used;
     unsigned gen; /* bumped by every flush */
     unsigned flushes;
+    bool reused; /* taken over from a destroyed hart (jit_cache_acquire) */
 };
 
 /* size is rounded up to pages and clamped to [JIT_CACHE_MIN, JIT_CACHE_MAX]. 0 or -errno. */
 int jit_cache_init(struct jit_cache *c, size_t size);
 void jit_cache_destroy(struct jit_cache *c);
+/* Like jit_cache_init, but takes over a cache of the same size that jit_cache_release kept
+ * (flushed), if there is one: then no system call but madvise. The JIT's harts use these two,
+ * so a rebooted machine's harts reuse the caches made before the sandbox. */
+int jit_cache_acquire(struct jit_cache *c, size_t size);
+/* Keep the cache for a later jit_cache_acquire (unmapped if too many are kept already). */
+void jit_cache_release(struct jit_cache *c);
 /* Space left to write at rw + used. */
 static inline size_t jit_cache_avail(const struct jit_cache *c)
 {

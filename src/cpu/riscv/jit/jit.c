@@ -26,6 +26,7 @@
 #include "cpu/riscv/jit/jit.h"
 #include "cpu/riscv/alu.h"
 #include "cpu/riscv/decode.h"
+#include "cpu/riscv/fpu.h"
 #include "cpu/riscv/jit/cache.h"
 #include "cpu/riscv/jit/x86.h"
 #include "util/log.h"
@@ -35,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define likely(x)   __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
@@ -84,9 +86,14 @@ struct jit {
     uint32_t stamp;
     uint64_t jc_epoch;
     uint8_t *tramp;        /* RW address of the dispatch trampoline (emit_trampoline) */
+    uint8_t *exit_pc;      /* its tail: h->pc = rax, return 0 */
+    uint8_t *exit_eax;     /* its epilogue: return eax */
     unsigned prologue_len; /* every block starts with the same prologue */
     unsigned pauses;
     struct jit_stats st;
+    uint64_t steps_by_op[RV_OP_COUNT]; /* interpreter steps per operation (trace level) */
+    bool dump_all, dump_one;           /* VESSEL_JIT_DUMP (jit.h) */
+    uint64_t dump_pc;
 };
 
 /* Host calling convention of a block: returns 0 (h->pc is the next block), JIT_LEAVE (an
@@ -102,6 +109,8 @@ typedef int (*jit_block_fn)(struct hart *h, struct tlb_entry *tr, struct tlb_ent
 #define OFF_KEY     ((int32_t)offsetof(struct hart, tlb_key))
 #define OFF_LEFT    ((int32_t)offsetof(struct hart, exec_left))
 #define OFF_BUDGET  ((int32_t)offsetof(struct hart, jit_budget))
+#define OFF_F(r)    ((int32_t)(offsetof(struct hart, fp.f) + 8 * (unsigned)(r)))
+#define OFF_MSTATUS ((int32_t)offsetof(struct hart, mstatus))
 #define HREG        RBX
 #define TR          R12
 #define TW          R13
@@ -131,7 +140,8 @@ static void jit_pause_helper(struct hart *h)
 /* Slow paths of loads and stores (TLB miss, page crossing, MMIO, faults). info packs the
  * instruction's page offset (bits 0-11), the instructions to retire before it on a fault
  * (12-19), rd or rs2 (20-25), the access size (26-29) and sign extension (30). Values are
- * truncated to the access type, then extended, as exec.c does. */
+ * truncated to the access type, then extended, as exec.c does. Bit 31: the register is an f
+ * register (FLW/FLD/FSW/FSD; a single is NaN-boxed when loaded). */
 static int jit_mem_fault(struct hart *h, int c, uint32_t info, uint64_t vbase)
 {
     h->pc = vbase + (info & 0xfff);
@@ -152,29 +162,47 @@ static int jit_load_slow(struct hart *h, uint64_t va, uint32_t info, uint64_t vb
     case 4: v = sx ? (uint64_t)(int64_t)(int32_t)v : (uint32_t)v; break;
     default: break;
     }
-    h->x[(info >> 20) & 63] = v;
+    if (info >> 31)
+        h->fp.f[(info >> 20) & 31] = size == 4 ? fpu_box32((uint32_t)v) : v;
+    else
+        h->x[(info >> 20) & 63] = v;
     return 0;
 }
 
 static int jit_store_slow(struct hart *h, uint64_t va, uint32_t info, uint64_t vbase)
 {
     unsigned size = (info >> 26) & 15;
-    uint64_t v = h->x[(info >> 20) & 63];
+    uint64_t v = info >> 31 ? h->fp.f[(info >> 20) & 31] : h->x[(info >> 20) & 63];
     if (size < 8) v &= (1ull << (8 * size)) - 1;
     int c = mem_store_slow(h, va, size, v);
     return c ? jit_mem_fault(h, c, info, vbase) : 0;
 }
 
-/* One instruction in the interpreter (emit_interp_step), counted for the debug line. */
-static void jit_interp_step(struct hart *h)
+/* One instruction in the interpreter (emit_interp_step), counted for the debug line and, per
+ * operation, for the trace level (what to translate next). */
+static void jit_interp_step(struct hart *h, unsigned op)
 {
     h->jit->st.steps++;
+    h->jit->steps_by_op[op]++;
     hart_exec(h, 0);
+}
+
+/* An OP-FP or fused multiply-add instruction (encoding insn) with mstatus.FS already checked:
+ * the interpreter's fpu_exec without the step around it. Non-zero for an illegal encoding, which
+ * fpu_exec rejects before changing anything: the block then runs the instruction as an
+ * interpreter step, which raises the exception. */
+static int jit_fpu_helper(struct hart *h, uint32_t insn)
+{
+    if (fpu_exec(&h->fp, h->x, insn) != 0) return 1;
+    h->mstatus |= FS_DIRTY;
+    return 0;
 }
 
 /* ---- code generation ---- */
 
-enum stub_kind { STUB_LOAD, STUB_STORE, STUB_BRANCH };
+/* STUB_STEP: run the instruction as an interpreter step and return to the run loop (the rare
+ * cases of an instruction with inline code: F/D with mstatus.FS off, illegal FP encodings). */
+enum stub_kind { STUB_LOAD, STUB_STORE, STUB_BRANCH, STUB_STEP };
 struct stub {
     enum stub_kind kind;
     uint8_t *from[2]; /* jcc displacements that lead here */
@@ -186,12 +214,39 @@ struct stub {
 
 struct gen {
     struct x86 e;
-    struct stub stubs[JIT_MAX_INSNS];
+    struct stub stubs[2 * JIT_MAX_INSNS];
     unsigned nstubs;
     const uint32_t *blk;   /* the page record's block table (for chaining) */
     const uint8_t *bodies; /* cache.rx + prologue length: a block's code after its prologue */
     const uint8_t *tramp;  /* the dispatch trampoline (RW address; rel32 is the same in RX) */
+    const uint8_t *exit_pc, *exit_eax; /* the trampoline's tails: blocks jump there to return */
+    /* Register caching: guest register r is also held in host register host[r] (-1: only in
+     * struct hart). Writes go to both (write-through), so exits, slow paths and the
+     * interpreter see h->x as always; reads come from the host register. The cached
+     * registers are caller-saved and reloaded after every call (reload_cached). */
+    int8_t host[33];
+    uint8_t ncached, cached[8]; /* the guest registers cached, in host register order */
+    uint8_t entry_loads;        /* bit i: cached[i] is loaded at the body's start */
 };
+
+/* Host registers for cached guest registers: caller-saved and never scratch in block bodies
+ * (rax, rcx, rdx are), nor arguments set up before a call while a cached value is still
+ * needed (calls take guest values from h->x, which write-through keeps current). */
+static const enum x86_reg cache_regs[] = {RSI, RDI, R8, R9, R10, R11};
+#define NCACHE_REGS (sizeof(cache_regs) / sizeof(cache_regs[0]))
+
+/* A guest register as an operand: its host register, or its slot in struct hart. */
+static struct x86_rm greg(const struct gen *g, unsigned r)
+{
+    return g->host[r] >= 0 ? R((enum x86_reg)g->host[r]) : M(HREG, OFF_X(r));
+}
+
+/* Reload every cached register from h->x (at a block body's start, after calls). */
+static void reload_cached(struct gen *g)
+{
+    for (unsigned i = 0; i < g->ncached; i++)
+        x86_mov_load(&g->e, cache_regs[i], M(HREG, OFF_X(g->cached[i])));
+}
 
 /* 5 pushes + 16 bytes: 16-byte aligned for calls, with a scratch slot at [rsp] */
 #define FRAME 16
@@ -248,10 +303,8 @@ static void emit_exit(struct gen *g, int32_t off, unsigned n)
     x86_patch(nochain[1], e->p);
     x86_lea(e, RAX, M(VBASE, off));
     if (off >= 0 && off < DPAGE_BYTES) {
-        x86_mov_store(e, M(HREG, OFF_PC), RAX);
-        x86_alu_rm(e, false, ALU_XOR, RAX, R(RAX));
-        emit_epilogue(e);
-    } else { /* another page: the trampoline looks it up */
+        x86_patch(x86_jmp(e), g->exit_pc); /* h->pc = rax, return 0 */
+    } else {                               /* another page: the trampoline looks it up */
         x86_patch(x86_jmp(e), g->tramp);
     }
 }
@@ -274,10 +327,11 @@ static void emit_trampoline(struct jit *j)
     unsigned n = 0;
     x86_alu_imm(&e, false, ALU_SUB, M(HREG, OFF_BUDGET), 1);
     out[n++] = x86_jcc(&e, CC_LE);
-    /* fetch TLB: tag = vpn ^ key at tx[vpn & 255]; hp = (pc & ~0xfff) + addend */
+    /* fetch TLB: tag = vpn ^ key at tx[vpn & (TLB_SIZE - 1)]; hp = (pc & ~0xfff) + addend */
     x86_mov_load(&e, RCX, R(RAX));
     x86_shift_imm(&e, true, SH_SHR, RCX, 12);
-    x86_load_n(&e, 1, false, RDX, R(RCX));
+    x86_mov32_load(&e, RDX, R(RCX));
+    x86_alu_imm(&e, false, ALU_AND, R(RDX), TLB_SIZE - 1);
     x86_shift_imm(&e, false, SH_SHL, RDX, 4);
     x86_alu_rm(&e, true, ALU_ADD, RDX, R(TX));
     x86_alu_rm(&e, true, ALU_XOR, RCX, M(HREG, OFF_KEY));
@@ -309,8 +363,11 @@ static void emit_trampoline(struct jit *j)
     x86_jmp_reg(&e, RDX);
     for (unsigned k = 0; k < n; k++)
         x86_patch(out[k], e.p);
+    /* the tails every block returns through (one copy of the epilogue, not one per exit) */
+    j->exit_pc = e.p;
     x86_mov_store(&e, M(HREG, OFF_PC), RAX);
     x86_alu_rm(&e, false, ALU_XOR, RAX, R(RAX));
+    j->exit_eax = e.p;
     emit_epilogue(&e);
     j->tramp = j->cache.rw + j->cache.used;
     jit_cache_commit(&j->cache, x86_len(&e)); /* fits: the cache is at least 64 KiB */
@@ -335,31 +392,39 @@ static unsigned mem_size(enum rv_op op)
     case RV_OP_SH: return 2;
     case RV_OP_LW:
     case RV_OP_LWU:
-    case RV_OP_SW: return 4;
+    case RV_OP_SW:
+    case RV_OP_FLW:
+    case RV_OP_FSW: return 4;
     default: return 8;
     }
 }
 
 /* rax = va = x[rs1] + imm; rdx = &tlb[index]; jumps to the stub (with rax = va) unless the
- * page hits in the TLB and the access stays inside it; then rax = host address. */
+ * page hits in the TLB and the access stays inside it; then rax = host address. (An alignment
+ * test instead of the bound sent gzip's misaligned loads to the slow path, which walks the
+ * page table every time: walk went from 4 to 8% of the run.) */
 static void emit_tlb(struct gen *g, struct stub *s, enum x86_reg tlb, unsigned size)
 {
     struct x86 *e = &g->e;
-    x86_mov_load(e, RAX, M(HREG, OFF_X(s->d.rs1)));
+    x86_mov_load(e, RAX, greg(g, s->d.rs1));
     if (s->d.imm) x86_alu_imm(e, true, ALU_ADD, R(RAX), s->d.imm);
+    /* rdx = tlb + ((va >> 12) & (TLB_SIZE - 1)) * sizeof(struct tlb_entry) */
+    _Static_assert(sizeof(struct tlb_entry) == 16, "tlb_entry is indexed by << 4");
+    x86_mov32_load(e, RDX, R(RAX));
+    x86_shift_imm(e, false, SH_SHR, RDX, 8);
+    x86_alu_imm(e, false, ALU_AND, R(RDX), (TLB_SIZE - 1) << 4);
+    x86_alu_rm(e, true, ALU_ADD, RDX, R(tlb));
     x86_mov_load(e, RCX, R(RAX));
     x86_shift_imm(e, true, SH_SHR, RCX, 12);
-    x86_mov32_load(e, RDX, R(RCX));
-    x86_alu_imm(e, false, ALU_AND, R(RDX), TLB_SIZE - 1);
-    x86_shift_imm(e, false, SH_SHL, RDX, 4); /* sizeof(struct tlb_entry) */
-    x86_alu_rm(e, true, ALU_ADD, RDX, R(tlb));
     x86_alu_rm(e, true, ALU_XOR, RCX, M(HREG, OFF_KEY));
     x86_alu_rm(e, true, ALU_CMP, RCX, M(RDX, 0));
     s->from[0] = x86_jcc(e, CC_NE);
-    x86_mov32_load(e, RCX, R(RAX));
-    x86_alu_imm(e, false, ALU_AND, R(RCX), 0xfff);
-    x86_alu_imm(e, false, ALU_CMP, R(RCX), (int32_t)(4096 - size));
-    s->from[1] = x86_jcc(e, CC_A);
+    if (size > 1) { /* a byte never crosses the page; wider: page offset <= 4096 - size */
+        x86_mov32_load(e, RCX, R(RAX));
+        x86_alu_imm(e, false, ALU_AND, R(RCX), 0xfff);
+        x86_alu_imm(e, false, ALU_CMP, R(RCX), (int32_t)(4096 - size));
+        s->from[1] = x86_jcc(e, CC_A);
+    }
     x86_alu_rm(e, true, ALU_ADD, RAX, M(RDX, 8));
 }
 
@@ -370,6 +435,10 @@ static bool is_load(enum rv_op op)
 static bool is_store(enum rv_op op)
 {
     return op >= RV_OP_SB && op <= RV_OP_SD;
+}
+static bool is_fp_mem(enum rv_op op)
+{
+    return op == RV_OP_FLW || op == RV_OP_FLD || op == RV_OP_FSW || op == RV_OP_FSD;
 }
 static bool load_signed(enum rv_op op)
 {
@@ -399,17 +468,20 @@ static bool jit_inline(enum rv_op op)
     }
 }
 
-/* x[rd] = rax, or eax sign-extended when w32 */
-static void emit_set_rd(struct x86 *e, unsigned rd, bool w32)
+/* x[rd] = rax, or eax sign-extended when w32 (and its host register when cached) */
+static void emit_set_rd(struct gen *g, unsigned rd, bool w32)
 {
+    struct x86 *e = &g->e;
     if (w32) x86_movsxd(e, RAX, RAX);
     x86_mov_store(e, M(HREG, OFF_X(rd)), RAX);
+    if (g->host[rd] >= 0) x86_mov_store(e, R((enum x86_reg)g->host[rd]), RAX);
 }
 
 /* Pure ALU operation: inline for the common ones, else a call of the shared rv_alu. */
-static void emit_alu(struct x86 *e, const struct rv_decoded *d)
+static void emit_alu(struct gen *g, const struct rv_decoded *d)
 {
-    const struct x86_rm rs1 = M(HREG, OFF_X(d->rs1)), rs2 = M(HREG, OFF_X(d->rs2));
+    struct x86 *e = &g->e;
+    const struct x86_rm rs1 = greg(g, d->rs1), rs2 = greg(g, d->rs2);
     const int32_t imm = d->imm;
     enum x86_alu a;
     enum x86_shift sh;
@@ -423,12 +495,12 @@ static void emit_alu(struct x86 *e, const struct rv_decoded *d)
     alu_imm:
         x86_mov_load(e, RAX, rs1);
         if (imm || a == ALU_AND) x86_alu_imm(e, true, a, R(RAX), imm);
-        emit_set_rd(e, d->rd, false);
+        emit_set_rd(g, d->rd, false);
         return;
     case RV_OP_ADDIW:
         x86_mov32_load(e, RAX, rs1);
         if (imm) x86_alu_imm(e, false, ALU_ADD, R(RAX), imm);
-        emit_set_rd(e, d->rd, true);
+        emit_set_rd(g, d->rd, true);
         return;
     case RV_OP_SLTI: cc = CC_L; goto slt_imm;
     case RV_OP_SLTIU:
@@ -437,7 +509,7 @@ static void emit_alu(struct x86 *e, const struct rv_decoded *d)
         x86_mov_load(e, RCX, rs1);
         x86_alu_imm(e, true, ALU_CMP, R(RCX), imm);
         x86_setcc(e, cc, RAX);
-        emit_set_rd(e, d->rd, false);
+        emit_set_rd(g, d->rd, false);
         return;
     case RV_OP_SLLI: sh = SH_SHL; goto sh_imm;
     case RV_OP_SRLI: sh = SH_SHR; goto sh_imm;
@@ -446,7 +518,7 @@ static void emit_alu(struct x86 *e, const struct rv_decoded *d)
     sh_imm:
         x86_mov_load(e, RAX, rs1);
         x86_shift_imm(e, true, sh, RAX, (uint8_t)(imm & 63));
-        emit_set_rd(e, d->rd, false);
+        emit_set_rd(g, d->rd, false);
         return;
     case RV_OP_SLLIW: sh = SH_SHL; goto shw_imm;
     case RV_OP_SRLIW: sh = SH_SHR; goto shw_imm;
@@ -455,7 +527,7 @@ static void emit_alu(struct x86 *e, const struct rv_decoded *d)
     shw_imm:
         x86_mov32_load(e, RAX, rs1);
         x86_shift_imm(e, false, sh, RAX, (uint8_t)(imm & 31));
-        emit_set_rd(e, d->rd, true);
+        emit_set_rd(g, d->rd, true);
         return;
     case RV_OP_ADD: a = ALU_ADD; goto alu_rr;
     case RV_OP_SUB: a = ALU_SUB; goto alu_rr;
@@ -466,7 +538,7 @@ static void emit_alu(struct x86 *e, const struct rv_decoded *d)
     alu_rr:
         x86_mov_load(e, RAX, rs1);
         x86_alu_rm(e, true, a, RAX, rs2);
-        emit_set_rd(e, d->rd, false);
+        emit_set_rd(g, d->rd, false);
         return;
     case RV_OP_ADDW: a = ALU_ADD; goto alu_rrw;
     case RV_OP_SUBW:
@@ -474,7 +546,7 @@ static void emit_alu(struct x86 *e, const struct rv_decoded *d)
     alu_rrw:
         x86_mov32_load(e, RAX, rs1);
         x86_alu_rm(e, false, a, RAX, rs2);
-        emit_set_rd(e, d->rd, true);
+        emit_set_rd(g, d->rd, true);
         return;
     case RV_OP_SLT: cc = CC_L; goto slt_rr;
     case RV_OP_SLTU:
@@ -483,7 +555,7 @@ static void emit_alu(struct x86 *e, const struct rv_decoded *d)
         x86_mov_load(e, RCX, rs1);
         x86_alu_rm(e, true, ALU_CMP, RCX, rs2);
         x86_setcc(e, cc, RAX);
-        emit_set_rd(e, d->rd, false);
+        emit_set_rd(g, d->rd, false);
         return;
     /* x86 masks a 64-bit shift count to 6 bits and a 32-bit one to 5, as RISC-V does */
     case RV_OP_SLL: sh = SH_SHL; goto sh_rr;
@@ -494,7 +566,7 @@ static void emit_alu(struct x86 *e, const struct rv_decoded *d)
         x86_mov_load(e, RCX, rs2);
         x86_mov_load(e, RAX, rs1);
         x86_shift_cl(e, true, sh, RAX);
-        emit_set_rd(e, d->rd, false);
+        emit_set_rd(g, d->rd, false);
         return;
     case RV_OP_SLLW: sh = SH_SHL; goto shw_rr;
     case RV_OP_SRLW: sh = SH_SHR; goto shw_rr;
@@ -504,31 +576,33 @@ static void emit_alu(struct x86 *e, const struct rv_decoded *d)
         x86_mov_load(e, RCX, rs2);
         x86_mov32_load(e, RAX, rs1);
         x86_shift_cl(e, false, sh, RAX);
-        emit_set_rd(e, d->rd, true);
+        emit_set_rd(g, d->rd, true);
         return;
     case RV_OP_MUL:
         x86_mov_load(e, RAX, rs1);
         x86_imul(e, true, RAX, rs2);
-        emit_set_rd(e, d->rd, false);
+        emit_set_rd(g, d->rd, false);
         return;
     case RV_OP_MULW:
         x86_mov32_load(e, RAX, rs1);
         x86_imul(e, false, RAX, rs2);
-        emit_set_rd(e, d->rd, true);
+        emit_set_rd(g, d->rd, true);
         return;
     case RV_OP_MULH:
     case RV_OP_MULHU:
         x86_mov_load(e, RAX, rs1);
         x86_mul_wide(e, d->op == RV_OP_MULH, rs2);
-        x86_mov_store(e, M(HREG, OFF_X(d->rd)), RDX);
+        x86_mov_load(e, RAX, R(RDX));
+        emit_set_rd(g, d->rd, false);
         return;
-    default: /* the shared C semantics */
-        x86_mov_load(e, RDI, rs1);
-        x86_mov_load(e, RSI, rs2);
+    default: /* the shared C semantics; arguments from h->x (rsi/rdi may cache registers) */
+        x86_mov_load(e, RDI, M(HREG, OFF_X(d->rs1)));
+        x86_mov_load(e, RSI, M(HREG, OFF_X(d->rs2)));
         x86_mov_imm(e, RDX, (uint64_t)(int64_t)imm);
         x86_mov_imm(e, RCX, (uint64_t)d->op);
         x86_call_abs(e, (const void *)jit_alu_helper);
-        emit_set_rd(e, d->rd, false);
+        reload_cached(g);
+        emit_set_rd(g, d->rd, false);
         return;
     }
 }
@@ -559,17 +633,19 @@ enum emitted { EMIT_CONT, EMIT_SYNCED, EMIT_END };
  * h->pc, with pc and instret made exact first. It leaves exec_left at -1 when the instruction
  * simply retired; anything else (a trap, a CSR write, mret...) is an event for the run loop,
  * and the interpreter has already set pc and instret: the block returns 0. */
-static enum emitted emit_interp_step(struct x86 *e, const struct rv_decoded *d, int32_t off,
+static enum emitted emit_interp_step(struct gen *g, const struct rv_decoded *d, int32_t off,
                                      unsigned k)
 {
+    struct x86 *e = &g->e;
     x86_lea(e, RAX, M(VBASE, off));
     x86_mov_store(e, M(HREG, OFF_PC), RAX);
     if (k) x86_alu_imm(e, true, ALU_ADD, M(HREG, OFF_INSTRET), (int32_t)k);
     x86_mov_load(e, RDI, R(HREG));
+    x86_mov_imm(e, RSI, (uint64_t)d->op);
     x86_call_abs(e, (const void *)jit_interp_step);
     if (ends_block(d->op)) {
         x86_mov_imm(e, RAX, 0xffffffffu); /* JIT_LEAVE */
-        emit_epilogue(e);
+        x86_patch(x86_jmp(e), g->exit_eax);
         return EMIT_END;
     }
     x86_alu_imm(e, false, ALU_CMP, M(HREG, OFF_LEFT), -1);
@@ -579,8 +655,9 @@ static enum emitted emit_interp_step(struct x86 *e, const struct rv_decoded *d, 
     uint8_t *ok = x86_jcc(e, CC_E);
     x86_patch(ev, e->p);
     x86_mov_imm(e, RAX, 0xffffffffu); /* JIT_LEAVE */
-    emit_epilogue(e);
+    x86_patch(x86_jmp(e), g->exit_eax);
     x86_patch(ok, e->p);
+    reload_cached(g); /* the interpreter may have written any register */
     return EMIT_SYNCED;
 }
 
@@ -590,9 +667,45 @@ static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t
 {
     struct x86 *e = &g->e;
     int32_t next = off + d->len;
-    if (!jit_inline(d->op)) return emit_interp_step(e, d, off, k);
+    if (is_fp_mem(d->op) || d->op == RV_OP_FPU) {
+        /* F/D with mstatus.FS off is an illegal instruction: the interpreter raises it */
+        struct stub *fs = new_stub(g, STUB_STEP, d, off, k);
+        x86_mov_load(e, RAX, M(HREG, OFF_MSTATUS));
+        x86_alu_imm(e, false, ALU_AND, R(RAX), (int32_t)MSTATUS_FS);
+        fs->from[0] = x86_jcc(e, CC_E);
+        if (d->op == RV_OP_FPU) {
+            x86_mov_load(e, RDI, R(HREG));
+            x86_mov_imm(e, RSI, (uint32_t)d->imm); /* the raw encoding */
+            x86_call_abs(e, (const void *)jit_fpu_helper);
+            reload_cached(g); /* fmv.x, fcvt, compares write x registers */
+            x86_test32(e, RAX, RAX);
+            fs->from[1] = x86_jcc(e, CC_NE);
+            return EMIT_CONT;
+        }
+        unsigned size = mem_size(d->op);
+        if (d->op == RV_OP_FLW || d->op == RV_OP_FLD) {
+            struct stub *s = new_stub(g, STUB_LOAD, d, off, k);
+            emit_tlb(g, s, TR, size);
+            x86_load_n(e, size, false, RAX, M(RAX, 0));
+            if (size == 4) { /* NaN-boxed (spec 12.2) */
+                x86_mov_imm(e, RCX, 0xffffffff00000000ull);
+                x86_alu_rm(e, true, ALU_OR, RAX, R(RCX));
+            }
+            x86_mov_store(e, M(HREG, OFF_F(d->rd)), RAX);
+            s->back = e->p;
+            x86_alu_imm(e, true, ALU_OR, M(HREG, OFF_MSTATUS), (int32_t)FS_DIRTY);
+        } else {
+            struct stub *s = new_stub(g, STUB_STORE, d, off, k);
+            emit_tlb(g, s, TW, size);
+            x86_mov_load(e, RCX, M(HREG, OFF_F(d->rs2)));
+            x86_store_n(e, size, M(RAX, 0), RCX);
+            s->back = e->p;
+        }
+        return EMIT_CONT;
+    }
+    if (!jit_inline(d->op)) return emit_interp_step(g, d, off, k);
     if (rv_alu_op(d->op)) {
-        emit_alu(e, d);
+        emit_alu(g, d);
         return EMIT_CONT;
     }
     if (is_load(d->op)) {
@@ -600,7 +713,7 @@ static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t
         unsigned size = mem_size(d->op);
         emit_tlb(g, s, TR, size);
         x86_load_n(e, size, load_signed(d->op), RAX, M(RAX, 0));
-        x86_mov_store(e, M(HREG, OFF_X(d->rd)), RAX);
+        emit_set_rd(g, d->rd, false);
         s->back = e->p;
         return EMIT_CONT;
     }
@@ -608,7 +721,7 @@ static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t
         struct stub *s = new_stub(g, STUB_STORE, d, off, k);
         unsigned size = mem_size(d->op);
         emit_tlb(g, s, TW, size);
-        x86_mov_load(e, RCX, M(HREG, OFF_X(d->rs2)));
+        x86_mov_load(e, RCX, greg(g, d->rs2));
         x86_store_n(e, size, M(RAX, 0), RCX);
         s->back = e->p;
         return EMIT_CONT;
@@ -621,15 +734,19 @@ static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t
     case RV_OP_PAUSE:
         x86_mov_load(e, RDI, R(HREG));
         x86_call_abs(e, (const void *)jit_pause_helper);
+        reload_cached(g);
         return EMIT_CONT;
-    case RV_OP_LI: x86_mov_mem_imm(e, M(HREG, OFF_X(d->rd)), d->imm); return EMIT_CONT;
+    case RV_OP_LI:
+        x86_mov_mem_imm(e, M(HREG, OFF_X(d->rd)), d->imm);
+        if (g->host[d->rd] >= 0) x86_mov_mem_imm(e, R((enum x86_reg)g->host[d->rd]), d->imm);
+        return EMIT_CONT;
     case RV_OP_MV:
-        x86_mov_load(e, RAX, M(HREG, OFF_X(d->rs1)));
-        x86_mov_store(e, M(HREG, OFF_X(d->rd)), RAX);
+        x86_mov_load(e, RAX, greg(g, d->rs1));
+        emit_set_rd(g, d->rd, false);
         return EMIT_CONT;
     case RV_OP_AUIPC:
         x86_lea(e, RAX, M(VBASE, off + d->imm)); /* |imm| < 2^31 - 4096 (U-type, 4 KiB units) */
-        x86_mov_store(e, M(HREG, OFF_X(d->rd)), RAX);
+        emit_set_rd(g, d->rd, false);
         return EMIT_CONT;
     case RV_OP_BEQ:
     case RV_OP_BNE:
@@ -639,8 +756,8 @@ static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t
     case RV_OP_BGEU: {
         static const enum x86_cc cc[] = {CC_E, CC_NE, CC_L, CC_GE, CC_B, CC_AE};
         struct stub *s = new_stub(g, STUB_BRANCH, d, off, k);
-        x86_mov_load(e, RAX, M(HREG, OFF_X(d->rs1)));
-        x86_alu_rm(e, true, ALU_CMP, RAX, M(HREG, OFF_X(d->rs2)));
+        x86_mov_load(e, RAX, greg(g, d->rs1));
+        x86_alu_rm(e, true, ALU_CMP, RAX, greg(g, d->rs2));
         s->from[0] = x86_jcc(e, cc[d->op - RV_OP_BEQ]);
         return EMIT_CONT;
     }
@@ -650,7 +767,7 @@ static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t
         emit_exit(g, off + d->imm, k + 1);
         return EMIT_END;
     case RV_OP_JALR: /* target before the link: rd may be rs1 */
-        x86_mov_load(e, RAX, M(HREG, OFF_X(d->rs1)));
+        x86_mov_load(e, RAX, greg(g, d->rs1));
         if (d->imm) x86_alu_imm(e, true, ALU_ADD, R(RAX), d->imm);
         x86_alu_imm(e, true, ALU_AND, R(RAX), -2);
         x86_lea(e, RCX, M(VBASE, next));
@@ -670,21 +787,33 @@ static void emit_stub(struct gen *g, const struct stub *s)
     const struct rv_decoded *d = &s->d;
     switch (s->kind) {
     case STUB_BRANCH: emit_exit(g, s->off + d->imm, s->k + 1); return;
+    case STUB_STEP:
+        x86_lea(e, RAX, M(VBASE, s->off));
+        x86_mov_store(e, M(HREG, OFF_PC), RAX);
+        if (s->k) x86_alu_imm(e, true, ALU_ADD, M(HREG, OFF_INSTRET), (int32_t)s->k);
+        x86_mov_load(e, RDI, R(HREG));
+        x86_mov_imm(e, RSI, (uint64_t)d->op);
+        x86_call_abs(e, (const void *)jit_interp_step);
+        x86_mov_imm(e, RAX, 0xffffffffu); /* JIT_LEAVE: pc and instret are the interpreter's */
+        x86_patch(x86_jmp(e), g->exit_eax);
+        return;
     case STUB_LOAD:
     case STUB_STORE: {
         /* helper(h, va, info, vbase): 0, or cause + 1 with pc and instret set */
         uint32_t info = (uint32_t)s->off | s->k << 12 |
                         (uint32_t)(s->kind == STUB_LOAD ? d->rd : d->rs2) << 20 |
-                        mem_size(d->op) << 26 | (uint32_t)load_signed(d->op) << 30;
+                        mem_size(d->op) << 26 | (uint32_t)load_signed(d->op) << 30 |
+                        (uint32_t)is_fp_mem(d->op) << 31;
         x86_mov_load(e, RDI, R(HREG));
         x86_mov_load(e, RSI, R(RAX));
         x86_mov_imm(e, RDX, info);
         x86_mov_load(e, RCX, R(VBASE));
         x86_call_abs(e, s->kind == STUB_LOAD ? (const void *)jit_load_slow
                                              : (const void *)jit_store_slow);
+        reload_cached(g); /* the call clobbered them; a load wrote rd in h->x */
         x86_test32(e, RAX, RAX);
         x86_patch(x86_jcc(e, CC_E), s->back);
-        emit_epilogue(e);
+        x86_patch(x86_jmp(e), g->exit_eax); /* cause + 1 */
         return;
     }
     }
@@ -715,6 +844,113 @@ static unsigned scan_block(const uint8_t *code, unsigned off, struct rv_decoded 
     return n;
 }
 
+/* VESSEL_JIT_DUMP: the block's guest instructions (encoding and decoded operation) and its
+ * host code as hex lines, which scripts/jit-dump.py turns into a disassembly. Log lines, not
+ * a file: the VM process's sandbox opens no files. */
+static void dump_block(unsigned ncached, const struct jpage *p, uint64_t pc,
+                       const struct rv_decoded *d, unsigned n, const uint8_t *host, size_t len,
+                       uint32_t off)
+{
+    log_info("jit dump: block %#llx: %u guest instructions, %zu bytes of host code at cache "
+             "offset %#x (%u registers cached)",
+             (unsigned long long)pc, n, len, off, ncached);
+    unsigned o = (unsigned)(pc & 0xfff);
+    for (unsigned k = 0; k < n; k++) {
+        uint32_t w = 0;
+        memcpy(&w, p->code + o, o + d[k].len <= DPAGE_BYTES ? d[k].len : 2);
+        log_info("jit dump: guest %#llx: %0*x %s rd=x%u rs1=x%u rs2=x%u imm=%d",
+                 (unsigned long long)(pc - (pc & 0xfff) + o), d[k].len * 2, w, rv_op_name(d[k].op),
+                 d[k].rd, d[k].rs1, d[k].rs2, d[k].imm);
+        o += d[k].len;
+    }
+    for (size_t i = 0; i < len; i += 32) {
+        char hex[65];
+        size_t m = len - i < 32 ? len - i : 32;
+        for (size_t b = 0; b < m; b++)
+            snprintf(hex + 2 * b, 3, "%02x", host[i + b]);
+        log_info("jit dump: host %#llx +%04zx: %s", (unsigned long long)pc, i, hex);
+    }
+}
+
+/* The x registers an inline instruction reads (r[0], r[1]; 0 = none) and writes (*w). Only
+ * for choosing what to cache: interpreter steps and helpers read and write h->x. */
+static void insn_xregs(const struct rv_decoded *d, unsigned r[2], unsigned *w)
+{
+    r[0] = r[1] = *w = 0;
+    switch (d->op) {
+    case RV_OP_LI:
+    case RV_OP_AUIPC:
+    case RV_OP_JAL: *w = d->rd; return;
+    case RV_OP_MV:
+    case RV_OP_JALR:
+        r[0] = d->rs1;
+        *w = d->rd;
+        return;
+    case RV_OP_BEQ:
+    case RV_OP_BNE:
+    case RV_OP_BLT:
+    case RV_OP_BGE:
+    case RV_OP_BLTU:
+    case RV_OP_BGEU:
+        r[0] = d->rs1;
+        r[1] = d->rs2;
+        return;
+    case RV_OP_FLW:
+    case RV_OP_FLD:
+    case RV_OP_FSW:
+    case RV_OP_FSD: r[0] = d->rs1; return; /* rd and rs2 are f registers */
+    default: break;
+    }
+    if (is_load(d->op)) {
+        r[0] = d->rs1;
+        *w = d->rd;
+    } else if (is_store(d->op)) {
+        r[0] = d->rs1;
+        r[1] = d->rs2;
+    } else if (rv_alu_op(d->op)) {
+        r[0] = d->rs1;
+        r[1] = d->rs2; /* x0 in the immediate forms */
+        *w = d->rd;
+    }
+}
+
+/* Host registers go to the guest registers the block reads most, counting the load at the
+ * body's start for a register read before the block writes it: a register must save at
+ * least one load of h->x to be worth one. Registers written first need no load at the
+ * start (write-through gives them their value). */
+static void choose_cached(struct gen *g, const struct rv_decoded *d, unsigned n)
+{
+    int gain[33] = {0};
+    bool seen[33] = {false}, read_first[33] = {false};
+    for (unsigned k = 0; k < n; k++) {
+        unsigned r[2], w;
+        insn_xregs(&d[k], r, &w);
+        for (unsigned i = 0; i < 2; i++) {
+            if (!r[i]) continue;
+            if (!seen[r[i]]) {
+                seen[r[i]] = read_first[r[i]] = true;
+                gain[r[i]]--;
+            }
+            gain[r[i]]++;
+        }
+        if (w) seen[w] = true;
+    }
+    memset(g->host, -1, sizeof(g->host));
+    g->ncached = 0;
+    g->entry_loads = 0;
+    gain[0] = gain[32] = 0; /* x0 reads as zero from h->x; x[32] is the write sink */
+    while (g->ncached < NCACHE_REGS) {
+        unsigned best = 0;
+        for (unsigned r = 1; r < 32; r++)
+            if (gain[r] > gain[best]) best = r;
+        if (gain[best] < 1) break;
+        gain[best] = 0;
+        if (read_first[best]) g->entry_loads |= 1u << g->ncached;
+        g->host[best] = (int8_t)cache_regs[g->ncached];
+        g->cached[g->ncached++] = (uint8_t)best;
+    }
+}
+
 /* Translate the block at pc (page p, offset pc & 0xfff); returns the block table value. */
 static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc)
 {
@@ -728,9 +964,16 @@ static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc)
         x86_init(&g.e, j->cache.rw + j->cache.used, jit_cache_avail(&j->cache));
         struct x86 *e = &g.e;
         emit_prologue(e);
+        choose_cached(&g, d, n);
+        /* the body starts here (chained blocks enter here too): the registers read first */
+        for (unsigned i = 0; i < g.ncached; i++)
+            if (g.entry_loads & (1u << i))
+                x86_mov_load(e, cache_regs[i], M(HREG, OFF_X(g.cached[i])));
         g.blk = p->blk;
         g.bodies = j->cache.rx + j->prologue_len;
         g.tramp = j->tramp;
+        g.exit_pc = j->exit_pc;
+        g.exit_eax = j->exit_eax;
         int32_t ioff = (int32_t)off;
         enum emitted em = EMIT_CONT;
         unsigned base = 0; /* instructions already added to instret */
@@ -746,7 +989,10 @@ static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc)
             j->st.blocks++;
             j->st.insns += n;
             j->st.host_bytes += x86_len(e);
-            return jit_cache_commit(&j->cache, x86_len(e));
+            uint32_t boff = jit_cache_commit(&j->cache, x86_len(e));
+            if (unlikely(j->dump_all || (j->dump_one && pc == j->dump_pc)))
+                dump_block(g.ncached, p, pc, d, n, j->cache.rw + boff, x86_len(e), boff);
+            return boff;
         }
         /* full: drop every translation and start over (this page's table included) */
         jit_cache_flush(&j->cache);
@@ -853,7 +1099,14 @@ void jit_exec(struct hart *h, int budget)
                 return;
             }
             uint32_t *slot = &p->blk[(pc & 0xfff) >> 1];
-            if (unlikely(*slot == 0)) *slot = translate(j, p, pc);
+            if (unlikely(*slot == 0)) {
+                struct timespec t0, t1;
+                clock_gettime(CLOCK_MONOTONIC, &t0);
+                *slot = translate(j, p, pc);
+                clock_gettime(CLOCK_MONOTONIC, &t1);
+                j->st.compile_ns +=
+                    (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000ll + (t1.tv_nsec - t0.tv_nsec));
+            }
             if (*slot == JIT_INTERP) {
                 j->st.fallbacks++;
                 hart_exec(h, 1);
@@ -876,12 +1129,23 @@ int jit_init(struct hart *h, size_t cache_size)
 {
     struct jit *j = calloc(1, sizeof(*j));
     if (!j) return -ENOMEM;
-    int r = jit_cache_init(&j->cache, cache_size ? cache_size : JIT_CACHE_DEFAULT);
+    int r = jit_cache_acquire(&j->cache, cache_size ? cache_size : JIT_CACHE_DEFAULT);
     if (r < 0) {
         free(j);
         return r;
     }
     emit_trampoline(j);
+    const char *dump = getenv("VESSEL_JIT_DUMP");
+    if (dump && *dump) {
+        if (strcmp(dump, "all") == 0) {
+            j->dump_all = true;
+        } else {
+            char *end;
+            j->dump_pc = strtoull(dump, &end, 16);
+            j->dump_one = *end == 0;
+            if (!j->dump_one) log_warn("VESSEL_JIT_DUMP=%s: expected all or a hex address", dump);
+        }
+    }
     h->jit = j;
     return 0;
 }
@@ -899,14 +1163,27 @@ void jit_destroy(struct hart *h)
     log_debug("hart %u jit: %llu blocks translated (%llu guest instructions, %llu KiB host "
               "code), %llu pages invalidated (code changed), %llu page records evicted, "
               "%llu interpreter fallbacks (blocks), %llu interpreted instructions in blocks, "
-              "%llu cache flushes",
+              "%llu cache flushes, %llu ms translating",
               h->id, (unsigned long long)j->st.blocks, (unsigned long long)j->st.insns,
               (unsigned long long)(j->st.host_bytes >> 10), (unsigned long long)j->st.invalidated,
               (unsigned long long)j->st.evicted, (unsigned long long)j->st.fallbacks,
-              (unsigned long long)j->st.steps, (unsigned long long)j->st.flushes);
+              (unsigned long long)j->st.steps, (unsigned long long)j->st.flushes,
+              (unsigned long long)(j->st.compile_ns / 1000000));
+    if (log_current_level >= LOG_TRACE) {
+        /* the ten operations the interpreter ran most inside blocks */
+        for (unsigned n = 0; n < 10; n++) {
+            unsigned best = 0;
+            for (unsigned op = 1; op < RV_OP_COUNT; op++)
+                if (j->steps_by_op[op] > j->steps_by_op[best]) best = op;
+            if (!j->steps_by_op[best]) break;
+            log_trace("hart %u jit: %llu interpreter steps of %s", h->id,
+                      (unsigned long long)j->steps_by_op[best], rv_op_name((enum rv_op)best));
+            j->steps_by_op[best] = 0;
+        }
+    }
     for (unsigned i = 0; i < JPAGE_SLOTS; i++)
         free(j->pages[i]);
-    jit_cache_destroy(&j->cache);
+    jit_cache_release(&j->cache);
     free(j);
     h->jit = NULL;
 }

@@ -9,7 +9,11 @@
 /* Guest instructions per translated block at most. */
 #define JIT_MAX_INSNS 64
 
-/* Set up h->jit with a code cache of cache_size bytes (0: the default). 0 or -errno. */
+/* Set up h->jit with a code cache of cache_size bytes (0: the default). 0 or -errno.
+ * VESSEL_JIT_DUMP=all, or =PC (hex, a block's first guest virtual address), logs the guest
+ * instructions and the host code (hex) of the blocks translated there; scripts/jit-dump.py
+ * disassembles the host side with objdump. An environment variable rather than an option:
+ * it is for debugging the engine, like the interpreter's VESSEL_* test hooks. */
 int jit_init(struct hart *h, size_t cache_size);
 /* Log the counters (debug level) and free everything. */
 void jit_destroy(struct hart *h);
@@ -27,6 +31,7 @@ struct jit_stats {
     uint64_t flushes;       /* code cache full: everything dropped */
     uint64_t evicted;       /* page records taken over by another page (conflicts) */
     uint64_t host_bytes;    /* bytes of host code generated */
+    uint64_t compile_ns;    /* time spent translating (CLOCK_MONOTONIC) */
 };
 void jit_get_stats(const struct hart *h, struct jit_stats *s);
 #endif

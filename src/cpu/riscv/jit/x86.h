@@ -248,6 +248,12 @@ static inline void x86_test32(struct x86 *e, enum x86_reg a, enum x86_reg b)
 {
     X86_OP1(e, false, false, false, 0x85, b, R(a));
 }
+/* test al, imm8 (A8 ib) */
+static inline void x86_test_al_imm(struct x86 *e, uint8_t imm)
+{
+    x86_b(e, 0xa8);
+    x86_b(e, imm);
+}
 static inline void x86_push(struct x86 *e, enum x86_reg r)
 {
     if (r & 8) x86_b(e, 0x41);
