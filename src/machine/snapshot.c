@@ -8,9 +8,9 @@
 #include "dev/virtio/rng.h"
 #include "irq/plic.h"
 #include "util/clock.h"
+#include "util/err.h"
 #include "util/staterec.h"
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,15 +23,15 @@
 #define MACHINE_STATE_VERSION 1
 #define PAGE                  4096u
 
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
+#define fail err_set
+
+/* sr_open, or -EINVAL with its reason in err (r is then closed). */
+static int open_record(struct sr *r, const uint8_t *state, size_t len, char *err, size_t errlen)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return r;
+    if (sr_open(r, state, len) == 0) return 0;
+    int e = fail(err, errlen, -EINVAL, "%s", r->err);
+    sr_close(r);
+    return e;
 }
 
 /* The transport in virtio slot i (disks, then entropy, then input: machine.c). */
@@ -200,11 +200,8 @@ int snapshot_check(const uint8_t *state, size_t len, int mem_fd, unsigned *cpus,
                    unsigned *ndisks, char *err, size_t errlen)
 {
     struct sr r;
-    if (sr_open(&r, state, len) < 0) {
-        int e = fail(err, errlen, -EINVAL, "%s", r.err);
-        sr_close(&r);
-        return e;
-    }
+    int e = open_record(&r, state, len, err, errlen);
+    if (e < 0) return e;
     sr_enter(&r, "machine", MACHINE_STATE_VERSION);
     *cpus = (unsigned)sr_u64(&r, "cpus", MACHINE_MAX_HARTS);
     *ram_size = sr_u64(&r, "ram_size", 1ull << 40);
@@ -245,11 +242,8 @@ int machine_snapshot_load(struct machine *m, const uint8_t *state, size_t len, c
                           size_t errlen)
 {
     struct sr r;
-    if (sr_open(&r, state, len) < 0) {
-        int e = fail(err, errlen, -EINVAL, "%s", r.err);
-        sr_close(&r);
-        return e;
-    }
+    int e = open_record(&r, state, len, err, errlen);
+    if (e < 0) return e;
     sr_enter(&r, "machine", MACHINE_STATE_VERSION);
     unsigned cpus = (unsigned)sr_u64(&r, "cpus", MACHINE_MAX_HARTS);
     uint64_t ram = sr_u64(&r, "ram_size", UINT64_MAX);
