@@ -16,6 +16,7 @@ static const struct subcommand subcommands[] = {
     {"list", cli_list, "list the VMs and their states"},
     {"start", cli_start, "start a VM in the background"},
     {"snapshot", cli_snapshot, "snapshots of a VM: create, list, restore, rm"},
+    {"clone", cli_clone, "a new VM from another (or from its snapshot)"},
     {"stop", cli_stop, "shut a VM down (power key, then force)"},
     {"pause", cli_pause, "pause a running VM"},
     {"resume", cli_resume, "resume a paused VM"},

@@ -47,4 +47,5 @@ int cli_host(int argc, char **argv);
 int cli_ssh(int argc, char **argv);
 int cli_vmm(int argc, char **argv); /* the detached VM process (vessel __vmm) */
 int cli_snapshot(int argc, char **argv);
+int cli_clone(int argc, char **argv);
 #endif

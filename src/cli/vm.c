@@ -3,6 +3,7 @@
  * processes themselves (mgr/store.h). */
 #include "api/client.h"
 #include "backend/block/block.h"
+#include "backend/block/qcow2.h"
 #include "cli/cli.h"
 #include "mgr/admit.h"
 #include "mgr/store.h"
@@ -557,6 +558,21 @@ int cli_start(int argc, char **argv)
 static int start_vm(struct store *stp, const char *name, const char *restore, bool attach)
 {
     struct store st = *stp;
+    /* a clone made from a snapshot resumes from it at its first start (vessel clone) */
+    char from[4096], pending[4200] = "";
+    if (!restore) {
+        store_vm_path(&st, name, "restore-from", pending, sizeof(pending));
+        FILE *f = fopen(pending, "re");
+        if (f) {
+            if (fgets(from, sizeof(from), f)) {
+                from[strcspn(from, "\n")] = 0;
+                restore = from;
+            }
+            fclose(f);
+        } else {
+            pending[0] = 0;
+        }
+    }
     struct {
         const char *name;
         bool attach;
@@ -626,6 +642,7 @@ static int start_vm(struct store *stp, const char *name, const char *restore, bo
         }
         return VM_EXIT_HOST_ERROR;
     }
+    if (pending[0]) unlink(pending); /* resumed once: later starts boot */
     if (a.attach) return cli_console_attach(&st, a.name);
     char *nl = strchr(msg, '\n');
     if (nl) *nl = 0;
@@ -1313,6 +1330,8 @@ static int snapshot_create(struct store *st, const char *name, const char *snap)
         json_object_object_add(info, "cpus", json_object_new_int((int)spec.cpus));
         json_object_object_add(info, "memory_mib", json_object_new_int64((int64_t)spec.mem_mib));
         json_object_object_add(info, "disks", json_object_get(disks));
+        /* the configuration at that instant: what a clone of this snapshot is made from */
+        json_object_object_add(info, "config", vm_spec_to_json(&spec, true));
         snprintf(p1, sizeof(p1), "%s/info.json", dir);
         if (json_object_to_file_ext(p1, info, JSON_C_TO_STRING_PRETTY) < 0) {
             fprintf(stderr, "vessel snapshot: cannot write %s\n", p1);
@@ -1459,6 +1478,184 @@ static int snapshot_restore(struct store *st, const char *name, const char *snap
     return start_vm(st, name, dir, false);
 }
 
+/* The name of a VM whose disks are overlays on snapshot directory dir, or NULL. */
+static char *clone_of(const struct store *st, const char *dir)
+{
+    char **names = NULL;
+    int n = store_vm_list(st, &names);
+    char *found = NULL;
+    for (int i = 0; i < n; i++) {
+        char p[4096], line[4096];
+        store_vm_path(st, names[i], "clone-of", p, sizeof(p));
+        FILE *f = fopen(p, "re");
+        if (f) {
+            if (!found && fgets(line, sizeof(line), f)) {
+                line[strcspn(line, "\n")] = 0;
+                if (!strcmp(line, dir)) found = strdup(names[i]);
+            }
+            fclose(f);
+        }
+    }
+    if (n > 0) store_names_free(names, n);
+    return found;
+}
+
+static void clone_usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: vessel clone SRC DST [--snapshot SNAP] [--store DIR]\n"
+            "A new VM DST with SRC's configuration.\n"
+            "  --snapshot SNAP  from SRC's snapshot SNAP: DST's disks are qcow2 overlays on\n"
+            "                   the snapshot's disks (made in milliseconds, sharing unchanged\n"
+            "                   data), and its first start resumes from the snapshot's instant,\n"
+            "                   its memory shared copy-on-write with every other clone of it.\n"
+            "  without it       SRC must be stopped; its writable disks are copied (sparse).\n");
+}
+
+static int write_line(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "we");
+    if (!f) return -errno;
+    int r = fprintf(f, "%s\n", text) < 0 ? -EIO : 0;
+    if (fclose(f) != 0 && !r) r = -errno;
+    return r;
+}
+
+int cli_clone(int argc, char **argv)
+{
+    const char *store = NULL, *snap = NULL, *w[2] = {NULL, NULL};
+    int nw = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--store") && i + 1 < argc) {
+            store = argv[++i];
+        } else if (!strcmp(argv[i], "--snapshot") && i + 1 < argc) {
+            snap = argv[++i];
+        } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            clone_usage(stdout);
+            return 0;
+        } else if (argv[i][0] == '-' || nw == 2) {
+            clone_usage(stderr);
+            return VM_EXIT_USAGE;
+        } else {
+            w[nw++] = argv[i];
+        }
+    }
+    if (nw != 2) {
+        clone_usage(stderr);
+        return VM_EXIT_USAGE;
+    }
+    const char *src = w[0], *dst = w[1];
+    int rc = check_name(src, "clone");
+    if (!rc) rc = check_name(dst, "clone");
+    if (!rc && snap && !store_name_valid(snap)) {
+        fprintf(stderr, "vessel clone: bad snapshot name '%s'\n", snap);
+        rc = VM_EXIT_USAGE;
+    }
+    if (rc) return rc;
+    struct store st;
+    if ((rc = open_store(&st, store, false, "clone"))) return rc;
+    char err[700];
+    static struct vm_spec spec;
+    char sdir[4200] = "", p[4400];
+    if (store_vm_load(&st, src, &spec, err, sizeof(err)) < 0) {
+        fprintf(stderr, "vessel clone: %s\n", err);
+        return VM_EXIT_USAGE;
+    }
+    bool memory = false;
+    json_object *info = NULL, *disks = NULL, *v;
+    if (snap) {
+        store_vm_path(&st, src, "snapshots", sdir, sizeof(sdir));
+        size_t l = strlen(sdir);
+        snprintf(sdir + l, sizeof(sdir) - l, "/%s", snap);
+        snprintf(p, sizeof(p), "%s/info.json", sdir);
+        info = json_object_from_file(p);
+        if (!info) {
+            fprintf(stderr, "vessel clone: %s has no snapshot %s\n", src, snap);
+            return VM_EXIT_USAGE;
+        }
+        memory = json_object_object_get_ex(info, "memory", &v) && json_object_get_boolean(v);
+        /* the configuration as it was at the snapshot */
+        if (!json_object_object_get_ex(info, "config", &v) ||
+            vm_spec_from_json(&spec, v, err, sizeof(err)) < 0 ||
+            !json_object_object_get_ex(info, "disks", &disks) ||
+            json_object_array_length(disks) != spec.ndrives) {
+            fprintf(stderr, "vessel clone: snapshot %s has no usable configuration\n", snap);
+            json_object_put(info);
+            return VM_EXIT_USAGE;
+        }
+    } else if (is_live(store_vm_state(&st, src, NULL))) {
+        fprintf(stderr,
+                "vessel clone: %s is running: stop it, or clone a snapshot of it "
+                "(--snapshot)\n",
+                src);
+        return VM_EXIT_USAGE;
+    }
+    int lk = store_lock(&st, err, sizeof(err));
+    if (lk < 0) {
+        fprintf(stderr, "vessel clone: %s\n", err);
+        json_object_put(info);
+        return VM_EXIT_HOST_ERROR;
+    }
+    char dir[4096], ddir[4096];
+    store_vm_path(&st, dst, NULL, dir, sizeof(dir));
+    store_vm_path(&st, dst, "disks", ddir, sizeof(ddir));
+    if (mkdir(dir, 0700) < 0) {
+        int e = errno;
+        store_unlock(lk);
+        json_object_put(info);
+        fprintf(stderr, "vessel clone: %s\n",
+                e == EEXIST ? "a VM of that name exists" : strerror(e));
+        return e == EEXIST ? VM_EXIT_USAGE : VM_EXIT_HOST_ERROR;
+    }
+    int r = mkdir(ddir, 0700) < 0 ? -errno : 0;
+    if (r) snprintf(err, sizeof(err), "%.400s: %s", ddir, strerror(-r));
+    for (unsigned i = 0; !r && i < spec.ndrives; i++) {
+        struct vm_drive_spec *d = &spec.drives[i];
+        if (d->readonly) continue; /* shared as it is */
+        char np[4400];
+        if (snap) {
+            json_object *j = json_object_array_get_idx(disks, i), *c;
+            if (!json_object_object_get_ex(j, "copy", &c) ||
+                strchr(json_object_get_string(c), '/')) {
+                snprintf(err, sizeof(err), "snapshot %s has no copy of disk %s", snap, d->id);
+                r = -EINVAL;
+                break;
+            }
+            snprintf(p, sizeof(p), "%s/%s", sdir, json_object_get_string(c));
+            snprintf(np, sizeof(np), "%s/disk%u.qcow2", ddir, i);
+            r = qcow2_create(np, 0, 16, p, NULL, err, sizeof(err));
+        } else {
+            snprintf(np, sizeof(np), "%s/disk%u.img", ddir, i);
+            r = copy_sparse(d->path, np, 0, err, sizeof(err));
+        }
+        if (!r && snprintf(d->path, sizeof(d->path), "%s", np) >= (int)sizeof(d->path)) {
+            snprintf(err, sizeof(err), "the store path is too long");
+            r = -ENAMETOOLONG;
+        }
+    }
+    if (!r) r = store_vm_save(&st, dst, &spec, err, sizeof(err));
+    if (!r && snap) {
+        snprintf(p, sizeof(p), "%s/clone-of", dir);
+        r = write_line(p, sdir);
+        if (!r && memory) {
+            snprintf(p, sizeof(p), "%s/restore-from", dir);
+            r = write_line(p, sdir);
+        }
+        if (r) snprintf(err, sizeof(err), "%.400s: %s", p, strerror(-r));
+    }
+    json_object_put(info);
+    if (r < 0) {
+        char e2[256];
+        store_vm_remove(&st, dst, e2, sizeof(e2));
+        store_unlock(lk);
+        fprintf(stderr, "vessel clone: %s\n", err);
+        return VM_EXIT_HOST_ERROR;
+    }
+    store_unlock(lk);
+    printf("%s\n", dst);
+    return 0;
+}
+
 int cli_snapshot(int argc, char **argv)
 {
     /* parsed by hand: getopt's "+" mode would stay on for the cli_stop/cli_start this calls */
@@ -1515,6 +1712,13 @@ int cli_snapshot(int argc, char **argv)
         snprintf(p, sizeof(p), "%s/info.json", dir);
         if (access(p, F_OK) < 0) {
             fprintf(stderr, "vessel snapshot: %s has no snapshot %s\n", name, snap);
+            return VM_EXIT_USAGE;
+        }
+        char *user = clone_of(&st, dir);
+        if (user) {
+            fprintf(stderr, "vessel snapshot: %s's disks back clone %s: remove the clone first\n",
+                    snap, user);
+            free(user);
             return VM_EXIT_USAGE;
         }
         rm_snapdir(dir);

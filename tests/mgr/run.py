@@ -554,6 +554,102 @@ def test_snapshot(vessel):
         s.cleanup()
 
 
+def pss_mib(pid):
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return 0.0
+
+
+def rss_mib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return 0.0
+
+
+def test_clone(vessel):
+    """Ten clones of one snapshot run at once: each resumes from the snapshot's instant, their
+    disks are overlays on the snapshot's, and their memory is shared copy-on-write (summed PSS
+    well below ten separate boots)."""
+    s = Store(vessel)
+    n = 10
+    try:
+        s.run("host", "set", "--cpu-overcommit", str(n), "--memory-overcommit", "1.0")
+        s.run("create", "base", "--memory", "128M", "--disk-size", "16M")
+        s.run("start", "base")
+        if not check("clone: base booted", s.wait_marker("base", 240)):
+            return
+        a = s.ask("base", "base-ready", "echo cloned-guest > /tmp/id; echo ok")
+        time.sleep(1)
+        pid = json.loads(s.run("inspect", "base").stdout)["pid"]
+        boot_rss = rss_mib(pid)
+        r = s.run("snapshot", "create", "base", "s1")
+        check("clone: snapshot of the base", r.returncode == 0 and a == "ok", r.stderr)
+        s.run("stop", "base", "--force")
+        t0 = time.time()
+        made = [s.run("clone", "base", f"c{i}", "--snapshot", "s1") for i in range(n)]
+        took = time.time() - t0
+        check(f"clone: {n} clones made", all(r.returncode == 0 for r in made),
+              "; ".join(r.stderr for r in made if r.returncode))
+        c0 = json.loads(s.run("inspect", "c0").stdout)
+        disk = c0.get("config", c0).get("drives", [{}])[0].get("path_on_host", "")
+        check("clone: a clone's disk is a qcow2 overlay on the snapshot's copy",
+              disk.endswith(".qcow2") and os.path.getsize(disk) < (1 << 20), disk)
+        print(f"   {n} clones made in {took * 1000:.0f} ms")
+        started = [s.run("start", f"c{i}") for i in range(n)]
+        check("clone: every clone starts from the snapshot",
+              all(r.returncode == 0 and "restored in" in r.stdout for r in started),
+              "; ".join((r.stdout + r.stderr).strip() for r in started)[:500])
+        ids = [s.ask(f"c{i}", f"id-of-c{i}", "cat /tmp/id") for i in range(n)]
+        check("clone: each clone has the snapshot's memory and answers",
+              ids == ["cloned-guest"] * n, str(ids))
+        pids = [json.loads(s.run("inspect", f"c{i}").stdout)["pid"] for i in range(n)]
+        total = sum(pss_mib(p) for p in pids)
+        check(f"clone: {n} clones' summed PSS is well below {n} boots' RSS",
+              0 < total < 0.5 * n * boot_rss,
+              f"{total:.0f} MiB vs {n} x {boot_rss:.0f} MiB")
+        print(f"   summed PSS of {n} clones {total:.0f} MiB; one booted VM's RSS "
+              f"{boot_rss:.0f} MiB ({n} boots: {n * boot_rss:.0f} MiB)")
+        # each clone's disk is its own: a write in c0 is not seen by c1
+        s.ask("c0", "c0-wrote", "kv=$(uname -r); while read n p; do case $n in virtio_*) "
+              "[ -d /sys/module/$n ] || insmod /lib/modules/$kv/$p;; esac; done "
+              "</lib/modules/initramfs-modules; sleep 1; echo c0-data | dd of=/dev/vda "
+              "conv=fsync 2>/dev/null; echo done")
+        with open(disk, "rb") as f:
+            pass
+        c1 = json.loads(s.run("inspect", "c1").stdout)
+        d1 = c1.get("config", c1).get("drives", [{}])[0].get("path_on_host", "")
+        check("clone: the clones' overlays differ after c0 writes", os.path.getsize(disk) >
+              os.path.getsize(d1), f"{os.path.getsize(disk)} {os.path.getsize(d1)}")
+        r = s.run("snapshot", "rm", "base", "s1")
+        check("clone: a snapshot clones depend on is not removed",
+              r.returncode != 0 and "clone" in r.stderr, r.stderr)
+        r = s.run("clone", "base", "c0", "--snapshot", "s1")
+        check("clone: an existing name is refused", r.returncode != 0 and "exists" in r.stderr,
+              r.stderr)
+        s.run("start", "base")
+        r = s.run("clone", "base", "cx")
+        check("clone: a running VM without --snapshot is refused",
+              r.returncode != 0 and "running" in r.stderr, r.stderr)
+        for i in range(n):
+            s.run("stop", f"c{i}", "--force")
+        r = s.run("start", "c3")
+        check("clone: a clone's second start boots (it resumed once)",
+              r.returncode == 0 and "restored" not in r.stdout and s.wait_marker("c3", 240),
+              r.stdout + r.stderr)
+    finally:
+        s.cleanup()
+
+
 def pty_session(argv, script, timeout=60):
     """Run argv on a pty; script: list of (wait_for_text, bytes_to_send). Returns (rc, text)."""
     import pty
@@ -1294,6 +1390,7 @@ def test_debian_stop(vessel):
 TESTS = {"eight": test_eight, "admission": test_admission, "crash": test_crash,
          "pause": test_pause, "api": test_api, "patch_drive": test_patch_drive,
          "patch_drive_sandbox": test_patch_drive_sandbox, "snapshot": test_snapshot,
+         "clone": test_clone,
          "patch_drive_stall": test_patch_drive_stall, "config_file": test_config_file,
          "bad_input": test_bad_input, "console": test_console, "isolation": test_isolation, "debian_stop": test_debian_stop}
 # systemd under the sanitizer build takes minutes to boot: the plain build only
