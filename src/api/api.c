@@ -281,8 +281,128 @@ static void put_snapshot_create(struct api_ctx *a, json_object *o, struct api_re
     }
     char err[600];
     struct snap_save_stats st;
-    if (vm_snapshot_create(a->vm, spath, mpath, &st, err, sizeof(err)) < 0)
+    /* the configuration goes into the state file: PUT /snapshot/load in a fresh process needs
+     * it (Firecracker's snapshots carry theirs too) */
+    pthread_mutex_lock(&a->lock);
+    json_object *cfg = vm_spec_to_json(&a->spec, true);
+    pthread_mutex_unlock(&a->lock);
+    if (vm_snapshot_create(a->vm, spath, mpath, json_object_to_json_string(cfg), &st, err,
+                           sizeof(err)) < 0)
         set_fault(r, 400, "snapshot: %s", err);
+    else
+        r->status = 204;
+    json_object_put(cfg);
+}
+
+/* PUT /snapshot/load (Firecracker's SnapshotLoadParams): before boot only; the VM resumes from
+ * the snapshot with the configuration it carries, paused unless resume_vm. */
+static void put_snapshot_load(struct api_ctx *a, json_object *o, struct api_response *r)
+{
+    static const char *const keys[] = {
+        "snapshot_path",     "mem_file_path", "mem_backend",       "enable_diff_snapshots",
+        "track_dirty_pages", "resume_vm",     "network_overrides", NULL};
+    static const json_type types[] = {json_type_string,  json_type_string,  json_type_object,
+                                      json_type_boolean, json_type_boolean, json_type_boolean,
+                                      json_type_array};
+    if (!simple_fields(o, keys, types, r, "snapshot load")) return;
+    json_object *sp, *mf = NULL, *mb = NULL, *v;
+    if (!json_object_object_get_ex(o, "snapshot_path", &sp)) {
+        set_fault(r, 400, "snapshot load: 'snapshot_path' is required");
+        return;
+    }
+    json_object_object_get_ex(o, "mem_file_path", &mf);
+    json_object_object_get_ex(o, "mem_backend", &mb);
+    if (!mf == !mb) {
+        set_fault(r, 400, "snapshot load: exactly one of 'mem_file_path' and 'mem_backend'");
+        return;
+    }
+    const char *mpath = mf ? json_object_get_string(mf) : NULL;
+    if (mb) {
+        json_object *bt = NULL, *bp = NULL;
+        json_object_object_foreach(mb, k, val)
+        {
+            if (!strcmp(k, "backend_type") && json_object_is_type(val, json_type_string))
+                bt = val;
+            else if (!strcmp(k, "backend_path") && json_object_is_type(val, json_type_string))
+                bp = val;
+            else {
+                set_fault(r, 400, "snapshot load: mem_backend: unknown or mistyped field '%s'", k);
+                return;
+            }
+        }
+        if (!bt || !bp) {
+            set_fault(r, 400, "snapshot load: mem_backend needs backend_type and backend_path");
+            return;
+        }
+        if (strcmp(json_object_get_string(bt), "File") != 0) {
+            set_fault(r, 400, "snapshot load: backend_type '%s' is not supported (File is)",
+                      json_object_get_string(bt));
+            return;
+        }
+        mpath = json_object_get_string(bp);
+    }
+    if ((json_object_object_get_ex(o, "enable_diff_snapshots", &v) && json_object_get_boolean(v)) ||
+        (json_object_object_get_ex(o, "track_dirty_pages", &v) && json_object_get_boolean(v))) {
+        set_fault(r, 400, "snapshot load: dirty page tracking (diff snapshots) is not supported");
+        return;
+    }
+    if (json_object_object_get_ex(o, "network_overrides", &v) && json_object_array_length(v)) {
+        set_fault(r, 400, "snapshot load: network_overrides are not supported");
+        return;
+    }
+    bool resume = json_object_object_get_ex(o, "resume_vm", &v) && json_object_get_boolean(v);
+    const char *spath = json_object_get_string(sp);
+    if (!spath[0] || !mpath[0] || strlen(spath) >= VM_PATH_MAX || strlen(mpath) >= VM_PATH_MAX) {
+        set_fault(r, 400, "snapshot load: paths of 1-%d bytes", VM_PATH_MAX - 1);
+        return;
+    }
+    char err[600] = "";
+    int rc = 0;
+    pthread_mutex_lock(&a->lock);
+    if (!preboot(a)) {
+        set_fault(r, 400, "snapshot load: the operation is not allowed after the VM has started");
+        pthread_mutex_unlock(&a->lock);
+        return;
+    }
+    /* the configuration the snapshot carries replaces what was PUT so far */
+    uint8_t *state = NULL;
+    size_t len = 0;
+    int fd = open(spath, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        rc = -errno, snprintf(err, sizeof(err), "%s: %s", spath, strerror(errno));
+    else
+        rc = snapshot_read_state(fd, &state, &len, err, sizeof(err));
+    if (fd >= 0) close(fd);
+    static struct vm_spec spec;
+    char *cfg = rc == 0 ? snapshot_config(state, len, err, sizeof(err)) : NULL;
+    if (rc == 0 && !cfg) rc = -EINVAL;
+    if (rc == 0) {
+        json_object *j = json_tokener_parse(cfg);
+        if (!j || vm_spec_from_json(&spec, j, err, sizeof(err)) < 0) {
+            rc = -EINVAL;
+            if (!j) snprintf(err, sizeof(err), "the snapshot's configuration is not JSON");
+        }
+        json_object_put(j);
+    }
+    free(cfg);
+    free(state);
+    if (rc == 0) {
+        a->spec = spec;
+        snprintf(a->restore_state, sizeof(a->restore_state), "%s", spath);
+        snprintf(a->restore_mem, sizeof(a->restore_mem), "%s", mpath);
+        if ((rc = vm_spec_to_options(&a->spec, &a->opts, a->cmdline, sizeof(a->cmdline), err,
+                                     sizeof(err))) == 0 &&
+            (!a->before_start || (rc = a->before_start(a, err, sizeof(err))) == 0) &&
+            (rc = serial_to_file(a, err, sizeof(err))) == 0) {
+            a->opts.restore_state = a->restore_state;
+            a->opts.restore_mem = a->restore_mem;
+            a->opts.start_paused = !resume;
+            rc = vm_start(a->vm, &a->opts, err, sizeof(err));
+        }
+    }
+    pthread_mutex_unlock(&a->lock);
+    if (rc)
+        set_fault(r, 400, "snapshot load: %s", err);
     else
         r->status = 204;
 }
@@ -536,6 +656,7 @@ void api_handle(struct api_ctx *a, const char *method, const char *path, const c
         {"/serial", "P", "PUT"},
         {"/drives/", "PA", "PUT, PATCH"},
         {"/snapshot/create", "P", "PUT"},
+        {"/snapshot/load", "P", "PUT"},
         {"/network-interfaces/", "P", "PUT"},
         {"/vessel/info", "G", "GET"},
         {"/vessel/quit", "P", "PUT"},
@@ -618,6 +739,8 @@ void api_handle(struct api_ctx *a, const char *method, const char *path, const c
         patch_vm(a, o, r);
     } else if (!strcmp(p, "/snapshot/create")) {
         put_snapshot_create(a, o, r);
+    } else if (!strcmp(p, "/snapshot/load")) {
+        put_snapshot_load(a, o, r);
     } else if (!strcmp(p, "/logger") || !strcmp(p, "/metrics")) {
         /* pre-boot only (as Firecracker): the files are opened before the sandbox */
         if (!preboot(a))

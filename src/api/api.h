@@ -25,6 +25,7 @@ struct api_ctx {
     int statm_fd;  /* /proc/self/statm, opened by api_server_start (-1: none) */
     char metrics_path[VM_PATH_MAX];
     char serial_out[VM_PATH_MAX];
+    char restore_state[VM_PATH_MAX], restore_mem[VM_PATH_MAX]; /* PUT /snapshot/load */
     bool console_fixed; /* a stored VM: its console is console.log/console.sock (no PUT /serial) */
     /* Called by InstanceStart before the VM boots (admission, console); 0 or -errno + err. */
     int (*before_start)(struct api_ctx *a, char *err, size_t errlen);

@@ -110,8 +110,8 @@ static int save_memory(struct machine *m, int fd, const uint8_t id[16], uint64_t
     return 0;
 }
 
-int machine_snapshot_save(struct machine *m, int state_fd, int mem_fd, struct snap_save_stats *st,
-                          char *err, size_t errlen)
+int machine_snapshot_save(struct machine *m, int state_fd, int mem_fd, const char *config_json,
+                          struct snap_save_stats *st, char *err, size_t errlen)
 {
     unsigned nslots = m->cfg.ndisks + 2;
     if (m->net)
@@ -142,6 +142,10 @@ int machine_snapshot_save(struct machine *m, int state_fd, int mem_fd, struct sn
     sw_bytes(w, "mem_id", id, sizeof(id));
     uint64_t now = host_realtime_ns();
     sw_u64(w, "host_realtime_ns", now);
+    if (config_json) {
+        sw_section(w, "config", 1);
+        sw_bytes(w, "json", config_json, strlen(config_json));
+    }
     for (unsigned i = 0; i < m->nharts; i++)
         hart_save(&m->harts[i], w);
     aclint_save(&m->clint, w, now);
@@ -270,4 +274,26 @@ int machine_snapshot_load(struct machine *m, const uint8_t *state, size_t len, c
     if (sr_failed(&r)) rc = fail(err, errlen, -EINVAL, "%s", r.err);
     sr_close(&r);
     return rc;
+}
+
+char *snapshot_config(const uint8_t *state, size_t len, char *err, size_t errlen)
+{
+    struct sr r;
+    if (open_record(&r, state, len, err, errlen) < 0) return NULL;
+    char *json = NULL;
+    size_t vl = 0;
+    const uint8_t *v = NULL;
+    if (sr_enter(&r, "config", 1)) v = sr_bytes_ref(&r, "json", &vl);
+    if (!v)
+        fail(err, errlen, -ENOENT, "the snapshot carries no VM configuration: %s", r.err);
+    else if (vl == 0 || vl > (1u << 20) || memchr(v, 0, vl))
+        fail(err, errlen, -EINVAL, "the snapshot's configuration is malformed");
+    else if ((json = malloc(vl + 1))) {
+        memcpy(json, v, vl);
+        json[vl] = 0;
+    } else {
+        fail(err, errlen, -ENOMEM, "out of memory");
+    }
+    sr_close(&r);
+    return json;
 }

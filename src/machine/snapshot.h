@@ -20,8 +20,11 @@ struct snap_save_stats {
 /* Save the machine: every hart must be parked (vm pause). Waits (bounded) until no virtio
  * request is in flight, writes the state record to state_fd and guest RAM to mem_fd (both
  * empty regular files, written from offset 0; fsynced). 0, or -errno with a message. */
-int machine_snapshot_save(struct machine *m, int state_fd, int mem_fd, struct snap_save_stats *st,
-                          char *err, size_t errlen);
+int machine_snapshot_save(struct machine *m, int state_fd, int mem_fd, const char *config_json,
+                          struct snap_save_stats *st, char *err, size_t errlen);
+/* The VM configuration (Firecracker's FullVmConfiguration JSON) a snapshot was saved with, if
+ * the saver gave one (section "config"): a malloc'd string, or NULL with a message. */
+char *snapshot_config(const uint8_t *state, size_t len, char *err, size_t errlen);
 
 /* Read a state file (at most STATEREC_MAX_RECORD bytes) into a malloc'd buffer. */
 int snapshot_read_state(int fd, uint8_t **buf, size_t *len, char *err, size_t errlen);

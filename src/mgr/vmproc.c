@@ -108,6 +108,15 @@ static int before_start(struct api_ctx *a, char *err, size_t errlen)
         store_run_put(p->runjson_fd, &p->run);
         return 0;
     }
+    /* a foreground API VM (Firecracker's way): snapshot files go next to its API socket, as
+     * they go inside the jail for Firecracker */
+    static char sockdir[4096];
+    snprintf(sockdir, sizeof(sockdir), "%s", p->api_path);
+    char *slash = strrchr(sockdir, '/');
+    if (slash && slash != sockdir) {
+        *slash = 0;
+        vo->snapshot_dir = sockdir;
+    }
     if (p->o->overcommit || p->run_fd >= 0) return 0;
     int r = admit_run_begin(&p->st, p->o->store_dir, a->spec.cpus, a->spec.mem_mib, err, errlen);
     if (r < -1) return r;

@@ -382,3 +382,23 @@ void sr_bytes(struct sr *r, const char *field, void *p, size_t len)
     }
     memcpy(p, v, len);
 }
+
+const uint8_t *sr_bytes_ref(struct sr *r, const char *field, size_t *len)
+{
+    *len = 0;
+    if (r->failed) return NULL;
+    if (!r->cur) {
+        sr_fail(r, "internal: no section entered");
+        return NULL;
+    }
+    unsigned t;
+    size_t l;
+    const uint8_t *v = find_field(r, field, &t, &l);
+    if (!v || t != T_BYTES) {
+        sr_fail(r, "state of %.*s: %s is %s", (int)r->cur->name_len, r->cur->name, field,
+                !v ? "missing" : "not bytes");
+        return NULL;
+    }
+    *len = l;
+    return v;
+}

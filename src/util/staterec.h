@@ -67,6 +67,8 @@ uint64_t sr_u64(struct sr *r, const char *field, uint64_t max);
 uint64_t sr_u64_or(struct sr *r, const char *field, uint64_t max, uint64_t def);
 /* A byte field of exactly len bytes into p (zeroed if it fails). */
 void sr_bytes(struct sr *r, const char *field, void *p, size_t len);
+/* A byte field of any length: a pointer into the record and its length, or NULL (r fails). */
+const uint8_t *sr_bytes_ref(struct sr *r, const char *field, size_t *len);
 /* Fail r with a message (a component's own check: a value out of range, inconsistent). */
 void sr_fail(struct sr *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static inline bool sr_failed(const struct sr *r)

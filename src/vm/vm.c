@@ -464,7 +464,13 @@ int vm_run(struct vm *vm, const struct vm_options *o)
             vm->boots = 1;
             vm->started_ms = realtime_ms();
             if (vm->quit) machine_post_event(vm->m, MEV_QUIT, 0, NULL);
-            set_state(vm, VM_RUNNING);
+            if (vm->opts.start_paused) { /* the harts park before their first instruction */
+                for (unsigned i = 0; i < vm->m->nharts; i++)
+                    atomic_store(&vm->m->harts[i].pause_req, 1);
+                set_state(vm, VM_PAUSED);
+            } else {
+                set_state(vm, VM_RUNNING);
+            }
             break;
         }
         if (o) { /* started from the command line: that is the end of it */
@@ -479,8 +485,9 @@ int vm_run(struct vm *vm, const struct vm_options *o)
         snprintf(vm->start_err, sizeof(vm->start_err), "%s", err);
         pthread_cond_broadcast(&vm->cond);
     }
+    enum vm_state first = vm->state;
     pthread_mutex_unlock(&vm->lock);
-    notify(vm, VM_RUNNING);
+    notify(vm, first);
     int status = vm_loop(vm);
     pthread_mutex_lock(&vm->lock);
     set_state(vm, VM_HALTED);
@@ -668,7 +675,8 @@ static int create_file(const char *path, char *err, size_t errlen)
 }
 
 int vm_snapshot_create(struct vm *vm, const char *state_path, const char *mem_path,
-                       struct snap_save_stats *stats, char *err, size_t errlen)
+                       const char *config_json, struct snap_save_stats *stats, char *err,
+                       size_t errlen)
 {
     pthread_mutex_lock(&vm->lock);
     int r = 0;
@@ -691,7 +699,7 @@ int vm_snapshot_create(struct vm *vm, const char *state_path, const char *mem_pa
     r = sfd < 0 ? sfd : mfd < 0 ? mfd : 0;
     if (r == 0) {
         uint64_t t0 = host_monotonic_ns();
-        r = machine_snapshot_save(m, sfd, mfd, stats, err, errlen);
+        r = machine_snapshot_save(m, sfd, mfd, config_json, stats, err, errlen);
         if (r == 0)
             log_info("snapshot %s: %llu pages of memory, %.1f ms", state_path,
                      (unsigned long long)(stats ? stats->mem_pages_written : 0),

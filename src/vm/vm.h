@@ -42,6 +42,7 @@ struct vm_options {
     /* Restore from a snapshot instead of booting (machine/snapshot.h): the state file and the
      * memory file, opened before the sandbox. NULL: boot. */
     const char *restore_state, *restore_mem;
+    bool start_paused; /* the VM starts paused (PUT /snapshot/load with resume_vm false) */
     /* Where vm_snapshot_create may create files once the process is sandboxed (the store's
      * snapshots directory of the VM); NULL: only the directories of its drives. */
     const char *snapshot_dir;
@@ -96,7 +97,8 @@ int vm_update_drive(struct vm *vm, unsigned index, const char *path, char *err, 
  * success *stats says what was written. */
 struct snap_save_stats;
 int vm_snapshot_create(struct vm *vm, const char *state_path, const char *mem_path,
-                       struct snap_save_stats *stats, char *err, size_t errlen);
+                       const char *config_json, struct snap_save_stats *stats, char *err,
+                       size_t errlen);
 /* Stop at once (as Ctrl-A x): vm_run returns VM_EXIT_OK. Safe in any state. */
 void vm_quit(struct vm *vm);
 /* Before boot: the guest's serial output goes to c from now on (the vm owns it); input still

@@ -58,10 +58,23 @@ int vm_request_shutdown(struct vm *vm, char *err, size_t errlen)
 {
     return vm->state == VM_RUNNING ? 0 : -EBUSY + 0 * snprintf(err, errlen, "no");
 }
-int vm_snapshot_create(struct vm *vm, const char *state_path, const char *mem_path,
-                       struct snap_save_stats *stats, char *err, size_t errlen)
+int snapshot_read_state(int fd, uint8_t **buf, size_t *len, char *err, size_t errlen)
 {
-    (void)vm, (void)state_path, (void)mem_path, (void)stats;
+    (void)fd, (void)buf, (void)len;
+    snprintf(err, errlen, "the fake VM reads no snapshots");
+    return -EINVAL;
+}
+char *snapshot_config(const uint8_t *state, size_t len, char *err, size_t errlen)
+{
+    (void)state, (void)len;
+    snprintf(err, errlen, "the fake VM reads no snapshots");
+    return NULL;
+}
+int vm_snapshot_create(struct vm *vm, const char *state_path, const char *mem_path,
+                       const char *config_json, struct snap_save_stats *stats, char *err,
+                       size_t errlen)
+{
+    (void)vm, (void)state_path, (void)mem_path, (void)stats, (void)config_json;
     snprintf(err, errlen, "the fake VM takes no snapshots");
     return -EBUSY;
 }

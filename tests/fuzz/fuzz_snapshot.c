@@ -50,7 +50,7 @@ static struct machine *machine(void)
         if (seed) {
             char sp[] = "/tmp/fuzz-snap-XXXXXX", mp[] = "/tmp/fuzz-mem-XXXXXX";
             int s = mkstemp(sp), mm = mkstemp(mp);
-            if (machine_snapshot_save(m, s, mm, NULL, err, sizeof(err)) < 0) abort();
+            if (machine_snapshot_save(m, s, mm, NULL, NULL, err, sizeof(err)) < 0) abort();
             uint8_t *b;
             size_t l;
             if (snapshot_read_state(s, &b, &l, err, sizeof(err)) < 0) abort();

@@ -554,6 +554,157 @@ def test_snapshot(vessel):
         s.cleanup()
 
 
+def test_snapshot_api(vessel):
+    """Firecracker's snapshot flow on vessel's API: PUT /snapshot/create on a paused VM, then
+    PUT /snapshot/load in a fresh `vessel run --api-sock` (sandboxed), bodies validated against
+    Firecracker's spec; the restored guest has the snapshot's memory; resume_vm false loads it
+    paused; bad requests get 400 and change nothing."""
+    spec, why = load_spec()
+    if not check("snapshot api: the Firecracker spec and jsonschema are available",
+                 spec is not None, why):
+        return
+    g = default_guest()
+    tmp = tempfile.mkdtemp(prefix="vessel-snapapi-")
+    procs = []
+
+    def start(name):
+        sock = os.path.join(tmp, name + ".sock")
+        proc = subprocess.Popen([vessel, "run", "--api-sock", sock, "--store", tmp],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        out = bytearray()
+        threading.Thread(target=pump, args=(proc.stdout, out), daemon=True).start()
+        procs.append(proc)
+        for _ in range(100):
+            if os.path.exists(sock):
+                break
+            time.sleep(0.05)
+        return proc, out, sock
+
+    def call(sock, method, path, body=None, want=204, label=None, schema=None):
+        st, text = http_unix(sock, method, path, body)
+        ok = st == want
+        if ok and body is not None and schema:
+            try:
+                validator(spec, schema).validate(body)
+            except Exception as e:
+                ok, text = False, f"request not a {schema}: {e}"[:300]
+        if ok and st >= 400:
+            try:
+                validator(spec, "Error").validate(json.loads(text))
+            except Exception as e:
+                ok, text = False, f"error body: {e}"[:300]
+        check(f"snapshot api: {label or method + ' ' + path} -> {want}", ok, f"{st} {text[:200]}")
+        return st, text
+
+    def type_wait(proc, out, cmd, expect, timeout=30):
+        start_at = len(out)
+        proc.stdin.write(cmd.encode() + b"\n")
+        proc.stdin.flush()
+        end = time.time() + timeout
+        while time.time() < end:
+            m = re.search(expect, out[start_at:].decode(errors="replace"))
+            if m:
+                return m
+            time.sleep(0.2)
+        return None
+
+    try:
+        p1, out1, s1 = start("one")
+        call(s1, "PUT", "/boot-source", {"kernel_image_path": os.path.join(g, "Image"),
+                                         "initrd_path": os.path.join(g, "initramfs.cpio.gz"),
+                                         "boot_args": "console=ttyS0"})
+        call(s1, "PUT", "/machine-config", {"vcpu_count": 1, "mem_size_mib": 128})
+        sp, mp = os.path.join(tmp, "vm.snap"), os.path.join(tmp, "vm.mem")
+        body = {"snapshot_type": "Full", "snapshot_path": sp, "mem_file_path": mp}
+        call(s1, "PUT", "/snapshot/create", body, want=400, label="create before boot")
+        call(s1, "PUT", "/actions", {"action_type": "InstanceStart"})
+        t0 = time.time()
+        while MARKER not in out1.decode(errors="replace") and time.time() - t0 < 240:
+            time.sleep(0.2)
+        if not check("snapshot api: booted", MARKER in out1.decode(errors="replace")):
+            return
+        m = type_wait(p1, out1, "echo in-the-snapshot > /tmp/mark; echo ma''rked", r"marked")
+        check("snapshot api: the guest wrote its mark", m is not None)
+        call(s1, "PUT", "/snapshot/create", body, want=400, label="create while running")
+        call(s1, "PATCH", "/vm", {"state": "Paused"})
+        call(s1, "PUT", "/snapshot/create", body, schema="SnapshotCreateParams",
+             label="create (paused)")
+        call(s1, "PUT", "/snapshot/create", dict(body, snapshot_type="Diff"), want=400,
+             label="a Diff snapshot")
+        call(s1, "PUT", "/snapshot/create", dict(body, extra=1), want=400, label="unknown field")
+        call(s1, "PUT", "/snapshot/create", body, want=400,
+             label="files that exist already (sandboxed: never replaced)")
+        call(s1, "PUT", "/snapshot/create",
+             {"snapshot_path": "/etc/vessel-x", "mem_file_path": "/etc/vessel-y"}, want=400,
+             label="files outside the VM's directories")
+        check("snapshot api: nothing was created outside", not os.path.exists("/etc/vessel-x"))
+        call(s1, "PATCH", "/vm", {"state": "Resumed"})
+        type_wait(p1, out1, "echo after-the-snapshot > /tmp/mark; echo ch''anged", r"changed")
+        p1.kill()
+        p1.wait()
+
+        p2, out2, s2 = start("two")
+        call(s2, "PUT", "/snapshot/load", {"snapshot_path": sp, "mem_backend": {
+            "backend_type": "Uffd", "backend_path": mp}}, want=400, label="load with Uffd")
+        call(s2, "PUT", "/snapshot/load", {"snapshot_path": sp, "mem_file_path": mp,
+                                           "mem_backend": {"backend_type": "File",
+                                                           "backend_path": mp}},
+             want=400, label="load with two memory sources")
+        bad = os.path.join(tmp, "bad.snap")
+        data = bytearray(open(sp, "rb").read())
+        data[200] ^= 0xff
+        open(bad, "wb").write(data)
+        st, t = call(s2, "PUT", "/snapshot/load", {"snapshot_path": bad, "mem_backend": {
+            "backend_type": "File", "backend_path": mp}}, want=400, label="a corrupted state file")
+        check("snapshot api: the refusal says why", "checksum" in t, t[:200])
+        st, t = call(s2, "GET", "/", want=200, schema=None, label="GET / after a refused load")
+        check("snapshot api: still not started", json.loads(t).get("state") == "Not started", t)
+        load = {"snapshot_path": sp, "mem_backend": {"backend_type": "File", "backend_path": mp},
+                "resume_vm": True}
+        call(s2, "PUT", "/snapshot/load", load, schema="SnapshotLoadParams", label="load")
+        st, t = call(s2, "GET", "/", want=200, label="GET / after load")
+        try:
+            validator(spec, "InstanceInfo").validate(json.loads(t))
+            ok = json.loads(t).get("state") == "Running"
+        except Exception as e:
+            ok, t = False, repr(e)
+        check("snapshot api: the loaded VM runs", ok, t[:200])
+        m = type_wait(p2, out2, "cat /tmp/mark | tr a-z A-Z", r"(IN-THE-SNAPSHOT|AFTER-THE-SNAPSHOT)")
+        check("snapshot api: the guest has the snapshot's memory",
+              m is not None and m.group(1) == "IN-THE-SNAPSHOT", out2[-300:].decode(errors="replace"))
+        st, t = call(s2, "GET", "/vm/config", want=200, label="GET /vm/config after load")
+        check("snapshot api: the configuration came with the snapshot",
+              json.loads(t).get("machine-config", {}).get("mem_size_mib") == 128, t[:200])
+        call(s2, "PUT", "/snapshot/load", load, want=400, label="load after start")
+        with open(f"/proc/{p2.pid}/status") as f:
+            check("snapshot api: the loaded VM process is sandboxed",
+                  re.search(r"^Seccomp:\s+2$", f.read(), re.M) is not None)
+        p2.kill()
+        p2.wait()
+
+        p3, out3, s3 = start("three")
+        call(s3, "PUT", "/snapshot/load", dict(load, resume_vm=False), label="load paused")
+        st, t = call(s3, "GET", "/", want=200, label="GET / after a paused load")
+        check("snapshot api: resume_vm false leaves it Paused", json.loads(t).get("state") ==
+              "Paused", t)
+        call(s3, "PATCH", "/vm", {"state": "Resumed"})
+        m = type_wait(p3, out3, "cat /tmp/mark | tr a-z A-Z", r"(IN-THE-SNAPSHOT)")
+        check("snapshot api: it runs after Resumed", m is not None)
+        p3.stdin.write(b"poweroff\n")
+        p3.stdin.flush()
+        p3.wait(timeout=60)
+        err = p3.stderr.read().decode(errors="replace")
+        check("snapshot api: poweroff ends the restored VM with 0, no sanitizer report",
+              p3.returncode == 0 and not SANITIZER.search(err), err[-300:])
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def pss_mib(pid):
     try:
         with open(f"/proc/{pid}/smaps_rollup") as f:
@@ -1390,7 +1541,7 @@ def test_debian_stop(vessel):
 TESTS = {"eight": test_eight, "admission": test_admission, "crash": test_crash,
          "pause": test_pause, "api": test_api, "patch_drive": test_patch_drive,
          "patch_drive_sandbox": test_patch_drive_sandbox, "snapshot": test_snapshot,
-         "clone": test_clone,
+         "clone": test_clone, "snapshot_api": test_snapshot_api,
          "patch_drive_stall": test_patch_drive_stall, "config_file": test_config_file,
          "bad_input": test_bad_input, "console": test_console, "isolation": test_isolation, "debian_stop": test_debian_stop}
 # systemd under the sanitizer build takes minutes to boot: the plain build only

@@ -155,7 +155,7 @@ TEST(machine_snapshot_round_trip)
     char sp[64], mp[64];
     int sfd = tmpfile_fd(sp), mfd = tmpfile_fd(mp);
     struct snap_save_stats st;
-    CHECK_EQ(machine_snapshot_save(m, sfd, mfd, &st, err, sizeof(err)), 0);
+    CHECK_EQ(machine_snapshot_save(m, sfd, mfd, NULL, &st, err, sizeof(err)), 0);
     CHECK(st.mem_pages_written >= 2 && st.mem_pages_written < 100); /* sparse */
     struct stat sb;
     fstat(mfd, &sb);
@@ -211,7 +211,7 @@ TEST(machine_snapshot_round_trip)
     int mfd2 = tmpfile_fd(mp2);
     char sp2[64];
     int sfd2 = tmpfile_fd(sp2);
-    CHECK_EQ(machine_snapshot_save(m, sfd2, mfd2, NULL, err, sizeof(err)), 0);
+    CHECK_EQ(machine_snapshot_save(m, sfd2, mfd2, NULL, NULL, err, sizeof(err)), 0);
     close(sfd2);
     unlink(sp2);
     CHECK_EQ(snapshot_check(state, slen, mfd2, &cpus, &ram, &nd, err, sizeof(err)), -EINVAL);
@@ -240,7 +240,7 @@ TEST(machine_snapshot_refuses_impossible_values)
     m->harts[0].parked = true;
     char sp[64], mp[64];
     int sfd = tmpfile_fd(sp), mfd = tmpfile_fd(mp);
-    CHECK_EQ(machine_snapshot_save(m, sfd, mfd, NULL, err, sizeof(err)), 0);
+    CHECK_EQ(machine_snapshot_save(m, sfd, mfd, NULL, NULL, err, sizeof(err)), 0);
     uint8_t *state;
     size_t slen;
     CHECK_EQ(snapshot_read_state(sfd, &state, &slen, err, sizeof(err)), 0);
