@@ -17,6 +17,8 @@ static const struct subcommand subcommands[] = {
     {"start", cli_start, "start a VM in the background"},
     {"snapshot", cli_snapshot, "snapshots of a VM: create, list, restore, rm"},
     {"clone", cli_clone, "a new VM from another (or from its snapshot)"},
+    {"export", cli_export, "a VM (and a snapshot) as one portable file"},
+    {"import", cli_import, "a VM from a file vessel export made"},
     {"stop", cli_stop, "shut a VM down (power key, then force)"},
     {"pause", cli_pause, "pause a running VM"},
     {"resume", cli_resume, "resume a paused VM"},

@@ -48,4 +48,6 @@ int cli_ssh(int argc, char **argv);
 int cli_vmm(int argc, char **argv); /* the detached VM process (vessel __vmm) */
 int cli_snapshot(int argc, char **argv);
 int cli_clone(int argc, char **argv);
+int cli_export(int argc, char **argv); /* export.c */
+int cli_import(int argc, char **argv);
 #endif

@@ -705,6 +705,96 @@ def test_snapshot_api(vessel):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+VIRTIO_MODULES = ("kv=$(uname -r); while read n p; do case $n in virtio_*) [ -d /sys/module/$n ]"
+                  " || insmod /lib/modules/$kv/$p;; esac; done </lib/modules/initramfs-modules;"
+                  " for i in 1 2 3 4 5 6 7 8 9 10; do [ -b /dev/vda ] && break; sleep 1; done")
+
+
+def sha256_file(path):
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for b in iter(lambda: f.read(1 << 20), b""):
+            h.update(b)
+    return h.hexdigest()
+
+
+def test_export(vessel):
+    """vessel export on one store, vessel import on another: the same disk contents, the same
+    snapshot (restoring it gives the guest's memory of that instant); damaged or truncated
+    files import nothing."""
+    s, t = Store(vessel), Store(vessel)
+    tmp = tempfile.mkdtemp(prefix="vessel-export-")
+    try:
+        s.run("create", "ex", "--memory", "128M", "--disk-size", "16M")
+        s.run("start", "ex")
+        if not check("export: booted", s.wait_marker("ex", 240)):
+            return
+        a = s.ask("ex", "ex-wrote", VIRTIO_MODULES + "; echo exported-disk | dd of=/dev/vda "
+                  "conv=fsync 2>/dev/null; echo in-memory > /tmp/mark; echo ok")
+        r = s.run("snapshot", "create", "ex", "s1")
+        check("export: a snapshot to take along", a == "ok" and r.returncode == 0, r.stderr)
+        f = os.path.join(tmp, "ex.vessel")
+        r = s.run("export", "ex", f)
+        check("export: a running VM without --snapshot is refused",
+              r.returncode != 0 and "running" in r.stderr, r.stderr)
+        s.run("stop", "ex", "--force")
+        disk = json.loads(s.run("inspect", "ex").stdout)["config"]["drives"][0]["path_on_host"]
+        want = sha256_file(disk)
+        t0 = time.time()
+        r = s.run("export", "ex", f, "--snapshot", "s1")
+        took = time.time() - t0
+        check("export: export with a snapshot", r.returncode == 0 and os.path.exists(f),
+              r.stderr)
+        print(f"   export of a 128 MiB VM with its snapshot: {took:.2f} s, "
+              f"{os.path.getsize(f) / 2**20:.1f} MiB")
+        r = subprocess.run(["tar", "tf", f], capture_output=True, text=True)
+        names = r.stdout.split()
+        check("export: tar tf lists it", r.returncode == 0 and "manifest.json" in names and
+              "disks/disk0.img" in names and "snapshot/memory" in names, r.stdout + r.stderr)
+        r = s.run("export", "ex", f, "--snapshot", "s1")
+        check("export: an existing file is not overwritten", r.returncode != 0, r.stderr)
+
+        r = t.run("import", f, "--name", "ex2")
+        check("import: into another store", r.returncode == 0 and "ex2" in r.stdout, r.stderr)
+        d2 = json.loads(t.run("inspect", "ex2").stdout)["config"]["drives"][0]["path_on_host"]
+        check("import: the disk is the same (sha256)", sha256_file(d2) == want and
+              d2.startswith(t.dir), d2)
+        lst = json.loads(t.run("snapshot", "list", "ex2", "--json").stdout or "[]")
+        check("import: the snapshot came along", [x["name"] for x in lst] == ["s1"], str(lst))
+        r = t.run("snapshot", "restore", "ex2", "s1")
+        m = t.ask("ex2", "mark-after-import", "cat /tmp/mark")
+        check("import: restoring the imported snapshot gives the guest's memory",
+              r.returncode == 0 and m == "in-memory", f"{r.stderr} {m!r}")
+        t.run("stop", "ex2", "--force")
+        r = t.run("import", f, "--name", "ex2")
+        check("import: an existing name is refused", r.returncode != 0 and "exists" in r.stderr,
+              r.stderr)
+        data = open(f, "rb").read()
+        for what, blob in (("a truncated file", data[:len(data) // 2]),
+                           ("a damaged file", data[:len(data) // 3] + bytes([data[len(data) // 3] ^ 0x55])
+                            + data[len(data) // 3 + 1:])):
+            g = os.path.join(tmp, "bad.vessel")
+            open(g, "wb").write(blob)
+            r = t.run("import", g, "--name", "bad")
+            left = sorted(os.listdir(os.path.join(t.dir, "vms")))
+            check(f"import: {what} is refused with one line and leaves nothing",
+                  r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1 and
+                  left == ["ex2"], f"{r.stderr.strip()} {left}")
+        # a file with a member no export holds (path traversal)
+        evil = os.path.join(tmp, "evil.vessel")
+        subprocess.run(["tar", "--zstd", "-cf", evil, "-C", tmp, "--transform",
+                        "s,^,../,", "ex.vessel"], capture_output=True)
+        r = t.run("import", evil, "--name", "evil")
+        check("import: a member outside the export's names is refused",
+              r.returncode != 0 and "no vessel export holds" in r.stderr and
+              not os.path.exists(os.path.join(t.dir, "ex.vessel")), r.stderr)
+    finally:
+        s.cleanup()
+        t.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def pss_mib(pid):
     try:
         with open(f"/proc/{pid}/smaps_rollup") as f:
@@ -1541,7 +1631,7 @@ def test_debian_stop(vessel):
 TESTS = {"eight": test_eight, "admission": test_admission, "crash": test_crash,
          "pause": test_pause, "api": test_api, "patch_drive": test_patch_drive,
          "patch_drive_sandbox": test_patch_drive_sandbox, "snapshot": test_snapshot,
-         "clone": test_clone, "snapshot_api": test_snapshot_api,
+         "clone": test_clone, "snapshot_api": test_snapshot_api, "export": test_export,
          "patch_drive_stall": test_patch_drive_stall, "config_file": test_config_file,
          "bad_input": test_bad_input, "console": test_console, "isolation": test_isolation, "debian_stop": test_debian_stop}
 # systemd under the sanitizer build takes minutes to boot: the plain build only
