@@ -40,6 +40,7 @@
 struct member {
     char name[MEMBER_NAME_MAX]; /* in the archive */
     char path[4300];            /* on this host */
+    bool temp;                  /* a flattened copy made for the export: removed after */
     uint64_t size;
     char sha[65];
 };
@@ -184,25 +185,35 @@ int cli_export(int argc, char **argv)
                 name, store_state_name(s));
         return VM_EXIT_USAGE;
     }
+    if (access(file, F_OK) == 0) {
+        fprintf(stderr, "vessel export: %s exists\n", file);
+        return VM_EXIT_USAGE;
+    }
     static struct member mem[MAX_MEMBERS];
     unsigned n = 0;
     char sdir[4200] = "";
     json_object *cfg = vm_spec_to_json(&spec, true), *drives;
     for (unsigned i = 0; i < spec.ndrives; i++) {
         const char *p = spec.drives[i].path;
-        if (has_backing(p)) {
-            fprintf(stderr,
-                    "vessel export: disk %s is a qcow2 overlay (it has a backing file); "
-                    "flatten it first (vessel disk convert -O qcow2 %s FLAT.qcow2)\n",
-                    spec.drives[i].id, p);
-            json_object_put(cfg);
-            return VM_EXIT_USAGE;
-        }
         struct member *m = &mem[n++];
         size_t l = strlen(p);
         bool q = l > 6 && !strcmp(p + l - 6, ".qcow2");
         snprintf(m->name, sizeof(m->name), "disks/disk%u.%s", i, q ? "qcow2" : "img");
         snprintf(m->path, sizeof(m->path), "%s", p);
+        if (has_backing(p)) {
+            /* an overlay travels flattened: a standalone qcow2 with the chain's data */
+            snprintf(m->path, sizeof(m->path), "%.4000s.flat-%u-%d.qcow2", file, i, (int)getpid());
+            snprintf(m->name, sizeof(m->name), "disks/disk%u.qcow2", i);
+            m->temp = true;
+            char *args[] = {"disk", "convert", "-O", "qcow2", (char *)p, m->path, NULL};
+            if (cli_disk(6, args) != 0) {
+                fprintf(stderr, "vessel export: cannot flatten disk %s\n", spec.drives[i].id);
+                for (unsigned k = 0; k < n; k++)
+                    if (mem[k].temp) unlink(mem[k].path);
+                json_object_put(cfg);
+                return VM_EXIT_HOST_ERROR;
+            }
+        }
     }
     /* the configuration names the members, not this host's paths */
     if (json_object_object_get_ex(cfg, "drives", &drives))
@@ -229,17 +240,14 @@ int cli_export(int argc, char **argv)
         snprintf(ip, sizeof(ip), "%s/info.json", sdir);
         if (!d || access(ip, F_OK) < 0) {
             fprintf(stderr, "vessel export: %s has no snapshot %s\n", name, snap);
+            for (unsigned k = 0; k < n; k++)
+                if (mem[k].temp) unlink(mem[k].path);
             json_object_put(cfg);
             return VM_EXIT_USAGE;
         }
     }
     char part[4200];
     snprintf(part, sizeof(part), "%s.partial", file);
-    if (access(file, F_OK) == 0) {
-        fprintf(stderr, "vessel export: %s exists\n", file);
-        json_object_put(cfg);
-        return VM_EXIT_USAGE;
-    }
     struct archive *a = archive_write_new();
     archive_write_set_format_pax_restricted(a);
     archive_write_add_filter_zstd(a);
@@ -283,6 +291,8 @@ int cli_export(int argc, char **argv)
     }
     archive_write_free(a);
     json_object_put(man);
+    for (unsigned i = 0; i < n; i++)
+        if (mem[i].temp) unlink(mem[i].path);
     if (!r) {
         int fd = open(part, O_RDONLY | O_CLOEXEC);
         if (fd < 0 || fsync(fd) < 0 || rename(part, file) < 0) {

@@ -207,6 +207,40 @@ static int copy_sparse(const char *src, const char *dst, uint64_t grow_to, char 
 }
 
 /* Split manager options from run options; run options go to cli_run_parse. */
+/* The VM's root disk on a shared base image: the cached image is linked (or copied once) into
+ * the store's images/ under a name that says which build it was, and the VM gets a qcow2
+ * overlay on it. So creating a VM costs milliseconds and kilobytes, the VMs share the base's
+ * blocks, and rebuilding the cache later does not change the base under existing VMs. */
+static int image_overlay(const struct store *st, const char *src, const char *dst, uint64_t size,
+                         char *err, size_t errlen)
+{
+    struct stat sb;
+    if (stat(src, &sb) < 0) {
+        snprintf(err, errlen, "%.400s: %s", src, strerror(errno));
+        return -errno;
+    }
+    char dir[4200], base[4400];
+    snprintf(dir, sizeof(dir), "%s/images", st->root);
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+        snprintf(err, errlen, "%.400s: %s", dir, strerror(errno));
+        return -errno;
+    }
+    snprintf(base, sizeof(base), "%s/debian-%lld-%lld.img", dir, (long long)sb.st_mtime,
+             (long long)sb.st_size);
+    if (access(base, R_OK) != 0) {
+        char tmp[4500];
+        snprintf(tmp, sizeof(tmp), "%s.tmp-%d", base, (int)getpid());
+        int r = link(src, tmp) == 0 ? 0 : copy_sparse(src, tmp, 0, err, errlen);
+        if (r == 0 && rename(tmp, base) < 0) r = -errno;
+        if (r) {
+            unlink(tmp);
+            if (!err[0]) snprintf(err, errlen, "%.400s: %s", base, strerror(-r));
+            return r;
+        }
+    }
+    return qcow2_create(dst, size > (uint64_t)sb.st_size ? size : 0, 16, base, "raw", err, errlen);
+}
+
 int cli_create(int argc, char **argv)
 {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
@@ -330,15 +364,15 @@ int cli_create(int argc, char **argv)
             snprintf(d->id, sizeof(d->id), "%s", image ? "rootfs" : "data");
             for (unsigned i = 1; i < spec.ndrives; i++)
                 snprintf(spec.drives[i].id, sizeof(spec.drives[i].id), "disk%u", i);
-            if (snprintf(d->path, sizeof(d->path), "%s/%s.img", disks, image ? "root" : "data") >=
-                (int)sizeof(d->path)) {
+            if (snprintf(d->path, sizeof(d->path), "%s/%s", disks,
+                         image ? "root.qcow2" : "data.img") >= (int)sizeof(d->path)) {
                 snprintf(err, sizeof(err), "the store path is too long");
                 r = -ENAMETOOLONG;
             } else if (image) {
                 d->root = true;
                 /* the default kernel boots it (root=/dev/vda rw is added at boot) */
                 if (!strcmp(spec.cmdline, "console=ttyS0")) spec.has_cmdline = true;
-                r = copy_sparse(img_src, d->path, dsize, err, sizeof(err));
+                r = image_overlay(&st, img_src, d->path, dsize, err, sizeof(err));
             } else {
                 r = blk_create_raw(d->path, dsize, err, sizeof(err));
             }
