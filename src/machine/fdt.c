@@ -25,6 +25,8 @@
 #define RTC_BASE      0x101000ull
 #define RTC_SIZE      0x1000ull
 #define RTC_IRQ       11
+#define VMGENID_BASE  0x102000ull
+#define VMGENID_IRQ   20
 #define VIRTIO_BASE   0x10001000ull
 #define VIRTIO_SIZE   0x1000ull
 #define FDT_MAX_HARTS 64 /* PLIC contexts and ACLINT harts are sized for 64 */
@@ -207,6 +209,10 @@ static int build_soc(void *fdt, const struct fdt_params *p)
     TRY(fdt_property(fdt, "ranges", NULL, 0)); /* identity: children use CPU addresses */
 
     TRY(build_plic_device(fdt, "rtc", RTC_BASE, RTC_SIZE, "google,goldfish-rtc", RTC_IRQ));
+    TRY(fdt_end_node(fdt));
+
+    /* VM generation ID (rng/microsoft,vmgenid.yaml): 16 bytes; a new one after a restore */
+    TRY(build_plic_device(fdt, "vmgenid", VMGENID_BASE, 16, "microsoft,vmgenid", VMGENID_IRQ));
     TRY(fdt_end_node(fdt));
 
     TRY(build_plic_device(fdt, "serial", UART0_BASE, UART0_SIZE, "ns16550a", UART0_IRQ));

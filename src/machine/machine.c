@@ -3,6 +3,7 @@
 #include "machine/machine.h"
 #include "dev/goldfish_rtc.h"
 #include "dev/uart.h"
+#include "dev/vmgenid.h"
 #include "dev/virtio/blk.h"
 #include "dev/virtio/input.h"
 #include "dev/virtio/net.h"
@@ -313,7 +314,8 @@ int machine_create(struct machine **out, const struct machine_config *cfg, struc
     m->plic = plic_create(m->nharts, ctx);
     m->uart = uart_create(console, (struct irq_line){plic_irq_line_set, m->plic, UART0_IRQ});
     m->rtc = goldfish_rtc_create((struct irq_line){plic_irq_line_set, m->plic, RTC_IRQ});
-    if (!m->plic || !m->uart || !m->rtc) {
+    m->genid = vmgenid_create((struct irq_line){plic_irq_line_set, m->plic, VMGENID_IRQ});
+    if (!m->plic || !m->uart || !m->rtc || !m->genid) {
         errf(err, errlen, "out of memory creating devices");
         goto fail;
     }
@@ -323,7 +325,9 @@ int machine_create(struct machine **out, const struct machine_config *cfg, struc
         bus_map(&m->bus, PLIC_BASE, PLIC_MMIO_SIZE, &plic_mmio_ops, m->plic, BUS_LOCKLESS) ||
         bus_map(&m->bus, UART0_BASE, UART_MMIO_SIZE, &uart_mmio_ops, m->uart, BUS_LOCKLESS) ||
         bus_map(&m->bus, SYSCON_BASE, SYSCON_MMIO_SIZE, &syscon_mmio_ops, &m->syscon, 0) ||
-        bus_map(&m->bus, RTC_BASE, RTC_MMIO_SIZE, &goldfish_rtc_mmio_ops, m->rtc, BUS_LOCKLESS)) {
+        bus_map(&m->bus, RTC_BASE, RTC_MMIO_SIZE, &goldfish_rtc_mmio_ops, m->rtc, BUS_LOCKLESS) ||
+        bus_map(&m->bus, VMGENID_BASE, VMGENID_MMIO_SIZE, &vmgenid_mmio_ops, m->genid,
+                BUS_LOCKLESS)) {
         errf(err, errlen, "internal error: overlapping device ranges");
         r = -EEXIST;
         goto fail;
@@ -438,6 +442,7 @@ void machine_destroy(struct machine *m)
     vinput_destroy(m->input);
     vnet_destroy(m->net); /* detaches from the backend: no frame reaches this machine after */
     goldfish_rtc_destroy(m->rtc);
+    vmgenid_destroy(m->genid);
     uart_destroy(m->uart);
     if (m->plic) plic_destroy(m->plic);
     if (m->ram && ram_in_use) {

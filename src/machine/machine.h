@@ -20,6 +20,8 @@
 #define VIRTIO_BASE       0x10001000ull
 #define UART0_IRQ         10
 #define RTC_IRQ           11
+#define VMGENID_BASE      0x00102000ull
+#define VMGENID_IRQ       20 /* after the virtio slots' sources (fdt_virtio_irq: up to 19) */
 #define MACHINE_MAX_HARTS 64
 #define MACHINE_MIN_RAM   (64ull << 20)
 #define VIRTIO_SLOTS      16 /* virtio-mmio slots (fdt.h: FDT_MAX_VIRTIO, fdt_virtio_irq) */
@@ -80,6 +82,7 @@ enum machine_event {
 struct plic;
 struct uart;
 struct goldfish_rtc;
+struct vmgenid;
 struct vblk;
 struct vrng;
 struct vinput;
@@ -93,6 +96,7 @@ struct machine {
     struct plic *plic;
     struct uart *uart;
     struct goldfish_rtc *rtc;
+    struct vmgenid *genid;
     struct syscon syscon;
     struct guest_mem gm;
     struct vblk *blk[MACHINE_MAX_DISKS];

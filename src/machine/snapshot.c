@@ -2,6 +2,7 @@
 #include "machine/snapshot.h"
 #include "dev/goldfish_rtc.h"
 #include "dev/uart.h"
+#include "dev/vmgenid.h"
 #include "dev/virtio/blk.h"
 #include "dev/virtio/input.h"
 #include "dev/virtio/mmio.h"
@@ -152,6 +153,7 @@ int machine_snapshot_save(struct machine *m, int state_fd, int mem_fd, const cha
     plic_save(m->plic, w);
     uart_save(m->uart, w);
     goldfish_rtc_save(m->rtc, w);
+    vmgenid_save(m->genid, w);
     for (unsigned i = 0; i < nslots; i++)
         virtio_mmio_save(slot_transport(m, i), w, i);
     const uint8_t *buf;
@@ -265,6 +267,7 @@ int machine_snapshot_load(struct machine *m, const uint8_t *state, size_t len, c
         hart_load(&m->harts[i], &r);
     uint64_t now = host_realtime_ns();
     if (!sr_failed(&r)) goldfish_rtc_load(m->rtc, &r);
+    if (!sr_failed(&r)) vmgenid_load(m->genid, &r);
     if (!sr_failed(&r)) uart_load(m->uart, &r);
     for (unsigned i = 0; i < m->cfg.ndisks + 2 && !sr_failed(&r); i++)
         virtio_mmio_load(slot_transport(m, i), &r, i);
@@ -273,6 +276,8 @@ int machine_snapshot_load(struct machine *m, const uint8_t *state, size_t len, c
     int rc = 0;
     if (sr_failed(&r)) rc = fail(err, errlen, -EINVAL, "%s", r.err);
     sr_close(&r);
+    /* a restored VM is a new generation: the guest reseeds its RNG (dev/vmgenid.h) */
+    if (rc == 0) vmgenid_new_generation(m->genid);
     return rc;
 }
 

@@ -2,7 +2,7 @@
 // SOURCES: src/vm/gdbstub.c src/machine/machine.c src/machine/bus.c src/machine/fdt.c
 // SOURCES: src/machine/loader.c src/cpu/riscv/hart.c src/cpu/riscv/exec.c src/cpu/riscv/decode.c
 // SOURCES: src/cpu/riscv/csr.c src/cpu/riscv/mmu.c src/cpu/riscv/fpu.c src/irq/plic.c
-// SOURCES: src/irq/aclint.c src/dev/uart.c src/dev/syscon.c src/dev/goldfish_rtc.c
+// SOURCES: src/irq/aclint.c src/dev/uart.c src/dev/syscon.c src/dev/goldfish_rtc.c src/dev/vmgenid.c
 // SOURCES: src/util/log.c src/util/size.c src/dev/virtio/mmio.c src/dev/virtio/virtqueue.c
 // SOURCES: src/dev/virtio/blk.c src/dev/virtio/rng.c src/backend/block/raw.c
 // SOURCES: src/backend/block/io_engine.c src/util/ratelimit.c src/cpu/riscv/trigger.c
