@@ -232,8 +232,8 @@ int cli_export(int argc, char **argv)
                       (!strncmp(e->d_name, "disk-", 5) && strlen(e->d_name) < 20);
             if (!ok || n == MAX_MEMBERS) continue;
             struct member *m = &mem[n++];
-            snprintf(m->name, sizeof(m->name), "snapshot/%s", e->d_name);
-            snprintf(m->path, sizeof(m->path), "%s/%s", sdir, e->d_name);
+            snprintf(m->name, sizeof(m->name), "snapshot/%.40s", e->d_name);
+            snprintf(m->path, sizeof(m->path), "%.4200s/%.40s", sdir, e->d_name);
         }
         if (d) closedir(d);
         char ip[4300];
