@@ -14,6 +14,13 @@
 #include <string.h>
 #include <unistd.h>
 
+/* export's flattening of overlays (cli/disk.c) is not under test here */
+int cli_disk(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    return 1;
+}
+
 static int count_entries(const char *dir)
 {
     DIR *d = opendir(dir);
