@@ -1021,8 +1021,9 @@ int cli_rm(int argc, char **argv)
         fprintf(stderr, "vessel rm: %s\n", err);
         return VM_EXIT_HOST_ERROR;
     }
-    /* a start may have won the race for the lock: never remove a live VM */
-    if (is_live(store_vm_state(&st, a.name, NULL))) {
+    /* a start may have won the race for the lock: never remove a live VM (the stopped one's
+     * monitor may still be cleaning up: that is no VM process) */
+    if (store_vm_process_alive(&st, a.name)) {
         store_unlock(lk);
         fprintf(stderr, "vessel rm: %s was started again meanwhile\n", a.name);
         return VM_EXIT_HOST_ERROR;

@@ -370,14 +370,27 @@ void store_names_free(char **names, int n)
 }
 
 /* Is a write lock held on path by a live process? (F_OFD_GETLK tests without taking it.) */
-static bool lock_held(const char *path)
+/* Whether any lock is held on [start, start + len) of the file (len 0: to the end). */
+static bool lock_held_range(const char *path, off_t start, off_t len)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return false;
-    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = start, .l_len = len};
     bool held = fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
     close(fd);
     return held;
+}
+
+static bool lock_held(const char *path)
+{
+    return lock_held_range(path, 0, 0);
+}
+
+bool store_vm_process_alive(const struct store *st, const char *name)
+{
+    char lockp[4096];
+    if (store_vm_path(st, name, "vm.lock", lockp, sizeof(lockp))) return false;
+    return lock_held_range(lockp, 0, 1); /* byte 0: the VM process; byte 1: its monitor */
 }
 
 static int read_run(const char *path, struct store_run *run)

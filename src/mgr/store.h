@@ -65,6 +65,9 @@ int store_vm_remove(const struct store *st, const char *name, char *err, size_t 
 int store_vm_list(const struct store *st, char ***out);
 void store_names_free(char **names, int n);
 
+/* Whether a VM process holds the VM's lock (its byte 0). A monitor still cleaning up after
+ * its VM process (byte 1) does not count: the VM is gone. */
+bool store_vm_process_alive(const struct store *st, const char *name);
 /* State from the lock and run.json; run (may be NULL) gets run.json for live or crashed VMs. */
 enum store_vm_state store_vm_state(const struct store *st, const char *name, struct store_run *run);
 
