@@ -17,7 +17,6 @@ usage: bench/snapshot.py [--sizes 256M,4G] [--touch 256] [--runs 3] [--vessel PA
 Python 3 stdlib only; works in a temporary directory.
 """
 import argparse
-import http.client
 import json
 import os
 import re
@@ -32,32 +31,13 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-CACHE = os.path.join(os.environ.get("VESSEL_CACHE") or os.path.join(
-    os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "vessel"), "guest",
-    "default")
-MARKER = b"VESSEL-INIT-OK"
-
-
-def cpu_model():
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return "unknown"
-
-
-class UnixHTTP(http.client.HTTPConnection):
-    def __init__(self, path):
-        super().__init__("localhost", timeout=600)
-        self.path = path
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(self.path)
+sys.path.insert(0, HERE)
+from mgr import CACHE, MARKER, UnixHTTP, cpu_model  # noqa: E402  (bench/mgr.py)
 
 
 def api(sock, method, path, body=None):
     c = UnixHTTP(sock)
+    c.timeout = 600
     c.request(method, path, json.dumps(body) if body is not None else None,
               {"Content-Type": "application/json"})
     r = c.getresponse()

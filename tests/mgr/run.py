@@ -587,32 +587,9 @@ def test_snapshot_api(vessel):
         return proc, out, sock
 
     def call(sock, method, path, body=None, want=204, label=None, schema=None):
-        st, text = http_unix(sock, method, path, body)
-        ok = st == want
-        if ok and body is not None and schema:
-            try:
-                validator(spec, schema).validate(body)
-            except Exception as e:
-                ok, text = False, f"request not a {schema}: {e}"[:300]
-        if ok and st >= 400:
-            try:
-                validator(spec, "Error").validate(json.loads(text))
-            except Exception as e:
-                ok, text = False, f"error body: {e}"[:300]
-        check(f"snapshot api: {label or method + ' ' + path} -> {want}", ok, f"{st} {text[:200]}")
-        return st, text
+        return spec_call(spec, "snapshot api", sock, method, path, body, want, label, schema)
 
-    def type_wait(proc, out, cmd, expect, timeout=30):
-        start_at = len(out)
-        proc.stdin.write(cmd.encode() + b"\n")
-        proc.stdin.flush()
-        end = time.time() + timeout
-        while time.time() < end:
-            m = re.search(expect, out[start_at:].decode(errors="replace"))
-            if m:
-                return m
-            time.sleep(0.2)
-        return None
+    type_wait = type_and_wait
 
     try:
         p1, out1, s1 = start("one")
@@ -1230,6 +1207,40 @@ def test_api(vessel):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def type_and_wait(proc, out, cmd, expect, timeout=30):
+    """Type cmd on a foreground VM's console (proc's stdin); wait until expect (a regex) shows
+    in its output (out, filled by pump) after it. The match, or None."""
+    start = len(out)
+    proc.stdin.write(cmd.encode() + b"\n")
+    proc.stdin.flush()
+    end = time.time() + timeout
+    while time.time() < end:
+        m = re.search(expect, out[start:].decode(errors="replace"))
+        if m:
+            return m
+        time.sleep(0.2)
+    return None
+
+
+def spec_call(spec, tag, sock, method, path, body=None, want=204, label=None, schema=None):
+    """One API request; checks the status, the request against Firecracker's schema (when
+    given) and an error body against its Error schema."""
+    st, text = http_unix(sock, method, path, body)
+    ok = st == want
+    if ok and body is not None and schema:  # the request as Firecracker's clients send it
+        try:
+            validator(spec, schema).validate(body)
+        except Exception as e:
+            ok, text = False, f"request not a {schema}: {e}"[:300]
+    if ok and st >= 400:
+        try:
+            validator(spec, "Error").validate(json.loads(text))
+        except Exception as e:
+            ok, text = False, f"error body: {e}"[:300]
+    check(f"{tag}: {label or method + ' ' + path} -> {want}", ok, f"{st} {text[:200]}")
+    return st, text
+
+
 def test_patch_drive_sandbox(vessel):
     test_patch_drive(vessel, sandbox=True)
 
@@ -1263,33 +1274,10 @@ def test_patch_drive(vessel, sandbox=False):
     threading.Thread(target=pump, args=(proc.stdout, out), daemon=True).start()
 
     def call(method, path, body=None, want=204, label=None, schema=None):
-        st, text = http_unix(sock, method, path, body)
-        ok = st == want
-        if ok and body is not None and schema:  # the request as Firecracker's clients send it
-            try:
-                validator(spec, schema).validate(body)
-            except Exception as e:
-                ok, text = False, f"request not a {schema}: {e}"[:300]
-        if ok and st >= 400:
-            try:
-                validator(spec, "Error").validate(json.loads(text))
-            except Exception as e:
-                ok, text = False, f"error body: {e}"[:300]
-        check(f"patch: {label or method + ' ' + path} -> {want}", ok, f"{st} {text[:200]}")
-        return st, text
+        return spec_call(spec, tag, sock, method, path, body, want, label, schema)
 
     def guest(cmd, expect, timeout=30):
-        """Type cmd; wait until expect (a regex) shows in the console after it."""
-        start = len(out)
-        proc.stdin.write(cmd.encode() + b"\n")
-        proc.stdin.flush()
-        end = time.time() + timeout
-        while time.time() < end:
-            m = re.search(expect, out[start:].decode(errors="replace"))
-            if m:
-                return m
-            time.sleep(0.2)
-        return None
+        return type_and_wait(proc, out, cmd, expect, timeout)
 
     try:
         for _ in range(100):
