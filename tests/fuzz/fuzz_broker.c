@@ -2,7 +2,8 @@
 /* The file broker's monitor side (broker_serve) on whatever a compromised VM process could send:
  * requests with arbitrary ops, flags, paths (NUL or not), lengths and attached descriptors.
  * Each must get exactly one 4-byte answer; a descriptor comes only with result 0, and it must be
- * one of the regular files inside the allowed directory, never the file outside it. */
+ * one of the regular files inside the allowed directory (or, for CREATE, a new empty file
+ * there), never the file outside it. */
 #include "vm/broker.h"
 #include <fcntl.h>
 #include <limits.h>
@@ -133,13 +134,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
                 struct stat st;
                 if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) abort();
                 if (st.st_ino == outside) abort(); /* escaped the allowed directory */
-                if (st.st_ino != inside[0] && st.st_ino != inside[1]) abort();
+                if (q.op == 5) {
+                    /* CREATE: a new, empty file, and only inside the allowed directory */
+                    char self[64], where[PATH_MAX], in[128];
+                    snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+                    snprintf(in, sizeof(in), "%s/in/", dir);
+                    ssize_t wl = readlink(self, where, sizeof(where) - 1);
+                    if (wl <= 0 || st.st_size != 0) abort();
+                    where[wl] = 0;
+                    if (strncmp(where, in, strlen(in)) != 0) abort();
+                    unlink(where); /* keep the directory as it was for the next input */
+                } else if (st.st_ino != inside[0] && st.st_ino != inside[1]) {
+                    abort();
+                }
                 close(fd);
                 got++;
             }
         }
         if (got > 1 || (got == 1 && rep != 0)) abort();
-        if (rep == 0 && msglen == sizeof(q) && (q.op == 3 || q.op == 4) && got != 1) abort();
+        if (rep == 0 && msglen == sizeof(q) && (q.op == 3 || q.op == 4 || q.op == 5) && got != 1)
+            abort();
     }
     broker_free(b);
     close(sv[0]);
