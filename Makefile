@@ -5,7 +5,7 @@ CFLAGS_COMMON := -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Isrc -MMD -MP \
 CFLAGS_REL  := -O2 -g $(CFLAGS_COMMON)
 CFLAGS_ASAN := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
                -fno-sanitize-recover=undefined $(CFLAGS_COMMON)
-LIBS     := -lfdt -lm -lpthread -luring -ljson-c -lmicrohttpd -lseccomp -lz -lzstd -lslirp -larchive -lnettle
+LIBS     := -lfdt -lm -lpthread -luring -ljson-c -lmicrohttpd -lseccomp -lz -lzstd -lslirp -lnettle
 
 SRCS     := $(shell find src -name '*.c' | sort)
 LIBSRCS  := $(filter-out src/main.c,$(SRCS))

@@ -19,6 +19,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
@@ -29,6 +30,48 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+/* libarchive is loaded on first use (dlopen), not linked: it pulls in libxml2, ICU and
+ * libstdc++, about 2 MiB of resident pages in every VM process that never exports. */
+#define ARCHIVE_FNS(X)                                                                             \
+    X(archive_entry_filetype)                                                                      \
+    X(archive_entry_free) X(archive_entry_new) X(archive_entry_pathname)                           \
+        X(archive_entry_set_filetype) X(archive_entry_set_mtime) X(archive_entry_set_pathname)     \
+            X(archive_entry_set_perm) X(archive_entry_set_size) X(archive_error_string)            \
+                X(archive_read_data) X(archive_read_free) X(archive_read_new)                      \
+                    X(archive_read_next_header) X(archive_read_open_filename)                      \
+                        X(archive_read_support_filter_all) X(archive_read_support_format_tar)      \
+                            X(archive_write_add_filter_zstd) X(archive_write_close)                \
+                                X(archive_write_data) X(archive_write_free)                        \
+                                    X(archive_write_header) X(archive_write_new)                   \
+                                        X(archive_write_open_filename)                             \
+                                            X(archive_write_set_format_pax_restricted)
+static struct {
+#define LA_DECL(f) typeof(&f) f;
+    ARCHIVE_FNS(LA_DECL)
+#undef LA_DECL
+} la;
+
+static int load_libarchive(char *err, size_t errlen)
+{
+    static void *h;
+    if (h) return 0;
+    void *lib = dlopen("libarchive.so.13", RTLD_NOW | RTLD_LOCAL);
+    if (!lib) {
+        snprintf(err, errlen, "cannot load libarchive (install libarchive13): %.200s", dlerror());
+        return -1;
+    }
+#define LA_LOAD(f)                                                                                 \
+    if (!(la.f = (typeof(la.f))dlsym(lib, #f))) {                                                  \
+        snprintf(err, errlen, "libarchive lacks %s", #f);                                          \
+        dlclose(lib);                                                                              \
+        return -1;                                                                                 \
+    }
+    ARCHIVE_FNS(LA_LOAD)
+#undef LA_LOAD
+    h = lib;
+    return 0;
+}
 
 #define EXPORT_FORMAT   "vessel-export"
 #define EXPORT_VERSION  1
@@ -71,16 +114,16 @@ static int add_member(struct archive *a, struct member *m, char *err, size_t err
         return -1;
     }
     m->size = (uint64_t)sb.st_size;
-    struct archive_entry *e = archive_entry_new();
-    archive_entry_set_pathname(e, m->name);
-    archive_entry_set_size(e, (la_int64_t)m->size);
-    archive_entry_set_filetype(e, AE_IFREG);
-    archive_entry_set_perm(e, 0600);
-    archive_entry_set_mtime(e, time(NULL), 0);
-    int r = archive_write_header(a, e) == ARCHIVE_OK ? 0 : -1;
-    archive_entry_free(e);
+    struct archive_entry *e = la.archive_entry_new();
+    la.archive_entry_set_pathname(e, m->name);
+    la.archive_entry_set_size(e, (la_int64_t)m->size);
+    la.archive_entry_set_filetype(e, AE_IFREG);
+    la.archive_entry_set_perm(e, 0600);
+    la.archive_entry_set_mtime(e, time(NULL), 0);
+    int r = la.archive_write_header(a, e) == ARCHIVE_OK ? 0 : -1;
+    la.archive_entry_free(e);
     if (r) {
-        snprintf(err, errlen, "writing the archive: %s", archive_error_string(a));
+        snprintf(err, errlen, "writing the archive: %s", la.archive_error_string(a));
         close(fd);
         return -1;
     }
@@ -96,8 +139,8 @@ static int add_member(struct archive *a, struct member *m, char *err, size_t err
             break;
         }
         sha256_update(&h, (size_t)n, buf);
-        if (archive_write_data(a, buf, (size_t)n) != n) {
-            snprintf(err, errlen, "writing the archive: %s", archive_error_string(a));
+        if (la.archive_write_data(a, buf, (size_t)n) != n) {
+            snprintf(err, errlen, "writing the archive: %s", la.archive_error_string(a));
             r = -1;
             break;
         }
@@ -248,11 +291,18 @@ int cli_export(int argc, char **argv)
     }
     char part[4200];
     snprintf(part, sizeof(part), "%s.partial", file);
-    struct archive *a = archive_write_new();
-    archive_write_set_format_pax_restricted(a);
-    archive_write_add_filter_zstd(a);
-    int r = archive_write_open_filename(a, part) == ARCHIVE_OK ? 0 : -1;
-    if (r) snprintf(err, sizeof(err), "%.400s: %.200s", part, archive_error_string(a));
+    if (load_libarchive(err, sizeof(err)) < 0) {
+        fprintf(stderr, "vessel export: %s\n", err);
+        for (unsigned k = 0; k < n; k++)
+            if (mem[k].temp) unlink(mem[k].path);
+        json_object_put(cfg);
+        return VM_EXIT_HOST_ERROR;
+    }
+    struct archive *a = la.archive_write_new();
+    la.archive_write_set_format_pax_restricted(a);
+    la.archive_write_add_filter_zstd(a);
+    int r = la.archive_write_open_filename(a, part) == ARCHIVE_OK ? 0 : -1;
+    if (r) snprintf(err, sizeof(err), "%.400s: %.200s", part, la.archive_error_string(a));
     for (unsigned i = 0; !r && i < n; i++)
         r = add_member(a, &mem[i], err, sizeof(err));
     json_object *man = json_object_new_object(), *list = json_object_new_array();
@@ -272,24 +322,24 @@ int cli_export(int argc, char **argv)
     json_object_object_add(man, "members", list);
     if (!r) {
         const char *txt = json_object_to_json_string_ext(man, JSON_C_TO_STRING_PRETTY);
-        struct archive_entry *e = archive_entry_new();
-        archive_entry_set_pathname(e, "manifest.json");
-        archive_entry_set_size(e, (la_int64_t)strlen(txt));
-        archive_entry_set_filetype(e, AE_IFREG);
-        archive_entry_set_perm(e, 0600);
-        archive_entry_set_mtime(e, time(NULL), 0);
-        if (archive_write_header(a, e) != ARCHIVE_OK ||
-            archive_write_data(a, txt, strlen(txt)) != (la_ssize_t)strlen(txt)) {
-            snprintf(err, sizeof(err), "writing the archive: %s", archive_error_string(a));
+        struct archive_entry *e = la.archive_entry_new();
+        la.archive_entry_set_pathname(e, "manifest.json");
+        la.archive_entry_set_size(e, (la_int64_t)strlen(txt));
+        la.archive_entry_set_filetype(e, AE_IFREG);
+        la.archive_entry_set_perm(e, 0600);
+        la.archive_entry_set_mtime(e, time(NULL), 0);
+        if (la.archive_write_header(a, e) != ARCHIVE_OK ||
+            la.archive_write_data(a, txt, strlen(txt)) != (la_ssize_t)strlen(txt)) {
+            snprintf(err, sizeof(err), "writing the archive: %s", la.archive_error_string(a));
             r = -1;
         }
-        archive_entry_free(e);
+        la.archive_entry_free(e);
     }
-    if (archive_write_close(a) != ARCHIVE_OK && !r) {
-        snprintf(err, sizeof(err), "writing the archive: %s", archive_error_string(a));
+    if (la.archive_write_close(a) != ARCHIVE_OK && !r) {
+        snprintf(err, sizeof(err), "writing the archive: %s", la.archive_error_string(a));
         r = -1;
     }
-    archive_write_free(a);
+    la.archive_write_free(a);
     json_object_put(man);
     for (unsigned i = 0; i < n; i++)
         if (mem[i].temp) unlink(mem[i].path);
@@ -366,11 +416,11 @@ static int extract(struct archive *a, const char *path, struct member *m, char *
     uint64_t off = 0;
     int r = buf ? 0 : -1;
     while (!r) {
-        la_ssize_t n = archive_read_data(a, buf, CHUNK);
+        la_ssize_t n = la.archive_read_data(a, buf, CHUNK);
         if (n == 0) break;
         if (n < 0) {
             snprintf(err, errlen, "the file is damaged or truncated (%.64s): %.300s", m->name,
-                     archive_error_string(a));
+                     la.archive_error_string(a));
             r = -1;
             break;
         }
@@ -563,32 +613,37 @@ int cli_import(int argc, char **argv)
     snprintf(p, sizeof(p), "%s/.snapshot", tmp);
     mkdir(p, 0700);
 
-    struct archive *a = archive_read_new();
-    archive_read_support_filter_all(a);
-    archive_read_support_format_tar(a);
+    if (load_libarchive(err, sizeof(err)) < 0) {
+        fprintf(stderr, "vessel import: %s\n", err);
+        rm_tree(tmp);
+        return VM_EXIT_HOST_ERROR;
+    }
+    struct archive *a = la.archive_read_new();
+    la.archive_read_support_filter_all(a);
+    la.archive_read_support_format_tar(a);
     static struct member got[MAX_MEMBERS + 1];
     unsigned ngot = 0;
     char *manifest = malloc(MANIFEST_MAX + 1);
     bool have_manifest = false;
     int r = manifest ? 0 : -1;
     if (!manifest) snprintf(err, sizeof(err), "out of memory");
-    if (!r && archive_read_open_filename(a, file, CHUNK) != ARCHIVE_OK) {
-        snprintf(err, sizeof(err), "%.400s: %.200s", file, archive_error_string(a));
+    if (!r && la.archive_read_open_filename(a, file, CHUNK) != ARCHIVE_OK) {
+        snprintf(err, sizeof(err), "%.400s: %.200s", file, la.archive_error_string(a));
         r = -1;
     }
     struct archive_entry *e;
     while (!r) {
-        int h = archive_read_next_header(a, &e);
+        int h = la.archive_read_next_header(a, &e);
         if (h == ARCHIVE_EOF) break;
         if (h != ARCHIVE_OK) {
             snprintf(err, sizeof(err), "the file is damaged or truncated: %s",
-                     archive_error_string(a));
+                     la.archive_error_string(a));
             r = -1;
             break;
         }
-        const char *n = archive_entry_pathname(e);
+        const char *n = la.archive_entry_pathname(e);
         char rel[MEMBER_NAME_MAX];
-        if (!n || strlen(n) >= MEMBER_NAME_MAX || archive_entry_filetype(e) != AE_IFREG ||
+        if (!n || strlen(n) >= MEMBER_NAME_MAX || la.archive_entry_filetype(e) != AE_IFREG ||
             !member_allowed(n, rel, sizeof(rel))) {
             snprintf(err, sizeof(err), "the file holds '%.100s', which no vessel export holds",
                      n ? n : "?");
@@ -613,7 +668,7 @@ int cli_import(int argc, char **argv)
         if (!r) progress(n, m->size, m->size);
         if (is_man) have_manifest = true;
     }
-    archive_read_free(a);
+    la.archive_read_free(a);
     if (!r && !have_manifest) {
         snprintf(err, sizeof(err), "the file has no manifest.json (truncated?)");
         r = -1;

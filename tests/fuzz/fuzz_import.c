@@ -2,7 +2,7 @@
 // SOURCES: src/cli/export.c src/mgr/store.c src/vm/config.c src/backend/net/spec.c
 // SOURCES: src/backend/block/qcow2.c src/backend/block/fileops.c src/util/log.c src/util/err.c
 // SOURCES: src/util/paths.c src/util/size.c
-// LIBS: -ljson-c -larchive -lnettle -lzstd
+// LIBS: -ljson-c -lnettle -lzstd
 // clang-format on
 /* vessel import on arbitrary files (an export file is untrusted input): the fuzzer's bytes are
  * the archive. Import must refuse or succeed without crashing, and a refusal must leave the
