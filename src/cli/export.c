@@ -33,19 +33,34 @@
 
 /* libarchive is loaded on first use (dlopen), not linked: it pulls in libxml2, ICU and
  * libstdc++, about 2 MiB of resident pages in every VM process that never exports. */
-#define ARCHIVE_FNS(X)                                                                             \
-    X(archive_entry_filetype)                                                                      \
-    X(archive_entry_free) X(archive_entry_new) X(archive_entry_pathname)                           \
-        X(archive_entry_set_filetype) X(archive_entry_set_mtime) X(archive_entry_set_pathname)     \
-            X(archive_entry_set_perm) X(archive_entry_set_size) X(archive_error_string)            \
-                X(archive_read_data) X(archive_read_free) X(archive_read_new)                      \
-                    X(archive_read_next_header) X(archive_read_open_filename)                      \
-                        X(archive_read_support_filter_all) X(archive_read_support_format_tar)      \
-                            X(archive_write_add_filter_zstd) X(archive_write_close)                \
-                                X(archive_write_data) X(archive_write_free)                        \
-                                    X(archive_write_header) X(archive_write_new)                   \
-                                        X(archive_write_open_filename)                             \
-                                            X(archive_write_set_format_pax_restricted)
+// clang-format off
+#define ARCHIVE_FNS(X) \
+    X(archive_entry_filetype) \
+    X(archive_entry_free) \
+    X(archive_entry_new) \
+    X(archive_entry_pathname) \
+    X(archive_entry_set_filetype) \
+    X(archive_entry_set_mtime) \
+    X(archive_entry_set_pathname) \
+    X(archive_entry_set_perm) \
+    X(archive_entry_set_size) \
+    X(archive_error_string) \
+    X(archive_read_data) \
+    X(archive_read_free) \
+    X(archive_read_new) \
+    X(archive_read_next_header) \
+    X(archive_read_open_filename) \
+    X(archive_read_support_filter_all) \
+    X(archive_read_support_format_tar) \
+    X(archive_write_add_filter_zstd) \
+    X(archive_write_close) \
+    X(archive_write_data) \
+    X(archive_write_free) \
+    X(archive_write_header) \
+    X(archive_write_new) \
+    X(archive_write_open_filename) \
+    X(archive_write_set_format_pax_restricted)
+// clang-format on
 static struct {
 #define LA_DECL(f) typeof(&f) f;
     ARCHIVE_FNS(LA_DECL)
