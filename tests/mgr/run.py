@@ -924,6 +924,15 @@ def pty_session(argv, script, timeout=60):
         wpid, status = os.waitpid(pid, os.WNOHANG)
         if wpid:
             rc = os.waitstatus_to_exitcode(status)
+            # what it wrote just before it exited may still be in the pty: read it all
+            while select.select([fd], [], [], 0.2)[0]:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                text += chunk
             break
     if rc is None:
         try:
