@@ -8,6 +8,7 @@
  * hart could hold, and the snapshot is refused. */
 #include "cpu/riscv/hart.h"
 #include "util/staterec.h"
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -19,39 +20,35 @@
 static const struct {
     const char *name;
     unsigned csr;
+    size_t off; /* the field of struct hart that holds it */
 } csrs[] = {
-    {"mstatus", 0x300},    {"medeleg", 0x302},    {"mideleg", 0x303},  {"mie", 0x304},
-    {"mtvec", 0x305},      {"mcounteren", 0x306}, {"menvcfg", 0x30a},  {"mscratch", 0x340},
-    {"mepc", 0x341},       {"mcause", 0x342},     {"mtval", 0x343},    {"stvec", 0x105},
-    {"scounteren", 0x106}, {"senvcfg", 0x10a},    {"sscratch", 0x140}, {"sepc", 0x141},
-    {"scause", 0x142},     {"stval", 0x143},      {"satp", 0x180},     {"stimecmp", 0x14d},
+    {"mstatus", 0x300, offsetof(struct hart, mstatus)},
+    {"medeleg", 0x302, offsetof(struct hart, medeleg)},
+    {"mideleg", 0x303, offsetof(struct hart, mideleg)},
+    {"mie", 0x304, offsetof(struct hart, mie)},
+    {"mtvec", 0x305, offsetof(struct hart, mtvec)},
+    {"mcounteren", 0x306, offsetof(struct hart, mcounteren)},
+    {"menvcfg", 0x30a, offsetof(struct hart, menvcfg)},
+    {"mscratch", 0x340, offsetof(struct hart, mscratch)},
+    {"mepc", 0x341, offsetof(struct hart, mepc)},
+    {"mcause", 0x342, offsetof(struct hart, mcause)},
+    {"mtval", 0x343, offsetof(struct hart, mtval)},
+    {"stvec", 0x105, offsetof(struct hart, stvec)},
+    {"scounteren", 0x106, offsetof(struct hart, scounteren)},
+    {"senvcfg", 0x10a, offsetof(struct hart, senvcfg)},
+    {"sscratch", 0x140, offsetof(struct hart, sscratch)},
+    {"sepc", 0x141, offsetof(struct hart, sepc)},
+    {"scause", 0x142, offsetof(struct hart, scause)},
+    {"stval", 0x143, offsetof(struct hart, stval)},
+    {"satp", 0x180, offsetof(struct hart, satp)},
+    {"stimecmp", 0x14d, offsetof(struct hart, stimecmp)},
 };
 
-static uint64_t csr_field(const struct hart *h, unsigned csr)
+static uint64_t csr_field(const struct hart *h, size_t i)
 {
-    switch (csr) {
-    case 0x300: return h->mstatus;
-    case 0x302: return h->medeleg;
-    case 0x303: return h->mideleg;
-    case 0x304: return h->mie;
-    case 0x305: return h->mtvec;
-    case 0x306: return h->mcounteren;
-    case 0x30a: return h->menvcfg;
-    case 0x340: return h->mscratch;
-    case 0x341: return h->mepc;
-    case 0x342: return h->mcause;
-    case 0x343: return h->mtval;
-    case 0x105: return h->stvec;
-    case 0x106: return h->scounteren;
-    case 0x10a: return h->senvcfg;
-    case 0x140: return h->sscratch;
-    case 0x141: return h->sepc;
-    case 0x142: return h->scause;
-    case 0x143: return h->stval;
-    case 0x180: return h->satp;
-    case 0x14d: return h->stimecmp;
-    }
-    return 0;
+    uint64_t v;
+    memcpy(&v, (const char *)h + csrs[i].off, sizeof(v));
+    return v;
 }
 
 void hart_save(const struct hart *h, struct sw *w)
@@ -67,7 +64,7 @@ void hart_save(const struct hart *h, struct sw *w)
     sw_u64(w, "priv", h->priv);
     sw_u64(w, "wfi", h->wfi);
     for (size_t i = 0; i < sizeof(csrs) / sizeof(csrs[0]); i++)
-        sw_u64(w, csrs[i].name, csr_field(h, csrs[i].csr));
+        sw_u64(w, csrs[i].name, csr_field(h, i));
     sw_u64(w, "mip_sw", h->mip_sw);
     sw_bytes(w, "pmpcfg", h->pmpcfg, sizeof(h->pmpcfg));
     sw_bytes(w, "pmpaddr", h->pmpaddr, sizeof(h->pmpaddr));
@@ -161,7 +158,7 @@ int hart_load(struct hart *h, struct sr *r)
     /* every value must have stuck: else it was never one this hart could hold */
     const char *bad = NULL;
     for (size_t i = 0; i < sizeof(csrs) / sizeof(csrs[0]) && !bad; i++)
-        if (csr_field(h, csrs[i].csr) != val[i]) bad = csrs[i].name;
+        if (csr_field(h, i) != val[i]) bad = csrs[i].name;
     if (!bad && memcmp(h->pmpaddr, pmpaddr, sizeof(pmpaddr)) != 0) bad = "pmpaddr";
     if (!bad && memcmp(h->pmpcfg, pmpcfg, sizeof(pmpcfg)) != 0) bad = "pmpcfg";
     if (!bad && h->mip_sw != mip_sw) bad = "mip_sw";
