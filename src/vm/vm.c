@@ -12,6 +12,7 @@
 #include "util/log.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -217,15 +218,9 @@ static int enter_sandbox(const struct vm_options *o, char *err, size_t errlen)
      * drives it has now: the monitor opens it (vm/broker.h). */
     if (broker_available()) {
         for (unsigned i = 0; i < o->ndisks; i++) {
-            char dir[sizeof(o->disks[i].path)];
-            snprintf(dir, sizeof(dir), "%s", o->disks[i].path);
-            char *slash = strrchr(dir, '/');
-            if (!slash)
-                snprintf(dir, sizeof(dir), ".");
-            else if (slash == dir)
-                dir[1] = 0;
-            else
-                *slash = 0;
+            char copy[sizeof(o->disks[i].path)];
+            snprintf(copy, sizeof(copy), "%s", o->disks[i].path);
+            const char *dir = dirname(copy);
             int r = broker_allow_dir(dir);
             if (r < 0) log_warn("PATCH /drives cannot use %s: %s", dir, strerror(-r));
         }
