@@ -94,7 +94,9 @@ class Store:
         resend = time.time() + 10  # the console takes one client: an earlier one may linger
         while time.time() < end:
             for m in re.finditer(re.escape(tag) + r" (\S[^\r\n]*)", self.console_log(name)):
-                if not m.group(1).startswith("$("):
+                # the tty's echo of the typed line ("TAG $(CMD)") may reach the log cut short
+                # ("TAG $"): no answer asked for here starts with "$"
+                if not m.group(1).startswith("$"):
                     p.kill()
                     p.wait()
                     return m.group(1).strip()
