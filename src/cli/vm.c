@@ -1625,6 +1625,21 @@ int cli_clone(int argc, char **argv)
                 src);
         return VM_EXIT_USAGE;
     }
+    /* its own identity: a new MAC address (a guest resumed from a snapshot keeps the one its
+     * driver read until it boots again), and no published ports (two VMs cannot hold one host
+     * port) */
+    bool dropped_ports = false;
+    if (spec.net.present) {
+        net_mac_generate(spec.net.mac);
+        spec.net.mac_set = true;
+        struct net_spec ns;
+        char e2[256];
+        if (spec.net.user[0] && net_spec_parse(spec.net.user, &ns, e2, sizeof(e2)) == 0 &&
+            ns.nfwd) {
+            ns.nfwd = 0;
+            dropped_ports = net_spec_format(&ns, spec.net.user, sizeof(spec.net.user)) == 0;
+        }
+    }
     int lk = store_lock(&st, err, sizeof(err));
     if (lk < 0) {
         fprintf(stderr, "vessel clone: %s\n", err);
@@ -1688,6 +1703,11 @@ int cli_clone(int argc, char **argv)
     }
     store_unlock(lk);
     printf("%s\n", dst);
+    if (dropped_ports)
+        fprintf(stderr,
+                "vessel clone: %s's published ports are not cloned (vessel set %s --publish "
+                "HOSTPORT:GUESTPORT gives it its own)\n",
+                src, dst);
     return 0;
 }
 

@@ -6,6 +6,7 @@
 #include "dev/virtio/blk.h"
 #include "dev/virtio/input.h"
 #include "dev/virtio/mmio.h"
+#include "dev/virtio/net.h"
 #include "dev/virtio/rng.h"
 #include "irq/plic.h"
 #include "util/clock.h"
@@ -35,13 +36,20 @@ static int open_record(struct sr *r, const uint8_t *state, size_t len, char *err
     return e;
 }
 
-/* The transport in virtio slot i (disks, then entropy, then input: machine.c). */
+/* The transport in virtio slot i (disks, then entropy, then input, then the network:
+ * machine.c). */
 static struct virtio_mmio *slot_transport(struct machine *m, unsigned i)
 {
     if (i < m->cfg.ndisks) return m->blk[i] ? vblk_transport(m->blk[i]) : NULL;
     if (i == m->cfg.ndisks) return m->rng ? vrng_transport(m->rng) : NULL;
     if (i == m->cfg.ndisks + 1) return m->input ? vinput_transport(m->input) : NULL;
+    if (i == m->cfg.ndisks + 2) return m->net ? vnet_transport(m->net) : NULL;
     return NULL;
+}
+
+static unsigned nslots(const struct machine *m)
+{
+    return m->cfg.ndisks + 2 + (m->net ? 1u : 0u);
 }
 
 static int write_all(int fd, const void *p, size_t n, uint64_t off)
@@ -111,17 +119,29 @@ static int save_memory(struct machine *m, int fd, const uint8_t id[16], uint64_t
     return 0;
 }
 
+static int save_locked(struct machine *m, int state_fd, int mem_fd, const char *config_json,
+                       struct snap_save_stats *st, char *err, size_t errlen);
+
 int machine_snapshot_save(struct machine *m, int state_fd, int mem_fd, const char *config_json,
                           struct snap_save_stats *st, char *err, size_t errlen)
 {
-    unsigned nslots = m->cfg.ndisks + 2;
-    if (m->net)
-        return fail(err, errlen, -EOPNOTSUPP,
-                    "snapshots of a VM with a network device are not supported yet");
-    /* requests in flight complete against the files first (the harts are parked: no new ones) */
+    /* Devices fed from the host (the network) stop touching guest memory until the memory
+     * file is written; then requests in flight complete against the files (the harts are
+     * parked: no new ones). */
+    for (unsigned i = 0; i < nslots(m); i++)
+        virtio_mmio_quiesce(slot_transport(m, i), true);
+    int r = save_locked(m, state_fd, mem_fd, config_json, st, err, errlen);
+    for (unsigned i = 0; i < nslots(m); i++)
+        virtio_mmio_quiesce(slot_transport(m, i), false);
+    return r;
+}
+
+static int save_locked(struct machine *m, int state_fd, int mem_fd, const char *config_json,
+                       struct snap_save_stats *st, char *err, size_t errlen)
+{
     for (unsigned waited = 0;; waited += 5) {
         unsigned busy = 0;
-        for (unsigned i = 0; i < nslots; i++)
+        for (unsigned i = 0; i < nslots(m); i++)
             if (slot_transport(m, i)) busy += virtio_mmio_inflight(slot_transport(m, i));
         if (!busy) break;
         if (waited >= SNAP_DRAIN_MS)
@@ -154,7 +174,7 @@ int machine_snapshot_save(struct machine *m, int state_fd, int mem_fd, const cha
     uart_save(m->uart, w);
     goldfish_rtc_save(m->rtc, w);
     vmgenid_save(m->genid, w);
-    for (unsigned i = 0; i < nslots; i++)
+    for (unsigned i = 0; i < nslots(m); i++)
         virtio_mmio_save(slot_transport(m, i), w, i);
     const uint8_t *buf;
     size_t len;
@@ -269,7 +289,7 @@ int machine_snapshot_load(struct machine *m, const uint8_t *state, size_t len, c
     if (!sr_failed(&r)) goldfish_rtc_load(m->rtc, &r);
     if (!sr_failed(&r)) vmgenid_load(m->genid, &r);
     if (!sr_failed(&r)) uart_load(m->uart, &r);
-    for (unsigned i = 0; i < m->cfg.ndisks + 2 && !sr_failed(&r); i++)
+    for (unsigned i = 0; i < nslots(m) && !sr_failed(&r); i++)
         virtio_mmio_load(slot_transport(m, i), &r, i);
     if (!sr_failed(&r)) plic_load(m->plic, &r);
     if (!sr_failed(&r)) aclint_load(&m->clint, &r, now);

@@ -949,6 +949,36 @@ def pty_session(argv, script, timeout=60):
     return rc, text.decode(errors="replace")
 
 
+def test_clone_identity(vessel):
+    """A clone is a VM of its own on the network: a new MAC address, and no published ports
+    (the source holds them); one line says so."""
+    s = Store(vessel)
+    try:
+        r = s.run("create", "src", "--net", "user", "--mac", "52:54:00:11:22:33",
+                  "--publish", "18080:80")
+        check("clone identity: a VM with a network and a published port",
+              r.returncode == 0, r.stderr)
+        r = s.run("clone", "src", "dst")
+        check("clone identity: cloned", r.returncode == 0, r.stderr)
+        check("clone identity: one line says the published ports stay with the source",
+              r.stderr.count("\n") == 1 and "published ports are not cloned" in r.stderr,
+              r.stderr)
+        a = json.loads(s.run("inspect", "src").stdout)
+        b = json.loads(s.run("inspect", "dst").stdout)
+
+        def net(v):
+            c = v.get("config", v)
+            ifs = c.get("network-interfaces") or [{}]
+            return ifs[0].get("guest_mac"), json.dumps(c.get("vessel", {}))
+        (ma, ua), (mb, ub) = net(a), net(b)
+        check("clone identity: the clone has a MAC address of its own",
+              ma == "52:54:00:11:22:33" and mb and mb != ma, f"{ma} {mb}")
+        check("clone identity: the source keeps its port, the clone has none",
+              "18080" in ua and "18080" not in ub and "user" in ub, f"{ua} | {ub}")
+    finally:
+        s.cleanup()
+
+
 def test_console(vessel):
     """start --attach on a terminal, a command, Ctrl-A d detaches and the VM runs on."""
     s = Store(vessel)
@@ -1669,7 +1699,7 @@ def test_debian_stop(vessel):
 TESTS = {"eight": test_eight, "admission": test_admission, "crash": test_crash,
          "pause": test_pause, "api": test_api, "patch_drive": test_patch_drive,
          "patch_drive_sandbox": test_patch_drive_sandbox, "snapshot": test_snapshot,
-         "clone": test_clone, "snapshot_api": test_snapshot_api, "export": test_export,
+         "clone": test_clone, "clone_identity": test_clone_identity, "snapshot_api": test_snapshot_api, "export": test_export,
          "patch_drive_stall": test_patch_drive_stall, "config_file": test_config_file,
          "bad_input": test_bad_input, "console": test_console, "isolation": test_isolation, "debian_stop": test_debian_stop}
 # systemd under the sanitizer build takes minutes to boot: the plain build only

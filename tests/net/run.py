@@ -17,6 +17,9 @@ Groups:
   restrict   restrict=on: DHCP still answers, the host's server is out of reach,
              the forwarded port still reaches the guest
   publish    --publish HOSTPORT:GUESTPORT alone reaches busybox httpd in the guest
+  snapshot   a snapshot of a guest on user networking (PUT /snapshot/create), loaded
+             in a new VM process: address and MAC kept, a download from the host
+             with its sha256, the forward reaching the guest's server again
   ssh_cmd    vessel ssh: the ssh command for a stored VM's published port 22, refusals
   isolation  two VMs on user networking: the second cannot reach the first's
              listener at 10.0.2.15 (its own address) nor see its MAC
@@ -34,6 +37,7 @@ import functools
 import hashlib
 import http.server
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -126,6 +130,28 @@ def host_resolver_answers():
         return False
     finally:
         s.close()
+
+
+def api(sock, method, path, body=None, timeout=30):
+    """One request to a VM's API socket with curl: (status, body text)."""
+    cmd = ["curl", "-s", "-S", "--max-time", str(timeout), "--unix-socket", sock, "-X", method,
+           "-o", "-", "-w", "\n%{http_code}", f"http://localhost{path}"]
+    data = None
+    if body is not None:
+        data = json.dumps(body)
+        cmd += ["-H", "Content-Type: application/json", "--data-binary", "@-"]
+    r = subprocess.run(cmd, capture_output=True, text=True, input=data, timeout=timeout + 5)
+    if r.returncode != 0:
+        return 0, r.stderr.strip()
+    text, _, code = r.stdout.rpartition("\n")
+    return int(code), text
+
+
+def wait_path(path, timeout=10):
+    end = time.monotonic() + timeout
+    while not os.path.exists(path) and time.monotonic() < end:
+        time.sleep(0.05)
+    return os.path.exists(path)
 
 
 def free_port():
@@ -328,6 +354,82 @@ class Suite(G.Suite):  # the tap group is added below (TapSuite)
                 yield ("poweroff",) + self.check_poweroff(vm)
             finally:
                 vm.close()
+
+        self.run_group(group, checks, body)
+
+    def t_snapshot(self, group):
+        """A full-VM snapshot of a guest on user networking (Firecracker's API flow), loaded in
+        a new VM process: the guest keeps its address and MAC, reaches the host again, and
+        the host forward (a new libslirp with the snapshot's configuration) reaches the
+        guest's server, which was started before the snapshot."""
+        checks = ["boot", "dhcp", "before", "snapshot", "restored", "address", "http_fetch",
+                  "hostfwd", "poweroff", "stderr_clean"]
+
+        def body():
+            tmp = tempfile.mkdtemp(prefix="vessel-netsnap-")
+            blob = os.urandom(1 << 20)
+            with open(os.path.join(tmp, "blob"), "wb") as f:
+                f.write(blob)
+            want = hashlib.sha256(blob).hexdigest()
+            srv = HttpServer(tmp)
+            hport = free_port()
+            cfg = {"boot-source": {"kernel_image_path": self.guest["kernel"],
+                                   "initrd_path": self.net_initrd, "boot_args": "console=ttyS0"},
+                   "machine-config": {"vcpu_count": 1, "mem_size_mib": 256},
+                   "network-interfaces": [{"iface_id": "eth0", "guest_mac": MAC}],
+                   "vessel": {"network": f"user,hostfwd=tcp:127.0.0.1:{hport}-:8080"}}
+            cfgp = os.path.join(tmp, "vm.json")
+            with open(cfgp, "w") as f:
+                json.dump(cfg, f)
+            s1, s2 = os.path.join(tmp, "one.sock"), os.path.join(tmp, "two.sock")
+            sp, mp = os.path.join(tmp, "vm.snap"), os.path.join(tmp, "vm.mem")
+            vm = G.VM([self.target.binary, "run", "--config-file", cfgp, "--api-sock", s1],
+                      self.log_path(group))
+            vm2 = None
+            try:
+                self.up(vm)
+                yield ("boot", True, "")
+                yield ("dhcp",) + self.dhcp(vm)
+                vm.sh("mkdir -p /tmp/www; echo started-before-$((6*7)) >/tmp/www/hello; "
+                      "httpd -p 8080 -h /tmp/www")
+                try:
+                    line, b = host_get(hport, "/hello")
+                    yield ("before", b == b"started-before-42\n", f"{line}: {b!r}")
+                except OSError as e:
+                    yield ("before", False, str(e))
+                st1, t1 = api(s1, "PATCH", "/vm", {"state": "Paused"})
+                st2, t2 = api(s1, "PUT", "/snapshot/create", {
+                    "snapshot_type": "Full", "snapshot_path": sp, "mem_file_path": mp})
+                yield ("snapshot", st1 == 204 and st2 == 204, f"{st1} {t1} / {st2} {t2}")
+                vm.close()  # the forward's host port is free again
+                vm2 = G.VM([self.target.binary, "run", "--api-sock", s2],
+                           self.log_path(group + "-restored"))
+                wait_path(s2)
+                st, t = api(s2, "PUT", "/snapshot/load", {
+                    "snapshot_path": sp, "resume_vm": True,
+                    "mem_backend": {"backend_type": "File", "backend_path": mp}})
+                yield ("restored", st == 204, f"{st} {t}")
+                st, addr = vm2.sh("ip -4 addr show dev eth0 | grep inet; "
+                                  "cat /sys/class/net/eth0/address")
+                yield ("address", any("10.0.2.15/24" in ln for ln in addr) and MAC in addr,
+                       repr(addr))
+                st, out = vm2.sh(f"wget -q -T 20 -O /tmp/blob http://10.0.2.2:{srv.port}/blob && "
+                                 "sha256sum /tmp/blob", timeout=120)
+                got = out[-1].split()[0] if out and out[-1].split() else ""
+                yield ("http_fetch", st == 0 and got == want, f"status {st}: {out!r}"[-300:])
+                try:
+                    line, b = host_get(hport, "/hello")
+                    yield ("hostfwd", b == b"started-before-42\n", f"{line}: {b!r}")
+                except OSError as e:
+                    yield ("hostfwd", False, f"127.0.0.1:{hport}: {e}")
+                yield ("poweroff",) + self.check_poweroff(vm2)
+                yield ("stderr_clean",) + self.check_stderr_clean(vm2)
+            finally:
+                vm.close()
+                if vm2:
+                    vm2.close()
+                srv.close()
+                shutil.rmtree(tmp, ignore_errors=True)
 
         self.run_group(group, checks, body)
 
@@ -561,6 +663,7 @@ def build_tests(suite):
     T.append(("restrict", suite.t_restrict, ()))
     T.append(("isolation", suite.t_isolation, ()))
     T.append(("publish", suite.t_publish, ()))
+    T.append(("snapshot", suite.t_snapshot, ()))
     T.append(("ssh_cmd", suite.t_ssh_cmd, ()))
     T.append(("tap", suite.t_tap, ()))
     bad = [

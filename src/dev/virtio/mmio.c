@@ -559,6 +559,11 @@ void virtio_mmio_save(struct virtio_mmio *t, struct sw *w, unsigned slot)
     pthread_mutex_unlock(&t->ctl);
 }
 
+void virtio_mmio_quiesce(struct virtio_mmio *t, bool stop)
+{
+    if (t && t->ops->quiesce) t->ops->quiesce(t->dev, stop);
+}
+
 int virtio_mmio_load(struct virtio_mmio *t, struct sr *r, unsigned slot)
 {
     char sec[32];

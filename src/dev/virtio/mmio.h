@@ -58,6 +58,10 @@ struct virtio_device_ops {
      * returns 0, or -1 with the reason in r. */
     void (*save)(void *dev, struct sw *w);
     int (*load)(void *dev, struct sr *r);
+    /* Snapshots (optional, for devices fed by a host thread that runs while the harts are
+     * parked, as the network): stop (true) touching the queues and guest memory, waiting for
+     * work under way; then resume (false). Called from a non-hart thread. */
+    void (*quiesce)(void *dev, bool stop);
 };
 
 struct virtio_mmio *virtio_mmio_create(const struct virtio_device_ops *ops, void *dev,
@@ -93,4 +97,7 @@ void virtio_mmio_save(struct virtio_mmio *t, struct sw *w, unsigned slot);
 int virtio_mmio_load(struct virtio_mmio *t, struct sr *r, unsigned slot);
 /* Requests taken from the queues and not yet completed. */
 unsigned virtio_mmio_inflight(struct virtio_mmio *t);
+/* Stop (true) or let go on (false) a device's own host-side work on the queues (ops->quiesce;
+ * nothing for devices that only answer the guest). NULL t: nothing. */
+void virtio_mmio_quiesce(struct virtio_mmio *t, bool stop);
 #endif

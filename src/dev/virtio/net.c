@@ -5,6 +5,7 @@
  * it, so a reset never waits) and read the configuration. */
 #include "dev/virtio/net.h"
 #include "util/log.h"
+#include "util/staterec.h"
 #include "util/ratelimit.h"
 #include <errno.h>
 #include <pthread.h>
@@ -30,6 +31,10 @@ struct vnet {
     pthread_mutex_t lock; /* everything below */
     bool running;         /* between DRIVER_OK and reset */
     bool mrg_rxbuf, guest_csum;
+    /* Snapshots: while frozen, frames wait in `pending` and the transmit queue is left alone;
+     * `active` is set while receive() or run() works, and `idle` is signalled when it ends. */
+    bool frozen, active;
+    pthread_cond_t idle;
     /* frames waiting for receive buffers: a ring of pointers, allocated on demand, freed at
      * reset and destroy */
     struct rx_frame *pending[VNET_RX_PENDING];
@@ -169,7 +174,7 @@ static int deliver_locked(struct vnet *d, const uint8_t *frame, size_t len, bool
 /* Caller holds d->lock. Deliver waiting frames in order while buffers last. */
 static void flush_pending_locked(struct vnet *d, bool *notify, bool *broken)
 {
-    while (d->running && d->p_count) {
+    while (d->running && !d->frozen && d->p_count) {
         struct rx_frame *f = d->pending[d->p_head];
         int r = deliver_locked(d, f->data, f->len, notify);
         if (r < 0) {
@@ -213,6 +218,16 @@ static bool should_notify_locked(struct vnet *d, unsigned qi)
     return q && !q->broken && vq_should_notify(q);
 }
 
+/* The backend thread's work on the device ended (the interrupt included): a snapshot waiting
+ * in net_quiesce may go on. */
+static void idle(struct vnet *d)
+{
+    pthread_mutex_lock(&d->lock);
+    d->active = false;
+    if (d->frozen) pthread_cond_broadcast(&d->idle);
+    pthread_mutex_unlock(&d->lock);
+}
+
 static void net_receive(void *ctx, const uint8_t *frame, size_t len)
 {
     struct vnet *d = ctx;
@@ -224,9 +239,10 @@ static void net_receive(void *ctx, const uint8_t *frame, size_t len)
         pthread_mutex_unlock(&d->lock);
         return;
     }
+    d->active = true;
     flush_pending_locked(d, &notify, &broken);
     int r = 0;
-    if (!broken && !d->p_count) {
+    if (!broken && !d->p_count && !d->frozen) {
         r = deliver_locked(d, frame, len, &notify);
         if (r < 0) broken = true;
     }
@@ -249,6 +265,7 @@ static void net_receive(void *ctx, const uint8_t *frame, size_t len)
     if (notify) notify = should_notify_locked(d, Q_RX);
     pthread_mutex_unlock(&d->lock);
     finish(d, notify, broken);
+    idle(d);
 }
 
 /* ---- transmit: frames from the guest to the backend ---- */
@@ -295,9 +312,10 @@ static void net_run(void *ctx)
     struct vnet *d = ctx;
     bool notify_tx = false, notify_rx = false, broken = false, more = false;
     pthread_mutex_lock(&d->lock);
+    d->active = true;
     /* Buffers the driver added may take frames that waited for them. */
     flush_pending_locked(d, &notify_rx, &broken);
-    for (unsigned n = 0; d->running && !broken; n++) {
+    for (unsigned n = 0; d->running && !d->frozen && !broken; n++) {
         struct vq *q = virtio_mmio_queue(d->t, Q_TX);
         if (!q || q->broken) break;
         if (n == TX_BATCH) {
@@ -337,6 +355,7 @@ static void net_run(void *ctx)
     if (notify_rx) notify_rx = d->running && should_notify_locked(d, Q_RX);
     pthread_mutex_unlock(&d->lock);
     finish(d, notify_tx || notify_rx, broken);
+    idle(d);
     if (more) net_backend_kick(d->nb);
 }
 
@@ -370,6 +389,41 @@ static bool net_reset(void *dev)
     return true; /* chains are taken and given back under the lock: nothing is in flight */
 }
 
+/* Snapshots: the MAC address the driver read (a clone's configuration may name another, which
+ * the guest sees from its next boot). Frames waiting for buffers are not saved: a network may
+ * lose frames, and TCP sends them again. */
+static void net_save(void *dev, struct sw *w)
+{
+    struct vnet *d = dev;
+    sw_bytes(w, "dev.mac", d->mac, 6);
+}
+
+static int net_load(void *dev, struct sr *r)
+{
+    struct vnet *d = dev;
+    uint8_t mac[6];
+    sr_bytes(r, "dev.mac", mac, 6);
+    if (!sr_failed(r) && ((mac[0] & 1) || !(mac[0] | mac[1] | mac[2] | mac[3] | mac[4] | mac[5])))
+        sr_fail(r, "state of virtio-net: %02x:%02x:%02x:%02x:%02x:%02x is not a unicast address",
+                mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+    if (sr_failed(r)) return -1;
+    pthread_mutex_lock(&d->lock);
+    memcpy(d->mac, mac, 6);
+    pthread_mutex_unlock(&d->lock);
+    return 0;
+}
+
+static void net_quiesce(void *dev, bool stop)
+{
+    struct vnet *d = dev;
+    pthread_mutex_lock(&d->lock);
+    d->frozen = stop;
+    while (stop && d->active)
+        pthread_cond_wait(&d->idle, &d->lock);
+    pthread_mutex_unlock(&d->lock);
+    if (!stop) net_backend_kick(d->nb); /* frames that waited, and transmits left alone */
+}
+
 static const struct virtio_device_ops net_ops = {
     .device_id = VIRTIO_ID_NET,
     .features = (1ull << VIRTIO_NET_F_CSUM) | (1ull << VIRTIO_NET_F_GUEST_CSUM) |
@@ -383,6 +437,9 @@ static const struct virtio_device_ops net_ops = {
     .start = net_start,
     .notify = net_notify,
     .reset = net_reset,
+    .save = net_save,
+    .load = net_load,
+    .quiesce = net_quiesce,
 };
 
 struct vnet *vnet_create(struct net_backend *nb, const uint8_t mac[6], const struct guest_mem *gm,
@@ -392,10 +449,12 @@ struct vnet *vnet_create(struct net_backend *nb, const uint8_t mac[6], const str
     struct vnet *d = calloc(1, sizeof(*d));
     if (!d) return NULL;
     pthread_mutex_init(&d->lock, NULL);
+    pthread_cond_init(&d->idle, NULL);
     d->nb = nb;
     memcpy(d->mac, mac, 6);
     d->t = virtio_mmio_create(&net_ops, d, gm, irq);
     if (!d->t) {
+        pthread_cond_destroy(&d->idle);
         pthread_mutex_destroy(&d->lock);
         free(d);
         return NULL;
@@ -417,6 +476,7 @@ void vnet_destroy(struct vnet *d)
               (unsigned long long)d->st.malformed);
     drop_pending_locked(d);
     virtio_mmio_destroy(d->t);
+    pthread_cond_destroy(&d->idle);
     pthread_mutex_destroy(&d->lock);
     free(d);
 }
