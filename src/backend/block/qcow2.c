@@ -1033,6 +1033,17 @@ static int reap_pending(struct qcow2 *q)
     return q->npend >= PEND_FLUSH ? qcow2_flush(q) : 0;
 }
 
+int qcow2_map(struct qcow2 *q, uint64_t off, uint64_t len, bool write, uint64_t *host)
+{
+    if (off > q->size || len > q->size - off || len == 0) return -EINVAL;
+    if (q->broken || q->raw || (write && q->readonly)) return 0;
+    uint64_t run;
+    int r = mapped_run(q, off, len, write, host, &run);
+    if (r) return r;
+    if (run != len) return 0;
+    return write && hits_metadata(q, *host, len) ? 0 : 1; /* qcow2_writev says why */
+}
+
 int qcow2_writev(struct qcow2 *q, uint64_t off, const struct iovec *iov, int iovcnt, uint64_t len)
 {
     if (q->readonly || q->raw) return -EROFS;

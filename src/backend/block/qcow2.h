@@ -75,6 +75,13 @@ int qcow2_fd(const struct qcow2 *q);
  * image should not hold; it is logged once). */
 int qcow2_readv(struct qcow2 *q, uint64_t off, const struct iovec *iov, int iovcnt, uint64_t len);
 int qcow2_writev(struct qcow2 *q, uint64_t off, const struct iovec *iov, int iovcnt, uint64_t len);
+/* Where guest range [off, off+len) lies when it is all data clusters of this image (not
+ * compressed, not zero, not in a backing file; for a write also only this image's, the copied
+ * flag, so writing there changes no table), one after the other in the file: 1 and *host, so
+ * one preadv/pwritev of qcow2_fd() at *host does the request. 0: not so (qcow2_readv/writev
+ * do it). -errno: a table could not be read or is corrupt. Changes no data; the mapping stays
+ * true until the next qcow2_writev/zero/flush/snapshot call. */
+int qcow2_map(struct qcow2 *q, uint64_t off, uint64_t len, bool write, uint64_t *host);
 /* Whole clusters become zero clusters (discard: unallocated where no backing file shows
  * through); partial ones get zeroes written (write_zeroes) or are left alone (discard). */
 int qcow2_zero(struct qcow2 *q, uint64_t off, uint64_t len, bool discard);

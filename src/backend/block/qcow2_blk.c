@@ -1,6 +1,16 @@
-/* The qcow2 block backend (block.h): requests run on a worker thread of the backend's own, one
- * at a time, through the synchronous image layer (qcow2.c), so mapping, allocation and
- * metadata writes never happen on a hart thread and need no locking of their own. */
+/* The qcow2 block backend (block.h): requests are taken in order by a worker thread of the
+ * backend's own, the only user of the image layer (qcow2.c), so mapping, allocation and
+ * metadata writes never happen on a hart thread and need no locking of their own.
+ *
+ * A read or write whose range is all data clusters of the image, one after the other in the
+ * file (qcow2_map: for a write, clusters written in place), needs no table change: the worker
+ * maps it and hands the data transfer to an I/O engine (io_uring or a thread pool, as raw), and
+ * takes the next request at once, so a guest with many requests in flight gets them served in
+ * parallel. Everything else (allocation, zeroing, discard, flush, a backing file's data) runs
+ * on the worker synchronously, and only when no engine transfer is in flight: a table change
+ * or a freed cluster can then never race with a transfer that was mapped before it. Reads that
+ * need the worker wait only for transfers that write. */
+#include "backend/block/io_engine.h"
 #include "backend/block/block.h"
 #include "backend/block/driver.h"
 #include "backend/block/qcow2.h"
@@ -20,9 +30,18 @@ struct qreq {
     struct qreq *next;
 };
 
+/* A request handed to the engine. */
+struct q2_task {
+    struct io_task t; /* first */
+    struct q2_backend *b;
+    struct blk_req *r;
+    struct iovec iov[]; /* a copy: the engine advances it */
+};
+
 struct q2_backend {
     struct blk_backend base; /* first */
     struct qcow2 *img;
+    struct io_engine *eng;
     uint64_t size;
     dev_t dev;
     ino_t ino;
@@ -30,7 +49,10 @@ struct q2_backend {
     pthread_mutex_t lock;
     pthread_cond_t work, idle;
     struct qreq *head, *tail;
-    unsigned inflight; /* accepted, done() not returned yet */
+    unsigned inflight;              /* accepted, done() not returned yet */
+    unsigned eng_reads, eng_writes; /* of them, with the engine */
+    pthread_cond_t eng_idle;        /* eng_reads or eng_writes dropped to 0 */
+    uint64_t nfast, nslow;          /* statistics: requests by the engine / by the worker */
     bool stop;
     int flush_err; /* first failed flush: every later one reports it (as raw) */
     struct q2_backend *next_abandoned;
@@ -68,6 +90,56 @@ static int64_t run(struct q2_backend *b, struct blk_req *r)
     return -EOPNOTSUPP;
 }
 
+static void task_done(struct io_task *t, int64_t res)
+{
+    struct q2_task *k = (struct q2_task *)t;
+    struct q2_backend *b = k->b;
+    struct blk_req *r = k->r;
+    bool write = t->kind == IO_WRITEV;
+    int64_t len = (int64_t)t->len;
+    free(k);
+    r->done(r, res < 0 ? res : len);
+    pthread_mutex_lock(&b->lock);
+    unsigned *n = write ? &b->eng_writes : &b->eng_reads;
+    if (--*n == 0) pthread_cond_broadcast(&b->eng_idle);
+    if (--b->inflight == 0) pthread_cond_broadcast(&b->idle);
+    pthread_mutex_unlock(&b->lock);
+}
+
+/* Worker thread: hand r to the engine if its range maps straight to the file. False: the
+ * worker must do it. */
+static bool try_engine(struct q2_backend *b, struct blk_req *r)
+{
+    if (r->op != BLK_READ && r->op != BLK_WRITE) return false;
+    bool write = r->op == BLK_WRITE;
+    uint64_t len = 0, host;
+    for (int i = 0; i < r->iovcnt; i++)
+        len += r->iov[i].iov_len;
+    if (len == 0 || qcow2_map(b->img, r->offset, len, write, &host) != 1) return false;
+    struct q2_task *k = malloc(sizeof(*k) + (size_t)r->iovcnt * sizeof(struct iovec));
+    if (!k) return false;
+    memset(&k->t, 0, sizeof(k->t));
+    memcpy(k->iov, r->iov, (size_t)r->iovcnt * sizeof(struct iovec));
+    k->b = b;
+    k->r = r;
+    k->t.kind = write ? IO_WRITEV : IO_READV;
+    k->t.fd = qcow2_fd(b->img);
+    k->t.offset = host;
+    k->t.iov = k->iov;
+    k->t.iovcnt = r->iovcnt;
+    k->t.len = len;
+    k->t.complete = task_done;
+    pthread_mutex_lock(&b->lock);
+    if (write)
+        b->eng_writes++;
+    else
+        b->eng_reads++;
+    b->nfast++;
+    pthread_mutex_unlock(&b->lock);
+    io_engine_submit(b->eng, &k->t);
+    return true;
+}
+
 static void *worker(void *arg)
 {
     struct q2_backend *b = arg;
@@ -82,6 +154,17 @@ static void *worker(void *arg)
         pthread_mutex_unlock(&b->lock);
         struct blk_req *r = q->r;
         free(q);
+        if (try_engine(b, r)) {
+            pthread_mutex_lock(&b->lock);
+            continue;
+        }
+        /* the worker does it: once no engine transfer could see a table or cluster change
+         * (a read through the worker changes none of the data a transfer touches) */
+        pthread_mutex_lock(&b->lock);
+        b->nslow++;
+        while (b->eng_writes || (r->op != BLK_READ && b->eng_reads))
+            pthread_cond_wait(&b->eng_idle, &b->lock);
+        pthread_mutex_unlock(&b->lock);
         r->done(r, run(b, r));
         pthread_mutex_lock(&b->lock);
         if (--b->inflight == 0) pthread_cond_broadcast(&b->idle);
@@ -158,7 +241,11 @@ static void q2_close(struct blk_backend *bb)
         return;
     }
     pthread_join(b->th, NULL);
+    io_engine_destroy(b->eng); /* nothing is in flight: returns at once */
+    log_debug("disk %s: %llu requests through the engine, %llu through the worker",
+              qcow2_path(b->img), (unsigned long long)b->nfast, (unsigned long long)b->nslow);
     qcow2_close(b->img); /* writes back the tables */
+    pthread_cond_destroy(&b->eng_idle);
     pthread_cond_destroy(&b->work);
     pthread_cond_destroy(&b->idle);
     pthread_mutex_destroy(&b->lock);
@@ -196,8 +283,7 @@ static uint64_t q2_buffered(const struct blk_backend *bb)
 }
 static const char *q2_engine(const struct blk_backend *bb)
 {
-    (void)bb;
-    return "qcow2-worker";
+    return io_engine_name(((const struct q2_backend *)bb)->eng);
 }
 
 const struct blk_driver qcow2_driver = {
@@ -223,13 +309,22 @@ int qcow2_open_backend(struct blk_backend **out, const char *path, const struct 
                  path);
         return -EINVAL;
     }
+    enum io_engine_kind kind;
+    int r = io_engine_kind_from_env(&kind, err, errlen);
+    if (r < 0) return r;
+    if (blk_file_brokered()) kind = IO_ENGINE_THREADS; /* no io_uring set-up in the sandbox */
     struct q2_backend *b = calloc(1, sizeof(*b));
     if (!b) {
         snprintf(err, errlen, "disk %s: out of memory", path);
         return -ENOMEM;
     }
-    int r = qcow2_open(&b->img, path, ro ? QCOW2_RDONLY : 0, false, err, errlen);
+    r = qcow2_open(&b->img, path, ro ? QCOW2_RDONLY : 0, false, err, errlen);
     if (r) {
+        free(b);
+        return r;
+    }
+    if ((r = io_engine_create(&b->eng, kind, err, errlen)) < 0) {
+        qcow2_close(b->img);
         free(b);
         return r;
     }
@@ -249,9 +344,11 @@ int qcow2_open_backend(struct blk_backend **out, const char *path, const struct 
     b->base.readonly = ro;
     pthread_mutex_init(&b->lock, NULL);
     pthread_cond_init(&b->work, NULL);
+    pthread_cond_init(&b->eng_idle, NULL);
     cond_init_monotonic(&b->idle);
     if ((r = pthread_create(&b->th, NULL, worker, b))) {
         snprintf(err, errlen, "disk %s: cannot start its worker thread: %s", path, strerror(r));
+        io_engine_destroy(b->eng);
         qcow2_close(b->img);
         free(b);
         return -r;
