@@ -500,6 +500,128 @@ TEST(qcow2_block_backend)
     unlink(r);
 }
 
+/* Many requests in flight at once, as a guest with a deep queue keeps them: reads and in-place
+ * writes go to the I/O engine in parallel, allocation, zeroing, discard and flush wait on the
+ * worker for the engine's transfers. Within a batch the requests touch different clusters (the
+ * order of overlapping requests in flight is the guest's business), so the outcome is known:
+ * every read sees the data before the batch, and the image ends as the model, clean. */
+#define MF_CLUSTERS 64
+#define MF_BATCH    24
+struct mf_req {
+    struct blk_req r;
+    struct iovec v;
+    uint8_t buf[65536];
+    unsigned slot;
+    int64_t want, res;
+};
+static uint8_t mf_model[MF_CLUSTERS][65536];
+static struct mf_req mf_reqs[MF_BATCH];
+static pthread_mutex_t mf_m = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t mf_c = PTHREAD_COND_INITIALIZER;
+static unsigned mf_done;
+
+static void mf_on_done(struct blk_req *r, int64_t res)
+{
+    struct mf_req *q = r->opaque;
+    pthread_mutex_lock(&mf_m);
+    q->res = res;
+    mf_done++;
+    pthread_cond_signal(&mf_c);
+    pthread_mutex_unlock(&mf_m);
+}
+
+TEST(qcow2_backend_many_in_flight)
+{
+    char p[256], err[512];
+    q_tmp(p, sizeof(p), "inflight.qcow2");
+    CHECK_EQ(qcow2_create(p, (uint64_t)MF_CLUSTERS << 16, 16, NULL, NULL, err, sizeof(err)), 0);
+    struct blk_backend *b = NULL;
+    struct blk_open_opts o = {0};
+    CHECK_EQ(blk_open(&b, p, &o, err, sizeof(err)), 0);
+    if (!b) return;
+    memset(mf_model, 0, sizeof(mf_model));
+    unsigned bad_reads = 0, bad_results = 0, reads = 0;
+    for (unsigned round = 0; round < 80; round++) {
+        bool used[MF_CLUSTERS] = {false};
+        mf_done = 0;
+        for (unsigned i = 0; i < MF_BATCH; i++) {
+            struct mf_req *q = &mf_reqs[i];
+            unsigned slot;
+            do
+                slot = (unsigned)(rnd() % MF_CLUSTERS);
+            while (used[slot]);
+            used[slot] = true;
+            q->slot = slot;
+            uint64_t base = (uint64_t)slot << 16;
+            unsigned kind = (unsigned)(rnd() % 16);
+            q->r = (struct blk_req){.done = mf_on_done, .opaque = q};
+            q->res = INT64_MIN;
+            if (kind < 7) { /* the whole cluster read: the model before this batch */
+                q->v = (struct iovec){q->buf, 65536};
+                q->r.op = BLK_READ;
+                q->r.offset = base;
+                q->r.iov = &q->v;
+                q->r.iovcnt = 1;
+                q->want = 65536;
+                memset(q->buf, 0xee, sizeof(q->buf));
+            } else if (kind < 13) { /* 4-32 KiB written inside it */
+                uint64_t off = (rnd() % 8) * 4096, len = (1 + rnd() % 8) * 4096;
+                if (off + len > 65536) len = 65536 - off;
+                for (uint64_t k = 0; k < len; k++)
+                    q->buf[k] = (uint8_t)rnd();
+                memcpy(mf_model[slot] + off, q->buf, len);
+                q->v = (struct iovec){q->buf, len};
+                q->r.op = BLK_WRITE;
+                q->r.offset = base + off;
+                q->r.iov = &q->v;
+                q->r.iovcnt = 1;
+                q->want = (int64_t)len;
+            } else if (kind < 15) { /* the whole cluster zeroed or discarded */
+                q->r.op = kind == 13 ? BLK_WRITE_ZEROES : BLK_DISCARD;
+                q->r.offset = base;
+                q->r.len = 65536;
+                memset(mf_model[slot], 0, 65536);
+                q->want = 0;
+            } else {
+                q->r.op = BLK_FLUSH;
+                q->want = 0;
+            }
+        }
+        for (unsigned i = 0; i < MF_BATCH; i++)
+            CHECK_EQ(blk_submit(b, &mf_reqs[i].r), 0);
+        pthread_mutex_lock(&mf_m);
+        while (mf_done < MF_BATCH)
+            pthread_cond_wait(&mf_c, &mf_m);
+        pthread_mutex_unlock(&mf_m);
+        for (unsigned i = 0; i < MF_BATCH; i++) {
+            struct mf_req *q = &mf_reqs[i];
+            if (q->res != q->want) bad_results++;
+            /* a read's slot was not written in its batch: the model holds what it must see */
+            if (q->r.op == BLK_READ) {
+                reads++;
+                if (memcmp(q->buf, mf_model[q->slot], 65536)) bad_reads++;
+            }
+        }
+    }
+    CHECK_EQ(bad_results, 0);
+    CHECK_EQ(bad_reads, 0);
+    CHECK(reads > 500);
+    blk_close(b);
+    check_clean(p);
+    /* and on disk, read back by the image layer */
+    struct qcow2 *q = q_open(p, QCOW2_RDONLY);
+    unsigned bad = 0;
+    for (unsigned i = 0; q && i < MF_CLUSTERS; i++) {
+        static uint8_t back[65536];
+        struct iovec v = {back, sizeof(back)};
+        CHECK_EQ(qcow2_readv(q, (uint64_t)i << 16, &v, 1, sizeof(back)), 0);
+        if (memcmp(back, mf_model[i], sizeof(back))) bad++;
+    }
+    CHECK_EQ(bad, 0);
+    if (q) qcow2_close(q);
+    unlink(p);
+}
+
 /* A guest that rewrites and discards one cluster forever, never flushing: clusters it frees
  * wait for a flush, so the file must not grow with every round. */
 TEST(qcow2_rewrite_discard_bounded)
