@@ -257,8 +257,12 @@ const struct mmio_ops uart_mmio_ops = {.read = uart_read, .write = uart_write};
 /* ---- snapshots (util/staterec.h) ---- */
 void uart_save(struct uart *u, struct sw *w)
 {
+    /* version 2: the console input the backend holds for the FIFO (typed, not yet taken) */
+    static uint8_t held[CHR_HELD_MAX]; /* snapshots are taken one at a time */
+    size_t nheld = chr_held(u->chr, held, sizeof(held));
     pthread_mutex_lock(&u->lock);
-    sw_section(w, "uart", 1);
+    sw_section(w, "uart", 2);
+    sw_bytes(w, "console_in", held, nheld);
     uint8_t rx[RX_FIFO_SIZE]; /* in order, oldest first */
     for (unsigned i = 0; i < u->rx_count; i++)
         rx[i] = u->rx[(u->rx_head + i) % RX_FIFO_SIZE];
@@ -278,7 +282,11 @@ void uart_save(struct uart *u, struct sw *w)
 
 int uart_load(struct uart *u, struct sr *r)
 {
-    sr_enter(r, "uart", 1);
+    uint32_t version = sr_enter(r, "uart", 2);
+    size_t nheld = 0;
+    const uint8_t *held = version >= 2 ? sr_bytes_ref(r, "console_in", &nheld) : NULL;
+    if (!sr_failed(r) && nheld > CHR_HELD_MAX)
+        sr_fail(r, "state of uart: %zu bytes of console input, at most %u", nheld, CHR_HELD_MAX);
     unsigned n = (unsigned)sr_u64(r, "rx_count", RX_FIFO_SIZE);
     uint8_t rx[RX_FIFO_SIZE];
     sr_bytes(r, "rx", rx, n);
@@ -304,5 +312,6 @@ int uart_load(struct uart *u, struct sr *r)
     u->irq_level = irq; /* the PLIC's saved line level matches it */
     update_irq(u);      /* and if it did not, this drives the line to what the registers say */
     pthread_mutex_unlock(&u->lock);
+    if (held) chr_put_back(u->chr, held, nheld); /* after the FIFO's bytes, before new input */
     return 0;
 }

@@ -689,6 +689,78 @@ def test_snapshot_api(vessel):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def test_snapshot_console_input(vessel):
+    """Console input typed while a VM is paused (more than the UART's 16-byte FIFO holds: the
+    rest waits in the console backend) is part of its snapshot: the VM loaded from it in
+    another process runs the whole command line."""
+    g = default_guest()
+    tmp = tempfile.mkdtemp(prefix="vessel-snapin-")
+    procs = []
+
+    def start(name):
+        sock = os.path.join(tmp, name + ".sock")
+        proc = subprocess.Popen([vessel, "run", "--api-sock", sock, "--store", tmp],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        out = bytearray()
+        threading.Thread(target=pump, args=(proc.stdout, out), daemon=True).start()
+        procs.append(proc)
+        for _ in range(100):
+            if os.path.exists(sock):
+                break
+            time.sleep(0.05)
+        return proc, out, sock
+
+    def call(sock, method, path, body=None):
+        st, t = http_unix(sock, method, path, body)
+        return st
+
+    try:
+        p1, out1, s1 = start("one")
+        ok = call(s1, "PUT", "/boot-source", {
+            "kernel_image_path": os.path.join(g, "Image"),
+            "initrd_path": os.path.join(g, "initramfs.cpio.gz"),
+            "boot_args": "console=ttyS0"}) == 204
+        ok = ok and call(s1, "PUT", "/machine-config", {"vcpu_count": 1, "mem_size_mib": 128}) == 204
+        ok = ok and call(s1, "PUT", "/actions", {"action_type": "InstanceStart"}) == 204
+        t0 = time.time()
+        while MARKER not in out1.decode(errors="replace") and time.time() - t0 < 240:
+            time.sleep(0.2)
+        if not check("snapshot console input: booted", ok and MARKER in out1.decode(errors="replace")):
+            return
+        time.sleep(1)
+        check("snapshot console input: paused",
+              call(s1, "PATCH", "/vm", {"state": "Paused"}) == 204)
+        # 190 bytes typed while paused: 16 fit in the FIFO, the rest wait in the backend
+        line = "echo typed-while-$((40+2))-" + "y" * 150 + "-end\n"
+        p1.stdin.write(line.encode())
+        p1.stdin.flush()
+        time.sleep(1)
+        sp, mp = os.path.join(tmp, "vm.snap"), os.path.join(tmp, "vm.mem")
+        check("snapshot console input: snapshot while the input waits",
+              call(s1, "PUT", "/snapshot/create", {"snapshot_type": "Full", "snapshot_path": sp,
+                                                   "mem_file_path": mp}) == 204)
+        p1.kill()
+        p1.wait()
+        p2, out2, s2 = start("two")
+        check("snapshot console input: loaded",
+              call(s2, "PUT", "/snapshot/load", {"snapshot_path": sp, "resume_vm": True,
+                                                 "mem_backend": {"backend_type": "File",
+                                                                 "backend_path": mp}}) == 204)
+        want = "typed-while-42-" + "y" * 150 + "-end"
+        t0 = time.time()
+        while want not in out2.decode(errors="replace") and time.time() - t0 < 30:
+            time.sleep(0.2)
+        check("snapshot console input: the loaded VM ran the whole line typed before the snapshot",
+              want in out2.decode(errors="replace"), out2[-300:].decode(errors="replace"))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 VIRTIO_MODULES = ("kv=$(uname -r); while read n p; do case $n in virtio_*) [ -d /sys/module/$n ]"
                   " || insmod /lib/modules/$kv/$p;; esac; done </lib/modules/initramfs-modules;"
                   " for i in 1 2 3 4 5 6 7 8 9 10; do [ -b /dev/vda ] && break; sleep 1; done")
@@ -1699,7 +1771,8 @@ def test_debian_stop(vessel):
 TESTS = {"eight": test_eight, "admission": test_admission, "crash": test_crash,
          "pause": test_pause, "api": test_api, "patch_drive": test_patch_drive,
          "patch_drive_sandbox": test_patch_drive_sandbox, "snapshot": test_snapshot,
-         "clone": test_clone, "clone_identity": test_clone_identity, "snapshot_api": test_snapshot_api, "export": test_export,
+         "clone": test_clone, "clone_identity": test_clone_identity, "snapshot_api": test_snapshot_api,
+         "snapshot_console_input": test_snapshot_console_input, "export": test_export,
          "patch_drive_stall": test_patch_drive_stall, "config_file": test_config_file,
          "bad_input": test_bad_input, "console": test_console, "isolation": test_isolation, "debian_stop": test_debian_stop}
 # systemd under the sanitizer build takes minutes to boot: the plain build only

@@ -18,6 +18,11 @@ struct chr_ops {
     /* Optional: install the receiver so that, on return, no call to the previous one is still
      * running (a backend with its own input thread needs this so the old device can be freed). */
     void (*set_receiver)(struct chr *c, chr_rx_fn rx, void *opaque);
+    /* Optional (snapshots): copy up to max bytes of the input held for the device (typed,
+     * not yet accepted) into out, oldest first, leaving them held; returns how many. */
+    size_t (*held)(struct chr *c, uint8_t *out, size_t max);
+    /* Optional (restore): bytes to give the device before any input that arrives later. */
+    void (*put_back)(struct chr *c, const uint8_t *buf, size_t len);
 };
 
 struct chr {
@@ -46,6 +51,18 @@ static inline void chr_set_receiver(struct chr *c, chr_rx_fn rx, void *opaque)
     __atomic_store_n(&c->rx_opaque, opaque, __ATOMIC_RELAXED);
     __atomic_store_n(&c->rx, rx, __ATOMIC_RELEASE);
 }
+/* Input held for the device (up to max bytes; 0 for a backend that holds none). */
+static inline size_t chr_held(struct chr *c, uint8_t *out, size_t max)
+{
+    return c && c->ops->held ? c->ops->held(c, out, max) : 0;
+}
+/* Input a snapshot held, for the device first (dropped by a backend that takes none). */
+static inline void chr_put_back(struct chr *c, const uint8_t *buf, size_t len)
+{
+    if (c && c->ops->put_back && len) c->ops->put_back(c, buf, len);
+}
+/* The most input a snapshot keeps (the backends hold at most this much). */
+#define CHR_HELD_MAX 65536
 static inline void chr_destroy(struct chr *c)
 {
     c->ops->destroy(c);

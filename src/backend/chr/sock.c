@@ -31,8 +31,8 @@ struct chr_sock {
     uint64_t log_max, log_size;
     pthread_t thread;
     atomic_bool stop;
-    pthread_mutex_t wlock; /* log file and ring */
-    pthread_mutex_t rx_lock;
+    pthread_mutex_t wlock;   /* log file and ring */
+    pthread_mutex_t rx_lock; /* the receiver, in and in_len */
     uint8_t ring[OUT_RING];
     size_t ring_head, ring_len;
     uint64_t dropped;
@@ -106,15 +106,37 @@ static void sock_set_receiver(struct chr *c, chr_rx_fn rx, void *opaque)
 
 static void deliver(struct chr_sock *s)
 {
+    pthread_mutex_lock(&s->rx_lock);
     while (s->in_len) {
-        pthread_mutex_lock(&s->rx_lock);
         size_t n = s->base.rx ? s->base.rx(s->base.rx_opaque, s->in, s->in_len) : 0;
-        pthread_mutex_unlock(&s->rx_lock);
         if (n == 0) break;
         if (n > s->in_len) n = s->in_len;
         memmove(s->in, s->in + n, s->in_len - n);
         s->in_len -= n;
     }
+    pthread_mutex_unlock(&s->rx_lock);
+}
+
+static size_t sock_held(struct chr *c, uint8_t *out, size_t max)
+{
+    struct chr_sock *s = (struct chr_sock *)c;
+    pthread_mutex_lock(&s->rx_lock);
+    size_t n = s->in_len < max ? s->in_len : max;
+    memcpy(out, s->in, n);
+    pthread_mutex_unlock(&s->rx_lock);
+    return n;
+}
+
+static void sock_put_back(struct chr *c, const uint8_t *buf, size_t len)
+{
+    struct chr_sock *s = (struct chr_sock *)c;
+    pthread_mutex_lock(&s->rx_lock);
+    if (len > IN_BUF_SIZE - s->in_len) len = IN_BUF_SIZE - s->in_len;
+    memmove(s->in + len, s->in, s->in_len);
+    memcpy(s->in, buf, len);
+    s->in_len += len;
+    pthread_mutex_unlock(&s->rx_lock);
+    wake(s);
 }
 
 static void drop_client(struct chr_sock *s)
@@ -188,10 +210,20 @@ static void *sock_thread(void *arg)
         }
         if (p[1].revents & POLLIN) accept_client(s);
         if (cfd >= 0 && (p[2].revents & (POLLIN | POLLHUP | POLLERR))) {
-            ssize_t n = recv(cfd, s->in + s->in_len, IN_BUF_SIZE - s->in_len, MSG_DONTWAIT);
-            if (n > 0)
-                s->in_len += (size_t)n;
-            else if (n == 0 && !(p[2].revents & (POLLHUP | POLLERR)))
+            /* under rx_lock: a snapshot may read the held input (sock_held) */
+            pthread_mutex_lock(&s->rx_lock);
+            /* a full buffer: read later, unless the client is gone */
+            ssize_t n = p[2].revents & (POLLHUP | POLLERR) ? 0 : -1;
+            errno = EAGAIN;
+            if (s->in_len < IN_BUF_SIZE)
+                n = recv(cfd, s->in + s->in_len, IN_BUF_SIZE - s->in_len, MSG_DONTWAIT);
+            int e = errno;
+            if (n > 0) s->in_len += (size_t)n;
+            pthread_mutex_unlock(&s->rx_lock);
+            errno = e;
+            if (n > 0) {
+                /* taken */
+            } else if (n == 0 && !(p[2].revents & (POLLHUP | POLLERR)))
                 s->client_eof = true; /* `echo cmd | vessel console`: keep sending output */
             else if (n == 0 || (errno != EAGAIN && errno != EINTR))
                 drop_client(s);
@@ -226,6 +258,8 @@ static const struct chr_ops sock_ops = {
     .rx_ready = sock_rx_ready,
     .destroy = sock_destroy,
     .set_receiver = sock_set_receiver,
+    .held = sock_held,
+    .put_back = sock_put_back,
 };
 
 struct chr *chr_sock_create(int listen_fd, const char *log_path, uint64_t log_max)

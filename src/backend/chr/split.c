@@ -22,6 +22,16 @@ static void split_set_receiver(struct chr *c, chr_rx_fn rx, void *opaque)
     chr_set_receiver(((struct chr_split *)c)->in, rx, opaque);
 }
 
+static size_t split_held(struct chr *c, uint8_t *out, size_t max)
+{
+    return chr_held(((struct chr_split *)c)->in, out, max);
+}
+
+static void split_put_back(struct chr *c, const uint8_t *buf, size_t len)
+{
+    chr_put_back(((struct chr_split *)c)->in, buf, len);
+}
+
 static void split_destroy(struct chr *c)
 {
     struct chr_split *s = (struct chr_split *)c;
@@ -35,6 +45,8 @@ static const struct chr_ops split_ops = {
     .rx_ready = split_rx_ready,
     .destroy = split_destroy,
     .set_receiver = split_set_receiver,
+    .held = split_held,
+    .put_back = split_put_back,
 };
 
 struct chr *chr_split_create(struct chr *out, struct chr *in)

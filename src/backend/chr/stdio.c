@@ -67,7 +67,8 @@ struct chr_stdio {
     atomic_bool stop;
     bool free_on_exit; /* chr_destroy was called from on_quit, on the reader thread */
     pthread_mutex_t wlock;
-    pthread_mutex_t rx_lock; /* held while calling the receiver and while replacing it */
+    pthread_mutex_t rx_lock; /* held while calling the receiver and while replacing it, and
+                              * for buf and len (a snapshot reads them from another thread) */
     atomic_int swap_waiting; /* stdio_set_receiver wants rx_lock */
     bool write_failed;
     struct chr_escape esc;
@@ -227,15 +228,47 @@ static void stdio_rx_ready(struct chr *c)
  * swap makes this give way at once (it wakes the reader again afterwards). */
 static void deliver(struct chr_stdio *s)
 {
-    while (s->len && !atomic_load(&s->swap_waiting)) {
+    while (!atomic_load(&s->swap_waiting)) {
         pthread_mutex_lock(&s->rx_lock);
-        size_t n = s->base.rx ? s->base.rx(s->base.rx_opaque, s->buf, s->len) : 0;
-        pthread_mutex_unlock(&s->rx_lock);
-        if (n == 0) break;
+        size_t n = s->len && s->base.rx ? s->base.rx(s->base.rx_opaque, s->buf, s->len) : 0;
         if (n > s->len) n = s->len;
         memmove(s->buf, s->buf + n, s->len - n);
         s->len -= n;
+        pthread_mutex_unlock(&s->rx_lock);
+        if (n == 0) break;
     }
+}
+
+static size_t stdio_held(struct chr *c, uint8_t *out, size_t max)
+{
+    struct chr_stdio *s = (struct chr_stdio *)c;
+    pthread_mutex_lock(&s->rx_lock);
+    size_t n = s->len < max ? s->len : max;
+    memcpy(out, s->buf, n);
+    pthread_mutex_unlock(&s->rx_lock);
+    return n;
+}
+
+static void stdio_put_back(struct chr *c, const uint8_t *buf, size_t len)
+{
+    struct chr_stdio *s = (struct chr_stdio *)c;
+    pthread_mutex_lock(&s->rx_lock);
+    if (len > sizeof(s->buf) - s->len) len = sizeof(s->buf) - s->len;
+    memmove(s->buf + len, s->buf, s->len);
+    memcpy(s->buf, buf, len);
+    s->len += len;
+    pthread_mutex_unlock(&s->rx_lock);
+    wake_reader(s);
+}
+
+/* Append input for the device (reader thread), as far as the buffer has room. */
+static void held_append(struct chr_stdio *s, const uint8_t *b, size_t n)
+{
+    pthread_mutex_lock(&s->rx_lock);
+    if (n > sizeof(s->buf) - s->len) n = sizeof(s->buf) - s->len;
+    memcpy(s->buf + s->len, b, n);
+    s->len += n;
+    pthread_mutex_unlock(&s->rx_lock);
 }
 
 static void stdio_set_receiver(struct chr *c, chr_rx_fn rx, void *opaque)
@@ -252,16 +285,15 @@ static void stdio_set_receiver(struct chr *c, chr_rx_fn rx, void *opaque)
 
 static void handle_input(struct chr_stdio *s, const uint8_t *in, size_t n)
 {
+    if (!s->tty) {
+        held_append(s, in, n);
+        return;
+    }
     for (size_t i = 0; i < n; i++) {
-        if (!s->tty) {
-            s->buf[s->len++] = in[i];
-            continue;
-        }
         enum chr_escape_event ev;
         uint8_t out[2];
         unsigned k = chr_escape_feed(&s->esc, in[i], out, &ev);
-        for (unsigned j = 0; j < k; j++)
-            s->buf[s->len++] = out[j];
+        held_append(s, out, k);
         if (ev == CHR_ESC_HELP) {
             write_all(STDERR_FILENO, (const uint8_t *)chr_escape_help, strlen(chr_escape_help));
         } else if (ev == CHR_ESC_QUIT) {
@@ -358,6 +390,8 @@ static const struct chr_ops stdio_ops = {
     .write = stdio_write,
     .rx_ready = stdio_rx_ready,
     .destroy = stdio_destroy,
+    .held = stdio_held,
+    .put_back = stdio_put_back,
     .set_receiver = stdio_set_receiver,
 };
 
