@@ -292,6 +292,24 @@ int cli_export(int argc, char **argv)
             struct member *m = &mem[n++];
             snprintf(m->name, sizeof(m->name), "snapshot/%.40s", e->d_name);
             snprintf(m->path, sizeof(m->path), "%.4200s/%.40s", sdir, e->d_name);
+            if (!strncmp(e->d_name, "disk-", 5) && has_backing(m->path)) {
+                /* the copy of an overlay (a clone's or a --image debian VM's disk) names this
+                 * host's base: it travels flattened too, and restores as a standalone disk */
+                char src[4300];
+                snprintf(src, sizeof(src), "%s", m->path);
+                snprintf(m->path, sizeof(m->path), "%.4000s.flat-s%u-%d.qcow2", file, n,
+                         (int)getpid());
+                m->temp = true;
+                char *args[] = {"disk", "convert", "-O", "qcow2", src, m->path, NULL};
+                if (cli_disk(6, args) != 0) {
+                    fprintf(stderr, "vessel export: cannot flatten snapshot disk %s\n", e->d_name);
+                    closedir(d);
+                    for (unsigned k = 0; k < n; k++)
+                        if (mem[k].temp) unlink(mem[k].path);
+                    json_object_put(cfg);
+                    return VM_EXIT_HOST_ERROR;
+                }
+            }
         }
         if (d) closedir(d);
         char ip[4300];

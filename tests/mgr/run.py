@@ -857,6 +857,24 @@ def test_export(vessel):
               r.returncode == 0 and r2.returncode == 0 and "backing" not in info.stdout.lower()
               and os.path.exists(flat) and open(flat, "rb").read(9) == b"BASE-DATA",
               f"{r.stderr} {r2.stderr} {info.stdout[-200:]}")
+        # so does the snapshot's copy of an overlay: restored on the other store, with the
+        # base gone from this host, the disk still reads the base's data
+        r = s.run("snapshot", "create", "ov", "sd")
+        f3 = os.path.join(tmp, "ovs.vessel")
+        r2 = s.run("export", "ov", f3, "--snapshot", "sd")
+        r3 = t.run("import", f3, "--name", "ovs")
+        os.rename(base, base + ".gone")
+        r4 = t.run("snapshot", "restore", "ovs", "sd")
+        d4 = json.loads(t.run("inspect", "ovs").stdout or "{}").get("config", {}).get(
+            "drives", [{}])[0].get("path_on_host", "")
+        flat2 = os.path.join(tmp, "flat2.raw")
+        r5 = subprocess.run([vessel, "disk", "convert", "-O", "raw", d4, flat2],
+                            capture_output=True, text=True)
+        os.rename(base + ".gone", base)
+        check("export: a snapshot's overlay copy travels flattened (restores without the base)",
+              all(x.returncode == 0 for x in (r, r2, r3, r4, r5)) and os.path.exists(flat2)
+              and open(flat2, "rb").read(9) == b"BASE-DATA",
+              " | ".join((x.stderr or "").strip() for x in (r, r2, r3, r4, r5))[-400:])
         # a file with a member no export holds (path traversal)
         evil = os.path.join(tmp, "evil.vessel")
         subprocess.run(["tar", "--zstd", "-cf", evil, "-C", tmp, "--transform",
