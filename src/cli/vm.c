@@ -14,6 +14,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -991,6 +993,114 @@ static void rm_usage(FILE *out)
             "at once first).\n");
 }
 
+static char *clone_of(const struct store *st, const char *dir);
+
+/* A VM whose disks are overlays on one of name's snapshots (*snap: which), or NULL. */
+static char *clone_of_any_snapshot(const struct store *st, const char *name, char *snap,
+                                   size_t snaplen)
+{
+    char base[4096];
+    store_vm_path(st, name, "snapshots", base, sizeof(base));
+    DIR *d = opendir(base);
+    struct dirent *e;
+    char *found = NULL;
+    while (d && !found && (e = readdir(d))) {
+        if (!store_name_valid(e->d_name)) continue;
+        char sdir[4400];
+        snprintf(sdir, sizeof(sdir), "%s/%s", base, e->d_name);
+        if ((found = clone_of(st, sdir))) snprintf(snap, snaplen, "%s", e->d_name);
+    }
+    if (d) closedir(d);
+    return found;
+}
+
+/* The files in the store a qcow2 image names as its backing file, into *set (realpaths). */
+static void add_backing(const char *path, char ***set, size_t *n, size_t *cap)
+{
+    uint8_t buf[4096];
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) return;
+    struct stat sb;
+    ssize_t got = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) ? pread(fd, buf, sizeof(buf), 0) : -1;
+    close(fd);
+    struct qcow2_header h;
+    char err[256], real[PATH_MAX];
+    if (got < 72 || memcmp(buf, "QFI\xfb", 4) != 0 ||
+        qcow2_parse_header(buf, (size_t)got, (uint64_t)sb.st_size, &h, err, sizeof(err)) < 0 ||
+        !h.backing[0])
+        return;
+    /* a relative backing name is relative to the image's directory */
+    char full[4400];
+    if (h.backing[0] == '/') {
+        snprintf(full, sizeof(full), "%s", h.backing);
+    } else {
+        char dir[4400];
+        snprintf(dir, sizeof(dir), "%s", path);
+        snprintf(full, sizeof(full), "%.3000s/%.1000s", dirname(dir), h.backing);
+    }
+    if (!realpath(full, real)) return;
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 16;
+        char **p = realloc(*set, nc * sizeof(*p));
+        if (!p) return;
+        *set = p;
+        *cap = nc;
+    }
+    if (((*set)[*n] = strdup(real))) (*n)++;
+}
+
+static void scan_backings(const char *dir, int depth, char ***set, size_t *n, size_t *cap)
+{
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2])))
+            continue;
+        char p[4400];
+        snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+        struct stat sb;
+        if (lstat(p, &sb) < 0) continue;
+        if (S_ISDIR(sb.st_mode) && depth > 0)
+            scan_backings(p, depth - 1, set, n, cap);
+        else if (S_ISREG(sb.st_mode))
+            add_backing(p, set, n, cap);
+    }
+    closedir(d);
+}
+
+/* Base images in the store's images/ (vessel create --image) that no disk, snapshot copy or
+ * clone in the store uses any more are removed. Caller holds the store lock. */
+static void images_gc(const struct store *st)
+{
+    char idir[4200], vdir[4200];
+    snprintf(idir, sizeof(idir), "%s/images", st->root);
+    snprintf(vdir, sizeof(vdir), "%s/vms", st->root);
+    DIR *d = opendir(idir);
+    if (!d) return;
+    char **set = NULL;
+    size_t n = 0, cap = 0;
+    /* vms/NAME/{disks,snapshots/SNAP}/FILE, and vms/.import-PID/... */
+    scan_backings(vdir, 3, &set, &n, &cap);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        if (strncmp(e->d_name, "debian-", 7) || l < 5 || strcmp(e->d_name + l - 4, ".img"))
+            continue; /* only the bases create --image makes (not their .tmp files) */
+        char p[4400], real[PATH_MAX];
+        snprintf(p, sizeof(p), "%s/%s", idir, e->d_name);
+        if (!realpath(p, real)) continue;
+        bool used = false;
+        for (size_t i = 0; i < n && !used; i++)
+            used = !strcmp(set[i], real);
+        if (!used && unlink(p) == 0) printf("removed base image %s (no VM uses it)\n", e->d_name);
+    }
+    closedir(d);
+    for (size_t i = 0; i < n; i++)
+        free(set[i]);
+    free(set);
+}
+
 int cli_rm(int argc, char **argv)
 {
     struct simple_args a;
@@ -1028,7 +1138,18 @@ int cli_rm(int argc, char **argv)
         fprintf(stderr, "vessel rm: %s was started again meanwhile\n", a.name);
         return VM_EXIT_HOST_ERROR;
     }
+    /* clones of its snapshots read their disks' unchanged data from them */
+    char snap[256];
+    char *clone = clone_of_any_snapshot(&st, a.name, snap, sizeof(snap));
+    if (clone) {
+        store_unlock(lk);
+        fprintf(stderr, "vessel rm: %s is a clone of %s's snapshot %s: remove %s first\n", clone,
+                a.name, snap, clone);
+        free(clone);
+        return VM_EXIT_USAGE;
+    }
     int r = store_vm_remove(&st, a.name, err, sizeof(err));
+    if (r == 0) images_gc(&st);
     store_unlock(lk);
     if (r < 0) {
         fprintf(stderr, "vessel rm: %s\n", err);

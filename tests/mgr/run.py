@@ -1069,6 +1069,44 @@ def test_clone_identity(vessel):
         s.cleanup()
 
 
+def test_rm_guards(vessel):
+    """vessel rm never breaks another VM: a VM whose snapshot backs a clone is kept until the
+    clone goes; the shared base of --image debian VMs stays while one uses it and goes with the
+    last one."""
+    s = Store(vessel)
+    try:
+        s.run("create", "a", "--disk-size", "8M")
+        s.run("snapshot", "create", "a", "s")
+        r = s.run("clone", "a", "b", "--snapshot", "s")
+        check("rm guards: a clone of a's snapshot", r.returncode == 0, r.stderr)
+        r = s.run("rm", "a", "--force")
+        check("rm guards: a is kept while its snapshot backs b (one line)",
+              r.returncode != 0 and "b is a clone of a's snapshot s" in r.stderr and
+              "a" in s.list(), r.stderr)
+        r1, r2 = s.run("rm", "b"), s.run("rm", "a")
+        check("rm guards: clone first, then the source", r1.returncode == 0 and
+              r2.returncode == 0 and not s.list(), r1.stderr + r2.stderr)
+        d1 = s.run("create", "d1", "--image", "debian", "--memory", "256M")
+        if d1.returncode != 0 and "no such file" in d1.stderr.lower():
+            check("rm guards: the cached Debian image (guest/build-rootfs.sh) is there", False,
+                  d1.stderr)
+            return
+        d2 = s.run("create", "d2", "--image", "debian", "--memory", "256M")
+        imgs = os.path.join(s.dir, "images")
+        bases = lambda: sorted(x for x in os.listdir(imgs) if x.endswith(".img"))
+        one = bases()
+        r = s.run("rm", "d1")
+        check("rm guards: the base stays while d2 uses it",
+              d1.returncode == 0 and d2.returncode == 0 and r.returncode == 0 and
+              len(one) == 1 and bases() == one, f"{d1.stderr}{d2.stderr}{r.stderr} {one}")
+        r = s.run("rm", "d2")
+        check("rm guards: the base goes with the last VM on it",
+              r.returncode == 0 and bases() == [] and "removed base image" in r.stdout,
+              f"{r.stdout} {r.stderr} {bases()}")
+    finally:
+        s.cleanup()
+
+
 def test_console(vessel):
     """start --attach on a terminal, a command, Ctrl-A d detaches and the VM runs on."""
     s = Store(vessel)
@@ -1789,7 +1827,8 @@ def test_debian_stop(vessel):
 TESTS = {"eight": test_eight, "admission": test_admission, "crash": test_crash,
          "pause": test_pause, "api": test_api, "patch_drive": test_patch_drive,
          "patch_drive_sandbox": test_patch_drive_sandbox, "snapshot": test_snapshot,
-         "clone": test_clone, "clone_identity": test_clone_identity, "snapshot_api": test_snapshot_api,
+         "clone": test_clone, "clone_identity": test_clone_identity,
+         "rm_guards": test_rm_guards, "snapshot_api": test_snapshot_api,
          "snapshot_console_input": test_snapshot_console_input, "export": test_export,
          "patch_drive_stall": test_patch_drive_stall, "config_file": test_config_file,
          "bad_input": test_bad_input, "console": test_console, "isolation": test_isolation, "debian_stop": test_debian_stop}
