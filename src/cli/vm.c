@@ -1088,7 +1088,7 @@ static void images_gc(const struct store *st)
         if (strncmp(e->d_name, "debian-", 7) || l < 5 || strcmp(e->d_name + l - 4, ".img"))
             continue; /* only the bases create --image makes (not their .tmp files) */
         char p[4400], real[PATH_MAX];
-        snprintf(p, sizeof(p), "%s/%s", idir, e->d_name);
+        snprintf(p, sizeof(p), "%.4100s/%.255s", idir, e->d_name);
         if (!realpath(p, real)) continue;
         bool used = false;
         for (size_t i = 0; i < n && !used; i++)
