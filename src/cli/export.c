@@ -754,6 +754,16 @@ int cli_import(int argc, char **argv)
         snprintf(err, sizeof(err), "%.400s: %s", final, strerror(errno));
         r = -1;
     }
+    /* an export imported next to its source (or another VM with its MAC): a MAC of its own */
+    char *owner = spec.net.present ? store_mac_owner(&st, name, spec.net.mac) : NULL;
+    if (owner) {
+        char *o = NULL;
+        do
+            free(o), net_mac_generate(spec.net.mac);
+        while ((o = store_mac_owner(&st, name, spec.net.mac)));
+        fprintf(stderr, "vessel import: %s has %s's MAC address: it gets a new one\n", name, owner);
+        free(owner);
+    }
     if (!r && store_vm_save(&st, name, &spec, err, sizeof(err)) < 0) {
         char e2[200];
         store_vm_remove(&st, name, e2, sizeof(e2));

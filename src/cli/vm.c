@@ -380,6 +380,14 @@ int cli_create(int argc, char **argv)
             }
         }
     }
+    /* a MAC made here that another VM has (1 in 2^24 per VM) is made again; one the user
+     * gave is refused by store_vm_save */
+    bool user_mac = false;
+    for (int i = 2; i < argc; i++)
+        user_mac |= !strcmp(argv[i], "--mac") || !strncmp(argv[i], "--mac=", 6);
+    for (char *o;
+         !r && spec.net.present && !user_mac && (o = store_mac_owner(&st, name, spec.net.mac));)
+        free(o), net_mac_generate(spec.net.mac);
     if (!r) r = store_vm_save(&st, name, &spec, err, sizeof(err));
     if (r < 0) {
         char e2[256];
@@ -1751,7 +1759,10 @@ int cli_clone(int argc, char **argv)
      * port) */
     bool dropped_ports = false;
     if (spec.net.present) {
-        net_mac_generate(spec.net.mac);
+        char *o = NULL;
+        do
+            free(o), net_mac_generate(spec.net.mac);
+        while ((o = store_mac_owner(&st, dst, spec.net.mac)));
         spec.net.mac_set = true;
         struct net_spec ns;
         char e2[256];

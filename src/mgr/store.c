@@ -277,12 +277,42 @@ int store_vm_load(const struct store *st, const char *name, struct vm_spec *spec
     return 0;
 }
 
+char *store_mac_owner(const struct store *st, const char *self, const uint8_t mac[6])
+{
+    char **names = NULL;
+    int n = store_vm_list(st, &names);
+    char *owner = NULL;
+    struct vm_spec *other = malloc(sizeof(*other)); /* large: not on the stack */
+    for (int i = 0; other && i < n && !owner; i++) {
+        char err[256];
+        if (self && !strcmp(names[i], self)) continue;
+        if (store_vm_load(st, names[i], other, err, sizeof(err)) < 0) continue;
+        if (other->net.present && !memcmp(other->net.mac, mac, 6)) owner = strdup(names[i]);
+    }
+    free(other);
+    if (n > 0) store_names_free(names, n);
+    return owner;
+}
+
 int store_vm_save(const struct store *st, const char *name, const struct vm_spec *spec, char *err,
                   size_t errlen)
 {
     char cfg[4096];
     if (store_vm_path(st, name, "config.json", cfg, sizeof(cfg)))
         return err_set(err, errlen, -ENAMETOOLONG, "%s: store path too long", name);
+    if (spec->net.present) {
+        /* two VMs with one MAC address break a shared (tap) network */
+        char *owner = store_mac_owner(st, name, spec->net.mac);
+        if (owner) {
+            const uint8_t *m = spec->net.mac;
+            int r = err_set(err, errlen, -EEXIST,
+                            "MAC address %02x:%02x:%02x:%02x:%02x:%02x is %s's: every VM needs "
+                            "its own (--mac another, or none to have one made)",
+                            m[0], m[1], m[2], m[3], m[4], m[5], owner);
+            free(owner);
+            return r;
+        }
+    }
     int r = save_spec(cfg, spec);
     if (r < 0) return err_set(err, errlen, r, "cannot write %s: %s", cfg, strerror(-r));
     return 0;

@@ -63,6 +63,9 @@ int store_vm_remove(const struct store *st, const char *name, char *err, size_t 
 /* Names of all VMs, sorted; *out is malloc'd (free each and the array). Returns the count or
  * -errno. */
 int store_vm_list(const struct store *st, char ***out);
+/* The name of another VM than self (NULL: any) whose configuration has this MAC address, or
+ * NULL; the caller frees it. store_vm_save refuses a configuration whose MAC another VM has. */
+char *store_mac_owner(const struct store *st, const char *self, const uint8_t mac[6]);
 void store_names_free(char **names, int n);
 
 /* Whether a VM process holds the VM's lock (its byte 0). A monitor still cleaning up after

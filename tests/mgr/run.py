@@ -961,16 +961,17 @@ def test_clone(vessel):
         print(f"   summed PSS of {n} clones {total:.0f} MiB; one booted VM's RSS "
               f"{boot_rss:.0f} MiB ({n} boots: {n * boot_rss:.0f} MiB)")
         # each clone's disk is its own: a write in c0 is not seen by c1
-        s.ask("c0", "c0-wrote", "kv=$(uname -r); while read n p; do case $n in virtio_*) "
-              "[ -d /sys/module/$n ] || insmod /lib/modules/$kv/$p;; esac; done "
-              "</lib/modules/initramfs-modules; sleep 1; echo c0-data | dd of=/dev/vda "
-              "conv=fsync 2>/dev/null; echo done")
+        wrote = s.ask("c0", "c0-wrote", "kv=$(uname -r); while read n p; do case $n in virtio_*) "
+                      "[ -d /sys/module/$n ] || insmod /lib/modules/$kv/$p;; esac; done "
+                      "</lib/modules/initramfs-modules; sleep 1; echo c0-data | dd of=/dev/vda "
+                      "conv=fsync 2>/dev/null; echo done", timeout=180)
         with open(disk, "rb") as f:
             pass
         c1 = json.loads(s.run("inspect", "c1").stdout)
         d1 = c1.get("config", c1).get("drives", [{}])[0].get("path_on_host", "")
-        check("clone: the clones' overlays differ after c0 writes", os.path.getsize(disk) >
-              os.path.getsize(d1), f"{os.path.getsize(disk)} {os.path.getsize(d1)}")
+        check("clone: the clones' overlays differ after c0 writes", wrote == "done" and
+              os.path.getsize(disk) >
+              os.path.getsize(d1), f"{wrote!r} {os.path.getsize(disk)} {os.path.getsize(d1)}")
         r = s.run("snapshot", "rm", "base", "s1")
         check("clone: a snapshot clones depend on is not removed",
               r.returncode != 0 and "clone" in r.stderr, r.stderr)
@@ -1067,6 +1068,38 @@ def test_clone_identity(vessel):
               "18080" in ua and "18080" not in ub and "user" in ub, f"{ua} | {ub}")
     finally:
         s.cleanup()
+
+
+def test_mac_unique(vessel):
+    """Every VM in a store has a MAC address of its own: a duplicate given with --mac is
+    refused with one line (create and set), and an import next to its source gets a new one."""
+    s = Store(vessel)
+    tmp = tempfile.mkdtemp(prefix="vessel-mac-")
+    try:
+        m = "52:54:00:aa:bb:01"
+        r = s.run("create", "a", "--net", "user", "--mac", m)
+        check("mac: a VM with a MAC", r.returncode == 0, r.stderr)
+        r = s.run("create", "b", "--net", "user", "--mac", m)
+        check("mac: a second VM with the same MAC is refused with one line",
+              r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1 and
+              "is a's" in r.stderr and "b" not in s.list(), r.stderr)
+        r = s.run("create", "c", "--net", "user")
+        check("mac: a VM with a made MAC", r.returncode == 0, r.stderr)
+        f = os.path.join(tmp, "a.vessel")
+        r1 = s.run("export", "a", f)
+        r2 = s.run("import", f, "--name", "a2")
+
+        def mac(n):
+            c = json.loads(s.run("inspect", n).stdout or "{}")
+            c = c.get("config", c)
+            return (c.get("network-interfaces") or [{}])[0].get("guest_mac")
+        check("mac: an import beside its source gets a MAC of its own (one line says so)",
+              r1.returncode == 0 and r2.returncode == 0 and mac("a") == m and mac("a2")
+              and mac("a2") != m and "gets a new one" in r2.stderr,
+              f"{r1.stderr} {r2.stderr} {mac('a')} {mac('a2')}")
+    finally:
+        s.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def test_rm_guards(vessel):
@@ -1828,7 +1861,7 @@ TESTS = {"eight": test_eight, "admission": test_admission, "crash": test_crash,
          "pause": test_pause, "api": test_api, "patch_drive": test_patch_drive,
          "patch_drive_sandbox": test_patch_drive_sandbox, "snapshot": test_snapshot,
          "clone": test_clone, "clone_identity": test_clone_identity,
-         "rm_guards": test_rm_guards, "snapshot_api": test_snapshot_api,
+         "rm_guards": test_rm_guards, "mac_unique": test_mac_unique, "snapshot_api": test_snapshot_api,
          "snapshot_console_input": test_snapshot_console_input, "export": test_export,
          "patch_drive_stall": test_patch_drive_stall, "config_file": test_config_file,
          "bad_input": test_bad_input, "console": test_console, "isolation": test_isolation, "debian_stop": test_debian_stop}
