@@ -118,6 +118,9 @@ int machine_snapshot_save(struct machine *m, int state_fd, int mem_fd, const cha
     if (m->net)
         return fail(err, errlen, -EOPNOTSUPP,
                     "snapshots of a VM with a network device are not supported yet");
+    if (m->vsock)
+        return fail(err, errlen, -EOPNOTSUPP,
+                    "snapshots of a VM with a vsock device are not supported yet");
     /* requests in flight complete against the files first (the harts are parked: no new ones) */
     for (unsigned waited = 0;; waited += 5) {
         unsigned busy = 0;
