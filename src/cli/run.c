@@ -1,5 +1,6 @@
 /* vessel run: boot a VM in the foreground, its console on this terminal. */
 #include "backend/block/block.h"
+#include "backend/vsock/vsock.h"
 #include "cli/cli.h"
 #include "mgr/admit.h"
 #include "mgr/supervise.h"
@@ -16,9 +17,6 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #define fail(err, errlen, ...) err_set(err, errlen, -EINVAL, __VA_ARGS__)
@@ -475,18 +473,9 @@ static struct {
 static void release_run(void *ctx)
 {
     if (run_cleanup.st) admit_run_remove(run_cleanup.st, run_cleanup.pid);
-    /* Its socket file, if nobody listens on it any more (not another VM's, after a refusal
-     * for a path in use). */
-    struct stat st;
-    const char *vp = run_cleanup.vsock_path;
-    if (vp && lstat(vp, &st) == 0 && S_ISSOCK(st.st_mode)) {
-        struct sockaddr_un a = {.sun_family = AF_UNIX};
-        snprintf(a.sun_path, sizeof(a.sun_path), "%s", vp);
-        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0 && errno == ECONNREFUSED)
-            unlink(vp);
-        if (fd >= 0) close(fd);
-    }
+    /* its vsock socket file, if nobody listens on it any more (not another VM's, after a
+     * refusal for a path in use) */
+    vsock_uds_remove_stale(run_cleanup.vsock_path);
     (void)ctx;
 }
 

@@ -123,4 +123,7 @@ int vsock_spec_parse(const char *s, struct vsock_spec *out, char *err, size_t er
  * (in use: -EADDRINUSE). */
 int vsock_uds_open(struct vsock_backend **out, const struct vsock_spec *spec, char *err,
                    size_t errlen);
+/* Remove the socket file at path if it is a socket nobody listens on (a VM process's monitor
+ * cleaning up after it: a live socket is another program's). */
+void vsock_uds_remove_stale(const char *path);
 #endif
