@@ -27,7 +27,8 @@ Groups:
   vsock      virtio-vsock with Firecracker's host convention: a 1 MiB echo host->guest
              ("CONNECT <port>" on the VM's socket, "OK <hostport>", sha256) and
              guest->host (to "<path>_<port>", sha256), a port nobody listens on either
-             way (socket closed / ECONNRESET), 24 connections at once, sandboxed,
+             way (socket closed / ECONNRESET), a bad CONNECT line (socket closed),
+             24 connections at once, sandboxed,
              guest reboot, the socket file removed at exit. The guest side is
              tests/net/vsock_guest.c, cross-compiled with riscv64-linux-gnu-gcc into
              the initramfs with the vsock modules.
@@ -620,7 +621,7 @@ class VsockSuite:
         return G.VM(argv, self.log_path(group))
 
     def t_vsock(self, group):
-        checks = ["boot", "driver", "host_to_guest", "throughput", "refused_host", "many",
+        checks = ["boot", "driver", "host_to_guest", "throughput", "refused_host", "bad_line", "many",
                   "guest_to_host", "refused_guest", "sandboxed", "reboot", "after_reboot",
                   "poweroff", "socket_removed", "stderr_clean"]
 
@@ -654,6 +655,17 @@ class VsockSuite:
                     rest = s.recv(16) if line == b"" else b"?"
                 yield ("refused_host", line == b"" and rest == b"",
                        f"answer {line!r} (expected the socket closed)")
+                # not Firecracker's CONNECT line: closed without an answer
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.settimeout(30)
+                with s:
+                    s.connect(path)
+                    s.sendall(b"CONNECT five\n")
+                    try:
+                        rest = s.recv(16)
+                    except OSError as e:
+                        rest = repr(e).encode()
+                yield ("bad_line", rest == b"", f"got {rest!r} (expected the socket closed)")
                 # many connections at once, each an echo
                 results = []
 
