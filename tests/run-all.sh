@@ -103,11 +103,13 @@ run_suite sandbox tests/sandbox/run.sh ./vessel
 run_suite sandbox-asan tests/sandbox/run.sh ./vessel-asan
 # The same with user-mode networking on (its filter allows IPv4/IPv6 sockets; harts still not).
 SANDBOX_VM_ARGS="--net user" run_suite sandbox-net tests/sandbox/run.sh ./vessel
+# ... and with a vsock device (its filter allows connect; socket stays AF_UNIX only).
+SANDBOX_VM_ARGS="--vsock cid=3,path=@NAME@.vsock" run_suite sandbox-vsock tests/sandbox/run.sh ./vessel
 # virtio-net with user-mode networking (libslirp): DHCP, HTTP through 10.0.2.2, hostfwd,
 # restrict=on, two VMs isolated, a tap (as root), bad --net specs; under the sanitizers the
 # main groups.
 run_suite net python3 tests/net/run.py ./vessel
-run_suite net-asan python3 tests/net/run.py -k user -k tap -k bad_ ./vessel-asan
+run_suite net-asan python3 tests/net/run.py -k user -k tap -k bad_ -k vsock ./vessel-asan
 # The same under the JIT: code caches made before the filter, reused by the rebooted machine (~1 min).
 SANDBOX_ENGINE=jit run_suite sandbox-jit tests/sandbox/run.sh ./vessel
 # C sources as clang-format writes them.

@@ -539,7 +539,7 @@ static void put_serial(struct api_ctx *a, json_object *o, struct api_response *r
 }
 
 /* Pre-boot configuration changes share this wrapper: lock, state check, apply. */
-enum cfg_kind { CFG_MACHINE_PUT, CFG_MACHINE_PATCH, CFG_BOOT, CFG_DRIVE, CFG_NET };
+enum cfg_kind { CFG_MACHINE_PUT, CFG_MACHINE_PATCH, CFG_BOOT, CFG_DRIVE, CFG_NET, CFG_VSOCK };
 static void put_config(struct api_ctx *a, enum cfg_kind k, const char *id, json_object *o,
                        struct api_response *r)
 {
@@ -556,6 +556,7 @@ static void put_config(struct api_ctx *a, enum cfg_kind k, const char *id, json_
     case CFG_MACHINE_PATCH: rc = vm_spec_set_machine(&a->spec, o, true, err, sizeof(err)); break;
     case CFG_BOOT: rc = vm_spec_set_boot(&a->spec, o, err, sizeof(err)); break;
     case CFG_NET: rc = vm_spec_set_net(&a->spec, id, o, err, sizeof(err)); break;
+    case CFG_VSOCK: rc = vm_spec_set_vsock(&a->spec, o, err, sizeof(err)); break;
     default: rc = vm_spec_set_drive(&a->spec, id, o, err, sizeof(err)); break;
     }
     pthread_mutex_unlock(&a->lock);
@@ -658,6 +659,7 @@ void api_handle(struct api_ctx *a, const char *method, const char *path, const c
         {"/snapshot/create", "P", "PUT"},
         {"/snapshot/load", "P", "PUT"},
         {"/network-interfaces/", "P", "PUT"},
+        {"/vsock", "P", "PUT"},
         {"/vessel/info", "G", "GET"},
         {"/vessel/quit", "P", "PUT"},
     };
@@ -733,6 +735,9 @@ void api_handle(struct api_ctx *a, const char *method, const char *path, const c
             set_fault(r, 400, "iface id '%s' must be 1-63 of A-Z a-z 0-9 _ . -", id);
         else
             put_config(a, CFG_NET, id, o, r);
+    } else if (!strcmp(p, "/vsock")) {
+        /* pre-boot only: the backend binds its socket before the sandbox */
+        put_config(a, CFG_VSOCK, NULL, o, r);
     } else if (!strcmp(p, "/actions")) {
         put_actions(a, o, r);
     } else if (!strcmp(p, "/vm")) {

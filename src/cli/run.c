@@ -1,5 +1,6 @@
 /* vessel run: boot a VM in the foreground, its console on this terminal. */
 #include "backend/block/block.h"
+#include "backend/vsock/vsock.h"
 #include "cli/cli.h"
 #include "mgr/admit.h"
 #include "mgr/supervise.h"
@@ -77,6 +78,11 @@ void cli_run_usage(FILE *out)
             "                     guest; implies --net user; repeatable\n"
             "  --mac MAC          the network device's MAC address (default: 52:54:00 and\n"
             "                     three random bytes, new for every vessel run)\n"
+            "  --vsock cid=N,path=PATH\n"
+            "                     virtio-vsock with guest CID N (>= 3), Firecracker's host\n"
+            "                     convention: host programs connect to PATH and write\n"
+            "                     \"CONNECT <port>\\n\"; guest connections to host port P go to\n"
+            "                     the Unix socket PATH_P\n"
             "  --engine ENGINE    interp (default) or jit (x86-64 translation)\n"
             "  --jit-cache SIZE   translated code per vCPU with --engine jit (default 64M,\n"
             "                     64K to 2G; flushed whole when full)\n"
@@ -134,6 +140,7 @@ enum {
     OPT_ENGINE,
     OPT_JIT_CACHE,
     OPT_NET,
+    OPT_VSOCK,
     OPT_MAC,
     OPT_PUBLISH
 };
@@ -161,6 +168,7 @@ static const struct option run_options[] = {
     {"engine", required_argument, NULL, OPT_ENGINE},
     {"jit-cache", required_argument, NULL, OPT_JIT_CACHE},
     {"net", required_argument, NULL, OPT_NET},
+    {"vsock", required_argument, NULL, OPT_VSOCK},
     {"mac", required_argument, NULL, OPT_MAC},
     {"publish", required_argument, NULL, OPT_PUBLISH},
     {"help", no_argument, NULL, 'h'},
@@ -297,6 +305,11 @@ int cli_run_parse(int argc, char **argv, const struct host_limits *lim, struct r
             net_s = optarg;
             break;
         }
+        case OPT_VSOCK: {
+            int r = vsock_spec_parse(optarg, &a->vm.vsock, err, errlen);
+            if (r < 0) return r;
+            break;
+        }
         case OPT_PUBLISH:
             if (npublish == NET_MAX_HOSTFWD + 1)
                 return fail(err, errlen, "--publish: at most %d forwarded ports", NET_MAX_HOSTFWD);
@@ -323,11 +336,11 @@ int cli_run_parse(int argc, char **argv, const struct host_limits *lim, struct r
 
     if ((a->api_sock || a->config_file) &&
         (cpus_s || mem_s || mc->kernel || mc->initrd || cmdline_set || mc->firmware ||
-         a->vm.ndisks || gdb_s || net_s || a->vm.mac_set || npublish))
+         a->vm.ndisks || gdb_s || net_s || a->vm.mac_set || npublish || a->vm.vsock.present))
         return fail(err, errlen,
                     "--api-sock and --config-file take the VM's configuration from the API or the "
                     "file: drop --cpus, --memory, --kernel, --initrd, --cmdline, --firmware, "
-                    "--disk, --gdb, --net, --mac and --publish");
+                    "--disk, --gdb, --net, --mac, --publish and --vsock");
     /* after --net, whatever the order: --publish adds to its forwards (or makes it user) */
     for (unsigned i = 0; i < npublish; i++) {
         int r = net_spec_add_publish(&a->vm.net, publish[i], err, errlen);
@@ -455,10 +468,14 @@ static int run_api(const struct run_args *a)
 static struct {
     struct store *st;
     pid_t pid;
+    const char *vsock_path; /* the sandboxed process cannot unlink its vsock socket */
 } run_cleanup;
 static void release_run(void *ctx)
 {
     if (run_cleanup.st) admit_run_remove(run_cleanup.st, run_cleanup.pid);
+    /* its vsock socket file, if nobody listens on it any more (not another VM's, after a
+     * refusal for a path in use) */
+    vsock_uds_remove_stale(run_cleanup.vsock_path);
     (void)ctx;
 }
 
@@ -515,6 +532,7 @@ int cli_run(int argc, char **argv)
     if (!a.vm.no_sandbox) {
         run_cleanup.st = run_fd >= 0 ? &st : NULL;
         run_cleanup.pid = getpid();
+        run_cleanup.vsock_path = a.vm.vsock.present ? a.vm.vsock.path : NULL;
         int r = supervise_fork(release_run, NULL, NULL, 0);
         if (r < 0) log_warn("no monitor process (%s): the admission entry stays", strerror(-r));
         monitored = r == 0;

@@ -157,7 +157,8 @@ static void set_usage(FILE *out)
 {
     fprintf(out, "Usage: vessel set NAME [OPTIONS]\n"
                  "Change a stopped VM: --cpus N, --memory SIZE, --kernel FILE, --initrd FILE,\n"
-                 "--cmdline STR, --firmware FILE, --disk IMAGE[,...] (adds a disk).\n"
+                 "--cmdline STR, --firmware FILE, --disk IMAGE[,...] (adds a disk),\n"
+                 "--vsock cid=N,path=PATH (or none: removes it).\n"
                  "  --store DIR   the store\n");
 }
 
@@ -410,15 +411,12 @@ int cli_set(int argc, char **argv)
     const char *name = argv[1], *store_dir = NULL;
     int rc = check_name(name, "set");
     if (rc) return rc;
-    static const struct option opts[] = {{"cpus", required_argument, NULL, 'c'},
-                                         {"memory", required_argument, NULL, 'm'},
-                                         {"kernel", required_argument, NULL, 'k'},
-                                         {"initrd", required_argument, NULL, 'i'},
-                                         {"cmdline", required_argument, NULL, 'l'},
-                                         {"firmware", required_argument, NULL, 'f'},
-                                         {"disk", required_argument, NULL, 'd'},
-                                         {"store", required_argument, NULL, 's'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"cpus", required_argument, NULL, 'c'},    {"memory", required_argument, NULL, 'm'},
+        {"kernel", required_argument, NULL, 'k'},  {"initrd", required_argument, NULL, 'i'},
+        {"cmdline", required_argument, NULL, 'l'}, {"firmware", required_argument, NULL, 'f'},
+        {"disk", required_argument, NULL, 'd'},    {"store", required_argument, NULL, 's'},
+        {"vsock", required_argument, NULL, 'v'},   {NULL, 0, NULL, 0}};
     const char *v[8] = {0};
     const char *disks[MACHINE_MAX_DISKS];
     unsigned ndisks = 0;
@@ -426,7 +424,7 @@ int cli_set(int argc, char **argv)
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
-        const char *keys = "cmkilfs";
+        const char *keys = "cmkilfsv";
         if (c == 'd') {
             if (ndisks == MACHINE_MAX_DISKS) {
                 fprintf(stderr, "vessel set: at most %d disks\n", MACHINE_MAX_DISKS);
@@ -476,6 +474,11 @@ int cli_set(int argc, char **argv)
         rargv[rargc++] = "--disk";
         rargv[rargc++] = (char *)disks[i];
     }
+    bool vsock_none = v[7] && !strcmp(v[7], "none");
+    if (v[7] && !vsock_none) {
+        rargv[rargc++] = "--vsock";
+        rargv[rargc++] = (char *)v[7];
+    }
     rargv[rargc] = NULL;
     static struct run_args ra;
     struct host_limits lim = {.cpus = MACHINE_MAX_HARTS, .mem_available = ~0ull};
@@ -492,6 +495,7 @@ int cli_set(int argc, char **argv)
             memcpy(spec.cmdline, ns.cmdline, sizeof(spec.cmdline));
         }
         if (v[5]) memcpy(spec.firmware, ns.firmware, sizeof(spec.firmware));
+        if (v[7]) spec.vsock = ns.vsock; /* none: not present */
         for (unsigned i = 0; i < ns.ndrives && !r; i++) {
             if (spec.ndrives == MACHINE_MAX_DISKS) {
                 snprintf(err, sizeof(err), "at most %d disks", MACHINE_MAX_DISKS);

@@ -7,6 +7,7 @@
 #include "dev/virtio/blk.h"
 #include "dev/virtio/input.h"
 #include "dev/virtio/net.h"
+#include "dev/virtio/vsock.h"
 #include "dev/virtio/rng.h"
 #include "irq/plic.h"
 #include "machine/fdt.h"
@@ -27,9 +28,9 @@
 #define ALIGN_DOWN(v, a) ((v) & ~((uint64_t)(a)-1))
 #define MIB              (1ull << 20)
 
-_Static_assert(
-    MACHINE_MAX_DISKS + 3 <= VIRTIO_SLOTS && VIRTIO_SLOTS <= FDT_MAX_VIRTIO,
-    "disks, entropy, input and network must fit in the virtio-mmio slots of the device tree");
+_Static_assert(MACHINE_MAX_DISKS + 4 <= VIRTIO_SLOTS && VIRTIO_SLOTS <= FDT_MAX_VIRTIO,
+               "disks, entropy, input, network and vsock must fit in the virtio-mmio slots of the "
+               "device tree");
 
 /* Advertise exactly what the engine implements (NOTES-boot.md §2). */
 static const char ISA_STRING[] = "rv64imafdc_zicntr_zicsr_zifencei_zihintpause_zba_zbb_zbs_sstc";
@@ -183,8 +184,8 @@ static int load_images(struct machine *m, char *err, size_t errlen)
         .isa = ISA_STRING,
         .isa_ext = ISA_EXTENSIONS,
         .mmu_type = "riscv,sv57",
-        /* disks, then the entropy and input devices, then the network device */
-        .n_virtio = c->ndisks + 2 + (c->net ? 1 : 0),
+        /* disks, then the entropy and input devices, then the network and vsock devices */
+        .n_virtio = c->ndisks + 2 + (c->net ? 1 : 0) + (c->vsock ? 1 : 0),
     };
     if (getrandom(p.rng_seed, sizeof(p.rng_seed), 0) != (ssize_t)sizeof(p.rng_seed))
         memset(p.rng_seed, 0x5a, sizeof(p.rng_seed));
@@ -334,9 +335,11 @@ int machine_create(struct machine **out, const struct machine_config *cfg, struc
     }
 
     /* virtio-mmio slots: disks in the order given (vda, vdb, ...), then virtio-rng, then
-     * virtio-input, then virtio-net (when there is a network). */
+     * virtio-input, then virtio-net (when there is a network), then virtio-vsock (when
+     * configured). */
     m->gm = (struct guest_mem){m->ram, RAM_BASE, cfg->ram_size};
-    for (unsigned i = 0; i < cfg->ndisks + 2 + (cfg->net ? 1u : 0u); i++) {
+    unsigned nslots = cfg->ndisks + 2 + (cfg->net ? 1u : 0u) + (cfg->vsock ? 1u : 0u);
+    for (unsigned i = 0; i < nslots; i++) {
         struct irq_line irq = {plic_irq_line_set, m->plic, fdt_virtio_irq(i)};
         struct virtio_mmio *t;
         if (i < cfg->ndisks) {
@@ -348,9 +351,12 @@ int machine_create(struct machine **out, const struct machine_config *cfg, struc
         } else if (i == cfg->ndisks + 1) {
             m->input = vinput_create(&m->gm, irq);
             t = m->input ? vinput_transport(m->input) : NULL;
-        } else {
+        } else if (i == cfg->ndisks + 2 && cfg->net) {
             m->net = vnet_create(cfg->net, cfg->mac, &m->gm, irq);
             t = m->net ? vnet_transport(m->net) : NULL;
+        } else {
+            m->vsock = vsock_dev_create(cfg->vsock, cfg->vsock_cid, &m->gm, irq);
+            t = m->vsock ? vsock_dev_transport(m->vsock) : NULL;
         }
         if (!t || bus_map(&m->bus, VIRTIO_BASE + 0x1000ull * i, VIRTIO_MMIO_SIZE, &virtio_mmio_ops,
                           t, BUS_LOCKLESS)) {
@@ -441,6 +447,7 @@ void machine_destroy(struct machine *m)
     vrng_destroy(m->rng);
     vinput_destroy(m->input);
     vnet_destroy(m->net); /* detaches from the backend: no frame reaches this machine after */
+    vsock_dev_destroy(m->vsock); /* detaches, closing the guest's connections */
     goldfish_rtc_destroy(m->rtc);
     vmgenid_destroy(m->genid);
     uart_destroy(m->uart);

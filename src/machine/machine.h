@@ -25,10 +25,11 @@
 #define MACHINE_MAX_HARTS 64
 #define MACHINE_MIN_RAM   (64ull << 20)
 #define VIRTIO_SLOTS      16 /* virtio-mmio slots (fdt.h: FDT_MAX_VIRTIO, fdt_virtio_irq) */
-#define MACHINE_MAX_DISKS 7  /* slots 0..ndisks-1; then entropy, input, the network device */
+#define MACHINE_MAX_DISKS 7  /* slots 0..ndisks-1; then entropy, input, network, vsock */
 
 struct blk_backend;
 struct net_backend;
+struct vsock_backend;
 struct machine_disk {
     struct blk_backend *backend; /* opened (and locked) by the caller, kept across reboots */
     const char *serial;          /* NULL: none */
@@ -54,6 +55,10 @@ struct machine_config {
      * virtio-input; NULL: no network device. */
     struct net_backend *net;
     uint8_t mac[6];
+    /* virtio-vsock on this backend (opened by the caller, kept across reboots) with this guest
+     * CID, in the slot after the network device (or virtio-input); NULL: none. */
+    struct vsock_backend *vsock;
+    uint32_t vsock_cid;
     /* Called first on every hart thread (the VM narrows the thread's seccomp filter there);
      * NULL: nothing. A negative return stops the machine with MEV_HOST_ERROR. */
     int (*hart_thread_init)(void);
@@ -87,6 +92,7 @@ struct vblk;
 struct vrng;
 struct vinput;
 struct vnet;
+struct vsock_dev;
 
 struct machine {
     struct machine_config cfg;
@@ -103,6 +109,7 @@ struct machine {
     struct vrng *rng;
     struct vinput *input;
     struct vnet *net;
+    struct vsock_dev *vsock;
     bool powerdown_requested; /* under ev_lock */
     struct chr *console;
     unsigned nharts;

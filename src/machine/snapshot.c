@@ -128,6 +128,9 @@ int machine_snapshot_save(struct machine *m, int state_fd, int mem_fd, const cha
     /* Devices fed from the host (the network) stop touching guest memory until the memory
      * file is written; then requests in flight complete against the files (the harts are
      * parked: no new ones). */
+    if (m->vsock)
+        return fail(err, errlen, -EOPNOTSUPP,
+                    "snapshots of a VM with a vsock device are not supported yet");
     for (unsigned i = 0; i < nslots(m); i++)
         virtio_mmio_quiesce(slot_transport(m, i), true);
     int r = save_locked(m, state_fd, mem_fd, config_json, st, err, errlen);

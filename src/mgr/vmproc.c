@@ -252,6 +252,11 @@ static void cleanup_detached(void *ctx)
     bool clean =
         store_vm_state(&p->st, p->o->name, &run) == SVM_STOPPED || run.state == SVM_STOPPED;
     store_vm_clear_runtime(&p->st, p->o->name, !clean);
+    /* the vsock socket of the configuration it ran (the sandboxed process cannot unlink) */
+    static struct vm_spec spec;
+    char err[300];
+    if (store_vm_load(&p->st, p->o->name, &spec, err, sizeof(err)) == 0 && spec.vsock.present)
+        vsock_uds_remove_stale(spec.vsock.uds_path);
     vmproc_after_exit(p->o->name);
 }
 
@@ -261,6 +266,9 @@ static void cleanup_foreground(void *ctx)
 {
     struct vmproc *p = ctx;
     if (p->o->api_sock) unlink(p->o->api_sock);
+    /* a --config-file's vsock socket (one set through the API later is not known here: the
+     * next VM on that path replaces the stale file) */
+    if (p->o->spec && p->o->spec->vsock.present) vsock_uds_remove_stale(p->o->spec->vsock.uds_path);
     struct store st;
     char err[256];
     if (store_open(&st, p->o->store_dir, false, err, sizeof(err)) == 0)

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define fail(err, errlen, ...) err_set(err, errlen, -EINVAL, __VA_ARGS__)
 
@@ -328,6 +329,29 @@ int vm_spec_set_net(struct vm_spec *s, const char *id, json_object *o, char *err
     return 0;
 }
 
+int vm_spec_set_vsock(struct vm_spec *s, json_object *o, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"guest_cid", "uds_path", "vsock_id", NULL};
+    const char *what = "vsock";
+    int r = check_keys(o, what, keys, err, errlen);
+    if (r) return r;
+    struct vm_vsock_spec v = {.present = true};
+    int64_t cid = 0;
+    int hc = get_int(o, what, "guest_cid", 3, (int64_t)UINT32_MAX - 1, &cid, err, errlen);
+    if (hc < 0) return hc;
+    int hp = get_str(o, what, "uds_path", v.uds_path, sizeof(v.uds_path), err, errlen);
+    if (hp < 0) return hp;
+    if (!hc || !hp) return fail(err, errlen, "%s: 'guest_cid' and 'uds_path' are required", what);
+    char id[VM_DRIVE_ID_MAX];
+    if ((r = get_str(o, what, "vsock_id", id, sizeof(id), err, errlen)) < 0) return r;
+    v.guest_cid = (uint32_t)cid;
+    char e2[300];
+    if (vsock_spec_check(v.guest_cid, v.uds_path, e2, sizeof(e2)) < 0)
+        return fail(err, errlen, "%s: %s", what, e2 + (strncmp(e2, "--vsock: ", 9) ? 0 : 9));
+    s->vsock = v;
+    return 0;
+}
+
 /* Firecracker sections vessel does not offer yet: accepted when absent, null or empty. */
 static bool empty_section(json_object *v)
 {
@@ -356,8 +380,8 @@ int vm_spec_from_json(struct vm_spec *out, json_object *o, char *err, size_t err
                                        "version",
                                        "serial",
                                        NULL};
-    static const char *const unsupported[] = {
-        "balloon", "cpu-config", "memory-hotplug", "mmds-config", "pmem", "vsock", NULL};
+    static const char *const unsupported[] = {"balloon",     "cpu-config", "memory-hotplug",
+                                              "mmds-config", "pmem",       NULL};
     int r = check_keys(o, "configuration", keys, err, errlen);
     if (r) return r;
     struct vm_spec *sp = malloc(sizeof(*sp)); /* ~50 KB: kept off API threads' stacks */
@@ -412,6 +436,9 @@ int vm_spec_from_json(struct vm_spec *out, json_object *o, char *err, size_t err
             (r = vm_spec_set_net(&s, NULL, json_object_array_get_idx(v, 0), err, errlen)))
             goto out;
     }
+    if (json_object_object_get_ex(o, "vsock", &v) && !json_object_is_type(v, json_type_null) &&
+        (r = vm_spec_set_vsock(&s, v, err, errlen)))
+        goto out;
     if (json_object_object_get_ex(o, "vessel", &v) && (r = set_extras(&s, v, err, errlen)))
         goto out;
     *out = s;
@@ -484,6 +511,12 @@ json_object *vm_spec_to_json(const struct vm_spec *s, bool vessel_extras)
         json_object_array_add(ns, n);
         json_object_object_add(o, "network-interfaces", ns);
     }
+    if (s->vsock.present) {
+        json_object *v = json_object_new_object();
+        json_object_object_add(v, "guest_cid", json_object_new_int64(s->vsock.guest_cid));
+        json_object_object_add(v, "uds_path", json_object_new_string(s->vsock.uds_path));
+        json_object_object_add(o, "vsock", v);
+    }
     if (vessel_extras) {
         json_object *v = json_object_new_object();
         if (s->firmware[0])
@@ -553,6 +586,11 @@ int vm_spec_to_options(const struct vm_spec *s, struct vm_options *o, char *cmdl
         memcpy(o->mac, s->net.mac, 6);
         o->mac_set = s->net.mac_set;
     }
+    if (s->vsock.present) {
+        o->vsock.present = true;
+        o->vsock.cid = s->vsock.guest_cid;
+        memcpy(o->vsock.path, s->vsock.uds_path, sizeof(o->vsock.path));
+    }
     if (mc->kernel) {
         const char *base = s->has_cmdline ? s->cmdline : "console=ttyS0";
         int w;
@@ -621,6 +659,25 @@ int vm_spec_from_options(struct vm_spec *s, const struct vm_options *o, char *er
         else
             net_mac_generate(n->mac);
         n->mac_set = true;
+    }
+    if (o->vsock.present) {
+        /* the store outlives the caller's working directory: an absolute path */
+        struct vm_vsock_spec *v = &s->vsock;
+        v->present = true;
+        v->guest_cid = o->vsock.cid;
+        int w;
+        if (o->vsock.path[0] == '/') {
+            w = snprintf(v->uds_path, sizeof(v->uds_path), "%s", o->vsock.path);
+        } else {
+            char cwd[VM_PATH_MAX];
+            if (!getcwd(cwd, sizeof(cwd))) return fail(err, errlen, "--vsock: %s", strerror(errno));
+            w = snprintf(v->uds_path, sizeof(v->uds_path), "%s/%s", cwd, o->vsock.path);
+        }
+        char e2[300];
+        if (w < 0 || (size_t)w >= sizeof(v->uds_path) ||
+            vsock_spec_check(v->guest_cid, v->uds_path, e2, sizeof(e2)) < 0)
+            return fail(err, errlen, "--vsock: path %s is too long for a Unix socket once absolute",
+                        o->vsock.path);
     }
     return 0;
 }

@@ -38,6 +38,14 @@ struct vm_net_spec {
     bool mac_set;
 };
 
+/* The vsock device (Firecracker's Vsock: guest_cid, uds_path; vsock_id is deprecated there and
+ * accepted but not kept). */
+struct vm_vsock_spec {
+    bool present;
+    uint32_t guest_cid;
+    char uds_path[VSOCK_PATH_MAX];
+};
+
 struct vm_spec {
     unsigned cpus;
     uint64_t mem_mib;
@@ -49,6 +57,7 @@ struct vm_spec {
     unsigned ndrives;
     struct vm_drive_spec drives[MACHINE_MAX_DISKS];
     struct vm_net_spec net;
+    struct vm_vsock_spec vsock;
 };
 
 /* Firecracker's defaults: 1 vCPU, 128 MiB, nothing to boot. */
@@ -68,6 +77,10 @@ int vm_spec_set_drive(struct vm_spec *s, const char *id, json_object *o, char *e
 /* PUT /network-interfaces/{id}: iface_id must match id; host_dev_name (a tap) and guest_mac
  * optional; rate limiters are not supported. Adds or replaces the one interface. */
 int vm_spec_set_net(struct vm_spec *s, const char *id, json_object *o, char *err, size_t errlen);
+
+/* PUT /vsock: guest_cid (3..2^32-2) and uds_path (short enough for "<path>_<port>" in
+ * sun_path) required; vsock_id optional. Adds or replaces the one vsock device. */
+int vm_spec_set_vsock(struct vm_spec *s, json_object *o, char *err, size_t errlen);
 
 /* The disk index (vda = 0) vm_spec_to_options gives drive id, or -1 if there is none. */
 int vm_spec_drive_index(const struct vm_spec *s, const char *id);

@@ -44,6 +44,7 @@
 
 static atomic_bool active;
 static bool net_allowed;              /* sandbox_opts.net of the sandbox being built */
+static bool vsock_allowed;            /* sandbox_opts.vsock */
 static int test_forbidden_delay = -1; /* seconds after the first hart starts; -1: off */
 static atomic_int test_hart_tid;
 
@@ -331,6 +332,12 @@ static int allow_process(scmp_filter_ctx ctx)
     /* A thread narrowing its own filter (sandbox_enter_thread): adding a filter only takes
      * permissions away. */
     ALLOW_IF(ctx, seccomp, 1, SCMP_A0(SCMP_CMP_EQ, SECCOMP_SET_MODE_FILTER));
+    if (vsock_allowed && !net_allowed) {
+        /* virtio-vsock (backend/vsock/uds.c): a guest connection to host port P is a connect to
+         * the Unix socket "<path>_<P>". Only AF_UNIX sockets can be made (above), so connect
+         * reaches nothing but Unix sockets, and only those the process's user may write. */
+        ALLOW(ctx, connect);
+    }
     if (net_allowed) {
         /* User-mode networking (backend/net/slirp.c): libslirp makes the guest's TCP and UDP
          * connections and pings as host sockets on the network thread, so that thread needs
@@ -402,14 +409,17 @@ static int build_filter(scmp_filter_ctx *out, int (*allow)(scmp_filter_ctx), boo
 
 int sandbox_check_filters(char *err, size_t errlen)
 {
-    int (*const kinds[])(scmp_filter_ctx) = {allow_process, allow_hart, allow_process};
-    const char *names[] = {"process", "hart", "process (networking)"};
-    bool saved = net_allowed;
-    for (unsigned i = 0; i < 3; i++) {
+    int (*const kinds[])(scmp_filter_ctx) = {allow_process, allow_hart, allow_process,
+                                             allow_process};
+    const char *names[] = {"process", "hart", "process (networking)", "process (vsock)"};
+    bool saved = net_allowed, saved_vsock = vsock_allowed;
+    for (unsigned i = 0; i < 4; i++) {
         scmp_filter_ctx ctx;
         net_allowed = i == 2;
+        vsock_allowed = i == 3;
         int r = build_filter(&ctx, kinds[i], i != 1);
         net_allowed = saved;
+        vsock_allowed = saved_vsock;
         if (!r) {
             /* export to /dev/null proves libseccomp can generate the BPF program */
             int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
@@ -504,6 +514,7 @@ int sandbox_enter(const struct sandbox_opts *o, char *err, size_t errlen)
      * do it now, while open is allowed. */
     tzset();
     net_allowed = o->net;
+    vsock_allowed = o->vsock;
     r = test_hook_arm(err, errlen);
     if (r < 0) return r;
     scmp_filter_ctx ctx;

@@ -25,6 +25,10 @@ struct sandbox_opts {
      * and IPv6 sockets and connect them (the guest's outbound connections are made by the
      * network thread). Hart threads never get these. */
     bool net;
+    /* The VM has a vsock device (backend/vsock): the backend thread connects Unix sockets for
+     * the guest's connections to the host ("<path>_<port>"). socket() stays limited to
+     * AF_UNIX unless net is set too. */
+    bool vsock;
 };
 
 /* Enter the sandbox: PR_SET_NO_NEW_PRIVS, close every fd not kept, drop to o->user when root,

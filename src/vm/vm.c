@@ -158,10 +158,26 @@ static int open_net(const struct vm_options *o, struct machine_config *mc, char 
     return 0;
 }
 
+/* The vsock backend likewise: it listens on its Unix socket from now on, across reboots. */
+static int open_vsock(const struct vm_options *o, struct machine_config *mc, char *err,
+                      size_t errlen)
+{
+    mc->vsock = NULL;
+    if (!o->vsock.present) return 0;
+    int r = vsock_uds_open(&mc->vsock, &o->vsock, err, errlen);
+    if (r < 0) return r;
+    mc->vsock_cid = o->vsock.cid;
+    log_info("vsock: guest CID %u, host socket %s", o->vsock.cid, o->vsock.path);
+    return 0;
+}
+
 static void close_net(struct machine_config *mc)
 {
     net_backend_close(mc->net);
     mc->net = NULL;
+    /* A sandboxed process may not unlink: its monitor removes the socket file (cli/run.c). */
+    vsock_backend_close(mc->vsock, !sandbox_active());
+    mc->vsock = NULL;
 }
 
 /* Boot images are opened once: a guest reboot reads them again through the open files, since
@@ -231,8 +247,11 @@ static int enter_sandbox(const struct vm_options *o, char *err, size_t errlen)
         int r = broker_seal();
         if (r < 0) return err_set(err, errlen, r, "sandbox: the file broker: %s", strerror(-r));
     }
-    struct sandbox_opts so = {
-        .user = o->user, .keep_fds = keep, .nkeep = nkeep, .net = o->net.kind == NET_USER};
+    struct sandbox_opts so = {.user = o->user,
+                              .keep_fds = keep,
+                              .nkeep = nkeep,
+                              .net = o->net.kind == NET_USER,
+                              .vsock = o->vsock.present};
     char e2[400];
     int r = sandbox_enter(&so, e2, sizeof(e2));
     if (r < 0) return err_set(err, errlen, r, "%s (--no-sandbox runs without it)", e2);
@@ -299,7 +318,9 @@ static int vm_boot(struct vm *vm, char *err, size_t errlen)
         close_disks(&vm->mc);
         return r;
     }
-    if ((r = open_net(o, &vm->mc, err, errlen)) < 0) {
+    if ((r = open_net(o, &vm->mc, err, errlen)) < 0 ||
+        (r = open_vsock(o, &vm->mc, err, errlen)) < 0) {
+        close_net(&vm->mc);
         close_images(vm);
         close_disks(&vm->mc);
         /* the user's to fix: a port in use, a tap missing or not theirs */

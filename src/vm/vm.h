@@ -5,6 +5,7 @@
 #ifndef VESSEL_VM_VM_H
 #define VESSEL_VM_VM_H
 #include "backend/net/net.h"
+#include "backend/vsock/vsock.h"
 #include "machine/machine.h"
 #include <stdbool.h>
 #include "vm/sandbox.h"
@@ -51,6 +52,8 @@ struct vm_options {
     struct net_spec net;
     uint8_t mac[6];
     bool mac_set;
+    /* --vsock cid=N,path=P (present false: no vsock device) */
+    struct vsock_spec vsock;
 };
 
 enum vm_state {

@@ -1,6 +1,7 @@
 // clang-format off
 // SOURCES: src/api/api.c src/vm/config.c src/util/log.c src/util/paths.c src/util/err.c
 // SOURCES: src/backend/chr/sock.c src/util/ratelimit.c src/vm/broker.c src/backend/net/spec.c
+// SOURCES: src/backend/vsock/spec.c
 // LIBS: -ljson-c -lmicrohttpd
 /* The REST API's request handling (api_handle) and the configuration parser on arbitrary
  * requests. Input: byte 0 picks the method, then the path up to '\n', then the body. Every

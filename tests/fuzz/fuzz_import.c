@@ -1,7 +1,7 @@
 // clang-format off
 // SOURCES: src/cli/export.c src/mgr/store.c src/vm/config.c src/backend/net/spec.c
 // SOURCES: src/backend/block/qcow2.c src/backend/block/fileops.c src/util/log.c src/util/err.c
-// SOURCES: src/util/paths.c src/util/size.c
+// SOURCES: src/util/paths.c src/util/size.c src/backend/vsock/spec.c
 // LIBS: -ljson-c -lnettle -lzstd
 // clang-format on
 /* vessel import on arbitrary files (an export file is untrusted input): the fuzzer's bytes are

@@ -1346,7 +1346,18 @@ def test_api(vessel):
         call("PUT", "/entropy", {}, want=204)
         serial = os.path.join(tmp, "serial.out")
         call("PUT", "/serial", {"serial_out_path": serial}, want=204)
-        call("GET", "/vm/config", want=200, schema="FullVmConfiguration")
+        vsock_path = os.path.join(tmp, "v.sock")
+        call("PUT", "/vsock", {"guest_cid": 3, "uds_path": vsock_path}, want=204)
+        for body, what in (({"uds_path": vsock_path}, "no guest_cid"),
+                           ({"guest_cid": 3}, "no uds_path"),
+                           ({"guest_cid": 2, "uds_path": vsock_path}, "reserved cid"),
+                           ({"guest_cid": "3", "uds_path": vsock_path}, "cid a string"),
+                           ({"guest_cid": 3, "uds_path": "/tmp/" + "x" * 120}, "path too long"),
+                           ({"guest_cid": 3, "uds_path": vsock_path, "bogus": 1}, "unknown field")):
+            call("PUT", "/vsock", body, want=400, label=f"PUT /vsock: {what}")
+        st, t = call("GET", "/vm/config", want=200, schema="FullVmConfiguration")
+        check("api: /vm/config has the vsock", st == 200 and json.loads(t).get("vsock") ==
+              {"guest_cid": 3, "uds_path": vsock_path}, t[-200:])
         # bad requests before boot
         call("PUT", "/machine-config", raw='{"vcpu_count": 2, "mem_size_mib": ', want=400,
              label="malformed JSON")
@@ -1380,6 +1391,9 @@ def test_api(vessel):
         call("GET", "/", want=200, schema="InstanceInfo", label="GET / after boot")
         call("PUT", "/machine-config", {"vcpu_count": 1, "mem_size_mib": 256}, want=400,
              label="machine-config after boot")
+        call("PUT", "/vsock", {"guest_cid": 4, "uds_path": vsock_path}, want=400,
+             label="vsock after boot")
+        check("api: the vsock socket listens", os.path.exists(vsock_path))
         call("PUT", "/actions", {"action_type": "InstanceStart"}, want=400,
              label="second InstanceStart")
         call("PUT", "/actions", {"action_type": "Explode"}, want=400, label="unknown action")
@@ -1798,6 +1812,26 @@ def test_bad_input(vessel):
         r = s.run("set", "good", "--cpus", "2")
         check("bad: set while stopped works", r.returncode == 0 and
               json.loads(s.run("inspect", "good").stdout)["resources"]["cpus"] == 2, r.stderr)
+        # vsock kept in the configuration (Firecracker's "vsock" object), an absolute path
+        vs = os.path.join(s.dir, "vs.sock")
+        r = s.run("create", "vs", "--memory", "128M", "--vsock", f"cid=7,path={vs}")
+        cfg = json.load(open(os.path.join(s.vmdir("vs"), "config.json")))
+        check("bad: create --vsock is kept as Firecracker's vsock object", r.returncode == 0 and
+              cfg.get("vsock") == {"guest_cid": 7, "uds_path": vs}, r.stderr + json.dumps(cfg))
+        r = s.run("set", "vs", "--vsock", "cid=8,path=relative.sock")
+        cfg = json.load(open(os.path.join(s.vmdir("vs"), "config.json")))
+        check("bad: set --vsock changes it (a relative path made absolute)", r.returncode == 0 and
+              cfg.get("vsock", {}).get("guest_cid") == 8 and
+              cfg["vsock"]["uds_path"].startswith("/"), r.stderr + json.dumps(cfg))
+        for bad, want in (("cid=1,path=/tmp/x.sock", "reserved"), ("cid=3", "missing path"),
+                          ("cid=3,path=/tmp/" + "y" * 100, "too long")):
+            r = s.run("set", "vs", "--vsock", bad)
+            check(f"bad: set --vsock {bad[:20]}... refused with one line", r.returncode == 2 and
+                  r.stderr.count("\n") == 1 and want in r.stderr, r.stderr)
+        r = s.run("set", "vs", "--vsock", "none")
+        cfg = json.load(open(os.path.join(s.vmdir("vs"), "config.json")))
+        check("bad: set --vsock none removes it", r.returncode == 0 and "vsock" not in cfg,
+              r.stderr + json.dumps(cfg))
         # a read-only store (not as root: root ignores permissions; use a read-only bind)
         ro = tempfile.mkdtemp(prefix="vessel-ro-")
         os.makedirs(os.path.join(ro, "vms"))

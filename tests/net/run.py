@@ -27,8 +27,17 @@ Groups:
              from the host with its sha256, the host reaching busybox httpd in the
              guest, a second VM on the same tap and an unprivileged user refused with
              one line each
-  bad_*      malformed --net/--mac specs, a host port already in use, a tap that does
-             not exist: one line on stderr, non-zero exit, nothing booted
+  vsock      virtio-vsock with Firecracker's host convention: a 1 MiB echo host->guest
+             ("CONNECT <port>" on the VM's socket, "OK <hostport>", sha256) and
+             guest->host (to "<path>_<port>", sha256), a port nobody listens on either
+             way (socket closed / ECONNRESET), a bad CONNECT line (socket closed),
+             24 connections at once, sandboxed,
+             guest reboot, the socket file removed at exit. The guest side is
+             tests/net/vsock_guest.c, cross-compiled with riscv64-linux-gnu-gcc into
+             the initramfs with the vsock modules.
+  vsock_in_use  a --vsock path a live program listens on: refused, its socket kept
+  bad_*      malformed --net/--mac/--vsock specs, a host port already in use, a tap that
+             does not exist: one line on stderr, non-zero exit, nothing booted
 Every check prints PASS/FAIL; the last line is "net: N passed, N failed".
 Python 3 standard library only.
 """
@@ -624,7 +633,224 @@ class TapSuite:
         self.run_group(group, checks, body)
 
 
-class NetSuite(Suite, TapSuite):
+# ---- vsock (virtio-vsock, Firecracker's host-side convention) ----
+
+VSOCK_MODULES = ["kernel/net/vmw_vsock/vsock.ko.xz",
+                 "kernel/net/vmw_vsock/vmw_vsock_virtio_transport_common.ko.xz",
+                 "kernel/net/vmw_vsock/vmw_vsock_virtio_transport.ko.xz"]
+VSOCK_LOAD = ("kv=/lib/modules/$(uname -r)/kernel; insmod $kv/drivers/virtio/virtio_mmio.ko.xz; "
+              "for m in vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport; do "
+              "insmod $kv/net/vmw_vsock/$m.ko.xz || exit 1; done; i=0; "
+              "while ! grep -q vsock /proc/net/protocols 2>/dev/null && [ $i -lt 100 ]; do "
+              "usleep 50000; i=$((i+1)); done")
+VSOCK_GUEST_PORT = 5000
+VSOCK_HOST_PORT = 6000
+
+
+def vsock_host_connect(path, port, timeout=30):
+    """Firecracker's convention: CONNECT <port>\\n on the VM's socket; returns (socket,
+    answer line) where the line is b"" if vessel closed the socket instead."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.connect(path)
+    s.sendall(f"CONNECT {port}\n".encode())
+    line = b""
+    while not line.endswith(b"\n"):
+        b = s.recv(1)
+        if not b:
+            break
+        line += b
+    return s, line
+
+
+def vsock_echo_roundtrip(s, data):
+    """Send data (then shut the write side) while reading the echo; returns what came back."""
+    got = []
+
+    def reader():
+        while True:
+            b = s.recv(65536)
+            if not b:
+                return
+            got.append(b)
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    s.sendall(data)
+    s.shutdown(socket.SHUT_WR)
+    t.join(120)
+    return b"".join(got)
+
+
+class UnixEcho:
+    """A Unix socket server at path echoing every connection (a thread each)."""
+
+    def __init__(self, path):
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.s.bind(path)
+        # the sandboxed VM process runs as another user when the suite runs as root
+        os.chmod(path, 0o777)
+        self.s.listen(16)
+        self.conns = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.s.accept()
+            except OSError:
+                return
+            self.conns += 1
+            threading.Thread(target=self._echo, args=(c,), daemon=True).start()
+
+    @staticmethod
+    def _echo(c):
+        with c:
+            while True:
+                b = c.recv(65536)
+                if not b:
+                    return
+                c.sendall(b)
+
+    def close(self):
+        self.s.close()
+
+
+class VsockSuite:
+    def vsock_vm(self, group, path, extra=()):
+        argv = [self.target.binary, "run", "--overcommit", "--memory", "256M", "--initrd",
+                self.net_initrd, "--vsock", f"cid=3,path={path}"] + list(extra)
+        return G.VM(argv, self.log_path(group))
+
+    def t_vsock(self, group):
+        checks = ["boot", "driver", "host_to_guest", "throughput", "refused_host", "bad_line", "many",
+                  "guest_to_host", "refused_guest", "sandboxed", "reboot", "after_reboot",
+                  "poweroff", "socket_removed", "stderr_clean"]
+
+        def body():
+            tmp = tempfile.mkdtemp(prefix="vessel-vsock-")
+            os.chmod(tmp, 0o755)  # the VM process (another user under root) connects in here
+            path = os.path.join(tmp, "v.sock")
+            echo = UnixEcho(f"{path}_{VSOCK_HOST_PORT}")
+            vm = self.vsock_vm(group, path)
+            try:
+                self.check_boot(vm)
+                yield ("boot", True, "")
+                vm.sh("dmesg -n 1")
+                st, out = vm.sh(VSOCK_LOAD, timeout=60)
+                st2, cid = vm.sh("cat /sys/bus/virtio/devices/*/device | grep -c 0x0013")
+                yield ("driver", st == 0 and st2 == 0, " | ".join(out + cid)[-200:])
+                vm.sh(f"(/bin/vsockt echo {VSOCK_GUEST_PORT} >/tmp/echo.log 2>&1 &)")
+                time.sleep(0.5)
+                data = os.urandom(1 << 20)
+                t0 = time.monotonic()
+                s, line = vsock_host_connect(path, VSOCK_GUEST_PORT)
+                with s:
+                    back = vsock_echo_roundtrip(s, data) if line.startswith(b"OK ") else b""
+                secs = time.monotonic() - t0
+                ok = line.startswith(b"OK ") and hashlib.sha256(back).digest() == hashlib.sha256(data).digest()
+                yield ("host_to_guest", ok, f"answer {line!r}, {len(back)} of {len(data)} bytes back")
+                yield ("throughput", ok, f"1 MiB each way in {secs:.2f} s "
+                       f"({2 * len(data) / secs / 1e6:.1f} MB/s both directions)")
+                s, line = vsock_host_connect(path, VSOCK_GUEST_PORT + 1)
+                with s:
+                    rest = s.recv(16) if line == b"" else b"?"
+                yield ("refused_host", line == b"" and rest == b"",
+                       f"answer {line!r} (expected the socket closed)")
+                # not Firecracker's CONNECT line: closed without an answer
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.settimeout(30)
+                with s:
+                    s.connect(path)
+                    s.sendall(b"CONNECT five\n")
+                    try:
+                        rest = s.recv(16)
+                    except OSError as e:
+                        rest = repr(e).encode()
+                yield ("bad_line", rest == b"", f"got {rest!r} (expected the socket closed)")
+                # many connections at once, each an echo
+                results = []
+
+                def one(i):
+                    try:
+                        s, line = vsock_host_connect(path, VSOCK_GUEST_PORT)
+                        with s:
+                            msg = (f"conn-{i}-" * 1000).encode()
+                            results.append(line.startswith(b"OK ") and vsock_echo_roundtrip(s, msg) == msg)
+                    except OSError:
+                        results.append(False)
+
+                ts = [threading.Thread(target=one, args=(i,)) for i in range(24)]
+                for t in ts:
+                    t.start()
+                for t in ts:
+                    t.join(120)
+                yield ("many", len(results) == 24 and all(results),
+                       f"{sum(results)} of 24 concurrent echoes")
+                st, out = vm.sh("head -c 1048576 /dev/urandom >/tmp/d; sha256sum </tmp/d; "
+                                f"/bin/vsockt connect 2 {VSOCK_HOST_PORT} </tmp/d | sha256sum",
+                                timeout=120)
+                sums = [ln.split()[0] for ln in out if re.match(r"^[0-9a-f]{64}", ln)]
+                yield ("guest_to_host", st == 0 and len(sums) == 2 and sums[0] == sums[1]
+                       and echo.conns >= 1, " | ".join(out)[-300:])
+                st, out = vm.sh(f"/bin/vsockt connect 2 {VSOCK_HOST_PORT + 1} </dev/null")
+                yield ("refused_guest", any("Connection reset by peer" in ln for ln in out),
+                       " | ".join(out)[-200:])
+                yield ("sandboxed",) + seccomp_mode(vm.proc.pid)
+                vm.send("reboot\n")
+                vm.wait_marker(2, self.opts.timeout)
+                yield ("reboot", True, "")
+                vm.sh("dmesg -n 1")
+                vm.sh(VSOCK_LOAD, timeout=60)
+                vm.sh(f"(/bin/vsockt echo {VSOCK_GUEST_PORT} >/tmp/echo.log 2>&1 &)")
+                time.sleep(0.5)
+                s, line = vsock_host_connect(path, VSOCK_GUEST_PORT)
+                with s:
+                    back = vsock_echo_roundtrip(s, b"again\n") if line.startswith(b"OK ") else b""
+                yield ("after_reboot", back == b"again\n", f"answer {line!r}, echo {back!r}")
+                yield ("poweroff",) + self.check_poweroff(vm)
+                # the monitor of the sandboxed process removes the socket file
+                deadline = time.monotonic() + 5
+                while os.path.exists(path) and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                yield ("socket_removed", not os.path.exists(path), path)
+                yield ("stderr_clean",) + self.check_stderr_clean(vm)
+            finally:
+                vm.close()
+                echo.close()
+                shutil.rmtree(tmp, ignore_errors=True)
+
+        self.run_group(group, checks, body)
+
+    def t_vsock_in_use(self, group):
+        """A path a live program listens on: one line, nothing booted; the socket stays."""
+        checks = ["refused", "socket_kept"]
+
+        def body():
+            tmp = tempfile.mkdtemp(prefix="vessel-vsock-")
+            path = os.path.join(tmp, "v.sock")
+            held = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            held.bind(path)
+            held.listen(1)
+            try:
+                argv = [self.target.binary, "run", "--overcommit", "--memory", "256M",
+                        "--vsock", f"cid=3,path={path}"]
+                p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
+                                   timeout=G.BAD_INPUT_TIMEOUT)
+                err = p.stderr.decode("utf-8", "replace")
+                lines = [ln for ln in err.split("\n") if ln.strip()]
+                yield ("refused", p.returncode != 0 and len(lines) == 1 and "in use" in lines[0],
+                       f"status {p.returncode}: {err.strip()[:200]!r}")
+                time.sleep(0.5)  # the monitor's clean-up must leave another program's socket
+                yield ("socket_kept", os.path.exists(path), path)
+            finally:
+                held.close()
+                shutil.rmtree(tmp, ignore_errors=True)
+
+        self.run_group(group, checks, body)
+
+
+class NetSuite(Suite, TapSuite, VsockSuite):
     pass
 
 
@@ -639,12 +865,21 @@ def seccomp_mode(pid):
 
 
 def net_initrd(guest, tmp):
-    """The default initramfs plus the virtio-net driver and its dependencies."""
+    """The default initramfs plus the virtio-net and vsock drivers with their dependencies,
+    and the vsock test program (tests/net/vsock_guest.c, cross-compiled here)."""
     out = os.path.join(tmp, "initramfs-net.cpio.gz")
     mods = os.path.join(os.path.dirname(guest["initrd"]), "modules")
     kver = os.path.basename(os.path.realpath(mods))
     spec = "".join(f"file /lib/modules/{kver}/{m} {os.path.join(mods, m)} 0644 0 0\n"
-                   for m in NET_MODULES)
+                   for m in NET_MODULES + VSOCK_MODULES)
+    vsockt = os.path.join(tmp, "vsockt")
+    cc = os.environ.get("RISCV_CC", "riscv64-linux-gnu-gcc")
+    r = subprocess.run([cc, "-static", "-O2", "-Wall", "-Werror", "-o", vsockt,
+                        os.path.join(HERE, "vsock_guest.c")], capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"net: building the guest's vsock program failed ({cc}, see "
+                 f"scripts/host-deps.txt): {r.stderr.strip()[-300:]}")
+    spec += f"file /bin/vsockt {vsockt} 0755 0 0\n"
     extra = os.path.join(tmp, "net.cpio.gz")
     r = subprocess.run([os.path.join(ROOT, "guest", "mkcpio.py"), "--gzip", "--mtime", "0",
                         "-o", extra, "-"], input=spec, text=True, capture_output=True)
@@ -666,6 +901,8 @@ def build_tests(suite):
     T.append(("snapshot", suite.t_snapshot, ()))
     T.append(("ssh_cmd", suite.t_ssh_cmd, ()))
     T.append(("tap", suite.t_tap, ()))
+    T.append(("vsock", suite.t_vsock, ()))
+    T.append(("vsock_in_use", suite.t_vsock_in_use, ()))
     bad = [
         ("bad_net_kind", ["--net", "bridge"], "unknown network"),
         ("bad_net_option", ["--net", "user,foo=bar"], "unknown option"),
@@ -677,6 +914,11 @@ def build_tests(suite):
         ("bad_mac_no_net", ["--mac", "52:54:00:12:34:56"], "--mac needs a network"),
         ("bad_publish", ["--publish", "8080"], "--publish 8080"),
         ("bad_publish_tap", ["--net", "tap,ifname=x0", "--publish", "80:80"], "not a tap"),
+        ("bad_vsock_cid", ["--vsock", "cid=2,path=/tmp/vessel-bad.sock"], "cid 2 is reserved"),
+        ("bad_vsock_cid_nan", ["--vsock", "cid=x,path=/tmp/vessel-bad.sock"], "not a number"),
+        ("bad_vsock_no_path", ["--vsock", "cid=3"], "missing path"),
+        ("bad_vsock_option", ["--vsock", "cid=3,port=1,path=/tmp/v.sock"], "unknown option"),
+        ("bad_vsock_long_path", ["--vsock", "cid=3,path=/tmp/" + "x" * 100], "too long"),
     ]
     for name, args, want in bad:
         T.append((name, suite.t_bad, (args, want)))

@@ -8,7 +8,8 @@
 # taken over by the rebooted machine's harts).
 # usage: tests/sandbox/run.sh [VESSEL]   Prints PASS/FAIL lines and "sandbox: N passed, N failed".
 # SANDBOX_VM_ARGS: more vessel run options for every VM (run-all.sh: "--net user", the same
-# checks with user-mode networking, whose filter allows more).
+# checks with user-mode networking, whose filter allows more; "--vsock cid=3,path=@NAME@.vsock":
+# with a vsock device, @NAME@ becoming a path of each VM's own in the test's directory).
 set -u
 VESSEL=$(realpath "${1:-./vessel}")
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -55,8 +56,10 @@ start_vm() {
     shift
     mkfifo "$TMP/$name.in"
     exec 9<"$ROOT/Makefile"
+    local vm_args=${SANDBOX_VM_ARGS:-}
+    vm_args=${vm_args//@NAME@/$TMP/$name}
     # shellcheck disable=SC2086 # SANDBOX_VM_ARGS is a list of options
-    env "${envs[@]}" "$VESSEL" run "${ENGINE[@]}" "$@" ${SANDBOX_VM_ARGS:-} <"$TMP/$name.in" >"$TMP/$name.log" 2>&1 &
+    env "${envs[@]}" "$VESSEL" run "${ENGINE[@]}" "$@" $vm_args <"$TMP/$name.in" >"$TMP/$name.log" 2>&1 &
     local pid=$!
     exec 9<&-
     local fd

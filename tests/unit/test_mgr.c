@@ -89,7 +89,11 @@ TEST(config_roundtrip_and_strictness)
         "{\"drives\":[{\"drive_id\":\"../x\",\"path_on_host\":\"/a\",\"is_root_device\":false}]}",
         "{\"boot-source\":{\"kernel_image_path\":\"/k\\u0001\"}}",
         "{\"version\":2}",
-        "{\"vsock\":{\"guest_cid\":3,\"uds_path\":\"/v\"}}",
+        "{\"vsock\":{\"guest_cid\":2,\"uds_path\":\"/v\"}}",
+        "{\"vsock\":{\"guest_cid\":3}}",
+        "{\"vsock\":{\"guest_cid\":3,\"uds_path\":\"\"}}",
+        "{\"vsock\":{\"guest_cid\":3,\"uds_path\":\"/v\",\"x\":1}}",
+        "{\"vsock\":[]}",
         "[]",
     };
     for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
