@@ -158,7 +158,9 @@ static void set_usage(FILE *out)
     fprintf(out, "Usage: vessel set NAME [OPTIONS]\n"
                  "Change a stopped VM: --cpus N, --memory SIZE, --kernel FILE, --initrd FILE,\n"
                  "--cmdline STR, --firmware FILE, --disk IMAGE[,...] (adds a disk),\n"
-                 "--vsock cid=N,path=PATH (or none: removes it).\n"
+                 "--vsock cid=N,path=PATH (or none: removes it), --net SPEC (replaces the\n"
+                 "network; none removes it), --mac MAC, --publish [ADDR:]HOSTPORT:GUESTPORT (adds\n"
+                 "a forward; repeatable). The VM keeps its MAC address unless --mac gives one.\n"
                  "  --store DIR   the store\n");
 }
 
@@ -411,21 +413,34 @@ int cli_set(int argc, char **argv)
     const char *name = argv[1], *store_dir = NULL;
     int rc = check_name(name, "set");
     if (rc) return rc;
-    static const struct option opts[] = {
-        {"cpus", required_argument, NULL, 'c'},    {"memory", required_argument, NULL, 'm'},
-        {"kernel", required_argument, NULL, 'k'},  {"initrd", required_argument, NULL, 'i'},
-        {"cmdline", required_argument, NULL, 'l'}, {"firmware", required_argument, NULL, 'f'},
-        {"disk", required_argument, NULL, 'd'},    {"store", required_argument, NULL, 's'},
-        {"vsock", required_argument, NULL, 'v'},   {NULL, 0, NULL, 0}};
-    const char *v[8] = {0};
-    const char *disks[MACHINE_MAX_DISKS];
-    unsigned ndisks = 0;
+    static const struct option opts[] = {{"cpus", required_argument, NULL, 'c'},
+                                         {"memory", required_argument, NULL, 'm'},
+                                         {"kernel", required_argument, NULL, 'k'},
+                                         {"initrd", required_argument, NULL, 'i'},
+                                         {"cmdline", required_argument, NULL, 'l'},
+                                         {"firmware", required_argument, NULL, 'f'},
+                                         {"disk", required_argument, NULL, 'd'},
+                                         {"store", required_argument, NULL, 's'},
+                                         {"vsock", required_argument, NULL, 'v'},
+                                         {"net", required_argument, NULL, 'n'},
+                                         {"mac", required_argument, NULL, 'a'},
+                                         {"publish", required_argument, NULL, 'p'},
+                                         {NULL, 0, NULL, 0}};
+    const char *v[10] = {0};
+    const char *disks[MACHINE_MAX_DISKS], *pubs[NET_MAX_HOSTFWD];
+    unsigned ndisks = 0, npub = 0;
     optind = 2;
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
-        const char *keys = "cmkilfsv";
-        if (c == 'd') {
+        const char *keys = "cmkilfsvna";
+        if (c == 'p') {
+            if (npub == NET_MAX_HOSTFWD) {
+                fprintf(stderr, "vessel set: at most %d --publish\n", NET_MAX_HOSTFWD);
+                return VM_EXIT_USAGE;
+            }
+            pubs[npub++] = optarg;
+        } else if (c == 'd') {
             if (ndisks == MACHINE_MAX_DISKS) {
                 fprintf(stderr, "vessel set: at most %d disks\n", MACHINE_MAX_DISKS);
                 return VM_EXIT_USAGE;
@@ -460,7 +475,7 @@ int cli_set(int argc, char **argv)
         r = -EBUSY;
     }
     /* build the argument list `run` understands, so the checks are the same as create's */
-    char *rargv[32];
+    char *rargv[96], cur[600];
     int rargc = 0;
     rargv[rargc++] = "set";
     static const char *const flag[] = {"--cpus",   "--memory",  "--kernel",
@@ -479,6 +494,31 @@ int cli_set(int argc, char **argv)
         rargv[rargc++] = "--vsock";
         rargv[rargc++] = (char *)v[7];
     }
+    /* the network: --net replaces it (none removes it); --mac and --publish change the one
+     * the VM has (its --net spelled out again, so run's checks apply to the result) */
+    bool net_change = v[8] || v[9] || npub;
+    if (net_change) {
+        const char *net_arg = v[8];
+        if (!net_arg && spec.net.present) {
+            if (spec.net.host_dev_name[0])
+                snprintf(cur, sizeof(cur), "tap,ifname=%s", spec.net.host_dev_name);
+            else
+                snprintf(cur, sizeof(cur), "%s", spec.net.user[0] ? spec.net.user : "user");
+            net_arg = cur;
+        }
+        if (net_arg) {
+            rargv[rargc++] = "--net";
+            rargv[rargc++] = (char *)net_arg;
+        }
+        if (v[9]) {
+            rargv[rargc++] = "--mac";
+            rargv[rargc++] = (char *)v[9];
+        }
+        for (unsigned i = 0; i < npub; i++) {
+            rargv[rargc++] = "--publish";
+            rargv[rargc++] = (char *)pubs[i];
+        }
+    }
     rargv[rargc] = NULL;
     static struct run_args ra;
     struct host_limits lim = {.cpus = MACHINE_MAX_HARTS, .mem_available = ~0ull};
@@ -496,6 +536,12 @@ int cli_set(int argc, char **argv)
         }
         if (v[5]) memcpy(spec.firmware, ns.firmware, sizeof(spec.firmware));
         if (v[7]) spec.vsock = ns.vsock; /* none: not present */
+        if (net_change) {
+            /* a VM keeps its MAC address unless --mac gives another */
+            struct vm_net_spec old = spec.net;
+            spec.net = ns.net;
+            if (!v[9] && old.present && spec.net.present) memcpy(spec.net.mac, old.mac, 6);
+        }
         for (unsigned i = 0; i < ns.ndrives && !r; i++) {
             if (spec.ndrives == MACHINE_MAX_DISKS) {
                 snprintf(err, sizeof(err), "at most %d disks", MACHINE_MAX_DISKS);

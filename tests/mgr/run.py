@@ -1094,6 +1094,17 @@ def test_mac_unique(vessel):
               "is a's" in r.stderr and "b" not in s.list(), r.stderr)
         r = s.run("create", "c", "--net", "user")
         check("mac: a VM with a made MAC", r.returncode == 0, r.stderr)
+        r = s.run("set", "c", "--mac", m)
+        check("mac: set to another VM's MAC is refused", r.returncode != 0 and "is a's" in r.stderr,
+              r.stderr)
+        r1 = s.run("set", "c", "--publish", "12222:22")
+        r2 = s.run("set", "c", "--publish", "18080:80")
+        c = json.loads(s.run("inspect", "c").stdout or "{}").get("config", {})
+        net = c.get("vessel", {}).get("network", "")
+        check("mac: set --publish adds forwards and keeps the VM's MAC",
+              r1.returncode == 0 and r2.returncode == 0 and "12222" in net and "18080" in net
+              and (c.get("network-interfaces") or [{}])[0].get("guest_mac") not in (None, m),
+              f"{r1.stderr}{r2.stderr} {net} {c.get('network-interfaces')}")
         f = os.path.join(tmp, "a.vessel")
         r1 = s.run("export", "a", f)
         r2 = s.run("import", f, "--name", "a2")
