@@ -8,6 +8,7 @@
 #include "dev/virtio/mmio.h"
 #include "dev/virtio/net.h"
 #include "dev/virtio/rng.h"
+#include "dev/virtio/vsock.h"
 #include "irq/plic.h"
 #include "util/clock.h"
 #include "util/err.h"
@@ -43,13 +44,15 @@ static struct virtio_mmio *slot_transport(struct machine *m, unsigned i)
     if (i < m->cfg.ndisks) return m->blk[i] ? vblk_transport(m->blk[i]) : NULL;
     if (i == m->cfg.ndisks) return m->rng ? vrng_transport(m->rng) : NULL;
     if (i == m->cfg.ndisks + 1) return m->input ? vinput_transport(m->input) : NULL;
-    if (i == m->cfg.ndisks + 2) return m->net ? vnet_transport(m->net) : NULL;
+    unsigned k = m->cfg.ndisks + 2;
+    if (m->net && i == k++) return vnet_transport(m->net);
+    if (m->vsock && i == k) return vsock_dev_transport(m->vsock);
     return NULL;
 }
 
 static unsigned nslots(const struct machine *m)
 {
-    return m->cfg.ndisks + 2 + (m->net ? 1u : 0u);
+    return m->cfg.ndisks + 2 + (m->net ? 1u : 0u) + (m->vsock ? 1u : 0u);
 }
 
 static int write_all(int fd, const void *p, size_t n, uint64_t off)
@@ -128,9 +131,6 @@ int machine_snapshot_save(struct machine *m, int state_fd, int mem_fd, const cha
     /* Devices fed from the host (the network) stop touching guest memory until the memory
      * file is written; then requests in flight complete against the files (the harts are
      * parked: no new ones). */
-    if (m->vsock)
-        return fail(err, errlen, -EOPNOTSUPP,
-                    "snapshots of a VM with a vsock device are not supported yet");
     for (unsigned i = 0; i < nslots(m); i++)
         virtio_mmio_quiesce(slot_transport(m, i), true);
     int r = save_locked(m, state_fd, mem_fd, config_json, st, err, errlen);

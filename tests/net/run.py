@@ -822,6 +822,87 @@ class VsockSuite:
 
         self.run_group(group, checks, body)
 
+    def t_vsock_snapshot(self, group):
+        """A VM with vsock snapshotted (Firecracker's API flow) and loaded in a new process: the
+        connection open at the snapshot is reset in the guest (TRANSPORT_RESET event; its echo
+        child exits), the guest's listener stays, and the host reaches it again through the
+        new process's socket."""
+        checks = ["boot", "echo_before", "snapshot", "restored", "old_conn_reset",
+                  "echo_after", "poweroff"]
+
+        def body():
+            tmp = tempfile.mkdtemp(prefix="vessel-vsnap-")
+            os.chmod(tmp, 0o755)
+            path = os.path.join(tmp, "v.sock")
+            cfg = {"boot-source": {"kernel_image_path": self.guest["kernel"],
+                                   "initrd_path": self.net_initrd, "boot_args": "console=ttyS0"},
+                   "machine-config": {"vcpu_count": 1, "mem_size_mib": 256},
+                   "vsock": {"guest_cid": 3, "uds_path": path}}
+            cfgp = os.path.join(tmp, "vm.json")
+            with open(cfgp, "w") as f:
+                json.dump(cfg, f)
+            s1, s2 = os.path.join(tmp, "one.sock"), os.path.join(tmp, "two.sock")
+            sp, mp = os.path.join(tmp, "vm.snap"), os.path.join(tmp, "vm.mem")
+            vm = G.VM([self.target.binary, "run", "--config-file", cfgp, "--api-sock", s1],
+                      self.log_path(group))
+            vm2 = None
+            held = None
+            count = "ps | grep -c '[v]sockt echo'"
+            try:
+                self.check_boot(vm)
+                yield ("boot", True, "")
+                vm.sh("dmesg -n 1")
+                vm.sh(VSOCK_LOAD, timeout=60)
+                vm.sh(f"(/bin/vsockt echo {VSOCK_GUEST_PORT} >/tmp/echo.log 2>&1 &)")
+                time.sleep(0.5)
+                held, line = vsock_host_connect(path, VSOCK_GUEST_PORT)
+                back = b""
+                if line.startswith(b"OK "):  # an echo, the connection kept open
+                    held.sendall(b"before\n")
+                    while len(back) < 7:
+                        b = held.recv(64)
+                        if not b:
+                            break
+                        back += b
+                st, n = vm.sh(count)
+                yield ("echo_before", back == b"before\n" and n[-1:] == ["2"],
+                       f"{line!r} {back!r}, echo processes {n!r}")
+                st1, t1 = api(s1, "PATCH", "/vm", {"state": "Paused"})
+                st2, t2 = api(s1, "PUT", "/snapshot/create", {
+                    "snapshot_type": "Full", "snapshot_path": sp, "mem_file_path": mp})
+                yield ("snapshot", st1 == 204 and st2 == 204, f"{st1} {t1} / {st2} {t2}")
+                vm.close()
+                held.close()
+                held = None
+                vm2 = G.VM([self.target.binary, "run", "--api-sock", s2],
+                           self.log_path(group + "-restored"))
+                wait_path(s2)
+                st, t = api(s2, "PUT", "/snapshot/load", {
+                    "snapshot_path": sp, "resume_vm": True,
+                    "mem_backend": {"backend_type": "File", "backend_path": mp}})
+                yield ("restored", st == 204, f"{st} {t}")
+                n = []
+                for _ in range(20):
+                    st, n = vm2.sh(count)
+                    if n[-1:] == ["1"]:
+                        break
+                    time.sleep(0.5)
+                yield ("old_conn_reset", n[-1:] == ["1"], f"echo processes {n!r}")
+                s, line = vsock_host_connect(path, VSOCK_GUEST_PORT)
+                with s:
+                    back = vsock_echo_roundtrip(s, b"after\n") if line.startswith(b"OK ") else b""
+                yield ("echo_after", back == b"after\n", f"{line!r} {back!r}")
+                yield ("poweroff",) + self.check_poweroff(vm2)
+            finally:
+                if held:
+                    held.close()
+                vm.close()
+                if vm2:
+                    vm2.close()
+                shutil.rmtree(tmp, ignore_errors=True)
+
+        self.run_group(group, checks, body)
+
     def t_vsock_in_use(self, group):
         """A path a live program listens on: one line, nothing booted; the socket stays."""
         checks = ["refused", "socket_kept"]
@@ -902,6 +983,7 @@ def build_tests(suite):
     T.append(("ssh_cmd", suite.t_ssh_cmd, ()))
     T.append(("tap", suite.t_tap, ()))
     T.append(("vsock", suite.t_vsock, ()))
+    T.append(("vsock_snapshot", suite.t_vsock_snapshot, ()))
     T.append(("vsock_in_use", suite.t_vsock_in_use, ()))
     bad = [
         ("bad_net_kind", ["--net", "bridge"], "unknown network"),

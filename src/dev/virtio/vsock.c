@@ -5,6 +5,7 @@
  * backend thread on its next turn) and read the configuration. */
 #include "dev/virtio/vsock.h"
 #include "util/log.h"
+#include "util/staterec.h"
 #include "util/ratelimit.h"
 #include <errno.h>
 #include <poll.h>
@@ -12,14 +13,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define Q_RX             0
-#define Q_TX             1
-#define Q_EVENT          2
-#define TX_BATCH         256 /* packets taken per turn before the receive side gets one */
-#define CONFIG_LEN       8   /* le64 guest_cid */
+#define Q_RX                  0
+#define Q_TX                  1
+#define Q_EVENT               2
+#define TX_BATCH              256 /* packets taken per turn before the receive side gets one */
+#define CONFIG_LEN            8   /* le64 guest_cid */
+#define EVENT_TRANSPORT_RESET 0   /* struct virtio_vsock_event's id (5.10.6.6) */
 /* Host ports vessel gives the host end of host-initiated connections (as Firecracker: high,
  * out of the way of the ports guests connect to). */
-#define LOCAL_PORT_FIRST (1u << 30)
+#define LOCAL_PORT_FIRST      (1u << 30)
 
 enum cstate {
     C_FREE = 0,
@@ -66,6 +68,11 @@ struct vsock_dev {
     pthread_mutex_t lock; /* everything below */
     bool running;         /* between DRIVER_OK and reset */
     bool close_pending;   /* a reset happened: the backend thread closes every connection */
+    /* snapshots: while frozen the queues are left alone (vsock_run does nothing); `active`
+     * is set while vsock_run works, `idle` signalled when it ends. A restored device owes the
+     * driver a TRANSPORT_RESET event: its connections' host ends did not survive. */
+    bool frozen, active, reset_event;
+    pthread_cond_t idle;
     struct conn c[VSOCK_MAX_CONNS];
     unsigned rr; /* where the next search for work on the receive side starts */
     uint32_t next_local_port;
@@ -551,13 +558,32 @@ static void settle_locked(struct vsock_dev *d)
     if (d->close_pending) close_all_locked(d);
 }
 
+/* Caller holds d->lock: the TRANSPORT_RESET event a restored device owes, into an event
+ * buffer the driver posted (it keeps some there; none yet: the next kick tries again). */
+static int send_reset_event(struct vsock_dev *d, bool *notify)
+{
+    struct vq *q = virtio_mmio_queue(d->t, Q_EVENT);
+    if (!q || q->broken) return 0;
+    int n = vq_pop_or_arm(q, &d->chain);
+    if (n <= 0) return n;
+    uint8_t ev[4] = {EVENT_TRANSPORT_RESET, 0, 0, 0};
+    uint32_t len = d->chain.write_len >= sizeof(ev) ? (uint32_t)sizeof(ev) : 0;
+    if (len) vq_chain_write(&d->chain, 0, ev, len);
+    vq_push(q, d->chain.head, len);
+    d->reset_event = !len; /* a buffer too small for it: the driver's bug; try the next */
+    *notify = should_notify_locked(d, Q_EVENT);
+    return 0;
+}
+
 static void vsock_run(void *ctx)
 {
     struct vsock_dev *d = ctx;
-    bool ntx = false, nrx = false, broken = false, more = false;
+    bool ntx = false, nrx = false, nev = false, broken = false, more = false;
     pthread_mutex_lock(&d->lock);
     settle_locked(d);
-    if (d->running) {
+    d->active = true;
+    if (d->running && !d->frozen && d->reset_event && send_reset_event(d, &nev) < 0) broken = true;
+    if (d->running && !d->frozen && !broken) {
         int r = tx_run(d, &ntx);
         if (r < 0) broken = true;
         more = r > 0;
@@ -573,7 +599,11 @@ static void vsock_run(void *ctx)
         log_warn_ratelimited("virtio-vsock: malformed ring from the guest; device needs reset");
         virtio_mmio_set_needs_reset(d->t);
     }
-    if (ntx || nrx) virtio_mmio_interrupt(d->t, VIRTIO_INT_USED);
+    if (ntx || nrx || nev) virtio_mmio_interrupt(d->t, VIRTIO_INT_USED);
+    pthread_mutex_lock(&d->lock);
+    d->active = false;
+    if (d->frozen) pthread_cond_broadcast(&d->idle);
+    pthread_mutex_unlock(&d->lock);
     if (more) vsock_backend_kick(d->b);
 }
 
@@ -639,13 +669,15 @@ static void vsock_start(void *dev, uint64_t features)
     (void)features;
     pthread_mutex_lock(&d->lock);
     d->running = true;
+    bool ev = d->reset_event;
     pthread_mutex_unlock(&d->lock);
+    if (ev) vsock_backend_kick(d->b); /* restored: the reset event goes out now */
 }
 
 static void vsock_notify(void *dev, unsigned q)
 {
     struct vsock_dev *d = dev;
-    (void)q; /* rx buffers, tx packets (event buffers wait: no event is ever sent) */
+    (void)q; /* rx buffers, tx packets, event buffers (a restored device's reset event) */
     vsock_backend_kick(d->b);
 }
 
@@ -661,6 +693,42 @@ static bool vsock_reset(void *dev)
     return true; /* chains are taken and given back under the lock: nothing is in flight */
 }
 
+/* Snapshots: the guest CID (checked: the configuration names it). Connections are not saved:
+ * their host ends (sockets of this process) do not outlive it. The restored device tells the
+ * driver with a TRANSPORT_RESET event (5.10.6.6), as Firecracker does: Linux then resets
+ * every connected socket and keeps listening ones. */
+static void vsock_save(void *dev, struct sw *w)
+{
+    struct vsock_dev *d = dev;
+    sw_u64(w, "dev.guest_cid", d->cid);
+}
+
+static int vsock_load(void *dev, struct sr *r)
+{
+    struct vsock_dev *d = dev;
+    uint64_t cid = sr_u64(r, "dev.guest_cid", UINT32_MAX);
+    if (!sr_failed(r) && cid != d->cid)
+        sr_fail(r, "state of virtio-vsock: guest CID %llu, the configuration says %llu",
+                (unsigned long long)cid, (unsigned long long)d->cid);
+    if (sr_failed(r)) return -1;
+    pthread_mutex_lock(&d->lock);
+    d->reset_event = true;
+    pthread_mutex_unlock(&d->lock);
+    vsock_backend_kick(d->b);
+    return 0;
+}
+
+static void vsock_quiesce(void *dev, bool stop)
+{
+    struct vsock_dev *d = dev;
+    pthread_mutex_lock(&d->lock);
+    d->frozen = stop;
+    while (stop && d->active)
+        pthread_cond_wait(&d->idle, &d->lock);
+    pthread_mutex_unlock(&d->lock);
+    if (!stop) vsock_backend_kick(d->b); /* what waited */
+}
+
 static const struct virtio_device_ops vsock_ops = {
     .device_id = VIRTIO_ID_VSOCK,
     .features = 0, /* stream sockets only (no SEQPACKET) */
@@ -672,6 +740,9 @@ static const struct virtio_device_ops vsock_ops = {
     .start = vsock_start,
     .notify = vsock_notify,
     .reset = vsock_reset,
+    .save = vsock_save,
+    .load = vsock_load,
+    .quiesce = vsock_quiesce,
 };
 
 struct vsock_dev *vsock_dev_create(struct vsock_backend *b, uint32_t guest_cid,
@@ -681,11 +752,13 @@ struct vsock_dev *vsock_dev_create(struct vsock_backend *b, uint32_t guest_cid,
     struct vsock_dev *d = calloc(1, sizeof(*d));
     if (!d) return NULL;
     pthread_mutex_init(&d->lock, NULL);
+    pthread_cond_init(&d->idle, NULL);
     d->b = b;
     d->cid = guest_cid;
     d->next_local_port = LOCAL_PORT_FIRST;
     d->t = virtio_mmio_create(&vsock_ops, d, gm, irq);
     if (!d->t) {
+        pthread_cond_destroy(&d->idle);
         pthread_mutex_destroy(&d->lock);
         free(d);
         return NULL;
@@ -713,6 +786,7 @@ void vsock_dev_destroy(struct vsock_dev *d)
     for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++)
         free(d->c[i].buf);
     virtio_mmio_destroy(d->t);
+    pthread_cond_destroy(&d->idle);
     pthread_mutex_destroy(&d->lock);
     free(d);
 }
