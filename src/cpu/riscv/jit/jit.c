@@ -7,8 +7,8 @@
  *   bumped) the page keeps its translations only if memory still equals the copy. So a
  *   translation is dropped exactly when the interpreter would drop its decoded slots.
  * - Guest registers live in struct hart, the ones a block uses most also in host registers
- *   within the block (write-back: see struct gen). The generated code keeps rbx = hart,
- *   r12/r13 = the read/write TLB arrays of the current data TLB set, and does the
+ *   within the block (write-back: see struct gen). The generated code keeps rbx = hart, the
+ *   read/write TLB arrays of the current data TLB set in its frame, and does the
  *   interpreter's TLB hit path inline (one tag compare, add: emit_tlb), calling
  *   mem_load_slow/mem_store_slow otherwise.
  * - pc and instret are exact: each exit of a block stores the next pc and adds the number of
@@ -113,14 +113,16 @@ typedef int (*jit_block_fn)(struct hart *h, struct tlb_entry *tr, struct tlb_ent
 #define OFF_F(r)    ((int32_t)(offsetof(struct hart, fp.f) + 8 * (unsigned)(r)))
 #define OFF_MSTATUS ((int32_t)offsetof(struct hart, mstatus))
 #define HREG        RBX
-#define TR          R12
-#define TW          R13
+/* The frame (emit_prologue): the read/write arrays of the current data TLB set, the virtual
+ * address of the block's page and the fetch TLB array, all in memory so that r12-r15 can
+ * cache guest registers. */
+#define TR_SLOT     16
+#define TW_SLOT     24
 /* The virtual address of the block's page. Translations are keyed by physical page, and the
  * same page can run at several virtual addresses (before and after paging is enabled, shared
  * libraries in several processes): every pc in generated code is vbase + an offset. */
-#define VBASE       R14
-/* The fetch TLB array of the current privilege (for the dispatch trampoline), in the frame
- * (r15 caches a guest register). */
+#define VBASE_SLOT  32
+/* The fetch TLB array of the current privilege (for the dispatch trampoline). */
 #define TX_SLOT     8
 
 /* ---- helpers called from generated code ---- */
@@ -210,9 +212,9 @@ struct stub {
     uint8_t *from[2]; /* jcc displacements that lead here */
     uint8_t *back;    /* where the fast path continues */
     struct rv_decoded d;
-    int32_t off;   /* the instruction's page offset */
-    unsigned k;    /* instructions of the block retired before this one */
-    uint8_t dirty; /* cached registers not yet written back where the fast path jumps here */
+    int32_t off;    /* the instruction's page offset */
+    unsigned k;     /* instructions of the block retired before this one */
+    uint16_t dirty; /* cached registers not yet written back where the fast path jumps here */
 };
 
 struct gen {
@@ -234,18 +236,18 @@ struct gen {
      * interpreter see h->x exactly as before. The cached registers are caller-saved and
      * reloaded after every call (reload_cached). */
     int8_t host[33];
-    int8_t cidx[33];            /* the index in cached[] of a cached guest register, else -1 */
-    uint8_t ncached, cached[8]; /* the guest registers cached, in host register order */
-    uint8_t live;               /* bit i: cached[i]'s host register holds its value */
-    uint8_t dirty;              /* bit i: cached[i] was written since h->x last had it */
+    int8_t cidx[33];             /* the index in cached[] of a cached guest register, else -1 */
+    uint8_t ncached, cached[16]; /* the guest registers cached, in host register order */
+    uint16_t live;               /* bit i: cached[i]'s host register holds its value */
+    uint16_t dirty;              /* bit i: cached[i] was written since h->x last had it */
 };
 
 /* Host registers for cached guest registers: never scratch in block bodies (rax, rcx, rdx
  * are); argument registers among them are set up for a call only after the dirty ones were
- * written back (calls take guest values from h->x). rbp and r15 are callee-saved (the
+ * written back (calls take guest values from h->x). rbp and r12-r15 are callee-saved (the
  * prologue saves them), the others caller-saved: all are reloaded after a call anyway, as
  * the call may have written h->x. */
-static const enum x86_reg cache_regs[] = {RSI, RDI, R8, R9, R10, R11, RBP, R15};
+static const enum x86_reg cache_regs[] = {RSI, RDI, R8, R9, R10, R11, RBP, R15, R12, R13, R14};
 #define NCACHE_REGS (sizeof(cache_regs) / sizeof(cache_regs[0]))
 
 /* The host register of cached guest register r, loaded from h->x first where this is the
@@ -254,7 +256,7 @@ static const enum x86_reg cache_regs[] = {RSI, RDI, R8, R9, R10, R11, RBP, R15};
  * exits mostly leave early: whether a register is loaded at a point is known statically. */
 static enum x86_reg hreg(struct gen *g, unsigned r)
 {
-    uint8_t bit = (uint8_t)(1u << g->cidx[r]);
+    uint16_t bit = (uint16_t)(1u << g->cidx[r]);
     enum x86_reg h = (enum x86_reg)g->host[r];
     if (!(g->live & bit)) {
         x86_mov_load(&g->e, h, M(HREG, OFF_X(r)));
@@ -289,20 +291,27 @@ static void forget_cached(struct gen *g)
 /* Guest register r (cached) was written in its host register. */
 static void mark_written(struct gen *g, unsigned r)
 {
-    g->live |= (uint8_t)(1u << g->cidx[r]);
-    g->dirty |= (uint8_t)(1u << g->cidx[r]);
+    g->live |= (uint16_t)(1u << g->cidx[r]);
+    g->dirty |= (uint16_t)(1u << g->cidx[r]);
 }
 
 /* Write the cached registers in mask back to h->x (before anything leaves the fast path). */
-static void flush_dirty(struct gen *g, uint8_t mask)
+static void flush_dirty(struct gen *g, uint16_t mask)
 {
     for (unsigned i = 0; i < g->ncached; i++)
         if (mask & (1u << i)) x86_mov_store(&g->e, M(HREG, OFF_X(g->cached[i])), cache_regs[i]);
 }
 
-/* 6 pushes + 24 bytes: 16-byte aligned for calls, with a scratch slot at [rsp] and the
- * fetch TLB array at [rsp + TX_SLOT] */
-#define FRAME 24
+/* dst = vbase + off (flags unchanged) */
+static void emit_vpc(struct x86 *e, enum x86_reg dst, int32_t off)
+{
+    x86_mov_load(e, dst, M(RSP, VBASE_SLOT));
+    if (off) x86_lea(e, dst, M(dst, off));
+}
+
+/* 6 pushes + 40 bytes: 16-byte aligned for calls, with a scratch slot at [rsp] and the
+ * block function's arguments but the hart at the *_SLOT offsets */
+#define FRAME 40
 static void emit_prologue(struct x86 *e)
 {
     x86_push(e, RBX);
@@ -313,9 +322,9 @@ static void emit_prologue(struct x86 *e)
     x86_push(e, R15);
     x86_alu_imm(e, true, ALU_SUB, R(RSP), FRAME);
     x86_mov_load(e, RBX, R(RDI));
-    x86_mov_load(e, R12, R(RSI));
-    x86_mov_load(e, R13, R(RDX));
-    x86_mov_load(e, R14, R(RCX));
+    x86_mov_store(e, M(RSP, TR_SLOT), RSI);
+    x86_mov_store(e, M(RSP, TW_SLOT), RDX);
+    x86_mov_store(e, M(RSP, VBASE_SLOT), RCX);
     x86_mov_store(e, M(RSP, TX_SLOT), R8);
 }
 static void emit_epilogue(struct x86 *e)
@@ -338,7 +347,7 @@ static void emit_epilogue(struct x86 *e)
  * validated (epoch, cache generation) whenever the dispatcher enters it, and nothing that can
  * reset it (fence.i, trigger changes, a full cache) happens without leaving to the
  * dispatcher first. */
-static void emit_exit(struct gen *g, int32_t off, unsigned n, uint8_t dirty)
+static void emit_exit(struct gen *g, int32_t off, unsigned n, uint16_t dirty)
 {
     struct x86 *e = &g->e;
     flush_dirty(g, dirty);
@@ -369,7 +378,7 @@ static void emit_exit(struct gen *g, int32_t off, unsigned n, uint8_t dirty)
     }
     x86_patch(nochain[0], e->p);
     x86_patch(nochain[1], e->p);
-    x86_lea(e, RAX, M(VBASE, off));
+    emit_vpc(e, RAX, off);
     if (off >= 0 && off < DPAGE_BYTES) {
         x86_patch(x86_jmp(e), g->exit_pc); /* h->pc = rax, return 0 */
     } else {                               /* another page: the trampoline looks it up */
@@ -379,7 +388,7 @@ static void emit_exit(struct gen *g, int32_t off, unsigned n, uint8_t dirty)
 
 /* The dispatch trampoline, shared by all blocks, for jalr and exits to other pages: with
  * rax = the target pc (instret already counted), it does the dispatcher's fetch-TLB and
- * jump-cache lookup and jumps into the target block's body with r14 = its page's vbase, or
+ * jump-cache lookup and jumps into the target block's body with its page's vbase in the frame, or
  * stores the pc and returns 0 to the dispatcher. The jump cache holds only blocks the
  * dispatcher validated, under the current stamp; whatever bumps the stamp (fence.i, records
  * refilled, flushes) is either dispatcher work or an event that returns to it first. */
@@ -423,8 +432,9 @@ static void emit_trampoline(struct jit *j)
     x86_mov_imm(&e, RDI, (uint64_t)(uintptr_t)&j->stamp);
     x86_alu_rm(&e, false, ALU_CMP, RSI, M(RDI, 0));
     out[n++] = x86_jcc(&e, CC_NE);
-    x86_mov_load(&e, VBASE, R(RAX));
-    x86_alu_imm(&e, true, ALU_AND, R(VBASE), -4096);
+    x86_mov_load(&e, RCX, R(RAX));
+    x86_alu_imm(&e, true, ALU_AND, R(RCX), -4096);
+    x86_mov_store(&e, M(RSP, VBASE_SLOT), RCX);
     x86_mov32_load(&e, RDX, M(RDX, (int32_t)offsetof(struct jc_entry, off)));
     x86_mov_imm(&e, RCX, (uint64_t)(uintptr_t)(j->cache.rx + j->prologue_len));
     x86_alu_rm(&e, true, ALU_ADD, RDX, R(RCX));
@@ -471,7 +481,7 @@ static unsigned mem_size(enum rv_op op)
  * page hits in the TLB and the access stays inside it; then rax = host address. (An alignment
  * test instead of the bound sent gzip's misaligned loads to the slow path, which walks the
  * page table every time: walk went from 4 to 8% of the run.) */
-static void emit_tlb(struct gen *g, struct stub *s, enum x86_reg tlb, unsigned size)
+static void emit_tlb(struct gen *g, struct stub *s, int32_t tlb_slot, unsigned size)
 {
     struct x86 *e = &g->e;
     if (g->host[s->d.rs1] >= 0) {
@@ -485,7 +495,7 @@ static void emit_tlb(struct gen *g, struct stub *s, enum x86_reg tlb, unsigned s
     x86_mov32_load(e, RDX, R(RAX));
     x86_shift_imm(e, false, SH_SHR, RDX, 8);
     x86_alu_imm(e, false, ALU_AND, R(RDX), (TLB_SIZE - 1) << 4);
-    x86_alu_rm(e, true, ALU_ADD, RDX, R(tlb));
+    x86_alu_rm(e, true, ALU_ADD, RDX, M(RSP, tlb_slot));
     /* The tag is compared with the page of the access's last byte (va + size - 1): the entry
      * at va's index holds a page with va's low page-number bits, so this matches only when
      * the access stays inside va's page and that page hits (a wrap past 2^64 does not match
@@ -598,6 +608,51 @@ static bool emit_alu_in_place(struct gen *g, const struct rv_decoded *d)
     sh_imm:
         if (d->rs1 != d->rd) x86_mov_load(e, h, rs1);
         x86_shift_imm(e, true, sh, h, (uint8_t)(d->imm & 63));
+        break;
+    case RV_OP_MUL:
+        if (d->rd == d->rs2 && d->rs1 != d->rs2) {
+            x86_imul(e, true, h, rs1);
+        } else {
+            if (d->rs1 != d->rd) x86_mov_load(e, h, rs1);
+            x86_imul(e, true, h, rs2);
+        }
+        break;
+    /* 32-bit forms: the 32-bit operation (which zero-extends), then sign-extend in place */
+    case RV_OP_ADDIW:
+        if (d->rs1 != d->rd) x86_mov32_load(e, h, rs1);
+        if (d->imm) x86_alu_imm(e, false, ALU_ADD, R(h), d->imm);
+        x86_movsxd(e, h, h);
+        break;
+    case RV_OP_SUBW: a = ALU_SUB; goto alu_rrw;
+    case RV_OP_ADDW:
+        a = ALU_ADD;
+    alu_rrw:
+        if (d->rd == d->rs2 && d->rs1 != d->rs2) {
+            if (a == ALU_SUB) return false;
+            x86_alu_rm(e, false, a, h, rs1);
+        } else {
+            if (d->rs1 != d->rd) x86_mov32_load(e, h, rs1);
+            x86_alu_rm(e, false, a, h, rs2);
+        }
+        x86_movsxd(e, h, h);
+        break;
+    case RV_OP_MULW:
+        if (d->rd == d->rs2 && d->rs1 != d->rs2) {
+            x86_imul(e, false, h, rs1);
+        } else {
+            if (d->rs1 != d->rd) x86_mov32_load(e, h, rs1);
+            x86_imul(e, false, h, rs2);
+        }
+        x86_movsxd(e, h, h);
+        break;
+    case RV_OP_SLLIW: sh = SH_SHL; goto shw_imm;
+    case RV_OP_SRLIW: sh = SH_SHR; goto shw_imm;
+    case RV_OP_SRAIW:
+        sh = SH_SAR;
+    shw_imm:
+        if (d->rs1 != d->rd) x86_mov32_load(e, h, rs1);
+        x86_shift_imm(e, false, sh, h, (uint8_t)(d->imm & 31));
+        x86_movsxd(e, h, h);
         break;
     default: return false;
     }
@@ -768,7 +823,7 @@ static enum emitted emit_interp_step(struct gen *g, const struct rv_decoded *d, 
 {
     struct x86 *e = &g->e;
     flush_dirty(g, g->dirty);
-    x86_lea(e, RAX, M(VBASE, off));
+    emit_vpc(e, RAX, off);
     x86_mov_store(e, M(HREG, OFF_PC), RAX);
     if (k) x86_alu_imm(e, true, ALU_ADD, M(HREG, OFF_INSTRET), (int32_t)k);
     x86_mov_load(e, RDI, R(HREG));
@@ -781,7 +836,7 @@ static enum emitted emit_interp_step(struct gen *g, const struct rv_decoded *d, 
     }
     x86_alu_imm(e, false, ALU_CMP, M(HREG, OFF_LEFT), -1);
     uint8_t *ev = x86_jcc(e, CC_NE);
-    x86_lea(e, RAX, M(VBASE, off + d->len));
+    emit_vpc(e, RAX, off + d->len);
     x86_alu_rm(e, true, ALU_CMP, RAX, M(HREG, OFF_PC));
     uint8_t *ok = x86_jcc(e, CC_E);
     x86_patch(ev, e->p);
@@ -817,7 +872,7 @@ static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t
         unsigned size = mem_size(d->op);
         if (d->op == RV_OP_FLW || d->op == RV_OP_FLD) {
             struct stub *s = new_stub(g, STUB_LOAD, d, off, k);
-            emit_tlb(g, s, TR, size);
+            emit_tlb(g, s, TR_SLOT, size);
             x86_load_n(e, size, false, RAX, M(RAX, 0));
             if (size == 4) { /* NaN-boxed (spec 12.2) */
                 x86_mov_imm(e, RCX, 0xffffffff00000000ull);
@@ -828,7 +883,7 @@ static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t
             x86_alu_imm(e, true, ALU_OR, M(HREG, OFF_MSTATUS), (int32_t)FS_DIRTY);
         } else {
             struct stub *s = new_stub(g, STUB_STORE, d, off, k);
-            emit_tlb(g, s, TW, size);
+            emit_tlb(g, s, TW_SLOT, size);
             x86_mov_load(e, RCX, M(HREG, OFF_F(d->rs2)));
             x86_store_n(e, size, M(RAX, 0), RCX);
             s->back = e->p;
@@ -843,7 +898,7 @@ static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t
     if (is_load(d->op)) {
         struct stub *s = new_stub(g, STUB_LOAD, d, off, k);
         unsigned size = mem_size(d->op);
-        emit_tlb(g, s, TR, size);
+        emit_tlb(g, s, TR_SLOT, size);
         if (g->host[d->rd] >= 0) { /* straight into rd's host register */
             x86_load_n(e, size, load_signed(d->op), (enum x86_reg)g->host[d->rd], M(RAX, 0));
             mark_written(g, d->rd);
@@ -857,7 +912,7 @@ static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t
     if (is_store(d->op)) {
         struct stub *s = new_stub(g, STUB_STORE, d, off, k);
         unsigned size = mem_size(d->op);
-        emit_tlb(g, s, TW, size);
+        emit_tlb(g, s, TW_SLOT, size);
         enum x86_reg src = RCX;
         if (g->host[d->rs2] >= 0)
             src = hreg(g, d->rs2);
@@ -891,7 +946,7 @@ static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t
         emit_set_rd(g, d->rd, false);
         return EMIT_CONT;
     case RV_OP_AUIPC:
-        x86_lea(e, RAX, M(VBASE, off + d->imm)); /* |imm| < 2^31 - 4096 (U-type, 4 KiB units) */
+        emit_vpc(e, RAX, off + d->imm); /* |imm| < 2^31 - 4096 (U-type, 4 KiB units) */
         emit_set_rd(g, d->rd, false);
         return EMIT_CONT;
     case RV_OP_BEQ:
@@ -912,7 +967,7 @@ static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t
         return EMIT_CONT;
     }
     case RV_OP_JAL:
-        x86_lea(e, RAX, M(VBASE, next));
+        emit_vpc(e, RAX, next);
         emit_set_rd(g, d->rd, false);
         emit_exit(g, off + d->imm, k + 1, g->dirty);
         return EMIT_END;
@@ -920,7 +975,7 @@ static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t
         x86_mov_load(e, RAX, greg(g, d->rs1));
         if (d->imm) x86_alu_imm(e, true, ALU_ADD, R(RAX), d->imm);
         x86_alu_imm(e, true, ALU_AND, R(RAX), -2);
-        x86_lea(e, RCX, M(VBASE, next));
+        emit_vpc(e, RCX, next);
         emit_set_rd_from(g, d->rd, RCX, false);
         flush_dirty(g, g->dirty);
         x86_alu_imm(e, true, ALU_ADD, M(HREG, OFF_INSTRET), (int32_t)(k + 1));
@@ -944,7 +999,7 @@ static void emit_stub(struct gen *g, const struct stub *s)
     switch (s->kind) {
     case STUB_BRANCH: return; /* above */
     case STUB_STEP:
-        x86_lea(e, RAX, M(VBASE, s->off));
+        emit_vpc(e, RAX, s->off);
         x86_mov_store(e, M(HREG, OFF_PC), RAX);
         if (s->k) x86_alu_imm(e, true, ALU_ADD, M(HREG, OFF_INSTRET), (int32_t)s->k);
         x86_mov_load(e, RDI, R(HREG));
@@ -963,7 +1018,7 @@ static void emit_stub(struct gen *g, const struct stub *s)
         x86_mov_load(e, RDI, R(HREG));
         x86_mov_load(e, RSI, R(RAX));
         x86_mov_imm(e, RDX, info);
-        x86_mov_load(e, RCX, R(VBASE));
+        x86_mov_load(e, RCX, M(RSP, VBASE_SLOT));
         x86_call_abs(e, s->kind == STUB_LOAD ? (const void *)jit_load_slow
                                              : (const void *)jit_store_slow);
         reload_cached(g); /* the call clobbered them; a load wrote rd in h->x */
