@@ -215,6 +215,7 @@ struct stub {
     int32_t off;    /* the instruction's page offset */
     unsigned k;     /* instructions of the block retired before this one */
     uint16_t dirty; /* cached registers not yet written back where the fast path jumps here */
+    uint16_t live;  /* cached registers loaded where the fast path continues (at back) */
 };
 
 struct gen {
@@ -272,12 +273,19 @@ static struct x86_rm greg(struct gen *g, unsigned r)
     return R(hreg(g, r));
 }
 
-/* Reload every cached register from h->x (a slow path's stub, before it returns to the
- * fast path, which may hold any of them live). */
-static void reload_cached(struct gen *g)
+/* Reload the cached registers in mask from h->x (a slow path's stub, before it returns to
+ * the fast path, where they are live). */
+static void reload_cached(struct gen *g, uint16_t mask)
 {
     for (unsigned i = 0; i < g->ncached; i++)
-        x86_mov_load(&g->e, cache_regs[i], M(HREG, OFF_X(g->cached[i])));
+        if (mask & (1u << i)) x86_mov_load(&g->e, cache_regs[i], M(HREG, OFF_X(g->cached[i])));
+}
+
+/* The fast path continues here after stub s returns: what is live here is what s reloads. */
+static void set_back(struct gen *g, struct stub *s)
+{
+    s->back = g->e.p;
+    s->live = g->live;
 }
 
 /* After a call in the fast path (the dirty registers were written back before it): the
@@ -455,7 +463,7 @@ static struct stub *new_stub(struct gen *g, enum stub_kind kind, const struct rv
                              int32_t off, unsigned k)
 {
     struct stub *s = &g->stubs[g->nstubs++];
-    *s = (struct stub){kind, {NULL, NULL}, NULL, *d, off, k, g->dirty};
+    *s = (struct stub){kind, {NULL, NULL}, NULL, *d, off, k, g->dirty, 0};
     return s;
 }
 
@@ -879,14 +887,14 @@ static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t
                 x86_alu_rm(e, true, ALU_OR, RAX, R(RCX));
             }
             x86_mov_store(e, M(HREG, OFF_F(d->rd)), RAX);
-            s->back = e->p;
+            set_back(g, s);
             x86_alu_imm(e, true, ALU_OR, M(HREG, OFF_MSTATUS), (int32_t)FS_DIRTY);
         } else {
             struct stub *s = new_stub(g, STUB_STORE, d, off, k);
             emit_tlb(g, s, TW_SLOT, size);
             x86_mov_load(e, RCX, M(HREG, OFF_F(d->rs2)));
             x86_store_n(e, size, M(RAX, 0), RCX);
-            s->back = e->p;
+            set_back(g, s);
         }
         return EMIT_CONT;
     }
@@ -906,7 +914,7 @@ static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t
             x86_load_n(e, size, load_signed(d->op), RAX, M(RAX, 0));
             emit_set_rd(g, d->rd, false);
         }
-        s->back = e->p;
+        set_back(g, s);
         return EMIT_CONT;
     }
     if (is_store(d->op)) {
@@ -919,7 +927,7 @@ static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t
         else
             x86_mov_load(e, RCX, greg(g, d->rs2));
         x86_store_n(e, size, M(RAX, 0), src);
-        s->back = e->p;
+        set_back(g, s);
         return EMIT_CONT;
     }
     switch (d->op) {
@@ -1021,7 +1029,7 @@ static void emit_stub(struct gen *g, const struct stub *s)
         x86_mov_load(e, RCX, M(RSP, VBASE_SLOT));
         x86_call_abs(e, s->kind == STUB_LOAD ? (const void *)jit_load_slow
                                              : (const void *)jit_store_slow);
-        reload_cached(g); /* the call clobbered them; a load wrote rd in h->x */
+        reload_cached(g, s->live); /* the call clobbered them; a load wrote rd in h->x */
         x86_test32(e, RAX, RAX);
         x86_patch(x86_jcc(e, CC_E), s->back);
         x86_patch(x86_jmp(e), g->exit_eax); /* cause + 1 */
