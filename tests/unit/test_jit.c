@@ -392,6 +392,64 @@ TEST(jit_cached_registers_follow_every_writer)
     th_free(t);
 }
 
+/* Write-back register caching: registers a block uses several times live in host registers
+ * and reach h->x only where the block leaves. A side exit (a taken branch), a store of a
+ * cached value, a misaligned load inside a page (fast path) and one crossing the page (slow
+ * path), and a fault in the middle of the block must each see every earlier write, and no
+ * write after them. */
+TEST(jit_write_back_at_every_exit)
+{
+    struct th *t = th_new_jit(0);
+    th_w64(t, TH_DATA, 0x8877665544332211ull);
+    th_w64(t, TH_DATA + 0xff8, 0x0706050403020100ull);
+    th_w64(t, TH_DATA + 0x1000, 0x0f0e0d0c0b0a0908ull);
+    th_emit(t, I_ADDI(5, 0, 3));
+    th_emit(t, I_ADD(5, 5, 5));  /* x5 = 6 */
+    th_emit(t, I_ADDI(6, 5, 1)); /* x6 = 7 */
+    th_emit(t, I_ADD(6, 6, 5));  /* x6 = 13 */
+    th_emit(t, I_BEQ(10, 0, 4 * 11));
+    th_emit(t, I_ADD(5, 5, 6));  /* x5 = 19 */
+    th_emit(t, I_SD(5, 12, 16)); /* mem[TH_DATA + 16] = 19 */
+    th_emit(t, I_LW(7, 12, 1));  /* misaligned, inside the page: 0x55443322 */
+    th_emit(t, I_LD(8, 13, 0));  /* crosses the page: 0x0b0a090807060504 */
+    th_emit(t, I_ADD(7, 7, 5));  /* x7 = 0x55443322 + 19 */
+    th_emit(t, I_ADD(6, 6, 7));  /* x6 = 13 + x7 */
+    uint64_t ld = th_emit(t, I_LD(9, 11, 0));
+    th_emit(t, I_ADD(5, 5, 5)); /* never runs: the load faults */
+    th_emit(t, I_ADD(6, 6, 6));
+    th_emit(t, I_SELF_LOOP());
+    uint64_t side = th_emit(t, I_SELF_LOOP()); /* the BEQ's target */
+    CHECK_EQ(side, TH_CODE + 4 * 15);
+
+    /* x10 = 0: the branch leaves the block with x5 and x6 dirty */
+    t->h.x[12] = TH_DATA;
+    t->h.x[13] = TH_DATA + 0xffc;
+    uint64_t before = t->h.instret;
+    CHECK_EQ(th_run_until(t, side, 4), side);
+    CHECK_EQ(t->h.x[5], 6);
+    CHECK_EQ(t->h.x[6], 13);
+    CHECK(t->h.instret - before >= 5); /* and the self-loop's jumps within the budget */
+    CHECK(t->h.instret - before <= 5 + 16);
+
+    /* x10 = 1: on to the load from an unmapped address, which faults */
+    t->h.pc = TH_CODE;
+    t->h.x[10] = 1;
+    t->h.x[11] = TH_UNMAPPED;
+    t->h.x[9] = 0x99;
+    before = t->h.instret;
+    CHECK_EQ(th_run_until(t, TH_MTRAP, 4), TH_MTRAP);
+    CHECK_EQ(t->h.mepc, ld);
+    CHECK_EQ(t->h.mcause, EXC_LOAD_ACCESS);
+    CHECK_EQ(t->h.instret - before, 11);
+    CHECK_EQ(t->h.x[5], 19);
+    CHECK_EQ(th_r64(t, TH_DATA + 16), 19);
+    CHECK_EQ(t->h.x[7], 0x55443322ull + 19);
+    CHECK_EQ(t->h.x[8], 0x0b0a090807060504ull);
+    CHECK_EQ(t->h.x[6], 13 + 0x55443322ull + 19);
+    CHECK_EQ(t->h.x[9], 0x99);
+    th_free(t);
+}
+
 /* VESSEL_JIT_DUMP=PC logs the block translated at PC, guest and host side (scripts/jit-dump.py
  * disassembles it), and only that block; the compile time is counted. */
 TEST(jit_dump_logs_one_block)
@@ -428,8 +486,8 @@ TEST(jit_dump_logs_one_block)
     buf[n] = 0;
     CHECK(strstr(buf, "jit dump: block 0x80000000: 2 guest instructions") != NULL);
     CHECK(strstr(buf, "jit dump: guest 0x80000000: 00100293 LI rd=x5") != NULL);
-    /* the prologue: push rbx; push r12; push r13 */
-    CHECK(strstr(buf, "jit dump: host 0x80000000 +0000: 5341544155") != NULL);
+    /* the prologue: push rbx; push rbp; push r12; push r13 */
+    CHECK(strstr(buf, "jit dump: host 0x80000000 +0000: 53554154415541") != NULL);
     CHECK(strstr(buf, "block 0x8000000c") == NULL);
     CHECK(st.blocks >= 2 && st.compile_ns > 0);
 }

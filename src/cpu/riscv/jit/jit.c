@@ -6,10 +6,11 @@
  *   of its bytes taken when the page entered the cache, and after a fence.i (dcache_epoch
  *   bumped) the page keeps its translations only if memory still equals the copy. So a
  *   translation is dropped exactly when the interpreter would drop its decoded slots.
- * - Guest registers live in struct hart; the generated code keeps rbx = hart, r12/r13 = the
- *   read/write TLB arrays of the current data TLB set, and does the interpreter's TLB hit path
- *   inline (tag compare, page-offset bound, add), calling mem_load_slow/mem_store_slow
- *   otherwise.
+ * - Guest registers live in struct hart, the ones a block uses most also in host registers
+ *   within the block (write-back: see struct gen). The generated code keeps rbx = hart, the
+ *   read/write TLB arrays of the current data TLB set in its frame, and does the
+ *   interpreter's TLB hit path inline (one tag compare, add: emit_tlb), calling
+ *   mem_load_slow/mem_store_slow otherwise.
  * - pc and instret are exact: each exit of a block stores the next pc and adds the number of
  *   instructions retired up to it; a fault stores the faulting instruction's pc and the count
  *   before it and returns cause + 1, and jit_exec raises the exception as the interpreter does.
@@ -112,14 +113,17 @@ typedef int (*jit_block_fn)(struct hart *h, struct tlb_entry *tr, struct tlb_ent
 #define OFF_F(r)    ((int32_t)(offsetof(struct hart, fp.f) + 8 * (unsigned)(r)))
 #define OFF_MSTATUS ((int32_t)offsetof(struct hart, mstatus))
 #define HREG        RBX
-#define TR          R12
-#define TW          R13
+/* The frame (emit_prologue): the read/write arrays of the current data TLB set, the virtual
+ * address of the block's page and the fetch TLB array, all in memory so that r12-r15 can
+ * cache guest registers. */
+#define TR_SLOT     16
+#define TW_SLOT     24
 /* The virtual address of the block's page. Translations are keyed by physical page, and the
  * same page can run at several virtual addresses (before and after paging is enabled, shared
  * libraries in several processes): every pc in generated code is vbase + an offset. */
-#define VBASE       R14
+#define VBASE_SLOT  32
 /* The fetch TLB array of the current privilege (for the dispatch trampoline). */
-#define TX          R15
+#define TX_SLOT     8
 
 /* ---- helpers called from generated code ---- */
 
@@ -208,61 +212,128 @@ struct stub {
     uint8_t *from[2]; /* jcc displacements that lead here */
     uint8_t *back;    /* where the fast path continues */
     struct rv_decoded d;
-    int32_t off; /* the instruction's page offset */
-    unsigned k;  /* instructions of the block retired before this one */
+    int32_t off;    /* the instruction's page offset */
+    unsigned k;     /* instructions of the block retired before this one */
+    uint16_t dirty; /* cached registers not yet written back where the fast path jumps here */
+    uint16_t live;  /* cached registers loaded where the fast path continues (at back) */
 };
 
 struct gen {
     struct x86 e;
     struct stub stubs[2 * JIT_MAX_INSNS];
     unsigned nstubs;
-    const uint32_t *blk;   /* the page record's block table (for chaining) */
-    const uint8_t *bodies; /* cache.rx + prologue length: a block's code after its prologue */
-    const uint8_t *tramp;  /* the dispatch trampoline (RW address; rel32 is the same in RX) */
+    const uint32_t *blk;      /* the page record's block table (for chaining) */
+    const uint8_t *bodies;    /* cache.rx + prologue length: a block's code after its prologue */
+    const uint8_t *bodies_rw; /* the same in the RW mapping (rel32 targets are the same) */
+    const uint8_t *body;      /* this block's body (RW) */
+    int32_t start;            /* this block's page offset */
+    const uint8_t *tramp;     /* the dispatch trampoline (RW address; rel32 is the same in RX) */
     const uint8_t *exit_pc, *exit_eax; /* the trampoline's tails: blocks jump there to return */
-    /* Register caching: guest register r is also held in host register host[r] (-1: only in
-     * struct hart). Writes go to both (write-through), so exits, slow paths and the
-     * interpreter see h->x as always; reads come from the host register. The cached
-     * registers are caller-saved and reloaded after every call (reload_cached). */
+    /* Register caching: guest register r is held in host register host[r] (-1: only in
+     * struct hart). Writes go to the host register only (write-back): `dirty` says which
+     * cached registers h->x does not have yet at the point being emitted. Every way out of
+     * the fast path (block exits, side exits, slow paths, helper calls, interpreter steps)
+     * writes the dirty ones back first (flush_dirty), so exits, slow paths and the
+     * interpreter see h->x exactly as before. The cached registers are caller-saved and
+     * reloaded after every call (reload_cached). */
     int8_t host[33];
-    uint8_t ncached, cached[8]; /* the guest registers cached, in host register order */
-    uint8_t entry_loads;        /* bit i: cached[i] is loaded at the body's start */
+    int8_t cidx[33];             /* the index in cached[] of a cached guest register, else -1 */
+    uint8_t ncached, cached[16]; /* the guest registers cached, in host register order */
+    uint16_t live;               /* bit i: cached[i]'s host register holds its value */
+    uint16_t dirty;              /* bit i: cached[i] was written since h->x last had it */
 };
 
-/* Host registers for cached guest registers: caller-saved and never scratch in block bodies
- * (rax, rcx, rdx are), nor arguments set up before a call while a cached value is still
- * needed (calls take guest values from h->x, which write-through keeps current). */
-static const enum x86_reg cache_regs[] = {RSI, RDI, R8, R9, R10, R11};
+/* Host registers for cached guest registers: never scratch in block bodies (rax, rcx, rdx
+ * are); argument registers among them are set up for a call only after the dirty ones were
+ * written back (calls take guest values from h->x). rbp and r12-r15 are callee-saved (the
+ * prologue saves them), the others caller-saved: all are reloaded after a call anyway, as
+ * the call may have written h->x. */
+static const enum x86_reg cache_regs[] = {RSI, RDI, R8, R9, R10, R11, RBP, R15, R12, R13, R14};
 #define NCACHE_REGS (sizeof(cache_regs) / sizeof(cache_regs[0]))
 
-/* A guest register as an operand: its host register, or its slot in struct hart. */
-static struct x86_rm greg(const struct gen *g, unsigned r)
+/* The host register of cached guest register r, loaded from h->x first where this is the
+ * block's (or, after a call, the rest of the block's) first read of it. Loads are made lazily
+ * like this rather than at the body's start since a block is straight-line code whose side
+ * exits mostly leave early: whether a register is loaded at a point is known statically. */
+static enum x86_reg hreg(struct gen *g, unsigned r)
 {
-    return g->host[r] >= 0 ? R((enum x86_reg)g->host[r]) : M(HREG, OFF_X(r));
+    uint16_t bit = (uint16_t)(1u << g->cidx[r]);
+    enum x86_reg h = (enum x86_reg)g->host[r];
+    if (!(g->live & bit)) {
+        x86_mov_load(&g->e, h, M(HREG, OFF_X(r)));
+        g->live |= bit;
+    }
+    return h;
 }
 
-/* Reload every cached register from h->x (at a block body's start, after calls). */
-static void reload_cached(struct gen *g)
+/* A guest register as an operand: its host register, or its slot in struct hart. */
+static struct x86_rm greg(struct gen *g, unsigned r)
+{
+    if (g->host[r] < 0) return M(HREG, OFF_X(r));
+    return R(hreg(g, r));
+}
+
+/* Reload the cached registers in mask from h->x (a slow path's stub, before it returns to
+ * the fast path, where they are live). */
+static void reload_cached(struct gen *g, uint16_t mask)
 {
     for (unsigned i = 0; i < g->ncached; i++)
-        x86_mov_load(&g->e, cache_regs[i], M(HREG, OFF_X(g->cached[i])));
+        if (mask & (1u << i)) x86_mov_load(&g->e, cache_regs[i], M(HREG, OFF_X(g->cached[i])));
 }
 
-/* 5 pushes + 16 bytes: 16-byte aligned for calls, with a scratch slot at [rsp] */
-#define FRAME 16
+/* The fast path continues here after stub s returns: what is live here is what s reloads. */
+static void set_back(struct gen *g, struct stub *s)
+{
+    s->back = g->e.p;
+    s->live = g->live;
+}
+
+/* After a call in the fast path (the dirty registers were written back before it): the
+ * host registers are lost, h->x has everything, and each is loaded again where it is next
+ * read. */
+static void forget_cached(struct gen *g)
+{
+    g->live = g->dirty = 0;
+}
+
+/* Guest register r (cached) was written in its host register. */
+static void mark_written(struct gen *g, unsigned r)
+{
+    g->live |= (uint16_t)(1u << g->cidx[r]);
+    g->dirty |= (uint16_t)(1u << g->cidx[r]);
+}
+
+/* Write the cached registers in mask back to h->x (before anything leaves the fast path). */
+static void flush_dirty(struct gen *g, uint16_t mask)
+{
+    for (unsigned i = 0; i < g->ncached; i++)
+        if (mask & (1u << i)) x86_mov_store(&g->e, M(HREG, OFF_X(g->cached[i])), cache_regs[i]);
+}
+
+/* dst = vbase + off (flags unchanged) */
+static void emit_vpc(struct x86 *e, enum x86_reg dst, int32_t off)
+{
+    x86_mov_load(e, dst, M(RSP, VBASE_SLOT));
+    if (off) x86_lea(e, dst, M(dst, off));
+}
+
+/* 6 pushes + 40 bytes: 16-byte aligned for calls, with a scratch slot at [rsp] and the
+ * block function's arguments but the hart at the *_SLOT offsets */
+#define FRAME 40
 static void emit_prologue(struct x86 *e)
 {
     x86_push(e, RBX);
+    x86_push(e, RBP);
     x86_push(e, R12);
     x86_push(e, R13);
     x86_push(e, R14);
     x86_push(e, R15);
     x86_alu_imm(e, true, ALU_SUB, R(RSP), FRAME);
     x86_mov_load(e, RBX, R(RDI));
-    x86_mov_load(e, R12, R(RSI));
-    x86_mov_load(e, R13, R(RDX));
-    x86_mov_load(e, R14, R(RCX));
-    x86_mov_load(e, R15, R(R8));
+    x86_mov_store(e, M(RSP, TR_SLOT), RSI);
+    x86_mov_store(e, M(RSP, TW_SLOT), RDX);
+    x86_mov_store(e, M(RSP, VBASE_SLOT), RCX);
+    x86_mov_store(e, M(RSP, TX_SLOT), R8);
 }
 static void emit_epilogue(struct x86 *e)
 {
@@ -271,6 +342,7 @@ static void emit_epilogue(struct x86 *e)
     x86_pop(e, R14);
     x86_pop(e, R13);
     x86_pop(e, R12);
+    x86_pop(e, RBP);
     x86_pop(e, RBX);
     x86_ret(e);
 }
@@ -283,12 +355,25 @@ static void emit_epilogue(struct x86 *e)
  * validated (epoch, cache generation) whenever the dispatcher enters it, and nothing that can
  * reset it (fence.i, trigger changes, a full cache) happens without leaving to the
  * dispatcher first. */
-static void emit_exit(struct gen *g, int32_t off, unsigned n)
+static void emit_exit(struct gen *g, int32_t off, unsigned n, uint16_t dirty)
 {
     struct x86 *e = &g->e;
+    flush_dirty(g, dirty);
     if (n) x86_alu_imm(e, true, ALU_ADD, M(HREG, OFF_INSTRET), (int32_t)n);
     uint8_t *nochain[2] = {NULL, NULL};
-    if (off >= 0 && off < DPAGE_BYTES) {
+    const uint8_t *direct = NULL;
+    if (off == g->start)
+        direct = g->body; /* a loop back to the block's own start */
+    else if (off >= 0 && off < DPAGE_BYTES && g->blk[off >> 1] > JIT_INTERP)
+        direct = g->bodies_rw + g->blk[off >> 1]; /* translated already: its table entry stays */
+    if (direct) {
+        /* The target's table entry cannot change while this block is reachable: entries are
+         * set once and reset only with the whole record (code changed, eviction, cache
+         * flush), which makes this block unreachable too. */
+        x86_alu_imm(e, false, ALU_SUB, M(HREG, OFF_BUDGET), 1);
+        nochain[1] = x86_jcc(e, CC_LE);
+        x86_patch(x86_jmp(e), direct);
+    } else if (off >= 0 && off < DPAGE_BYTES) {
         x86_mov_imm(e, RAX, (uint64_t)(uintptr_t)&g->blk[off >> 1]);
         x86_mov32_load(e, RAX, M(RAX, 0));
         x86_alu_imm(e, false, ALU_CMP, R(RAX), (int32_t)JIT_INTERP);
@@ -301,7 +386,7 @@ static void emit_exit(struct gen *g, int32_t off, unsigned n)
     }
     x86_patch(nochain[0], e->p);
     x86_patch(nochain[1], e->p);
-    x86_lea(e, RAX, M(VBASE, off));
+    emit_vpc(e, RAX, off);
     if (off >= 0 && off < DPAGE_BYTES) {
         x86_patch(x86_jmp(e), g->exit_pc); /* h->pc = rax, return 0 */
     } else {                               /* another page: the trampoline looks it up */
@@ -311,7 +396,7 @@ static void emit_exit(struct gen *g, int32_t off, unsigned n)
 
 /* The dispatch trampoline, shared by all blocks, for jalr and exits to other pages: with
  * rax = the target pc (instret already counted), it does the dispatcher's fetch-TLB and
- * jump-cache lookup and jumps into the target block's body with r14 = its page's vbase, or
+ * jump-cache lookup and jumps into the target block's body with its page's vbase in the frame, or
  * stores the pc and returns 0 to the dispatcher. The jump cache holds only blocks the
  * dispatcher validated, under the current stamp; whatever bumps the stamp (fence.i, records
  * refilled, flushes) is either dispatcher work or an event that returns to it first. */
@@ -333,7 +418,7 @@ static void emit_trampoline(struct jit *j)
     x86_mov32_load(&e, RDX, R(RCX));
     x86_alu_imm(&e, false, ALU_AND, R(RDX), TLB_SIZE - 1);
     x86_shift_imm(&e, false, SH_SHL, RDX, 4);
-    x86_alu_rm(&e, true, ALU_ADD, RDX, R(TX));
+    x86_alu_rm(&e, true, ALU_ADD, RDX, M(RSP, TX_SLOT));
     x86_alu_rm(&e, true, ALU_XOR, RCX, M(HREG, OFF_KEY));
     x86_alu_rm(&e, true, ALU_CMP, RCX, M(RDX, 0));
     out[n++] = x86_jcc(&e, CC_NE);
@@ -355,8 +440,9 @@ static void emit_trampoline(struct jit *j)
     x86_mov_imm(&e, RDI, (uint64_t)(uintptr_t)&j->stamp);
     x86_alu_rm(&e, false, ALU_CMP, RSI, M(RDI, 0));
     out[n++] = x86_jcc(&e, CC_NE);
-    x86_mov_load(&e, VBASE, R(RAX));
-    x86_alu_imm(&e, true, ALU_AND, R(VBASE), -4096);
+    x86_mov_load(&e, RCX, R(RAX));
+    x86_alu_imm(&e, true, ALU_AND, R(RCX), -4096);
+    x86_mov_store(&e, M(RSP, VBASE_SLOT), RCX);
     x86_mov32_load(&e, RDX, M(RDX, (int32_t)offsetof(struct jc_entry, off)));
     x86_mov_imm(&e, RCX, (uint64_t)(uintptr_t)(j->cache.rx + j->prologue_len));
     x86_alu_rm(&e, true, ALU_ADD, RDX, R(RCX));
@@ -377,7 +463,7 @@ static struct stub *new_stub(struct gen *g, enum stub_kind kind, const struct rv
                              int32_t off, unsigned k)
 {
     struct stub *s = &g->stubs[g->nstubs++];
-    *s = (struct stub){kind, {NULL, NULL}, NULL, *d, off, k};
+    *s = (struct stub){kind, {NULL, NULL}, NULL, *d, off, k, g->dirty, 0};
     return s;
 }
 
@@ -403,28 +489,31 @@ static unsigned mem_size(enum rv_op op)
  * page hits in the TLB and the access stays inside it; then rax = host address. (An alignment
  * test instead of the bound sent gzip's misaligned loads to the slow path, which walks the
  * page table every time: walk went from 4 to 8% of the run.) */
-static void emit_tlb(struct gen *g, struct stub *s, enum x86_reg tlb, unsigned size)
+static void emit_tlb(struct gen *g, struct stub *s, int32_t tlb_slot, unsigned size)
 {
     struct x86 *e = &g->e;
-    x86_mov_load(e, RAX, greg(g, s->d.rs1));
-    if (s->d.imm) x86_alu_imm(e, true, ALU_ADD, R(RAX), s->d.imm);
+    if (g->host[s->d.rs1] >= 0) {
+        x86_lea(e, RAX, M(hreg(g, s->d.rs1), s->d.imm));
+    } else {
+        x86_mov_load(e, RAX, greg(g, s->d.rs1));
+        if (s->d.imm) x86_alu_imm(e, true, ALU_ADD, R(RAX), s->d.imm);
+    }
     /* rdx = tlb + ((va >> 12) & (TLB_SIZE - 1)) * sizeof(struct tlb_entry) */
     _Static_assert(sizeof(struct tlb_entry) == 16, "tlb_entry is indexed by << 4");
     x86_mov32_load(e, RDX, R(RAX));
     x86_shift_imm(e, false, SH_SHR, RDX, 8);
     x86_alu_imm(e, false, ALU_AND, R(RDX), (TLB_SIZE - 1) << 4);
-    x86_alu_rm(e, true, ALU_ADD, RDX, R(tlb));
-    x86_mov_load(e, RCX, R(RAX));
+    x86_alu_rm(e, true, ALU_ADD, RDX, M(RSP, tlb_slot));
+    /* The tag is compared with the page of the access's last byte (va + size - 1): the entry
+     * at va's index holds a page with va's low page-number bits, so this matches only when
+     * the access stays inside va's page and that page hits (a wrap past 2^64 does not match
+     * either). One test for both, which also leaves misaligned accesses inside a page on the
+     * fast path. */
+    x86_lea(e, RCX, M(RAX, (int32_t)size - 1));
     x86_shift_imm(e, true, SH_SHR, RCX, 12);
     x86_alu_rm(e, true, ALU_XOR, RCX, M(HREG, OFF_KEY));
     x86_alu_rm(e, true, ALU_CMP, RCX, M(RDX, 0));
     s->from[0] = x86_jcc(e, CC_NE);
-    if (size > 1) { /* a byte never crosses the page; wider: page offset <= 4096 - size */
-        x86_mov32_load(e, RCX, R(RAX));
-        x86_alu_imm(e, false, ALU_AND, R(RCX), 0xfff);
-        x86_alu_imm(e, false, ALU_CMP, R(RCX), (int32_t)(4096 - size));
-        s->from[1] = x86_jcc(e, CC_A);
-    }
     x86_alu_rm(e, true, ALU_ADD, RAX, M(RDX, 8));
 }
 
@@ -468,13 +557,115 @@ static bool jit_inline(enum rv_op op)
     }
 }
 
-/* x[rd] = rax, or eax sign-extended when w32 (and its host register when cached) */
-static void emit_set_rd(struct gen *g, unsigned rd, bool w32)
+/* x[rd] = src, or its low 32 bits sign-extended when w32: its host register when cached
+ * (written back later), else h->x */
+static void emit_set_rd_from(struct gen *g, unsigned rd, enum x86_reg src, bool w32)
 {
     struct x86 *e = &g->e;
-    if (w32) x86_movsxd(e, RAX, RAX);
-    x86_mov_store(e, M(HREG, OFF_X(rd)), RAX);
-    if (g->host[rd] >= 0) x86_mov_store(e, R((enum x86_reg)g->host[rd]), RAX);
+    if (w32) x86_movsxd(e, src, src);
+    if (g->host[rd] >= 0) {
+        x86_mov_load(e, (enum x86_reg)g->host[rd], R(src));
+        mark_written(g, rd);
+    } else {
+        x86_mov_store(e, M(HREG, OFF_X(rd)), src);
+    }
+}
+static void emit_set_rd(struct gen *g, unsigned rd, bool w32)
+{
+    emit_set_rd_from(g, rd, RAX, w32);
+}
+
+/* The commonest ALU operations with rd cached: computed in rd's host register, without going
+ * through rax. False when the operation has no such form (emit_alu does it through rax). */
+static bool emit_alu_in_place(struct gen *g, const struct rv_decoded *d)
+{
+    struct x86 *e = &g->e;
+    const enum x86_reg h = (enum x86_reg)g->host[d->rd];
+    const struct x86_rm rs1 = greg(g, d->rs1), rs2 = greg(g, d->rs2);
+    enum x86_alu a;
+    enum x86_shift sh;
+    switch (d->op) {
+    case RV_OP_ADDI: a = ALU_ADD; goto alu_imm;
+    case RV_OP_XORI: a = ALU_XOR; goto alu_imm;
+    case RV_OP_ORI: a = ALU_OR; goto alu_imm;
+    case RV_OP_ANDI:
+        a = ALU_AND;
+    alu_imm:
+        if (d->rs1 != d->rd) x86_mov_load(e, h, rs1);
+        if (d->imm || a == ALU_AND) x86_alu_imm(e, true, a, R(h), d->imm);
+        break;
+    case RV_OP_SUB: a = ALU_SUB; goto alu_rr;
+    case RV_OP_ADD: a = ALU_ADD; goto alu_rr;
+    case RV_OP_XOR: a = ALU_XOR; goto alu_rr;
+    case RV_OP_OR: a = ALU_OR; goto alu_rr;
+    case RV_OP_AND:
+        a = ALU_AND;
+    alu_rr:
+        if (d->rd == d->rs2 && d->rs1 != d->rs2) {
+            if (a == ALU_SUB) return false; /* rd = rs1 - rd: through rax */
+            x86_alu_rm(e, true, a, h, rs1); /* commutative: rd = rd op rs1 */
+        } else {
+            if (d->rs1 != d->rd) x86_mov_load(e, h, rs1);
+            x86_alu_rm(e, true, a, h, rs2);
+        }
+        break;
+    case RV_OP_SLLI: sh = SH_SHL; goto sh_imm;
+    case RV_OP_SRLI: sh = SH_SHR; goto sh_imm;
+    case RV_OP_SRAI:
+        sh = SH_SAR;
+    sh_imm:
+        if (d->rs1 != d->rd) x86_mov_load(e, h, rs1);
+        x86_shift_imm(e, true, sh, h, (uint8_t)(d->imm & 63));
+        break;
+    case RV_OP_MUL:
+        if (d->rd == d->rs2 && d->rs1 != d->rs2) {
+            x86_imul(e, true, h, rs1);
+        } else {
+            if (d->rs1 != d->rd) x86_mov_load(e, h, rs1);
+            x86_imul(e, true, h, rs2);
+        }
+        break;
+    /* 32-bit forms: the 32-bit operation (which zero-extends), then sign-extend in place */
+    case RV_OP_ADDIW:
+        if (d->rs1 != d->rd) x86_mov32_load(e, h, rs1);
+        if (d->imm) x86_alu_imm(e, false, ALU_ADD, R(h), d->imm);
+        x86_movsxd(e, h, h);
+        break;
+    case RV_OP_SUBW: a = ALU_SUB; goto alu_rrw;
+    case RV_OP_ADDW:
+        a = ALU_ADD;
+    alu_rrw:
+        if (d->rd == d->rs2 && d->rs1 != d->rs2) {
+            if (a == ALU_SUB) return false;
+            x86_alu_rm(e, false, a, h, rs1);
+        } else {
+            if (d->rs1 != d->rd) x86_mov32_load(e, h, rs1);
+            x86_alu_rm(e, false, a, h, rs2);
+        }
+        x86_movsxd(e, h, h);
+        break;
+    case RV_OP_MULW:
+        if (d->rd == d->rs2 && d->rs1 != d->rs2) {
+            x86_imul(e, false, h, rs1);
+        } else {
+            if (d->rs1 != d->rd) x86_mov32_load(e, h, rs1);
+            x86_imul(e, false, h, rs2);
+        }
+        x86_movsxd(e, h, h);
+        break;
+    case RV_OP_SLLIW: sh = SH_SHL; goto shw_imm;
+    case RV_OP_SRLIW: sh = SH_SHR; goto shw_imm;
+    case RV_OP_SRAIW:
+        sh = SH_SAR;
+    shw_imm:
+        if (d->rs1 != d->rd) x86_mov32_load(e, h, rs1);
+        x86_shift_imm(e, false, sh, h, (uint8_t)(d->imm & 31));
+        x86_movsxd(e, h, h);
+        break;
+    default: return false;
+    }
+    mark_written(g, d->rd);
+    return true;
 }
 
 /* Pure ALU operation: inline for the common ones, else a call of the shared rv_alu. */
@@ -486,6 +677,7 @@ static void emit_alu(struct gen *g, const struct rv_decoded *d)
     enum x86_alu a;
     enum x86_shift sh;
     enum x86_cc cc;
+    if (g->host[d->rd] >= 0 && emit_alu_in_place(g, d)) return;
     switch (d->op) {
     case RV_OP_ADDI: a = ALU_ADD; goto alu_imm;
     case RV_OP_XORI: a = ALU_XOR; goto alu_imm;
@@ -596,12 +788,13 @@ static void emit_alu(struct gen *g, const struct rv_decoded *d)
         emit_set_rd(g, d->rd, false);
         return;
     default: /* the shared C semantics; arguments from h->x (rsi/rdi may cache registers) */
+        flush_dirty(g, g->dirty);
         x86_mov_load(e, RDI, M(HREG, OFF_X(d->rs1)));
         x86_mov_load(e, RSI, M(HREG, OFF_X(d->rs2)));
         x86_mov_imm(e, RDX, (uint64_t)(int64_t)imm);
         x86_mov_imm(e, RCX, (uint64_t)d->op);
         x86_call_abs(e, (const void *)jit_alu_helper);
-        reload_cached(g);
+        forget_cached(g);
         emit_set_rd(g, d->rd, false);
         return;
     }
@@ -637,7 +830,8 @@ static enum emitted emit_interp_step(struct gen *g, const struct rv_decoded *d, 
                                      unsigned k)
 {
     struct x86 *e = &g->e;
-    x86_lea(e, RAX, M(VBASE, off));
+    flush_dirty(g, g->dirty);
+    emit_vpc(e, RAX, off);
     x86_mov_store(e, M(HREG, OFF_PC), RAX);
     if (k) x86_alu_imm(e, true, ALU_ADD, M(HREG, OFF_INSTRET), (int32_t)k);
     x86_mov_load(e, RDI, R(HREG));
@@ -650,14 +844,14 @@ static enum emitted emit_interp_step(struct gen *g, const struct rv_decoded *d, 
     }
     x86_alu_imm(e, false, ALU_CMP, M(HREG, OFF_LEFT), -1);
     uint8_t *ev = x86_jcc(e, CC_NE);
-    x86_lea(e, RAX, M(VBASE, off + d->len));
+    emit_vpc(e, RAX, off + d->len);
     x86_alu_rm(e, true, ALU_CMP, RAX, M(HREG, OFF_PC));
     uint8_t *ok = x86_jcc(e, CC_E);
     x86_patch(ev, e->p);
     x86_mov_imm(e, RAX, 0xffffffffu); /* JIT_LEAVE */
     x86_patch(x86_jmp(e), g->exit_eax);
     x86_patch(ok, e->p);
-    reload_cached(g); /* the interpreter may have written any register */
+    forget_cached(g); /* the interpreter may have written any register */
     return EMIT_SYNCED;
 }
 
@@ -674,10 +868,11 @@ static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t
         x86_alu_imm(e, false, ALU_AND, R(RAX), (int32_t)MSTATUS_FS);
         fs->from[0] = x86_jcc(e, CC_E);
         if (d->op == RV_OP_FPU) {
+            flush_dirty(g, g->dirty); /* fmv.w.x, fcvt read x registers */
             x86_mov_load(e, RDI, R(HREG));
             x86_mov_imm(e, RSI, (uint32_t)d->imm); /* the raw encoding */
             x86_call_abs(e, (const void *)jit_fpu_helper);
-            reload_cached(g); /* fmv.x, fcvt, compares write x registers */
+            forget_cached(g); /* fmv.x, fcvt, compares write x registers */
             x86_test32(e, RAX, RAX);
             fs->from[1] = x86_jcc(e, CC_NE);
             return EMIT_CONT;
@@ -685,21 +880,21 @@ static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t
         unsigned size = mem_size(d->op);
         if (d->op == RV_OP_FLW || d->op == RV_OP_FLD) {
             struct stub *s = new_stub(g, STUB_LOAD, d, off, k);
-            emit_tlb(g, s, TR, size);
+            emit_tlb(g, s, TR_SLOT, size);
             x86_load_n(e, size, false, RAX, M(RAX, 0));
             if (size == 4) { /* NaN-boxed (spec 12.2) */
                 x86_mov_imm(e, RCX, 0xffffffff00000000ull);
                 x86_alu_rm(e, true, ALU_OR, RAX, R(RCX));
             }
             x86_mov_store(e, M(HREG, OFF_F(d->rd)), RAX);
-            s->back = e->p;
+            set_back(g, s);
             x86_alu_imm(e, true, ALU_OR, M(HREG, OFF_MSTATUS), (int32_t)FS_DIRTY);
         } else {
             struct stub *s = new_stub(g, STUB_STORE, d, off, k);
-            emit_tlb(g, s, TW, size);
+            emit_tlb(g, s, TW_SLOT, size);
             x86_mov_load(e, RCX, M(HREG, OFF_F(d->rs2)));
             x86_store_n(e, size, M(RAX, 0), RCX);
-            s->back = e->p;
+            set_back(g, s);
         }
         return EMIT_CONT;
     }
@@ -711,19 +906,28 @@ static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t
     if (is_load(d->op)) {
         struct stub *s = new_stub(g, STUB_LOAD, d, off, k);
         unsigned size = mem_size(d->op);
-        emit_tlb(g, s, TR, size);
-        x86_load_n(e, size, load_signed(d->op), RAX, M(RAX, 0));
-        emit_set_rd(g, d->rd, false);
-        s->back = e->p;
+        emit_tlb(g, s, TR_SLOT, size);
+        if (g->host[d->rd] >= 0) { /* straight into rd's host register */
+            x86_load_n(e, size, load_signed(d->op), (enum x86_reg)g->host[d->rd], M(RAX, 0));
+            mark_written(g, d->rd);
+        } else {
+            x86_load_n(e, size, load_signed(d->op), RAX, M(RAX, 0));
+            emit_set_rd(g, d->rd, false);
+        }
+        set_back(g, s);
         return EMIT_CONT;
     }
     if (is_store(d->op)) {
         struct stub *s = new_stub(g, STUB_STORE, d, off, k);
         unsigned size = mem_size(d->op);
-        emit_tlb(g, s, TW, size);
-        x86_mov_load(e, RCX, greg(g, d->rs2));
-        x86_store_n(e, size, M(RAX, 0), RCX);
-        s->back = e->p;
+        emit_tlb(g, s, TW_SLOT, size);
+        enum x86_reg src = RCX;
+        if (g->host[d->rs2] >= 0)
+            src = hreg(g, d->rs2);
+        else
+            x86_mov_load(e, RCX, greg(g, d->rs2));
+        x86_store_n(e, size, M(RAX, 0), src);
+        set_back(g, s);
         return EMIT_CONT;
     }
     switch (d->op) {
@@ -732,20 +936,25 @@ static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t
         return EMIT_CONT;
     case RV_OP_FENCE_SL: x86_full_fence(e); return EMIT_CONT;
     case RV_OP_PAUSE:
+        flush_dirty(g, g->dirty); /* the call clobbers the cached registers */
         x86_mov_load(e, RDI, R(HREG));
         x86_call_abs(e, (const void *)jit_pause_helper);
-        reload_cached(g);
+        forget_cached(g);
         return EMIT_CONT;
     case RV_OP_LI:
-        x86_mov_mem_imm(e, M(HREG, OFF_X(d->rd)), d->imm);
-        if (g->host[d->rd] >= 0) x86_mov_mem_imm(e, R((enum x86_reg)g->host[d->rd]), d->imm);
+        if (g->host[d->rd] >= 0) {
+            x86_mov_mem_imm(e, R((enum x86_reg)g->host[d->rd]), d->imm);
+            mark_written(g, d->rd);
+        } else {
+            x86_mov_mem_imm(e, M(HREG, OFF_X(d->rd)), d->imm);
+        }
         return EMIT_CONT;
     case RV_OP_MV:
         x86_mov_load(e, RAX, greg(g, d->rs1));
         emit_set_rd(g, d->rd, false);
         return EMIT_CONT;
     case RV_OP_AUIPC:
-        x86_lea(e, RAX, M(VBASE, off + d->imm)); /* |imm| < 2^31 - 4096 (U-type, 4 KiB units) */
+        emit_vpc(e, RAX, off + d->imm); /* |imm| < 2^31 - 4096 (U-type, 4 KiB units) */
         emit_set_rd(g, d->rd, false);
         return EMIT_CONT;
     case RV_OP_BEQ:
@@ -756,22 +965,27 @@ static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t
     case RV_OP_BGEU: {
         static const enum x86_cc cc[] = {CC_E, CC_NE, CC_L, CC_GE, CC_B, CC_AE};
         struct stub *s = new_stub(g, STUB_BRANCH, d, off, k);
-        x86_mov_load(e, RAX, greg(g, d->rs1));
-        x86_alu_rm(e, true, ALU_CMP, RAX, greg(g, d->rs2));
+        enum x86_reg a = RAX;
+        if (g->host[d->rs1] >= 0)
+            a = hreg(g, d->rs1);
+        else
+            x86_mov_load(e, RAX, greg(g, d->rs1));
+        x86_alu_rm(e, true, ALU_CMP, a, greg(g, d->rs2));
         s->from[0] = x86_jcc(e, cc[d->op - RV_OP_BEQ]);
         return EMIT_CONT;
     }
     case RV_OP_JAL:
-        x86_lea(e, RAX, M(VBASE, next));
-        x86_mov_store(e, M(HREG, OFF_X(d->rd)), RAX);
-        emit_exit(g, off + d->imm, k + 1);
+        emit_vpc(e, RAX, next);
+        emit_set_rd(g, d->rd, false);
+        emit_exit(g, off + d->imm, k + 1, g->dirty);
         return EMIT_END;
     case RV_OP_JALR: /* target before the link: rd may be rs1 */
         x86_mov_load(e, RAX, greg(g, d->rs1));
         if (d->imm) x86_alu_imm(e, true, ALU_ADD, R(RAX), d->imm);
         x86_alu_imm(e, true, ALU_AND, R(RAX), -2);
-        x86_lea(e, RCX, M(VBASE, next));
-        x86_mov_store(e, M(HREG, OFF_X(d->rd)), RCX);
+        emit_vpc(e, RCX, next);
+        emit_set_rd_from(g, d->rd, RCX, false);
+        flush_dirty(g, g->dirty);
         x86_alu_imm(e, true, ALU_ADD, M(HREG, OFF_INSTRET), (int32_t)(k + 1));
         x86_patch(x86_jmp(e), g->tramp);
         return EMIT_END;
@@ -785,10 +999,15 @@ static void emit_stub(struct gen *g, const struct stub *s)
     for (unsigned f = 0; f < 2; f++)
         x86_patch(s->from[f], e->p);
     const struct rv_decoded *d = &s->d;
+    if (s->kind == STUB_BRANCH) {
+        emit_exit(g, s->off + d->imm, s->k + 1, s->dirty);
+        return;
+    }
+    flush_dirty(g, s->dirty);
     switch (s->kind) {
-    case STUB_BRANCH: emit_exit(g, s->off + d->imm, s->k + 1); return;
+    case STUB_BRANCH: return; /* above */
     case STUB_STEP:
-        x86_lea(e, RAX, M(VBASE, s->off));
+        emit_vpc(e, RAX, s->off);
         x86_mov_store(e, M(HREG, OFF_PC), RAX);
         if (s->k) x86_alu_imm(e, true, ALU_ADD, M(HREG, OFF_INSTRET), (int32_t)s->k);
         x86_mov_load(e, RDI, R(HREG));
@@ -807,10 +1026,10 @@ static void emit_stub(struct gen *g, const struct stub *s)
         x86_mov_load(e, RDI, R(HREG));
         x86_mov_load(e, RSI, R(RAX));
         x86_mov_imm(e, RDX, info);
-        x86_mov_load(e, RCX, R(VBASE));
+        x86_mov_load(e, RCX, M(RSP, VBASE_SLOT));
         x86_call_abs(e, s->kind == STUB_LOAD ? (const void *)jit_load_slow
                                              : (const void *)jit_store_slow);
-        reload_cached(g); /* the call clobbered them; a load wrote rd in h->x */
+        reload_cached(g, s->live); /* the call clobbered them; a load wrote rd in h->x */
         x86_test32(e, RAX, RAX);
         x86_patch(x86_jcc(e, CC_E), s->back);
         x86_patch(x86_jmp(e), g->exit_eax); /* cause + 1 */
@@ -914,14 +1133,14 @@ static void insn_xregs(const struct rv_decoded *d, unsigned r[2], unsigned *w)
     }
 }
 
-/* Host registers go to the guest registers the block reads most, counting the load at the
- * body's start for a register read before the block writes it: a register must save at
- * least one load of h->x to be worth one. Registers written first need no load at the
- * start (write-through gives them their value). */
+/* Host registers go to the guest registers the block uses most: each read saves a load of
+ * h->x, each write but one a store (the last is written back where the block leaves);
+ * a register read before the block writes it costs a load at the body's start. A register
+ * must save at least one access to be worth one. */
 static void choose_cached(struct gen *g, const struct rv_decoded *d, unsigned n)
 {
     int gain[33] = {0};
-    bool seen[33] = {false}, read_first[33] = {false};
+    bool seen[33] = {false}, read_first[33] = {false}, written[33] = {false};
     for (unsigned k = 0; k < n; k++) {
         unsigned r[2], w;
         insn_xregs(&d[k], r, &w);
@@ -933,11 +1152,15 @@ static void choose_cached(struct gen *g, const struct rv_decoded *d, unsigned n)
             }
             gain[r[i]]++;
         }
-        if (w) seen[w] = true;
+        if (w) {
+            seen[w] = true;
+            if (written[w]) gain[w]++; /* the first write's store stays (the write-back) */
+            written[w] = true;
+        }
     }
     memset(g->host, -1, sizeof(g->host));
+    memset(g->cidx, -1, sizeof(g->cidx));
     g->ncached = 0;
-    g->entry_loads = 0;
     gain[0] = gain[32] = 0; /* x0 reads as zero from h->x; x[32] is the write sink */
     while (g->ncached < NCACHE_REGS) {
         unsigned best = 0;
@@ -945,8 +1168,8 @@ static void choose_cached(struct gen *g, const struct rv_decoded *d, unsigned n)
             if (gain[r] > gain[best]) best = r;
         if (gain[best] < 1) break;
         gain[best] = 0;
-        if (read_first[best]) g->entry_loads |= 1u << g->ncached;
         g->host[best] = (int8_t)cache_regs[g->ncached];
+        g->cidx[best] = (int8_t)g->ncached;
         g->cached[g->ncached++] = (uint8_t)best;
     }
 }
@@ -961,16 +1184,16 @@ static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc)
     static __thread struct gen g; /* ~5 KiB: off the hart thread's stack */
     for (int attempt = 0; attempt < 2; attempt++) {
         g.nstubs = 0;
+        g.live = g.dirty = 0; /* cached registers are loaded where first read (hreg) */
         x86_init(&g.e, j->cache.rw + j->cache.used, jit_cache_avail(&j->cache));
         struct x86 *e = &g.e;
         emit_prologue(e);
+        g.body = e->p; /* the body starts here (chained blocks enter here too) */
         choose_cached(&g, d, n);
-        /* the body starts here (chained blocks enter here too): the registers read first */
-        for (unsigned i = 0; i < g.ncached; i++)
-            if (g.entry_loads & (1u << i))
-                x86_mov_load(e, cache_regs[i], M(HREG, OFF_X(g.cached[i])));
         g.blk = p->blk;
         g.bodies = j->cache.rx + j->prologue_len;
+        g.bodies_rw = j->cache.rw + j->prologue_len;
+        g.start = (int32_t)off;
         g.tramp = j->tramp;
         g.exit_pc = j->exit_pc;
         g.exit_eax = j->exit_eax;
@@ -982,7 +1205,7 @@ static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc)
             if (em == EMIT_SYNCED) base = k + 1;
             ioff += d[k].len;
         }
-        if (em != EMIT_END) emit_exit(&g, ioff, n - base);
+        if (em != EMIT_END) emit_exit(&g, ioff, n - base, g.dirty);
         for (unsigned s = 0; s < g.nstubs; s++)
             emit_stub(&g, &g.stubs[s]);
         if (!e->overflow) {
