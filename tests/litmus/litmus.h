@@ -154,11 +154,16 @@ static void litmus_body(enum body b, unsigned h, unsigned m, unsigned k)
             else if (b == MP_NONE)
                 __asm__ __volatile__("sd %0, 0(%1)\n\tsd %0, 0(%2)" ::"r"(one), "r"(data), "r"(flag)
                                      : "memory");
-            else /* flag first, data a little later: a consumer may see flag = 1, data = 0 */
-                __asm__ __volatile__(
-                    "sd %0, 0(%2)\n\t.rept 16\n\tnop\n\t.endr\n\tsd %0, 0(%1)" ::"r"(one),
-                    "r"(data), "r"(flag)
-                    : "memory");
+            else { /* flag first, data a little later: a consumer may see flag = 1, data = 0.
+                    * "Later" is a counted loop, not nops a JIT translates to nothing: the
+                    * window must stay wide enough for the other hart's loads to land in it. */
+                uint64_t spin = 1024;
+                __asm__ __volatile__("sd %1, 0(%3)\n1:\taddi %0, %0, -1\n\tbnez %0, 1b\n\t"
+                                     "sd %1, 0(%2)"
+                                     : "+&r"(spin)
+                                     : "r"(one), "r"(data), "r"(flag)
+                                     : "memory");
+            }
         } else {
             if (b == MP_FENCES)
                 __asm__ __volatile__("ld %0, 0(%2)\n\tfence r, r\n\tld %1, 0(%3)"
@@ -184,12 +189,15 @@ static void litmus_body(enum body b, unsigned h, unsigned m, unsigned k)
                              : "r"(one), "r"(other), "r"(mine)
                              : "memory");
         break;
-    case LB_SWAPPED: /* store, a little later load: both loads may see 1 */
-        __asm__ __volatile__("sd %1, 0(%3)\n\t.rept 16\n\tnop\n\t.endr\n\tld %0, 0(%2)"
-                             : "=&r"(r1)
+    case LB_SWAPPED: { /* store, a little later (a counted loop, as MP_SWAPPED) load: both
+                        * loads may see 1 */
+        uint64_t spin = 256;
+        __asm__ __volatile__("sd %2, 0(%4)\n1:\taddi %1, %1, -1\n\tbnez %1, 1b\n\tld %0, 0(%3)"
+                             : "=&r"(r1), "+&r"(spin)
                              : "r"(one), "r"(other), "r"(mine)
                              : "memory");
         break;
+    }
     }
     litmus_sh.r1[k][h].v = r1;
     litmus_sh.r2[k][h].v = r2;

@@ -19,7 +19,7 @@ for n in 2 4; do
         cmd=(qemu-system-riscv64 -M virt -bios "$out/litmus$n.bin" -nographic -smp "$n" -m 256M)
     else
         cmd=("$emu" run --firmware "$out/litmus$n.bin" --cpus "$n" --memory 256M)
-        [ "$(nproc)" -lt "$n" ] && cmd+=(--overcommit)
+        cmd+=(--overcommit) # admission is not under test (other VMs may run on this host)
         [ -n "${LITMUS_ENGINE:-}" ] && cmd+=(--engine "$LITMUS_ENGINE")
     fi
     t0=$(date +%s%N)
