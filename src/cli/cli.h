@@ -1,6 +1,7 @@
 /* Subcommands: each parses its arguments, validates them, calls the library and prints. */
 #ifndef VESSEL_CLI_CLI_H
 #define VESSEL_CLI_CLI_H
+#include "vm/config.h"
 #include "vm/vm.h"
 #include <stdbool.h>
 #include <stddef.h>
@@ -15,6 +16,11 @@ struct run_args {
     const char *log_level, *log_file;
     const char *api_sock, *config_file, *store;
     char default_paths[3][4096]; /* storage for default firmware, kernel, initrd */
+    /* --ssh-key FILE (repeatable): the keys read (vm.machine.ssh_keys points here) and the
+     * files, in order */
+    char ssh_keys[VM_SSH_KEYS_MAX];
+    const char *ssh_key_files[VM_SSH_KEY_FILES];
+    unsigned nssh_key_files;
 };
 
 /* What the host can give; separated out so tests can fake it. */
@@ -25,7 +31,8 @@ struct host_limits {
 int host_limits_read(struct host_limits *l);
 
 /* Parse `vessel run` arguments (argv[0] = "run"). Returns 0, or -EINVAL with a one-line
- * message in err. Fills defaults for the default guest. Does not touch the files. */
+ * message in err. Fills defaults for the default guest. Does not touch the files, except
+ * --ssh-key's, read and checked into a->ssh_keys. */
 int cli_run_parse(int argc, char **argv, const struct host_limits *lim, struct run_args *a,
                   char *err, size_t errlen);
 int cli_run(int argc, char **argv);

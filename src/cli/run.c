@@ -83,6 +83,10 @@ void cli_run_usage(FILE *out)
             "                     convention: host programs connect to PATH and write\n"
             "                     \"CONNECT <port>\\n\"; guest connections to host port P go to\n"
             "                     the Unix socket PATH_P\n"
+            "  --ssh-key FILE     public keys (a .pub or authorized_keys file) for the guest's\n"
+            "                     root, given in the device tree (/chosen/vessel,ssh-\n"
+            "                     authorized-keys); the Debian root disk installs them in\n"
+            "                     /root/.ssh/authorized_keys at boot; repeatable (%d files)\n"
             "  --engine ENGINE    interp (default) or jit (x86-64 translation)\n"
             "  --jit-cache SIZE   translated code per vCPU with --engine jit (default 64M,\n"
             "                     64K to 2G; flushed whole when full)\n"
@@ -95,7 +99,7 @@ void cli_run_usage(FILE *out)
             "Exit status: 0 guest powered off, 1 host error, 2 bad arguments or files,\n"
             "3 the guest cannot continue, 4 the guest reported failure.\n",
             DEFAULT_CPUS, DEFAULT_CMDLINE, MACHINE_MAX_DISKS, SANDBOX_DEFAULT_USER,
-            SANDBOX_FALLBACK_USER);
+            SANDBOX_FALLBACK_USER, VM_SSH_KEY_FILES);
 }
 
 int host_limits_read(struct host_limits *l)
@@ -142,7 +146,8 @@ enum {
     OPT_NET,
     OPT_VSOCK,
     OPT_MAC,
-    OPT_PUBLISH
+    OPT_PUBLISH,
+    OPT_SSH_KEY
 };
 
 static const struct option run_options[] = {
@@ -171,6 +176,7 @@ static const struct option run_options[] = {
     {"vsock", required_argument, NULL, OPT_VSOCK},
     {"mac", required_argument, NULL, OPT_MAC},
     {"publish", required_argument, NULL, OPT_PUBLISH},
+    {"ssh-key", required_argument, NULL, OPT_SSH_KEY},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -315,6 +321,13 @@ int cli_run_parse(int argc, char **argv, const struct host_limits *lim, struct r
                 return fail(err, errlen, "--publish: at most %d forwarded ports", NET_MAX_HOSTFWD);
             publish[npublish++] = optarg;
             break;
+        case OPT_SSH_KEY:
+            if (a->nssh_key_files == VM_SSH_KEY_FILES)
+                return fail(err, errlen,
+                            "--ssh-key: at most %d files (one file may hold many keys)",
+                            VM_SSH_KEY_FILES);
+            a->ssh_key_files[a->nssh_key_files++] = optarg;
+            break;
         case OPT_MAC:
             if (net_mac_parse(optarg, a->vm.mac) < 0)
                 return fail(err, errlen,
@@ -336,11 +349,19 @@ int cli_run_parse(int argc, char **argv, const struct host_limits *lim, struct r
 
     if ((a->api_sock || a->config_file) &&
         (cpus_s || mem_s || mc->kernel || mc->initrd || cmdline_set || mc->firmware ||
-         a->vm.ndisks || gdb_s || net_s || a->vm.mac_set || npublish || a->vm.vsock.present))
+         a->vm.ndisks || gdb_s || net_s || a->vm.mac_set || npublish || a->vm.vsock.present ||
+         a->nssh_key_files))
         return fail(err, errlen,
                     "--api-sock and --config-file take the VM's configuration from the API or the "
                     "file: drop --cpus, --memory, --kernel, --initrd, --cmdline, --firmware, "
-                    "--disk, --gdb, --net, --mac, --publish and --vsock");
+                    "--disk, --gdb, --net, --mac, --publish, --vsock and --ssh-key");
+    for (unsigned i = 0; i < a->nssh_key_files; i++) {
+        char e2[300];
+        const char *f = a->ssh_key_files[i];
+        if (vm_ssh_keys_add_file(a->ssh_keys, sizeof(a->ssh_keys), f, e2, sizeof(e2)) < 0)
+            return fail(err, errlen, "--ssh-key %s: %s", f, e2);
+    }
+    if (a->ssh_keys[0]) mc->ssh_keys = a->ssh_keys;
     /* after --net, whatever the order: --publish adds to its forwards (or makes it user) */
     for (unsigned i = 0; i < npublish; i++) {
         int r = net_spec_add_publish(&a->vm.net, publish[i], err, errlen);

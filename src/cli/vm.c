@@ -149,6 +149,9 @@ static void create_usage(FILE *out)
             "                     guest/build-rootfs.sh), kept in the VM's directory\n"
             "  --disk-size SIZE   a new sparse disk of SIZE for the VM (with --image: grow the\n"
             "                     root disk to SIZE)\n"
+            "  --ssh-key FILE     public keys for root (kept in the VM's configuration, given\n"
+            "                     to the guest at every boot); vessel ssh uses the private\n"
+            "                     key beside FILE.pub\n"
             "  --store DIR        the store (default $VESSEL_STORE, /var/lib/vessel for root,\n"
             "                     else ~/.local/share/vessel)\n");
 }
@@ -246,6 +249,24 @@ static int image_overlay(const struct store *st, const char *src, const char *ds
     return qcow2_create(dst, size > (uint64_t)sb.st_size ? size : 0, 16, base, "raw", err, errlen);
 }
 
+/* --ssh-key X.pub: if the private key X is beside it, `vessel ssh` offers it (-i X). */
+static void ssh_identities_from(struct vm_spec *spec, const struct run_args *ra)
+{
+    spec->nssh_identities = 0;
+    for (unsigned i = 0; i < ra->nssh_key_files && i < VM_SSH_KEY_FILES; i++) {
+        const char *f = ra->ssh_key_files[i];
+        size_t n = strlen(f);
+        char priv[VM_PATH_MAX];
+        if (n <= 4 || n >= sizeof(priv) || strcmp(f + n - 4, ".pub")) continue;
+        memcpy(priv, f, n - 4);
+        priv[n - 4] = 0;
+        char *abs = realpath(priv, NULL);
+        if (abs && strlen(abs) < VM_PATH_MAX)
+            strcpy(spec->ssh_identities[spec->nssh_identities++], abs);
+        free(abs);
+    }
+}
+
 int cli_create(int argc, char **argv)
 {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
@@ -332,6 +353,7 @@ int cli_create(int argc, char **argv)
         fprintf(stderr, "vessel create: %s\n", err);
         return VM_EXIT_USAGE;
     }
+    ssh_identities_from(&spec, &ra);
     struct store st;
     if ((rc = open_store(&st, store_dir, true, "create"))) return rc;
     int lk = store_lock(&st, err, sizeof(err));
@@ -1973,7 +1995,8 @@ static void ssh_usage(FILE *out)
             "Usage: vessel ssh NAME [--store DIR] [-- SSH-ARGS...]\n"
             "ssh into a running VM through its published port 22 (vessel create NAME --publish\n"
             "2222:22) as root, with a known_hosts file of the VM's own (its host keys are made\n"
-            "at its first boot). VESSEL_SSH names another ssh program.\n");
+            "at its first boot), and -i KEY for each --ssh-key KEY.pub the VM was created\n"
+            "with whose private key KEY exists. VESSEL_SSH names another ssh program.\n");
 }
 
 int cli_ssh(int argc, char **argv)
@@ -2028,6 +2051,12 @@ int cli_ssh(int argc, char **argv)
     av[n++] = kopt;
     av[n++] = "-o";
     av[n++] = "StrictHostKeyChecking=accept-new"; /* the first connection learns the keys */
+    /* the private keys beside the --ssh-key files given at create, while they exist */
+    for (unsigned i = 0; i < spec.nssh_identities && i < VM_SSH_KEY_FILES; i++)
+        if (access(spec.ssh_identities[i], R_OK) == 0) {
+            av[n++] = "-i";
+            av[n++] = spec.ssh_identities[i];
+        }
     av[n++] = "-l";
     av[n++] = "root";
     av[n++] = host;

@@ -117,6 +117,9 @@ static int build_chosen(void *fdt, const struct fdt_params *p)
     /* Without a seed a 6.12 guest's first getrandom() can block until virtio-rng arrives. */
     TRY(fdt_property(fdt, "rng-seed", p->rng_seed, sizeof(p->rng_seed)));
     TRY(fdt_property_string(fdt, "stdout-path", "/soc/serial@10000000"));
+    /* vessel's own (vendor prefix, DT spec 2.2.4): keys for root, which the Debian root disk's
+     * vessel-ssh-authorized-keys service installs from /proc/device-tree/chosen. */
+    if (p->ssh_keys) TRY(fdt_property_string(fdt, "vessel,ssh-authorized-keys", p->ssh_keys));
     return fdt_end_node(fdt);
 }
 
@@ -297,6 +300,7 @@ static bool params_valid(const struct fdt_params *p)
     if (!p->isa || !p->mmu_type || p->ram_size == 0 || p->ram_base + p->ram_size < p->ram_base)
         return false;
     if (p->has_initrd && p->initrd_end < p->initrd_start) return false;
+    if (p->ssh_keys && strnlen(p->ssh_keys, FDT_SSH_KEYS_MAX) == FDT_SSH_KEYS_MAX) return false;
     return true;
 }
 

@@ -13,10 +13,15 @@ static inline unsigned fdt_virtio_irq(unsigned n)
     return n < 8 ? 1 + n : 12 + (n - 8);
 }
 
+/* Bound on /chosen/vessel,ssh-authorized-keys (vm/config.h VM_SSH_KEYS_MAX): the blob and
+ * OpenSBI's growth must stay within machine.c's FDT_BUF_SIZE. */
+#define FDT_SSH_KEYS_MAX 16384
+
 struct fdt_params {
     unsigned nharts;
     uint64_t ram_base, ram_size;
     const char *bootargs; /* NULL: no bootargs property */
+    const char *ssh_keys; /* /chosen/vessel,ssh-authorized-keys (NULL: none); < FDT_SSH_KEYS_MAX */
     bool has_initrd;
     uint64_t initrd_start, initrd_end; /* end exclusive */
     uint8_t rng_seed[32];              /* /chosen/rng-seed */

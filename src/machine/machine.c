@@ -181,6 +181,7 @@ static int load_images(struct machine *m, char *err, size_t errlen)
         .ram_base = RAM_BASE,
         .ram_size = c->ram_size,
         .bootargs = c->cmdline,
+        .ssh_keys = c->ssh_keys,
         .isa = ISA_STRING,
         .isa_ext = ISA_EXTENSIONS,
         .mmu_type = "riscv,sv57",

@@ -45,8 +45,11 @@ struct machine_config {
     const char *kernel;   /* RISC-V Linux Image (NULL: firmware only) */
     const char *initrd;   /* NULL: none */
     const char *cmdline;  /* NULL: none */
-    bool trace;           /* log traps */
-    unsigned ndisks;      /* virtio-blk devices in slots 0.. (vda, vdb, ...) */
+    /* Public keys for the guest's root, lines of an authorized_keys file (vm_ssh_keys_add),
+     * passed as /chosen/vessel,ssh-authorized-keys; NULL: none. */
+    const char *ssh_keys;
+    bool trace;      /* log traps */
+    unsigned ndisks; /* virtio-blk devices in slots 0.. (vda, vdb, ...) */
     struct machine_disk disks[MACHINE_MAX_DISKS];
     /* Boot images opened by the caller (read from these on every boot, so a sandboxed process
      * that may no longer open files can reboot); NULL: open the path. */

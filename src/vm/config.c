@@ -4,10 +4,12 @@
 #include "util/paths.h"
 #include "util/err.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define fail(err, errlen, ...) err_set(err, errlen, -EINVAL, __VA_ARGS__)
@@ -94,6 +96,149 @@ static int get_str(json_object *o, const char *what, const char *key, char *out,
     memcpy(out, s, n);
     out[n] = 0;
     return 1;
+}
+
+/* ---- --ssh-key ---- */
+
+static bool key_type_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.' || c == '@';
+}
+
+static bool base64_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '+' ||
+           c == '/';
+}
+
+/* One line of a public key file, without its newline: 1 a key, 0 blank or a comment, -EINVAL
+ * with the reason in err. *kb, *ke: the key without surrounding blanks. */
+static int ssh_key_line(const char *l, size_t n, const char **kb, const char **ke, char *err,
+                        size_t errlen)
+{
+    while (n && (l[n - 1] == '\r' || l[n - 1] == ' ' || l[n - 1] == '\t'))
+        n--;
+    size_t i = 0;
+    while (i < n && (l[i] == ' ' || l[i] == '\t'))
+        i++;
+    if (i == n || l[i] == '#') return 0;
+    for (size_t k = i; k < n; k++)
+        if (((unsigned char)l[k] < 0x20 && l[k] != '\t') || (unsigned char)l[k] >= 0x7f)
+            return fail(err, errlen, "a byte that is not printable ASCII (0x%02x)",
+                        (unsigned char)l[k]);
+    if (memmem(l + i, n - i, "PRIVATE KEY", 11))
+        return fail(err, errlen, "this is a private key: give the public one (the .pub file)");
+    size_t t = i;
+    while (t < n && key_type_char(l[t]))
+        t++;
+    bool known = (t - i > 4 && !strncmp(l + i, "ssh-", 4)) ||
+                 (t - i > 6 && !strncmp(l + i, "ecdsa-", 6)) ||
+                 (t - i > 3 && !strncmp(l + i, "sk-", 3));
+    if (!known || t == n || (l[t] != ' ' && l[t] != '\t'))
+        return fail(err, errlen,
+                    "expected a public key such as 'ssh-ed25519 AAAA... comment' (key types "
+                    "ssh-*, ecdsa-*, sk-*; no authorized_keys options)");
+    size_t b = t;
+    while (b < n && (l[b] == ' ' || l[b] == '\t'))
+        b++;
+    size_t e = b;
+    while (e < n && base64_char(l[e]))
+        e++;
+    size_t pad = 0;
+    while (e < n && l[e] == '=' && pad < 2) {
+        e++;
+        pad++;
+    }
+    if (e - b < 16 || (e < n && l[e] != ' ' && l[e] != '\t'))
+        return fail(err, errlen, "the key after '%.*s' is not base64", (int)(t - i), l + i);
+    *kb = l + i;
+    *ke = l + n;
+    return 1;
+}
+
+int vm_ssh_keys_add(char *keys, size_t cap, const char *text, size_t len, char *err, size_t errlen)
+{
+    if (cap > VM_SSH_KEYS_MAX) cap = VM_SSH_KEYS_MAX;
+    size_t have = strnlen(keys, cap), at = have;
+    if (have == cap) return fail(err, errlen, "internal: the key buffer is not a string");
+    unsigned line = 0, nkeys = 0;
+    for (size_t p = 0; p < len;) {
+        const char *l = text + p;
+        const char *nl = memchr(l, '\n', len - p);
+        size_t n = nl ? (size_t)(nl - l) : len - p;
+        p += n + (nl ? 1 : 0);
+        line++;
+        if (memchr(l, 0, n)) {
+            memset(keys + have, 0, at - have + 1);
+            return fail(err, errlen, "line %u: a NUL byte (not a text file)", line);
+        }
+        const char *kb = NULL, *ke = NULL;
+        char e2[200];
+        int r = ssh_key_line(l, n, &kb, &ke, e2, sizeof(e2));
+        if (r < 0) {
+            memset(keys + have, 0, at - have + 1);
+            return fail(err, errlen, "line %u: %s", line, e2);
+        }
+        if (r == 0) continue;
+        size_t kl = (size_t)(ke - kb);
+        if (at + kl + 2 > cap) {
+            memset(keys + have, 0, at - have + 1);
+            return err_set(err, errlen, -E2BIG, "more than %zu bytes of keys in all", cap - 1);
+        }
+        memcpy(keys + at, kb, kl);
+        keys[at + kl] = '\n';
+        at += kl + 1;
+        nkeys++;
+    }
+    if (!nkeys) {
+        return fail(err, errlen,
+                    "no public key in it (expected lines like 'ssh-ed25519 AAAA... "
+                    "comment')");
+    }
+    keys[at] = 0;
+    return 0;
+}
+
+int vm_ssh_keys_add_file(char *keys, size_t cap, const char *path, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) return err_set(err, errlen, -errno, "%s", strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return fail(err, errlen, "not a regular file");
+    }
+    if (sb.st_size > VM_SSH_KEYS_MAX) {
+        close(fd);
+        return err_set(err, errlen, -E2BIG,
+                       "%lld bytes: larger than %d bytes (a public key is under 1 KiB; give the "
+                       ".pub file)",
+                       (long long)sb.st_size, VM_SSH_KEYS_MAX);
+    }
+    char *buf = malloc(VM_SSH_KEYS_MAX + 1);
+    if (!buf) {
+        close(fd);
+        return fail(err, errlen, "out of memory");
+    }
+    size_t n = 0;
+    for (;;) {
+        ssize_t k = read(fd, buf + n, VM_SSH_KEYS_MAX + 1 - n);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) {
+            int e = errno;
+            free(buf);
+            close(fd);
+            return err_set(err, errlen, -e, "%s", strerror(e));
+        }
+        if (k == 0 || (n += (size_t)k) > VM_SSH_KEYS_MAX) break;
+    }
+    close(fd);
+    int r = n > VM_SSH_KEYS_MAX
+                ? err_set(err, errlen, -E2BIG, "larger than %d bytes", VM_SSH_KEYS_MAX)
+                : vm_ssh_keys_add(keys, cap, buf, n, err, errlen);
+    free(buf);
+    return r;
 }
 
 int vm_spec_set_machine(struct vm_spec *s, json_object *o, bool partial, char *err, size_t errlen)
@@ -232,7 +377,8 @@ int vm_spec_set_drive(struct vm_spec *s, const char *id, json_object *o, char *e
 /* "vessel": {"firmware": PATH, "drives": {ID: {"serial": S, "cache": "none"|"writeback"}}} */
 static int set_extras(struct vm_spec *s, json_object *o, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"firmware", "drives", "network", NULL};
+    static const char *const keys[] = {"firmware",       "drives", "network", "ssh_authorized_keys",
+                                       "ssh_identities", NULL};
     static const char *const dkeys[] = {"serial", "cache", NULL};
     int r = check_keys(o, "vessel", keys, err, errlen);
     if (r) return r;
@@ -252,6 +398,32 @@ static int set_extras(struct vm_spec *s, json_object *o, char *err, size_t errle
             return fail(err, errlen, "vessel.network: %s",
                         ns.kind != NET_USER ? "expected user[,options]" : e2);
         memcpy(s->net.user, user, sizeof(user));
+    }
+    json_object *v;
+    if (json_object_object_get_ex(o, "ssh_authorized_keys", &v)) {
+        char e2[300];
+        if (!json_object_is_type(v, json_type_string))
+            return fail(err, errlen, "vessel.ssh_authorized_keys: expected a string");
+        s->ssh_keys[0] = 0;
+        if (vm_ssh_keys_add(s->ssh_keys, sizeof(s->ssh_keys), json_object_get_string(v),
+                            (size_t)json_object_get_string_len(v), e2, sizeof(e2)) < 0)
+            return fail(err, errlen, "vessel.ssh_authorized_keys: %s", e2);
+    }
+    if (json_object_object_get_ex(o, "ssh_identities", &v)) {
+        size_t n = json_object_is_type(v, json_type_array) ? json_object_array_length(v) : 0;
+        if (!json_object_is_type(v, json_type_array) || n > VM_SSH_KEY_FILES)
+            return fail(err, errlen, "vessel.ssh_identities: expected an array of at most %d paths",
+                        VM_SSH_KEY_FILES);
+        for (size_t i = 0; i < n; i++) {
+            json_object *p = json_object_array_get_idx(v, i);
+            const char *ps = json_object_get_string(p);
+            size_t pl = (size_t)json_object_get_string_len(p);
+            if (!json_object_is_type(p, json_type_string) || pl == 0 || pl >= VM_PATH_MAX ||
+                ps[0] != '/' || strlen(ps) != pl)
+                return fail(err, errlen, "vessel.ssh_identities: expected absolute paths");
+            memcpy(s->ssh_identities[i], ps, pl + 1);
+        }
+        s->nssh_identities = (unsigned)n;
     }
     json_object *ds;
     if (!json_object_object_get_ex(o, "drives", &ds)) return 0;
@@ -523,6 +695,14 @@ json_object *vm_spec_to_json(const struct vm_spec *s, bool vessel_extras)
             json_object_object_add(v, "firmware", json_object_new_string(s->firmware));
         if (s->net.present && !s->net.host_dev_name[0] && s->net.user[0])
             json_object_object_add(v, "network", json_object_new_string(s->net.user));
+        if (s->ssh_keys[0])
+            json_object_object_add(v, "ssh_authorized_keys", json_object_new_string(s->ssh_keys));
+        if (s->nssh_identities) {
+            json_object *a = json_object_new_array();
+            for (unsigned i = 0; i < s->nssh_identities && i < VM_SSH_KEY_FILES; i++)
+                json_object_array_add(a, json_object_new_string(s->ssh_identities[i]));
+            json_object_object_add(v, "ssh_identities", a);
+        }
         json_object_object_add(v, "drives", extras);
         json_object_object_add(o, "vessel", v);
     } else {
@@ -591,6 +771,7 @@ int vm_spec_to_options(const struct vm_spec *s, struct vm_options *o, char *cmdl
         o->vsock.cid = s->vsock.guest_cid;
         memcpy(o->vsock.path, s->vsock.uds_path, sizeof(o->vsock.path));
     }
+    mc->ssh_keys = s->ssh_keys[0] ? s->ssh_keys : NULL;
     if (mc->kernel) {
         const char *base = s->has_cmdline ? s->cmdline : "console=ttyS0";
         int w;
@@ -645,6 +826,11 @@ int vm_spec_from_options(struct vm_spec *s, const struct vm_options *o, char *er
         memcpy(d->serial, o->disks[i].serial, sizeof(d->serial));
     }
     s->ndrives = o->ndisks;
+    if (mc->ssh_keys) {
+        if (strlen(mc->ssh_keys) >= sizeof(s->ssh_keys))
+            return fail(err, errlen, "--ssh-key: more than %d bytes of keys", VM_SSH_KEYS_MAX - 1);
+        strcpy(s->ssh_keys, mc->ssh_keys);
+    }
     if (o->net.kind != NET_NONE) {
         struct vm_net_spec *n = &s->net;
         n->present = true;

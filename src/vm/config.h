@@ -17,6 +17,11 @@
 #define VM_DRIVE_ID_MAX    64
 #define VM_MAX_CPUS        32 /* Firecracker's machine-config range is [1, 32] */
 #define VM_DEFAULT_MEM_MIB 128
+/* --ssh-key: public keys for the guest's root (the device tree's
+ * /chosen/vessel,ssh-authorized-keys), at most this many bytes in all, from at most
+ * VM_SSH_KEY_FILES files. */
+#define VM_SSH_KEYS_MAX    16384
+#define VM_SSH_KEY_FILES   4
 
 struct vm_drive_spec {
     char id[VM_DRIVE_ID_MAX];
@@ -58,6 +63,12 @@ struct vm_spec {
     struct vm_drive_spec drives[MACHINE_MAX_DISKS];
     struct vm_net_spec net;
     struct vm_vsock_spec vsock;
+    /* --ssh-key: the keys (lines of an authorized_keys file, checked by vm_ssh_keys_add;
+     * empty: none) and the private keys beside the .pub files given, for `vessel ssh -i`
+     * (vessel.ssh_authorized_keys and vessel.ssh_identities in the JSON). */
+    char ssh_keys[VM_SSH_KEYS_MAX];
+    unsigned nssh_identities;
+    char ssh_identities[VM_SSH_KEY_FILES][VM_PATH_MAX];
 };
 
 /* Firecracker's defaults: 1 vCPU, 128 MiB, nothing to boot. */
@@ -81,6 +92,15 @@ int vm_spec_set_net(struct vm_spec *s, const char *id, json_object *o, char *err
 /* PUT /vsock: guest_cid (3..2^32-2) and uds_path (short enough for "<path>_<port>" in
  * sun_path) required; vsock_id optional. Adds or replaces the one vsock device. */
 int vm_spec_set_vsock(struct vm_spec *s, json_object *o, char *err, size_t errlen);
+/* Append the public keys in text (len bytes, the contents of an authorized_keys or .pub file)
+ * to keys (a NUL-terminated string in a buffer of cap bytes, at most VM_SSH_KEYS_MAX), one
+ * key a line. Each line that is not blank or a '#' comment must be KEYTYPE BASE64 [COMMENT]
+ * with KEYTYPE ssh-*, ecdsa-* or sk-* (no authorized_keys options), printable ASCII only; at
+ * least one key. Returns 0, or -EINVAL (-E2BIG: too long) with a one-line reason naming the
+ * line; keys is then unchanged. */
+int vm_ssh_keys_add(char *keys, size_t cap, const char *text, size_t len, char *err, size_t errlen);
+/* Read a public key file (at most VM_SSH_KEYS_MAX bytes) and append its keys as above. */
+int vm_ssh_keys_add_file(char *keys, size_t cap, const char *path, char *err, size_t errlen);
 
 /* The disk index (vda = 0) vm_spec_to_options gives drive id, or -1 if there is none. */
 int vm_spec_drive_index(const struct vm_spec *s, const char *id);

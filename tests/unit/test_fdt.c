@@ -390,6 +390,26 @@ TEST(fdt_rejects_bad_params)
     CHECK(fdt_build(&p, blob, sizeof(blob)) > 0);
 }
 
+/* --ssh-key: /chosen/vessel,ssh-authorized-keys only when given; the largest allowed set of
+ * keys still leaves OpenSBI room in machine.c's 64 KiB device tree buffer. */
+TEST(fdt_chosen_ssh_keys)
+{
+    struct fdt_params p = default_params(4);
+    CHECK(build(&p) > 0);
+    CHECK(!has_prop("/chosen", "vessel,ssh-authorized-keys"));
+    p.ssh_keys = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA a@b\necdsa-sha2-nistp256 AAAAE2Vj c\n";
+    CHECK(build(&p) > 0);
+    CHECK_STR(prop_str("/chosen", "vessel,ssh-authorized-keys"), p.ssh_keys);
+    static char big[FDT_SSH_KEYS_MAX + 1];
+    memset(big, 'a', FDT_SSH_KEYS_MAX);
+    big[FDT_SSH_KEYS_MAX - 1] = 0;
+    p.ssh_keys = big;
+    int n = build(&p);
+    CHECK(n > 0 && n + 16 * 1024 < 0x10000);
+    big[FDT_SSH_KEYS_MAX - 1] = 'a';
+    CHECK_EQ(fdt_build(&p, blob, sizeof(blob)), -EINVAL);
+}
+
 /* Legacy-only ISA description: no isa-base / isa-extensions when isa_ext is NULL. */
 TEST(fdt_isa_ext_optional)
 {

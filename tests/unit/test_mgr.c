@@ -108,6 +108,96 @@ TEST(config_roundtrip_and_strictness)
     }
 }
 
+#define ED_KEY "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOv7pQ2mFq1I2o9Zr5ZtJ0sJ1xk8o4rP0Wn0g0l0m0n0"
+
+/* --ssh-key: what vm_ssh_keys_add accepts and refuses, the JSON round trip
+ * (vessel.ssh_authorized_keys, vessel.ssh_identities) and the way to the machine. */
+TEST(config_ssh_keys)
+{
+    static char keys[VM_SSH_KEYS_MAX];
+    char err[300];
+    const char *good = "# my keys\r\n\n  " ED_KEY " me@host  \r\n"
+                       "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTY= x\n"
+                       "sk-ssh-ed25519@openssh.com AAAAGnNrLXNzaC1lZDI1NTE5QG9wZW5zc2guY29t";
+    CHECK_EQ(vm_ssh_keys_add(keys, sizeof(keys), good, strlen(good), err, sizeof(err)), 0);
+    CHECK_STR(keys, ED_KEY " me@host\necdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTY= x\n"
+                           "sk-ssh-ed25519@openssh.com AAAAGnNrLXNzaC1lZDI1NTE5QG9wZW5zc2guY29t\n");
+    const char *bad[] = {
+        "",
+        "# only a comment\n\n",
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n",
+        "command=\"ls\" " ED_KEY "\n",
+        "ssh-ed25519\n",
+        "ssh-ed25519 AAAA!notbase64!AAAAAAAAAAAA\n",
+        "ssh-ed25519 AAAA\n",
+        "rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ\n",
+        ED_KEY " caf\xc3\xa9\n",
+        ED_KEY " a\x1b[2Jb\n",
+    };
+    size_t before = strlen(keys);
+    for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = 0;
+        CHECK_EQ(vm_ssh_keys_add(keys, sizeof(keys), bad[i], strlen(bad[i]), err, sizeof(err)),
+                 -EINVAL);
+        CHECK(err[0] != 0);
+        CHECK_EQ(strlen(keys), before);
+    }
+    /* a NUL in the middle of a file */
+    CHECK_EQ(
+        vm_ssh_keys_add(keys, sizeof(keys), ED_KEY "\0\n", sizeof(ED_KEY) + 1, err, sizeof(err)),
+        -EINVAL);
+    /* the bound counts the keys already there */
+    static char many[VM_SSH_KEYS_MAX * 2];
+    size_t n = 0;
+    while (n + sizeof(ED_KEY) + 1 < sizeof(many)) {
+        memcpy(many + n, ED_KEY "\n", sizeof(ED_KEY));
+        n += sizeof(ED_KEY);
+    }
+    CHECK_EQ(vm_ssh_keys_add(keys, sizeof(keys), many, n, err, sizeof(err)), -E2BIG);
+    CHECK_EQ(strlen(keys), before);
+
+    /* JSON: kept as given (checked again on reading), identities as absolute paths */
+    static struct vm_spec s, t;
+    vm_spec_init(&s);
+    snprintf(s.kernel, sizeof(s.kernel), "/k");
+    memcpy(s.ssh_keys, keys, sizeof(keys));
+    s.nssh_identities = 1;
+    snprintf(s.ssh_identities[0], sizeof(s.ssh_identities[0]), "/home/me/.ssh/id_ed25519");
+    json_object *o = vm_spec_to_json(&s, true);
+    CHECK_EQ(vm_spec_from_json(&t, o, err, sizeof(err)), 0);
+    json_object_put(o);
+    CHECK(memcmp(&s, &t, sizeof(s)) == 0);
+    struct vm_options opts;
+    char cmdline[4200];
+    CHECK_EQ(vm_spec_to_options(&s, &opts, cmdline, sizeof(cmdline), err, sizeof(err)), 0);
+    CHECK_STR(opts.machine.ssh_keys, keys);
+    static struct vm_spec u;
+    opts.machine.kernel = opts.machine.firmware = NULL; /* no files to resolve */
+    CHECK_EQ(vm_spec_from_options(&u, &opts, err, sizeof(err)), 0);
+    CHECK_STR(u.ssh_keys, keys);
+    /* no keys: no property */
+    s.ssh_keys[0] = 0;
+    CHECK_EQ(vm_spec_to_options(&s, &opts, cmdline, sizeof(cmdline), err, sizeof(err)), 0);
+    CHECK(opts.machine.ssh_keys == NULL);
+    const char *badj[] = {
+        "{\"vessel\":{\"ssh_authorized_keys\":1}}",
+        "{\"vessel\":{\"ssh_authorized_keys\":\"not a key\"}}",
+        "{\"vessel\":{\"ssh_authorized_keys\":\"\"}}",
+        "{\"vessel\":{\"ssh_identities\":\"/a\"}}",
+        "{\"vessel\":{\"ssh_identities\":[\"rel/a\"]}}",
+        "{\"vessel\":{\"ssh_identities\":[1]}}",
+        "{\"vessel\":{\"ssh_identities\":[\"/a\",\"/b\",\"/c\",\"/d\",\"/e\"]}}",
+    };
+    for (unsigned i = 0; i < sizeof(badj) / sizeof(badj[0]); i++) {
+        json_object *b = json_tokener_parse(badj[i]);
+        CHECK(b != NULL);
+        err[0] = 0;
+        CHECK_EQ(vm_spec_from_json(&t, b, err, sizeof(err)), -EINVAL);
+        CHECK(err[0] != 0);
+        json_object_put(b);
+    }
+}
+
 TEST(store_create_load_atomic)
 {
     struct store st;
