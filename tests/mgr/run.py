@@ -1792,6 +1792,30 @@ def test_bad_input(vessel):
         r = s.run("create", "k", "--kernel", "/nonexistent/Image")
         check("bad: missing kernel at create", r.returncode == 2 and "/nonexistent" in r.stderr,
               r.stderr)
+        # --ssh-key: bad key files are one line each and create nothing; a good one is kept
+        kdir = tempfile.mkdtemp(prefix="vessel-keys-")
+        key = os.path.join(kdir, "id_t")
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "t@h", "-f", key],
+                       check=True)
+        files = {"nokey": "# nothing\n\n", "garbage": "hello world\n",
+                 "big": "#" * 20000 + "\n", "options": "command=\"x\" " + open(key + ".pub").read()}
+        for n, text in files.items():
+            with open(os.path.join(kdir, n), "w") as f:
+                f.write(text)
+        for n, want in (("nokey", "no public key"), ("garbage", "line 1: expected a public key"),
+                        ("big", "larger than"), ("options", "no authorized_keys options"),
+                        ("id_t", "private key"), ("missing", "No such file")):
+            r = s.run("create", "k" + n, "--memory", "128M", "--ssh-key", os.path.join(kdir, n))
+            check(f"bad: --ssh-key {n} refused", r.returncode == 2 and want in r.stderr and
+                  r.stderr.count("\n") == 1 and not os.path.exists(s.vmdir("k" + n)), r.stderr)
+        r = s.run("create", "keyed", "--memory", "128M", "--ssh-key", key + ".pub")
+        ex = {}
+        if r.returncode == 0:
+            ex = json.load(open(os.path.join(s.vmdir("keyed"), "config.json"))).get("vessel", {})
+        check("bad: a good --ssh-key is kept in the configuration", r.returncode == 0 and
+              ex.get("ssh_authorized_keys") == open(key + ".pub").read() and
+              ex.get("ssh_identities") == [os.path.realpath(key)], f"{r.stderr} {ex}")
+        shutil.rmtree(kdir, ignore_errors=True)
         # a disk that vanished before start
         d = os.path.join(s.dir, "gone.img")
         open(d, "wb").truncate(1 << 20)
