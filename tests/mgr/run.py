@@ -570,6 +570,22 @@ def test_snapshot(vessel):
         s.cleanup()
 
 
+def start_api_vm(vessel, tmp, name, procs):
+    """A `vessel run --api-sock TMP/NAME.sock` waiting for its configuration (added to procs):
+    (process, its output as it comes, the socket)."""
+    sock = os.path.join(tmp, name + ".sock")
+    proc = subprocess.Popen([vessel, "run", "--api-sock", sock, "--store", tmp],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out = bytearray()
+    threading.Thread(target=pump, args=(proc.stdout, out), daemon=True).start()
+    procs.append(proc)
+    for _ in range(100):
+        if os.path.exists(sock):
+            break
+        time.sleep(0.05)
+    return proc, out, sock
+
+
 def test_snapshot_api(vessel):
     """Firecracker's snapshot flow on vessel's API: PUT /snapshot/create on a paused VM, then
     PUT /snapshot/load in a fresh `vessel run --api-sock` (sandboxed), bodies validated against
@@ -584,18 +600,7 @@ def test_snapshot_api(vessel):
     procs = []
 
     def start(name):
-        sock = os.path.join(tmp, name + ".sock")
-        proc = subprocess.Popen([vessel, "run", "--api-sock", sock, "--store", tmp],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
-        out = bytearray()
-        threading.Thread(target=pump, args=(proc.stdout, out), daemon=True).start()
-        procs.append(proc)
-        for _ in range(100):
-            if os.path.exists(sock):
-                break
-            time.sleep(0.05)
-        return proc, out, sock
+        return start_api_vm(vessel, tmp, name, procs)
 
     def call(sock, method, path, body=None, want=204, label=None, schema=None):
         return spec_call(spec, "snapshot api", sock, method, path, body, want, label, schema)
@@ -707,18 +712,7 @@ def test_snapshot_console_input(vessel):
     procs = []
 
     def start(name):
-        sock = os.path.join(tmp, name + ".sock")
-        proc = subprocess.Popen([vessel, "run", "--api-sock", sock, "--store", tmp],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
-        out = bytearray()
-        threading.Thread(target=pump, args=(proc.stdout, out), daemon=True).start()
-        procs.append(proc)
-        for _ in range(100):
-            if os.path.exists(sock):
-                break
-            time.sleep(0.05)
-        return proc, out, sock
+        return start_api_vm(vessel, tmp, name, procs)
 
     def call(sock, method, path, body=None):
         st, t = http_unix(sock, method, path, body)
