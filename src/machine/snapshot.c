@@ -299,6 +299,10 @@ int machine_snapshot_load(struct machine *m, const uint8_t *state, size_t len, c
     int rc = 0;
     if (sr_failed(&r)) rc = fail(err, errlen, -EINVAL, "%s", r.err);
     sr_close(&r);
+    /* devices fed from the host (network, vsock) load frozen: they go on now that the PLIC
+     * and the harts have their state, so no interrupt they raise is overwritten */
+    for (unsigned i = 0; i < nslots(m); i++)
+        virtio_mmio_quiesce(slot_transport(m, i), false);
     /* a restored VM is a new generation: the guest reseeds its RNG (dev/vmgenid.h) */
     if (rc == 0) vmgenid_new_generation(m->genid);
     return rc;

@@ -407,8 +407,11 @@ static int net_load(void *dev, struct sr *r)
         sr_fail(r, "state of virtio-net: %02x:%02x:%02x:%02x:%02x:%02x is not a unicast address",
                 mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
     if (sr_failed(r)) return -1;
+    /* frozen until the whole machine is loaded (machine_snapshot_load lets it go): a frame
+     * delivered before the PLIC's state is restored would lose its interrupt */
     pthread_mutex_lock(&d->lock);
     memcpy(d->mac, mac, 6);
+    d->frozen = true;
     pthread_mutex_unlock(&d->lock);
     return 0;
 }

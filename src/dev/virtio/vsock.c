@@ -711,10 +711,12 @@ static int vsock_load(void *dev, struct sr *r)
         sr_fail(r, "state of virtio-vsock: guest CID %llu, the configuration says %llu",
                 (unsigned long long)cid, (unsigned long long)d->cid);
     if (sr_failed(r)) return -1;
+    /* frozen until the whole machine is loaded (machine_snapshot_load lets it go): an
+     * interrupt raised before the PLIC's state is restored would be lost */
     pthread_mutex_lock(&d->lock);
     d->reset_event = true;
+    d->frozen = true;
     pthread_mutex_unlock(&d->lock);
-    vsock_backend_kick(d->b);
     return 0;
 }
 
