@@ -7,6 +7,7 @@
 #define VESSEL_BACKEND_CHR_H
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 struct chr;
 typedef size_t (*chr_rx_fn)(void *opaque, const uint8_t *buf, size_t len);
@@ -63,6 +64,23 @@ static inline void chr_put_back(struct chr *c, const uint8_t *buf, size_t len)
 }
 /* The most input a snapshot keeps (the backends hold at most this much). */
 #define CHR_HELD_MAX 65536
+/* For backends: the held/put_back work on an input buffer of cap bytes holding *len (the
+ * caller holds the buffer's lock). Peek copies up to max bytes, oldest first; prepend puts
+ * n bytes before the held ones, as far as there is room. */
+static inline size_t chr_inbuf_peek(const uint8_t *buf, size_t len, uint8_t *out, size_t max)
+{
+    size_t n = len < max ? len : max;
+    memcpy(out, buf, n);
+    return n;
+}
+static inline void chr_inbuf_prepend(uint8_t *buf, size_t *len, size_t cap, const uint8_t *src,
+                                     size_t n)
+{
+    if (n > cap - *len) n = cap - *len;
+    memmove(buf + n, buf, *len);
+    memcpy(buf, src, n);
+    *len += n;
+}
 static inline void chr_destroy(struct chr *c)
 {
     c->ops->destroy(c);

@@ -121,8 +121,7 @@ static size_t sock_held(struct chr *c, uint8_t *out, size_t max)
 {
     struct chr_sock *s = (struct chr_sock *)c;
     pthread_mutex_lock(&s->rx_lock);
-    size_t n = s->in_len < max ? s->in_len : max;
-    memcpy(out, s->in, n);
+    size_t n = chr_inbuf_peek(s->in, s->in_len, out, max);
     pthread_mutex_unlock(&s->rx_lock);
     return n;
 }
@@ -131,10 +130,7 @@ static void sock_put_back(struct chr *c, const uint8_t *buf, size_t len)
 {
     struct chr_sock *s = (struct chr_sock *)c;
     pthread_mutex_lock(&s->rx_lock);
-    if (len > IN_BUF_SIZE - s->in_len) len = IN_BUF_SIZE - s->in_len;
-    memmove(s->in + len, s->in, s->in_len);
-    memcpy(s->in, buf, len);
-    s->in_len += len;
+    chr_inbuf_prepend(s->in, &s->in_len, IN_BUF_SIZE, buf, len);
     pthread_mutex_unlock(&s->rx_lock);
     wake(s);
 }

@@ -243,8 +243,7 @@ static size_t stdio_held(struct chr *c, uint8_t *out, size_t max)
 {
     struct chr_stdio *s = (struct chr_stdio *)c;
     pthread_mutex_lock(&s->rx_lock);
-    size_t n = s->len < max ? s->len : max;
-    memcpy(out, s->buf, n);
+    size_t n = chr_inbuf_peek(s->buf, s->len, out, max);
     pthread_mutex_unlock(&s->rx_lock);
     return n;
 }
@@ -253,10 +252,7 @@ static void stdio_put_back(struct chr *c, const uint8_t *buf, size_t len)
 {
     struct chr_stdio *s = (struct chr_stdio *)c;
     pthread_mutex_lock(&s->rx_lock);
-    if (len > sizeof(s->buf) - s->len) len = sizeof(s->buf) - s->len;
-    memmove(s->buf + len, s->buf, s->len);
-    memcpy(s->buf, buf, len);
-    s->len += len;
+    chr_inbuf_prepend(s->buf, &s->len, sizeof(s->buf), buf, len);
     pthread_mutex_unlock(&s->rx_lock);
     wake_reader(s);
 }
