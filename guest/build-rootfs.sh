@@ -8,7 +8,8 @@
 # first stage on the host (--foreign, needs root); the kernel's modules copied
 # in; mke2fs -d; debootstrap's second stage run INSIDE a guest (vessel, or QEMU)
 # by guest/rootfs/setup, which also sets the root password, hostname, fstab and
-# the serial getty. The image is checked (e2fsck, debugfs) before it replaces
+# the serial getty, and installs guest/rootfs/overlay (DHCP by systemd-networkd,
+# ssh host keys made at first boot, keys from --ssh-key). The image is checked (e2fsck, debugfs) before it replaces
 # the cached one.
 #
 # Usage: guest/build-rootfs.sh [--runner auto|vessel|qemu] [--force] [--size SIZE]
@@ -50,7 +51,7 @@ while [ $# -gt 0 ]; do
     --keep-work) keep=1 ;;
     --check) check=1 ;;
     -h | --help)
-        sed -n '2,27p' "$0"
+        sed -n '2,28p' "$0"
         exit 0
         ;;
     *) die "unknown option $1 (see --help)" ;;
@@ -186,6 +187,13 @@ moddir=$(readlink -f "$D/modules")
 mkdir -p "$root/usr/lib/modules"
 cp -a "$moddir" "$root/usr/lib/modules/$kver"
 install -m 0755 "$here/rootfs/setup" "$root/vessel-setup"
+# Our files (network, ssh units, scripts): owned by root, 0755 if executable in
+# git, else 0644, whatever the checkout's umask. guest/rootfs/setup enables them.
+(cd "$here/rootfs/overlay" && find . -type f) | while read -r f; do
+    mode=0644
+    [ -x "$here/rootfs/overlay/$f" ] && mode=0755
+    install -D -o root -g root -m "$mode" "$here/rootfs/overlay/$f" "$root/$f"
+done
 
 # 3. The ext4 image, filled from the tree (ownership, modes, links, devices kept).
 img=$work/debian.img
@@ -229,6 +237,7 @@ dbg() { debugfs -R "$1" "$img" 2>/dev/null; }
 dbg "cat /etc/vessel-rootfs" | grep -q '^vessel Debian root disk' || die "no /etc/vessel-rootfs on the image"
 dbg "stat /vessel-setup" | grep -q 'Inode:' && die "/vessel-setup is still on the image"
 dbg "stat /debootstrap" | grep -q 'Inode:' && die "/debootstrap is still on the image"
+dbg "ls /etc/ssh" | grep -q 'ssh_host_' && die "SSH host keys are on the image (each VM makes its own)"
 status=$(dbg "cat /var/lib/dpkg/status")
 npkg=$(awk '/^Status: install ok installed/{n++} END{print n+0}' <<<"$status")
 [ "$npkg" -gt 50 ] || die "only $npkg packages installed on the image"
