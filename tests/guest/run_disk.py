@@ -30,6 +30,21 @@ temporary directory first and the tests run on the copy, in order:
             no needs_recovery: the journal was closed, not just lucky).
             vessel only (QEMU's riscv virt has no power-down key: XFAIL).
 
+  net       the network and ssh, two VMs made from the pristine image, each with a
+            fresh key pair's public key given by --ssh-key: A is a managed VM
+            (`vessel create A --image debian --ssh-key K.pub --publish P:22`,
+            `vessel start`), B a `vessel run --engine jit --disk COPY --net
+            user,hostfwd=tcp:127.0.0.1:P-:22 --ssh-key K.pub` on a new copy. The
+            host waits for sshd and runs commands over ssh (BatchMode: no password
+            prompt); on B (the JIT: quicker): 10.0.2.15 from DHCP (systemd-
+            networkd), the DNS server 10.0.2.3 in systemd-resolved, units active,
+            sshd refuses passwords, the key installed once, iperf3 in the guest
+            sends to an iperf3 server on the host's loopback (through 10.0.2.2) for
+            2 s; then A through `vessel ssh net-a` (which finds the private key
+            beside K.pub), and A's and B's host keys differ (each made at its
+            first boot) and match what the host learned. vessel only (XFAIL on
+            QEMU).
+
 --qemu runs the same checks on qemu-system-riscv64 (kernel, firmware and
 initramfs of the default guest, root=/dev/vda rw, the copy as a virtio-blk
 device) to validate the harness. With no image in the cache the suite fails,
@@ -38,15 +53,18 @@ Output as tests/guest/run.py: one PASS/FAIL line per check, the last line
 exactly "disk: N passed, N failed". Exit status 0 when nothing failed.
 Console logs go to build/test-logs/disk-<target>/.
 
-Python 3 standard library only; e2fsprogs (debugfs, e2fsck) on the host.
+Python 3 standard library only; e2fsprogs (debugfs, e2fsck) on the host, and for
+`net` openssh-client (ssh, ssh-keygen) and iperf3 (scripts/host-deps.txt).
 """
 import argparse
 import hashlib
+import json
 import os
 import re
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -339,6 +357,243 @@ class DiskSuite(guest.Suite):
         self.run_group(group, checks, body)
 
 
+    def t_net(self, group):
+        checks = ["ssh_b", "dhcp", "dns", "units", "no_password", "authorized_keys", "iperf3",
+                  "ssh_a", "host_keys", "stop"]
+
+        def body():
+            if self.target.name != "vessel":
+                for c in checks:
+                    yield (c, False, "--ssh-key is vessel's", "vessel only")
+                return
+            missing = [t for t in ("ssh", "ssh-keygen", "iperf3") if not shutil.which(t)]
+            if missing:
+                raise guest.CheckFailed(f"{', '.join(missing)} not found on the host "
+                                        "(scripts/setup-host.sh: openssh-client, iperf3)")
+            tmp = tempfile.mkdtemp(prefix="vessel-disk-net-", dir=os.path.dirname(self.image))
+            store = os.path.join(tmp, "store")
+            key = os.path.join(tmp, "id_test")
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "vessel-test",
+                            "-f", key], check=True)
+            with open(key + ".pub") as f:
+                pub = f.read().split()[1]
+            port_a, port_b = free_port(), free_port()
+            while port_b == port_a:
+                port_b = free_port()
+            vb = None
+            iperf = None
+            vessel = self.target.binary
+
+            def mgr(*args, timeout=120):
+                return subprocess.run([vessel] + list(args) + ["--store", store],
+                                      capture_output=True, text=True, timeout=timeout)
+
+            def ssh_a(cmd, timeout=120):
+                return subprocess.run(
+                    [vessel, "ssh", "net-a", "--store", store, "--", "-o", "BatchMode=yes",
+                     "-o", "ConnectTimeout=20", cmd],
+                    capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+            known_b = os.path.join(tmp, "known_hosts_b")
+
+            def ssh_b(cmd, timeout=120, extra=()):
+                return subprocess.run(
+                    ["ssh", "-p", str(port_b), "-i", key, "-o", "BatchMode=yes",
+                     "-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=20",
+                     "-o", f"UserKnownHostsFile={known_b}",
+                     "-o", "StrictHostKeyChecking=accept-new"] + list(extra) +
+                    ["root@127.0.0.1", cmd],
+                    capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+            def wait_ssh(run, what, t0, dead):
+                """Retry until sshd answers a command (it comes up after DHCP and, on the first
+                boot, the host keys); return seconds from t0. dead(): why the VM is gone."""
+                deadline = t0 + self.opts.timeout
+                last = None
+                while time.monotonic() < deadline:
+                    try:
+                        last = run("echo SSH-UP")
+                    except subprocess.TimeoutExpired:
+                        continue
+                    if last.returncode == 0 and "SSH-UP" in last.stdout:
+                        return time.monotonic() - t0
+                    if "Permission denied" in last.stderr:
+                        # sshd is up, and the keys are installed before it starts: final
+                        raise guest.CheckFailed(f"{what}: the key is refused: " +
+                                                guest.first_line(last.stderr))
+                    why = dead()
+                    if why:
+                        raise guest.CheckFailed(f"{what}: {why}")
+                    time.sleep(3)
+                why = guest.first_line(last.stderr) if last else "no answer"
+                raise guest.CheckFailed(f"{what}: no ssh login within {self.opts.timeout:.0f} s "
+                                        f"({why})")
+
+            try:
+                # A: a managed VM, the user's way.
+                r = mgr("create", "net-a", "--image", "debian", "--cpus", "1", "--memory", "1G",
+                        "--ssh-key", key + ".pub", "--publish", f"127.0.0.1:{port_a}:22")
+                if r.returncode != 0:
+                    raise guest.CheckFailed(f"vessel create A: {guest.first_line(r.stderr)}")
+                t0 = time.monotonic()
+                r = mgr("start", "net-a")
+                if r.returncode != 0:
+                    raise guest.CheckFailed(f"vessel start A: {guest.first_line(r.stderr)}")
+                # B: vessel run on a copy of the pristine image, under the JIT.
+                copy_b = os.path.join(tmp, "b.img")
+                subprocess.run(["cp", "--sparse=always", self.pristine, copy_b], check=True)
+                vb = guest.VM([vessel, "run", "--store", store, "--engine", "jit", "--cpus", "1",
+                               "--memory", "1G", "--disk", copy_b, "--ssh-key", key + ".pub",
+                               "--net", f"user,hostfwd=tcp:127.0.0.1:{port_b}-:22"],
+                              self.log_path(group))
+                t_b0 = vb.start_time
+
+                def dead_a():
+                    st = json.loads(mgr("list", "--json").stdout or "[]")
+                    st = next((v["state"] for v in st if v["name"] == "net-a"), "gone")
+                    return None if st in ("running", "starting") else f"the VM is {st}"
+
+                def dead_b():
+                    rc = vb.proc.poll()
+                    return None if rc is None else f"vessel run exited with status {rc}: " + \
+                        guest.first_line(vb.stderr_text())
+
+                t = wait_ssh(ssh_b, "B", t_b0, dead_b)
+                self.measure.append(("start to ssh login (jit)", t))
+                r = ssh_b("echo TOKEN-$((6*7)); id -un")
+                ok = r.returncode == 0 and r.stdout.split() == ["TOKEN-42", "root"]
+                yield ("ssh_b", ok, f"ssh -p {port_b}: a command as root {t:.0f} s after "
+                       "vessel run" if ok else
+                       f"status {r.returncode}: {r.stdout!r} {r.stderr[-200:]!r}")
+
+                r = ssh_b("ip -4 -o addr show scope global; ip -4 route show default; "
+                          "networkctl list --no-legend --no-pager")
+                out = r.stdout
+                ok = (r.returncode == 0 and re.search(r"inet 10\.0\.2\.15/24 .*dynamic", out)
+                      and re.search(r"default via 10\.0\.2\.2 ", out) and
+                      re.search(r"ether\s+routable\s+configured", out))
+                yield ("dhcp", bool(ok), "10.0.2.15/24 by DHCP, default via 10.0.2.2, "
+                       "networkd: routable configured" if ok else out[-300:] + r.stderr[-200:])
+
+                r = ssh_b("resolvectl dns --no-pager; readlink /etc/resolv.conf; "
+                          "grep ^nameserver /etc/resolv.conf")
+                ok = r.returncode == 0 and "10.0.2.3" in r.stdout and \
+                    "stub-resolv.conf" in r.stdout and "nameserver 127.0.0.53" in r.stdout
+                yield ("dns", ok, "resolved has 10.0.2.3 from DHCP; resolv.conf is its stub"
+                       if ok else r.stdout[-300:] + r.stderr[-200:])
+
+                r = ssh_b("systemctl is-system-running --wait; systemctl is-active "
+                          "systemd-networkd systemd-resolved ssh vessel-ssh-keygen "
+                          "vessel-ssh-authorized-keys; systemctl --failed --no-legend --plain")
+                lines = r.stdout.split()
+                ok = lines[:6] == ["running"] + ["active"] * 5
+                yield ("units", ok, "running; networkd, resolved, ssh and vessel's two units "
+                       "active" if ok else r.stdout[-300:] + r.stderr[-200:])
+
+                # Passwords are refused over ssh (the documented one is for the console).
+                r = ssh_b("sshd -T 2>/dev/null | grep -Ei '^(permitrootlogin|passwordauth"
+                          "entication|kbdinteractiveauthentication) '")
+                cfg = dict(ln.split(None, 1) for ln in r.stdout.strip().split("\n") if " " in ln)
+                r2 = subprocess.run(
+                    ["ssh", "-p", str(port_b), "-o", "BatchMode=yes", "-o",
+                     "PreferredAuthentications=password,keyboard-interactive", "-o",
+                     "PubkeyAuthentication=no", "-o", "StrictHostKeyChecking=no", "-o",
+                     "UserKnownHostsFile=/dev/null", "root@127.0.0.1", "true"],
+                    capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+                ok = (cfg.get("permitrootlogin") in ("without-password", "prohibit-password")
+                      and cfg.get("passwordauthentication") == "no"
+                      and cfg.get("kbdinteractiveauthentication") == "no"
+                      and r2.returncode == 255 and "Permission denied (publickey)" in r2.stderr)
+                yield ("no_password", ok, "sshd: root by key only; a password login is refused"
+                       if ok else f"{cfg}; {r2.returncode} {r2.stderr[-200:]!r}")
+
+                r = ssh_b("cat /root/.ssh/authorized_keys; stat -c %a /root/.ssh "
+                          "/root/.ssh/authorized_keys")
+                out = r.stdout.split("\n")
+                ok = (r.returncode == 0 and sum(pub in ln for ln in out) == 1 and
+                      out[0].startswith("# BEGIN vessel") and "700" in out and "600" in out)
+                yield ("authorized_keys", ok, "the --ssh-key key, once, 0700/0600"
+                       if ok else r.stdout[-300:] + r.stderr[-200:])
+
+                # iperf3 in the guest to an iperf3 server on the host's loopback.
+                iport = free_port()
+                iperf = subprocess.Popen(["iperf3", "-s", "-1", "-B", "127.0.0.1", "-p",
+                                          str(iport)], stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL)
+                time.sleep(0.5)
+                r = ssh_b(f"iperf3 --version | head -n1; iperf3 -c 10.0.2.2 -p {iport} -t 2 -J",
+                          timeout=180)
+                m = re.search(r'"sum_received":\s*\{[^}]*"bits_per_second":\s*([\d.e+]+)',
+                              r.stdout)
+                ok = r.returncode == 0 and r.stdout.startswith("iperf 3") and m is not None
+                yield ("iperf3", ok, f"{r.stdout.split(chr(10))[0]}: guest to host "
+                       f"{float(m.group(1)) / 8 / 2**20:.1f} MiB/s over 2 s" if ok
+                       else r.stdout[-300:] + r.stderr[-200:])
+
+                t = wait_ssh(ssh_a, "A", t0, dead_a)
+                self.measure.append(("start to ssh login (interp)", t))
+                r = ssh_a("echo TOKEN-$((6*7)); id -un; hostname")
+                ok = r.returncode == 0 and r.stdout.split() == ["TOKEN-42", "root",
+                                                                  HOSTNAME]
+                yield ("ssh_a", ok, f"vessel ssh A: a command as root {t:.0f} s after start"
+                       if ok else f"status {r.returncode}: {r.stdout!r} {r.stderr[-200:]!r}")
+
+                # Each VM made its own host keys, and the host learned them.
+                keys = {}
+                for name, run in (("A", ssh_a), ("B", ssh_b)):
+                    r = run("cat /etc/ssh/ssh_host_ed25519_key.pub /etc/ssh/ssh_host_rsa_key.pub "
+                            "/etc/ssh/ssh_host_ecdsa_key.pub")
+                    keys[name] = [ln.split()[1] for ln in r.stdout.strip().split("\n")
+                                  if len(ln.split()) > 1]
+                learned = {}
+                for name, path in (("A", os.path.join(store, "vms", "net-a", "known_hosts")),
+                                   ("B", known_b)):
+                    try:
+                        with open(path) as f:
+                            learned[name] = {ln.split()[2] for ln in f if len(ln.split()) > 2}
+                    except OSError:
+                        learned[name] = set()
+                ok = (len(keys["A"]) == 3 and len(keys["B"]) == 3 and
+                      not set(keys["A"]) & set(keys["B"]) and
+                      keys["A"][0] in learned["A"] and keys["B"][0] in learned["B"])
+                yield ("host_keys", ok, "ed25519, rsa and ecdsa of A and B all differ; each VM's "
+                       "known_hosts has its own" if ok else f"A {keys['A']} B {keys['B']} "
+                       f"learned {learned}")
+
+                t1 = time.monotonic()
+                r = mgr("stop", "net-a", "--timeout", "120", timeout=180)
+                try:
+                    ssh_b("systemctl poweroff", timeout=60)  # (its console is not logged in)
+                except subprocess.TimeoutExpired:
+                    pass
+                rc = vb.wait_exit(POWEROFF_TIMEOUT)
+                ok = r.returncode == 0 and rc == 0
+                yield ("stop", ok, f"vessel stop A and B's poweroff in {time.monotonic() - t1:.0f} "
+                       "s" if ok else f"stop A: {r.returncode} {guest.first_line(r.stderr)}; "
+                       f"B exit status {rc}")
+            finally:
+                if iperf and iperf.poll() is None:
+                    iperf.kill()
+                    iperf.wait()
+                if vb:
+                    vb.close()
+                try:
+                    shutil.copy(os.path.join(store, "vms", "net-a", "console.log"),
+                                self.log_path(group + "-A"))
+                except OSError:
+                    pass
+                mgr("rm", "--force", "net-a")
+                shutil.rmtree(tmp, ignore_errors=True)
+
+        self.run_group(group, checks, body)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def login(vm, timeout):
     """Wait for the login prompt on vm's console, log in as root; return the
     seconds from the VM's start to the login prompt. Afterwards the shell has
@@ -381,7 +636,7 @@ def sha256_file(path):
     return h.hexdigest()
 
 
-TESTS = ["login", "host", "persist", "powerdown"]
+TESTS = ["login", "host", "persist", "powerdown", "net"]
 
 
 def main():
@@ -457,6 +712,7 @@ def main():
         print(f"disk: target {target.describe()}, {len(tests)} tests, image {image} "
               f"(copied in {time.monotonic() - t0:.1f} s), logs in {opts.log_dir}", flush=True)
         suite = DiskSuite(target, opts, g, copy)
+        suite.pristine = image
         t0 = time.monotonic()
         for name in tests:
             getattr(suite, "t_" + name)(name)
