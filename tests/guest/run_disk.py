@@ -419,8 +419,8 @@ class DiskSuite(guest.Suite):
                         return time.monotonic() - t0
                     if "Permission denied" in last.stderr:
                         # sshd is up, and the keys are installed before it starts: final
-                        raise guest.CheckFailed(f"{what}: the key is refused: " +
-                                                guest.first_line(last.stderr))
+                        why = next(ln for ln in last.stderr.split("\n") if "denied" in ln)
+                        raise guest.CheckFailed(f"{what}: the key is refused: {why.strip()}")
                     why = dead()
                     if why:
                         raise guest.CheckFailed(f"{what}: {why}")
