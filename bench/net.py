@@ -15,8 +15,18 @@ Measured per boot (medians over --runs boots each; boots alternate vessel, QEMU,
              round trip in ms over 20 pings
   request    the host's sequential HTTP GETs of a 16-byte file through the hostfwd port:
              median time per request in ms (a new connection and an httpd child each time)
-The ratio column is vessel/QEMU: above 1 is better for throughputs, below 1 for times. Exit status 0 when every boot completed (a benchmark, not a test).
-Python 3 standard library only; iperf3 is not in the busybox guest, so HTTP stands in.
+The ratio column is vessel/QEMU: above 1 is better for throughputs, below 1 for times.
+
+--part iperf3 (or all, the default) adds iperf3 on the Debian root disk (guest/build-rootfs.sh;
+skipped with a note when it is not built): vessel --engine interp, vessel --engine jit and QEMU,
+the same image (a copy each; measured once systemd reports the boot finished, so the first
+boot's SSH host keys are made before), --cpus/-smp and --memory/-m alike, user networking with virtio-net on
+virtio-mmio. Logged in on the console, the guest runs iperf3 -c 10.0.2.2 against an iperf3
+server on the host's loopback: `send` guest to host, `recv` (-R) host to guest, --iperf-time
+seconds each; the figures are iperf3's receiver summaries, medians over --runs boots, with
+ratios to QEMU. The host's CPU model is printed first.
+Exit status 0 when every boot completed (a benchmark, not a test).
+Python 3 standard library only (and iperf3 on the host for --part iperf3).
 """
 import argparse
 import importlib.util
@@ -36,6 +46,13 @@ _spec = importlib.util.spec_from_file_location("net_run", os.path.join(ROOT, "te
 N = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(N)
 G = N.G
+# The Debian disk suite's console login (and the guest prompt it expects).
+sys.path.insert(0, os.path.join(ROOT, "tests/guest"))
+import run_disk as D  # noqa: E402
+
+# D.login raises its own import's CheckFailed; the console driver G's.
+FAILED = (G.CheckFailed, D.guest.CheckFailed, OSError, ValueError, KeyError,
+          subprocess.TimeoutExpired)
 
 
 def argv_for(emu, binary, guest, initrd, hport, memory, engine=None):
@@ -116,6 +133,123 @@ def one_boot(emu, binary, guest, initrd, srv, size_mib, log, engine=None):
     return res
 
 
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for ln in f:
+                if ln.startswith("model name"):
+                    return ln.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def debian_argv(emu, binary, guest, image, cpus, memory):
+    """emu: vessel-interp, vessel-jit or qemu; the Debian disk with user networking."""
+    if emu.startswith("vessel"):
+        return [binary, "run", "--overcommit", "--cpus", str(cpus), "--memory", memory,
+                "--engine", emu.split("-")[1], "--disk", image, "--net", "user"]
+    return [binary, "-M", "virt", "-nographic", "-smp", str(cpus), "-m", memory,
+            "-bios", guest["fw"], "-kernel", guest["kernel"], "-initrd", guest["initrd"],
+            "-append", "console=ttyS0 root=/dev/vda rw",
+            "-global", "virtio-mmio.force-legacy=false",
+            "-drive", f"if=none,file={image},format=raw,id=d0",
+            "-device", "virtio-blk-device,drive=d0",
+            "-netdev", "user,id=n0", "-device", "virtio-net-device,netdev=n0"]
+
+
+def iperf_once(vm, reverse, seconds):
+    """One iperf3 test from the guest to a one-off server on the host's loopback; the rate
+    the receiving side saw (the client's "receiver" summary line; with -R the guest
+    receives), in MiB/s."""
+    port = N.free_port()
+    srv = subprocess.Popen(["iperf3", "-s", "-1", "-B", "127.0.0.1", "-p", str(port)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.3)
+        st, out = vm.sh(f"iperf3 -c 10.0.2.2 -p {port} -t {seconds} {'-R' if reverse else ''} "
+                        "-f m 2>&1 | grep -E 'receiver|error'", timeout=seconds + 120)
+        srv.wait(timeout=60)
+    finally:
+        if srv.poll() is None:
+            srv.kill()
+            srv.wait()
+    m = re.search(r"([\d.]+) Mbits/sec\s+receiver", " ".join(out))
+    if not m:
+        raise G.CheckFailed(f"iperf3{' -R' if reverse else ''} in the guest: {out!r}")
+    return float(m.group(1)) * 1e6 / 8 / 2**20
+
+
+def iperf_boot(emu, binary, guest, image, opts, log):
+    vm = G.VM(debian_argv(emu, binary, guest, image, opts.cpus, opts.memory), log)
+    res = {}
+    try:
+        t = D.login(vm, 900)
+        res["boot"] = t
+        vm.sh("dmesg -n 1")
+        # Boot finished, the first boot's SSH host keys (RSA under emulation) included: nothing
+        # else runs during the measurement.
+        st, out = vm.sh("systemctl is-system-running --wait; "
+                        "/usr/lib/systemd/systemd-networkd-wait-online --any --timeout=120 && "
+                        "ip -4 -o addr show scope global", timeout=900)
+        if st != 0 or "10.0.2.15" not in " ".join(out):
+            raise G.CheckFailed(f"no DHCP address: {out!r}")
+        if opts.iperf_time:
+            res["send"] = iperf_once(vm, False, opts.iperf_time)
+            res["recv"] = iperf_once(vm, True, opts.iperf_time)
+        vm.send("poweroff\n")
+        if vm.wait_exit(180) is None:
+            raise G.CheckFailed("no exit 180 s after poweroff")
+    finally:
+        vm.close()
+    return res
+
+
+def iperf_part(opts, guest, logs, tmp):
+    """Returns (rows printed, failed)."""
+    image = os.path.join(G.cache_dir(), "guest/debian/debian.img")
+    if not os.path.isfile(image):
+        print(f"\niperf3: skipped, no Debian root disk ({image}; guest/build-rootfs.sh)")
+        return False
+    if not shutil.which("iperf3"):
+        print("\niperf3: skipped, iperf3 is not installed on the host")
+        return True
+    emus = [e for e in ("vessel-interp", "vessel-jit", "qemu")
+            if not opts.only or e.startswith(opts.only)]
+    bins = {"vessel-interp": os.path.abspath(opts.vessel),
+            "vessel-jit": os.path.abspath(opts.vessel), "qemu": opts.qemu}
+    print(f"\niperf3 on the Debian root disk: {opts.cpus} CPUs, {opts.memory}, "
+          f"{opts.iperf_time} s per direction, {opts.runs} boot(s) each", flush=True)
+    copies, failed = {}, False
+    results = {e: [] for e in emus}
+    for e in emus:
+        copies[e] = os.path.join(tmp, f"debian-{e}.img")
+        subprocess.run(["cp", "--sparse=always", image, copies[e]], check=True)
+    for r in range(opts.runs):
+        order = emus if r % 2 == 0 else emus[::-1]
+        for e in order:
+            try:
+                res = iperf_boot(e, bins[e], guest, copies[e], opts,
+                                 os.path.join(logs, f"iperf-{e}-{r}.log"))
+                results[e].append(res)
+                print(f"{e} run {r}: " + ", ".join(f"{k} {v:.2f}" for k, v in res.items()),
+                      flush=True)
+            except FAILED as ex:
+                print(f"{e} run {r}: FAILED: {ex}", flush=True)
+                failed = True
+    print(f"\n{'':10} {'unit':6} " + " ".join(f"{e:>14}" for e in emus) + "   ratio to qemu")
+    for k, unit, what in (("send", "MiB/s", "guest to host"), ("recv", "MiB/s", "host to guest"),
+                          ("boot", "s", "to login prompt")):
+        med = {e: statistics.median([x[k] for x in results[e]]) if results[e] else float("nan")
+               for e in emus}
+        ratio = ""
+        if "qemu" in med and med["qemu"] == med["qemu"] and med["qemu"]:
+            ratio = "  ".join(f"{e}: {med[e] / med['qemu']:.2f}x" for e in emus if e != "qemu")
+        print(f"{k:10} {unit:6} " + " ".join(f"{med[e]:14.2f}" for e in emus) + f"   {ratio}"
+              f"   ({what})")
+    return failed
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--runs", type=int, default=2)
@@ -124,8 +258,13 @@ def main():
     ap.add_argument("--qemu", default="qemu-system-riscv64")
     ap.add_argument("--only", choices=["vessel", "qemu"])
     ap.add_argument("--keep-logs", default=None)
-    ap.add_argument("--engine", choices=["interp", "jit"], help="vessel's --engine")
+    ap.add_argument("--engine", choices=["interp", "jit"], help="vessel's --engine (http part)")
+    ap.add_argument("--part", choices=["http", "iperf3", "all"], default="all")
+    ap.add_argument("--cpus", type=int, default=2, help="iperf3 part: vCPUs (default 2)")
+    ap.add_argument("--memory", default="1G", help="iperf3 part: guest memory (default 1G)")
+    ap.add_argument("--iperf-time", type=int, default=10, help="seconds per iperf3 direction")
     opts = ap.parse_args()
+    print(f"host CPU: {cpu_model()}, {os.cpu_count()} CPUs", flush=True)
     opts.no_build = True
     guest = G.find_guest(opts)
     tmp = tempfile.mkdtemp(prefix="vessel-bench-net-")
@@ -136,6 +275,9 @@ def main():
     results = {e: [] for e in emus}
     failed = False
     try:
+        if opts.part == "iperf3":
+            failed = iperf_part(opts, guest, logs, tmp)
+            return 1 if failed else 0
         initrd = N.net_initrd(guest, tmp)
         with open(os.path.join(tmp, "blob"), "wb") as f:
             f.write(os.urandom(opts.size << 20))
@@ -153,9 +295,16 @@ def main():
                     print(f"{e} run {r}: FAILED: {ex}", flush=True)
                     failed = True
         srv.close()
+        print_http(emus, results)
+        if opts.part == "all" and iperf_part(opts, guest, logs, tmp):
+            failed = True
     finally:
         if not opts.keep_logs:
             shutil.rmtree(tmp, ignore_errors=True)
+    return 1 if failed else 0
+
+
+def print_http(emus, results):
     rows = [("download", "MiB/s", True), ("upload", "MiB/s", True), ("ping", "ms", False),
             ("request", "ms", False)]
     print(f"\n{'':10} {'unit':6} " + " ".join(f"{e:>10}" for e in emus) + "      ratio")
@@ -168,7 +317,6 @@ def main():
             good = v >= 1 if higher_better else v <= 1
             ratio = f"{v:.2f}x" + ("" if good else "  (QEMU better)")
         print(f"{k:10} {unit:6} " + " ".join(f"{med[e]:10.2f}" for e in emus) + "  " + ratio)
-    return 1 if failed else 0
 
 
 if __name__ == "__main__":
