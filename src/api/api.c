@@ -133,6 +133,7 @@ static json_object *info_json(struct api_ctx *a)
     uint64_t up = vi.started_ms ? now_ms(CLOCK_REALTIME) - vi.started_ms : 0;
     json_object_object_add(o, "uptime_ms", json_object_new_int64((int64_t)up));
     json_object_object_add(o, "instructions", json_object_new_int64((int64_t)vi.instret_total));
+    json_object_object_add(o, "engine", json_object_new_string(vi.jit ? "jit" : "interp"));
     /* the process's memory: what the guest touched plus vessel's own */
     long rss_pages = 0;
     char sb[128];

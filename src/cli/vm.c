@@ -163,7 +163,8 @@ static void set_usage(FILE *out)
                  "--cmdline STR, --firmware FILE, --disk IMAGE[,...] (adds a disk),\n"
                  "--vsock cid=N,path=PATH (or none: removes it), --net SPEC (replaces the\n"
                  "network; none removes it), --mac MAC, --publish [ADDR:]HOSTPORT:GUESTPORT (adds\n"
-                 "a forward; repeatable). The VM keeps its MAC address unless --mac gives one.\n"
+                 "a forward; repeatable), --engine interp|jit, --jit-cache SIZE. The VM keeps its\n"
+                 "MAC address unless --mac gives one.\n"
                  "  --store DIR   the store\n");
 }
 
@@ -447,15 +448,17 @@ int cli_set(int argc, char **argv)
                                          {"net", required_argument, NULL, 'n'},
                                          {"mac", required_argument, NULL, 'a'},
                                          {"publish", required_argument, NULL, 'p'},
+                                         {"engine", required_argument, NULL, 'e'},
+                                         {"jit-cache", required_argument, NULL, 'j'},
                                          {NULL, 0, NULL, 0}};
-    const char *v[10] = {0};
+    const char *v[12] = {0};
     const char *disks[MACHINE_MAX_DISKS], *pubs[NET_MAX_HOSTFWD];
     unsigned ndisks = 0, npub = 0;
     optind = 2;
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
-        const char *keys = "cmkilfsvna";
+        const char *keys = "cmkilfsvnaej";
         if (c == 'p') {
             if (npub == NET_MAX_HOSTFWD) {
                 fprintf(stderr, "vessel set: at most %d --publish\n", NET_MAX_HOSTFWD);
@@ -507,6 +510,14 @@ int cli_set(int argc, char **argv)
             rargv[rargc++] = (char *)flag[i];
             rargv[rargc++] = (char *)v[i];
         }
+    if (v[10]) {
+        rargv[rargc++] = "--engine";
+        rargv[rargc++] = (char *)v[10];
+    }
+    if (v[11]) {
+        rargv[rargc++] = "--jit-cache";
+        rargv[rargc++] = (char *)v[11];
+    }
     for (unsigned i = 0; i < ndisks; i++) {
         rargv[rargc++] = "--disk";
         rargv[rargc++] = (char *)disks[i];
@@ -558,6 +569,8 @@ int cli_set(int argc, char **argv)
         }
         if (v[5]) memcpy(spec.firmware, ns.firmware, sizeof(spec.firmware));
         if (v[7]) spec.vsock = ns.vsock; /* none: not present */
+        if (v[10]) spec.jit = ns.jit;
+        if (v[11]) spec.jit_cache_size = ns.jit_cache_size;
         if (net_change) {
             /* a VM keeps its MAC address unless --mac gives another */
             struct vm_net_spec old = spec.net;

@@ -378,7 +378,7 @@ int vm_spec_set_drive(struct vm_spec *s, const char *id, json_object *o, char *e
 static int set_extras(struct vm_spec *s, json_object *o, char *err, size_t errlen)
 {
     static const char *const keys[] = {"firmware",       "drives", "network", "ssh_authorized_keys",
-                                       "ssh_identities", NULL};
+                                       "ssh_identities", "engine", "jit_cache", NULL};
     static const char *const dkeys[] = {"serial", "cache", NULL};
     int r = check_keys(o, "vessel", keys, err, errlen);
     if (r) return r;
@@ -399,6 +399,18 @@ static int set_extras(struct vm_spec *s, json_object *o, char *err, size_t errle
                         ns.kind != NET_USER ? "expected user[,options]" : e2);
         memcpy(s->net.user, user, sizeof(user));
     }
+    char engine[8] = "";
+    if ((r = get_str(o, "vessel", "engine", engine, sizeof(engine), err, errlen)) < 0) return r;
+    if (r) {
+        if (strcmp(engine, "interp") && strcmp(engine, "jit"))
+            return fail(err, errlen, "vessel.engine: expected \"interp\" or \"jit\"");
+        s->jit = !strcmp(engine, "jit");
+    }
+    int64_t jc = 0;
+    if ((r = get_int(o, "vessel", "jit_cache", VM_JIT_CACHE_MIN, VM_JIT_CACHE_MAX, &jc, err,
+                     errlen)) < 0)
+        return r;
+    s->jit_cache_size = (uint64_t)jc;
     json_object *v;
     if (json_object_object_get_ex(o, "ssh_authorized_keys", &v)) {
         char e2[300];
@@ -697,6 +709,10 @@ json_object *vm_spec_to_json(const struct vm_spec *s, bool vessel_extras)
             json_object_object_add(v, "network", json_object_new_string(s->net.user));
         if (s->ssh_keys[0])
             json_object_object_add(v, "ssh_authorized_keys", json_object_new_string(s->ssh_keys));
+        if (s->jit) json_object_object_add(v, "engine", json_object_new_string("jit"));
+        if (s->jit_cache_size)
+            json_object_object_add(v, "jit_cache",
+                                   json_object_new_int64((int64_t)s->jit_cache_size));
         if (s->nssh_identities) {
             json_object *a = json_object_new_array();
             for (unsigned i = 0; i < s->nssh_identities && i < VM_SSH_KEY_FILES; i++)
@@ -772,6 +788,8 @@ int vm_spec_to_options(const struct vm_spec *s, struct vm_options *o, char *cmdl
         memcpy(o->vsock.path, s->vsock.uds_path, sizeof(o->vsock.path));
     }
     mc->ssh_keys = s->ssh_keys[0] ? s->ssh_keys : NULL;
+    mc->engine = s->jit ? ENGINE_JIT : ENGINE_INTERP;
+    mc->jit_cache_size = s->jit_cache_size;
     if (mc->kernel) {
         const char *base = s->has_cmdline ? s->cmdline : "console=ttyS0";
         int w;
@@ -826,6 +844,8 @@ int vm_spec_from_options(struct vm_spec *s, const struct vm_options *o, char *er
         memcpy(d->serial, o->disks[i].serial, sizeof(d->serial));
     }
     s->ndrives = o->ndisks;
+    s->jit = mc->engine == ENGINE_JIT;
+    s->jit_cache_size = mc->jit_cache_size;
     if (mc->ssh_keys) {
         if (strlen(mc->ssh_keys) >= sizeof(s->ssh_keys))
             return fail(err, errlen, "--ssh-key: more than %d bytes of keys", VM_SSH_KEYS_MAX - 1);

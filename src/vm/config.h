@@ -22,6 +22,9 @@
  * VM_SSH_KEY_FILES files. */
 #define VM_SSH_KEYS_MAX    16384
 #define VM_SSH_KEY_FILES   4
+/* --jit-cache: bytes of translated code per vCPU */
+#define VM_JIT_CACHE_MIN (64ll << 10)
+#define VM_JIT_CACHE_MAX (2ll << 30)
 
 struct vm_drive_spec {
     char id[VM_DRIVE_ID_MAX];
@@ -69,6 +72,10 @@ struct vm_spec {
     char ssh_keys[VM_SSH_KEYS_MAX];
     unsigned nssh_identities;
     char ssh_identities[VM_SSH_KEY_FILES][VM_PATH_MAX];
+    /* --engine and --jit-cache (vessel.engine "interp"/"jit", vessel.jit_cache bytes; 0: the
+     * default size) */
+    bool jit;
+    uint64_t jit_cache_size;
 };
 
 /* Firecracker's defaults: 1 vCPU, 128 MiB, nothing to boot. */

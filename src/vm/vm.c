@@ -748,6 +748,7 @@ void vm_get_info(struct vm *vm, struct vm_info *info)
     info->started_ms = vm->started_ms;
     info->restore_us = vm->restore_us;
     info->instret_total = 0;
+    info->jit = vm->m && vm->m->cfg.engine == ENGINE_JIT;
     if (vm->m)
         for (unsigned i = 0; i < vm->m->nharts; i++)
             info->instret_total += __atomic_load_n(&vm->m->harts[i].instret, __ATOMIC_RELAXED);

@@ -114,6 +114,7 @@ struct vm_info {
     uint64_t started_ms;    /* CLOCK_REALTIME ms of the first boot, 0 before */
     uint64_t instret_total; /* instructions retired by all harts of the current machine */
     uint64_t restore_us;    /* restored from a snapshot: vessel's own work (state + devices) */
+    bool jit;               /* the harts run translated code (--engine jit) */
 };
 void vm_get_info(struct vm *vm, struct vm_info *info);
 #endif

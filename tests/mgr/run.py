@@ -1116,6 +1116,52 @@ def test_mac_unique(vessel):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def test_engine(vessel):
+    """A stored VM keeps --engine and --jit-cache: created with the JIT it runs translated code
+    (the VM process says so), `set` changes it back, and bad values are refused with one line."""
+    s = Store(vessel)
+    try:
+        r = s.run("create", "j", "--memory", "128M", "--engine", "jit", "--jit-cache", "16M")
+        check("engine: create --engine jit", r.returncode == 0, r.stderr)
+        c = json.loads(s.run("inspect", "j").stdout or "{}").get("config", {}).get("vessel", {})
+        check("engine: kept in config.json", c.get("engine") == "jit" and
+              c.get("jit_cache") == 16 << 20, str(c))
+        r = s.run("start", "j")
+        check("engine: started", r.returncode == 0, r.stderr)
+        check("engine: the JIT VM boots", s.wait_marker("j", 240))
+        rt = json.loads(s.run("inspect", "j").stdout or "{}").get("runtime", {})
+        check("engine: the VM process runs the JIT", rt.get("engine") == "jit", str(rt))
+        check("engine: the JIT guest answers", s.ask("j", "jit", "echo $((6*7))") == "42")
+        s.run("stop", "j", "--force")
+        r = s.run("set", "j", "--engine", "interp")
+        c = json.loads(s.run("inspect", "j").stdout or "{}").get("config", {}).get("vessel", {})
+        check("engine: set --engine interp", r.returncode == 0 and "engine" not in c and
+              c.get("jit_cache") == 16 << 20, r.stderr + str(c))
+        r = s.run("start", "j")
+        check("engine: starts again", r.returncode == 0 and s.wait_marker("j", 240), r.stderr)
+        rt = json.loads(s.run("inspect", "j").stdout or "{}").get("runtime", {})
+        check("engine: now the interpreter", rt.get("engine") == "interp", str(rt))
+        s.run("stop", "j", "--force")
+        for args, what in ((("--engine", "fast"), "--engine fast"),
+                           (("--jit-cache", "1K"), "--jit-cache 1K")):
+            r = s.run("set", "j", *args)
+            check(f"engine: set {what} is refused with one line",
+                  r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1 and
+                  what in r.stderr, r.stderr)
+        cfg = os.path.join(s.vmdir("j"), "config.json")
+        with open(cfg) as f:
+            doc = json.load(f)
+        doc["vessel"]["engine"] = "turbo"
+        with open(cfg, "w") as f:
+            json.dump(doc, f)
+        r = s.run("start", "j")
+        check("engine: a config.json with an unknown engine is refused with one line",
+              r.returncode != 0 and "vessel.engine" in r.stderr and
+              len(r.stderr.strip().splitlines()) == 1, r.stderr)
+    finally:
+        s.cleanup()
+
+
 def test_rm_guards(vessel):
     """vessel rm never breaks another VM: a VM whose snapshot backs a clone is kept until the
     clone goes; the shared base of --image debian VMs stays while one uses it and goes with the
@@ -1933,7 +1979,7 @@ TESTS = {"eight": test_eight, "admission": test_admission, "crash": test_crash,
          "pause": test_pause, "api": test_api, "patch_drive": test_patch_drive,
          "patch_drive_sandbox": test_patch_drive_sandbox, "snapshot": test_snapshot,
          "clone": test_clone, "clone_identity": test_clone_identity,
-         "rm_guards": test_rm_guards, "mac_unique": test_mac_unique, "snapshot_api": test_snapshot_api,
+         "rm_guards": test_rm_guards, "engine": test_engine, "mac_unique": test_mac_unique, "snapshot_api": test_snapshot_api,
          "snapshot_console_input": test_snapshot_console_input, "export": test_export,
          "patch_drive_stall": test_patch_drive_stall, "config_file": test_config_file,
          "bad_input": test_bad_input, "console": test_console, "isolation": test_isolation, "debian_stop": test_debian_stop}

@@ -55,7 +55,7 @@ TEST(config_roundtrip_and_strictness)
         "\"drives\":[{\"drive_id\":\"root\",\"path_on_host\":\"/r\",\"is_root_device\":true,"
         "\"is_read_only\":true},{\"drive_id\":\"d2\",\"path_on_host\":\"/d\",\"is_root_device\":"
         "false}],\"vessel\":{\"firmware\":\"/fw\",\"drives\":{\"d2\":{\"serial\":\"S2\","
-        "\"cache\":\"none\"}}}}");
+        "\"cache\":\"none\"}},\"engine\":\"jit\",\"jit_cache\":1048576}}");
     CHECK(o != NULL);
     CHECK_EQ(vm_spec_from_json(&s, o, err, sizeof(err)), 0);
     json_object_put(o);
@@ -64,6 +64,8 @@ TEST(config_roundtrip_and_strictness)
     CHECK_EQ(s.ndrives, 2);
     CHECK(s.drives[1].direct);
     CHECK_STR(s.drives[1].serial, "S2");
+    CHECK(s.jit);
+    CHECK_EQ(s.jit_cache_size, 1048576);
     json_object *back = vm_spec_to_json(&s, true);
     CHECK_EQ(vm_spec_from_json(&t, back, err, sizeof(err)), 0);
     json_object_put(back);
@@ -75,6 +77,8 @@ TEST(config_roundtrip_and_strictness)
     CHECK_STR(opts.machine.cmdline, "console=ttyS0 quiet root=/dev/vda ro");
     CHECK_STR(opts.disks[0].path, "/r");
     CHECK(opts.disks[1].direct);
+    CHECK_EQ(opts.machine.engine, ENGINE_JIT);
+    CHECK_EQ(opts.machine.jit_cache_size, 1048576);
     /* unknown keys, wrong types, ranges, duplicate drives: errors, spec untouched */
     const char *bad[] = {
         "{\"machine-config\":{\"vcpu_count\":1,\"mem_size_mib\":128,\"x\":1}}",
@@ -94,6 +98,10 @@ TEST(config_roundtrip_and_strictness)
         "{\"vsock\":{\"guest_cid\":3,\"uds_path\":\"\"}}",
         "{\"vsock\":{\"guest_cid\":3,\"uds_path\":\"/v\",\"x\":1}}",
         "{\"vsock\":[]}",
+        "{\"vessel\":{\"engine\":\"fast\"}}",
+        "{\"vessel\":{\"engine\":1}}",
+        "{\"vessel\":{\"jit_cache\":1024}}",
+        "{\"vessel\":{\"jit_cache\":\"16M\"}}",
         "[]",
     };
     for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
