@@ -301,8 +301,8 @@ int cli_run_parse(int argc, char **argv, const struct host_limits *lim, struct r
             mc->engine = strcmp(optarg, "jit") ? ENGINE_INTERP : ENGINE_JIT;
             break;
         case OPT_JIT_CACHE:
-            if (size_parse(optarg, &mc->jit_cache_size) < 0 || mc->jit_cache_size < VM_JIT_CACHE_MIN ||
-                mc->jit_cache_size > VM_JIT_CACHE_MAX)
+            if (size_parse(optarg, &mc->jit_cache_size) < 0 ||
+                mc->jit_cache_size < VM_JIT_CACHE_MIN || mc->jit_cache_size > VM_JIT_CACHE_MAX)
                 return fail(err, errlen, "--jit-cache %s: expected a size from 64K to 2G", optarg);
             break;
         case OPT_NET: {

@@ -377,8 +377,9 @@ int vm_spec_set_drive(struct vm_spec *s, const char *id, json_object *o, char *e
 /* "vessel": {"firmware": PATH, "drives": {ID: {"serial": S, "cache": "none"|"writeback"}}} */
 static int set_extras(struct vm_spec *s, json_object *o, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"firmware",       "drives", "network", "ssh_authorized_keys",
-                                       "ssh_identities", "engine", "jit_cache", NULL};
+    static const char *const keys[] = {
+        "firmware",       "drives", "network",   "ssh_authorized_keys",
+        "ssh_identities", "engine", "jit_cache", NULL};
     static const char *const dkeys[] = {"serial", "cache", NULL};
     int r = check_keys(o, "vessel", keys, err, errlen);
     if (r) return r;

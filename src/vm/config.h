@@ -23,8 +23,8 @@
 #define VM_SSH_KEYS_MAX    16384
 #define VM_SSH_KEY_FILES   4
 /* --jit-cache: bytes of translated code per vCPU */
-#define VM_JIT_CACHE_MIN (64ll << 10)
-#define VM_JIT_CACHE_MAX (2ll << 30)
+#define VM_JIT_CACHE_MIN   (64ll << 10)
+#define VM_JIT_CACHE_MAX   (2ll << 30)
 
 struct vm_drive_spec {
     char id[VM_DRIVE_ID_MAX];
