@@ -154,6 +154,14 @@ static int save_locked(struct machine *m, int state_fd, int mem_fd, const char *
         struct timespec ts = {0, 5000000};
         nanosleep(&ts, NULL);
     }
+    /* What the disks' formats cache (qcow2's tables) goes to the files now, so the copies the
+     * manager takes while the VM stays paused are consistent images of this instant. */
+    for (unsigned i = 0; i < m->cfg.ndisks; i++) {
+        int fr = m->blk[i] ? vblk_flush(m->blk[i], SNAP_DRAIN_MS) : 0;
+        if (fr < 0)
+            return fail(err, errlen, fr, "disk %u: flushing it failed (%s); no snapshot taken", i,
+                        strerror(-fr));
+    }
     uint8_t id[16];
     if (getrandom(id, sizeof(id), 0) != (ssize_t)sizeof(id))
         return fail(err, errlen, -EIO, "getrandom: %s", strerror(errno));

@@ -1,9 +1,12 @@
 /* blk_open's format probe and the dispatch to the format drivers (block.h, driver.h). */
 #include "backend/block/block.h"
 #include "backend/block/driver.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -97,6 +100,63 @@ static bool writes_magic(const struct blk_req *r)
         for (size_t k = 0; k < r->iov[i].iov_len && have < 4; k++)
             head[have++] = ((const unsigned char *)r->iov[i].iov_base)[k];
     return have == 4 && !memcmp(head, qcow2_magic, 4);
+}
+
+/* blk_flush_wait's request: on the heap, freed by whichever of the waiter and done() lets go
+ * last, so a waiter that timed out leaves nothing dangling. */
+struct flush_wait {
+    struct blk_req req;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool done;
+    int refs;
+    int64_t result;
+};
+
+static void flush_wait_put(struct flush_wait *w)
+{
+    pthread_mutex_lock(&w->lock);
+    bool last = --w->refs == 0;
+    pthread_mutex_unlock(&w->lock);
+    if (!last) return;
+    pthread_cond_destroy(&w->cond);
+    pthread_mutex_destroy(&w->lock);
+    free(w);
+}
+
+static void flush_wait_done(struct blk_req *r, int64_t result)
+{
+    struct flush_wait *w = r->opaque;
+    pthread_mutex_lock(&w->lock);
+    w->done = true;
+    w->result = result;
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+    flush_wait_put(w);
+}
+
+int blk_flush_wait(struct blk_backend *b, unsigned ms)
+{
+    struct flush_wait *w = calloc(1, sizeof(*w));
+    if (!w) return -ENOMEM;
+    pthread_mutex_init(&w->lock, NULL);
+    cond_init_monotonic(&w->cond);
+    w->refs = 2;
+    w->req = (struct blk_req){.op = BLK_FLUSH, .done = flush_wait_done, .opaque = w};
+    int r = blk_submit(b, &w->req);
+    if (r < 0) {
+        w->refs = 1;
+        flush_wait_put(w);
+        return r;
+    }
+    struct timespec ts = monotonic_deadline_ms(ms);
+    pthread_mutex_lock(&w->lock);
+    while (!w->done)
+        if (pthread_cond_timedwait(&w->cond, &w->lock, &ts) == ETIMEDOUT) break;
+    r = w->done ? (w->result < 0 ? (int)w->result : 0) : -ETIMEDOUT;
+    pthread_mutex_unlock(&w->lock);
+    flush_wait_put(w);
+    return r;
 }
 
 int blk_submit(struct blk_backend *b, struct blk_req *r)

@@ -87,6 +87,11 @@ bool blk_readonly(const struct blk_backend *b);
  * WRITE_ZEROES punches a hole too (reads back zeroes), falling back to writing zeroes.
  * done() runs on an engine thread; it may submit more requests but must not call blk_close. */
 int blk_submit(struct blk_backend *b, struct blk_req *r);
+/* A FLUSH, waited for: what the image format caches (qcow2's tables) is written to the file
+ * and the file is fdatasync'ed, so a copy of the file taken afterwards (a snapshot of a paused
+ * VM) is a consistent image. Waits at most `ms`: 0, or -errno (-ETIMEDOUT: a hung disk; the
+ * flush completes, or not, later without harm). Nothing else may be submitted meanwhile. */
+int blk_flush_wait(struct blk_backend *b, unsigned ms);
 /* Whether cache=none is in effect, and how many reads/writes went through the page cache
  * because they were not aligned for direct I/O. */
 bool blk_direct(const struct blk_backend *b);

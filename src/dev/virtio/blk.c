@@ -499,6 +499,15 @@ void vblk_get_stats(struct vblk *d, struct vblk_stats *s)
     pthread_mutex_unlock(&d->lock);
 }
 
+int vblk_flush(struct vblk *d, unsigned ms)
+{
+    pthread_mutex_lock(&d->lock);
+    struct blk_backend *be = d->be;
+    pthread_mutex_unlock(&d->lock);
+    if (!be || blk_readonly(be)) return 0;
+    return blk_flush_wait(be, ms);
+}
+
 void vblk_process_and_wait(struct vblk *d)
 {
     process_queue(d);

@@ -43,4 +43,7 @@ void vblk_get_stats(struct vblk *d, struct vblk_stats *s);
 /* For tests and the fuzzer: process the queue as a notify would, then wait until every
  * request submitted so far has completed. */
 void vblk_process_and_wait(struct vblk *d);
+/* Flush the current backend (blk_flush_wait), for a snapshot of the paused machine whose
+ * requests have drained. 0 or -errno. */
+int vblk_flush(struct vblk *d, unsigned ms);
 #endif
