@@ -295,6 +295,61 @@ static void put_snapshot_create(struct api_ctx *a, json_object *o, struct api_re
     json_object_put(cfg);
 }
 
+/* PUT /vessel/disk-snapshot {"action": "create"|"delete", "name": N} (not a Firecracker
+ * endpoint; `vessel snapshot` uses it): internal snapshots of the paused VM's writable qcow2
+ * disks at one instant (machine_disk_snapshot). 200 with {"drives": [{"drive_id",
+ * "snapshot"}]}: which drives have (or had) one. */
+static void put_disk_snapshot(struct api_ctx *a, json_object *o, struct api_response *r)
+{
+    static const char *const keys[] = {"action", "name", NULL};
+    static const json_type types[] = {json_type_string, json_type_string};
+    if (!simple_fields(o, keys, types, r, "disk-snapshot")) return;
+    json_object *ac, *nm;
+    if (!json_object_object_get_ex(o, "action", &ac) ||
+        !json_object_object_get_ex(o, "name", &nm)) {
+        set_fault(r, 400, "disk-snapshot: 'action' and 'name' are required");
+        return;
+    }
+    const char *action = json_object_get_string(ac), *name = json_object_get_string(nm);
+    bool create = !strcmp(action, "create");
+    if (!create && strcmp(action, "delete")) {
+        set_fault(r, 400, "disk-snapshot: 'action' must be create or delete");
+        return;
+    }
+    size_t nl = strlen(name);
+    bool ok = nl > 0 && nl < 128 && nl == (size_t)json_object_get_string_len(nm);
+    for (size_t i = 0; ok && i < nl; i++)
+        ok = name[i] > 0x20 && name[i] < 0x7f;
+    if (!ok) {
+        set_fault(r, 400, "disk-snapshot: 'name' must be 1-127 printable characters, no spaces");
+        return;
+    }
+    if (preboot(a)) {
+        set_fault(r, 400, "disk-snapshot: the VM has not started");
+        return;
+    }
+    bool done[MACHINE_MAX_DISKS];
+    char err[600];
+    if (vm_disk_snapshot(a->vm, create ? BLK_SNAP_CREATE : BLK_SNAP_DELETE, name, done, err,
+                         sizeof(err)) < 0) {
+        set_fault(r, 400, "disk-snapshot: %s", err);
+        return;
+    }
+    json_object *res = json_object_new_object(), *arr = json_object_new_array();
+    unsigned order[MACHINE_MAX_DISKS];
+    pthread_mutex_lock(&a->lock);
+    vm_spec_disk_order(&a->spec, order);
+    for (unsigned k = 0; k < a->spec.ndrives && k < MACHINE_MAX_DISKS; k++) {
+        json_object *d = json_object_new_object();
+        json_object_object_add(d, "drive_id", json_object_new_string(a->spec.drives[order[k]].id));
+        json_object_object_add(d, "snapshot", json_object_new_boolean(done[k]));
+        json_object_array_add(arr, d);
+    }
+    pthread_mutex_unlock(&a->lock);
+    json_object_object_add(res, "drives", arr);
+    set_json(r, 200, res);
+}
+
 /* PUT /snapshot/load (Firecracker's SnapshotLoadParams): before boot only; the VM resumes from
  * the snapshot with the configuration it carries, paused unless resume_vm. */
 static void put_snapshot_load(struct api_ctx *a, json_object *o, struct api_response *r)
@@ -663,6 +718,7 @@ void api_handle(struct api_ctx *a, const char *method, const char *path, const c
         {"/vsock", "P", "PUT"},
         {"/vessel/info", "G", "GET"},
         {"/vessel/quit", "P", "PUT"},
+        {"/vessel/disk-snapshot", "P", "PUT"},
     };
     int ri = -1;
     for (unsigned i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
@@ -747,6 +803,8 @@ void api_handle(struct api_ctx *a, const char *method, const char *path, const c
         put_snapshot_create(a, o, r);
     } else if (!strcmp(p, "/snapshot/load")) {
         put_snapshot_load(a, o, r);
+    } else if (!strcmp(p, "/vessel/disk-snapshot")) {
+        put_disk_snapshot(a, o, r);
     } else if (!strcmp(p, "/logger") || !strcmp(p, "/metrics")) {
         /* pre-boot only (as Firecracker): the files are opened before the sandbox */
         if (!preboot(a))

@@ -37,6 +37,16 @@ int cli_run_parse(int argc, char **argv, const struct host_limits *lim, struct r
                   char *err, size_t errlen);
 int cli_run(int argc, char **argv);
 void cli_run_usage(FILE *out);
+/* `vessel disk convert` without its messages: IN (probed raw or qcow2; with snap, that internal
+ * snapshot of a qcow2 IN, readable while a VM holds IN) to a new sparse image OUT. 0, or
+ * -errno with a message (OUT is removed). */
+int disk_convert_image(const char *in, const char *snap, const char *outp, bool to_qcow2,
+                       bool compress, uint64_t *size_out, char *err, size_t errlen);
+/* A snapshot whose disks are internal snapshots of the VM's qcow2 images gets a file for each
+ * (disk-N.img, a standalone qcow2 of that instant, "copy" in its info.json), for a clone to
+ * stand on or an export to carry. 0 (also when sdir has no snapshot), or -errno with a
+ * message. */
+int snapshot_materialize(const char *sdir, char *err, size_t errlen);
 int cli_disk(int argc, char **argv);
 /* The VMs of the store (vm.c) and the host's policy (host.c). */
 int cli_create(int argc, char **argv);

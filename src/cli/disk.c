@@ -423,7 +423,7 @@ static int disk_check(int argc, char **argv)
 
 static void convert_usage(FILE *out)
 {
-    fprintf(out, "Usage: vessel disk convert [-c] -O raw|qcow2 IN OUT\n"
+    fprintf(out, "Usage: vessel disk convert [-c] [-l SNAPSHOT] -O raw|qcow2 IN OUT\n"
                  "Copy image IN (raw or qcow2, backing chain included) to a new image OUT of\n"
                  "the given format. Zero blocks are left out: OUT is sparse (a raw OUT has\n"
                  "holes, a qcow2 OUT unallocated clusters). OUT must not exist.\n"
@@ -432,6 +432,8 @@ static void convert_usage(FILE *out)
                  "  -c, --compress            qcow2: deflate-compressed clusters (where that\n"
                  "                            saves space; readable by QEMU; writes to them\n"
                  "                            later store them uncompressed)\n"
+                 "  -l, --snapshot NAME       qcow2 IN: convert its internal snapshot NAME\n"
+                 "                            (name or id) instead of its current state\n"
                  "  -h, --help                show this help\n"
                  "\n"
                  "Exit status: 0 converted, 1 host error, 2 bad arguments.\n");
@@ -441,6 +443,7 @@ static const struct option convert_opts[] = {
     {"help", no_argument, NULL, 'h'},
     {"output-format", required_argument, NULL, 'O'},
     {"compress", no_argument, NULL, 'c'},
+    {"snapshot", required_argument, NULL, 'l'},
     {NULL, 0, NULL, 0},
 };
 
@@ -451,14 +454,96 @@ static bool all_zero(const uint8_t *p, size_t n)
     return true;
 }
 
+int disk_convert_image(const char *in, const char *snap, const char *outp, bool to_qcow2,
+                       bool compress, uint64_t *size_out, char *err, size_t errlen)
+{
+    struct qcow2 *src, *dst = NULL;
+    /* The input's format is probed (qcow2 magic, else raw), as blk_open does. */
+    /* A snapshot's clusters are never written while it exists: it can be read from an image
+     * a running VM holds (its lock is exclusive). */
+    int r = qcow2_open(&src, in, QCOW2_RDONLY | (snap ? QCOW2_NOLOCK : 0), false, err, errlen);
+    if (r == -EINVAL && strstr(err, "not a qcow2 image") && !snap)
+        r = qcow2_open(&src, in, QCOW2_RDONLY, true, err, errlen);
+    if (r < 0) return r;
+    if (snap && (r = qcow2_snapshot_view(src, snap, err, errlen)) < 0) {
+        qcow2_close(src);
+        return r == -ENOTSUP ? -EINVAL : r;
+    }
+    uint64_t size = qcow2_size(src);
+    if (!size || size % 512) {
+        snprintf(err, errlen, "%s: size %llu is not a non-zero multiple of 512", in,
+                 (unsigned long long)size);
+        qcow2_close(src);
+        return -EINVAL;
+    }
+    r = to_qcow2 ? qcow2_create(outp, size, 16, NULL, NULL, err, errlen)
+                 : blk_create_raw(outp, size, err, errlen);
+    if (r < 0) {
+        qcow2_close(src);
+        return r;
+    }
+    int ofd = -1;
+    if (to_qcow2)
+        r = qcow2_open(&dst, outp, 0, false, err, errlen);
+    else if ((ofd = open(outp, O_WRONLY | O_CLOEXEC)) < 0)
+        r = -errno, snprintf(err, errlen, "%s: %s", outp, strerror(errno));
+    enum { CHUNK = 1 << 20, GRAIN = 64 << 10 };
+    uint8_t *buf = r ? NULL : malloc(CHUNK);
+    if (!r && !buf) r = -ENOMEM, snprintf(err, errlen, "out of memory");
+    for (uint64_t off = 0; !r && off < size; off += CHUNK) {
+        size_t n = size - off < CHUNK ? (size_t)(size - off) : CHUNK;
+        struct iovec v = {buf, n};
+        if ((r = qcow2_readv(src, off, &v, 1, n))) {
+            snprintf(err, errlen, "reading %s at %llu: %s", in, (unsigned long long)off,
+                     strerror(-r));
+            break;
+        }
+        /* Zero grains stay holes / unallocated clusters. */
+        for (size_t g = 0; !r && g < n; g += GRAIN) {
+            size_t gl = n - g < GRAIN ? n - g : GRAIN;
+            if (all_zero(buf + g, gl)) continue;
+            struct iovec w = {buf + g, gl};
+            if (compress) {
+                /* whole clusters (GRAIN is the cluster size): the last one padded */
+                static uint8_t cl[GRAIN];
+                memcpy(cl, buf + g, gl);
+                memset(cl + gl, 0, GRAIN - gl);
+                r = qcow2_write_compressed(dst, off + g, cl);
+            } else if (to_qcow2)
+                r = qcow2_writev(dst, off + g, &w, 1, gl);
+            else if (pwrite(ofd, buf + g, gl, (off_t)(off + g)) != (ssize_t)gl)
+                r = -EIO;
+            if (r) snprintf(err, errlen, "writing %s: %s", outp, strerror(-r));
+        }
+    }
+    free(buf);
+    if (!r && to_qcow2 && (r = qcow2_flush(dst)))
+        snprintf(err, errlen, "writing %s: %s", outp, strerror(-r));
+    if (!r && ofd >= 0 && fsync(ofd) < 0)
+        r = -errno, snprintf(err, errlen, "writing %s: %s", outp, strerror(errno));
+    if (dst) qcow2_close(dst);
+    if (ofd >= 0) close(ofd);
+    qcow2_close(src);
+    if (r) {
+        unlink(outp);                   /* ours: created above */
+        return r == -EINVAL ? -EIO : r; /* never a usage error here */
+    }
+    if (size_out) *size_out = size;
+    return 0;
+}
+
 static int disk_convert(int argc, char **argv)
 {
-    const char *fmt = NULL;
+    const char *fmt = NULL, *snap = NULL;
     bool compress = false;
     optind = 0;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, ":hcO:", convert_opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":hcO:l:", convert_opts, NULL)) != -1) {
+        if (c == 'l') {
+            snap = optarg;
+            continue;
+        }
         if (c == 'c') {
             compress = true;
             continue;
@@ -489,75 +574,11 @@ static int disk_convert(int argc, char **argv)
         return EXIT_ARGS;
     }
     char err[1024];
-    struct qcow2 *src, *dst = NULL;
-    /* The input's format is probed (qcow2 magic, else raw), as blk_open does. */
-    int r = qcow2_open(&src, in, QCOW2_RDONLY, false, err, sizeof(err));
-    if (r == -EINVAL && strstr(err, "not a qcow2 image"))
-        r = qcow2_open(&src, in, QCOW2_RDONLY, true, err, sizeof(err));
+    uint64_t size = 0;
+    int r = disk_convert_image(in, snap, outp, to_qcow2, compress, &size, err, sizeof(err));
     if (r < 0) {
         fprintf(stderr, "vessel disk convert: %s\n", err);
         return exit_for(r);
-    }
-    uint64_t size = qcow2_size(src);
-    if (!size || size % 512) {
-        fprintf(stderr, "vessel disk convert: %s: size %llu is not a non-zero multiple of 512\n",
-                in, (unsigned long long)size);
-        qcow2_close(src);
-        return EXIT_ARGS;
-    }
-    r = to_qcow2 ? qcow2_create(outp, size, 16, NULL, NULL, err, sizeof(err))
-                 : blk_create_raw(outp, size, err, sizeof(err));
-    if (r < 0) {
-        fprintf(stderr, "vessel disk convert: %s\n", err);
-        qcow2_close(src);
-        return exit_for(r);
-    }
-    int ofd = -1;
-    if (to_qcow2)
-        r = qcow2_open(&dst, outp, 0, false, err, sizeof(err));
-    else if ((ofd = open(outp, O_WRONLY | O_CLOEXEC)) < 0)
-        r = -errno, snprintf(err, sizeof(err), "%s: %s", outp, strerror(errno));
-    enum { CHUNK = 1 << 20, GRAIN = 64 << 10 };
-    uint8_t *buf = r ? NULL : malloc(CHUNK);
-    if (!r && !buf) r = -ENOMEM, snprintf(err, sizeof(err), "out of memory");
-    for (uint64_t off = 0; !r && off < size; off += CHUNK) {
-        size_t n = size - off < CHUNK ? (size_t)(size - off) : CHUNK;
-        struct iovec v = {buf, n};
-        if ((r = qcow2_readv(src, off, &v, 1, n))) {
-            snprintf(err, sizeof(err), "reading %s at %llu: %s", in, (unsigned long long)off,
-                     strerror(-r));
-            break;
-        }
-        /* Zero grains stay holes / unallocated clusters. */
-        for (size_t g = 0; !r && g < n; g += GRAIN) {
-            size_t gl = n - g < GRAIN ? n - g : GRAIN;
-            if (all_zero(buf + g, gl)) continue;
-            struct iovec w = {buf + g, gl};
-            if (compress) {
-                /* whole clusters (GRAIN is the cluster size): the last one padded */
-                static uint8_t cl[GRAIN];
-                memcpy(cl, buf + g, gl);
-                memset(cl + gl, 0, GRAIN - gl);
-                r = qcow2_write_compressed(dst, off + g, cl);
-            } else if (to_qcow2)
-                r = qcow2_writev(dst, off + g, &w, 1, gl);
-            else if (pwrite(ofd, buf + g, gl, (off_t)(off + g)) != (ssize_t)gl)
-                r = -EIO;
-            if (r) snprintf(err, sizeof(err), "writing %s: %s", outp, strerror(-r));
-        }
-    }
-    free(buf);
-    if (!r && to_qcow2 && (r = qcow2_flush(dst)))
-        snprintf(err, sizeof(err), "writing %s: %s", outp, strerror(-r));
-    if (!r && ofd >= 0 && fsync(ofd) < 0)
-        r = -errno, snprintf(err, sizeof(err), "writing %s: %s", outp, strerror(errno));
-    if (dst) qcow2_close(dst);
-    if (ofd >= 0) close(ofd);
-    qcow2_close(src);
-    if (r) {
-        fprintf(stderr, "vessel disk convert: %s\n", err);
-        unlink(outp); /* ours: created above */
-        return EXIT_HOST;
     }
     char sz[32];
     size_human(size, sz, sizeof(sz));

@@ -282,6 +282,14 @@ int cli_export(int argc, char **argv)
         store_vm_path(&st, name, "snapshots", sdir, sizeof(sdir));
         size_t l = strlen(sdir);
         snprintf(sdir + l, sizeof(sdir) - l, "/%s", snap);
+        char merr[600];
+        if (snapshot_materialize(sdir, merr, sizeof(merr)) < 0) {
+            fprintf(stderr, "vessel export: snapshot %s: %s\n", snap, merr);
+            for (unsigned k = 0; k < n; k++)
+                if (mem[k].temp) unlink(mem[k].path);
+            json_object_put(cfg);
+            return VM_EXIT_HOST_ERROR;
+        }
         DIR *d = opendir(sdir);
         struct dirent *e;
         while (d && (e = readdir(d))) {

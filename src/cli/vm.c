@@ -1503,6 +1503,114 @@ static int copy_over(const char *src, const char *dst, char *err, size_t errlen)
     return r;
 }
 
+/* The internal snapshot (qcow2) that holds a VM snapshot's state of a disk. */
+static void disk_snap_name(const char *snap, char *out, size_t len)
+{
+    snprintf(out, len, "vessel-%s", snap);
+}
+
+/* An internal snapshot of a stopped VM's disk file: create, apply or delete. 1 done, 0 the
+ * file is not qcow2 (a raw disk: the caller copies it), -errno with a message. */
+static int offline_disk_snap(const char *path, char op, const char *iname, char *err, size_t errlen)
+{
+    struct qcow2 *q;
+    int r = qcow2_open(&q, path, 0, false, err, errlen);
+    if (r == -EINVAL && strstr(err, "not a qcow2 image")) return 0;
+    if (r < 0) return r;
+    r = op == 'c'   ? qcow2_snapshot_create(q, iname, err, errlen)
+        : op == 'a' ? qcow2_snapshot_apply(q, iname, err, errlen)
+                    : qcow2_snapshot_delete(q, iname, err, errlen);
+    qcow2_close(q);
+    return r < 0 ? r : 1;
+}
+
+/* PUT /vessel/disk-snapshot on a paused live VM: which drive ids got (or had) the internal
+ * snapshot, in has[] by spec index. 0 or -1 (message printed). */
+static int live_disk_snap(const struct store *st, const char *name, const struct vm_spec *spec,
+                          bool create, const char *iname, bool has[MACHINE_MAX_DISKS])
+{
+    for (unsigned i = 0; i < MACHINE_MAX_DISKS; i++)
+        has[i] = false;
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "action", json_object_new_string(create ? "create" : "delete"));
+    json_object_object_add(o, "name", json_object_new_string(iname));
+    char *resp = NULL;
+    long r = vm_api(st, name, "snapshot", "PUT", "/vessel/disk-snapshot",
+                    json_object_to_json_string(o), &resp);
+    json_object_put(o);
+    if (r != 200) {
+        if (r > 0) print_fault("snapshot", name, resp);
+        free(resp);
+        return -1;
+    }
+    json_object *res = json_tokener_parse(resp ? resp : ""), *drives;
+    free(resp);
+    if (res && json_object_object_get_ex(res, "drives", &drives) &&
+        json_object_is_type(drives, json_type_array))
+        for (size_t k = 0; k < json_object_array_length(drives); k++) {
+            json_object *d = json_object_array_get_idx(drives, k), *id, *sn;
+            if (!json_object_object_get_ex(d, "drive_id", &id) ||
+                !json_object_object_get_ex(d, "snapshot", &sn) || !json_object_get_boolean(sn))
+                continue;
+            for (unsigned i = 0; i < spec->ndrives; i++)
+                if (!strcmp(spec->drives[i].id, json_object_get_string(id))) has[i] = true;
+        }
+    json_object_put(res);
+    return 0;
+}
+
+int snapshot_materialize(const char *sdir, char *err, size_t errlen)
+{
+    char p[4400], out[4400], tmp[4500];
+    snprintf(p, sizeof(p), "%s/info.json", sdir);
+    json_object *info = json_object_from_file(p), *disks;
+    if (!info) return 0; /* no such snapshot: the caller says so */
+    if (!json_object_object_get_ex(info, "disks", &disks) ||
+        !json_object_is_type(disks, json_type_array)) {
+        json_object_put(info);
+        snprintf(err, errlen, "%s: no disk list", p);
+        return -EINVAL;
+    }
+    bool changed = false;
+    int r = 0;
+    for (unsigned i = 0; !r && i < json_object_array_length(disks) && i < MACHINE_MAX_DISKS; i++) {
+        json_object *j = json_object_array_get_idx(disks, i), *in, *c, *path;
+        if (!json_object_object_get_ex(j, "internal", &in) ||
+            json_object_object_get_ex(j, "copy", &c))
+            continue;
+        if (!json_object_object_get_ex(j, "path", &path)) {
+            snprintf(err, errlen, "%s: disk %u has no path", p, i);
+            r = -EINVAL;
+            break;
+        }
+        snprintf(out, sizeof(out), "%s/disk-%u.img", sdir, i);
+        snprintf(tmp, sizeof(tmp), "%s.tmp", out);
+        unlink(tmp);
+        r = disk_convert_image(json_object_get_string(path), json_object_get_string(in), tmp, true,
+                               false, NULL, err, errlen);
+        if (!r && rename(tmp, out) < 0) {
+            r = -errno;
+            snprintf(err, errlen, "%s: %s", out, strerror(errno));
+            unlink(tmp);
+        }
+        if (!r) {
+            snprintf(out, sizeof(out), "disk-%u.img", i);
+            json_object_object_add(j, "copy", json_object_new_string(out));
+            changed = true;
+        }
+    }
+    snprintf(tmp, sizeof(tmp), "%s/info.json.tmp", sdir);
+    if (!r && changed) {
+        if (json_object_to_file_ext(tmp, info, JSON_C_TO_STRING_PRETTY) < 0 || rename(tmp, p) < 0) {
+            r = -EIO;
+            snprintf(err, errlen, "cannot write %s", p);
+            unlink(tmp);
+        }
+    }
+    json_object_put(info);
+    return r;
+}
+
 static int snapshot_create(struct store *st, const char *name, const char *snap)
 {
     char err[700];
@@ -1548,14 +1656,31 @@ static int snapshot_create(struct store *st, const char *name, const char *snap)
             rc = VM_EXIT_HOST_ERROR;
         }
     }
-    /* the disks at the same instant: the guest is paused and its requests have completed */
+    /* the disks at the same instant: the guest is paused and its requests have completed
+     * (and its disks are flushed). A qcow2 disk gets an internal snapshot (its tables are
+     * copied, not its data: milliseconds); a raw one is copied. */
+    char iname[128];
+    disk_snap_name(snap, iname, sizeof(iname));
+    bool internal[MACHINE_MAX_DISKS] = {false};
+    if (!rc && live && live_disk_snap(st, name, &spec, true, iname, internal) < 0)
+        rc = VM_EXIT_HOST_ERROR;
     json_object *disks = json_object_new_array();
     for (unsigned i = 0; !rc && i < spec.ndrives; i++) {
         const struct vm_drive_spec *d = &spec.drives[i];
         json_object *j = json_object_new_object();
         json_object_object_add(j, "id", json_object_new_string(d->id));
         json_object_object_add(j, "path", json_object_new_string(d->path));
-        if (!d->readonly) {
+        if (!d->readonly && !live) {
+            int q = offline_disk_snap(d->path, 'c', iname, err, sizeof(err));
+            if (q < 0) {
+                fprintf(stderr, "vessel snapshot: disk %s: %s\n", d->id, err);
+                rc = VM_EXIT_HOST_ERROR;
+            }
+            internal[i] = q == 1;
+        }
+        if (internal[i]) {
+            json_object_object_add(j, "internal", json_object_new_string(iname));
+        } else if (!rc && !d->readonly) {
             snprintf(p1, sizeof(p1), "%s/disk-%u.img", dir, i);
             if (copy_sparse(d->path, p1, 0, err, sizeof(err)) < 0) {
                 fprintf(stderr, "vessel snapshot: copying disk %s: %s\n", d->id, err);
@@ -1564,6 +1689,19 @@ static int snapshot_create(struct store *st, const char *name, const char *snap)
             json_object_object_add(j, "copy", json_object_new_string(p1 + strlen(dir) + 1));
         }
         json_object_array_add(disks, j);
+    }
+    if (rc) { /* no half snapshot: the internal ones made go again */
+        bool any = false;
+        for (unsigned i = 0; i < spec.ndrives; i++)
+            any |= internal[i];
+        if (any && live) {
+            bool gone[MACHINE_MAX_DISKS];
+            live_disk_snap(st, name, &spec, false, iname, gone);
+        } else {
+            for (unsigned i = 0; i < spec.ndrives; i++)
+                if (internal[i])
+                    offline_disk_snap(spec.drives[i].path, 'd', iname, err, sizeof(err));
+        }
     }
     if (live && resume &&
         vm_api(st, name, "snapshot", "PATCH", "/vm", "{\"state\":\"Resumed\"}", NULL) != 204)
@@ -1704,8 +1842,23 @@ static int snapshot_restore(struct store *st, const char *name, const char *snap
         }
     }
     for (unsigned i = 0; !rc && i < spec.ndrives; i++) {
-        json_object *j = json_object_array_get_idx(disks, i), *c;
-        if (!json_object_object_get_ex(j, "copy", &c)) continue; /* read-only: unchanged */
+        json_object *j = json_object_array_get_idx(disks, i), *c, *in;
+        if (json_object_object_get_ex(j, "internal", &in)) {
+            /* the disk's own internal snapshot becomes its state again */
+            int q = offline_disk_snap(spec.drives[i].path, 'a', json_object_get_string(in), err,
+                                      sizeof(err));
+            if (q == 1) continue;
+            /* gone (the disk was replaced, or came flattened by an import): a copy made for a
+             * clone or an export serves as well */
+            if (!json_object_object_get_ex(j, "copy", &c)) {
+                fprintf(stderr, "vessel snapshot: restoring disk %s: %s\n", spec.drives[i].id,
+                        q == 0 ? "it is no longer a qcow2 image with the snapshot" : err);
+                rc = VM_EXIT_HOST_ERROR;
+                break;
+            }
+        } else if (!json_object_object_get_ex(j, "copy", &c)) {
+            continue; /* read-only: unchanged */
+        }
         const char *cp = json_object_get_string(c);
         if (strchr(cp, '/') || cp[0] == '.') {
             fprintf(stderr, "vessel snapshot: %s: bad disk copy name\n", snap);
@@ -1816,6 +1969,12 @@ int cli_clone(int argc, char **argv)
         store_vm_path(&st, src, "snapshots", sdir, sizeof(sdir));
         size_t l = strlen(sdir);
         snprintf(sdir + l, sizeof(sdir) - l, "/%s", snap);
+        /* disks kept as internal snapshots of SRC's images: a clone needs files to stand on
+         * (made once per snapshot, then shared by every clone) */
+        if (snapshot_materialize(sdir, err, sizeof(err)) < 0) {
+            fprintf(stderr, "vessel clone: snapshot %s: %s\n", snap, err);
+            return VM_EXIT_HOST_ERROR;
+        }
         snprintf(p, sizeof(p), "%s/info.json", sdir);
         info = json_object_from_file(p);
         if (!info) {
@@ -1928,6 +2087,62 @@ int cli_clone(int argc, char **argv)
     return 0;
 }
 
+/* Before a snapshot's directory goes: delete the internal snapshots it keeps in the VM's qcow2
+ * disks (through the VM process, paused for it, while the VM runs). 0 or -1 (message
+ * printed; the snapshot stays). */
+static int snapshot_drop_internal(struct store *st, const char *name, const char *snap,
+                                  const char *info_path)
+{
+    json_object *info = json_object_from_file(info_path), *disks, *in;
+    bool any = false;
+    if (info && json_object_object_get_ex(info, "disks", &disks) &&
+        json_object_is_type(disks, json_type_array))
+        for (size_t i = 0; i < json_object_array_length(disks); i++)
+            any |= json_object_object_get_ex(json_object_array_get_idx(disks, i), "internal", &in);
+    if (!any) {
+        json_object_put(info);
+        return 0;
+    }
+    char iname[128], err[700];
+    disk_snap_name(snap, iname, sizeof(iname));
+    enum store_vm_state s = store_vm_state(st, name, NULL);
+    int r = 0;
+    if (is_live(s)) {
+        static struct vm_spec spec;
+        bool gone[MACHINE_MAX_DISKS], resume = s == SVM_RUNNING;
+        if (store_vm_load(st, name, &spec, err, sizeof(err)) < 0) {
+            fprintf(stderr, "vessel snapshot: %s\n", err);
+            r = -1;
+        } else if (resume && vm_api(st, name, "snapshot", "PATCH", "/vm", "{\"state\":\"Paused\"}",
+                                    NULL) != 204) {
+            fprintf(stderr, "vessel snapshot: %s: cannot pause it\n", name);
+            r = -1;
+        } else {
+            r = live_disk_snap(st, name, &spec, false, iname, gone);
+            if (resume && vm_api(st, name, "snapshot", "PATCH", "/vm", "{\"state\":\"Resumed\"}",
+                                 NULL) != 204)
+                fprintf(stderr, "vessel snapshot: %s: could not resume it (vessel resume %s)\n",
+                        name, name);
+        }
+    } else {
+        for (size_t i = 0; !r && i < json_object_array_length(disks); i++) {
+            json_object *j = json_object_array_get_idx(disks, i), *path;
+            if (!json_object_object_get_ex(j, "internal", &in) ||
+                !json_object_object_get_ex(j, "path", &path))
+                continue;
+            int q = offline_disk_snap(json_object_get_string(path), 'd', json_object_get_string(in),
+                                      err, sizeof(err));
+            if (q < 0 && q != -ENOENT) {
+                fprintf(stderr, "vessel snapshot: disk %s: %s\n", json_object_get_string(path),
+                        err);
+                r = -1;
+            }
+        }
+    }
+    json_object_put(info);
+    return r;
+}
+
 int cli_snapshot(int argc, char **argv)
 {
     /* parsed by hand: getopt's "+" mode would stay on for the cli_stop/cli_start this calls */
@@ -1993,6 +2208,7 @@ int cli_snapshot(int argc, char **argv)
             free(user);
             return VM_EXIT_USAGE;
         }
+        if (snapshot_drop_internal(&st, name, snap, p) < 0) return VM_EXIT_HOST_ERROR;
         rm_snapdir(dir);
         return 0;
     }

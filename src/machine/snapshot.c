@@ -139,8 +139,10 @@ int machine_snapshot_save(struct machine *m, int state_fd, int mem_fd, const cha
     return r;
 }
 
-static int save_locked(struct machine *m, int state_fd, int mem_fd, const char *config_json,
-                       struct snap_save_stats *st, char *err, size_t errlen)
+/* Wait (bounded) until no virtio request is in flight, then flush every disk: what the
+ * disks' formats cache (qcow2's tables) goes to the files, so copies the manager takes while
+ * the VM stays paused are consistent images of this instant. */
+static int settle(struct machine *m, char *err, size_t errlen)
 {
     for (unsigned waited = 0;; waited += 5) {
         unsigned busy = 0;
@@ -154,14 +156,51 @@ static int save_locked(struct machine *m, int state_fd, int mem_fd, const char *
         struct timespec ts = {0, 5000000};
         nanosleep(&ts, NULL);
     }
-    /* What the disks' formats cache (qcow2's tables) goes to the files now, so the copies the
-     * manager takes while the VM stays paused are consistent images of this instant. */
     for (unsigned i = 0; i < m->cfg.ndisks; i++) {
         int fr = m->blk[i] ? vblk_flush(m->blk[i], SNAP_DRAIN_MS) : 0;
         if (fr < 0)
             return fail(err, errlen, fr, "disk %u: flushing it failed (%s); no snapshot taken", i,
                         strerror(-fr));
     }
+    return 0;
+}
+
+int machine_disk_snapshot(struct machine *m, enum blk_snap_op op, const char *name,
+                          bool done[MACHINE_MAX_DISKS], char *err, size_t errlen)
+{
+    for (unsigned i = 0; i < MACHINE_MAX_DISKS; i++)
+        done[i] = false;
+    /* as machine_snapshot_save: devices fed from the host hold still while requests drain */
+    for (unsigned i = 0; i < nslots(m); i++)
+        virtio_mmio_quiesce(slot_transport(m, i), true);
+    int r = settle(m, err, errlen);
+    for (unsigned i = 0; !r && i < m->cfg.ndisks; i++) {
+        struct blk_backend *be = m->blk[i] ? vblk_backend(m->blk[i]) : NULL;
+        if (!be || blk_readonly(be) || strcmp(blk_format_name(be), "qcow2")) continue;
+        char e2[300];
+        int br = blk_snapshot(be, op, name, e2, sizeof(e2));
+        if (br == 0)
+            done[i] = true;
+        else if (!(op == BLK_SNAP_DELETE && br == -ENOENT))
+            r = fail(err, errlen, br, "disk %u: %s", i, e2);
+    }
+    if (r && op == BLK_SNAP_CREATE)
+        for (unsigned i = 0; i < m->cfg.ndisks; i++) {
+            char e2[300];
+            if (done[i] &&
+                blk_snapshot(vblk_backend(m->blk[i]), BLK_SNAP_DELETE, name, e2, sizeof(e2)) == 0)
+                done[i] = false;
+        }
+    for (unsigned i = 0; i < nslots(m); i++)
+        virtio_mmio_quiesce(slot_transport(m, i), false);
+    return r;
+}
+
+static int save_locked(struct machine *m, int state_fd, int mem_fd, const char *config_json,
+                       struct snap_save_stats *st, char *err, size_t errlen)
+{
+    int sr = settle(m, err, errlen);
+    if (sr) return sr;
     uint8_t id[16];
     if (getrandom(id, sizeof(id), 0) != (ssize_t)sizeof(id))
         return fail(err, errlen, -EIO, "getrandom: %s", strerror(errno));

@@ -2,6 +2,7 @@
  * component) and a memory file (a 4 KiB header, then guest RAM; zero pages are holes). */
 #ifndef VESSEL_MACHINE_SNAPSHOT_H
 #define VESSEL_MACHINE_SNAPSHOT_H
+#include "backend/block/block.h"
 #include "machine/machine.h"
 #include <stddef.h>
 #include <stdint.h>
@@ -22,6 +23,14 @@ struct snap_save_stats {
  * empty regular files, written from offset 0; fsynced). 0, or -errno with a message. */
 int machine_snapshot_save(struct machine *m, int state_fd, int mem_fd, const char *config_json,
                           struct snap_save_stats *st, char *err, size_t errlen);
+/* Internal snapshots (blk_snapshot) named `name` of every writable qcow2 disk of the paused
+ * machine, taken once its requests have drained and its disks are flushed: all at one
+ * instant. done[i] says which disks (machine order: vda, vdb, ...) have one; raw and
+ * read-only disks are left alone. BLK_SNAP_CREATE is all or nothing (a failure deletes the
+ * ones made); BLK_SNAP_DELETE deletes what exists (a disk without it is not an error).
+ * 0, or -errno with a message. */
+int machine_disk_snapshot(struct machine *m, enum blk_snap_op op, const char *name,
+                          bool done[MACHINE_MAX_DISKS], char *err, size_t errlen);
 /* The VM configuration (Firecracker's FullVmConfiguration JSON) a snapshot was saved with, if
  * the saver gave one (section "config"): a malloc'd string, or NULL with a message. */
 char *snapshot_config(const uint8_t *state, size_t len, char *err, size_t errlen);

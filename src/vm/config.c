@@ -735,6 +735,18 @@ static bool names_root(const char *cmdline)
     return false;
 }
 
+void vm_spec_disk_order(const struct vm_spec *s, unsigned order[MACHINE_MAX_DISKS])
+{
+    int root = -1;
+    for (unsigned i = 0; i < s->ndrives; i++)
+        if (s->drives[i].root) root = (int)i;
+    /* the root drive is vda; the others follow in the order they were added */
+    unsigned n = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (unsigned i = 0; i < s->ndrives && n < MACHINE_MAX_DISKS; i++)
+            if ((pass == 0) == ((int)i == root)) order[n++] = i;
+}
+
 int vm_spec_to_options(const struct vm_spec *s, struct vm_options *o, char *cmdline_buf,
                        size_t cmdline_len, char *err, size_t errlen)
 {
@@ -759,18 +771,16 @@ int vm_spec_to_options(const struct vm_spec *s, struct vm_options *o, char *cmdl
     int root = -1;
     for (unsigned i = 0; i < s->ndrives; i++)
         if (s->drives[i].root) root = (int)i;
-    /* the root drive is vda; the others follow in the order they were added */
-    unsigned n = 0;
-    for (int pass = 0; pass < 2; pass++)
-        for (unsigned i = 0; i < s->ndrives; i++) {
-            if ((pass == 0) != ((int)i == root)) continue;
-            const struct vm_drive_spec *d = &s->drives[i];
-            struct vm_disk *vd = &o->disks[n++];
-            snprintf(vd->path, sizeof(vd->path), "%s", d->path);
-            vd->readonly = d->readonly;
-            vd->direct = d->direct;
-            memcpy(vd->serial, d->serial, sizeof(vd->serial));
-        }
+    unsigned order[MACHINE_MAX_DISKS], n = 0;
+    vm_spec_disk_order(s, order);
+    for (unsigned k = 0; k < s->ndrives; k++) {
+        const struct vm_drive_spec *d = &s->drives[order[k]];
+        struct vm_disk *vd = &o->disks[n++];
+        snprintf(vd->path, sizeof(vd->path), "%s", d->path);
+        vd->readonly = d->readonly;
+        vd->direct = d->direct;
+        memcpy(vd->serial, d->serial, sizeof(vd->serial));
+    }
     o->ndisks = n;
     if (s->net.present) {
         char spec[sizeof(s->net.user) + 32];

@@ -78,6 +78,10 @@ struct vm_spec {
     uint64_t jit_cache_size;
 };
 
+/* The order of the spec's drives as the machine's disks (vda, vdb, ...): the root drive
+ * first, the others as they were added. order[k] is the spec index of disk k. */
+void vm_spec_disk_order(const struct vm_spec *s, unsigned order[MACHINE_MAX_DISKS]);
+
 /* Firecracker's defaults: 1 vCPU, 128 MiB, nothing to boot. */
 void vm_spec_init(struct vm_spec *s);
 

@@ -731,6 +731,32 @@ int vm_snapshot_create(struct vm *vm, const char *state_path, const char *mem_pa
     return r;
 }
 
+int vm_disk_snapshot(struct vm *vm, enum blk_snap_op op, const char *name,
+                     bool done[MACHINE_MAX_DISKS], char *err, size_t errlen)
+{
+    pthread_mutex_lock(&vm->lock);
+    int r = 0;
+    if (vm->state != VM_PAUSED)
+        r = err_set(err, errlen, -EBUSY, "the VM is %s; pause it first", vm_state_name(vm->state));
+    else if (!vm->m)
+        r = err_set(err, errlen, -EBUSY, "the guest is rebooting; try again");
+    else if (vm->drive_busy)
+        r = err_set(err, errlen, -EBUSY, "a drive update or snapshot is under way; try again");
+    if (r < 0) {
+        pthread_mutex_unlock(&vm->lock);
+        return r;
+    }
+    vm->drive_busy = true; /* keeps vm->m alive and paused */
+    struct machine *m = vm->m;
+    pthread_mutex_unlock(&vm->lock);
+    r = machine_disk_snapshot(m, op, name, done, err, errlen);
+    pthread_mutex_lock(&vm->lock);
+    vm->drive_busy = false;
+    pthread_cond_broadcast(&vm->cond);
+    pthread_mutex_unlock(&vm->lock);
+    return r;
+}
+
 void vm_quit(struct vm *vm)
 {
     pthread_mutex_lock(&vm->lock);

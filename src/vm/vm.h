@@ -4,6 +4,7 @@
  * act between instructions (DESIGN.md, "Many VMs: the process model"). */
 #ifndef VESSEL_VM_VM_H
 #define VESSEL_VM_VM_H
+#include "backend/block/block.h"
 #include "backend/net/net.h"
 #include "backend/vsock/vsock.h"
 #include "machine/machine.h"
@@ -102,6 +103,10 @@ struct snap_save_stats;
 int vm_snapshot_create(struct vm *vm, const char *state_path, const char *mem_path,
                        const char *config_json, struct snap_save_stats *stats, char *err,
                        size_t errlen);
+/* PUT /vessel/disk-snapshot: machine_disk_snapshot on the paused VM (-EBUSY unless paused).
+ * done[i]: disk i (vda, vdb, ...) has (or had) the internal snapshot. */
+int vm_disk_snapshot(struct vm *vm, enum blk_snap_op op, const char *name,
+                     bool done[MACHINE_MAX_DISKS], char *err, size_t errlen);
 /* Stop at once (as Ctrl-A x): vm_run returns VM_EXIT_OK. Safe in any state. */
 void vm_quit(struct vm *vm);
 /* Before boot: the guest's serial output goes to c from now on (the vm owns it); input still

@@ -112,6 +112,12 @@ qemu-img convert -O raw s.qcow2 sB.raw
 qemu-img snapshot -c qemu-snap s.qcow2
 if "$V" disk snapshot s.qcow2 list | grep -q " qemu-snap "; then ok snap_vessel_lists_qemus; else ko snap_vessel_lists_qemus "$("$V" disk snapshot s.qcow2 list 2>&1)"; fi
 check snap_check "$V" disk check s.qcow2
+# convert -l: a snapshot's state, read without changing the image (as qemu-img convert -l)
+check snap_convert_l "$V" disk convert -l first -O raw s.qcow2 sA-l.raw
+check snap_convert_l_data cmp sA-l.raw sA.raw
+check snap_convert_l_qemus "$V" disk convert -l qemu-snap -O qcow2 s.qcow2 sB-l.qcow2
+check snap_convert_l_qemus_data qemu-img compare sB-l.qcow2 sB.raw
+if "$V" disk convert -l nope -O raw s.qcow2 nope.raw 2>/dev/null || [ -e nope.raw ]; then ko snap_convert_l_missing "converted a snapshot that does not exist"; else ok snap_convert_l_missing; fi
 check snap_apply "$V" disk snapshot s.qcow2 apply first
 check snap_apply_data qemu-img compare s.qcow2 sA.raw
 check snap_apply_qemu_check qemu-img check s.qcow2

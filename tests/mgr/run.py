@@ -588,9 +588,10 @@ def start_api_vm(vessel, tmp, name, procs):
 
 
 def test_snapshot_qcow2(vessel):
-    """A snapshot of a running VM with a qcow2 disk holds every write the guest completed, also
-    one no flush followed (qcow2's tables cached in the VM process go to the file before the
-    copy): the copy reads back the guest's data and checks clean (no leaked clusters)."""
+    """A VM snapshot keeps a running VM's qcow2 disk as an internal snapshot of the image (its
+    tables, not its data), taken after the disk is flushed, so it holds every write the guest
+    completed, also one no flush followed. Restore applies it; a clone gets a file made from
+    it once; snapshot rm deletes it from the image, which then checks clean."""
     s = Store(vessel)
     tmp = tempfile.mkdtemp(prefix="vessel-snapq-")
     try:
@@ -603,29 +604,75 @@ def test_snapshot_qcow2(vessel):
         s.run("start", "q")
         if not check("snapshot qcow2: booted", s.wait_marker("q", 240)):
             return
-        # O_DIRECT writes to fresh clusters complete without a flush
-        want = s.ask("q", "QSUM", "dd if=/dev/urandom of=/tmp/pat bs=65536 count=4 2>/dev/null;"
-                     " dd if=/tmp/pat of=/dev/vda bs=65536 seek=100 oflag=direct 2>/dev/null;"
-                     " sha256sum < /tmp/pat | cut -c1-64")
+
+        def write(seed):
+            # O_DIRECT writes to fresh clusters complete without a flush
+            return s.ask("q", f"QSUM{seed}", f"dd if=/dev/urandom of=/tmp/p{seed} bs=65536 count=4"
+                         f" 2>/dev/null; dd if=/tmp/p{seed} of=/dev/vda bs=65536 seek=100"
+                         f" oflag=direct 2>/dev/null; sha256sum < /tmp/p{seed} | cut -c1-64")
+
+        def snaps():
+            r = subprocess.run([vessel, "disk", "info", d], capture_output=True, text=True)
+            m = re.search(r"snapshots:\s+(\d+)", r.stdout)
+            return int(m.group(1)) if m else None
+        want = write(1)
         check("snapshot qcow2: the guest wrote 256 KiB with O_DIRECT", want is not None and
               len(want) == 64, repr(want))
         r = s.run("snapshot", "create", "q", "s1")
         check("snapshot qcow2: snapshot of the running VM", r.returncode == 0, r.stderr)
-        copy = os.path.join(s.vmdir("q"), "snapshots", "s1", "disk-0.img")
+        sdir = os.path.join(s.vmdir("q"), "snapshots", "s1")
+        with open(os.path.join(sdir, "info.json")) as f:
+            disk = json.load(f)["disks"][0]
+        check("snapshot qcow2: the disk is kept as an internal snapshot, not copied",
+              disk.get("internal") == "vessel-s1" and "copy" not in disk and
+              not os.path.exists(os.path.join(sdir, "disk-0.img")) and snaps() == 1,
+              f"{disk} {os.listdir(sdir)} {snaps()}")
+        other = write(2)
+        check("snapshot qcow2: the guest overwrote it after the snapshot",
+              other and other != want, repr(other))
+        r = s.run("clone", "q", "c", "--snapshot", "s1")
+        check("snapshot qcow2: clone of the snapshot", r.returncode == 0, r.stderr)
         raw = os.path.join(tmp, "copy.raw")
-        r = subprocess.run([vessel, "disk", "convert", "-O", "raw", copy, raw],
-                           capture_output=True, text=True)
+        r = subprocess.run([vessel, "disk", "convert", "-O", "raw",
+                            os.path.join(sdir, "disk-0.img"), raw], capture_output=True, text=True)
         got = None
         if r.returncode == 0:
             with open(raw, "rb") as f:
                 f.seek(100 * 65536)
                 got = hashlib.sha256(f.read(4 * 65536)).hexdigest()
-        check("snapshot qcow2: the snapshot's copy holds the guest's unflushed write",
+        check("snapshot qcow2: the file made for the clone holds the unflushed write",
               got == want, f"{r.stderr} copy {got} guest {want}")
-        r = subprocess.run([vessel, "disk", "check", copy], capture_output=True, text=True)
-        check("snapshot qcow2: the copy checks clean", r.returncode == 0 and
+        r = s.run("snapshot", "restore", "q", "s1")
+        check("snapshot qcow2: restore", r.returncode == 0, r.stderr + r.stdout)
+        back = s.ask("q", "QBACK", "dd if=/dev/vda bs=65536 skip=100 count=4 iflag=direct"
+                     " 2>/dev/null | sha256sum | cut -c1-64")
+        check("snapshot qcow2: after restore the guest reads the snapshot's data", back == want,
+              f"{back} want {want} (after the snapshot: {other})")
+        r = s.run("rm", "c")
+        r = s.run("snapshot", "rm", "q", "s1")
+        check("snapshot qcow2: snapshot rm of the running VM deletes the internal snapshot",
+              r.returncode == 0 and snaps() == 0 and s.list()["q"]["state"] == "running",
+              f"{r.stderr} {snaps()}")
+        s.run("stop", "q", "--force")
+        r = subprocess.run([vessel, "disk", "check", d], capture_output=True, text=True)
+        check("snapshot qcow2: the image checks clean", r.returncode == 0 and
               "leak" not in (r.stdout + r.stderr).lower().replace("0 leaked", ""),
               r.stdout + r.stderr)
+        if shutil.which("qemu-img"):
+            r = subprocess.run(["qemu-img", "check", d], capture_output=True, text=True)
+            check("snapshot qcow2: qemu-img check is clean too", r.returncode == 0,
+                  r.stdout + r.stderr)
+        # a stopped VM: the internal snapshot is made and applied on the closed image
+        r = s.run("snapshot", "create", "q", "off")
+        with open(os.path.join(s.vmdir("q"), "snapshots", "off", "info.json")) as f:
+            disk = json.load(f)["disks"][0]
+        check("snapshot qcow2: a stopped VM's snapshot is internal too",
+              r.returncode == 0 and disk.get("internal") == "vessel-off" and snaps() == 1,
+              f"{r.stderr} {disk}")
+        r1 = s.run("snapshot", "restore", "q", "off")
+        r2 = s.run("snapshot", "rm", "q", "off")
+        check("snapshot qcow2: restore and rm on the stopped VM", r1.returncode == 0 and
+              r2.returncode == 0 and snaps() == 0, r1.stderr + r2.stderr)
     finally:
         s.cleanup()
         shutil.rmtree(tmp, ignore_errors=True)

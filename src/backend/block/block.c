@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -157,6 +158,20 @@ int blk_flush_wait(struct blk_backend *b, unsigned ms)
     pthread_mutex_unlock(&w->lock);
     flush_wait_put(w);
     return r;
+}
+
+int blk_snapshot(struct blk_backend *b, enum blk_snap_op op, const char *name, char *err,
+                 size_t errlen)
+{
+    if (!b->drv->snapshot) {
+        snprintf(err, errlen, "a %s image has no internal snapshots", b->drv->name);
+        return -ENOTSUP;
+    }
+    if (b->readonly) {
+        snprintf(err, errlen, "the image is open read-only");
+        return -EROFS;
+    }
+    return b->drv->snapshot(b, op, name, err, errlen);
 }
 
 int blk_submit(struct blk_backend *b, struct blk_req *r)

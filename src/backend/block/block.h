@@ -96,6 +96,14 @@ int blk_flush_wait(struct blk_backend *b, unsigned ms);
  * because they were not aligned for direct I/O. */
 bool blk_direct(const struct blk_backend *b);
 uint64_t blk_buffered_fallbacks(const struct blk_backend *b);
+/* Internal snapshots of the open image (qcow2's snapshot table; see qcow2.h): create one of
+ * the image as it is, or delete one. For a VM snapshot of a paused machine whose requests
+ * have drained: the caller guarantees nothing is in flight or submitted meanwhile (-EBUSY
+ * otherwise). -ENOTSUP (with a message) for a raw image, -EROFS for a read-only one; else
+ * qcow2_snapshot_create/delete's result. */
+enum blk_snap_op { BLK_SNAP_CREATE, BLK_SNAP_DELETE };
+int blk_snapshot(struct blk_backend *b, enum blk_snap_op op, const char *name, char *err,
+                 size_t errlen);
 /* "raw" or "qcow2". */
 const char *blk_format_name(const struct blk_backend *b);
 /* format= value: "raw", "qcow2", "auto"; -EINVAL for anything else. */

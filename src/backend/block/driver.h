@@ -15,6 +15,9 @@ struct blk_driver {
     bool (*direct)(const struct blk_backend *b);
     uint64_t (*buffered_fallbacks)(const struct blk_backend *b);
     const char *(*engine_name)(const struct blk_backend *b);
+    /* blk_snapshot; NULL: the format has no internal snapshots */
+    int (*snapshot)(struct blk_backend *b, enum blk_snap_op op, const char *name, char *err,
+                    size_t errlen);
 };
 
 struct blk_backend {

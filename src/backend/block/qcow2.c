@@ -2133,6 +2133,30 @@ int qcow2_snapshot_apply(struct qcow2 *q, const char *name, char *err, size_t er
     return snap_done(q, r, err, errlen);
 }
 
+int qcow2_snapshot_view(struct qcow2 *q, const char *name, char *err, size_t errlen)
+{
+    if (!q->readonly || q->raw)
+        return fail(err, errlen, -EINVAL, "%s: a snapshot is viewed on a read-only qcow2 open",
+                    q->path);
+    struct snap *s = find_snap(q, name);
+    if (!s) return fail(err, errlen, -ENOENT, "%s has no snapshot %s", q->path, name);
+    struct qcow2_snapshot_info info;
+    qcow2_snapshot_get(q, (unsigned)(s - q->snaps), &info);
+    if (s->l1_size > q->h.l1_size || info.disk_size != q->size)
+        return fail(err, errlen, -ENOTSUP,
+                    "snapshot %s has another disk size or a larger L1 table: vessel cannot "
+                    "read it",
+                    name);
+    uint64_t *sl1;
+    int r = read_snap_l1(q, s, q->h.l1_size, &sl1);
+    if (r) return fail(err, errlen, r, "%s: %s", q->path, strerror(-r));
+    memcpy(q->l1, sl1, q->h.l1_size * 8);
+    free(sl1);
+    for (unsigned i = 0; i < q->nl2c; i++)
+        q->l2c[i].off = 0; /* the active image's tables: read again as needed */
+    return 0;
+}
+
 int qcow2_snapshot_delete(struct qcow2 *q, const char *name, char *err, size_t errlen)
 {
     struct snap *s = find_snap(q, name);

@@ -110,6 +110,10 @@ int qcow2_snapshot_create(struct qcow2 *q, const char *name, char *err, size_t e
 /* The active image becomes the snapshot's state (the snapshot stays). */
 int qcow2_snapshot_apply(struct qcow2 *q, const char *name, char *err, size_t errlen);
 int qcow2_snapshot_delete(struct qcow2 *q, const char *name, char *err, size_t errlen);
+/* On an image open read-only: reads see the snapshot's state instead of the active image's
+ * (nothing is written; `vessel disk convert -l`). A snapshot's tables and clusters are never
+ * written while it exists, so this is safe on an image a VM is writing (QCOW2_NOLOCK). */
+int qcow2_snapshot_view(struct qcow2 *q, const char *name, char *err, size_t errlen);
 
 struct qcow2_check {
     uint64_t leaks;  /* clusters whose refcount is higher than their uses */

@@ -286,6 +286,25 @@ static const char *q2_engine(const struct blk_backend *bb)
     return io_engine_name(((const struct q2_backend *)bb)->eng);
 }
 
+static int q2_snapshot(struct blk_backend *bb, enum blk_snap_op op, const char *name, char *err,
+                       size_t errlen)
+{
+    struct q2_backend *b = (struct q2_backend *)bb;
+    pthread_mutex_lock(&b->lock);
+    int r;
+    if (b->inflight) {
+        snprintf(err, errlen, "%u requests are in flight", b->inflight);
+        r = -EBUSY;
+    } else {
+        /* the worker sleeps with nothing queued and nothing is submitted (the caller's
+         * promise): the image is ours until this returns */
+        r = op == BLK_SNAP_CREATE ? qcow2_snapshot_create(b->img, name, err, errlen)
+                                  : qcow2_snapshot_delete(b->img, name, err, errlen);
+    }
+    pthread_mutex_unlock(&b->lock);
+    return r;
+}
+
 const struct blk_driver qcow2_driver = {
     .name = "qcow2",
     .close = q2_close,
@@ -296,6 +315,7 @@ const struct blk_driver qcow2_driver = {
     .direct = q2_direct,
     .buffered_fallbacks = q2_buffered,
     .engine_name = q2_engine,
+    .snapshot = q2_snapshot,
 };
 
 int qcow2_open_backend(struct blk_backend **out, const char *path, const struct blk_open_opts *o,

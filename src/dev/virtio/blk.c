@@ -499,6 +499,14 @@ void vblk_get_stats(struct vblk *d, struct vblk_stats *s)
     pthread_mutex_unlock(&d->lock);
 }
 
+struct blk_backend *vblk_backend(struct vblk *d)
+{
+    pthread_mutex_lock(&d->lock);
+    struct blk_backend *be = d->be;
+    pthread_mutex_unlock(&d->lock);
+    return be;
+}
+
 int vblk_flush(struct vblk *d, unsigned ms)
 {
     pthread_mutex_lock(&d->lock);

@@ -46,4 +46,6 @@ void vblk_process_and_wait(struct vblk *d);
 /* Flush the current backend (blk_flush_wait), for a snapshot of the paused machine whose
  * requests have drained. 0 or -errno. */
 int vblk_flush(struct vblk *d, unsigned ms);
+/* The backend requests go to now (PATCH /drives may have swapped it). */
+struct blk_backend *vblk_backend(struct vblk *d);
 #endif
