@@ -231,7 +231,7 @@ class Suite(G.Suite):  # the tap group is added below (TapSuite)
         return ok, " | ".join(out + addr)[-300:]
 
     def t_user(self, group):
-        checks = ["boot", "mac", "dhcp", "http_fetch", "udp", "dns", "hostfwd", "sandboxed",
+        checks = ["boot", "mac", "dhcp", "mtu", "http_fetch", "udp", "dns", "hostfwd", "sandboxed",
                   "reboot", "after_reboot", "poweroff", "stderr_clean"]
 
         def body():
@@ -250,6 +250,10 @@ class Suite(G.Suite):  # the tap group is added below (TapSuite)
                 st, out = vm.sh("cat /sys/class/net/eth0/address")
                 yield ("mac", out[-1:] == [MAC], f"{out!r}")
                 yield ("dhcp",) + self.dhcp(vm)
+                # user networking offers a 65520-byte MTU (VIRTIO_NET_F_MTU): the fetch below
+                # and the hostfwd answer then travel in 64 KiB frames
+                st, out = vm.sh("cat /sys/class/net/eth0/mtu")
+                yield ("mtu", out[-1:] == ["65520"], f"{out!r}")
                 t0 = time.monotonic()
                 st, out = vm.sh(f"wget -q -T 20 -O /tmp/blob http://10.0.2.2:{srv.port}/blob && "
                                 "sha256sum /tmp/blob", timeout=180)
@@ -991,6 +995,7 @@ def build_tests(suite):
         ("bad_hostfwd", ["--net", "user,hostfwd=tcp::22"], "bad hostfwd"),
         ("bad_hostfwd_port", ["--net", "user,hostfwd=tcp::70000-:22"], "bad hostfwd"),
         ("bad_restrict", ["--net", "user,restrict=maybe"], "restrict"),
+        ("bad_mtu", ["--net", "user,mtu=100000"], "mtu=100000"),
         ("bad_none_options", ["--net", "none,restrict=on"], "none"),
         ("bad_mac", ["--net", "user", "--mac", "01:00:5e:00:00:01"], "--mac"),
         ("bad_mac_no_net", ["--mac", "52:54:00:12:34:56"], "--mac needs a network"),

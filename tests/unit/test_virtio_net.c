@@ -125,11 +125,13 @@ static uint32_t used_len(struct nrig *g, unsigned qi, uint16_t i)
     return vh_get32(&g->h, g->q[qi].used + 8 + 8u * (i % g->q[qi].num));
 }
 
-static bool nrig_open(struct nrig *g, uint64_t features)
+/* A device on a backend whose MTU is mtu (NET_MTU_MAX: NET_FRAME_MAX is the longest frame). */
+static bool nrig_open_mtu(struct nrig *g, uint64_t features, unsigned mtu)
 {
     memset(g, 0, sizeof(*g));
     CHECK_EQ(vh_init(&g->h, RAM_SIZE), 0);
     g->nb.base.ops = &fake_ops;
+    g->nb.base.mtu = mtu;
     g->nb.run_on_kick = true;
     g->d = vnet_create(&g->nb.base, MAC, &g->h.gm, vh_irq_line(&g->h));
     CHECK(g->d != NULL);
@@ -142,6 +144,11 @@ static bool nrig_open(struct nrig *g, uint64_t features)
     ok = ok && vh_driver_ok(&g->h) == 0;
     CHECK(ok);
     return ok;
+}
+
+static bool nrig_open(struct nrig *g, uint64_t features)
+{
+    return nrig_open_mtu(g, features, NET_MTU_MAX);
 }
 
 static void nrig_close(struct nrig *g)
@@ -219,8 +226,34 @@ TEST(vnet_features_and_config)
     /* writes to the configuration are dropped */
     virtio_mmio_ops.write(g.h.t, VH_CONFIG, 0xff, 1);
     CHECK_EQ(virtio_mmio_ops.read(g.h.t, VH_CONFIG, 1), MAC[0]);
+    /* the backend's MTU (VIRTIO_NET_F_MTU, 5.1.4: le16 mtu at offset 10) */
+    CHECK(f & (1ull << VIRTIO_NET_F_MTU));
+    CHECK_EQ(virtio_mmio_ops.read(g.h.t, VH_CONFIG + 10, 2), NET_MTU_MAX);
     /* past the end: 0 */
-    CHECK_EQ(virtio_mmio_ops.read(g.h.t, VH_CONFIG + 10, 4), 0);
+    CHECK_EQ(virtio_mmio_ops.read(g.h.t, VH_CONFIG + 12, 4), 0);
+    nrig_close(&g);
+}
+
+/* A backend with a 1500-byte MTU (a tap): offered as such, and a longer frame the guest sends
+ * is dropped (the guest was told); the rest of the frames go on. */
+TEST(vnet_mtu_of_the_backend)
+{
+    struct nrig g;
+    if (!nrig_open_mtu(&g, F_V1, 1500)) return;
+    CHECK_EQ(virtio_mmio_ops.read(g.h.t, VH_CONFIG + 10, 2), 1500);
+    static uint8_t big[1515];
+    uint8_t hdr[HDR] = {0};
+    tx(&g, hdr, big, 1515, 4096); /* MTU + 14 + 1 */
+    tx(&g, hdr, big, 1514, 4096); /* MTU + 14: sent */
+    CHECK_EQ(g.nb.nsent, 1);
+    CHECK_EQ(g.nb.sent_len[0], 1514);
+    struct vnet_stats st;
+    vnet_get_stats(g.d, &st);
+    CHECK_EQ(st.tx_bad, 1);
+    nrig_close(&g);
+    /* a backend that says nothing (0): the Ethernet default */
+    if (!nrig_open_mtu(&g, F_V1, 0)) return;
+    CHECK_EQ(virtio_mmio_ops.read(g.h.t, VH_CONFIG + 10, 2), NET_MTU_DEFAULT);
     nrig_close(&g);
 }
 
@@ -590,6 +623,15 @@ TEST(net_spec_parse_good)
     CHECK_EQ(s.fwd[2].host_port, 8080);
     CHECK(s.restrict_);
     CHECK(!s.ipv6);
+    CHECK_EQ(s.mtu, 0); /* the default: NET_MTU_MAX */
+    CHECK_EQ(net_spec_parse("user,mtu=1500", &s, err, sizeof(err)), 0);
+    CHECK_EQ(s.mtu, 1500);
+    char back[128];
+    CHECK_EQ(net_spec_format(&s, back, sizeof(back)), 0);
+    CHECK_STR(back, "user,mtu=1500");
+    CHECK_EQ(net_spec_parse("user,mtu=65520", &s, err, sizeof(err)), 0);
+    CHECK_EQ(net_spec_format(&s, back, sizeof(back)), 0);
+    CHECK_STR(back, "user"); /* the default is not written */
     CHECK_EQ(net_spec_parse("tap,ifname=tap-0.x_y", &s, err, sizeof(err)), 0);
     CHECK_EQ(s.kind, NET_TAP);
     CHECK_STR(s.ifname, "tap-0.x_y");
@@ -616,6 +658,11 @@ TEST(net_spec_parse_bad)
         "user,hostfwd=tcp::22-:22,hostfwd=tcp::22-:23",
         "user,bogus=1",
         "user,ipv6=maybe",
+        "user,mtu=575",
+        "user,mtu=65521",
+        "user,mtu=",
+        "user,mtu=1500x",
+        "user,mtu=0001500000",
         "users",
         "tap",
         "tap,",

@@ -14,11 +14,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Largest Ethernet frame either way (no segmentation offloads: at most the MTU 1500 plus the
- * 14-byte header; room for a VLAN tag and a jumbo guest is not needed). Frames the guest sends
- * beyond this are dropped. */
-#define NET_FRAME_MAX 1522
-#define NET_FRAME_MIN 14 /* an Ethernet header */
+/* The largest MTU a backend offers (user networking's default, as passt's: the guest's TCP
+ * sends and receives 64 KiB segments, so its stack, which runs emulated, handles a fortieth of
+ * the packets it would at 1500), and the largest Ethernet frame either way: that MTU plus the
+ * 14-byte header. Frames the guest sends beyond its backend's MTU are dropped. */
+#define NET_MTU_MAX     65520
+#define NET_MTU_MIN     576 /* IPv4's minimum datagram (IPv6 needs 1280: a guest then has none) */
+#define NET_MTU_DEFAULT 1500
+#define NET_FRAME_MAX   (NET_MTU_MAX + 14)
+#define NET_FRAME_MIN   14 /* an Ethernet header */
 
 struct net_client {
     /* A frame for the guest (len <= NET_FRAME_MAX). The device copies it before returning. */
@@ -38,6 +42,10 @@ struct net_backend_ops {
 };
 struct net_backend {
     const struct net_backend_ops *ops;
+    /* The largest IP packet either way (NET_MTU_MIN..NET_MTU_MAX): user networking's mtu=
+     * (default NET_MTU_MAX), a tap's interface MTU. The device offers it to the guest
+     * (VIRTIO_NET_F_MTU) and drops longer frames. */
+    unsigned mtu;
 };
 
 /* Attach c (copied), or detach with NULL. Any thread but the backend's; when it returns no
@@ -76,13 +84,14 @@ struct net_spec {
     enum net_kind kind;
     bool restrict_; /* restrict=on: the guest reaches nothing outside, only forwards in */
     bool ipv6;      /* on unless ipv6=off */
+    unsigned mtu;   /* NET_USER: mtu=N, NET_MTU_MIN..NET_MTU_MAX; 0: NET_MTU_MAX */
     unsigned nfwd;
     struct net_hostfwd fwd[NET_MAX_HOSTFWD];
     char ifname[16]; /* NET_TAP: the interface (IFNAMSIZ - 1 characters at most) */
 };
 
 /* "none", "user[,hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT]...
- * [,restrict=on|off][,ipv6=on|off]" or "tap,ifname=NAME". 0, or -EINVAL with one line in
+ * [,restrict=on|off][,ipv6=on|off][,mtu=N]" or "tap,ifname=NAME". 0, or -EINVAL with one line in
  * err. */
 int net_spec_parse(const char *s, struct net_spec *out, char *err, size_t errlen);
 /* --publish [ADDR:]HOSTPORT:GUESTPORT[/tcp|/udp]: a host forward added to s (user-mode

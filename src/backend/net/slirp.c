@@ -443,7 +443,11 @@ int net_slirp_open(struct net_backend **out, const struct net_spec *spec, char *
         .vdhcp_start = v4("10.0.2.15"),
         .vnameserver = v4("10.0.2.3"),
         .vnameserver6 = v6("fec0::3"),
+        /* one MTU both ways (libslirp's TCP sends segments of if_mtu to the guest) */
+        .if_mtu = spec->mtu ? spec->mtu : NET_MTU_MAX,
+        .if_mru = spec->mtu ? spec->mtu : NET_MTU_MAX,
     };
+    b->base.mtu = (unsigned)cfg.if_mtu;
     /* The host's resolver, read now: libslirp would read it at the guest's first query, after
      * the sandbox closed the file system (slirp.h, net_dns_nat). Without one, libslirp's own
      * lookup stays (it works unsandboxed). */

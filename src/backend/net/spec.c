@@ -135,13 +135,22 @@ int net_spec_parse(const char *s, struct net_spec *out, char *err, size_t errlen
         } else if (nlen == 8 && !strncmp(opt, "restrict", 8) && eq) {
             if (parse_onoff(v, vlen, &out->restrict_) < 0)
                 return fail(err, errlen, "--net: restrict=%.*s: expected on or off", (int)vlen, v);
+        } else if (nlen == 3 && !strncmp(opt, "mtu", 3) && eq) {
+            unsigned long m = 0;
+            size_t k = 0;
+            for (; k < vlen && k < 6 && v[k] >= '0' && v[k] <= '9'; k++)
+                m = m * 10 + (unsigned long)(v[k] - '0');
+            if (k == 0 || k != vlen || m < NET_MTU_MIN || m > NET_MTU_MAX)
+                return fail(err, errlen, "--net: mtu=%.*s: expected %d to %d", (int)vlen, v,
+                            NET_MTU_MIN, NET_MTU_MAX);
+            out->mtu = (unsigned)m;
         } else if (nlen == 4 && !strncmp(opt, "ipv6", 4) && eq) {
             if (parse_onoff(v, vlen, &out->ipv6) < 0)
                 return fail(err, errlen, "--net: ipv6=%.*s: expected on or off", (int)vlen, v);
         } else {
             return fail(err, errlen,
                         "--net: unknown option '%.*s' (hostfwd=RULE, restrict=on|off, "
-                        "ipv6=on|off)",
+                        "ipv6=on|off, mtu=N)",
                         (int)olen, opt);
         }
     }
@@ -256,6 +265,7 @@ int net_spec_format(const struct net_spec *s, char *buf, size_t len)
         }
         if (s->restrict_) PUT(",restrict=on");
         if (!s->ipv6) PUT(",ipv6=off");
+        if (s->mtu && s->mtu != NET_MTU_MAX) PUT(",mtu=%u", s->mtu);
         break;
     }
 #undef PUT

@@ -166,6 +166,17 @@ int net_tap_open(struct net_backend **out, const struct net_spec *spec, char *er
             r = err_set(err, errlen, -e, "--net tap,ifname=%s: %s", name, strerror(e));
         goto fail;
     }
+    /* the guest gets the interface's MTU (a bridge's members share one) */
+    b->base.mtu = NET_MTU_DEFAULT;
+    int sk = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (sk >= 0) {
+        struct ifreq mr;
+        memset(&mr, 0, sizeof(mr));
+        memcpy(mr.ifr_name, name, strlen(name));
+        if (ioctl(sk, SIOCGIFMTU, &mr) == 0 && mr.ifr_mtu >= NET_MTU_MIN)
+            b->base.mtu = mr.ifr_mtu > NET_MTU_MAX ? NET_MTU_MAX : (unsigned)mr.ifr_mtu;
+        close(sk);
+    }
     b->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (b->evfd < 0) {
         r = err_set(err, errlen, -errno, "network backend: %s", strerror(errno));

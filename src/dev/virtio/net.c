@@ -17,17 +17,18 @@
 /* Frames taken from the transmit queue per run before the device lets receive work in (the
  * backend is kicked again for the rest). */
 #define TX_BATCH   256
-#define CONFIG_LEN 10 /* mac[6], le16 status, le16 max_virtqueue_pairs (5.1.4) */
+#define CONFIG_LEN 12 /* mac[6], le16 status, le16 max_virtqueue_pairs, le16 mtu (5.1.4) */
 
 struct rx_frame {
     uint16_t len;
-    uint8_t data[NET_FRAME_MAX];
+    uint8_t data[]; /* len bytes */
 };
 
 struct vnet {
     struct virtio_mmio *t;
     struct net_backend *nb;
     uint8_t mac[6];
+    unsigned mtu; /* the backend's, offered as VIRTIO_NET_F_MTU; longer frames are dropped */
     pthread_mutex_t lock; /* everything below */
     bool running;         /* between DRIVER_OK and reset */
     bool mrg_rxbuf, guest_csum;
@@ -60,6 +61,8 @@ static uint32_t net_cfg_read(void *dev, uint32_t off, unsigned size)
     cfg[8] =
         1; /* max_virtqueue_pairs: meaningful only with VIRTIO_NET_F_MQ, which is not offered */
     cfg[9] = 0;
+    cfg[10] = (uint8_t)d->mtu;
+    cfg[11] = (uint8_t)(d->mtu >> 8);
     uint32_t v = 0;
     for (unsigned i = 0; i < size && i < 4 && off + i < CONFIG_LEN; i++)
         v |= (uint32_t)cfg[off + i] << (8 * i);
@@ -252,7 +255,7 @@ static void net_receive(void *ctx, const uint8_t *frame, size_t len)
         if (d->p_count == VNET_RX_PENDING) {
             d->st.rx_dropped++; /* the guest does not keep up: drop at the tail (TCP resends) */
         } else {
-            struct rx_frame *f = malloc(sizeof(*f));
+            struct rx_frame *f = malloc(sizeof(*f) + len);
             if (f) {
                 f->len = (uint16_t)len;
                 memcpy(f->data, frame, len);
@@ -297,7 +300,7 @@ static bool tx_check(struct vnet *d, size_t len)
 {
     const uint8_t *h = d->txbuf;
     uint8_t *f = d->txbuf + VIRTIO_NET_HDR_LEN;
-    if (len < NET_FRAME_MIN || len > NET_FRAME_MAX) return false;
+    if (len < NET_FRAME_MIN || len > 14 + (size_t)d->mtu) return false;
     /* No segmentation offload was offered (5.1.6.2.1: the driver must not ask for it). */
     if (h[1] != VIRTIO_NET_HDR_GSO_NONE) return false;
     if (h[0] & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
@@ -431,7 +434,7 @@ static const struct virtio_device_ops net_ops = {
     .device_id = VIRTIO_ID_NET,
     .features = (1ull << VIRTIO_NET_F_CSUM) | (1ull << VIRTIO_NET_F_GUEST_CSUM) |
                 (1ull << VIRTIO_NET_F_MAC) | (1ull << VIRTIO_NET_F_MRG_RXBUF) |
-                (1ull << VIRTIO_NET_F_STATUS),
+                (1ull << VIRTIO_NET_F_STATUS) | (1ull << VIRTIO_NET_F_MTU),
     .num_queues = 2,
     .queue_max = 256,
     .config_size = CONFIG_LEN,
@@ -454,6 +457,7 @@ struct vnet *vnet_create(struct net_backend *nb, const uint8_t mac[6], const str
     pthread_mutex_init(&d->lock, NULL);
     pthread_cond_init(&d->idle, NULL);
     d->nb = nb;
+    d->mtu = nb->mtu >= NET_MTU_MIN && nb->mtu <= NET_MTU_MAX ? nb->mtu : NET_MTU_DEFAULT;
     memcpy(d->mac, mac, 6);
     d->t = virtio_mmio_create(&net_ops, d, gm, irq);
     if (!d->t) {

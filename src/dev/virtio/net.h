@@ -22,6 +22,7 @@
 #define VIRTIO_NET_F_GUEST_CSUM 1
 #define VIRTIO_NET_F_MAC        5
 #define VIRTIO_NET_F_MRG_RXBUF  15
+#define VIRTIO_NET_F_MTU        3
 #define VIRTIO_NET_F_STATUS     16
 
 #define VIRTIO_NET_S_LINK_UP 1
