@@ -690,9 +690,9 @@ static int create_file(const char *path, char *err, size_t errlen)
     return fd;
 }
 
-int vm_snapshot_create(struct vm *vm, const char *state_path, const char *mem_path,
-                       const char *config_json, struct snap_save_stats *stats, char *err,
-                       size_t errlen)
+/* Take the paused machine for a snapshot: -EBUSY unless paused, booted and free. Until
+ * paused_machine_put, vm->m stays alive and paused (drive_busy). */
+static int paused_machine_get(struct vm *vm, struct machine **m, char *err, size_t errlen)
 {
     pthread_mutex_lock(&vm->lock);
     int r = 0;
@@ -702,14 +702,29 @@ int vm_snapshot_create(struct vm *vm, const char *state_path, const char *mem_pa
         r = err_set(err, errlen, -EBUSY, "the guest is rebooting; try again");
     else if (vm->drive_busy)
         r = err_set(err, errlen, -EBUSY, "a drive update or snapshot is under way; try again");
-    if (r < 0) {
-        pthread_mutex_unlock(&vm->lock);
-        return r;
+    if (r == 0) {
+        vm->drive_busy = true;
+        *m = vm->m;
     }
-    vm->drive_busy = true; /* keeps vm->m alive and paused */
-    struct machine *m = vm->m;
     pthread_mutex_unlock(&vm->lock);
+    return r;
+}
 
+static void paused_machine_put(struct vm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    vm->drive_busy = false;
+    pthread_cond_broadcast(&vm->cond);
+    pthread_mutex_unlock(&vm->lock);
+}
+
+int vm_snapshot_create(struct vm *vm, const char *state_path, const char *mem_path,
+                       const char *config_json, struct snap_save_stats *stats, char *err,
+                       size_t errlen)
+{
+    struct machine *m;
+    int r = paused_machine_get(vm, &m, err, errlen);
+    if (r < 0) return r;
     int sfd = create_file(state_path, err, errlen), mfd = -1;
     if (sfd >= 0) mfd = create_file(mem_path, err, errlen);
     r = sfd < 0 ? sfd : mfd < 0 ? mfd : 0;
@@ -723,37 +738,18 @@ int vm_snapshot_create(struct vm *vm, const char *state_path, const char *mem_pa
     }
     if (sfd >= 0) close(sfd);
     if (mfd >= 0) close(mfd);
-
-    pthread_mutex_lock(&vm->lock);
-    vm->drive_busy = false;
-    pthread_cond_broadcast(&vm->cond);
-    pthread_mutex_unlock(&vm->lock);
+    paused_machine_put(vm);
     return r;
 }
 
 int vm_disk_snapshot(struct vm *vm, enum blk_snap_op op, const char *name,
                      bool done[MACHINE_MAX_DISKS], char *err, size_t errlen)
 {
-    pthread_mutex_lock(&vm->lock);
-    int r = 0;
-    if (vm->state != VM_PAUSED)
-        r = err_set(err, errlen, -EBUSY, "the VM is %s; pause it first", vm_state_name(vm->state));
-    else if (!vm->m)
-        r = err_set(err, errlen, -EBUSY, "the guest is rebooting; try again");
-    else if (vm->drive_busy)
-        r = err_set(err, errlen, -EBUSY, "a drive update or snapshot is under way; try again");
-    if (r < 0) {
-        pthread_mutex_unlock(&vm->lock);
-        return r;
-    }
-    vm->drive_busy = true; /* keeps vm->m alive and paused */
-    struct machine *m = vm->m;
-    pthread_mutex_unlock(&vm->lock);
+    struct machine *m;
+    int r = paused_machine_get(vm, &m, err, errlen);
+    if (r < 0) return r;
     r = machine_disk_snapshot(m, op, name, done, err, errlen);
-    pthread_mutex_lock(&vm->lock);
-    vm->drive_busy = false;
-    pthread_cond_broadcast(&vm->cond);
-    pthread_mutex_unlock(&vm->lock);
+    paused_machine_put(vm);
     return r;
 }
 

@@ -2098,18 +2098,33 @@ static int read_snap_l1(struct qcow2 *q, const struct snap *s, uint64_t n, uint6
     return 0;
 }
 
-int qcow2_snapshot_apply(struct qcow2 *q, const char *name, char *err, size_t errlen)
+/* The snapshot called name (or with that id) whose tables fit the active image's: vessel
+ * applies or reads only such. NULL with a message. */
+static struct snap *usable_snap(struct qcow2 *q, const char *name, int *r, char *err, size_t errlen)
 {
     struct snap *s = find_snap(q, name);
-    if (!s) return fail(err, errlen, -ENOENT, "%s has no snapshot %s", q->path, name);
+    if (!s) {
+        *r = fail(err, errlen, -ENOENT, "%s has no snapshot %s", q->path, name);
+        return NULL;
+    }
     struct qcow2_snapshot_info info;
     qcow2_snapshot_get(q, (unsigned)(s - q->snaps), &info);
-    if (s->l1_size > q->h.l1_size || info.disk_size != q->size)
-        return fail(err, errlen, -ENOTSUP,
-                    "snapshot %s has another disk size or a larger L1 table (VM state?): "
-                    "vessel cannot apply it",
-                    name);
-    int r = snap_prepare(q, err, errlen);
+    if (s->l1_size > q->h.l1_size || info.disk_size != q->size) {
+        *r = fail(err, errlen, -ENOTSUP,
+                  "snapshot %s has another disk size or a larger L1 table (VM state?): vessel "
+                  "cannot use it",
+                  name);
+        return NULL;
+    }
+    return s;
+}
+
+int qcow2_snapshot_apply(struct qcow2 *q, const char *name, char *err, size_t errlen)
+{
+    int r;
+    struct snap *s = usable_snap(q, name, &r, err, errlen);
+    if (!s) return r;
+    r = snap_prepare(q, err, errlen);
     if (r) return r;
     uint64_t n = q->h.l1_size, *sl1, *old = malloc(n ? n * 8 : 8);
     if (!old) return fail(err, errlen, -ENOMEM, "out of memory");
@@ -2138,17 +2153,11 @@ int qcow2_snapshot_view(struct qcow2 *q, const char *name, char *err, size_t err
     if (!q->readonly || q->raw)
         return fail(err, errlen, -EINVAL, "%s: a snapshot is viewed on a read-only qcow2 open",
                     q->path);
-    struct snap *s = find_snap(q, name);
-    if (!s) return fail(err, errlen, -ENOENT, "%s has no snapshot %s", q->path, name);
-    struct qcow2_snapshot_info info;
-    qcow2_snapshot_get(q, (unsigned)(s - q->snaps), &info);
-    if (s->l1_size > q->h.l1_size || info.disk_size != q->size)
-        return fail(err, errlen, -ENOTSUP,
-                    "snapshot %s has another disk size or a larger L1 table: vessel cannot "
-                    "read it",
-                    name);
+    int r;
+    struct snap *s = usable_snap(q, name, &r, err, errlen);
+    if (!s) return r;
     uint64_t *sl1;
-    int r = read_snap_l1(q, s, q->h.l1_size, &sl1);
+    r = read_snap_l1(q, s, q->h.l1_size, &sl1);
     if (r) return fail(err, errlen, r, "%s: %s", q->path, strerror(-r));
     memcpy(q->l1, sl1, q->h.l1_size * 8);
     free(sl1);
