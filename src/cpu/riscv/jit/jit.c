@@ -49,18 +49,29 @@
  * block's offset in the code cache. */
 #define JIT_INTERP 1u
 
+/* A page record's blocks: an open-addressing hash table (linear probing, at most half full)
+ * from page offset to block table value, grown by doubling. The first version had a flat
+ * table of one 32-bit entry per 2-byte slot (8 KiB per record, 8 MiB of a VM's RSS at
+ * JPAGE_MAX) for the ~30 blocks a code page holds on average; generated code no longer reads
+ * it (exits to blocks translated later are patched: emit_exit), so it can be sparse. */
+struct jblk {
+    uint32_t val; /* 0: empty slot */
+    uint32_t off;
+};
 struct jpage {
     uint64_t ppn;   /* DPAGE_INVALID when unused */
     uint64_t epoch; /* h->dcache_epoch when last known to match memory */
-    unsigned gen;   /* code cache generation the offsets in blk belong to */
-    uint32_t blk[DPAGE_SLOTS];
+    unsigned gen;   /* code cache generation the values in blk belong to */
+    unsigned nblk;  /* entries in blk */
+    unsigned mask;  /* blk's capacity - 1 (blk NULL: none) */
+    struct jblk *blk;
     uint8_t code[DPAGE_BYTES]; /* the bytes translations are made from */
 };
 /* Page records: JPAGE_SLOTS direct-mapped index entries (by physical page) sharing at most
- * JPAGE_MAX records (12 KiB each); when all are in use a miss takes one over from another
- * entry in clock order, as the interpreter's decode cache does. A plain 1024-entry direct map
- * evicted 34,000 records while the default guest booted (kernel text is ~2,500 pages), and
- * every eviction re-translates that page's blocks. */
+ * JPAGE_MAX records (4 KiB and their block tables each); when all are in use a miss takes one
+ * over from another entry in clock order, as the interpreter's decode cache does. A plain
+ * 1024-entry direct map evicted 34,000 records while the default guest booted (kernel text is
+ * ~2,500 pages), and every eviction re-translates that page's blocks. */
 #define JPAGE_SLOTS 4096
 #ifndef JPAGE_MAX
 #define JPAGE_MAX 1024
@@ -110,6 +121,7 @@ typedef int (*jit_block_fn)(struct hart *h, struct tlb_entry *tr, struct tlb_ent
 #define OFF_KEY     ((int32_t)offsetof(struct hart, tlb_key))
 #define OFF_LEFT    ((int32_t)offsetof(struct hart, exec_left))
 #define OFF_BUDGET  ((int32_t)offsetof(struct hart, jit_budget))
+#define OFF_LINK    ((int32_t)offsetof(struct hart, jit_link))
 #define OFF_F(r)    ((int32_t)(offsetof(struct hart, fp.f) + 8 * (unsigned)(r)))
 #define OFF_MSTATUS ((int32_t)offsetof(struct hart, mstatus))
 #define HREG        RBX
@@ -124,6 +136,58 @@ typedef int (*jit_block_fn)(struct hart *h, struct tlb_entry *tr, struct tlb_ent
 #define VBASE_SLOT  32
 /* The fetch TLB array of the current privilege (for the dispatch trampoline). */
 #define TX_SLOT     8
+
+/* ---- page records' block tables ---- */
+
+static unsigned blk_hash(unsigned off)
+{
+    uint32_t x = (off >> 1) * 0x9e3779b1u;
+    return x ^ (x >> 16);
+}
+
+/* The block table value at page offset off: 0 when nothing was translated there. */
+static uint32_t blk_get(const struct jpage *p, unsigned off)
+{
+    if (!p->blk) return 0;
+    for (unsigned i = blk_hash(off) & p->mask;; i = (i + 1) & p->mask) {
+        if (p->blk[i].val == 0) return 0;
+        if (p->blk[i].off == off) return p->blk[i].val;
+    }
+}
+
+static void blk_insert(struct jblk *t, unsigned mask, unsigned off, uint32_t val)
+{
+    unsigned i = blk_hash(off) & mask;
+    while (t[i].val != 0 && t[i].off != off)
+        i = (i + 1) & mask;
+    t[i] = (struct jblk){val, off};
+}
+
+/* Set the value at off (val != 0). -ENOMEM leaves the table as it was. */
+static int blk_put(struct jpage *p, unsigned off, uint32_t val)
+{
+    if (!p->blk || 2 * (p->nblk + 1) > p->mask + 1) {
+        unsigned cap = p->blk ? 2 * (p->mask + 1) : 16;
+        struct jblk *t = calloc(cap, sizeof(*t));
+        if (!t) return -ENOMEM;
+        for (unsigned i = 0; p->blk && i <= p->mask; i++)
+            if (p->blk[i].val) blk_insert(t, cap - 1, p->blk[i].off, p->blk[i].val);
+        free(p->blk);
+        p->blk = t;
+        p->mask = cap - 1;
+    }
+    if (blk_get(p, off) == 0) p->nblk++;
+    blk_insert(p->blk, p->mask, off, val);
+    return 0;
+}
+
+/* Forget the record's blocks (and give their table's memory back). */
+static void blk_clear(struct jpage *p)
+{
+    free(p->blk);
+    p->blk = NULL;
+    p->nblk = p->mask = 0;
+}
 
 /* ---- helpers called from generated code ---- */
 
@@ -222,7 +286,8 @@ struct gen {
     struct x86 e;
     struct stub stubs[2 * JIT_MAX_INSNS];
     unsigned nstubs;
-    const uint32_t *blk;      /* the page record's block table (for chaining) */
+    const struct jpage *page; /* the page record the block is translated for (chaining) */
+    struct jit_cache *cache;  /* for the cache offsets of link sites (emit_exit) */
     const uint8_t *bodies;    /* cache.rx + prologue length: a block's code after its prologue */
     const uint8_t *bodies_rw; /* the same in the RW mapping (rel32 targets are the same) */
     const uint8_t *body;      /* this block's body (RW) */
@@ -347,47 +412,40 @@ static void emit_epilogue(struct x86 *e)
     x86_ret(e);
 }
 
-/* Leave the block: h->pc = vbase + off, n more instructions retired, return 0. */
 /* Leave the block for the guest pc vbase + off with n more instructions retired. A target in
- * the same page is chained: when the page record already has a translation there (looked up
- * at run time, so nothing needs patching or unlinking) and the budget allows, jump straight
- * into its body. Only the record the block was translated for is consulted; a record is
- * validated (epoch, cache generation) whenever the dispatcher enters it, and nothing that can
- * reset it (fence.i, trigger changes, a full cache) happens without leaving to the
- * dispatcher first. */
+ * the same page is chained when the budget allows: a jump straight into its body when it is
+ * the block's own start (a loop) or was translated before this block; otherwise the jump
+ * first goes to a link request (h->jit_link = where the jump's displacement is, and the
+ * page), the block returns to the dispatcher, and the dispatcher patches the jump to the
+ * target's body once it has that block (jit_exec). A block and the blocks it jumps to this
+ * way belong to the same page record, whose entries are set once and reset only with the
+ * whole record (code changed, eviction, cache flush), which makes all of them unreachable
+ * together: nothing ever needs unlinking. Exits to other pages go through the trampoline. */
 static void emit_exit(struct gen *g, int32_t off, unsigned n, uint16_t dirty)
 {
     struct x86 *e = &g->e;
     flush_dirty(g, dirty);
     if (n) x86_alu_imm(e, true, ALU_ADD, M(HREG, OFF_INSTRET), (int32_t)n);
-    uint8_t *nochain[2] = {NULL, NULL};
-    const uint8_t *direct = NULL;
-    if (off == g->start)
-        direct = g->body; /* a loop back to the block's own start */
-    else if (off >= 0 && off < DPAGE_BYTES && g->blk[off >> 1] > JIT_INTERP)
-        direct = g->bodies_rw + g->blk[off >> 1]; /* translated already: its table entry stays */
-    if (direct) {
-        /* The target's table entry cannot change while this block is reachable: entries are
-         * set once and reset only with the whole record (code changed, eviction, cache
-         * flush), which makes this block unreachable too. */
+    bool same_page = off >= 0 && off < DPAGE_BYTES;
+    uint32_t v = same_page && off != g->start ? blk_get(g->page, (unsigned)off) : 0;
+    if (same_page && v != JIT_INTERP) {
         x86_alu_imm(e, false, ALU_SUB, M(HREG, OFF_BUDGET), 1);
-        nochain[1] = x86_jcc(e, CC_LE);
-        x86_patch(x86_jmp(e), direct);
-    } else if (off >= 0 && off < DPAGE_BYTES) {
-        x86_mov_imm(e, RAX, (uint64_t)(uintptr_t)&g->blk[off >> 1]);
-        x86_mov32_load(e, RAX, M(RAX, 0));
-        x86_alu_imm(e, false, ALU_CMP, R(RAX), (int32_t)JIT_INTERP);
-        nochain[0] = x86_jcc(e, CC_BE); /* 0: not translated, 1: interpreter */
-        x86_alu_imm(e, false, ALU_SUB, M(HREG, OFF_BUDGET), 1);
-        nochain[1] = x86_jcc(e, CC_LE);
-        x86_mov_imm(e, RCX, (uint64_t)(uintptr_t)g->bodies);
-        x86_alu_rm(e, true, ALU_ADD, RAX, R(RCX));
-        x86_jmp_reg(e, RAX);
+        uint8_t *nochain = x86_jcc(e, CC_LE);
+        uint8_t *site = x86_jmp(e);
+        if (off == g->start) {
+            x86_patch(site, g->body);
+        } else if (v) {
+            x86_patch(site, g->bodies_rw + v);
+        } else if (site) { /* not translated yet: ask the dispatcher to link it */
+            x86_patch(site, e->p);
+            _Static_assert(JIT_CACHE_MAX <= (1ull << 32), "site offsets are 32-bit");
+            x86_mov_imm(e, RCX, (uint64_t)(site - g->cache->rw) | g->page->ppn << 32);
+            x86_mov_store(e, M(HREG, OFF_LINK), RCX);
+        }
+        x86_patch(nochain, e->p);
     }
-    x86_patch(nochain[0], e->p);
-    x86_patch(nochain[1], e->p);
     emit_vpc(e, RAX, off);
-    if (off >= 0 && off < DPAGE_BYTES) {
+    if (same_page) {
         x86_patch(x86_jmp(e), g->exit_pc); /* h->pc = rax, return 0 */
     } else {                               /* another page: the trampoline looks it up */
         x86_patch(x86_jmp(e), g->tramp);
@@ -1190,7 +1248,8 @@ static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc)
         emit_prologue(e);
         g.body = e->p; /* the body starts here (chained blocks enter here too) */
         choose_cached(&g, d, n);
-        g.blk = p->blk;
+        g.page = p;
+        g.cache = &j->cache;
         g.bodies = j->cache.rx + j->prologue_len;
         g.bodies_rw = j->cache.rw + j->prologue_len;
         g.start = (int32_t)off;
@@ -1222,7 +1281,7 @@ static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc)
         j->stamp++;
         emit_trampoline(j);
         j->st.flushes++;
-        memset(p->blk, 0, sizeof(p->blk));
+        blk_clear(p);
         p->gen = j->cache.gen;
     }
     return JIT_INTERP; /* a block larger than the whole cache: cannot happen above its minimum */
@@ -1243,7 +1302,7 @@ static struct jpage *jit_page(struct hart *h, struct jit *j, uint64_t ppn, const
             p->epoch = h->dcache_epoch;
         }
         if (p->gen != j->cache.gen) { /* the code cache was flushed since */
-            memset(p->blk, 0, sizeof(p->blk));
+            blk_clear(p);
             p->gen = j->cache.gen;
         }
         return p;
@@ -1252,6 +1311,7 @@ static struct jpage *jit_page(struct hart *h, struct jit *j, uint64_t ppn, const
         if (j->npages < JPAGE_MAX) {
             p = malloc(sizeof(*p));
             if (!p) return NULL;
+            p->blk = NULL;
             j->npages++;
         } else { /* all records in use: take one from another index entry */
             unsigned v;
@@ -1269,7 +1329,7 @@ static struct jpage *jit_page(struct hart *h, struct jit *j, uint64_t ppn, const
 fill:
     j->stamp++;
     memcpy(p->code, mem, DPAGE_BYTES); /* see dcache_get: any byte memory held is fine */
-    memset(p->blk, 0, sizeof(p->blk));
+    blk_clear(p);
     p->ppn = ppn;
     p->epoch = h->dcache_epoch;
     p->gen = j->cache.gen;
@@ -1293,6 +1353,9 @@ void jit_exec(struct hart *h, int budget)
                                      .e[ACC_X];
     /* blocks chained to each other count against the same budget (emit_exit) */
     h->jit_budget = budget;
+    uint64_t link = 0; /* a link request of the block that returned last (emit_exit) */
+    uint32_t link_stamp = 0;
+    unsigned link_gen = 0;
     while (h->jit_budget-- > 0) {
         uint64_t pc = h->pc;
         uint64_t vpn = pc >> 12;
@@ -1321,29 +1384,52 @@ void jit_exec(struct hart *h, int budget)
                 hart_exec(h, h->jit_budget + 1); /* out of host memory: the interpreter copes */
                 return;
             }
-            uint32_t *slot = &p->blk[(pc & 0xfff) >> 1];
-            if (unlikely(*slot == 0)) {
+            unsigned poff = (unsigned)(pc & 0xfff);
+            off = blk_get(p, poff);
+            if (unlikely(off == 0)) {
                 struct timespec t0, t1;
                 clock_gettime(CLOCK_MONOTONIC, &t0);
-                *slot = translate(j, p, pc);
+                off = translate(j, p, pc);
                 clock_gettime(CLOCK_MONOTONIC, &t1);
                 j->st.compile_ns +=
                     (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000ll + (t1.tv_nsec - t0.tv_nsec));
+                if (unlikely(blk_put(p, poff, off) != 0)) { /* out of host memory */
+                    hart_exec(h, h->jit_budget + 1);
+                    return;
+                }
             }
-            if (*slot == JIT_INTERP) {
+            if (off == JIT_INTERP) {
                 j->st.fallbacks++;
+                link = 0;
                 hart_exec(h, 1);
                 if (h->exec_left > 0) return; /* an event the run loop must see */
                 continue;
             }
-            off = *slot;
             *jc = (struct jc_entry){pc, hp, off, j->stamp, 0};
         }
+        /* The block that returned last asked for its exit here to be linked: patch it when
+         * nothing was reset since it ran (the stamp moves with every record refill, fence.i
+         * and cache flush) and this block is in that block's physical page (the fetch TLB
+         * could have changed in between). */
+        if (link) {
+            if (j->stamp == link_stamp && j->cache.gen == link_gen &&
+                (uint32_t)(link >> 32) == (uint32_t)hart_ram_ppn(h, hp)) {
+                x86_patch(j->cache.rw + (uint32_t)link, j->cache.rw + off + j->prologue_len);
+                j->st.linked++;
+            }
+            link = 0;
+        }
+        h->jit_link = 0;
         int r = ((jit_block_fn)(void *)(j->cache.rx + off))(h, tr, tw, pc & ~0xfffull, tx);
         if (unlikely(r)) {
             if (r == JIT_LEAVE) return;
             hart_raise_exception(h, (uint64_t)(r - 1), h->fault_tval);
             return;
+        }
+        if (h->jit_link) {
+            link = h->jit_link;
+            link_stamp = j->stamp;
+            link_gen = j->cache.gen;
         }
     }
 }
@@ -1386,12 +1472,12 @@ void jit_destroy(struct hart *h)
     log_debug("hart %u jit: %llu blocks translated (%llu guest instructions, %llu KiB host "
               "code), %llu pages invalidated (code changed), %llu page records evicted, "
               "%llu interpreter fallbacks (blocks), %llu interpreted instructions in blocks, "
-              "%llu cache flushes, %llu ms translating",
+              "%llu cache flushes, %llu exits linked, %llu ms translating",
               h->id, (unsigned long long)j->st.blocks, (unsigned long long)j->st.insns,
               (unsigned long long)(j->st.host_bytes >> 10), (unsigned long long)j->st.invalidated,
               (unsigned long long)j->st.evicted, (unsigned long long)j->st.fallbacks,
               (unsigned long long)j->st.steps, (unsigned long long)j->st.flushes,
-              (unsigned long long)(j->st.compile_ns / 1000000));
+              (unsigned long long)j->st.linked, (unsigned long long)(j->st.compile_ns / 1000000));
     if (log_current_level >= LOG_TRACE) {
         /* the ten operations the interpreter ran most inside blocks */
         for (unsigned n = 0; n < 10; n++) {
@@ -1404,8 +1490,11 @@ void jit_destroy(struct hart *h)
             j->steps_by_op[best] = 0;
         }
     }
-    for (unsigned i = 0; i < JPAGE_SLOTS; i++)
+    for (unsigned i = 0; i < JPAGE_SLOTS; i++) {
+        if (!j->pages[i]) continue;
+        blk_clear(j->pages[i]);
         free(j->pages[i]);
+    }
     jit_cache_release(&j->cache);
     free(j);
     h->jit = NULL;
@@ -1415,7 +1504,10 @@ void jit_invalidate_all(struct hart *h)
 {
     struct jit *j = h->jit;
     if (!j) return;
-    for (unsigned i = 0; i < JPAGE_SLOTS; i++)
-        if (j->pages[i]) j->pages[i]->ppn = DPAGE_INVALID;
+    for (unsigned i = 0; i < JPAGE_SLOTS; i++) {
+        if (!j->pages[i]) continue;
+        j->pages[i]->ppn = DPAGE_INVALID;
+        blk_clear(j->pages[i]);
+    }
     j->stamp++;
 }
