@@ -73,6 +73,34 @@ TEST(jit_x86_encodings)
     /* r12/r13 as bases need a SIB byte / a displacement (SDM vol. 2, table 2-2) */
     ENC(x86_mov_load(&e, RAX, M(R12, 0)), 0x49, 0x8b, 0x04, 0x24);
     ENC(x86_mov_load(&e, RAX, M(R13, 0)), 0x49, 0x8b, 0x45, 0x00);
+    /* short jumps: jle/jmp rel8, patched forward */
+    ENC(
+        {
+            uint8_t *at_ = x86_jcc8(&e, CC_LE);
+            x86_patch8(at_, at_ + 1 + 3);
+        },
+        0x7e, 0x03);
+    ENC(
+        {
+            uint8_t *at_ = x86_jmp8(&e);
+            x86_patch8(at_, at_ + 1);
+        },
+        0xeb, 0x00);
+}
+
+/* A short jump's target out of reach is refused, not truncated. */
+TEST(jit_x86_short_jump_reach)
+{
+    uint8_t buf[300];
+    struct x86 e;
+    x86_init(&e, buf, sizeof(buf));
+    uint8_t *at = x86_jmp8(&e);
+    CHECK(x86_patch8(at, at + 1 + 127));
+    CHECK_EQ(buf[1], 127);
+    CHECK(!x86_patch8(at, at + 1 + 128));
+    CHECK_EQ(buf[1], 127); /* unchanged */
+    CHECK(x86_patch8(at, buf));
+    CHECK_EQ((int8_t)buf[1], -2);
 }
 
 TEST(jit_x86_overflow_is_sticky)

@@ -361,6 +361,18 @@ static void forget_cached(struct gen *g)
     g->live = g->dirty = 0;
 }
 
+/* cache_regs[] indices of the callee-saved host registers (rbp, r15, r12-r14): a call keeps
+ * their values. */
+#define CALLEE_SAVED_CACHED 0x7c0u
+
+/* After a call of a helper that writes no x register (the dirty ones were written back
+ * before it): the callee-saved host registers still hold their guest registers' values. */
+static void keep_callee_saved(struct gen *g)
+{
+    g->live &= CALLEE_SAVED_CACHED;
+    g->dirty = 0;
+}
+
 /* Guest register r (cached) was written in its host register. */
 static void mark_written(struct gen *g, unsigned r)
 {
@@ -373,6 +385,17 @@ static void flush_dirty(struct gen *g, uint16_t mask)
 {
     for (unsigned i = 0; i < g->ncached; i++)
         if (mask & (1u << i)) x86_mov_store(&g->e, M(HREG, OFF_X(g->cached[i])), cache_regs[i]);
+}
+
+/* A short forward jump's target: the layouts using them keep it within reach, and a miss
+ * would be an engine bug, caught as a failed translation (the block then runs in the
+ * interpreter) rather than a wrong jump. */
+static void patch8(struct x86 *e, uint8_t *at, const uint8_t *target)
+{
+    if (!x86_patch8(at, target)) {
+        log_error("jit: short jump out of reach (%td bytes)", target - at);
+        e->overflow = true;
+    }
 }
 
 /* dst = vbase + off (flags unchanged) */
@@ -417,7 +440,11 @@ static void emit_epilogue(struct x86 *e)
  * the block's own start (a loop) or was translated before this block; otherwise the jump
  * first goes to a link request (h->jit_link = where the jump's displacement is, and the
  * page), the block returns to the dispatcher, and the dispatcher patches the jump to the
- * target's body once it has that block (jit_exec). A block and the blocks it jumps to this
+ * target's body once it has that block (jit_exec). Only exits to a block starting at or
+ * before this block's start count against the budget: chained jumps always enter a block at
+ * its start, so any cycle of them has such an exit (and the trampoline and the dispatcher
+ * count every other way); a chain of forward exits ends within the page. A block and the
+ * blocks it jumps to this
  * way belong to the same page record, whose entries are set once and reset only with the
  * whole record (code changed, eviction, cache flush), which makes all of them unreachable
  * together: nothing ever needs unlinking. Exits to other pages go through the trampoline. */
@@ -429,8 +456,11 @@ static void emit_exit(struct gen *g, int32_t off, unsigned n, uint16_t dirty)
     bool same_page = off >= 0 && off < DPAGE_BYTES;
     uint32_t v = same_page && off != g->start ? blk_get(g->page, (unsigned)off) : 0;
     if (same_page && v != JIT_INTERP) {
-        x86_alu_imm(e, false, ALU_SUB, M(HREG, OFF_BUDGET), 1);
-        uint8_t *nochain = x86_jcc(e, CC_LE);
+        uint8_t *nochain = NULL;
+        if (off <= g->start) {
+            x86_alu_imm(e, false, ALU_SUB, M(HREG, OFF_BUDGET), 1);
+            nochain = x86_jcc8(e, CC_LE); /* over a jmp and a link request: 22 bytes */
+        }
         uint8_t *site = x86_jmp(e);
         if (off == g->start) {
             x86_patch(site, g->body);
@@ -442,7 +472,7 @@ static void emit_exit(struct gen *g, int32_t off, unsigned n, uint16_t dirty)
             x86_mov_imm(e, RCX, (uint64_t)(site - g->cache->rw) | g->page->ppn << 32);
             x86_mov_store(e, M(HREG, OFF_LINK), RCX);
         }
-        x86_patch(nochain, e->p);
+        patch8(e, nochain, e->p);
     }
     emit_vpc(e, RAX, off);
     if (same_page) {
@@ -550,8 +580,10 @@ static unsigned mem_size(enum rv_op op)
 static void emit_tlb(struct gen *g, struct stub *s, int32_t tlb_slot, unsigned size)
 {
     struct x86 *e = &g->e;
-    if (g->host[s->d.rs1] >= 0) {
+    if (g->host[s->d.rs1] >= 0 && s->d.imm) {
         x86_lea(e, RAX, M(hreg(g, s->d.rs1), s->d.imm));
+    } else if (g->host[s->d.rs1] >= 0) {
+        x86_mov_load(e, RAX, R(hreg(g, s->d.rs1)));
     } else {
         x86_mov_load(e, RAX, greg(g, s->d.rs1));
         if (s->d.imm) x86_alu_imm(e, true, ALU_ADD, R(RAX), s->d.imm);
@@ -567,7 +599,10 @@ static void emit_tlb(struct gen *g, struct stub *s, int32_t tlb_slot, unsigned s
      * the access stays inside va's page and that page hits (a wrap past 2^64 does not match
      * either). One test for both, which also leaves misaligned accesses inside a page on the
      * fast path. */
-    x86_lea(e, RCX, M(RAX, (int32_t)size - 1));
+    if (size > 1)
+        x86_lea(e, RCX, M(RAX, (int32_t)size - 1));
+    else
+        x86_mov_load(e, RCX, R(RAX));
     x86_shift_imm(e, true, SH_SHR, RCX, 12);
     x86_alu_rm(e, true, ALU_XOR, RCX, M(HREG, OFF_KEY));
     x86_alu_rm(e, true, ALU_CMP, RCX, M(RDX, 0));
@@ -852,7 +887,7 @@ static void emit_alu(struct gen *g, const struct rv_decoded *d)
         x86_mov_imm(e, RDX, (uint64_t)(int64_t)imm);
         x86_mov_imm(e, RCX, (uint64_t)d->op);
         x86_call_abs(e, (const void *)jit_alu_helper);
-        forget_cached(g);
+        keep_callee_saved(g);
         emit_set_rd(g, d->rd, false);
         return;
     }
@@ -901,14 +936,14 @@ static enum emitted emit_interp_step(struct gen *g, const struct rv_decoded *d, 
         return EMIT_END;
     }
     x86_alu_imm(e, false, ALU_CMP, M(HREG, OFF_LEFT), -1);
-    uint8_t *ev = x86_jcc(e, CC_NE);
+    uint8_t *ev = x86_jcc8(e, CC_NE); /* over 23 bytes at most */
     emit_vpc(e, RAX, off + d->len);
     x86_alu_rm(e, true, ALU_CMP, RAX, M(HREG, OFF_PC));
-    uint8_t *ok = x86_jcc(e, CC_E);
-    x86_patch(ev, e->p);
+    uint8_t *ok = x86_jcc8(e, CC_E);
+    patch8(e, ev, e->p);
     x86_mov_imm(e, RAX, 0xffffffffu); /* JIT_LEAVE */
     x86_patch(x86_jmp(e), g->exit_eax);
-    x86_patch(ok, e->p);
+    patch8(e, ok, e->p);
     forget_cached(g); /* the interpreter may have written any register */
     return EMIT_SYNCED;
 }
@@ -997,7 +1032,7 @@ static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t
         flush_dirty(g, g->dirty); /* the call clobbers the cached registers */
         x86_mov_load(e, RDI, R(HREG));
         x86_call_abs(e, (const void *)jit_pause_helper);
-        forget_cached(g);
+        keep_callee_saved(g);
         return EMIT_CONT;
     case RV_OP_LI:
         if (g->host[d->rd] >= 0) {
@@ -1087,7 +1122,11 @@ static void emit_stub(struct gen *g, const struct stub *s)
         x86_mov_load(e, RCX, M(RSP, VBASE_SLOT));
         x86_call_abs(e, s->kind == STUB_LOAD ? (const void *)jit_load_slow
                                              : (const void *)jit_store_slow);
-        reload_cached(g, s->live); /* the call clobbered them; a load wrote rd in h->x */
+        /* the call clobbered the caller-saved ones; a load wrote rd in h->x */
+        uint16_t reload = s->live & ~CALLEE_SAVED_CACHED;
+        if (s->kind == STUB_LOAD && !is_fp_mem(d->op) && g->host[d->rd] >= 0)
+            reload |= (uint16_t)(1u << g->cidx[d->rd]) & s->live;
+        reload_cached(g, reload);
         x86_test32(e, RAX, RAX);
         x86_patch(x86_jcc(e, CC_E), s->back);
         x86_patch(x86_jmp(e), g->exit_eax); /* cause + 1 */
