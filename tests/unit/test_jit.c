@@ -539,6 +539,39 @@ TEST(jit_write_back_at_every_exit)
     th_free(t);
 }
 
+/* A slow path's call keeps the callee-saved host registers, so its stub reloads only the
+ * caller-saved ones, and those loaded between the jump to the stub and the fast path's
+ * continuation: here a store's data register (x20), cached in a callee-saved host register
+ * since six registers are used more, is first read after the TLB check, and the store takes
+ * the slow path (MMIO). The block reads x20 again afterwards, from its host register; then a
+ * load from the device overwrites x20 (live in its host register): the stub reloads rd. */
+TEST(jit_slow_path_reloads_what_the_fast_path_loaded)
+{
+    struct th *t = th_new_jit(0);
+    for (unsigned r = 5; r <= 10; r++) /* x5-x10: the six most used, host registers 0-5 */
+        for (unsigned k = 0; k < 3; k++)
+            th_emit(t, I_ADDI(r, r, 1));
+    th_emit(t, I_SD(20, 11, 0)); /* x11 and x20 next: callee-saved host registers */
+    th_emit(t, I_SD(20, 11, 8));
+    th_emit(t, I_SD(20, 11, 16));
+    th_emit(t, I_ADD(21, 20, 0));
+    th_emit(t, I_LD(20, 11, 32));
+    th_emit(t, I_ADD(22, 20, 0));
+    uint64_t end = th_emit(t, I_SELF_LOOP());
+    t->h.x[11] = TH_DEV_BASE;
+    t->h.x[20] = 0x1234567890abcdefull;
+    memcpy(t->dev.mem + 32, "\x11\x22\x33\x44\x55\x66\x77\x88", 8);
+    CHECK_EQ(th_run_until(t, end, 4), end);
+    CHECK_EQ(t->dev.nwrites, 3);
+    CHECK_EQ(t->dev.last_val, 0x1234567890abcdefull);
+    CHECK_EQ(t->h.x[21], 0x1234567890abcdefull);
+    CHECK_EQ(t->h.x[20], 0x8877665544332211ull);
+    CHECK_EQ(t->h.x[22], 0x8877665544332211ull);
+    CHECK_EQ(t->h.x[5], 3);
+    CHECK_EQ(t->h.x[10], 3);
+    th_free(t);
+}
+
 /* VESSEL_JIT_DUMP=PC logs the block translated at PC, guest and host side (scripts/jit-dump.py
  * disassembles it), and only that block; the compile time is counted. */
 TEST(jit_dump_logs_one_block)

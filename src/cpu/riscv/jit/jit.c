@@ -280,6 +280,7 @@ struct stub {
     unsigned k;     /* instructions of the block retired before this one */
     uint16_t dirty; /* cached registers not yet written back where the fast path jumps here */
     uint16_t live;  /* cached registers loaded where the fast path continues (at back) */
+    uint16_t live_at_jump; /* cached registers loaded where the fast path jumps here */
 };
 
 struct gen {
@@ -551,7 +552,7 @@ static struct stub *new_stub(struct gen *g, enum stub_kind kind, const struct rv
                              int32_t off, unsigned k)
 {
     struct stub *s = &g->stubs[g->nstubs++];
-    *s = (struct stub){kind, {NULL, NULL}, NULL, *d, off, k, g->dirty, 0};
+    *s = (struct stub){kind, {NULL, NULL}, NULL, *d, off, k, g->dirty, 0, 0};
     return s;
 }
 
@@ -607,6 +608,7 @@ static void emit_tlb(struct gen *g, struct stub *s, int32_t tlb_slot, unsigned s
     x86_alu_rm(e, true, ALU_XOR, RCX, M(HREG, OFF_KEY));
     x86_alu_rm(e, true, ALU_CMP, RCX, M(RDX, 0));
     s->from[0] = x86_jcc(e, CC_NE);
+    s->live_at_jump = g->live;
     x86_alu_rm(e, true, ALU_ADD, RAX, M(RDX, 8));
 }
 
@@ -1122,8 +1124,9 @@ static void emit_stub(struct gen *g, const struct stub *s)
         x86_mov_load(e, RCX, M(RSP, VBASE_SLOT));
         x86_call_abs(e, s->kind == STUB_LOAD ? (const void *)jit_load_slow
                                              : (const void *)jit_store_slow);
-        /* the call clobbered the caller-saved ones; a load wrote rd in h->x */
-        uint16_t reload = s->live & ~CALLEE_SAVED_CACHED;
+        /* The call clobbered the caller-saved ones, and a load wrote rd in h->x; the fast
+         * path may also have loaded registers after its jump here (a store's data). */
+        uint16_t reload = s->live & ~(s->live_at_jump & CALLEE_SAVED_CACHED);
         if (s->kind == STUB_LOAD && !is_fp_mem(d->op) && g->host[d->rd] >= 0)
             reload |= (uint16_t)(1u << g->cidx[d->rd]) & s->live;
         reload_cached(g, reload);
