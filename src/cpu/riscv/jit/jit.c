@@ -100,6 +100,7 @@ struct jit {
     uint8_t *tramp;        /* RW address of the dispatch trampoline (emit_trampoline) */
     uint8_t *exit_pc;      /* its tail: h->pc = rax, return 0 */
     uint8_t *exit_eax;     /* its epilogue: return eax */
+    uint8_t *slow[2];      /* the load and store slow-path thunks (emit_trampoline) */
     unsigned prologue_len; /* every block starts with the same prologue */
     unsigned pauses;
     struct jit_stats st;
@@ -295,6 +296,7 @@ struct gen {
     int32_t start;            /* this block's page offset */
     const uint8_t *tramp;     /* the dispatch trampoline (RW address; rel32 is the same in RX) */
     const uint8_t *exit_pc, *exit_eax; /* the trampoline's tails: blocks jump there to return */
+    const uint8_t *slow[2];            /* the slow-path thunks (RW addresses) */
     /* Register caching: guest register r is held in host register host[r] (-1: only in
      * struct hart). Writes go to the host register only (write-back): `dirty` says which
      * cached registers h->x does not have yet at the point being emitted. Every way out of
@@ -544,6 +546,25 @@ static void emit_trampoline(struct jit *j)
     x86_alu_rm(&e, false, ALU_XOR, RAX, R(RAX));
     j->exit_eax = e.p;
     emit_epilogue(&e);
+    /* The load and store slow paths, called from a block's stubs with rax = va and edx = the
+     * info word: jit_load_slow/jit_store_slow(h, va, info, vbase); on a fault they leave
+     * through the epilogue with its cause + 1, else return to the stub. One copy here rather
+     * than the argument set-up and the call in every stub. */
+    for (unsigned k = 0; k < 2; k++) {
+        j->slow[k] = e.p;
+        x86_mov_load(&e, RDI, R(HREG));
+        x86_mov_load(&e, RSI, R(RAX));
+        x86_mov_load(&e, RCX, M(RSP, 8 + VBASE_SLOT)); /* above the return address */
+        x86_alu_imm(&e, true, ALU_SUB, R(RSP), 8);     /* 16-byte aligned for the call */
+        x86_call_abs(&e, k == 0 ? (const void *)jit_load_slow : (const void *)jit_store_slow);
+        x86_alu_imm(&e, true, ALU_ADD, R(RSP), 8);
+        x86_test32(&e, RAX, RAX);
+        uint8_t *fault = x86_jcc8(&e, CC_NE);
+        x86_ret(&e);
+        patch8(&e, fault, e.p);
+        x86_alu_imm(&e, true, ALU_ADD, R(RSP), 8); /* the block's frame again */
+        x86_patch(x86_jmp(&e), j->exit_eax);
+    }
     j->tramp = j->cache.rw + j->cache.used;
     jit_cache_commit(&j->cache, x86_len(&e)); /* fits: the cache is at least 64 KiB */
 }
@@ -1118,21 +1139,15 @@ static void emit_stub(struct gen *g, const struct stub *s)
                         (uint32_t)(s->kind == STUB_LOAD ? d->rd : d->rs2) << 20 |
                         mem_size(d->op) << 26 | (uint32_t)load_signed(d->op) << 30 |
                         (uint32_t)is_fp_mem(d->op) << 31;
-        x86_mov_load(e, RDI, R(HREG));
-        x86_mov_load(e, RSI, R(RAX));
         x86_mov_imm(e, RDX, info);
-        x86_mov_load(e, RCX, M(RSP, VBASE_SLOT));
-        x86_call_abs(e, s->kind == STUB_LOAD ? (const void *)jit_load_slow
-                                             : (const void *)jit_store_slow);
+        x86_patch(x86_call(e), g->slow[s->kind == STUB_LOAD ? 0 : 1]); /* rax = va */
         /* The call clobbered the caller-saved ones, and a load wrote rd in h->x; the fast
          * path may also have loaded registers after its jump here (a store's data). */
         uint16_t reload = s->live & ~(s->live_at_jump & CALLEE_SAVED_CACHED);
         if (s->kind == STUB_LOAD && !is_fp_mem(d->op) && g->host[d->rd] >= 0)
             reload |= (uint16_t)(1u << g->cidx[d->rd]) & s->live;
         reload_cached(g, reload);
-        x86_test32(e, RAX, RAX);
-        x86_patch(x86_jcc(e, CC_E), s->back);
-        x86_patch(x86_jmp(e), g->exit_eax); /* cause + 1 */
+        x86_patch(x86_jmp(e), s->back); /* a fault left through the thunk */
         return;
     }
     }
@@ -1298,6 +1313,8 @@ static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc)
         g.tramp = j->tramp;
         g.exit_pc = j->exit_pc;
         g.exit_eax = j->exit_eax;
+        g.slow[0] = j->slow[0];
+        g.slow[1] = j->slow[1];
         int32_t ioff = (int32_t)off;
         enum emitted em = EMIT_CONT;
         unsigned base = 0; /* instructions already added to instret */

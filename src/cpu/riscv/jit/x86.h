@@ -308,6 +308,14 @@ static inline uint8_t *x86_jmp(struct x86 *e)
     x86_d(e, 0);
     return e->overflow ? NULL : at;
 }
+/* call rel32; returns where the displacement goes, for x86_patch */
+static inline uint8_t *x86_call(struct x86 *e)
+{
+    x86_b(e, 0xe8);
+    uint8_t *at = e->overflow ? NULL : e->p;
+    x86_d(e, 0);
+    return e->overflow ? NULL : at;
+}
 /* Short forms (rel8), for forward jumps over at most 127 bytes: patch with x86_patch8. */
 static inline uint8_t *x86_jcc8(struct x86 *e, enum x86_cc cc)
 {
