@@ -101,6 +101,7 @@ struct jit {
     uint8_t *exit_pc;      /* its tail: h->pc = rax, return 0 */
     uint8_t *exit_eax;     /* its epilogue: return eax */
     uint8_t *slow[2];      /* the load and store slow-path thunks (emit_trampoline) */
+    uint8_t *link;         /* the link thunk (emit_exit) */
     unsigned prologue_len; /* every block starts with the same prologue */
     unsigned pauses;
     struct jit_stats st;
@@ -289,7 +290,6 @@ struct gen {
     struct stub stubs[2 * JIT_MAX_INSNS];
     unsigned nstubs;
     const struct jpage *page; /* the page record the block is translated for (chaining) */
-    struct jit_cache *cache;  /* for the cache offsets of link sites (emit_exit) */
     const uint8_t *bodies;    /* cache.rx + prologue length: a block's code after its prologue */
     const uint8_t *bodies_rw; /* the same in the RW mapping (rel32 targets are the same) */
     const uint8_t *body;      /* this block's body (RW) */
@@ -297,6 +297,7 @@ struct gen {
     const uint8_t *tramp;     /* the dispatch trampoline (RW address; rel32 is the same in RX) */
     const uint8_t *exit_pc, *exit_eax; /* the trampoline's tails: blocks jump there to return */
     const uint8_t *slow[2];            /* the slow-path thunks (RW addresses) */
+    const uint8_t *link;               /* the link thunk (RW address) */
     /* Register caching: guest register r is held in host register host[r] (-1: only in
      * struct hart). Writes go to the host register only (write-back): `dirty` says which
      * cached registers h->x does not have yet at the point being emitted. Every way out of
@@ -459,23 +460,29 @@ static void emit_exit(struct gen *g, int32_t off, unsigned n, uint16_t dirty)
     bool same_page = off >= 0 && off < DPAGE_BYTES;
     uint32_t v = same_page && off != g->start ? blk_get(g->page, (unsigned)off) : 0;
     if (same_page && v != JIT_INTERP) {
+        bool backward = off <= g->start;
         uint8_t *nochain = NULL;
-        if (off <= g->start) {
+        if (backward) {
             x86_alu_imm(e, false, ALU_SUB, M(HREG, OFF_BUDGET), 1);
-            nochain = x86_jcc8(e, CC_LE); /* over a jmp and a link request: 22 bytes */
+            nochain = x86_jcc8(e, CC_LE); /* over the jmp */
         }
         uint8_t *site = x86_jmp(e);
-        if (off == g->start) {
+        if (off == g->start)
             x86_patch(site, g->body);
-        } else if (v) {
+        else if (v)
             x86_patch(site, g->bodies_rw + v);
-        } else if (site) { /* not translated yet: ask the dispatcher to link it */
-            x86_patch(site, e->p);
-            _Static_assert(JIT_CACHE_MAX <= (1ull << 32), "site offsets are 32-bit");
-            x86_mov_imm(e, RCX, (uint64_t)(site - g->cache->rw) | g->page->ppn << 32);
-            x86_mov_store(e, M(HREG, OFF_LINK), RCX);
-        }
+        if (v && !backward) return; /* always chained */
+        /* The way back to the dispatcher: a call of the link thunk, whose return address
+         * says where the site's displacement is and is followed by the page and the target's
+         * offset (emit_trampoline). Not translated yet, the site leads here: a link request.
+         * With the budget spent the request is moot (jit_exec stops). */
+        if (!v && off != g->start) x86_patch(site, e->p);
         patch8(e, nochain, e->p);
+        _Static_assert(JIT_CACHE_MAX <= (1ull << 32), "site offsets are 32-bit");
+        x86_patch(x86_call(e), g->link);
+        x86_d(e, (uint32_t)g->page->ppn);
+        x86_d(e, (uint32_t)off);
+        return;
     }
     emit_vpc(e, RAX, off);
     if (same_page) {
@@ -565,6 +572,22 @@ static void emit_trampoline(struct jit *j)
         x86_alu_imm(&e, true, ALU_ADD, R(RSP), 8); /* the block's frame again */
         x86_patch(x86_jmp(&e), j->exit_eax);
     }
+    /* The link thunk (emit_exit): called right after an exit's jump, its return address is
+     * followed by the page (32 bits) and the target's page offset (32 bits). It asks the
+     * dispatcher to patch that jump (h->jit_link = the jump's displacement's cache offset |
+     * page << 32) and leaves for vbase + offset. */
+    j->link = e.p;
+    x86_b(&e, 0x59);                          /* pop rcx */
+    x86_mov32_load(&e, RDX, M(RCX, 0));       /* the page */
+    x86_shift_imm(&e, true, SH_SHL, RDX, 32); /* | */
+    x86_lea(&e, RAX, M(RCX, -9));             /* the jmp's rel32 before the call */
+    x86_mov_imm(&e, RSI, (uint64_t)(uintptr_t)j->cache.rx);
+    x86_alu_rm(&e, true, ALU_SUB, RAX, R(RSI)); /* its cache offset */
+    x86_alu_rm(&e, true, ALU_OR, RDX, R(RAX));
+    x86_mov_store(&e, M(HREG, OFF_LINK), RDX);
+    x86_mov32_load(&e, RAX, M(RCX, 4)); /* the target's page offset */
+    x86_alu_rm(&e, true, ALU_ADD, RAX, M(RSP, VBASE_SLOT));
+    x86_patch(x86_jmp(&e), j->exit_pc); /* h->pc = rax, return 0 */
     j->tramp = j->cache.rw + j->cache.used;
     jit_cache_commit(&j->cache, x86_len(&e)); /* fits: the cache is at least 64 KiB */
 }
@@ -1306,7 +1329,6 @@ static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc)
         g.body = e->p; /* the body starts here (chained blocks enter here too) */
         choose_cached(&g, d, n);
         g.page = p;
-        g.cache = &j->cache;
         g.bodies = j->cache.rx + j->prologue_len;
         g.bodies_rw = j->cache.rw + j->prologue_len;
         g.start = (int32_t)off;
@@ -1315,6 +1337,7 @@ static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc)
         g.exit_eax = j->exit_eax;
         g.slow[0] = j->slow[0];
         g.slow[1] = j->slow[1];
+        g.link = j->link;
         int32_t ioff = (int32_t)off;
         enum emitted em = EMIT_CONT;
         unsigned base = 0; /* instructions already added to instret */
