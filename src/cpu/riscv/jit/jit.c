@@ -97,12 +97,12 @@ struct jit {
     struct jc_entry jc[JC_SIZE];
     uint32_t stamp;
     uint64_t jc_epoch;
-    uint8_t *tramp;        /* RW address of the dispatch trampoline (emit_trampoline) */
-    uint8_t *exit_pc;      /* its tail: h->pc = rax, return 0 */
-    uint8_t *exit_eax;     /* its epilogue: return eax */
-    uint8_t *slow[2];      /* the load and store slow-path thunks (emit_trampoline) */
-    uint8_t *link;         /* the link thunk (emit_exit) */
-    unsigned prologue_len; /* every block starts with the same prologue */
+    uint8_t *tramp;    /* RW address of the dispatch trampoline (emit_trampoline) */
+    uint8_t *exit_pc;  /* its tail: h->pc = rax, return 0 */
+    uint8_t *exit_eax; /* its epilogue: return eax */
+    uint8_t *slow[2];  /* the load and store slow-path thunks (emit_trampoline) */
+    uint8_t *link;     /* the link thunk (emit_exit) */
+    uint8_t *entry;    /* the shared prologue the dispatcher calls blocks through */
     unsigned pauses;
     struct jit_stats st;
     uint64_t steps_by_op[RV_OP_COUNT]; /* interpreter steps per operation (trace level) */
@@ -114,8 +114,11 @@ struct jit {
  * interpreter step had an event: return to the run loop), or an exception cause + 1 (pc and
  * instret already set for the faulting instruction, trap value in h->fault_tval). */
 #define JIT_LEAVE (-1)
-typedef int (*jit_block_fn)(struct hart *h, struct tlb_entry *tr, struct tlb_entry *tw,
-                            uint64_t vbase, struct tlb_entry *tx);
+/* The dispatcher enters a block through the shared prologue (emit_trampoline), which sets up
+ * the frame and jumps to the block's code; blocks have no prologue of their own, so chained
+ * jumps and the trampoline enter them at their start too. */
+typedef int (*jit_entry_fn)(struct hart *h, struct tlb_entry *tr, struct tlb_entry *tw,
+                            uint64_t vbase, struct tlb_entry *tx, const uint8_t *block);
 
 #define OFF_X(r)    ((int32_t)(offsetof(struct hart, x) + 8 * (unsigned)(r)))
 #define OFF_PC      ((int32_t)offsetof(struct hart, pc))
@@ -290,8 +293,7 @@ struct gen {
     struct stub stubs[2 * JIT_MAX_INSNS];
     unsigned nstubs;
     const struct jpage *page; /* the page record the block is translated for (chaining) */
-    const uint8_t *bodies;    /* cache.rx + prologue length: a block's code after its prologue */
-    const uint8_t *bodies_rw; /* the same in the RW mapping (rel32 targets are the same) */
+    const uint8_t *bodies_rw; /* cache.rw: blocks' code at their offsets (for rel32 targets) */
     const uint8_t *body;      /* this block's body (RW) */
     int32_t start;            /* this block's page offset */
     const uint8_t *tramp;     /* the dispatch trampoline (RW address; rel32 is the same in RX) */
@@ -500,12 +502,12 @@ static void emit_exit(struct gen *g, int32_t off, unsigned n, uint16_t dirty)
  * refilled, flushes) is either dispatcher work or an event that returns to it first. */
 static void emit_trampoline(struct jit *j)
 {
-    uint8_t scratch[64];
     struct x86 e;
-    x86_init(&e, scratch, sizeof(scratch));
-    emit_prologue(&e);
-    j->prologue_len = (unsigned)x86_len(&e);
     x86_init(&e, j->cache.rw + j->cache.used, jit_cache_avail(&j->cache));
+    j->entry = e.p; /* jit_entry_fn: the frame, then the block at r9 */
+    emit_prologue(&e);
+    x86_jmp_reg(&e, R9);
+    uint8_t *tramp = e.p;
     uint8_t *out[7];
     unsigned n = 0;
     x86_alu_imm(&e, false, ALU_SUB, M(HREG, OFF_BUDGET), 1);
@@ -542,7 +544,7 @@ static void emit_trampoline(struct jit *j)
     x86_alu_imm(&e, true, ALU_AND, R(RCX), -4096);
     x86_mov_store(&e, M(RSP, VBASE_SLOT), RCX);
     x86_mov32_load(&e, RDX, M(RDX, (int32_t)offsetof(struct jc_entry, off)));
-    x86_mov_imm(&e, RCX, (uint64_t)(uintptr_t)(j->cache.rx + j->prologue_len));
+    x86_mov_imm(&e, RCX, (uint64_t)(uintptr_t)j->cache.rx);
     x86_alu_rm(&e, true, ALU_ADD, RDX, R(RCX));
     x86_jmp_reg(&e, RDX);
     for (unsigned k = 0; k < n; k++)
@@ -588,7 +590,7 @@ static void emit_trampoline(struct jit *j)
     x86_mov32_load(&e, RAX, M(RCX, 4)); /* the target's page offset */
     x86_alu_rm(&e, true, ALU_ADD, RAX, M(RSP, VBASE_SLOT));
     x86_patch(x86_jmp(&e), j->exit_pc); /* h->pc = rax, return 0 */
-    j->tramp = j->cache.rw + j->cache.used;
+    j->tramp = tramp;
     jit_cache_commit(&j->cache, x86_len(&e)); /* fits: the cache is at least 64 KiB */
 }
 
@@ -1325,12 +1327,10 @@ static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc)
         g.live = g.dirty = 0; /* cached registers are loaded where first read (hreg) */
         x86_init(&g.e, j->cache.rw + j->cache.used, jit_cache_avail(&j->cache));
         struct x86 *e = &g.e;
-        emit_prologue(e);
-        g.body = e->p; /* the body starts here (chained blocks enter here too) */
+        g.body = e->p; /* the block's code (entered by the dispatcher through j->entry) */
         choose_cached(&g, d, n);
         g.page = p;
-        g.bodies = j->cache.rx + j->prologue_len;
-        g.bodies_rw = j->cache.rw + j->prologue_len;
+        g.bodies_rw = j->cache.rw;
         g.start = (int32_t)off;
         g.tramp = j->tramp;
         g.exit_pc = j->exit_pc;
@@ -1496,13 +1496,14 @@ void jit_exec(struct hart *h, int budget)
         if (link) {
             if (j->stamp == link_stamp && j->cache.gen == link_gen &&
                 (uint32_t)(link >> 32) == (uint32_t)hart_ram_ppn(h, hp)) {
-                x86_patch(j->cache.rw + (uint32_t)link, j->cache.rw + off + j->prologue_len);
+                x86_patch(j->cache.rw + (uint32_t)link, j->cache.rw + off);
                 j->st.linked++;
             }
             link = 0;
         }
         h->jit_link = 0;
-        int r = ((jit_block_fn)(void *)(j->cache.rx + off))(h, tr, tw, pc & ~0xfffull, tx);
+        int r = ((jit_entry_fn)(void *)(j->cache.rx + (j->entry - j->cache.rw)))(
+            h, tr, tw, pc & ~0xfffull, tx, j->cache.rx + off);
         if (unlikely(r)) {
             if (r == JIT_LEAVE) return;
             hart_raise_exception(h, (uint64_t)(r - 1), h->fault_tval);
