@@ -268,7 +268,9 @@ struct hart {
     /* hart_exec's budget left when it returned: > 0 means it stopped for an event (trap, CSR
      * write, fence.i...) rather than because the budget ran out (the JIT's fallback needs it) */
     int exec_left;
-    int jit_budget;  /* blocks jit_exec may still run, chained ones included */
+    int jit_budget; /* blocks jit_exec may still run, chained ones included */
+    /* set by a block exit that asks jit_exec to link it to its target (jit.c emit_exit) */
+    uint64_t jit_link;
     struct jit *jit; /* NULL unless env.engine is ENGINE_JIT (jit/jit.c) */
 };
 

@@ -49,18 +49,29 @@
  * block's offset in the code cache. */
 #define JIT_INTERP 1u
 
+/* A page record's blocks: an open-addressing hash table (linear probing, at most half full)
+ * from page offset to block table value, grown by doubling. The first version had a flat
+ * table of one 32-bit entry per 2-byte slot (8 KiB per record, 8 MiB of a VM's RSS at
+ * JPAGE_MAX) for the ~30 blocks a code page holds on average; generated code no longer reads
+ * it (exits to blocks translated later are patched: emit_exit), so it can be sparse. */
+struct jblk {
+    uint32_t val; /* 0: empty slot */
+    uint32_t off;
+};
 struct jpage {
     uint64_t ppn;   /* DPAGE_INVALID when unused */
     uint64_t epoch; /* h->dcache_epoch when last known to match memory */
-    unsigned gen;   /* code cache generation the offsets in blk belong to */
-    uint32_t blk[DPAGE_SLOTS];
+    unsigned gen;   /* code cache generation the values in blk belong to */
+    unsigned nblk;  /* entries in blk */
+    unsigned mask;  /* blk's capacity - 1 (blk NULL: none) */
+    struct jblk *blk;
     uint8_t code[DPAGE_BYTES]; /* the bytes translations are made from */
 };
 /* Page records: JPAGE_SLOTS direct-mapped index entries (by physical page) sharing at most
- * JPAGE_MAX records (12 KiB each); when all are in use a miss takes one over from another
- * entry in clock order, as the interpreter's decode cache does. A plain 1024-entry direct map
- * evicted 34,000 records while the default guest booted (kernel text is ~2,500 pages), and
- * every eviction re-translates that page's blocks. */
+ * JPAGE_MAX records (4 KiB and their block tables each); when all are in use a miss takes one
+ * over from another entry in clock order, as the interpreter's decode cache does. A plain
+ * 1024-entry direct map evicted 34,000 records while the default guest booted (kernel text is
+ * ~2,500 pages), and every eviction re-translates that page's blocks. */
 #define JPAGE_SLOTS 4096
 #ifndef JPAGE_MAX
 #define JPAGE_MAX 1024
@@ -86,10 +97,12 @@ struct jit {
     struct jc_entry jc[JC_SIZE];
     uint32_t stamp;
     uint64_t jc_epoch;
-    uint8_t *tramp;        /* RW address of the dispatch trampoline (emit_trampoline) */
-    uint8_t *exit_pc;      /* its tail: h->pc = rax, return 0 */
-    uint8_t *exit_eax;     /* its epilogue: return eax */
-    unsigned prologue_len; /* every block starts with the same prologue */
+    uint8_t *tramp;    /* RW address of the dispatch trampoline (emit_trampoline) */
+    uint8_t *exit_pc;  /* its tail: h->pc = rax, return 0 */
+    uint8_t *exit_eax; /* its epilogue: return eax */
+    uint8_t *slow[2];  /* the load and store slow-path thunks (emit_trampoline) */
+    uint8_t *link;     /* the link thunk (emit_exit) */
+    uint8_t *entry;    /* the shared prologue the dispatcher calls blocks through */
     unsigned pauses;
     struct jit_stats st;
     uint64_t steps_by_op[RV_OP_COUNT]; /* interpreter steps per operation (trace level) */
@@ -101,8 +114,11 @@ struct jit {
  * interpreter step had an event: return to the run loop), or an exception cause + 1 (pc and
  * instret already set for the faulting instruction, trap value in h->fault_tval). */
 #define JIT_LEAVE (-1)
-typedef int (*jit_block_fn)(struct hart *h, struct tlb_entry *tr, struct tlb_entry *tw,
-                            uint64_t vbase, struct tlb_entry *tx);
+/* The dispatcher enters a block through the shared prologue (emit_trampoline), which sets up
+ * the frame and jumps to the block's code; blocks have no prologue of their own, so chained
+ * jumps and the trampoline enter them at their start too. */
+typedef int (*jit_entry_fn)(struct hart *h, struct tlb_entry *tr, struct tlb_entry *tw,
+                            uint64_t vbase, struct tlb_entry *tx, const uint8_t *block);
 
 #define OFF_X(r)    ((int32_t)(offsetof(struct hart, x) + 8 * (unsigned)(r)))
 #define OFF_PC      ((int32_t)offsetof(struct hart, pc))
@@ -110,6 +126,7 @@ typedef int (*jit_block_fn)(struct hart *h, struct tlb_entry *tr, struct tlb_ent
 #define OFF_KEY     ((int32_t)offsetof(struct hart, tlb_key))
 #define OFF_LEFT    ((int32_t)offsetof(struct hart, exec_left))
 #define OFF_BUDGET  ((int32_t)offsetof(struct hart, jit_budget))
+#define OFF_LINK    ((int32_t)offsetof(struct hart, jit_link))
 #define OFF_F(r)    ((int32_t)(offsetof(struct hart, fp.f) + 8 * (unsigned)(r)))
 #define OFF_MSTATUS ((int32_t)offsetof(struct hart, mstatus))
 #define HREG        RBX
@@ -124,6 +141,58 @@ typedef int (*jit_block_fn)(struct hart *h, struct tlb_entry *tr, struct tlb_ent
 #define VBASE_SLOT  32
 /* The fetch TLB array of the current privilege (for the dispatch trampoline). */
 #define TX_SLOT     8
+
+/* ---- page records' block tables ---- */
+
+static unsigned blk_hash(unsigned off)
+{
+    uint32_t x = (off >> 1) * 0x9e3779b1u;
+    return x ^ (x >> 16);
+}
+
+/* The block table value at page offset off: 0 when nothing was translated there. */
+static uint32_t blk_get(const struct jpage *p, unsigned off)
+{
+    if (!p->blk) return 0;
+    for (unsigned i = blk_hash(off) & p->mask;; i = (i + 1) & p->mask) {
+        if (p->blk[i].val == 0) return 0;
+        if (p->blk[i].off == off) return p->blk[i].val;
+    }
+}
+
+static void blk_insert(struct jblk *t, unsigned mask, unsigned off, uint32_t val)
+{
+    unsigned i = blk_hash(off) & mask;
+    while (t[i].val != 0 && t[i].off != off)
+        i = (i + 1) & mask;
+    t[i] = (struct jblk){val, off};
+}
+
+/* Set the value at off (val != 0). -ENOMEM leaves the table as it was. */
+static int blk_put(struct jpage *p, unsigned off, uint32_t val)
+{
+    if (!p->blk || 2 * (p->nblk + 1) > p->mask + 1) {
+        unsigned cap = p->blk ? 2 * (p->mask + 1) : 16;
+        struct jblk *t = calloc(cap, sizeof(*t));
+        if (!t) return -ENOMEM;
+        for (unsigned i = 0; p->blk && i <= p->mask; i++)
+            if (p->blk[i].val) blk_insert(t, cap - 1, p->blk[i].off, p->blk[i].val);
+        free(p->blk);
+        p->blk = t;
+        p->mask = cap - 1;
+    }
+    if (blk_get(p, off) == 0) p->nblk++;
+    blk_insert(p->blk, p->mask, off, val);
+    return 0;
+}
+
+/* Forget the record's blocks (and give their table's memory back). */
+static void blk_clear(struct jpage *p)
+{
+    free(p->blk);
+    p->blk = NULL;
+    p->nblk = p->mask = 0;
+}
 
 /* ---- helpers called from generated code ---- */
 
@@ -216,19 +285,21 @@ struct stub {
     unsigned k;     /* instructions of the block retired before this one */
     uint16_t dirty; /* cached registers not yet written back where the fast path jumps here */
     uint16_t live;  /* cached registers loaded where the fast path continues (at back) */
+    uint16_t live_at_jump; /* cached registers loaded where the fast path jumps here */
 };
 
 struct gen {
     struct x86 e;
     struct stub stubs[2 * JIT_MAX_INSNS];
     unsigned nstubs;
-    const uint32_t *blk;      /* the page record's block table (for chaining) */
-    const uint8_t *bodies;    /* cache.rx + prologue length: a block's code after its prologue */
-    const uint8_t *bodies_rw; /* the same in the RW mapping (rel32 targets are the same) */
+    const struct jpage *page; /* the page record the block is translated for (chaining) */
+    const uint8_t *bodies_rw; /* cache.rw: blocks' code at their offsets (for rel32 targets) */
     const uint8_t *body;      /* this block's body (RW) */
     int32_t start;            /* this block's page offset */
     const uint8_t *tramp;     /* the dispatch trampoline (RW address; rel32 is the same in RX) */
     const uint8_t *exit_pc, *exit_eax; /* the trampoline's tails: blocks jump there to return */
+    const uint8_t *slow[2];            /* the slow-path thunks (RW addresses) */
+    const uint8_t *link;               /* the link thunk (RW address) */
     /* Register caching: guest register r is held in host register host[r] (-1: only in
      * struct hart). Writes go to the host register only (write-back): `dirty` says which
      * cached registers h->x does not have yet at the point being emitted. Every way out of
@@ -296,6 +367,18 @@ static void forget_cached(struct gen *g)
     g->live = g->dirty = 0;
 }
 
+/* cache_regs[] indices of the callee-saved host registers (rbp, r15, r12-r14): a call keeps
+ * their values. */
+#define CALLEE_SAVED_CACHED 0x7c0u
+
+/* After a call of a helper that writes no x register (the dirty ones were written back
+ * before it): the callee-saved host registers still hold their guest registers' values. */
+static void keep_callee_saved(struct gen *g)
+{
+    g->live &= CALLEE_SAVED_CACHED;
+    g->dirty = 0;
+}
+
 /* Guest register r (cached) was written in its host register. */
 static void mark_written(struct gen *g, unsigned r)
 {
@@ -308,6 +391,17 @@ static void flush_dirty(struct gen *g, uint16_t mask)
 {
     for (unsigned i = 0; i < g->ncached; i++)
         if (mask & (1u << i)) x86_mov_store(&g->e, M(HREG, OFF_X(g->cached[i])), cache_regs[i]);
+}
+
+/* A short forward jump's target: the layouts using them keep it within reach, and a miss
+ * would be an engine bug, caught as a failed translation (the block then runs in the
+ * interpreter) rather than a wrong jump. */
+static void patch8(struct x86 *e, uint8_t *at, const uint8_t *target)
+{
+    if (!x86_patch8(at, target)) {
+        log_error("jit: short jump out of reach (%td bytes)", target - at);
+        e->overflow = true;
+    }
 }
 
 /* dst = vbase + off (flags unchanged) */
@@ -347,47 +441,53 @@ static void emit_epilogue(struct x86 *e)
     x86_ret(e);
 }
 
-/* Leave the block: h->pc = vbase + off, n more instructions retired, return 0. */
 /* Leave the block for the guest pc vbase + off with n more instructions retired. A target in
- * the same page is chained: when the page record already has a translation there (looked up
- * at run time, so nothing needs patching or unlinking) and the budget allows, jump straight
- * into its body. Only the record the block was translated for is consulted; a record is
- * validated (epoch, cache generation) whenever the dispatcher enters it, and nothing that can
- * reset it (fence.i, trigger changes, a full cache) happens without leaving to the
- * dispatcher first. */
+ * the same page is chained when the budget allows: a jump straight into its body when it is
+ * the block's own start (a loop) or was translated before this block; otherwise the jump
+ * first goes to a link request (h->jit_link = where the jump's displacement is, and the
+ * page), the block returns to the dispatcher, and the dispatcher patches the jump to the
+ * target's body once it has that block (jit_exec). Only exits to a block starting at or
+ * before this block's start count against the budget: chained jumps always enter a block at
+ * its start, so any cycle of them has such an exit (and the trampoline and the dispatcher
+ * count every other way); a chain of forward exits ends within the page. A block and the
+ * blocks it jumps to this
+ * way belong to the same page record, whose entries are set once and reset only with the
+ * whole record (code changed, eviction, cache flush), which makes all of them unreachable
+ * together: nothing ever needs unlinking. Exits to other pages go through the trampoline. */
 static void emit_exit(struct gen *g, int32_t off, unsigned n, uint16_t dirty)
 {
     struct x86 *e = &g->e;
     flush_dirty(g, dirty);
     if (n) x86_alu_imm(e, true, ALU_ADD, M(HREG, OFF_INSTRET), (int32_t)n);
-    uint8_t *nochain[2] = {NULL, NULL};
-    const uint8_t *direct = NULL;
-    if (off == g->start)
-        direct = g->body; /* a loop back to the block's own start */
-    else if (off >= 0 && off < DPAGE_BYTES && g->blk[off >> 1] > JIT_INTERP)
-        direct = g->bodies_rw + g->blk[off >> 1]; /* translated already: its table entry stays */
-    if (direct) {
-        /* The target's table entry cannot change while this block is reachable: entries are
-         * set once and reset only with the whole record (code changed, eviction, cache
-         * flush), which makes this block unreachable too. */
-        x86_alu_imm(e, false, ALU_SUB, M(HREG, OFF_BUDGET), 1);
-        nochain[1] = x86_jcc(e, CC_LE);
-        x86_patch(x86_jmp(e), direct);
-    } else if (off >= 0 && off < DPAGE_BYTES) {
-        x86_mov_imm(e, RAX, (uint64_t)(uintptr_t)&g->blk[off >> 1]);
-        x86_mov32_load(e, RAX, M(RAX, 0));
-        x86_alu_imm(e, false, ALU_CMP, R(RAX), (int32_t)JIT_INTERP);
-        nochain[0] = x86_jcc(e, CC_BE); /* 0: not translated, 1: interpreter */
-        x86_alu_imm(e, false, ALU_SUB, M(HREG, OFF_BUDGET), 1);
-        nochain[1] = x86_jcc(e, CC_LE);
-        x86_mov_imm(e, RCX, (uint64_t)(uintptr_t)g->bodies);
-        x86_alu_rm(e, true, ALU_ADD, RAX, R(RCX));
-        x86_jmp_reg(e, RAX);
+    bool same_page = off >= 0 && off < DPAGE_BYTES;
+    uint32_t v = same_page && off != g->start ? blk_get(g->page, (unsigned)off) : 0;
+    if (same_page && v != JIT_INTERP) {
+        bool backward = off <= g->start;
+        uint8_t *nochain = NULL;
+        if (backward) {
+            x86_alu_imm(e, false, ALU_SUB, M(HREG, OFF_BUDGET), 1);
+            nochain = x86_jcc8(e, CC_LE); /* over the jmp */
+        }
+        uint8_t *site = x86_jmp(e);
+        if (off == g->start)
+            x86_patch(site, g->body);
+        else if (v)
+            x86_patch(site, g->bodies_rw + v);
+        if (v && !backward) return; /* always chained */
+        /* The way back to the dispatcher: a call of the link thunk, whose return address
+         * says where the site's displacement is and is followed by the page and the target's
+         * offset (emit_trampoline). Not translated yet, the site leads here: a link request.
+         * With the budget spent the request is moot (jit_exec stops). */
+        if (!v && off != g->start) x86_patch(site, e->p);
+        patch8(e, nochain, e->p);
+        _Static_assert(JIT_CACHE_MAX <= (1ull << 32), "site offsets are 32-bit");
+        x86_patch(x86_call(e), g->link);
+        x86_d(e, (uint32_t)g->page->ppn);
+        x86_d(e, (uint32_t)off);
+        return;
     }
-    x86_patch(nochain[0], e->p);
-    x86_patch(nochain[1], e->p);
     emit_vpc(e, RAX, off);
-    if (off >= 0 && off < DPAGE_BYTES) {
+    if (same_page) {
         x86_patch(x86_jmp(e), g->exit_pc); /* h->pc = rax, return 0 */
     } else {                               /* another page: the trampoline looks it up */
         x86_patch(x86_jmp(e), g->tramp);
@@ -402,12 +502,12 @@ static void emit_exit(struct gen *g, int32_t off, unsigned n, uint16_t dirty)
  * refilled, flushes) is either dispatcher work or an event that returns to it first. */
 static void emit_trampoline(struct jit *j)
 {
-    uint8_t scratch[64];
     struct x86 e;
-    x86_init(&e, scratch, sizeof(scratch));
-    emit_prologue(&e);
-    j->prologue_len = (unsigned)x86_len(&e);
     x86_init(&e, j->cache.rw + j->cache.used, jit_cache_avail(&j->cache));
+    j->entry = e.p; /* jit_entry_fn: the frame, then the block at r9 */
+    emit_prologue(&e);
+    x86_jmp_reg(&e, R9);
+    uint8_t *tramp = e.p;
     uint8_t *out[7];
     unsigned n = 0;
     x86_alu_imm(&e, false, ALU_SUB, M(HREG, OFF_BUDGET), 1);
@@ -444,7 +544,7 @@ static void emit_trampoline(struct jit *j)
     x86_alu_imm(&e, true, ALU_AND, R(RCX), -4096);
     x86_mov_store(&e, M(RSP, VBASE_SLOT), RCX);
     x86_mov32_load(&e, RDX, M(RDX, (int32_t)offsetof(struct jc_entry, off)));
-    x86_mov_imm(&e, RCX, (uint64_t)(uintptr_t)(j->cache.rx + j->prologue_len));
+    x86_mov_imm(&e, RCX, (uint64_t)(uintptr_t)j->cache.rx);
     x86_alu_rm(&e, true, ALU_ADD, RDX, R(RCX));
     x86_jmp_reg(&e, RDX);
     for (unsigned k = 0; k < n; k++)
@@ -455,7 +555,42 @@ static void emit_trampoline(struct jit *j)
     x86_alu_rm(&e, false, ALU_XOR, RAX, R(RAX));
     j->exit_eax = e.p;
     emit_epilogue(&e);
-    j->tramp = j->cache.rw + j->cache.used;
+    /* The load and store slow paths, called from a block's stubs with rax = va and edx = the
+     * info word: jit_load_slow/jit_store_slow(h, va, info, vbase); on a fault they leave
+     * through the epilogue with its cause + 1, else return to the stub. One copy here rather
+     * than the argument set-up and the call in every stub. */
+    for (unsigned k = 0; k < 2; k++) {
+        j->slow[k] = e.p;
+        x86_mov_load(&e, RDI, R(HREG));
+        x86_mov_load(&e, RSI, R(RAX));
+        x86_mov_load(&e, RCX, M(RSP, 8 + VBASE_SLOT)); /* above the return address */
+        x86_alu_imm(&e, true, ALU_SUB, R(RSP), 8);     /* 16-byte aligned for the call */
+        x86_call_abs(&e, k == 0 ? (const void *)jit_load_slow : (const void *)jit_store_slow);
+        x86_alu_imm(&e, true, ALU_ADD, R(RSP), 8);
+        x86_test32(&e, RAX, RAX);
+        uint8_t *fault = x86_jcc8(&e, CC_NE);
+        x86_ret(&e);
+        patch8(&e, fault, e.p);
+        x86_alu_imm(&e, true, ALU_ADD, R(RSP), 8); /* the block's frame again */
+        x86_patch(x86_jmp(&e), j->exit_eax);
+    }
+    /* The link thunk (emit_exit): called right after an exit's jump, its return address is
+     * followed by the page (32 bits) and the target's page offset (32 bits). It asks the
+     * dispatcher to patch that jump (h->jit_link = the jump's displacement's cache offset |
+     * page << 32) and leaves for vbase + offset. */
+    j->link = e.p;
+    x86_b(&e, 0x59);                          /* pop rcx */
+    x86_mov32_load(&e, RDX, M(RCX, 0));       /* the page */
+    x86_shift_imm(&e, true, SH_SHL, RDX, 32); /* | */
+    x86_lea(&e, RAX, M(RCX, -9));             /* the jmp's rel32 before the call */
+    x86_mov_imm(&e, RSI, (uint64_t)(uintptr_t)j->cache.rx);
+    x86_alu_rm(&e, true, ALU_SUB, RAX, R(RSI)); /* its cache offset */
+    x86_alu_rm(&e, true, ALU_OR, RDX, R(RAX));
+    x86_mov_store(&e, M(HREG, OFF_LINK), RDX);
+    x86_mov32_load(&e, RAX, M(RCX, 4)); /* the target's page offset */
+    x86_alu_rm(&e, true, ALU_ADD, RAX, M(RSP, VBASE_SLOT));
+    x86_patch(x86_jmp(&e), j->exit_pc); /* h->pc = rax, return 0 */
+    j->tramp = tramp;
     jit_cache_commit(&j->cache, x86_len(&e)); /* fits: the cache is at least 64 KiB */
 }
 
@@ -463,7 +598,7 @@ static struct stub *new_stub(struct gen *g, enum stub_kind kind, const struct rv
                              int32_t off, unsigned k)
 {
     struct stub *s = &g->stubs[g->nstubs++];
-    *s = (struct stub){kind, {NULL, NULL}, NULL, *d, off, k, g->dirty, 0};
+    *s = (struct stub){kind, {NULL, NULL}, NULL, *d, off, k, g->dirty, 0, 0};
     return s;
 }
 
@@ -492,8 +627,10 @@ static unsigned mem_size(enum rv_op op)
 static void emit_tlb(struct gen *g, struct stub *s, int32_t tlb_slot, unsigned size)
 {
     struct x86 *e = &g->e;
-    if (g->host[s->d.rs1] >= 0) {
+    if (g->host[s->d.rs1] >= 0 && s->d.imm) {
         x86_lea(e, RAX, M(hreg(g, s->d.rs1), s->d.imm));
+    } else if (g->host[s->d.rs1] >= 0) {
+        x86_mov_load(e, RAX, R(hreg(g, s->d.rs1)));
     } else {
         x86_mov_load(e, RAX, greg(g, s->d.rs1));
         if (s->d.imm) x86_alu_imm(e, true, ALU_ADD, R(RAX), s->d.imm);
@@ -509,11 +646,15 @@ static void emit_tlb(struct gen *g, struct stub *s, int32_t tlb_slot, unsigned s
      * the access stays inside va's page and that page hits (a wrap past 2^64 does not match
      * either). One test for both, which also leaves misaligned accesses inside a page on the
      * fast path. */
-    x86_lea(e, RCX, M(RAX, (int32_t)size - 1));
+    if (size > 1)
+        x86_lea(e, RCX, M(RAX, (int32_t)size - 1));
+    else
+        x86_mov_load(e, RCX, R(RAX));
     x86_shift_imm(e, true, SH_SHR, RCX, 12);
     x86_alu_rm(e, true, ALU_XOR, RCX, M(HREG, OFF_KEY));
     x86_alu_rm(e, true, ALU_CMP, RCX, M(RDX, 0));
     s->from[0] = x86_jcc(e, CC_NE);
+    s->live_at_jump = g->live;
     x86_alu_rm(e, true, ALU_ADD, RAX, M(RDX, 8));
 }
 
@@ -794,7 +935,7 @@ static void emit_alu(struct gen *g, const struct rv_decoded *d)
         x86_mov_imm(e, RDX, (uint64_t)(int64_t)imm);
         x86_mov_imm(e, RCX, (uint64_t)d->op);
         x86_call_abs(e, (const void *)jit_alu_helper);
-        forget_cached(g);
+        keep_callee_saved(g);
         emit_set_rd(g, d->rd, false);
         return;
     }
@@ -843,14 +984,14 @@ static enum emitted emit_interp_step(struct gen *g, const struct rv_decoded *d, 
         return EMIT_END;
     }
     x86_alu_imm(e, false, ALU_CMP, M(HREG, OFF_LEFT), -1);
-    uint8_t *ev = x86_jcc(e, CC_NE);
+    uint8_t *ev = x86_jcc8(e, CC_NE); /* over 23 bytes at most */
     emit_vpc(e, RAX, off + d->len);
     x86_alu_rm(e, true, ALU_CMP, RAX, M(HREG, OFF_PC));
-    uint8_t *ok = x86_jcc(e, CC_E);
-    x86_patch(ev, e->p);
+    uint8_t *ok = x86_jcc8(e, CC_E);
+    patch8(e, ev, e->p);
     x86_mov_imm(e, RAX, 0xffffffffu); /* JIT_LEAVE */
     x86_patch(x86_jmp(e), g->exit_eax);
-    x86_patch(ok, e->p);
+    patch8(e, ok, e->p);
     forget_cached(g); /* the interpreter may have written any register */
     return EMIT_SYNCED;
 }
@@ -939,7 +1080,7 @@ static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t
         flush_dirty(g, g->dirty); /* the call clobbers the cached registers */
         x86_mov_load(e, RDI, R(HREG));
         x86_call_abs(e, (const void *)jit_pause_helper);
-        forget_cached(g);
+        keep_callee_saved(g);
         return EMIT_CONT;
     case RV_OP_LI:
         if (g->host[d->rd] >= 0) {
@@ -1023,16 +1164,15 @@ static void emit_stub(struct gen *g, const struct stub *s)
                         (uint32_t)(s->kind == STUB_LOAD ? d->rd : d->rs2) << 20 |
                         mem_size(d->op) << 26 | (uint32_t)load_signed(d->op) << 30 |
                         (uint32_t)is_fp_mem(d->op) << 31;
-        x86_mov_load(e, RDI, R(HREG));
-        x86_mov_load(e, RSI, R(RAX));
         x86_mov_imm(e, RDX, info);
-        x86_mov_load(e, RCX, M(RSP, VBASE_SLOT));
-        x86_call_abs(e, s->kind == STUB_LOAD ? (const void *)jit_load_slow
-                                             : (const void *)jit_store_slow);
-        reload_cached(g, s->live); /* the call clobbered them; a load wrote rd in h->x */
-        x86_test32(e, RAX, RAX);
-        x86_patch(x86_jcc(e, CC_E), s->back);
-        x86_patch(x86_jmp(e), g->exit_eax); /* cause + 1 */
+        x86_patch(x86_call(e), g->slow[s->kind == STUB_LOAD ? 0 : 1]); /* rax = va */
+        /* The call clobbered the caller-saved ones, and a load wrote rd in h->x; the fast
+         * path may also have loaded registers after its jump here (a store's data). */
+        uint16_t reload = s->live & ~(s->live_at_jump & CALLEE_SAVED_CACHED);
+        if (s->kind == STUB_LOAD && !is_fp_mem(d->op) && g->host[d->rd] >= 0)
+            reload |= (uint16_t)(1u << g->cidx[d->rd]) & s->live;
+        reload_cached(g, reload);
+        x86_patch(x86_jmp(e), s->back); /* a fault left through the thunk */
         return;
     }
     }
@@ -1187,16 +1327,17 @@ static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc)
         g.live = g.dirty = 0; /* cached registers are loaded where first read (hreg) */
         x86_init(&g.e, j->cache.rw + j->cache.used, jit_cache_avail(&j->cache));
         struct x86 *e = &g.e;
-        emit_prologue(e);
-        g.body = e->p; /* the body starts here (chained blocks enter here too) */
+        g.body = e->p; /* the block's code (entered by the dispatcher through j->entry) */
         choose_cached(&g, d, n);
-        g.blk = p->blk;
-        g.bodies = j->cache.rx + j->prologue_len;
-        g.bodies_rw = j->cache.rw + j->prologue_len;
+        g.page = p;
+        g.bodies_rw = j->cache.rw;
         g.start = (int32_t)off;
         g.tramp = j->tramp;
         g.exit_pc = j->exit_pc;
         g.exit_eax = j->exit_eax;
+        g.slow[0] = j->slow[0];
+        g.slow[1] = j->slow[1];
+        g.link = j->link;
         int32_t ioff = (int32_t)off;
         enum emitted em = EMIT_CONT;
         unsigned base = 0; /* instructions already added to instret */
@@ -1222,7 +1363,7 @@ static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc)
         j->stamp++;
         emit_trampoline(j);
         j->st.flushes++;
-        memset(p->blk, 0, sizeof(p->blk));
+        blk_clear(p);
         p->gen = j->cache.gen;
     }
     return JIT_INTERP; /* a block larger than the whole cache: cannot happen above its minimum */
@@ -1243,7 +1384,7 @@ static struct jpage *jit_page(struct hart *h, struct jit *j, uint64_t ppn, const
             p->epoch = h->dcache_epoch;
         }
         if (p->gen != j->cache.gen) { /* the code cache was flushed since */
-            memset(p->blk, 0, sizeof(p->blk));
+            blk_clear(p);
             p->gen = j->cache.gen;
         }
         return p;
@@ -1252,6 +1393,7 @@ static struct jpage *jit_page(struct hart *h, struct jit *j, uint64_t ppn, const
         if (j->npages < JPAGE_MAX) {
             p = malloc(sizeof(*p));
             if (!p) return NULL;
+            p->blk = NULL;
             j->npages++;
         } else { /* all records in use: take one from another index entry */
             unsigned v;
@@ -1269,7 +1411,7 @@ static struct jpage *jit_page(struct hart *h, struct jit *j, uint64_t ppn, const
 fill:
     j->stamp++;
     memcpy(p->code, mem, DPAGE_BYTES); /* see dcache_get: any byte memory held is fine */
-    memset(p->blk, 0, sizeof(p->blk));
+    blk_clear(p);
     p->ppn = ppn;
     p->epoch = h->dcache_epoch;
     p->gen = j->cache.gen;
@@ -1293,6 +1435,9 @@ void jit_exec(struct hart *h, int budget)
                                      .e[ACC_X];
     /* blocks chained to each other count against the same budget (emit_exit) */
     h->jit_budget = budget;
+    uint64_t link = 0; /* a link request of the block that returned last (emit_exit) */
+    uint32_t link_stamp = 0;
+    unsigned link_gen = 0;
     while (h->jit_budget-- > 0) {
         uint64_t pc = h->pc;
         uint64_t vpn = pc >> 12;
@@ -1321,29 +1466,53 @@ void jit_exec(struct hart *h, int budget)
                 hart_exec(h, h->jit_budget + 1); /* out of host memory: the interpreter copes */
                 return;
             }
-            uint32_t *slot = &p->blk[(pc & 0xfff) >> 1];
-            if (unlikely(*slot == 0)) {
+            unsigned poff = (unsigned)(pc & 0xfff);
+            off = blk_get(p, poff);
+            if (unlikely(off == 0)) {
                 struct timespec t0, t1;
                 clock_gettime(CLOCK_MONOTONIC, &t0);
-                *slot = translate(j, p, pc);
+                off = translate(j, p, pc);
                 clock_gettime(CLOCK_MONOTONIC, &t1);
                 j->st.compile_ns +=
                     (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000ll + (t1.tv_nsec - t0.tv_nsec));
+                if (unlikely(blk_put(p, poff, off) != 0)) { /* out of host memory */
+                    hart_exec(h, h->jit_budget + 1);
+                    return;
+                }
             }
-            if (*slot == JIT_INTERP) {
+            if (off == JIT_INTERP) {
                 j->st.fallbacks++;
+                link = 0;
                 hart_exec(h, 1);
                 if (h->exec_left > 0) return; /* an event the run loop must see */
                 continue;
             }
-            off = *slot;
             *jc = (struct jc_entry){pc, hp, off, j->stamp, 0};
         }
-        int r = ((jit_block_fn)(void *)(j->cache.rx + off))(h, tr, tw, pc & ~0xfffull, tx);
+        /* The block that returned last asked for its exit here to be linked: patch it when
+         * nothing was reset since it ran (the stamp moves with every record refill, fence.i
+         * and cache flush) and this block is in that block's physical page (the fetch TLB
+         * could have changed in between). */
+        if (link) {
+            if (j->stamp == link_stamp && j->cache.gen == link_gen &&
+                (uint32_t)(link >> 32) == (uint32_t)hart_ram_ppn(h, hp)) {
+                x86_patch(j->cache.rw + (uint32_t)link, j->cache.rw + off);
+                j->st.linked++;
+            }
+            link = 0;
+        }
+        h->jit_link = 0;
+        int r = ((jit_entry_fn)(void *)(j->cache.rx + (j->entry - j->cache.rw)))(
+            h, tr, tw, pc & ~0xfffull, tx, j->cache.rx + off);
         if (unlikely(r)) {
             if (r == JIT_LEAVE) return;
             hart_raise_exception(h, (uint64_t)(r - 1), h->fault_tval);
             return;
+        }
+        if (h->jit_link) {
+            link = h->jit_link;
+            link_stamp = j->stamp;
+            link_gen = j->cache.gen;
         }
     }
 }
@@ -1386,12 +1555,12 @@ void jit_destroy(struct hart *h)
     log_debug("hart %u jit: %llu blocks translated (%llu guest instructions, %llu KiB host "
               "code), %llu pages invalidated (code changed), %llu page records evicted, "
               "%llu interpreter fallbacks (blocks), %llu interpreted instructions in blocks, "
-              "%llu cache flushes, %llu ms translating",
+              "%llu cache flushes, %llu exits linked, %llu ms translating",
               h->id, (unsigned long long)j->st.blocks, (unsigned long long)j->st.insns,
               (unsigned long long)(j->st.host_bytes >> 10), (unsigned long long)j->st.invalidated,
               (unsigned long long)j->st.evicted, (unsigned long long)j->st.fallbacks,
               (unsigned long long)j->st.steps, (unsigned long long)j->st.flushes,
-              (unsigned long long)(j->st.compile_ns / 1000000));
+              (unsigned long long)j->st.linked, (unsigned long long)(j->st.compile_ns / 1000000));
     if (log_current_level >= LOG_TRACE) {
         /* the ten operations the interpreter ran most inside blocks */
         for (unsigned n = 0; n < 10; n++) {
@@ -1404,8 +1573,11 @@ void jit_destroy(struct hart *h)
             j->steps_by_op[best] = 0;
         }
     }
-    for (unsigned i = 0; i < JPAGE_SLOTS; i++)
+    for (unsigned i = 0; i < JPAGE_SLOTS; i++) {
+        if (!j->pages[i]) continue;
+        blk_clear(j->pages[i]);
         free(j->pages[i]);
+    }
     jit_cache_release(&j->cache);
     free(j);
     h->jit = NULL;
@@ -1415,7 +1587,10 @@ void jit_invalidate_all(struct hart *h)
 {
     struct jit *j = h->jit;
     if (!j) return;
-    for (unsigned i = 0; i < JPAGE_SLOTS; i++)
-        if (j->pages[i]) j->pages[i]->ppn = DPAGE_INVALID;
+    for (unsigned i = 0; i < JPAGE_SLOTS; i++) {
+        if (!j->pages[i]) continue;
+        j->pages[i]->ppn = DPAGE_INVALID;
+        blk_clear(j->pages[i]);
+    }
     j->stamp++;
 }

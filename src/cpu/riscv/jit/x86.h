@@ -308,6 +308,39 @@ static inline uint8_t *x86_jmp(struct x86 *e)
     x86_d(e, 0);
     return e->overflow ? NULL : at;
 }
+/* call rel32; returns where the displacement goes, for x86_patch */
+static inline uint8_t *x86_call(struct x86 *e)
+{
+    x86_b(e, 0xe8);
+    uint8_t *at = e->overflow ? NULL : e->p;
+    x86_d(e, 0);
+    return e->overflow ? NULL : at;
+}
+/* Short forms (rel8), for forward jumps over at most 127 bytes: patch with x86_patch8. */
+static inline uint8_t *x86_jcc8(struct x86 *e, enum x86_cc cc)
+{
+    x86_b(e, (uint8_t)(0x70 | cc));
+    uint8_t *at = e->overflow ? NULL : e->p;
+    x86_b(e, 0);
+    return e->overflow ? NULL : at;
+}
+static inline uint8_t *x86_jmp8(struct x86 *e)
+{
+    x86_b(e, 0xeb);
+    uint8_t *at = e->overflow ? NULL : e->p;
+    x86_b(e, 0);
+    return e->overflow ? NULL : at;
+}
+/* Point the rel8 at `at` to `target`; false (nothing written) when it is out of reach, which
+ * the caller's layout must exclude. */
+static inline bool x86_patch8(uint8_t *at, const uint8_t *target)
+{
+    if (!at) return true;
+    ptrdiff_t rel = target - (at + 1);
+    if (rel < -128 || rel > 127) return false;
+    *at = (uint8_t)(int8_t)rel;
+    return true;
+}
 /* Point the rel32 at `at` to `target` (both in the same buffer). */
 static inline void x86_patch(uint8_t *at, const uint8_t *target)
 {
