@@ -16,6 +16,9 @@ Measured per boot (medians over --runs boots each; boots alternate vessel, QEMU,
   request    the host's sequential HTTP GETs of a 16-byte file through the hostfwd port:
              median time per request in ms (a new connection and an httpd child each time)
 The ratio column is vessel/QEMU: above 1 is better for throughputs, below 1 for times.
+Each runs with its default MTU: vessel's user networking offers the guest 65520 (--net
+user,mtu=N; docs/network.md), QEMU's 1500. VESSEL_NET_OPTS=",mtu=1500" (appended to
+vessel's --net user spec) compares at QEMU's MTU.
 
 --part iperf3 (or all, the default) adds iperf3 on the Debian root disk (guest/build-rootfs.sh;
 skipped with a note when it is not built): vessel --engine interp, vessel --engine jit and QEMU,
@@ -55,10 +58,13 @@ FAILED = (G.CheckFailed, D.guest.CheckFailed, OSError, ValueError, KeyError,
           subprocess.TimeoutExpired)
 
 
+NET_OPTS = os.environ.get("VESSEL_NET_OPTS", "")
+
+
 def argv_for(emu, binary, guest, initrd, hport, memory, engine=None):
     if emu == "vessel":
         return [binary, "run", "--overcommit", "--memory", memory, "--initrd", initrd,
-                "--net", f"user,hostfwd=tcp:127.0.0.1:{hport}-:8080"] + (
+                "--net", f"user,hostfwd=tcp:127.0.0.1:{hport}-:8080" + NET_OPTS] + (
                     ["--engine", engine] if engine else [])
     return [binary, "-M", "virt", "-nographic", "-m", memory, "-bios", guest["fw"],
             "-kernel", guest["kernel"], "-initrd", initrd, "-append", "console=ttyS0",
@@ -148,7 +154,7 @@ def debian_argv(emu, binary, guest, image, cpus, memory):
     """emu: vessel-interp, vessel-jit or qemu; the Debian disk with user networking."""
     if emu.startswith("vessel"):
         return [binary, "run", "--overcommit", "--cpus", str(cpus), "--memory", memory,
-                "--engine", emu.split("-")[1], "--disk", image, "--net", "user"]
+                "--engine", emu.split("-")[1], "--disk", image, "--net", "user" + NET_OPTS]
     return [binary, "-M", "virt", "-nographic", "-smp", str(cpus), "-m", memory,
             "-bios", guest["fw"], "-kernel", guest["kernel"], "-initrd", guest["initrd"],
             "-append", "console=ttyS0 root=/dev/vda rw",
