@@ -19,6 +19,10 @@ The ratio column is vessel/QEMU: above 1 is better for throughputs, below 1 for 
 Each runs with its default MTU: vessel's user networking offers the guest 65520 (--net
 user,mtu=N; docs/network.md), QEMU's 1500. VESSEL_NET_OPTS=",mtu=1500" (appended to
 vessel's --net user spec) compares at QEMU's MTU.
+--backend tap (http part, as root): the same measurements over a tap the benchmark makes
+(vsbench0, the host 192.168.231.1/24, the guest .2; removed at the end), vessel --net
+tap,ifname=vsbench0 against QEMU -netdev tap,ifname=vsbench0,script=no: both at the tap's
+MTU, 1500. Skipped with a note when not root.
 
 --part iperf3 (or all, the default) adds iperf3 on the Debian root disk (guest/build-rootfs.sh;
 skipped with a note when it is not built): vessel --engine interp, vessel --engine jit and QEMU,
@@ -59,25 +63,49 @@ FAILED = (G.CheckFailed, D.guest.CheckFailed, OSError, ValueError, KeyError,
 
 
 NET_OPTS = os.environ.get("VESSEL_NET_OPTS", "")
+# --backend tap: a tap the benchmark makes (as root), the host at TAP_HOST, the guest at
+# TAP_GUEST; both emulators use it in turn, each with the tap's MTU (1500).
+TAP_IF, TAP_HOST, TAP_GUEST = "vsbench0", "192.168.231.1", "192.168.231.2"
 
 
-def argv_for(emu, binary, guest, initrd, hport, memory, engine=None):
+def argv_for(emu, binary, guest, initrd, hport, memory, engine=None, tap=False):
     if emu == "vessel":
+        net = f"tap,ifname={TAP_IF}" if tap else \
+            f"user,hostfwd=tcp:127.0.0.1:{hport}-:8080" + NET_OPTS
         return [binary, "run", "--overcommit", "--memory", memory, "--initrd", initrd,
-                "--net", f"user,hostfwd=tcp:127.0.0.1:{hport}-:8080" + NET_OPTS] + (
-                    ["--engine", engine] if engine else [])
+                "--net", net] + (["--engine", engine] if engine else [])
+    netdev = f"tap,id=n0,ifname={TAP_IF},script=no,downscript=no" if tap else \
+        f"user,id=n0,hostfwd=tcp:127.0.0.1:{hport}-:8080"
     return [binary, "-M", "virt", "-nographic", "-m", memory, "-bios", guest["fw"],
             "-kernel", guest["kernel"], "-initrd", initrd, "-append", "console=ttyS0",
             "-global", "virtio-mmio.force-legacy=false",
-            "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{hport}-:8080",
-            "-device", "virtio-net-device,netdev=n0"]
+            "-netdev", netdev, "-device", "virtio-net-device,netdev=n0"]
 
 
-def host_fetch(port, path):
-    """GET path through the forward; returns (bytes of body, seconds)."""
+def tap_setup():
+    """Make the benchmark's tap with the host's address; an error string, or None."""
+    if os.geteuid() != 0:
+        return "needs root (a tap and an address on it)"
+    tap_teardown()
+    for cmd in (["ip", "tuntap", "add", TAP_IF, "mode", "tap"],
+                ["ip", "addr", "add", f"{TAP_HOST}/24", "dev", TAP_IF],
+                ["ip", "link", "set", TAP_IF, "up"]):
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode:
+            tap_teardown()
+            return f"{' '.join(cmd)}: {r.stderr.strip()}"
+    return None
+
+
+def tap_teardown():
+    subprocess.run(["ip", "link", "del", TAP_IF], capture_output=True)
+
+
+def host_fetch(port, path, addr="127.0.0.1"):
+    """GET path through the forward (or from addr); returns (bytes of body, seconds)."""
     t0 = time.monotonic()
     n = 0
-    with socket.create_connection(("127.0.0.1", port), timeout=120) as s:
+    with socket.create_connection((addr, port), timeout=120) as s:
         s.sendall(f"GET {path} HTTP/1.0\r\nHost: x\r\n\r\n".encode())
         head = b""
         while b"\r\n\r\n" not in head:
@@ -94,9 +122,10 @@ def host_fetch(port, path):
     return n, time.monotonic() - t0
 
 
-def one_boot(emu, binary, guest, initrd, srv, size_mib, log, engine=None):
+def one_boot(emu, binary, guest, initrd, srv, size_mib, log, engine=None, tap=False):
     hport = N.free_port()
-    vm = G.VM(argv_for(emu, binary, guest, initrd, hport, "512M", engine), log)
+    vm = G.VM(argv_for(emu, binary, guest, initrd, hport, "512M", engine, tap), log)
+    gw, fetch = (TAP_HOST, (8080, TAP_GUEST)) if tap else ("10.0.2.2", (hport, "127.0.0.1"))
     res = {}
     try:
         vm.wait_marker(1, 180)
@@ -104,10 +133,11 @@ def one_boot(emu, binary, guest, initrd, srv, size_mib, log, engine=None):
         st, out = vm.sh(N.LOAD, timeout=60)
         if st != 0:
             raise G.CheckFailed(f"virtio_net: {out!r}")
-        vm.sh("ip addr add 10.0.2.15/24 dev eth0; ip route add default via 10.0.2.2")
+        me = TAP_GUEST if tap else "10.0.2.15"
+        vm.sh(f"ip link set eth0 up; ip addr add {me}/24 dev eth0; ip route add default via {gw}")
         # download: guest <- host
         t0 = time.monotonic()
-        st, out = vm.sh(f"wget -q -O /dev/null http://10.0.2.2:{srv.port}/blob && echo ok",
+        st, out = vm.sh(f"wget -q -O /dev/null http://{gw}:{srv.port}/blob && echo ok",
                         timeout=600)
         dt = time.monotonic() - t0
         if out[-1:] != ["ok"]:
@@ -117,18 +147,18 @@ def one_boot(emu, binary, guest, initrd, srv, size_mib, log, engine=None):
         vm.sh(f"mkdir -p /tmp/www; dd if=/dev/zero of=/tmp/www/blob bs=1M count={size_mib} "
               "2>/dev/null; echo 0123456789abcde >/tmp/www/small; httpd -p 8080 -h /tmp/www")
         time.sleep(0.5)
-        n, dt = host_fetch(hport, "/blob")
+        n, dt = host_fetch(*fetch, "/blob")
         if n != size_mib << 20:
             raise G.CheckFailed(f"upload: {n} bytes")
         res["upload"] = size_mib / dt
         # ping
-        st, out = vm.sh("ping -c 20 -i 0.2 10.0.2.2 | tail -1", timeout=60)
+        st, out = vm.sh(f"ping -c 20 -i 0.2 {gw} | tail -1", timeout=60)
         m = re.search(r"= [\d.]+/([\d.]+)/", " ".join(out))
         res["ping"] = float(m.group(1)) if m else float("nan")
         # request/response
         times = []
         for _ in range(50):
-            n, dt = host_fetch(hport, "/small")
+            n, dt = host_fetch(*fetch, "/small")
             if n == 16:
                 times.append(dt * 1000)
         res["request"] = statistics.median(times) if times else float("nan")
@@ -269,6 +299,8 @@ def main():
     ap.add_argument("--cpus", type=int, default=2, help="iperf3 part: vCPUs (default 2)")
     ap.add_argument("--memory", default="1G", help="iperf3 part: guest memory (default 1G)")
     ap.add_argument("--iperf-time", type=int, default=10, help="seconds per iperf3 direction")
+    ap.add_argument("--backend", choices=["user", "tap"], default="user",
+                    help="http part: libslirp (default) or a tap the benchmark makes (root)")
     opts = ap.parse_args()
     print(f"host CPU: {cpu_model()}, {os.cpu_count()} CPUs", flush=True)
     opts.no_build = True
@@ -287,13 +319,19 @@ def main():
         initrd = N.net_initrd(guest, tmp)
         with open(os.path.join(tmp, "blob"), "wb") as f:
             f.write(os.urandom(opts.size << 20))
-        srv = N.HttpServer(tmp)
+        tap = opts.backend == "tap"
+        if tap:
+            why = tap_setup()
+            if why:
+                print(f"--backend tap: skipped: {why}")
+                return 0
+        srv = N.HttpServer(tmp, host=TAP_HOST if tap else "127.0.0.1")
         for r in range(opts.runs):
             order = emus if r % 2 == 0 else emus[::-1]
             for e in order:
                 try:
                     res = one_boot(e, bins[e], guest, initrd, srv, opts.size,
-                                   os.path.join(logs, f"net-{e}-{r}.log"), opts.engine)
+                                   os.path.join(logs, f"net-{e}-{r}.log"), opts.engine, tap)
                     results[e].append(res)
                     print(f"{e} run {r}: " + ", ".join(f"{k} {v:.2f}" for k, v in res.items()),
                           flush=True)
@@ -305,6 +343,8 @@ def main():
         if opts.part == "all" and iperf_part(opts, guest, logs, tmp):
             failed = True
     finally:
+        if opts.backend == "tap":
+            tap_teardown()
         if not opts.keep_logs:
             shutil.rmtree(tmp, ignore_errors=True)
     return 1 if failed else 0

@@ -193,6 +193,39 @@ static bool has_backing(const char *path)
     return yes;
 }
 
+/* An imported disk must stand alone: a qcow2 header naming a backing file would have the VM
+ * open that host path (/etc/shadow, another VM's disk) and show it to the guest. A file with
+ * the qcow2 magic is checked whatever its member name says (the format is probed at start);
+ * one whose header vessel cannot read is refused too. 0, or -1 with a message. */
+static int standalone_disk(const char *path, const char *member, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "%.100s: %s", member, strerror(errno));
+        return -1;
+    }
+    uint8_t buf[4096];
+    struct stat sb;
+    ssize_t n = pread(fd, buf, sizeof(buf), 0);
+    int r = 0;
+    if (n >= 4 && !memcmp(buf, "QFI\xfb", 4)) {
+        struct qcow2_header h;
+        char e[200];
+        if (fstat(fd, &sb) < 0 ||
+            qcow2_parse_header(buf, (size_t)n, (uint64_t)sb.st_size, &h, e, sizeof(e)) < 0) {
+            snprintf(err, errlen, "%.100s: not a qcow2 image vessel can read", member);
+            r = -1;
+        } else if (h.backing[0]) {
+            snprintf(err, errlen,
+                     "%.100s names a backing file (%.100s): an export carries standalone disks",
+                     member, h.backing);
+            r = -1;
+        }
+    }
+    close(fd);
+    return r;
+}
+
 static void export_usage(FILE *out)
 {
     fprintf(out, "Usage: vessel export NAME FILE [--snapshot SNAP] [--store DIR]\n"
@@ -739,6 +772,9 @@ int cli_import(int argc, char **argv)
         r = check_manifest(manifest, got, ngot, final, &spec, ignore, sizeof(ignore), snap,
                            sizeof(snap), err, sizeof(err));
     }
+    for (unsigned k = 0; !r && k < ngot; k++)
+        if (!strncmp(got[k].name, "disks/", 6) || !strncmp(got[k].name, "snapshot/disk-", 14))
+            r = standalone_disk(got[k].path, got[k].name, err, sizeof(err));
     free(manifest);
     int lk = -1;
     if (!r && (lk = store_lock(&st, err, sizeof(err))) < 0) r = -1;

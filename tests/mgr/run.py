@@ -978,6 +978,34 @@ def test_export(vessel):
         check("import: a member outside the export's names is refused",
               r.returncode != 0 and "no vessel export holds" in r.stderr and
               not os.path.exists(os.path.join(t.dir, "ex.vessel")), r.stderr)
+        # a disk that names a host file as its backing file, the manifest made to match: the
+        # VM would show the guest that file
+        unpack = os.path.join(tmp, "unpack")
+        os.makedirs(unpack)
+        subprocess.run(["tar", "--zstd", "-xf", f, "-C", unpack], capture_output=True)
+        with open(os.path.join(unpack, "manifest.json")) as mf:
+            man = json.load(mf)
+        disk = next(m for m in man["members"] if m["name"].startswith("disks/"))
+        secret = os.path.join(tmp, "secret.raw")
+        with open(secret, "wb") as sf:
+            sf.write(b"HOST-SECRET".ljust(1 << 20, b"\0"))
+        dpath = os.path.join(unpack, disk["name"])
+        os.unlink(dpath)
+        subprocess.run([vessel, "disk", "create", "-f", "qcow2", dpath, "1M", "--backing", secret],
+                       capture_output=True)
+        disk["size"] = os.path.getsize(dpath)
+        disk["sha256"] = sha256_file(dpath)
+        with open(os.path.join(unpack, "manifest.json"), "w") as mf:
+            json.dump(man, mf)
+        evil2 = os.path.join(tmp, "backing.vessel")
+        names = [m["name"] for m in man["members"]] + ["manifest.json"]
+        subprocess.run(["tar", "--zstd", "-cf", evil2, "-C", unpack] + names, capture_output=True)
+        r = t.run("import", evil2, "--name", "evil2")
+        check("import: a disk naming a backing file is refused with one line, nothing created",
+              r.returncode != 0 and "names a backing file" in r.stderr and
+              len(r.stderr.strip().splitlines()) == 1 and "evil2" not in t.list() and
+              not [x for x in os.listdir(os.path.join(t.dir, "vms")) if x.startswith(".import")],
+              r.stderr)
     finally:
         s.cleanup()
         t.cleanup()
