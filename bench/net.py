@@ -147,7 +147,7 @@ def one_boot(emu, binary, guest, initrd, srv, size_mib, log, engine=None, tap=Fa
         vm.sh(f"mkdir -p /tmp/www; dd if=/dev/zero of=/tmp/www/blob bs=1M count={size_mib} "
               "2>/dev/null; echo 0123456789abcde >/tmp/www/small; httpd -p 8080 -h /tmp/www")
         time.sleep(0.5)
-        n, dt = host_fetch(*fetch, "/blob")
+        n, dt = host_fetch(fetch[0], "/blob", fetch[1])
         if n != size_mib << 20:
             raise G.CheckFailed(f"upload: {n} bytes")
         res["upload"] = size_mib / dt
@@ -158,7 +158,7 @@ def one_boot(emu, binary, guest, initrd, srv, size_mib, log, engine=None, tap=Fa
         # request/response
         times = []
         for _ in range(50):
-            n, dt = host_fetch(*fetch, "/small")
+            n, dt = host_fetch(fetch[0], "/small", fetch[1])
             if n == 16:
                 times.append(dt * 1000)
         res["request"] = statistics.median(times) if times else float("nan")
