@@ -290,7 +290,12 @@ static int q2_snapshot(struct blk_backend *bb, enum blk_snap_op op, const char *
                        size_t errlen)
 {
     struct q2_backend *b = (struct q2_backend *)bb;
+    /* A request's done() runs before the worker counts it finished (a flush the caller just
+     * waited for, say): wait, bounded, for the count to reach 0. */
+    struct timespec ts = monotonic_deadline_ms(CLOSE_WAIT_MS * 10);
     pthread_mutex_lock(&b->lock);
+    while (b->inflight)
+        if (pthread_cond_timedwait(&b->idle, &b->lock, &ts) == ETIMEDOUT) break;
     int r;
     if (b->inflight) {
         snprintf(err, errlen, "%u requests are in flight", b->inflight);
