@@ -82,6 +82,12 @@ int qcow2_writev(struct qcow2 *q, uint64_t off, const struct iovec *iov, int iov
  * do it). -errno: a table could not be read or is corrupt. Changes no data; the mapping stays
  * true until the next qcow2_writev/zero/flush/snapshot call. */
 int qcow2_map(struct qcow2 *q, uint64_t off, uint64_t len, bool write, uint64_t *host);
+/* qcow2_map from the tables already in memory, with no I/O (no table read, no cache
+ * eviction): 1 and *host as qcow2_map, 0 when qcow2_map would have to read a table or would
+ * not return 1 (a corrupt entry is still reported, once, as qcow2_map does). Cheap enough for
+ * a hart thread; the caller still owns the image exclusively for the call (one caller at a
+ * time, as for every function here). */
+int qcow2_map_cached(struct qcow2 *q, uint64_t off, uint64_t len, bool write, uint64_t *host);
 /* Whole clusters become zero clusters (discard: unallocated where no backing file shows
  * through); partial ones get zeroes written (write_zeroes) or are left alone (discard). */
 int qcow2_zero(struct qcow2 *q, uint64_t off, uint64_t len, bool discard);
