@@ -160,8 +160,7 @@ static bool try_engine(struct q2_backend *b, struct q2_task *k)
     struct blk_req *r = k->r;
     if (r->op != BLK_READ && r->op != BLK_WRITE) return false;
     uint64_t len = req_len(r), host;
-    if (len == 0 || qcow2_map(b->img, r->offset, len, r->op == BLK_WRITE, &host) != 1)
-        return false;
+    if (len == 0 || qcow2_map(b->img, r->offset, len, r->op == BLK_WRITE, &host) != 1) return false;
     pthread_mutex_lock(&b->lock);
     engine_prepare(b, k, host, len);
     b->nfast++;
