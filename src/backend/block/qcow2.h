@@ -117,6 +117,13 @@ int qcow2_snapshot_create(struct qcow2 *q, const char *name, char *err, size_t e
 int qcow2_snapshot_apply(struct qcow2 *q, const char *name, char *err, size_t errlen);
 int qcow2_snapshot_delete(struct qcow2 *q, const char *name, char *err, size_t errlen);
 
+/* The block backend (qcow2_blk.c; blk_open opens it): how many reads and writes were mapped
+ * on submission and sent straight to the I/O engine, how many the worker mapped for the
+ * engine, how many requests the worker did itself. For tests; zeroes for another backend. */
+struct blk_backend;
+void qcow2_backend_counts(struct blk_backend *b, uint64_t *submitted, uint64_t *mapped,
+                          uint64_t *worker);
+
 struct qcow2_check {
     uint64_t leaks;  /* clusters whose refcount is higher than their uses */
     uint64_t errors; /* refcounts too low, references outside the file, bad offsets */

@@ -302,6 +302,19 @@ static void q2_close(struct blk_backend *bb)
     free(b);
 }
 
+void qcow2_backend_counts(struct blk_backend *bb, uint64_t *submitted, uint64_t *mapped,
+                          uint64_t *worker)
+{
+    *submitted = *mapped = *worker = 0;
+    if (bb->drv != &qcow2_driver) return;
+    struct q2_backend *b = (struct q2_backend *)bb;
+    pthread_mutex_lock(&b->lock);
+    *submitted = b->nsubmit;
+    *mapped = b->nfast;
+    *worker = b->nslow;
+    pthread_mutex_unlock(&b->lock);
+}
+
 static int q2_refresh_size(struct blk_backend *bb, char *err, size_t errlen)
 {
     (void)bb;
