@@ -1,6 +1,7 @@
 /* qcow2 images (QEMU's docs/interop/qcow2.txt, version 3; version 2 read-only).
  * The image layer here is synchronous: the virtio-blk backend (qcow2_open_backend) runs it on
- * a worker thread of its own, `vessel disk` calls it directly. One caller at a time per image.
+ * a worker thread of its own (and qcow2_map_cached on the submitting thread while that worker
+ * is idle, qcow2_blk.c), `vessel disk` calls it directly. One caller at a time per image.
  *
  * Consistency without a dirty bit: refcounts are kept exact on disk. A new cluster's refcount
  * is written before its data and before any table points at it; L2 tables and the L1 table
