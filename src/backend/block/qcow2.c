@@ -704,14 +704,34 @@ static int free_later(struct qcow2 *q, uint64_t off, uint64_t len)
 
 /* ---- cluster mapping ("Cluster mapping", "Compressed Clusters Descriptor") ---- */
 
-static int l2_table(struct qcow2 *q, uint64_t l1i, uint8_t **t)
+/* A table of the cache without reading one: NULL when it is not there (its LRU stamp is
+ * refreshed when it is). */
+static uint8_t *cache_peek(struct qcow2 *q, struct tcache *c, unsigned n, uint64_t off)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (c[i].off == off) {
+            c[i].used = ++q->clock;
+            return c[i].data;
+        }
+    return NULL;
+}
+
+/* The L2 table for l1 index l1i (*t NULL: none). cached: only from the cache, -EWOULDBLOCK
+ * when it would have to be read (qcow2_map_cached does no I/O). */
+static int l2_table_in(struct qcow2 *q, uint64_t l1i, uint8_t **t, bool cached)
 {
     *t = NULL;
     if (l1i >= q->h.l1_size) return 0;
     uint64_t off = q->l1[l1i] & OFFSET_MASK;
     if (!off) return 0;
     if (off % q->cs) return corrupt(q, "L2 table offset not cluster aligned", off);
+    if (cached) return (*t = cache_peek(q, q->l2c, q->nl2c, off)) ? 0 : -EWOULDBLOCK;
     return cache_get(q, q->l2c, q->nl2c, off, t);
+}
+
+static int l2_table(struct qcow2 *q, uint64_t l1i, uint8_t **t)
+{
+    return l2_table_in(q, l1i, t, false);
 }
 
 static void compressed_range(const struct qcow2 *q, uint64_t e, uint64_t *off, uint64_t *len)
@@ -766,12 +786,12 @@ static int read_compressed(struct qcow2 *q, uint64_t e)
     return 0;
 }
 
-/* The L2 entry for guest offset off (0 when not mapped). */
-static int l2_entry(struct qcow2 *q, uint64_t off, uint64_t *e)
+/* The L2 entry for guest offset off (0 when not mapped); cached as l2_table_in. */
+static int l2_entry_in(struct qcow2 *q, uint64_t off, uint64_t *e, bool cached)
 {
     uint8_t *t;
     uint64_t cl = off >> q->cb;
-    int r = l2_table(q, cl >> q->l2_bits, &t);
+    int r = l2_table_in(q, cl >> q->l2_bits, &t, cached);
     *e = 0;
     if (r || !t) return r;
     *e = be64(t + 8 * (cl & (q->l2_entries - 1)));
@@ -785,19 +805,25 @@ static int l2_entry(struct qcow2 *q, uint64_t off, uint64_t *e)
     return 0;
 }
 
+static int l2_entry(struct qcow2 *q, uint64_t off, uint64_t *e)
+{
+    return l2_entry_in(q, off, e, false);
+}
+
 static int node_readv(struct qcow2 *q, uint64_t off, const struct iovec *v, int n, uint64_t len);
 
 /* From guest offset off (at most len bytes): how far the data lies in clusters the image
  * holds itself, one after the other in the file (for a write: also only this image's, the
- * copied flag), so that one preadv/pwritev does it all. *run 0: the first cluster does not. */
-static int mapped_run(struct qcow2 *q, uint64_t off, uint64_t len, bool write, uint64_t *host,
-                      uint64_t *run)
+ * copied flag), so that one preadv/pwritev does it all. *run 0: the first cluster does not.
+ * cached: L2 tables only from the cache (-EWOULDBLOCK for one that is not). */
+static int mapped_run_in(struct qcow2 *q, uint64_t off, uint64_t len, bool write, uint64_t *host,
+                         uint64_t *run, bool cached)
 {
     *run = 0;
     uint64_t expect = 0;
     while (*run < len) {
         uint64_t e;
-        int r = l2_entry(q, off + *run, &e);
+        int r = l2_entry_in(q, off + *run, &e, cached);
         if (r) return r;
         uint64_t h = e & OFFSET_MASK;
         bool ok = h && !(e & OFLAG_COMPRESSED) && !(q->h.version == 3 && (e & OFLAG_ZERO)) &&
@@ -810,6 +836,12 @@ static int mapped_run(struct qcow2 *q, uint64_t off, uint64_t len, bool write, u
         *run += step < len - *run ? step : len - *run;
     }
     return 0;
+}
+
+static int mapped_run(struct qcow2 *q, uint64_t off, uint64_t len, bool write, uint64_t *host,
+                      uint64_t *run)
+{
+    return mapped_run_in(q, off, len, write, host, run, false);
 }
 
 /* Read [off, off+len) of the image below q (zeroes where there is none or past its end). */
@@ -1033,15 +1065,27 @@ static int reap_pending(struct qcow2 *q)
     return q->npend >= PEND_FLUSH ? qcow2_flush(q) : 0;
 }
 
-int qcow2_map(struct qcow2 *q, uint64_t off, uint64_t len, bool write, uint64_t *host)
+static int map_in(struct qcow2 *q, uint64_t off, uint64_t len, bool write, uint64_t *host,
+                  bool cached)
 {
     if (off > q->size || len > q->size - off || len == 0) return -EINVAL;
     if (q->broken || q->raw || (write && q->readonly)) return 0;
     uint64_t run;
-    int r = mapped_run(q, off, len, write, host, &run);
+    int r = mapped_run_in(q, off, len, write, host, &run, cached);
     if (r) return r;
     if (run != len) return 0;
     return write && hits_metadata(q, *host, len) ? 0 : 1; /* qcow2_writev says why */
+}
+
+int qcow2_map(struct qcow2 *q, uint64_t off, uint64_t len, bool write, uint64_t *host)
+{
+    return map_in(q, off, len, write, host, false);
+}
+
+int qcow2_map_cached(struct qcow2 *q, uint64_t off, uint64_t len, bool write, uint64_t *host)
+{
+    int r = map_in(q, off, len, write, host, true);
+    return r == 1 ? 1 : 0; /* a miss or a bad entry: qcow2_map (on the image's thread) */
 }
 
 int qcow2_writev(struct qcow2 *q, uint64_t off, const struct iovec *iov, int iovcnt, uint64_t len)

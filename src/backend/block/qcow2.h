@@ -1,6 +1,7 @@
 /* qcow2 images (QEMU's docs/interop/qcow2.txt, version 3; version 2 read-only).
  * The image layer here is synchronous: the virtio-blk backend (qcow2_open_backend) runs it on
- * a worker thread of its own, `vessel disk` calls it directly. One caller at a time per image.
+ * a worker thread of its own (and qcow2_map_cached on the submitting thread while that worker
+ * is idle, qcow2_blk.c), `vessel disk` calls it directly. One caller at a time per image.
  *
  * Consistency without a dirty bit: refcounts are kept exact on disk. A new cluster's refcount
  * is written before its data and before any table points at it; L2 tables and the L1 table
@@ -82,6 +83,12 @@ int qcow2_writev(struct qcow2 *q, uint64_t off, const struct iovec *iov, int iov
  * do it). -errno: a table could not be read or is corrupt. Changes no data; the mapping stays
  * true until the next qcow2_writev/zero/flush/snapshot call. */
 int qcow2_map(struct qcow2 *q, uint64_t off, uint64_t len, bool write, uint64_t *host);
+/* qcow2_map from the tables already in memory, with no I/O (no table read, no cache
+ * eviction): 1 and *host as qcow2_map, 0 when qcow2_map would have to read a table or would
+ * not return 1 (a corrupt entry is still reported, once, as qcow2_map does). Cheap enough for
+ * a hart thread; the caller still owns the image exclusively for the call (one caller at a
+ * time, as for every function here). */
+int qcow2_map_cached(struct qcow2 *q, uint64_t off, uint64_t len, bool write, uint64_t *host);
 /* Whole clusters become zero clusters (discard: unallocated where no backing file shows
  * through); partial ones get zeroes written (write_zeroes) or are left alone (discard). */
 int qcow2_zero(struct qcow2 *q, uint64_t off, uint64_t len, bool discard);
@@ -114,6 +121,13 @@ int qcow2_snapshot_delete(struct qcow2 *q, const char *name, char *err, size_t e
  * (nothing is written; `vessel disk convert -l`). A snapshot's tables and clusters are never
  * written while it exists, so this is safe on an image a VM is writing (QCOW2_NOLOCK). */
 int qcow2_snapshot_view(struct qcow2 *q, const char *name, char *err, size_t errlen);
+
+/* The block backend (qcow2_blk.c; blk_open opens it): how many reads and writes were mapped
+ * on submission and sent straight to the I/O engine, how many the worker mapped for the
+ * engine, how many requests the worker did itself. For tests; zeroes for another backend. */
+struct blk_backend;
+void qcow2_backend_counts(struct blk_backend *b, uint64_t *submitted, uint64_t *mapped,
+                          uint64_t *worker);
 
 struct qcow2_check {
     uint64_t leaks;  /* clusters whose refcount is higher than their uses */

@@ -1,15 +1,36 @@
-/* The qcow2 block backend (block.h): requests are taken in order by a worker thread of the
- * backend's own, the only user of the image layer (qcow2.c), so mapping, allocation and
- * metadata writes never happen on a hart thread and need no locking of their own.
+/* The qcow2 block backend (block.h). The image layer (qcow2.c) is synchronous and takes one
+ * caller at a time; a worker thread of the backend's own does everything that may block or
+ * change a table, so mapping, allocation and metadata writes never happen on a hart thread.
  *
  * A read or write whose range is all data clusters of the image, one after the other in the
- * file (qcow2_map: for a write, clusters written in place), needs no table change: the worker
- * maps it and hands the data transfer to an I/O engine (io_uring or a thread pool, as raw), and
- * takes the next request at once, so a guest with many requests in flight gets them served in
- * parallel. Everything else (allocation, zeroing, discard, flush, a backing file's data) runs
- * on the worker synchronously, and only when no engine transfer is in flight: a table change
- * or a freed cluster can then never race with a transfer that was mapped before it. Reads that
- * need the worker wait only for transfers that write. */
+ * file (qcow2_map: for a write, clusters written in place), needs no table change: it is handed
+ * to an I/O engine (io_uring or a thread pool, as raw) as one transfer, and the next request is
+ * taken at once, so a guest with many requests in flight gets them served in parallel.
+ * Everything else (allocation, zeroing, discard, flush, a backing file's data) runs on the
+ * worker synchronously, and only when no engine transfer is in flight: a table change or a
+ * freed cluster can then never race with a transfer that was mapped before it. Reads that need
+ * the worker wait only for transfers that write.
+ *
+ * Fast path: when the worker is idle (nothing queued, not busy) and the L2 tables a request
+ * needs are in the cache, the submitting thread maps it itself (qcow2_map_cached: memory only,
+ * no I/O) and hands it straight to the engine, as raw does: one thread hand-off per request
+ * instead of two. Anything else is queued for the worker, in order.
+ *
+ * Locking (b->lock):
+ *   - the queue, busy, inflight, eng_reads/eng_writes, stop and the statistics are under it;
+ *   - the image (struct qcow2: L1, L2 cache, refcounts, flags) belongs to the worker while
+ *     busy is set, and to whoever holds b->lock while it is clear. The worker sets busy under
+ *     the lock when it takes a request and clears it under the lock once the queue is empty;
+ *     a submitter maps only with the lock held and busy clear. So the image has one user at a
+ *     time, and the lock orders each hand-over;
+ *   - a submitter counts its transfer in eng_reads/eng_writes before it lets the lock go, so
+ *     a worker that then takes a table-changing request waits for it (eng_idle) before it
+ *     touches the image;
+ *   - a request submitted while anything is queued or the worker is busy is queued behind
+ *     it: requests are mapped in the order they were submitted, and a request the guest
+ *     submits after another completed sees every table change that one made (completion
+ *     comes after the change, and the change is in memory, the L2 cache, before any write-
+ *     back). */
 #include "backend/block/io_engine.h"
 #include "backend/block/block.h"
 #include "backend/block/driver.h"
@@ -25,17 +46,13 @@
 
 #define CLOSE_WAIT_MS 200 /* as raw: a hung request must not keep vessel from exiting */
 
-struct qreq {
-    struct blk_req *r;
-    struct qreq *next;
-};
-
-/* A request handed to the engine. */
+/* One accepted request: queued for the worker (next) or handed to the engine (t). */
 struct q2_task {
     struct io_task t; /* first */
     struct q2_backend *b;
     struct blk_req *r;
-    struct iovec iov[]; /* a copy: the engine advances it */
+    struct q2_task *next; /* the worker's queue */
+    struct iovec iov[];   /* a copy: the engine advances it */
 };
 
 struct q2_backend {
@@ -48,11 +65,14 @@ struct q2_backend {
     pthread_t th;
     pthread_mutex_t lock;
     pthread_cond_t work, idle;
-    struct qreq *head, *tail;
+    struct q2_task *head, *tail;
+    bool busy;                      /* the worker owns the image (see the top of the file) */
     unsigned inflight;              /* accepted, done() not returned yet */
     unsigned eng_reads, eng_writes; /* of them, with the engine */
     pthread_cond_t eng_idle;        /* eng_reads or eng_writes dropped to 0 */
-    uint64_t nfast, nslow;          /* statistics: requests by the engine / by the worker */
+    /* statistics: requests mapped by the submitter / by the worker for the engine, done by
+     * the worker */
+    uint64_t nsubmit, nfast, nslow;
     bool stop;
     int flush_err; /* first failed flush: every later one reports it (as raw) */
     struct q2_backend *next_abandoned;
@@ -106,34 +126,43 @@ static void task_done(struct io_task *t, int64_t res)
     pthread_mutex_unlock(&b->lock);
 }
 
-/* Worker thread: hand r to the engine if its range maps straight to the file. False: the
- * worker must do it. */
-static bool try_engine(struct q2_backend *b, struct blk_req *r)
+static uint64_t req_len(const struct blk_req *r)
 {
-    if (r->op != BLK_READ && r->op != BLK_WRITE) return false;
-    bool write = r->op == BLK_WRITE;
-    uint64_t len = 0, host;
+    uint64_t len = 0;
     for (int i = 0; i < r->iovcnt; i++)
         len += r->iov[i].iov_len;
-    if (len == 0 || qcow2_map(b->img, r->offset, len, write, &host) != 1) return false;
-    struct q2_task *k = malloc(sizeof(*k) + (size_t)r->iovcnt * sizeof(struct iovec));
-    if (!k) return false;
+    return len;
+}
+
+/* k's request mapped to host offset host: count it with the engine (b->lock held; the caller
+ * submits it once the lock is let go). */
+static void engine_prepare(struct q2_backend *b, struct q2_task *k, uint64_t host, uint64_t len)
+{
+    bool write = k->r->op == BLK_WRITE;
     memset(&k->t, 0, sizeof(k->t));
-    memcpy(k->iov, r->iov, (size_t)r->iovcnt * sizeof(struct iovec));
-    k->b = b;
-    k->r = r;
     k->t.kind = write ? IO_WRITEV : IO_READV;
     k->t.fd = qcow2_fd(b->img);
     k->t.offset = host;
     k->t.iov = k->iov;
-    k->t.iovcnt = r->iovcnt;
+    k->t.iovcnt = k->r->iovcnt;
     k->t.len = len;
     k->t.complete = task_done;
-    pthread_mutex_lock(&b->lock);
     if (write)
         b->eng_writes++;
     else
         b->eng_reads++;
+}
+
+/* Worker thread (busy): hand k to the engine if its range maps straight to the file (the
+ * tables may be read for it). False: the worker must do it. */
+static bool try_engine(struct q2_backend *b, struct q2_task *k)
+{
+    struct blk_req *r = k->r;
+    if (r->op != BLK_READ && r->op != BLK_WRITE) return false;
+    uint64_t len = req_len(r), host;
+    if (len == 0 || qcow2_map(b->img, r->offset, len, r->op == BLK_WRITE, &host) != 1) return false;
+    pthread_mutex_lock(&b->lock);
+    engine_prepare(b, k, host, len);
     b->nfast++;
     pthread_mutex_unlock(&b->lock);
     io_engine_submit(b->eng, &k->t);
@@ -145,19 +174,23 @@ static void *worker(void *arg)
     struct q2_backend *b = arg;
     pthread_mutex_lock(&b->lock);
     for (;;) {
-        while (!b->head && !b->stop)
-            pthread_cond_wait(&b->work, &b->lock);
-        if (!b->head) break;
-        struct qreq *q = b->head;
-        b->head = q->next;
+        if (!b->head) {
+            b->busy = false; /* the image is the submitters' again (fast path) */
+            while (!b->head && !b->stop)
+                pthread_cond_wait(&b->work, &b->lock);
+            if (!b->head) break;
+        }
+        struct q2_task *k = b->head;
+        b->head = k->next;
         if (!b->head) b->tail = NULL;
+        b->busy = true;
         pthread_mutex_unlock(&b->lock);
-        struct blk_req *r = q->r;
-        free(q);
-        if (try_engine(b, r)) {
+        if (try_engine(b, k)) {
             pthread_mutex_lock(&b->lock);
             continue;
         }
+        struct blk_req *r = k->r;
+        free(k);
         /* the worker does it: once no engine transfer could see a table or cluster change
          * (a read through the worker changes none of the data a transfer touches) */
         pthread_mutex_lock(&b->lock);
@@ -169,6 +202,7 @@ static void *worker(void *arg)
         pthread_mutex_lock(&b->lock);
         if (--b->inflight == 0) pthread_cond_broadcast(&b->idle);
     }
+    b->busy = false;
     pthread_mutex_unlock(&b->lock);
     return NULL;
 }
@@ -202,17 +236,31 @@ static int q2_submit(struct blk_backend *bb, struct blk_req *r)
         break;
     default: return -EOPNOTSUPP;
     }
-    struct qreq *q = malloc(sizeof(*q));
-    if (!q) return -ENOMEM;
-    q->r = r;
-    q->next = NULL;
+    int nseg = r->op == BLK_READ || r->op == BLK_WRITE ? r->iovcnt : 0;
+    struct q2_task *k = malloc(sizeof(*k) + (size_t)nseg * sizeof(struct iovec));
+    if (!k) return -ENOMEM;
+    if (nseg) memcpy(k->iov, r->iov, (size_t)nseg * sizeof(struct iovec));
+    k->b = b;
+    k->r = r;
+    k->next = NULL;
+    uint64_t host;
     pthread_mutex_lock(&b->lock);
-    if (b->tail)
-        b->tail->next = q;
-    else
-        b->head = q;
-    b->tail = q;
     b->inflight++;
+    /* The fast path (see the top of the file): the image is ours while the lock is held and
+     * the worker is idle with nothing queued. */
+    if (nseg && len && !b->head && !b->busy &&
+        qcow2_map_cached(b->img, r->offset, len, r->op == BLK_WRITE, &host) == 1) {
+        engine_prepare(b, k, host, len);
+        b->nsubmit++;
+        pthread_mutex_unlock(&b->lock);
+        io_engine_submit(b->eng, &k->t);
+        return 0;
+    }
+    if (b->tail)
+        b->tail->next = k;
+    else
+        b->head = k;
+    b->tail = k;
     pthread_cond_signal(&b->work);
     pthread_mutex_unlock(&b->lock);
     return 0;
@@ -242,14 +290,29 @@ static void q2_close(struct blk_backend *bb)
     }
     pthread_join(b->th, NULL);
     io_engine_destroy(b->eng); /* nothing is in flight: returns at once */
-    log_debug("disk %s: %llu requests through the engine, %llu through the worker",
-              qcow2_path(b->img), (unsigned long long)b->nfast, (unsigned long long)b->nslow);
+    log_debug("disk %s: %llu requests mapped on submission, %llu by the worker for the engine, "
+              "%llu done by the worker",
+              qcow2_path(b->img), (unsigned long long)b->nsubmit, (unsigned long long)b->nfast,
+              (unsigned long long)b->nslow);
     qcow2_close(b->img); /* writes back the tables */
     pthread_cond_destroy(&b->eng_idle);
     pthread_cond_destroy(&b->work);
     pthread_cond_destroy(&b->idle);
     pthread_mutex_destroy(&b->lock);
     free(b);
+}
+
+void qcow2_backend_counts(struct blk_backend *bb, uint64_t *submitted, uint64_t *mapped,
+                          uint64_t *worker)
+{
+    *submitted = *mapped = *worker = 0;
+    if (bb->drv != &qcow2_driver) return;
+    struct q2_backend *b = (struct q2_backend *)bb;
+    pthread_mutex_lock(&b->lock);
+    *submitted = b->nsubmit;
+    *mapped = b->nfast;
+    *worker = b->nslow;
+    pthread_mutex_unlock(&b->lock);
 }
 
 static int q2_refresh_size(struct blk_backend *bb, char *err, size_t errlen)
