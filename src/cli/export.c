@@ -92,7 +92,8 @@ static int load_libarchive(char *err, size_t errlen)
 #define EXPORT_VERSION  1
 #define CHUNK           (1u << 20)
 #define MANIFEST_MAX    (1u << 20)
-#define MAX_MEMBERS     (2 * MACHINE_MAX_DISKS + 4)
+#define MAX_LAYERS      8 /* --keep-backing: backing files per disk */
+#define MAX_MEMBERS     (2 * MACHINE_MAX_DISKS + 4 + MACHINE_MAX_DISKS * MAX_LAYERS)
 #define MEMBER_NAME_MAX 64
 
 struct member {
@@ -226,21 +227,55 @@ static int standalone_disk(const char *path, const char *member, char *err, size
     return r;
 }
 
+/* A disk member the manifest links to a backing member: it must be a qcow2 image with a
+ * backing file, and whatever name its header holds, it is pointed at that member's place in
+ * the imported VM's directory (never a host path the file names). 0, or -1 with a message. */
+static int relink_disk(const char *path, const char *member, const char *final, const char *to,
+                       char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    uint8_t buf[4];
+    bool q = fd >= 0 && pread(fd, buf, 4, 0) == 4 && !memcmp(buf, "QFI\xfb", 4);
+    if (fd >= 0) close(fd);
+    if (!q || !has_backing(path)) {
+        snprintf(err, errlen,
+                 "%.100s: the manifest gives it a backing file, but it is not a qcow2 "
+                 "image with one",
+                 member);
+        return -1;
+    }
+    char where[4200], e2[400];
+    snprintf(where, sizeof(where), "%.4000s/%s", final, to);
+    if (qcow2_set_backing_name(path, where, e2, sizeof(e2)) < 0) {
+        snprintf(err, errlen, "%.100s: %s", member, e2);
+        return -1;
+    }
+    return 0;
+}
+
 static void export_usage(FILE *out)
 {
-    fprintf(out, "Usage: vessel export NAME FILE [--snapshot SNAP] [--store DIR]\n"
-                 "One portable file (tar + zstd: `tar tf FILE` lists it) with the VM's\n"
-                 "configuration and disks, and with --snapshot that snapshot (memory and\n"
-                 "disks) too. Without --snapshot the VM must be stopped.\n");
+    fprintf(out,
+            "Usage: vessel export NAME FILE [--snapshot SNAP] [--keep-backing] [--store DIR]\n"
+            "One portable file (tar + zstd: `tar tf FILE` lists it) with the VM's\n"
+            "configuration and disks, and with --snapshot that snapshot (memory and\n"
+            "disks) too. Without --snapshot the VM must be stopped.\n"
+            "A qcow2 disk with a backing file travels flattened (one standalone image);\n"
+            "--keep-backing carries it as it is with each of its backing files (at most\n"
+            "%d), and the import links them again.\n",
+            MAX_LAYERS);
 }
 
 int cli_export(int argc, char **argv)
 {
     const char *store = NULL, *snap = NULL, *w[2] = {NULL, NULL};
     int nw = 0;
+    bool keep = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--store") && i + 1 < argc)
             store = argv[++i];
+        else if (!strcmp(argv[i], "--keep-backing"))
+            keep = true;
         else if (!strcmp(argv[i], "--snapshot") && i + 1 < argc)
             snap = argv[++i];
         else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -284,6 +319,7 @@ int cli_export(int argc, char **argv)
     unsigned n = 0;
     char sdir[4200] = "";
     json_object *cfg = vm_spec_to_json(&spec, true), *drives;
+    json_object *links = json_object_new_object(); /* --keep-backing: member -> its backing */
     for (unsigned i = 0; i < spec.ndrives; i++) {
         const char *p = spec.drives[i].path;
         struct member *m = &mem[n++];
@@ -291,7 +327,36 @@ int cli_export(int argc, char **argv)
         bool q = l > 6 && !strcmp(p + l - 6, ".qcow2");
         snprintf(m->name, sizeof(m->name), "disks/disk%u.%s", i, q ? "qcow2" : "img");
         snprintf(m->path, sizeof(m->path), "%s", p);
-        if (has_backing(p)) {
+        if (keep && has_backing(p)) {
+            /* the overlay as it is, then each backing file: disks/diskN.bK.{img,qcow2} */
+            snprintf(m->name, sizeof(m->name), "disks/disk%u.qcow2", i);
+            struct qcow2 *img;
+            if (qcow2_open(&img, p, QCOW2_RDONLY | QCOW2_NOLOCK, false, err, sizeof(err)) < 0) {
+                fprintf(stderr, "vessel export: %s\n", err);
+                json_object_put(links);
+                json_object_put(cfg);
+                return VM_EXIT_HOST_ERROR;
+            }
+            const char *above = m->name;
+            unsigned k = 0;
+            for (const struct qcow2 *b = qcow2_backing(img); b; b = qcow2_backing(b)) {
+                if (++k > MAX_LAYERS) {
+                    fprintf(stderr, "vessel export: disk %s has more than %d backing files\n",
+                            spec.drives[i].id, MAX_LAYERS);
+                    qcow2_close(img);
+                    json_object_put(links);
+                    json_object_put(cfg);
+                    return VM_EXIT_USAGE;
+                }
+                struct member *bm = &mem[n++];
+                snprintf(bm->name, sizeof(bm->name), "disks/disk%u.b%u.%s", i, k,
+                         qcow2_hdr(b) ? "qcow2" : "img");
+                snprintf(bm->path, sizeof(bm->path), "%s", qcow2_path(b));
+                json_object_object_add(links, above, json_object_new_string(bm->name));
+                above = bm->name;
+            }
+            qcow2_close(img);
+        } else if (has_backing(p)) {
             /* an overlay travels flattened: a standalone qcow2 with the chain's data */
             snprintf(m->path, sizeof(m->path), "%.4000s.flat-%u-%d.qcow2", file, i, (int)getpid());
             snprintf(m->name, sizeof(m->name), "disks/disk%u.qcow2", i);
@@ -302,6 +367,7 @@ int cli_export(int argc, char **argv)
                 for (unsigned k = 0; k < n; k++)
                     if (mem[k].temp) unlink(mem[k].path);
                 json_object_put(cfg);
+                json_object_put(links);
                 return VM_EXIT_HOST_ERROR;
             }
         }
@@ -321,6 +387,7 @@ int cli_export(int argc, char **argv)
             for (unsigned k = 0; k < n; k++)
                 if (mem[k].temp) unlink(mem[k].path);
             json_object_put(cfg);
+            json_object_put(links);
             return VM_EXIT_HOST_ERROR;
         }
         DIR *d = opendir(sdir);
@@ -348,6 +415,7 @@ int cli_export(int argc, char **argv)
                     for (unsigned k = 0; k < n; k++)
                         if (mem[k].temp) unlink(mem[k].path);
                     json_object_put(cfg);
+                    json_object_put(links);
                     return VM_EXIT_HOST_ERROR;
                 }
             }
@@ -360,6 +428,7 @@ int cli_export(int argc, char **argv)
             for (unsigned k = 0; k < n; k++)
                 if (mem[k].temp) unlink(mem[k].path);
             json_object_put(cfg);
+            json_object_put(links);
             return VM_EXIT_USAGE;
         }
     }
@@ -370,6 +439,7 @@ int cli_export(int argc, char **argv)
         for (unsigned k = 0; k < n; k++)
             if (mem[k].temp) unlink(mem[k].path);
         json_object_put(cfg);
+        json_object_put(links);
         return VM_EXIT_HOST_ERROR;
     }
     struct archive *a = la.archive_write_new();
@@ -394,6 +464,10 @@ int cli_export(int argc, char **argv)
         json_object_array_add(list, o);
     }
     json_object_object_add(man, "members", list);
+    if (json_object_object_length(links))
+        json_object_object_add(man, "backing", links);
+    else
+        json_object_put(links);
     if (!r) {
         const char *txt = json_object_to_json_string_ext(man, JSON_C_TO_STRING_PRETTY);
         struct archive_entry *e = la.archive_entry_new();
@@ -441,8 +515,16 @@ int cli_export(int argc, char **argv)
 /* The member names an export may hold, and where each goes in the VM's directory. */
 static bool member_allowed(const char *n, char *rel, size_t rl)
 {
-    unsigned i;
+    unsigned i, k;
     char ext[8], tail[16];
+    if (sscanf(n, "disks/disk%u.b%u.%7s%15s", &i, &k, ext, tail) == 3 && i < MACHINE_MAX_DISKS &&
+        k >= 1 && k <= MAX_LAYERS && (!strcmp(ext, "img") || !strcmp(ext, "qcow2"))) {
+        char want[MEMBER_NAME_MAX];
+        snprintf(want, sizeof(want), "disks/disk%u.b%u.%s", i, k, ext);
+        if (strcmp(want, n)) return false;
+        snprintf(rel, rl, "%s", n);
+        return true;
+    }
     if (sscanf(n, "disks/disk%u.%7s%15s", &i, ext, tail) == 2 && i < MACHINE_MAX_DISKS &&
         (!strcmp(ext, "img") || !strcmp(ext, "qcow2"))) {
         char want[MEMBER_NAME_MAX];
@@ -560,10 +642,66 @@ static void import_usage(FILE *out)
                  "the configuration) before the VM is created; a damaged file creates nothing.\n");
 }
 
+/* --keep-backing: a disk member and the member that is its backing file. */
+struct link {
+    char from[MEMBER_NAME_MAX], to[MEMBER_NAME_MAX];
+};
+#define MAX_LINKS (MACHINE_MAX_DISKS * MAX_LAYERS)
+
+static bool received(const struct member *got, unsigned ngot, const char *n)
+{
+    for (unsigned k = 0; k < ngot; k++)
+        if (!strcmp(got[k].name, n)) return true;
+    return false;
+}
+
+/* The manifest's "backing" object: each link from a disk's top image (disks/diskN.qcow2) or
+ * layer K-1 (disks/diskN.b{K-1}.qcow2) to layer K of the same disk, both received. So a
+ * chain never leaves the export, never loops and never crosses disks. 0 or -1. */
+static int check_links(json_object *m, const struct member *got, unsigned ngot, struct link *links,
+                       unsigned *nlinks, char *err, size_t errlen)
+{
+    json_object *b;
+    *nlinks = 0;
+    if (!json_object_object_get_ex(m, "backing", &b) || json_object_is_type(b, json_type_null))
+        return 0;
+    if (!json_object_is_type(b, json_type_object)) {
+        snprintf(err, errlen, "manifest.json: 'backing' must be an object");
+        return -1;
+    }
+    json_object_object_foreach(b, from, v)
+    {
+        const char *to = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : "";
+        unsigned i, k, fi, fk;
+        char ext[8], want[MEMBER_NAME_MAX];
+        bool ok = *nlinks < MAX_LINKS && received(got, ngot, from) && received(got, ngot, to) &&
+                  sscanf(to, "disks/disk%u.b%u.%7s", &i, &k, ext) == 3 && k >= 1;
+        if (ok && k == 1)
+            ok = sscanf(from, "disks/disk%u.qcow2", &fi) == 1 && fi == i &&
+                 snprintf(want, sizeof(want), "disks/disk%u.qcow2", i) > 0 && !strcmp(want, from);
+        else if (ok)
+            ok = sscanf(from, "disks/disk%u.b%u.qcow2", &fi, &fk) == 2 && fi == i && fk == k - 1 &&
+                 snprintf(want, sizeof(want), "disks/disk%u.b%u.qcow2", i, fk) > 0 &&
+                 !strcmp(want, from);
+        if (!ok) {
+            snprintf(err, errlen,
+                     "manifest.json: backing link %.64s -> %.64s is not one of the file's "
+                     "own chains",
+                     from, to);
+            return -1;
+        }
+        snprintf(links[*nlinks].from, MEMBER_NAME_MAX, "%s", from);
+        snprintf(links[*nlinks].to, MEMBER_NAME_MAX, "%s", to);
+        (*nlinks)++;
+    }
+    return 0;
+}
+
 /* Check the manifest against what arrived; fills spec with drive paths in final. */
 static int check_manifest(const char *text, struct member *got, unsigned ngot, const char *final,
                           struct vm_spec *spec, char *name, size_t namelen, char *snap,
-                          size_t snaplen, char *err, size_t errlen)
+                          size_t snaplen, struct link *links, unsigned *nlinks, char *err,
+                          size_t errlen)
 {
     json_object *m = json_tokener_parse(text), *v, *list;
     int r = -1;
@@ -619,6 +757,7 @@ static int check_manifest(const char *text, struct member *got, unsigned ngot, c
         snprintf(err, errlen, "manifest.json: bad snapshot name");
         goto out;
     }
+    if (check_links(m, got, ngot, links, nlinks, err, errlen) < 0) goto out;
     json_object *cfg;
     if (!json_object_object_get_ex(m, "config", &cfg) ||
         vm_spec_from_json(spec, cfg, err, errlen) < 0)
@@ -696,7 +835,8 @@ int cli_import(int argc, char **argv)
     la.archive_read_support_filter_all(a);
     la.archive_read_support_format_tar(a);
     static struct member got[MAX_MEMBERS + 1];
-    unsigned ngot = 0;
+    unsigned ngot = 0, nlinks = 0;
+    static struct link links[MAX_LINKS];
     char *manifest = malloc(MANIFEST_MAX + 1);
     bool have_manifest = false;
     int r = manifest ? 0 : -1;
@@ -770,11 +910,17 @@ int cli_import(int argc, char **argv)
         store_vm_path(&st, name, NULL, final, sizeof(final));
         char ignore[64];
         r = check_manifest(manifest, got, ngot, final, &spec, ignore, sizeof(ignore), snap,
-                           sizeof(snap), err, sizeof(err));
+                           sizeof(snap), links, &nlinks, err, sizeof(err));
     }
-    for (unsigned k = 0; !r && k < ngot; k++)
-        if (!strncmp(got[k].name, "disks/", 6) || !strncmp(got[k].name, "snapshot/disk-", 14))
-            r = standalone_disk(got[k].path, got[k].name, err, sizeof(err));
+    for (unsigned k = 0; !r && k < ngot; k++) {
+        if (strncmp(got[k].name, "disks/", 6) && strncmp(got[k].name, "snapshot/disk-", 14))
+            continue;
+        const struct link *l = NULL;
+        for (unsigned j = 0; j < nlinks; j++)
+            if (!strcmp(links[j].from, got[k].name)) l = &links[j];
+        r = l ? relink_disk(got[k].path, got[k].name, final, l->to, err, sizeof(err))
+              : standalone_disk(got[k].path, got[k].name, err, sizeof(err));
+    }
     free(manifest);
     int lk = -1;
     if (!r && (lk = store_lock(&st, err, sizeof(err))) < 0) r = -1;

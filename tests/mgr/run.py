@@ -952,6 +952,43 @@ def test_export(vessel):
               r.returncode == 0 and r2.returncode == 0 and "backing" not in info.stdout.lower()
               and os.path.exists(flat) and open(flat, "rb").read(9) == b"BASE-DATA",
               f"{r.stderr} {r2.stderr} {info.stdout[-200:]}")
+        # --keep-backing: the overlay as it is and its base; the import links them again
+        # inside the new store (never to the host path the header named)
+        f4 = os.path.join(tmp, "ovk.vessel")
+        r = s.run("export", "ov", f4, "--keep-backing")
+        names = subprocess.run(["tar", "tf", f4], capture_output=True, text=True).stdout.split()
+        r2 = t.run("import", f4, "--name", "ovk")
+        d5 = json.loads(t.run("inspect", "ovk").stdout or "{}").get("config", {}).get(
+            "drives", [{}])[0].get("path_on_host", "")
+        info = subprocess.run([vessel, "disk", "info", d5], capture_output=True, text=True)
+        os.rename(base, base + ".gone")
+        flat3 = os.path.join(tmp, "flat3.raw")
+        subprocess.run([vessel, "disk", "convert", "-O", "raw", d5, flat3], capture_output=True)
+        os.rename(base + ".gone", base)
+        want_b = os.path.join(t.dir, "vms", "ovk", "disks", "disk0.b1.img")
+        check("export --keep-backing: the overlay and its base travel, the import links them",
+              r.returncode == 0 and r2.returncode == 0 and
+              "disks/disk0.qcow2" in names and "disks/disk0.b1.img" in names and
+              want_b in info.stdout and os.path.exists(flat3) and
+              open(flat3, "rb").read(9) == b"BASE-DATA",
+              f"{r.stderr} {r2.stderr} {names} {info.stdout[-300:]}")
+        # a link that leaves the file's own chain is refused
+        unpack2 = os.path.join(tmp, "unpack2")
+        os.makedirs(unpack2)
+        subprocess.run(["tar", "--zstd", "-xf", f4, "-C", unpack2], capture_output=True)
+        with open(os.path.join(unpack2, "manifest.json")) as mf:
+            man = json.load(mf)
+        man["backing"] = {"disks/disk0.qcow2": "disks/disk0.b2.img"}
+        with open(os.path.join(unpack2, "manifest.json"), "w") as mf:
+            json.dump(man, mf)
+        evil3 = os.path.join(tmp, "link.vessel")
+        subprocess.run(["tar", "--zstd", "-cf", evil3, "-C", unpack2] +
+                       [m["name"] for m in man["members"]] + ["manifest.json"],
+                       capture_output=True)
+        r = t.run("import", evil3, "--name", "evil3")
+        check("import: a backing link outside the file's own chain is refused",
+              r.returncode != 0 and "own chains" in r.stderr and "evil3" not in t.list(),
+              r.stderr)
         # so does the snapshot's copy of an overlay: restored on the other store, with the
         # base gone from this host, the disk still reads the base's data
         r = s.run("snapshot", "create", "ov", "sd")

@@ -252,6 +252,44 @@ out:
     unlink(p);
 }
 
+/* qcow2_set_backing_name (import of a kept chain): the header names the new file, longer or
+ * shorter than before, reads come from it, and an image without a backing file is refused. */
+TEST(qcow2_set_backing_name)
+{
+    char a[256], b[512], top[256], err[512];
+    q_tmp(a, sizeof(a), "a.raw");
+    q_tmp(b, sizeof(b), "b-with-a-much-longer-name-than-a.raw");
+    q_tmp(top, sizeof(top), "top-rename.qcow2");
+    uint8_t blk[4096];
+    const char *files[2] = {a, b};
+    for (int k = 0; k < 2; k++) {
+        memset(blk, 'A' + k, sizeof(blk));
+        int fd = open(files[k], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        CHECK(fd >= 0 && pwrite(fd, blk, sizeof(blk), 0) == (ssize_t)sizeof(blk) &&
+              ftruncate(fd, 1 << 20) == 0);
+        if (fd >= 0) close(fd);
+    }
+    CHECK_EQ(qcow2_create(top, 1 << 20, 16, a, "raw", err, sizeof(err)), 0);
+    for (int k = 1; k >= 0; k--) { /* longer, then shorter again */
+        CHECK_EQ(qcow2_set_backing_name(top, files[k], err, sizeof(err)), 0);
+        struct qcow2 *q = q_open(top, QCOW2_RDONLY);
+        if (!q) return;
+        CHECK_STR(qcow2_hdr(q)->backing, files[k]);
+        uint8_t got[16];
+        struct iovec v = {got, sizeof(got)};
+        CHECK_EQ(qcow2_readv(q, 0, &v, 1, sizeof(got)), 0);
+        CHECK_EQ(got[0], 'A' + k);
+        qcow2_close(q);
+    }
+    check_clean(top);
+    CHECK_EQ(qcow2_set_backing_name(a, b, err, sizeof(err)), -EINVAL); /* not qcow2 */
+    char plain[256];
+    q_tmp(plain, sizeof(plain), "plain-rename.qcow2");
+    CHECK_EQ(qcow2_create(plain, 1 << 20, 16, NULL, NULL, err, sizeof(err)), 0);
+    CHECK_EQ(qcow2_set_backing_name(plain, a, err, sizeof(err)), -EINVAL); /* no backing */
+    CHECK_EQ(qcow2_set_backing_name(top, "", err, sizeof(err)), -EINVAL);
+}
+
 TEST(qcow2_backing_chain)
 {
     char base[256], mid[256], top[256], err[512];

@@ -1538,6 +1538,50 @@ int qcow2_fd(const struct qcow2 *q)
 
 /* ---- create ---- */
 
+int qcow2_set_backing_name(const char *path, const char *name, char *err, size_t errlen)
+{
+    size_t nl = strlen(name);
+    if (nl == 0 || nl > 1023)
+        return fail(err, errlen, -EINVAL, "backing file name of %zu bytes (1 to 1023)", nl);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0) return fail(err, errlen, -errno, "%s: %s", path, strerror(errno));
+    struct stat st;
+    size_t len = 0;
+    uint8_t *buf = NULL;
+    int r = fstat(fd, &st) < 0 ? -errno : 0;
+    if (!r) {
+        len = st.st_size < (2 << 20) ? (size_t)st.st_size : (size_t)(2 << 20);
+        buf = malloc(len ? len : 1);
+        r = !buf ? -ENOMEM : pread(fd, buf, len, 0) == (ssize_t)len ? 0 : -EIO;
+    }
+    struct qcow2_header h;
+    char why[300];
+    if (!r && qcow2_parse_header(buf, len, (uint64_t)st.st_size, &h, why, sizeof(why)) < 0)
+        r = fail(err, errlen, -EINVAL, "%s: %s", path, why);
+    else if (r)
+        r = fail(err, errlen, r, "%s: %s", path, strerror(-r));
+    else if (!h.backing[0])
+        r = fail(err, errlen, -EINVAL, "%s has no backing file to rename", path);
+    uint64_t at = r ? 0 : be64(buf + 8), cs = 1ull << h.cluster_bits;
+    size_t old = r ? 0 : strlen(h.backing);
+    if (!r && at + nl > cs)
+        r = fail(err, errlen, -ENOSPC, "%s: no room for a %zu-byte backing file name", path, nl);
+    if (!r) {
+        /* parse checked that [at, at + old) lies after the extensions in the first cluster,
+         * and nothing but the header lives there */
+        uint8_t nb[1024] = {0}, sz[4];
+        memcpy(nb, name, nl);
+        put32(sz, (uint32_t)nl);
+        size_t w = nl > old ? nl : old;
+        if (pwrite(fd, nb, w, (off_t)at) != (ssize_t)w || pwrite(fd, sz, 4, 16) != 4 ||
+            fsync(fd) < 0)
+            r = fail(err, errlen, -EIO, "%s: writing the header: %s", path, strerror(errno));
+    }
+    free(buf);
+    close(fd);
+    return r;
+}
+
 int qcow2_create(const char *path, uint64_t size, unsigned cluster_bits, const char *backing,
                  const char *backing_fmt, char *err, size_t errlen)
 {

@@ -117,6 +117,12 @@ int qcow2_snapshot_create(struct qcow2 *q, const char *name, char *err, size_t e
 /* The active image becomes the snapshot's state (the snapshot stays). */
 int qcow2_snapshot_apply(struct qcow2 *q, const char *name, char *err, size_t errlen);
 int qcow2_snapshot_delete(struct qcow2 *q, const char *name, char *err, size_t errlen);
+/* Point an image's backing file name at another file without looking at either image's
+ * data (`qemu-img rebase -u`): the import of an export that kept a backing chain names the
+ * imported layers. The image must already have a backing file; the new name (1-1023 bytes)
+ * must fit in the first cluster where the old one was. The backing format extension stays.
+ * 0, or -errno with a message. */
+int qcow2_set_backing_name(const char *path, const char *name, char *err, size_t errlen);
 /* On an image open read-only: reads see the snapshot's state instead of the active image's
  * (nothing is written; `vessel disk convert -l`). A snapshot's tables and clusters are never
  * written while it exists, so this is safe on an image a VM is writing (QCOW2_NOLOCK). */
