@@ -518,7 +518,15 @@ class Suite:
                 st, out = vm.sh(f"litmus {cpus}", timeout=max(self.opts.timeout, 600))
                 lines = [ln for ln in out if ln.startswith(("PASS ", "FAIL "))]
                 bad = [ln for ln in lines if ln.startswith("FAIL ")]
-                ok = st == 0 and "LITMUS-OK" in out and len(lines) == 11 and not bad
+                # The "must be seen" self-checks need the two harts' racing accesses to
+                # overlap. A sanitizer build runs each guest instruction several times slower,
+                # which narrows that window (SB+none went unseen in 20M rounds once, on a busy
+                # host): there they are reported, and enforced by the plain and JIT runs.
+                unseen = [ln for ln in bad if "must be seen" in ln]
+                if "asan" in os.path.basename(self.target.binary) and len(unseen) == len(bad):
+                    bad = []
+                ok = st == 0 and len(lines) == 11 and not bad and (
+                    "LITMUS-OK" in out or unseen)
                 seen = "; ".join(ln.split(" (")[0][5:] for ln in lines
                                  if "must be seen" in ln or ln.startswith("FAIL"))
                 yield ("litmus", ok, (f"{len(lines)} tests in {time.monotonic() - t0:.0f} s; "
