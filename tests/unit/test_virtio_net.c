@@ -30,6 +30,7 @@ struct fake_nb {
     unsigned kicks, nsent;
     size_t sent_len[FAKE_MAX_SENT];
     uint8_t sent[FAKE_MAX_SENT][NET_FRAME_MAX];
+    uint8_t sent_hdr[FAKE_MAX_SENT][12]; /* send_hdr (a tso backend) */
 };
 
 static void fake_attach(struct net_backend *b, const struct net_client *c)
@@ -57,7 +58,15 @@ static void fake_close(struct net_backend *b)
 {
     (void)b;
 }
-static const struct net_backend_ops fake_ops = {fake_attach, fake_kick, fake_send, fake_close};
+static void fake_send_hdr(struct net_backend *b, const uint8_t hdr[12], const uint8_t *frame,
+                          size_t len)
+{
+    struct fake_nb *f = (struct fake_nb *)b;
+    if (f->nsent < FAKE_MAX_SENT) memcpy(f->sent_hdr[f->nsent], hdr, 12);
+    fake_send(b, frame, len);
+}
+static const struct net_backend_ops fake_ops = {fake_attach, fake_kick, fake_send, fake_close,
+                                                fake_send_hdr};
 
 /* ---- two queues by hand ---- */
 
@@ -125,13 +134,15 @@ static uint32_t used_len(struct nrig *g, unsigned qi, uint16_t i)
     return vh_get32(&g->h, g->q[qi].used + 8 + 8u * (i % g->q[qi].num));
 }
 
-/* A device on a backend whose MTU is mtu (NET_MTU_MAX: NET_FRAME_MAX is the longest frame). */
-static bool nrig_open_mtu(struct nrig *g, uint64_t features, unsigned mtu)
+/* A device on a backend whose MTU is mtu (NET_MTU_MAX: NET_FRAME_MAX is the longest frame),
+ * one that segments when tso. */
+static bool nrig_open_tso(struct nrig *g, uint64_t features, unsigned mtu, bool tso)
 {
     memset(g, 0, sizeof(*g));
     CHECK_EQ(vh_init(&g->h, RAM_SIZE), 0);
     g->nb.base.ops = &fake_ops;
     g->nb.base.mtu = mtu;
+    g->nb.base.tso = tso;
     g->nb.run_on_kick = true;
     g->d = vnet_create(&g->nb.base, MAC, &g->h.gm, vh_irq_line(&g->h));
     CHECK(g->d != NULL);
@@ -144,6 +155,11 @@ static bool nrig_open_mtu(struct nrig *g, uint64_t features, unsigned mtu)
     ok = ok && vh_driver_ok(&g->h) == 0;
     CHECK(ok);
     return ok;
+}
+
+static bool nrig_open_mtu(struct nrig *g, uint64_t features, unsigned mtu)
+{
+    return nrig_open_tso(g, features, mtu, false);
 }
 
 static bool nrig_open(struct nrig *g, uint64_t features)
@@ -321,6 +337,64 @@ TEST(vnet_tx_checksum_completed)
     CHECK_EQ(st.tx_frames, 1);
     CHECK_EQ(st.tx_bad, 3);
     CHECK_EQ(vh_rd(&g.h, VH_STATUS) & VIRTIO_STATUS_NEEDS_RESET, 0);
+    nrig_close(&g);
+}
+
+/* A backend that segments (a tap with IFF_VNET_HDR): HOST_TSO4/6/ECN offered, a 32 KiB TCP
+ * segment and a frame asking for its checksum reach the backend with the guest's header as
+ * it was (the host does the work), a segment of another kind or without its checksum asked
+ * for is dropped, and a backend that does not segment is offered none of it. */
+TEST(vnet_tso_backend_gets_the_header)
+{
+    struct nrig g;
+    if (!nrig_open_tso(
+            &g, F_V1 | F_CSUM | (1ull << VIRTIO_NET_F_HOST_TSO4) | (1ull << VIRTIO_NET_F_HOST_TSO6),
+            1500, true))
+        return;
+    uint64_t f = vh_dev_features(&g.h);
+    CHECK(f & (1ull << VIRTIO_NET_F_HOST_TSO4));
+    CHECK(f & (1ull << VIRTIO_NET_F_HOST_TSO6));
+    CHECK(f & (1ull << VIRTIO_NET_F_HOST_ECN));
+    static uint8_t big[32768];
+    make_frame(big, sizeof(big), 9);
+    uint8_t gso[HDR] = {VIRTIO_NET_HDR_F_NEEDS_CSUM,
+                        VIRTIO_NET_HDR_GSO_TCPV4,
+                        54,
+                        0,
+                        0xb4,
+                        0x05,
+                        34,
+                        0,
+                        16,
+                        0,
+                        0,
+                        0};
+    tx(&g, gso, big, sizeof(big), 4096); /* over 9 descriptors */
+    uint8_t csum[HDR] = {VIRTIO_NET_HDR_F_NEEDS_CSUM, 0, 0, 0, 0, 0, 34, 0, 16, 0, 0, 0};
+    tx(&g, csum, big, 1000, 4096);
+    uint8_t udp[HDR] = {
+        VIRTIO_NET_HDR_F_NEEDS_CSUM, 3 /* UDP */, 42, 0, 0xb4, 0x05, 34, 0, 6, 0, 0, 0};
+    tx(&g, udp, big, sizeof(big), 4096);
+    uint8_t nocsum[HDR] = {0, VIRTIO_NET_HDR_GSO_TCPV4, 54, 0, 0xb4, 0x05, 0, 0, 0, 0, 0, 0};
+    tx(&g, nocsum, big, sizeof(big), 4096);
+    tx(&g, csum, big, 1515, 4096); /* not segmented: no longer than the MTU */
+    CHECK_EQ(g.nb.nsent, 2);
+    CHECK_EQ(g.nb.sent_len[0], sizeof(big));
+    CHECK(!memcmp(g.nb.sent_hdr[0], gso, 10));
+    CHECK(!memcmp(g.nb.sent[0], big, 1500)); /* the checksum is the host's: bytes unchanged */
+    CHECK_EQ(g.nb.sent_len[1], 1000);
+    CHECK(!memcmp(g.nb.sent_hdr[1], csum, 10));
+    CHECK(!memcmp(g.nb.sent[1], big, 1000));
+    struct vnet_stats st;
+    vnet_get_stats(g.d, &st);
+    CHECK_EQ(st.tx_bad, 3);
+    CHECK_EQ(used_idx(&g, 1), 5);
+    nrig_close(&g);
+    if (!nrig_open_tso(&g, F_V1, 1500, false)) return;
+    f = vh_dev_features(&g.h);
+    CHECK_EQ(f & ((1ull << VIRTIO_NET_F_HOST_TSO4) | (1ull << VIRTIO_NET_F_HOST_TSO6) |
+                  (1ull << VIRTIO_NET_F_HOST_ECN)),
+             0);
     nrig_close(&g);
 }
 

@@ -18,11 +18,14 @@
  * sends and receives 64 KiB segments, so its stack, which runs emulated, handles a fortieth of
  * the packets it would at 1500), and the largest Ethernet frame either way: that MTU plus the
  * 14-byte header. Frames the guest sends beyond its backend's MTU are dropped. */
-#define NET_MTU_MAX     65520
-#define NET_MTU_MIN     576 /* IPv4's minimum datagram (IPv6 needs 1280: a guest then has none) */
-#define NET_MTU_DEFAULT 1500
-#define NET_FRAME_MAX   (NET_MTU_MAX + 14)
-#define NET_FRAME_MIN   14 /* an Ethernet header */
+#define NET_MTU_MAX       65520
+#define NET_MTU_MIN       576 /* IPv4's minimum datagram (IPv6 needs 1280: a guest then has none) */
+#define NET_MTU_DEFAULT   1500
+#define NET_FRAME_MAX     (NET_MTU_MAX + 14)
+/* The largest frame a guest hands a backend that segments (net_backend.tso): an IP packet of
+ * up to 64 KiB, its Ethernet header and a VLAN tag. */
+#define NET_GSO_FRAME_MAX (65535 + 14 + 4)
+#define NET_FRAME_MIN     14 /* an Ethernet header */
 
 struct net_client {
     /* A frame for the guest (len <= NET_FRAME_MAX). The device copies it before returning. */
@@ -39,6 +42,9 @@ struct net_backend_ops {
     void (*kick)(struct net_backend *b);
     void (*send)(struct net_backend *b, const uint8_t *frame, size_t len);
     void (*close)(struct net_backend *b);
+    /* Only where tso is set: the frame with the guest's 12-byte header. */
+    void (*send_hdr)(struct net_backend *b, const uint8_t hdr[12], const uint8_t *frame,
+                     size_t len);
 };
 struct net_backend {
     const struct net_backend_ops *ops;
@@ -46,6 +52,11 @@ struct net_backend {
      * (default NET_MTU_MAX), a tap's interface MTU. The device offers it to the guest
      * (VIRTIO_NET_F_MTU) and drops longer frames. */
     unsigned mtu;
+    /* send_hdr() takes the guest's virtio-net header (virtio 1.x 5.1.6, 12 bytes) with the
+     * frame, and the host does what it asks: the checksum, and TCP segmentation of frames up
+     * to NET_GSO_FRAME_MAX (a tap opened with IFF_VNET_HDR: the kernel checks the header as
+     * it checks vhost's). The device then offers the guest HOST_TSO4/TSO6/ECN. */
+    bool tso;
 };
 
 /* Attach c (copied), or detach with NULL. Any thread but the backend's; when it returns no
@@ -64,6 +75,11 @@ static inline void net_backend_kick(struct net_backend *b)
 static inline void net_backend_send(struct net_backend *b, const uint8_t *frame, size_t len)
 {
     b->ops->send(b, frame, len);
+}
+static inline void net_backend_send_hdr(struct net_backend *b, const uint8_t hdr[12],
+                                        const uint8_t *frame, size_t len)
+{
+    b->ops->send_hdr(b, hdr, frame, len);
 }
 void net_backend_close(struct net_backend *b); /* NULL: nothing */
 

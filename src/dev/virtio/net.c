@@ -45,7 +45,11 @@ struct vnet {
     uint16_t heads[VQ_MAX_SIZE];
     uint32_t lens[VQ_MAX_SIZE];
     struct vq_chain chain;
-    uint8_t txbuf[VIRTIO_NET_HDR_LEN + NET_FRAME_MAX];
+    uint8_t txbuf[VIRTIO_NET_HDR_LEN + NET_GSO_FRAME_MAX];
+    /* the backend segments (net_backend.tso): offered HOST_TSO4/6/ECN, and frames go to it
+     * with the guest's header (the ops copy carries the extra features) */
+    bool tso;
+    struct virtio_device_ops ops;
     struct vnet_stats st;
 };
 
@@ -300,7 +304,17 @@ static bool tx_check(struct vnet *d, size_t len)
 {
     const uint8_t *h = d->txbuf;
     uint8_t *f = d->txbuf + VIRTIO_NET_HDR_LEN;
-    if (len < NET_FRAME_MIN || len > 14 + (size_t)d->mtu) return false;
+    if (len < NET_FRAME_MIN) return false;
+    if (d->tso && h[1] != VIRTIO_NET_HDR_GSO_NONE) {
+        /* for the host to segment: TCP over IPv4 or IPv6 (ECN as offered), a segment size,
+         * the checksum left to it; the kernel checks the offsets against the packet */
+        uint8_t g = h[1] & (uint8_t)~VIRTIO_NET_HDR_GSO_ECN;
+        uint16_t gso_size = (uint16_t)(h[4] | h[5] << 8);
+        return (g == VIRTIO_NET_HDR_GSO_TCPV4 || g == VIRTIO_NET_HDR_GSO_TCPV6) && gso_size &&
+               (h[0] & VIRTIO_NET_HDR_F_NEEDS_CSUM) && len <= NET_GSO_FRAME_MAX;
+    }
+    if (len > 14 + (size_t)d->mtu) return false;
+    if (d->tso) return true; /* a checksum asked for is the host's too */
     /* No segmentation offload was offered (5.1.6.2.1: the driver must not ask for it). */
     if (h[1] != VIRTIO_NET_HDR_GSO_NONE) return false;
     if (h[0] & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
@@ -334,8 +348,8 @@ static void net_run(void *ctx)
         }
         /* 5.1.6.2: header and frame in the readable part; anything writable is ignored. */
         uint64_t rl = d->chain.read_len;
-        bool ok =
-            rl >= VIRTIO_NET_HDR_LEN + NET_FRAME_MIN && rl <= VIRTIO_NET_HDR_LEN + NET_FRAME_MAX;
+        bool ok = rl >= VIRTIO_NET_HDR_LEN + NET_FRAME_MIN &&
+                  rl <= VIRTIO_NET_HDR_LEN + (d->tso ? NET_GSO_FRAME_MAX : NET_FRAME_MAX);
         size_t len = ok ? (size_t)rl - VIRTIO_NET_HDR_LEN : 0;
         if (ok) {
             vq_chain_read(&d->chain, 0, d->txbuf, rl);
@@ -351,7 +365,10 @@ static void net_run(void *ctx)
         /* The frame is copied and its buffer given back: send without the lock (receive()
          * may run inside send). txbuf is only used here, on the backend thread. */
         pthread_mutex_unlock(&d->lock);
-        net_backend_send(d->nb, d->txbuf + VIRTIO_NET_HDR_LEN, len);
+        if (d->tso)
+            net_backend_send_hdr(d->nb, d->txbuf, d->txbuf + VIRTIO_NET_HDR_LEN, len);
+        else
+            net_backend_send(d->nb, d->txbuf + VIRTIO_NET_HDR_LEN, len);
         pthread_mutex_lock(&d->lock);
     }
     if (notify_tx) notify_tx = d->running && should_notify_locked(d, Q_TX);
@@ -459,7 +476,12 @@ struct vnet *vnet_create(struct net_backend *nb, const uint8_t mac[6], const str
     d->nb = nb;
     d->mtu = nb->mtu >= NET_MTU_MIN && nb->mtu <= NET_MTU_MAX ? nb->mtu : NET_MTU_DEFAULT;
     memcpy(d->mac, mac, 6);
-    d->t = virtio_mmio_create(&net_ops, d, gm, irq);
+    d->tso = nb->tso && nb->ops->send_hdr;
+    d->ops = net_ops;
+    if (d->tso)
+        d->ops.features |= (1ull << VIRTIO_NET_F_HOST_TSO4) | (1ull << VIRTIO_NET_F_HOST_TSO6) |
+                           (1ull << VIRTIO_NET_F_HOST_ECN);
+    d->t = virtio_mmio_create(&d->ops, d, gm, irq);
     if (!d->t) {
         pthread_cond_destroy(&d->idle);
         pthread_mutex_destroy(&d->lock);

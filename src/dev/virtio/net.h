@@ -24,6 +24,9 @@
 #define VIRTIO_NET_F_MRG_RXBUF  15
 #define VIRTIO_NET_F_MTU        3
 #define VIRTIO_NET_F_STATUS     16
+#define VIRTIO_NET_F_HOST_TSO4  11
+#define VIRTIO_NET_F_HOST_TSO6  12
+#define VIRTIO_NET_F_HOST_ECN   13
 
 #define VIRTIO_NET_S_LINK_UP 1
 
@@ -32,6 +35,9 @@
 #define VIRTIO_NET_HDR_F_NEEDS_CSUM 1
 #define VIRTIO_NET_HDR_F_DATA_VALID 2
 #define VIRTIO_NET_HDR_GSO_NONE     0
+#define VIRTIO_NET_HDR_GSO_TCPV4    1
+#define VIRTIO_NET_HDR_GSO_TCPV6    4
+#define VIRTIO_NET_HDR_GSO_ECN      0x80
 
 #define VNET_RX_PENDING 128 /* frames kept for a guest that has no receive buffers */
 
