@@ -29,6 +29,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <linux/if_tun.h>
 #include <sys/ioctl.h>
 #include <termios.h>
 #include <time.h>
@@ -44,6 +45,7 @@
 
 static atomic_bool active;
 static bool net_allowed;              /* sandbox_opts.net of the sandbox being built */
+static bool tap_allowed;              /* sandbox_opts.tap */
 static bool vsock_allowed;            /* sandbox_opts.vsock */
 static int test_forbidden_delay = -1; /* seconds after the first hart starts; -1: off */
 static atomic_int test_hart_tid;
@@ -338,6 +340,8 @@ static int allow_process(scmp_filter_ctx ctx)
          * reaches nothing but Unix sockets, and only those the process's user may write. */
         ALLOW(ctx, connect);
     }
+    if (tap_allowed) /* backend/net/tap.c: the guest's receive offloads, on the network thread */
+        ALLOW_IF(ctx, ioctl, 1, SCMP_A1(SCMP_CMP_EQ, TUNSETOFFLOAD));
     if (net_allowed) {
         /* User-mode networking (backend/net/slirp.c): libslirp makes the guest's TCP and UDP
          * connections and pings as host sockets on the network thread, so that thread needs
@@ -412,14 +416,16 @@ int sandbox_check_filters(char *err, size_t errlen)
     int (*const kinds[])(scmp_filter_ctx) = {allow_process, allow_hart, allow_process,
                                              allow_process};
     const char *names[] = {"process", "hart", "process (networking)", "process (vsock)"};
-    bool saved = net_allowed, saved_vsock = vsock_allowed;
+    bool saved = net_allowed, saved_vsock = vsock_allowed, saved_tap = tap_allowed;
     for (unsigned i = 0; i < 4; i++) {
         scmp_filter_ctx ctx;
         net_allowed = i == 2;
         vsock_allowed = i == 3;
+        tap_allowed = i == 2;
         int r = build_filter(&ctx, kinds[i], i != 1);
         net_allowed = saved;
         vsock_allowed = saved_vsock;
+        tap_allowed = saved_tap;
         if (!r) {
             /* export to /dev/null proves libseccomp can generate the BPF program */
             int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
@@ -515,6 +521,7 @@ int sandbox_enter(const struct sandbox_opts *o, char *err, size_t errlen)
     tzset();
     net_allowed = o->net;
     vsock_allowed = o->vsock;
+    tap_allowed = o->tap;
     r = test_hook_arm(err, errlen);
     if (r < 0) return r;
     scmp_filter_ctx ctx;

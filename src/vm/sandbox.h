@@ -29,6 +29,9 @@ struct sandbox_opts {
      * the guest's connections to the host ("<path>_<port>"). socket() stays limited to
      * AF_UNIX unless net is set too. */
     bool vsock;
+    /* The VM has a tap: its network thread sets the tap's receive offloads (TUNSETOFFLOAD)
+     * when the guest's driver starts. */
+    bool tap;
 };
 
 /* Enter the sandbox: PR_SET_NO_NEW_PRIVS, close every fd not kept, drop to o->user when root,

@@ -251,6 +251,7 @@ static int enter_sandbox(const struct vm_options *o, char *err, size_t errlen)
                               .keep_fds = keep,
                               .nkeep = nkeep,
                               .net = o->net.kind == NET_USER,
+                              .tap = o->net.kind == NET_TAP,
                               .vsock = o->vsock.present};
     char e2[400];
     int r = sandbox_enter(&so, e2, sizeof(e2));

@@ -107,7 +107,13 @@ static void f_send_hdr(struct net_backend *b, const uint8_t hdr[12], const uint8
     (void)x;
     f->sent++;
 }
-static const struct net_backend_ops f_ops = {f_attach, f_kick, f_send, f_close, f_send_hdr};
+static void f_set_offload(struct net_backend *b, unsigned flags)
+{
+    (void)b;
+    if (flags & ~15u) fail("unknown offload flags");
+}
+static const struct net_backend_ops f_ops = {f_attach, f_kick,     f_send,
+                                             f_close,  f_send_hdr, f_set_offload};
 
 static void irq_set(void *ctx, unsigned n, bool level)
 {

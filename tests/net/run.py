@@ -565,8 +565,17 @@ class TapSuite:
     """The tap group, a mixin for Suite."""
 
     def t_tap(self, group):
-        checks = ["setup", "boot", "tso", "http_fetch", "host_to_guest", "upload_tso", "busy",
-                  "not_permitted", "poweroff"]
+        checks = ["setup", "boot", "tso", "http_fetch", "rx_tso", "host_to_guest", "upload_tso",
+                  "busy", "not_permitted", "poweroff"]
+
+        def per_packet(vm, way):
+            st, out = vm.sh(f"echo $(cat /sys/class/net/eth0/statistics/{way}_bytes) "
+                            f"$(cat /sys/class/net/eth0/statistics/{way}_packets)")
+            try:
+                b, p = (int(x) for x in out[-1].split())
+                return b / max(p, 1), f"{b} bytes in {p} {way} packets"
+            except (ValueError, IndexError):
+                return 0, repr(out)
         if os.geteuid() != 0 or not os.path.exists("/dev/net/tun"):
             print(f"SKIP {group}: needs root and /dev/net/tun", flush=True)
             return
@@ -594,15 +603,20 @@ class TapSuite:
                 self.up(vm)
                 vm.sh(f"ip addr add {TAP_NET}.2/24 dev eth0")
                 yield ("boot", True, "")
-                # the tap is opened with IFF_VNET_HDR: the guest negotiated HOST_TSO4 and
-                # HOST_TSO6 (bits 11, 12 of the virtio features sysfs shows)
+                # the tap is opened with IFF_VNET_HDR: the guest negotiated GUEST_TSO4/6 and
+                # HOST_TSO4/6 (bits 7, 8, 11, 12 of the virtio features sysfs shows)
                 st, out = vm.sh("cat /sys/class/net/eth0/device/features")
                 bits = out[-1] if out else ""
-                yield ("tso", len(bits) >= 13 and bits[11] == "1" and bits[12] == "1", bits)
+                yield ("tso", len(bits) >= 13 and all(bits[i] == "1" for i in (7, 8, 11, 12)),
+                       bits)
                 st, out = vm.sh(f"wget -q -T 20 -O /tmp/blob http://{TAP_NET}.1:{srv.port}/blob "
                                 "&& sha256sum /tmp/blob", timeout=180)
                 got = out[-1].split()[0] if out and out[-1].split() else ""
                 yield ("http_fetch", st == 0 and got == want, f"status {st}: {out[-1:]!r}")
+                # the host left the segmenting to the guest (TUNSETOFFLOAD): on average a
+                # received packet is far larger than the tap's 1500-byte MTU
+                avg, detail = per_packet(vm, "rx")
+                yield ("rx_tso", avg > 4000, detail)
                 vm.sh("mkdir -p /tmp/www; echo over-tap >/tmp/www/t; httpd -p 8080 -h /tmp/www")
                 try:
                     line, b = host_get(8080, "/t", host=f"{TAP_NET}.2")
@@ -613,8 +627,9 @@ class TapSuite:
                 vm.sh("cp /tmp/blob /tmp/www/blob")
                 try:
                     line, b = host_get(8080, "/blob", host=f"{TAP_NET}.2", timeout=120)
-                    yield ("upload_tso", hashlib.sha256(b).hexdigest() == want,
-                           f"{line}: {len(b)} bytes")
+                    avg, detail = per_packet(vm, "tx")
+                    yield ("upload_tso", hashlib.sha256(b).hexdigest() == want and avg > 4000,
+                           f"{line}: {len(b)} bytes; {detail}")
                 except OSError as e:
                     yield ("upload_tso", False, str(e))
                 # One process per tap (no multiqueue): a second VM is told so.

@@ -31,6 +31,7 @@ struct fake_nb {
     size_t sent_len[FAKE_MAX_SENT];
     uint8_t sent[FAKE_MAX_SENT][NET_FRAME_MAX];
     uint8_t sent_hdr[FAKE_MAX_SENT][12]; /* send_hdr (a tso backend) */
+    unsigned offload, offload_calls;     /* set_offload */
 };
 
 static void fake_attach(struct net_backend *b, const struct net_client *c)
@@ -65,8 +66,14 @@ static void fake_send_hdr(struct net_backend *b, const uint8_t hdr[12], const ui
     if (f->nsent < FAKE_MAX_SENT) memcpy(f->sent_hdr[f->nsent], hdr, 12);
     fake_send(b, frame, len);
 }
-static const struct net_backend_ops fake_ops = {fake_attach, fake_kick, fake_send, fake_close,
-                                                fake_send_hdr};
+static void fake_set_offload(struct net_backend *b, unsigned flags)
+{
+    struct fake_nb *f = (struct fake_nb *)b;
+    f->offload = flags;
+    f->offload_calls++;
+}
+static const struct net_backend_ops fake_ops = {fake_attach, fake_kick,     fake_send,
+                                                fake_close,  fake_send_hdr, fake_set_offload};
 
 /* ---- two queues by hand ---- */
 
@@ -395,6 +402,50 @@ TEST(vnet_tso_backend_gets_the_header)
     CHECK_EQ(f & ((1ull << VIRTIO_NET_F_HOST_TSO4) | (1ull << VIRTIO_NET_F_HOST_TSO6) |
                   (1ull << VIRTIO_NET_F_HOST_ECN)),
              0);
+    nrig_close(&g);
+}
+
+/* Receive offloads on a tso backend: the driver's GUEST_CSUM/TSO4 reach the backend (on its
+ * thread, at the next run), a 40 KiB TCP segment with the host's header lands in mergeable
+ * buffers with that header and num_buffers, and a reset takes the offloads back. */
+TEST(vnet_tso_receive_offloads)
+{
+    struct nrig g;
+    uint64_t feats = F_V1 | F_MRG | F_GCSUM | (1ull << VIRTIO_NET_F_GUEST_TSO4);
+    if (!nrig_open_tso(&g, feats, 1500, true)) return;
+    CHECK(vh_dev_features(&g.h) & (1ull << VIRTIO_NET_F_GUEST_TSO6));
+    offer_rx(&g, 20, 4096);
+    vh_wr(&g.h, VH_QUEUE_NOTIFY, 0); /* a run: the offloads are applied */
+    CHECK_EQ(g.nb.offload, NET_OFFLOAD_CSUM | NET_OFFLOAD_TSO4);
+    static uint8_t seg[40000];
+    make_frame(seg, sizeof(seg), 3);
+    const uint8_t hh[12] = {VIRTIO_NET_HDR_F_NEEDS_CSUM,
+                            VIRTIO_NET_HDR_GSO_TCPV4,
+                            54,
+                            0,
+                            0xb4,
+                            0x05,
+                            34,
+                            0,
+                            16,
+                            0,
+                            0,
+                            0};
+    g.nb.c.receive_hdr(g.nb.c.ctx, hh, seg, sizeof(seg));
+    /* 12 + 40000 bytes over 4096-byte buffers: 10 of them */
+    CHECK_EQ(used_idx(&g, 0), 10);
+    const uint8_t *first = used_buf(&g, 0, 0);
+    CHECK(!memcmp(first, hh, 10));
+    CHECK_EQ(first[10] | first[11] << 8, 10); /* num_buffers */
+    CHECK(!memcmp(first + 12, seg, 4096 - 12));
+    vh_wr(&g.h, VH_STATUS, 0); /* reset */
+    g.nb.c.run(g.nb.c.ctx);
+    CHECK_EQ(g.nb.offload, 0);
+    nrig_close(&g);
+    /* a driver without GUEST_CSUM: nothing is left to it */
+    if (!nrig_open_tso(&g, F_V1 | F_MRG | (1ull << VIRTIO_NET_F_GUEST_TSO4), 1500, true)) return;
+    vh_wr(&g.h, VH_QUEUE_NOTIFY, 0);
+    CHECK_EQ(g.nb.offload, 0);
     nrig_close(&g);
 }
 

@@ -30,6 +30,10 @@
 struct net_client {
     /* A frame for the guest (len <= NET_FRAME_MAX). The device copies it before returning. */
     void (*receive)(void *ctx, const uint8_t *frame, size_t len);
+    /* A tso backend with offloads set (set_offload): the frame (len <= NET_GSO_FRAME_MAX)
+     * with the host's virtio-net header, which may ask for what the guest took on (a
+     * checksum to complete, a large TCP segment). */
+    void (*receive_hdr)(void *ctx, const uint8_t hdr[12], const uint8_t *frame, size_t len);
     /* net_backend_kick() was called: move the device's work forward (its tx queue, frames
      * waiting for rx buffers), sending with net_backend_send(). */
     void (*run)(void *ctx);
@@ -45,6 +49,10 @@ struct net_backend_ops {
     /* Only where tso is set: the frame with the guest's 12-byte header. */
     void (*send_hdr)(struct net_backend *b, const uint8_t hdr[12], const uint8_t *frame,
                      size_t len);
+    /* Only where tso is set, on the backend thread (from run()): what frames for the guest may
+     * leave to it (NET_OFFLOAD_*: the guest's negotiated GUEST_CSUM/TSO4/TSO6/ECN); 0 (the
+     * default): complete frames of at most the MTU, through receive(). */
+    void (*set_offload)(struct net_backend *b, unsigned flags);
 };
 struct net_backend {
     const struct net_backend_ops *ops;
@@ -75,6 +83,14 @@ static inline void net_backend_kick(struct net_backend *b)
 static inline void net_backend_send(struct net_backend *b, const uint8_t *frame, size_t len)
 {
     b->ops->send(b, frame, len);
+}
+#define NET_OFFLOAD_CSUM 1u
+#define NET_OFFLOAD_TSO4 2u
+#define NET_OFFLOAD_TSO6 4u
+#define NET_OFFLOAD_ECN  8u
+static inline void net_backend_set_offload(struct net_backend *b, unsigned flags)
+{
+    b->ops->set_offload(b, flags);
 }
 static inline void net_backend_send_hdr(struct net_backend *b, const uint8_t hdr[12],
                                         const uint8_t *frame, size_t len)

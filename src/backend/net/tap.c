@@ -35,7 +35,9 @@ struct tap_backend {
      * (TUNSETVNETHDRSZ). No TUNSETOFFLOAD: the kernel checksums and segments what it hands
      * us, so the header of a frame read is only skipped. */
     bool vnet_hdr;
-    uint8_t buf[VIRTIO_HDR + 65536]; /* a read larger than NET_FRAME_MAX is dropped whole */
+    bool offload; /* TUNSETOFFLOAD set something: frames go to receive_hdr with their header */
+    /* one byte over the largest frame: a read that fills it was cut short, and is dropped */
+    uint8_t buf[VIRTIO_HDR + NET_GSO_FRAME_MAX + 1];
 };
 
 static void tap_kick(struct net_backend *nb)
@@ -71,11 +73,18 @@ static void *tap_thread(void *arg)
                         log_warn_ratelimited("tap: read: %s", strerror(errno));
                     break;
                 }
-                /* a tap's frames are its MTU plus the header; anything else is dropped */
+                /* a tap's frames are its MTU plus the header (or, with offloads, up to a 64 KiB
+                 * TCP segment); anything else is dropped */
                 size_t skip = b->vnet_hdr ? VIRTIO_HDR : 0;
-                if (b->has_client && (size_t)len >= skip + NET_FRAME_MIN &&
-                    (size_t)len <= skip + NET_FRAME_MAX)
+                if (b->has_client && b->offload && b->client.receive_hdr) {
+                    if ((size_t)len >= skip + NET_FRAME_MIN &&
+                        (size_t)len <= skip + NET_GSO_FRAME_MAX)
+                        b->client.receive_hdr(b->client.ctx, b->buf, b->buf + skip,
+                                              (size_t)len - skip);
+                } else if (b->has_client && (size_t)len >= skip + NET_FRAME_MIN &&
+                           (size_t)len <= skip + NET_FRAME_MAX) {
                     b->client.receive(b->client.ctx, b->buf + skip, (size_t)len - skip);
+                }
             }
         }
         pthread_mutex_unlock(&b->client_lock);
@@ -108,6 +117,24 @@ static void tap_send_hdr(struct net_backend *nb, const uint8_t hdr[12], const ui
         log_warn_ratelimited("tap: write: %s", strerror(errno));
 }
 
+static void tap_set_offload(struct net_backend *nb, unsigned flags)
+{
+    struct tap_backend *b = (struct tap_backend *)nb;
+    if (!b->vnet_hdr) return;
+    unsigned t = 0;
+    if (flags & NET_OFFLOAD_CSUM) t |= TUN_F_CSUM;
+    if ((flags & NET_OFFLOAD_CSUM) && (flags & NET_OFFLOAD_TSO4)) t |= TUN_F_TSO4;
+    if ((flags & NET_OFFLOAD_CSUM) && (flags & NET_OFFLOAD_TSO6)) t |= TUN_F_TSO6;
+    if ((t & (TUN_F_TSO4 | TUN_F_TSO6)) && (flags & NET_OFFLOAD_ECN)) t |= TUN_F_TSO_ECN;
+    /* on the backend thread, between reads: the next frame read is of the new kind */
+    if (ioctl(b->fd, TUNSETOFFLOAD, t) < 0) {
+        log_warn_ratelimited("tap: TUNSETOFFLOAD: %s", strerror(errno));
+        t = 0;
+        if (ioctl(b->fd, TUNSETOFFLOAD, 0) < 0) return;
+    }
+    b->offload = t != 0;
+}
+
 static void tap_send(struct net_backend *nb, const uint8_t *frame, size_t len)
 {
     struct tap_backend *b = (struct tap_backend *)nb;
@@ -138,6 +165,7 @@ static const struct net_backend_ops tap_ops = {
     .kick = tap_kick,
     .send = tap_send,
     .send_hdr = tap_send_hdr,
+    .set_offload = tap_set_offload,
     .close = tap_close,
 };
 

@@ -20,8 +20,10 @@
 #define CONFIG_LEN 12 /* mac[6], le16 status, le16 max_virtqueue_pairs, le16 mtu (5.1.4) */
 
 struct rx_frame {
-    uint16_t len;
-    uint8_t data[]; /* len bytes */
+    uint32_t len;
+    bool has_hdr;
+    uint8_t hdr[VIRTIO_NET_HDR_LEN]; /* the backend's (receive_hdr) */
+    uint8_t data[];                  /* len bytes */
 };
 
 struct vnet {
@@ -50,6 +52,10 @@ struct vnet {
      * with the guest's header (the ops copy carries the extra features) */
     bool tso;
     struct virtio_device_ops ops;
+    /* receive offloads the driver took on (NET_OFFLOAD_*), for the backend to apply on its
+     * thread at the next run() (offload_set: it has) */
+    unsigned offload, offload_applied;
+    bool offload_set;
     struct vnet_stats st;
 };
 
@@ -89,7 +95,8 @@ static void net_cfg_write(void *dev, uint32_t off, uint32_t val, unsigned size)
  * the frame is done with (delivered, or dropped because no single buffer can hold it without
  * mergeable buffers), 0 when the queue has not enough buffers now (every buffer taken for it
  * was given back unused), -1 when the ring is malformed. */
-static int deliver_locked(struct vnet *d, const uint8_t *frame, size_t len, bool *notify)
+static int deliver_locked(struct vnet *d, const uint8_t *bhdr, const uint8_t *frame, size_t len,
+                          bool *notify)
 {
     struct vq *q = virtio_mmio_queue(d->t, Q_RX);
     if (!q || q->broken) { /* reported when it broke; the device waits for its reset */
@@ -101,6 +108,9 @@ static int deliver_locked(struct vnet *d, const uint8_t *frame, size_t len, bool
      * built or verified the whole frame). */
     if (d->guest_csum) hdr[0] = VIRTIO_NET_HDR_F_DATA_VALID;
     hdr[1] = VIRTIO_NET_HDR_GSO_NONE;
+    /* a tso backend's header: what the host left to the guest, within what the driver took
+     * on (the backend was told: set_offload); num_buffers is ours */
+    if (bhdr) memcpy(hdr, bhdr, 10);
     size_t total = VIRTIO_NET_HDR_LEN + len;
 
     if (!d->mrg_rxbuf) {
@@ -183,7 +193,7 @@ static void flush_pending_locked(struct vnet *d, bool *notify, bool *broken)
 {
     while (d->running && !d->frozen && d->p_count) {
         struct rx_frame *f = d->pending[d->p_head];
-        int r = deliver_locked(d, f->data, f->len, notify);
+        int r = deliver_locked(d, f->has_hdr ? f->hdr : NULL, f->data, f->len, notify);
         if (r < 0) {
             *broken = true;
             return;
@@ -235,10 +245,8 @@ static void idle(struct vnet *d)
     pthread_mutex_unlock(&d->lock);
 }
 
-static void net_receive(void *ctx, const uint8_t *frame, size_t len)
+static void receive(struct vnet *d, const uint8_t *bhdr, const uint8_t *frame, size_t len)
 {
-    struct vnet *d = ctx;
-    if (len < NET_FRAME_MIN || len > NET_FRAME_MAX) return; /* the backend's bug: never sent */
     bool notify = false, broken = false;
     pthread_mutex_lock(&d->lock);
     if (!d->running) {
@@ -250,7 +258,7 @@ static void net_receive(void *ctx, const uint8_t *frame, size_t len)
     flush_pending_locked(d, &notify, &broken);
     int r = 0;
     if (!broken && !d->p_count && !d->frozen) {
-        r = deliver_locked(d, frame, len, &notify);
+        r = deliver_locked(d, bhdr, frame, len, &notify);
         if (r < 0) broken = true;
     }
     if (broken) {
@@ -261,7 +269,9 @@ static void net_receive(void *ctx, const uint8_t *frame, size_t len)
         } else {
             struct rx_frame *f = malloc(sizeof(*f) + len);
             if (f) {
-                f->len = (uint16_t)len;
+                f->len = (uint32_t)len;
+                f->has_hdr = bhdr != NULL;
+                if (bhdr) memcpy(f->hdr, bhdr, VIRTIO_NET_HDR_LEN);
                 memcpy(f->data, frame, len);
                 d->pending[(d->p_head + d->p_count++) % VNET_RX_PENDING] = f;
             } else {
@@ -273,6 +283,19 @@ static void net_receive(void *ctx, const uint8_t *frame, size_t len)
     pthread_mutex_unlock(&d->lock);
     finish(d, notify, broken);
     idle(d);
+}
+
+static void net_receive(void *ctx, const uint8_t *frame, size_t len)
+{
+    if (len < NET_FRAME_MIN || len > NET_FRAME_MAX) return; /* the backend's bug: never sent */
+    receive(ctx, NULL, frame, len);
+}
+
+static void net_receive_hdr(void *ctx, const uint8_t hdr[12], const uint8_t *frame, size_t len)
+{
+    struct vnet *d = ctx;
+    if (len < NET_FRAME_MIN || len > NET_GSO_FRAME_MAX || !d->tso) return;
+    receive(d, hdr, frame, len);
 }
 
 /* ---- transmit: frames from the guest to the backend ---- */
@@ -328,6 +351,13 @@ static void net_run(void *ctx)
 {
     struct vnet *d = ctx;
     bool notify_tx = false, notify_rx = false, broken = false, more = false;
+    pthread_mutex_lock(&d->lock);
+    unsigned apply = d->offload;
+    bool change = d->tso && (!d->offload_set || apply != d->offload_applied);
+    d->offload_set = true;
+    d->offload_applied = apply;
+    pthread_mutex_unlock(&d->lock);
+    if (change) net_backend_set_offload(d->nb, apply); /* the backend thread: here */
     pthread_mutex_lock(&d->lock);
     d->active = true;
     /* Buffers the driver added may take frames that waited for them. */
@@ -388,7 +418,18 @@ static void net_start(void *dev, uint64_t features)
     d->running = true;
     d->mrg_rxbuf = features & (1ull << VIRTIO_NET_F_MRG_RXBUF);
     d->guest_csum = features & (1ull << VIRTIO_NET_F_GUEST_CSUM);
+    /* what frames for the guest may leave to it: told to the backend on its own thread */
+    unsigned o = 0;
+    if (d->tso && d->guest_csum) {
+        o = NET_OFFLOAD_CSUM;
+        if (features & (1ull << VIRTIO_NET_F_GUEST_TSO4)) o |= NET_OFFLOAD_TSO4;
+        if (features & (1ull << VIRTIO_NET_F_GUEST_TSO6)) o |= NET_OFFLOAD_TSO6;
+        if (features & (1ull << VIRTIO_NET_F_GUEST_ECN)) o |= NET_OFFLOAD_ECN;
+    }
+    bool kick = d->tso && o != d->offload;
+    d->offload = o;
     pthread_mutex_unlock(&d->lock);
+    if (kick) net_backend_kick(d->nb);
 }
 
 static void net_notify(void *dev, unsigned q)
@@ -405,7 +446,10 @@ static bool net_reset(void *dev)
     d->running = false;
     d->mrg_rxbuf = d->guest_csum = false;
     drop_pending_locked(d);
+    bool kick = d->offload != 0; /* a driver that comes next may take on less */
+    d->offload = 0;
     pthread_mutex_unlock(&d->lock);
+    if (kick) net_backend_kick(d->nb);
     return true; /* chains are taken and given back under the lock: nothing is in flight */
 }
 
@@ -480,7 +524,8 @@ struct vnet *vnet_create(struct net_backend *nb, const uint8_t mac[6], const str
     d->ops = net_ops;
     if (d->tso)
         d->ops.features |= (1ull << VIRTIO_NET_F_HOST_TSO4) | (1ull << VIRTIO_NET_F_HOST_TSO6) |
-                           (1ull << VIRTIO_NET_F_HOST_ECN);
+                           (1ull << VIRTIO_NET_F_HOST_ECN) | (1ull << VIRTIO_NET_F_GUEST_TSO4) |
+                           (1ull << VIRTIO_NET_F_GUEST_TSO6) | (1ull << VIRTIO_NET_F_GUEST_ECN);
     d->t = virtio_mmio_create(&d->ops, d, gm, irq);
     if (!d->t) {
         pthread_cond_destroy(&d->idle);
@@ -488,7 +533,8 @@ struct vnet *vnet_create(struct net_backend *nb, const uint8_t mac[6], const str
         free(d);
         return NULL;
     }
-    struct net_client c = {.receive = net_receive, .run = net_run, .ctx = d};
+    struct net_client c = {
+        .receive = net_receive, .receive_hdr = net_receive_hdr, .run = net_run, .ctx = d};
     net_backend_attach(nb, &c);
     return d;
 }
