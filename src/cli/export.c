@@ -175,23 +175,33 @@ static int add_member(struct archive *a, struct member *m, char *err, size_t err
     return r;
 }
 
-/* Is the image a qcow2 with a backing file (not exportable on its own yet)? */
-static bool has_backing(const char *path)
+/* The qcow2 header of the file at path (its first 4 KiB): 1 with *h, 0 when the file does not
+ * start with the qcow2 magic, -EINVAL when it does but vessel cannot read the header, -errno
+ * when the file cannot be read. */
+static int qcow2_header_of(const char *path, struct qcow2_header *h)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return false;
+    if (fd < 0) return -errno;
     uint8_t buf[4096];
     struct stat sb;
     ssize_t n = pread(fd, buf, sizeof(buf), 0);
-    bool yes = false;
-    if (n > 4 && !memcmp(buf, "QFI\xfb", 4) && fstat(fd, &sb) == 0) {
-        struct qcow2_header h;
+    int r = 0;
+    if (n >= 4 && !memcmp(buf, "QFI\xfb", 4)) {
         char e[200];
-        yes = qcow2_parse_header(buf, (size_t)n, (uint64_t)sb.st_size, &h, e, sizeof(e)) == 0 &&
-              h.backing[0];
+        r = fstat(fd, &sb) == 0 &&
+                    qcow2_parse_header(buf, (size_t)n, (uint64_t)sb.st_size, h, e, sizeof(e)) == 0
+                ? 1
+                : -EINVAL;
     }
     close(fd);
-    return yes;
+    return r;
+}
+
+/* Is the image a qcow2 with a backing file (not exportable on its own yet)? */
+static bool has_backing(const char *path)
+{
+    struct qcow2_header h;
+    return qcow2_header_of(path, &h) == 1 && h.backing[0];
 }
 
 /* An imported disk must stand alone: a qcow2 header naming a backing file would have the VM
@@ -200,31 +210,19 @@ static bool has_backing(const char *path)
  * one whose header vessel cannot read is refused too. 0, or -1 with a message. */
 static int standalone_disk(const char *path, const char *member, char *err, size_t errlen)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        snprintf(err, errlen, "%.100s: %s", member, strerror(errno));
-        return -1;
-    }
-    uint8_t buf[4096];
-    struct stat sb;
-    ssize_t n = pread(fd, buf, sizeof(buf), 0);
-    int r = 0;
-    if (n >= 4 && !memcmp(buf, "QFI\xfb", 4)) {
-        struct qcow2_header h;
-        char e[200];
-        if (fstat(fd, &sb) < 0 ||
-            qcow2_parse_header(buf, (size_t)n, (uint64_t)sb.st_size, &h, e, sizeof(e)) < 0) {
-            snprintf(err, errlen, "%.100s: not a qcow2 image vessel can read", member);
-            r = -1;
-        } else if (h.backing[0]) {
-            snprintf(err, errlen,
-                     "%.100s names a backing file (%.100s): an export carries standalone disks",
-                     member, h.backing);
-            r = -1;
-        }
-    }
-    close(fd);
-    return r;
+    struct qcow2_header h;
+    int r = qcow2_header_of(path, &h);
+    if (r == -EINVAL)
+        snprintf(err, errlen, "%.100s: not a qcow2 image vessel can read", member);
+    else if (r < 0)
+        snprintf(err, errlen, "%.100s: %s", member, strerror(-r));
+    else if (r == 1 && h.backing[0])
+        snprintf(err, errlen,
+                 "%.100s names a backing file (%.100s): an export carries standalone disks", member,
+                 h.backing);
+    else
+        return 0;
+    return -1;
 }
 
 /* A disk member the manifest links to a backing member: it must be a qcow2 image with a
@@ -233,11 +231,7 @@ static int standalone_disk(const char *path, const char *member, char *err, size
 static int relink_disk(const char *path, const char *member, const char *final, const char *to,
                        char *err, size_t errlen)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    uint8_t buf[4];
-    bool q = fd >= 0 && pread(fd, buf, 4, 0) == 4 && !memcmp(buf, "QFI\xfb", 4);
-    if (fd >= 0) close(fd);
-    if (!q || !has_backing(path)) {
+    if (!has_backing(path)) {
         snprintf(err, errlen,
                  "%.100s: the manifest gives it a backing file, but it is not a qcow2 "
                  "image with one",

@@ -125,17 +125,22 @@ static int save_memory(struct machine *m, int fd, const uint8_t id[16], uint64_t
 static int save_locked(struct machine *m, int state_fd, int mem_fd, const char *config_json,
                        struct snap_save_stats *st, char *err, size_t errlen);
 
+/* Freeze (or let go) every device fed from the host (virtio_mmio_quiesce). */
+static void quiesce_all(struct machine *m, bool stop)
+{
+    for (unsigned i = 0; i < nslots(m); i++)
+        virtio_mmio_quiesce(slot_transport(m, i), stop);
+}
+
 int machine_snapshot_save(struct machine *m, int state_fd, int mem_fd, const char *config_json,
                           struct snap_save_stats *st, char *err, size_t errlen)
 {
     /* Devices fed from the host (the network) stop touching guest memory until the memory
      * file is written; then requests in flight complete against the files (the harts are
      * parked: no new ones). */
-    for (unsigned i = 0; i < nslots(m); i++)
-        virtio_mmio_quiesce(slot_transport(m, i), true);
+    quiesce_all(m, true);
     int r = save_locked(m, state_fd, mem_fd, config_json, st, err, errlen);
-    for (unsigned i = 0; i < nslots(m); i++)
-        virtio_mmio_quiesce(slot_transport(m, i), false);
+    quiesce_all(m, false);
     return r;
 }
 
@@ -171,8 +176,7 @@ int machine_disk_snapshot(struct machine *m, enum blk_snap_op op, const char *na
     for (unsigned i = 0; i < MACHINE_MAX_DISKS; i++)
         done[i] = false;
     /* as machine_snapshot_save: devices fed from the host hold still while requests drain */
-    for (unsigned i = 0; i < nslots(m); i++)
-        virtio_mmio_quiesce(slot_transport(m, i), true);
+    quiesce_all(m, true);
     int r = settle(m, err, errlen);
     for (unsigned i = 0; !r && i < m->cfg.ndisks; i++) {
         struct blk_backend *be = m->blk[i] ? vblk_backend(m->blk[i]) : NULL;
@@ -191,8 +195,7 @@ int machine_disk_snapshot(struct machine *m, enum blk_snap_op op, const char *na
                 blk_snapshot(vblk_backend(m->blk[i]), BLK_SNAP_DELETE, name, e2, sizeof(e2)) == 0)
                 done[i] = false;
         }
-    for (unsigned i = 0; i < nslots(m); i++)
-        virtio_mmio_quiesce(slot_transport(m, i), false);
+    quiesce_all(m, false);
     return r;
 }
 
@@ -348,8 +351,7 @@ int machine_snapshot_load(struct machine *m, const uint8_t *state, size_t len, c
     sr_close(&r);
     /* devices fed from the host (network, vsock) load frozen: they go on now that the PLIC
      * and the harts have their state, so no interrupt they raise is overwritten */
-    for (unsigned i = 0; i < nslots(m); i++)
-        virtio_mmio_quiesce(slot_transport(m, i), false);
+    quiesce_all(m, false);
     /* a restored VM is a new generation: the guest reseeds its RNG (dev/vmgenid.h) */
     if (rc == 0) vmgenid_new_generation(m->genid);
     return rc;

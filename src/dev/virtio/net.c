@@ -54,8 +54,7 @@ struct vnet {
     struct virtio_device_ops ops;
     /* receive offloads the driver took on (NET_OFFLOAD_*), for the backend to apply on its
      * thread at the next run() (offload_set: it has) */
-    unsigned offload, offload_applied;
-    bool offload_set;
+    unsigned offload, offload_applied; /* a new backend has none applied: 0 */
     struct vnet_stats st;
 };
 
@@ -352,13 +351,12 @@ static void net_run(void *ctx)
     struct vnet *d = ctx;
     bool notify_tx = false, notify_rx = false, broken = false, more = false;
     pthread_mutex_lock(&d->lock);
-    unsigned apply = d->offload;
-    bool change = d->tso && (!d->offload_set || apply != d->offload_applied);
-    d->offload_set = true;
-    d->offload_applied = apply;
-    pthread_mutex_unlock(&d->lock);
-    if (change) net_backend_set_offload(d->nb, apply); /* the backend thread: here */
-    pthread_mutex_lock(&d->lock);
+    if (d->tso && d->offload != d->offload_applied) {
+        unsigned apply = d->offload_applied = d->offload;
+        pthread_mutex_unlock(&d->lock);
+        net_backend_set_offload(d->nb, apply); /* the backend thread: here */
+        pthread_mutex_lock(&d->lock);
+    }
     d->active = true;
     /* Buffers the driver added may take frames that waited for them. */
     flush_pending_locked(d, &notify_rx, &broken);
