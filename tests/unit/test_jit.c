@@ -614,3 +614,27 @@ TEST(jit_dump_logs_one_block)
     CHECK(strstr(buf, "block 0x8000000c") == NULL);
     CHECK(st.blocks >= 2 && st.compile_ns > 0);
 }
+
+/* An OP-FP instruction the helper rejects (a reserved rounding mode) is raised by an
+ * interpreter step after the helper's call: the cached registers were written back before
+ * the call, which clobbered their host registers, so the step must not write them back
+ * again. Here x5-x7 are cached and dirty when the block reaches the instruction. */
+TEST(jit_rejected_fp_op_keeps_dirty_registers)
+{
+    struct th *t = th_new_jit(0);
+    th_csrw(t, CSR_MSTATUS_N, th_csrr(t, CSR_MSTATUS_N) | (1ull << 13)); /* FS Initial */
+    for (unsigned r = 5; r <= 7; r++)
+        for (unsigned k = 0; k < 3; k++)
+            th_emit(t, I_ADDI(r, r, (int32_t)r));
+    uint64_t bad_rm = th_emit(t, enc_r(0x53, 6, 5, 1, 1, 0x01)); /* rm 5: reserved */
+    th_emit(t, I_SELF_LOOP());
+    uint64_t before = t->h.instret;
+    CHECK_EQ(th_run_until(t, TH_MTRAP, 1), TH_MTRAP);
+    CHECK_EQ(t->h.mcause, EXC_ILLEGAL_INSN);
+    CHECK_EQ(t->h.mepc, bad_rm);
+    CHECK_EQ(t->h.instret - before, 9);
+    CHECK_EQ(t->h.x[5], 15);
+    CHECK_EQ(t->h.x[6], 18);
+    CHECK_EQ(t->h.x[7], 21);
+    th_free(t);
+}

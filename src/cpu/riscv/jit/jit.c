@@ -1003,13 +1003,19 @@ static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t
     struct x86 *e = &g->e;
     int32_t next = off + d->len;
     if (is_fp_mem(d->op) || d->op == RV_OP_FPU) {
+        if (d->op == RV_OP_FPU) {
+            /* fmv.w.x, fcvt read x registers. Written back before the stub is made: it is
+             * also reached after the helper's call, which clobbers the host registers, so it
+             * must not write them back (they stay loaded, clean, until the call). */
+            flush_dirty(g, g->dirty);
+            g->dirty = 0;
+        }
         /* F/D with mstatus.FS off is an illegal instruction: the interpreter raises it */
         struct stub *fs = new_stub(g, STUB_STEP, d, off, k);
         x86_mov_load(e, RAX, M(HREG, OFF_MSTATUS));
         x86_alu_imm(e, false, ALU_AND, R(RAX), (int32_t)MSTATUS_FS);
         fs->from[0] = x86_jcc(e, CC_E);
         if (d->op == RV_OP_FPU) {
-            flush_dirty(g, g->dirty); /* fmv.w.x, fcvt read x registers */
             x86_mov_load(e, RDI, R(HREG));
             x86_mov_imm(e, RSI, (uint32_t)d->imm); /* the raw encoding */
             x86_call_abs(e, (const void *)jit_fpu_helper);
