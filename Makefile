@@ -63,9 +63,9 @@ run:
 guest-cache:
 	./guest/build.sh
 
-# Bare-metal ISA tests against vessel (tests/isa/run.sh qemu runs them on QEMU).
+# Bare-metal ISA tests against vessel's interpreter (tests/isa/run.sh qemu runs them on QEMU).
 isa: vessel
-	./tests/isa/run.sh ./vessel
+	ISA_ENGINE=interp ./tests/isa/run.sh ./vessel
 # The same under --engine jit (also in the sanitizer build).
 isa-jit: vessel
 	ISA_ENGINE=jit ./tests/isa/run.sh ./vessel
@@ -75,13 +75,13 @@ isa-jit-asan: vessel-asan
 # Random-instruction differential tests against QEMU (tests/diff/README.md): `diff` is the CI
 # budget (4 x 500 sequences x 100 units, ~2*10^5 instructions), `diff-long` runs millions.
 # DIFF_EMU picks the emulator under test (a vessel binary or a command with {bin}).
-DIFF_EMU   ?= ./vessel
+DIFF_EMU   ?= ./vessel run --engine interp --firmware {bin} --memory 256M
 DIFF_SEEDS ?= 50
 DIFF_FIRST ?= 1000
 diff: vessel
 	./tests/diff/run.py --emu '$(DIFF_EMU)' --seeds 4 --seqs 500 --len 100
 # The JIT against the interpreter (DIFF_REF=qemu: against QEMU).
-DIFF_REF ?= ./vessel
+DIFF_REF ?= ./vessel run --engine interp --firmware {bin} --memory 256M
 diff-jit: vessel
 	./tests/diff/run.py --emu './vessel run --engine jit --firmware {bin} --memory 256M' \
 	    --ref '$(DIFF_REF)' --seeds 4 --seqs 500 --len 100 --out build/diff-jit

@@ -87,8 +87,9 @@ void cli_run_usage(FILE *out)
             "                     root, given in the device tree (/chosen/vessel,ssh-\n"
             "                     authorized-keys); the Debian root disk installs them in\n"
             "                     /root/.ssh/authorized_keys at boot; repeatable (%d files)\n"
-            "  --engine ENGINE    interp (default) or jit (x86-64 translation)\n"
-            "  --jit-cache SIZE   translated code per vCPU with --engine jit (default 64M,\n"
+            "  --engine ENGINE    jit (default: guest code translated to x86-64) or interp\n"
+            "                     (the interpreter, the JIT's reference)\n"
+            "  --jit-cache SIZE   translated code per vCPU with the JIT (default 64M,\n"
             "                     64K to 2G; flushed whole when full)\n"
             "  --log-level LEVEL  error, warn (default), info, debug, trace (traps)\n"
             "  --log-file FILE    write log lines to FILE instead of stderr\n"
@@ -254,6 +255,7 @@ int cli_run_parse(int argc, char **argv, const struct host_limits *lim, struct r
 {
     memset(a, 0, sizeof(*a));
     struct machine_config *mc = &a->vm.machine;
+    mc->engine = ENGINE_JIT; /* the default: --engine interp for the interpreter */
     const char *cpus_s = NULL, *mem_s = NULL, *gdb_s = NULL, *net_s = NULL;
     const char *publish[NET_MAX_HOSTFWD + 1];
     unsigned npublish = 0;

@@ -19,6 +19,7 @@ void vm_spec_init(struct vm_spec *s)
     memset(s, 0, sizeof(*s));
     s->cpus = 1;
     s->mem_mib = VM_DEFAULT_MEM_MIB;
+    s->jit = true; /* the default engine */
 }
 
 bool vm_drive_id_valid(const char *id)
@@ -710,7 +711,7 @@ json_object *vm_spec_to_json(const struct vm_spec *s, bool vessel_extras)
             json_object_object_add(v, "network", json_object_new_string(s->net.user));
         if (s->ssh_keys[0])
             json_object_object_add(v, "ssh_authorized_keys", json_object_new_string(s->ssh_keys));
-        if (s->jit) json_object_object_add(v, "engine", json_object_new_string("jit"));
+        if (!s->jit) json_object_object_add(v, "engine", json_object_new_string("interp"));
         if (s->jit_cache_size)
             json_object_object_add(v, "jit_cache",
                                    json_object_new_int64((int64_t)s->jit_cache_size));

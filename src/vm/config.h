@@ -73,7 +73,7 @@ struct vm_spec {
     unsigned nssh_identities;
     char ssh_identities[VM_SSH_KEY_FILES][VM_PATH_MAX];
     /* --engine and --jit-cache (vessel.engine "interp"/"jit", vessel.jit_cache bytes; 0: the
-     * default size) */
+     * default size). true by default (vm_spec_init): config.json names only "interp". */
     bool jit;
     uint64_t jit_cache_size;
 };

@@ -1274,31 +1274,39 @@ def test_mac_unique(vessel):
 
 
 def test_engine(vessel):
-    """A stored VM keeps --engine and --jit-cache: created with the JIT it runs translated code
-    (the VM process says so), `set` changes it back, and bad values are refused with one line."""
+    """A stored VM keeps --engine and --jit-cache: created with the interpreter it runs it (the
+    VM process says so), `set` gives it the default engine (the JIT) back, which the VM process
+    then runs with the stored cache size, and bad values are refused with one line."""
     s = Store(vessel)
     try:
-        r = s.run("create", "j", "--memory", "128M", "--engine", "jit", "--jit-cache", "16M")
-        check("engine: create --engine jit", r.returncode == 0, r.stderr)
+        r = s.run("create", "j", "--memory", "128M", "--engine", "interp", "--jit-cache", "16M")
+        check("engine: create --engine interp", r.returncode == 0, r.stderr)
         c = json.loads(s.run("inspect", "j").stdout or "{}").get("config", {}).get("vessel", {})
-        check("engine: kept in config.json", c.get("engine") == "jit" and
+        check("engine: kept in config.json", c.get("engine") == "interp" and
               c.get("jit_cache") == 16 << 20, str(c))
         r = s.run("start", "j")
         check("engine: started", r.returncode == 0, r.stderr)
-        check("engine: the JIT VM boots", s.wait_marker("j", 240))
+        check("engine: the interpreter's VM boots", s.wait_marker("j", 240))
         rt = json.loads(s.run("inspect", "j").stdout or "{}").get("runtime", {})
-        check("engine: the VM process runs the JIT", rt.get("engine") == "jit", str(rt))
-        check("engine: the JIT guest answers", s.ask("j", "jit", "echo $((6*7))") == "42")
+        check("engine: the VM process runs the interpreter", rt.get("engine") == "interp",
+              str(rt))
+        check("engine: the guest answers", s.ask("j", "int", "echo $((6*7))") == "42")
         s.run("stop", "j", "--force")
-        r = s.run("set", "j", "--engine", "interp")
+        r = s.run("set", "j", "--engine", "jit")
         c = json.loads(s.run("inspect", "j").stdout or "{}").get("config", {}).get("vessel", {})
-        check("engine: set --engine interp", r.returncode == 0 and "engine" not in c and
-              c.get("jit_cache") == 16 << 20, r.stderr + str(c))
+        check("engine: set --engine jit (the default: not written)",
+              r.returncode == 0 and "engine" not in c and c.get("jit_cache") == 16 << 20,
+              r.stderr + str(c))
         r = s.run("start", "j")
         check("engine: starts again", r.returncode == 0 and s.wait_marker("j", 240), r.stderr)
         rt = json.loads(s.run("inspect", "j").stdout or "{}").get("runtime", {})
-        check("engine: now the interpreter", rt.get("engine") == "interp", str(rt))
+        check("engine: now the JIT", rt.get("engine") == "jit", str(rt))
+        check("engine: the JIT guest answers", s.ask("j", "jit", "echo $((6*7))") == "42")
         s.run("stop", "j", "--force")
+        r = s.run("create", "d", "--memory", "128M")
+        c = json.loads(s.run("inspect", "d").stdout or "{}").get("config", {}).get("vessel", {})
+        check("engine: a VM created without --engine names none (the default, the JIT)",
+              r.returncode == 0 and "engine" not in c, r.stderr + str(c))
         for args, what in ((("--engine", "fast"), "--engine fast"),
                            (("--jit-cache", "1K"), "--jit-cache 1K")):
             r = s.run("set", "j", *args)
