@@ -401,6 +401,18 @@ def run_once(kind, argv, args, logdir, rep, sums):
         r["exit"] = te - con.t0
         r["boot_off"] = r["prompt"] + r["poweroff"]
         r["maxrss"] = con.rusage.ru_maxrss / 1024.0
+        # vessel's JIT logs its counters per hart at exit (--log-level debug): the time
+        # spent translating, against the process's whole CPU time.
+        cpu = con.rusage.ru_utime + con.rusage.ru_stime
+        try:
+            with open(con.err_path, errors="replace") as f:
+                ms = [int(m.group(1)) for m in
+                      re.finditer(r"jit: .* (\d+) ms translating", f.read())]
+        except OSError:
+            ms = []
+        if ms and cpu > 0:
+            r["jit_s"] = sum(ms) / 1000.0
+            r["jit_share"] = 100.0 * r["jit_s"] / cpu
         return r
     except RunError:
         print("---- last console output of %s (full log: %s) ----\n%s\n----"
@@ -449,6 +461,8 @@ def rows(args):
          ("abs", 20.0)),
         ("overhead_jit", "  overhead + code cache (once)", "MiB", "%.1f",
          None),
+        ("jit_s", "JIT translation time (all harts)", "s", "%.2f", None),
+        ("jit_share", "  share of the process's CPU time", "%", "%.1f", None),
     ]
     return out
 
@@ -611,7 +625,8 @@ def main():
             files[k] = os.path.join(tmp, k)
             shutil.copyfile(getattr(args, k), files[k])
         argv = {
-            "vessel": [args.vessel, "run", "--cpus", str(args.cpus),
+            "vessel": [args.vessel, "run", "--log-level", "debug",
+                       "--cpus", str(args.cpus),
                        "--memory", "%dM" % mem_mib, "--kernel",
                        files["kernel"], "--initrd", files["initrd"],
                        "--firmware", files["firmware"], "--cmdline",
