@@ -1,6 +1,7 @@
 /* Board assembly: RAM, devices on the bus, interrupt wiring, image placement as QEMU's virt
  * machine does it (NOTES-boot.md §1), one host thread per hart. */
 #include "machine/machine.h"
+#include "cpu/riscv/jit/cache.h"
 #include "dev/goldfish_rtc.h"
 #include "dev/uart.h"
 #include "dev/vmgenid.h"
@@ -253,6 +254,12 @@ static int load_images(struct machine *m, char *err, size_t errlen)
         h->x[12] = info_addr;
     }
     return 0;
+}
+
+uint64_t machine_code_per_hart(const struct machine_config *cfg)
+{
+    if (cfg->engine != ENGINE_JIT) return 0;
+    return cfg->jit_cache_size ? cfg->jit_cache_size : JIT_CACHE_DEFAULT;
 }
 
 int machine_create(struct machine **out, const struct machine_config *cfg, struct chr *console,

@@ -129,6 +129,10 @@ struct machine {
     uint64_t entry_kernel, fdt_addr;
 };
 
+/* Bytes of translated code each hart may keep under cfg's engine (its --jit-cache or the
+ * default; 0 under the interpreter): memory the VM process may use beyond guest RAM. */
+uint64_t machine_code_per_hart(const struct machine_config *cfg);
+
 /* Build the machine and load its images. On failure returns -errno with a one-line message in
  * err (bad input: -EINVAL/-ENOENT/-E2BIG...; host problems otherwise). */
 int machine_create(struct machine **out, const struct machine_config *cfg, struct chr *console,

@@ -97,8 +97,8 @@ static int before_start(struct api_ctx *a, char *err, size_t errlen)
         }
         /* a stored VM's own cgroup; the monitor removes it after the VM process exits */
         char cerr[sizeof(p->run.cgroup_note)];
-        if (cgroup_enter(p->o->name, vo->machine.ram_size, vo->machine.cpus, cerr, sizeof(cerr)) <
-            0) {
+        if (cgroup_enter(p->o->name, vo->machine.ram_size, vo->machine.cpus,
+                         machine_code_per_hart(&vo->machine), cerr, sizeof(cerr)) < 0) {
             snprintf(p->run.cgroup_note, sizeof(p->run.cgroup_note), "not enforced: %.200s", cerr);
             log_warn("%s", p->run.cgroup_note);
         } else {

@@ -20,14 +20,17 @@
  * the transient copy of the kernel read on every (re)boot (~31 MiB for Debian's), io_uring
  * rings and the page cache of image I/O that the memory controller charges to the group
  * (reclaimable, so a tight limit costs speed, not the VM). Page tables for guest RAM: 8 bytes per
- * 4 KiB page, 1/512 of it. */
+ * 4 KiB page, 1/512 of it. Under the JIT each hart's code cache (a memfd: shared memory, charged
+ * to the group as its pages are written, never reclaimable without swap) may fill up to its
+ * size: it is added whole, or a guest that runs much code would be killed by the limit rather
+ * than have its cache flushed. */
 #define OVERHEAD_FIXED    (64 * MIB)
 #define OVERHEAD_PER_HART (16 * MIB)
 
-uint64_t cgroup_memory_limit(uint64_t ram_size, unsigned cpus)
+uint64_t cgroup_memory_limit(uint64_t ram_size, unsigned cpus, uint64_t code_per_hart)
 {
     uint64_t pt = (ram_size / 512 + MIB - 1) & ~(MIB - 1);
-    return ram_size + OVERHEAD_FIXED + (uint64_t)cpus * OVERHEAD_PER_HART + pt;
+    return ram_size + OVERHEAD_FIXED + (uint64_t)cpus * (OVERHEAD_PER_HART + code_per_hart) + pt;
 }
 
 static int fail(char *err, size_t errlen, int e, const char *fmt, ...)
@@ -191,7 +194,8 @@ static int setup_failed(char *err, size_t errlen, int r, const char *what, const
     return fail(err, errlen, -r, "cgroup limits not enforced: %s %s: %s", what, path, strerror(-r));
 }
 
-int cgroup_enter(const char *name, uint64_t ram_size, unsigned cpus, char *err, size_t errlen)
+int cgroup_enter(const char *name, uint64_t ram_size, unsigned cpus, uint64_t code_per_hart,
+                 char *err, size_t errlen)
 {
     if (!cgroup_name_valid(name))
         return fail(err, errlen, EINVAL,
@@ -202,7 +206,7 @@ int cgroup_enter(const char *name, uint64_t ram_size, unsigned cpus, char *err, 
     if (mode == CG_NONE)
         return fail(err, errlen, ENOENT,
                     "cgroup limits not enforced: no memory and cpu cgroup controllers mounted");
-    uint64_t limit = cgroup_memory_limit(ram_size, cpus);
+    uint64_t limit = cgroup_memory_limit(ram_size, cpus, code_per_hart);
     snprintf(pid, sizeof(pid), "%d", (int)getpid());
     int r;
     if (mode == CG_V2) {

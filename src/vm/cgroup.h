@@ -13,14 +13,16 @@
 
 #define CGROUP_CPU_PERIOD_US 100000 /* 100 ms, the kernel's default CFS period */
 
-/* Memory a VM process may use for guest RAM of ram_size bytes and cpus harts (cgroup.c says
- * what the overhead covers). */
-uint64_t cgroup_memory_limit(uint64_t ram_size, unsigned cpus);
+/* Memory a VM process may use for guest RAM of ram_size bytes and cpus harts, each with a JIT
+ * code cache of code_per_hart bytes (0 under the interpreter; cgroup.c says what the overhead
+ * covers). */
+uint64_t cgroup_memory_limit(uint64_t ram_size, unsigned cpus, uint64_t code_per_hart);
 
 /* Creates (or reuses) the VM's group, writes its limits and moves this process into it. Call
  * before dropping root. Returns 0; or -errno with a one-line reason in err (not root and no
  * delegated subtree, no controllers, a bad name) for the caller to show once. */
-int cgroup_enter(const char *name, uint64_t ram_size, unsigned cpus, char *err, size_t errlen);
+int cgroup_enter(const char *name, uint64_t ram_size, unsigned cpus, uint64_t code_per_hart,
+                 char *err, size_t errlen);
 
 /* Removes the VM's group (after its process exited). 0 when removed or absent; -EBUSY while a
  * process is still in it; other -errno with err. */

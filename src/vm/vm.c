@@ -308,7 +308,8 @@ static int vm_boot(struct vm *vm, char *err, size_t errlen)
     if (o->cgroup) {
         char cerr[400];
         /* Not fatal: the VM runs without limits and says so once. */
-        if (cgroup_enter(o->cgroup, o->machine.ram_size, o->machine.cpus, cerr, sizeof(cerr)) < 0)
+        if (cgroup_enter(o->cgroup, o->machine.ram_size, o->machine.cpus,
+                         machine_code_per_hart(&o->machine), cerr, sizeof(cerr)) < 0)
             fprintf(stderr, "vessel: %s\n", cerr);
     }
     vm->mc = o->machine;

@@ -125,14 +125,17 @@ if [ "$(id -u)" = 0 ]; then
         "$(grep Groups: /proc/$P/status)"
     check no_capabilities '[ "$(status_field $P CapEff)" = 0000000000000000 ] && [ "$(status_field $P CapPrm)" = 0000000000000000 ]' \
         "$(grep -E 'CapEff|CapPrm' /proc/$P/status | tr '\n' ' ')"
-    # cgroup: membership and limits (guest 512 MiB + 64 + 2 * 16 + 1 MiB; 2 vCPUs of 100 ms)
+    # cgroup: membership and limits (guest 512 MiB + 64 + 2 * 16 + 1 MiB, and under the JIT
+    # 2 * 64 MiB of code cache; 2 vCPUs of 100 ms)
+    jitmb=0
+    if [ "${SANDBOX_ENGINE:-interp}" = jit ]; then jitmb=128; fi
     read -r memdir cpudir <<<"$(cgdirs "$CG" | tr '\n' ' ')"
     memcg=$(awk -F: '("," $2 ",") ~ /,memory,/ {print $3}' /proc/$P/cgroup)
     cpucg=$(awk -F: '("," $2 ",") ~ /,cpu,/ {print $3}' /proc/$P/cgroup)
     check cgroup_memory_member '[ "${memcg##*/vessel/}" = "$CG" ] && grep -qx "$P" "$memdir/cgroup.procs"' "memory cgroup $memcg"
     check cgroup_cpu_member '[ "${cpucg##*/vessel/}" = "$CG" ] && grep -qx "$P" "$cpudir/cgroup.procs"' "cpu cgroup $cpucg"
     lim=$(cat "$memdir/memory.limit_in_bytes" 2>/dev/null)
-    check cgroup_memory_limit '[ "$lim" = $(((512 + 64 + 32 + 1) << 20)) ]' "memory.limit_in_bytes $lim"
+    check cgroup_memory_limit '[ "$lim" = $(((512 + 64 + 32 + jitmb + 1) << 20)) ]' "memory.limit_in_bytes $lim"
     q=$(cat "$cpudir/cpu.cfs_quota_us" 2>/dev/null) per=$(cat "$cpudir/cpu.cfs_period_us" 2>/dev/null)
     check cgroup_cpu_quota '[ "$q" = 200000 ] && [ "$per" = 100000 ]' "cfs_quota_us $q, cfs_period_us $per"
 else

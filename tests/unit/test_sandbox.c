@@ -3,6 +3,7 @@
 #include "test.h"
 #include "cpu/riscv/jit/cache.h"
 #include "cpu/riscv/jit/x86.h"
+#include "machine/machine.h"
 #include "vm/cgroup.h"
 #include "vm/sandbox.h"
 #include <errno.h>
@@ -248,8 +249,16 @@ TEST(cgroup_names_and_limits)
     longname[64] = 0;
     CHECK(cgroup_name_valid(longname));
     /* guest + 64 MiB + 16 MiB per vCPU + RAM/512 (rounded up to a MiB) */
-    CHECK_EQ(cgroup_memory_limit(512ull << 20, 1), (512ull + 64 + 16 + 1) << 20);
-    CHECK_EQ(cgroup_memory_limit(1ull << 30, 4), (1024ull + 64 + 64 + 2) << 20);
+    CHECK_EQ(cgroup_memory_limit(512ull << 20, 1, 0), (512ull + 64 + 16 + 1) << 20);
+    CHECK_EQ(cgroup_memory_limit(1ull << 30, 4, 0), (1024ull + 64 + 64 + 2) << 20);
+    /* under the JIT each hart's code cache may fill up: added whole */
+    CHECK_EQ(cgroup_memory_limit(1ull << 30, 4, 64ull << 20), (1024ull + 64 + 64 + 256 + 2) << 20);
+    struct machine_config mc = {.engine = ENGINE_JIT};
+    CHECK_EQ(machine_code_per_hart(&mc), 64ull << 20);
+    mc.jit_cache_size = 16ull << 20;
+    CHECK_EQ(machine_code_per_hart(&mc), 16ull << 20);
+    mc.engine = ENGINE_INTERP;
+    CHECK_EQ(machine_code_per_hart(&mc), 0);
     char p[256];
     CHECK_EQ(cgroup_path("../x", "memory", p, sizeof(p)), (unsigned long long)-EINVAL);
 }
