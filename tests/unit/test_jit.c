@@ -638,3 +638,66 @@ TEST(jit_rejected_fp_op_keeps_dirty_registers)
     CHECK_EQ(t->h.x[7], 21);
     th_free(t);
 }
+
+/* A rotate written as shift, shift, or (sha256's sigma functions) is one x86 rotate when the
+ * shifts' own results are dead: the 32-bit form sign-extends, the 64-bit one does not, the
+ * shifts may come in either order. When a shift's result is still read, or a load that may
+ * fault comes before the block overwrites it, the three run as written: the result and
+ * every register at the fault are exact. */
+TEST(jit_rotate_fused_only_when_unseen)
+{
+    struct th *t = th_new_jit(0);
+    t->h.x[15] = 0x00000000c0000003ull; /* rotated right by 6 (32 bits): 0x0f000000 */
+    t->h.x[13] = 0x8000000000000001ull;
+    th_emit(t, I_SLLIW(23, 15, 26)); /* rorw x14, x15, 6 */
+    th_emit(t, I_SRLIW(14, 15, 6));
+    th_emit(t, I_OR(14, 14, 23));
+    th_emit(t, I_SRLI(24, 13, 4)); /* ror x25, x13, 4 (the shifts the other way round) */
+    th_emit(t, I_SLLI(23, 13, 60));
+    th_emit(t, I_OR(25, 23, 24));
+    th_emit(t, I_SLLIW(26, 15, 31)); /* rorw x28, x15, 1: sign-extends */
+    th_emit(t, I_SRLIW(27, 15, 1));
+    th_emit(t, I_OR(28, 26, 27));
+    th_emit(t, I_ADDI(23, 0, 1)); /* x23, x24, x26, x27 overwritten: the shifts were unseen */
+    th_emit(t, I_ADDI(24, 0, 2));
+    th_emit(t, I_ADDI(26, 0, 3));
+    th_emit(t, I_ADDI(27, 0, 4));
+    uint64_t end = th_emit(t, I_SELF_LOOP());
+    CHECK_EQ(th_run_until(t, end, 4), end);
+    CHECK_EQ(t->h.x[14], 0x000000000f000000ull);
+    CHECK_EQ(t->h.x[25], 0x1800000000000000ull);
+    CHECK_EQ(t->h.x[28], 0xffffffffe0000001ull);
+    CHECK_EQ(t->h.x[23], 1);
+    CHECK_EQ(t->h.x[27], 4);
+    struct jit_stats st;
+    jit_get_stats(&t->h, &st);
+    CHECK_EQ(st.fused, 3);
+    th_free(t);
+
+    /* a shift's result read afterwards, then one live at a fault: not fused, exact */
+    t = th_new_jit(0);
+    t->h.x[15] = 0x00000000c0000003ull;
+    t->h.x[10] = TH_UNMAPPED;
+    th_emit(t, I_SLLIW(23, 15, 26));
+    th_emit(t, I_SRLIW(14, 15, 6));
+    th_emit(t, I_OR(14, 14, 23));
+    th_emit(t, I_ADD(5, 23, 0)); /* reads x23 */
+    th_emit(t, I_SLLIW(24, 15, 26));
+    th_emit(t, I_SRLIW(22, 15, 6));
+    th_emit(t, I_OR(21, 22, 24));
+    uint64_t ld = th_emit(t, I_LD(7, 10, 0)); /* faults with x22 and x24 as the shifts left them */
+    th_emit(t, I_ADDI(24, 0, 1));
+    th_emit(t, I_ADDI(22, 0, 1));
+    th_emit(t, I_SELF_LOOP());
+    CHECK_EQ(th_run_until(t, TH_MTRAP, 4), TH_MTRAP);
+    CHECK_EQ(t->h.mepc, ld);
+    CHECK_EQ(t->h.x[14], 0x000000000f000000ull);
+    CHECK_EQ(t->h.x[5], 0x000000000c000000ull);
+    CHECK_EQ(t->h.x[23], 0x000000000c000000ull);
+    CHECK_EQ(t->h.x[24], 0x000000000c000000ull);
+    CHECK_EQ(t->h.x[22], 0x0000000003000000ull);
+    CHECK_EQ(t->h.x[21], 0x000000000f000000ull);
+    jit_get_stats(&t->h, &st);
+    CHECK_EQ(st.fused, 0);
+    th_free(t);
+}

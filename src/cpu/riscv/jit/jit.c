@@ -1184,6 +1184,129 @@ static void emit_stub(struct gen *g, const struct stub *s)
     }
 }
 
+static void insn_xregs(const struct rv_decoded *d, unsigned r[2], unsigned *w);
+
+/* Operations that run inline without a call and cannot fault, branch or leave the block:
+ * between them no one can see a guest register (an exit, a fault, a helper or an
+ * interpreter step would). */
+static bool unobservable(enum rv_op op)
+{
+    if (op == RV_OP_LI || op == RV_OP_MV || op == RV_OP_NOP) return true;
+    if (!rv_alu_op(op)) return false;
+    switch (op) { /* the ones emit_alu calls rv_alu for write back the dirty registers */
+    case RV_OP_ADDI:
+    case RV_OP_XORI:
+    case RV_OP_ORI:
+    case RV_OP_ANDI:
+    case RV_OP_ADDIW:
+    case RV_OP_SLTI:
+    case RV_OP_SLTIU:
+    case RV_OP_SLLI:
+    case RV_OP_SRLI:
+    case RV_OP_SRAI:
+    case RV_OP_SLLIW:
+    case RV_OP_SRLIW:
+    case RV_OP_SRAIW:
+    case RV_OP_ADD:
+    case RV_OP_SUB:
+    case RV_OP_XOR:
+    case RV_OP_OR:
+    case RV_OP_AND:
+    case RV_OP_ADDW:
+    case RV_OP_SUBW:
+    case RV_OP_SLT:
+    case RV_OP_SLTU:
+    case RV_OP_SLL:
+    case RV_OP_SRL:
+    case RV_OP_SRA:
+    case RV_OP_SLLW:
+    case RV_OP_SRLW:
+    case RV_OP_SRAW:
+    case RV_OP_MUL:
+    case RV_OP_MULW:
+    case RV_OP_MULH:
+    case RV_OP_MULHU: return true;
+    default: return false;
+    }
+}
+
+/* Register r's value after instruction k is never seen: the block writes r again at some
+ * instruction after k, every instruction up to and including that one is unobservable, and
+ * none of them reads r. */
+static bool dead_after(const struct rv_decoded *d, unsigned k, unsigned n, unsigned r)
+{
+    if (r == 0 || r == 32) return true; /* x0: writes go to the sink */
+    for (unsigned i = k + 1; i < n; i++) {
+        if (!unobservable(d[i].op)) return false;
+        unsigned rr[2], w;
+        insn_xregs(&d[i], rr, &w);
+        if (rr[0] == r || rr[1] == r) return false;
+        if (w == r) return true;
+    }
+    return false;
+}
+
+/* A rotate written as two shifts and an or (what compilers emit without Zbb: sha256's
+ * sigma functions are six of them per round), d[k..k+2]: slli(w) a, x, s; srli(w) b, x, n;
+ * or c, a, b (the shifts in either order, the or's operands too), s + n = 64 (32): c = x
+ * rotated right by n (for the W forms sign-extended from 32 bits), one x86 rotate instead of
+ * two shifts, their sign extensions and the or. Only when the shifts' own results are never
+ * seen (dead_after: the block overwrites a and b before anything could look) unless c is
+ * one of them. Returns false (nothing emitted) for any other instructions. */
+static bool emit_rotate(struct gen *g, const struct rv_decoded *d, unsigned k, unsigned n)
+{
+    if (k + 2 >= n) return false;
+    const struct rv_decoded *s1 = &d[k], *s2 = &d[k + 1], *o = &d[k + 2];
+    if (o->op != RV_OP_OR) return false;
+    bool w = s1->op == RV_OP_SLLIW || s1->op == RV_OP_SRLIW;
+    unsigned bits = w ? 32 : 64;
+    const struct rv_decoded *l, *r;
+    if (s1->op == (w ? RV_OP_SLLIW : RV_OP_SLLI) && s2->op == (w ? RV_OP_SRLIW : RV_OP_SRLI)) {
+        l = s1;
+        r = s2;
+    } else if (s1->op == (w ? RV_OP_SRLIW : RV_OP_SRLI) &&
+               s2->op == (w ? RV_OP_SLLIW : RV_OP_SLLI)) {
+        l = s2;
+        r = s1;
+    } else {
+        return false;
+    }
+    unsigned x = l->rs1, a = l->rd, b = r->rd, c = o->rd;
+    unsigned sl = (unsigned)l->imm & (bits - 1), sr = (unsigned)r->imm & (bits - 1);
+    if (r->rs1 != x || sl + sr != bits || sr == 0 || a == b || a == x || b == x || a == 0 ||
+        b == 0 || a == 32 || b == 32)
+        return false;
+    if (!((o->rs1 == a && o->rs2 == b) || (o->rs1 == b && o->rs2 == a))) return false;
+    if ((c != a && !dead_after(d, k + 2, n, a)) || (c != b && !dead_after(d, k + 2, n, b)))
+        return false;
+    struct x86 *e = &g->e;
+    if (g->host[c] >= 0) {
+        enum x86_reg h = (enum x86_reg)g->host[c];
+        if (g->host[x] >= 0) {
+            enum x86_reg hx = hreg(g, x);
+            if (w)
+                x86_mov32_load(e, h, R(hx));
+            else
+                x86_mov_load(e, h, R(hx));
+        } else if (w) {
+            x86_mov32_load(e, h, M(HREG, OFF_X(x)));
+        } else {
+            x86_mov_load(e, h, M(HREG, OFF_X(x)));
+        }
+        x86_shift_imm(e, !w, SH_ROR, h, (uint8_t)sr);
+        if (w) x86_movsxd(e, h, h);
+        mark_written(g, c);
+    } else {
+        if (w)
+            x86_mov32_load(e, RAX, greg(g, x));
+        else
+            x86_mov_load(e, RAX, greg(g, x));
+        x86_shift_imm(e, !w, SH_ROR, RAX, (uint8_t)sr);
+        emit_set_rd(g, c, w);
+    }
+    return true;
+}
+
 /* Decode up to JIT_MAX_INSNS translatable instructions at page offset off of p->code. */
 static unsigned scan_block(const uint8_t *code, unsigned off, struct rv_decoded *d)
 {
@@ -1348,6 +1471,13 @@ static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc)
         enum emitted em = EMIT_CONT;
         unsigned base = 0; /* instructions already added to instret */
         for (unsigned k = 0; k < n && em != EMIT_END; k++) {
+            if (emit_rotate(&g, d, k, n)) { /* three instructions as one */
+                for (unsigned i = 0; i < 3; i++)
+                    ioff += d[k + i].len;
+                k += 2;
+                j->st.fused++;
+                continue;
+            }
             em = emit_insn(&g, &d[k], ioff, k - base);
             if (em == EMIT_SYNCED) base = k + 1;
             ioff += d[k].len;
@@ -1561,12 +1691,13 @@ void jit_destroy(struct hart *h)
     log_debug("hart %u jit: %llu blocks translated (%llu guest instructions, %llu KiB host "
               "code), %llu pages invalidated (code changed), %llu page records evicted, "
               "%llu interpreter fallbacks (blocks), %llu interpreted instructions in blocks, "
-              "%llu cache flushes, %llu exits linked, %llu ms translating",
+              "%llu cache flushes, %llu exits linked, %llu rotates fused, %llu ms translating",
               h->id, (unsigned long long)j->st.blocks, (unsigned long long)j->st.insns,
               (unsigned long long)(j->st.host_bytes >> 10), (unsigned long long)j->st.invalidated,
               (unsigned long long)j->st.evicted, (unsigned long long)j->st.fallbacks,
               (unsigned long long)j->st.steps, (unsigned long long)j->st.flushes,
-              (unsigned long long)j->st.linked, (unsigned long long)(j->st.compile_ns / 1000000));
+              (unsigned long long)j->st.linked, (unsigned long long)j->st.fused,
+              (unsigned long long)(j->st.compile_ns / 1000000));
     if (log_current_level >= LOG_TRACE) {
         /* the ten operations the interpreter ran most inside blocks */
         for (unsigned n = 0; n < 10; n++) {
