@@ -701,3 +701,37 @@ TEST(jit_rotate_fused_only_when_unseen)
     CHECK_EQ(st.fused, 0);
     th_free(t);
 }
+
+/* Code pages that share a set of the page-record index keep their records: 40 pages, two in
+ * each of 20 sets (with 16 MiB of RAM the index's hash gives every set two pages: x and
+ * 0x800 + (x ^ 1), jit.c jit_page), run round after round as one loop. Each record filled
+ * invalidates the jump cache, so a direct-mapped index (one way) would make the two pages of
+ * a set take the record from each other on every round and re-translate for ever. */
+TEST(jit_pages_sharing_a_set_keep_their_records)
+{
+    struct th *t = th_new_jit(0);
+    uint64_t pages[40];
+    for (unsigned k = 0; k < 20; k++) {
+        unsigned x = 0x20 + k;
+        pages[2 * k] = TH_RAM_BASE + ((uint64_t)x << 12);
+        pages[2 * k + 1] = TH_RAM_BASE + ((uint64_t)(0x800 + (x ^ 1)) << 12);
+    }
+    for (unsigned k = 0; k < 40; k++) {
+        uint64_t next = pages[(k + 1) % 40] - TH_RAM_BASE;
+        th_org(t, pages[k]);
+        th_emit(t, I_ADDI(5, 5, 1));
+        th_emit(t, I_LUI(6, (int32_t)next));
+        th_emit(t, I_ADD(6, 6, 7));
+        th_emit(t, I_JALR(0, 6, 0));
+    }
+    t->h.x[7] = TH_RAM_BASE;
+    t->h.pc = pages[0];
+    for (int i = 0; i < 20; i++)
+        jit_exec(&t->h, 2048);
+    CHECK(t->h.x[5] >= 40 * 100); /* a hundred rounds at least */
+    struct jit_stats st;
+    jit_get_stats(&t->h, &st);
+    CHECK_EQ(st.evicted, 0);
+    CHECK(st.blocks <= 40 + 4);
+    th_free(t);
+}
