@@ -820,14 +820,21 @@ static bool is_live(enum store_vm_state s)
 }
 
 /* Wait until the VM's process has let go of its lock. */
+/* Until name's VM is no longer live (false after ms), and then until its monitor has let go
+ * of the VM's lock (at most 5 s more): its monitor writes run.json's "stopped" before it
+ * cleans up, and a caller that then cleared the runtime files would leave a VM whose lock is
+ * held without a run.json, which `vessel list` shows as starting. */
 static bool wait_stopped(const struct store *st, const char *name, uint64_t ms)
 {
     uint64_t end = mono_ms() + ms;
     for (;;) {
-        if (!is_live(store_vm_state(st, name, NULL))) return true;
+        if (!is_live(store_vm_state(st, name, NULL))) break;
         if (mono_ms() >= end) return false;
         sleep_ms(20);
     }
+    for (uint64_t grace = mono_ms() + 5000; store_vm_held(st, name) && mono_ms() < grace;)
+        sleep_ms(20);
+    return true;
 }
 
 /* ---- stop / pause / resume ---- */

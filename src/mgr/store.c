@@ -416,6 +416,13 @@ static bool lock_held(const char *path)
     return lock_held_range(path, 0, 0);
 }
 
+bool store_vm_held(const struct store *st, const char *name)
+{
+    char lockp[4096];
+    if (store_vm_path(st, name, "vm.lock", lockp, sizeof(lockp))) return false;
+    return lock_held(lockp);
+}
+
 bool store_vm_process_alive(const struct store *st, const char *name)
 {
     char lockp[4096];

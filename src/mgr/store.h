@@ -73,6 +73,9 @@ void store_names_free(char **names, int n);
 bool store_vm_process_alive(const struct store *st, const char *name);
 /* State from the lock and run.json; run (may be NULL) gets run.json for live or crashed VMs. */
 enum store_vm_state store_vm_state(const struct store *st, const char *name, struct store_run *run);
+/* True while the VM process or its monitor holds the VM's lock: a VM whose run.json already
+ * says stopped may still have its monitor cleaning up (cgroup, runtime files). */
+bool store_vm_held(const struct store *st, const char *name);
 
 /* The VM process side: lock one byte of vm.lock (0: the VM process, 1: its monitor; -EBUSY if
  * another process holds it; the fd stays open for the life of the process). A VM is live while

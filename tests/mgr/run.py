@@ -2127,7 +2127,8 @@ def test_debian_stop(vessel):
         print(f"  vessel stop took {dt:.1f} s")
         check("debian: systemd shut down", "systemd-shutdown" in log or "reboot:" in log,
               log[-400:])
-        check("debian: stopped", s.list()["deb"]["state"] == "stopped")
+        st = s.list()["deb"]["state"]
+        check("debian: stopped", st == "stopped", f"state {st}; console: {log[-600:]}")
         raw = os.path.join(s.dir, "root-flat.img")  # e2fsck reads raw images
         c = subprocess.run([vessel, "disk", "convert", "-O", "raw", img, raw],
                            capture_output=True, text=True)
