@@ -819,7 +819,6 @@ static bool is_live(enum store_vm_state s)
     return s == SVM_RUNNING || s == SVM_PAUSED || s == SVM_STARTING;
 }
 
-/* Wait until the VM's process has let go of its lock. */
 /* Until name's VM is no longer live (false after ms), and then until its monitor has let go
  * of the VM's lock (at most 5 s more): its monitor writes run.json's "stopped" before it
  * cleans up, and a caller that then cleared the runtime files would leave a VM whose lock is

@@ -416,18 +416,22 @@ static bool lock_held(const char *path)
     return lock_held_range(path, 0, 0);
 }
 
-bool store_vm_held(const struct store *st, const char *name)
+/* Bytes [start, start + len) of name's vm.lock are locked (len 0: to the end). */
+static bool vm_lock_held(const struct store *st, const char *name, off_t start, off_t len)
 {
     char lockp[4096];
     if (store_vm_path(st, name, "vm.lock", lockp, sizeof(lockp))) return false;
-    return lock_held(lockp);
+    return lock_held_range(lockp, start, len);
+}
+
+bool store_vm_held(const struct store *st, const char *name)
+{
+    return vm_lock_held(st, name, 0, 0);
 }
 
 bool store_vm_process_alive(const struct store *st, const char *name)
 {
-    char lockp[4096];
-    if (store_vm_path(st, name, "vm.lock", lockp, sizeof(lockp))) return false;
-    return lock_held_range(lockp, 0, 1); /* byte 0: the VM process; byte 1: its monitor */
+    return vm_lock_held(st, name, 0, 1); /* byte 0: the VM process; byte 1: its monitor */
 }
 
 static int read_run(const char *path, struct store_run *run)

@@ -1284,30 +1284,20 @@ static bool emit_rotate(struct gen *g, const struct rv_decoded *d, unsigned k, u
     if (!((o->rs1 == a && o->rs2 == b) || (o->rs1 == b && o->rs2 == a))) return false;
     if ((c != a && !dead_after(d, k + 2, n, a)) || (c != b && !dead_after(d, k + 2, n, b)))
         return false;
+    /* computed in c's host register when it has one, else in rax and stored */
     struct x86 *e = &g->e;
-    if (g->host[c] >= 0) {
-        enum x86_reg h = (enum x86_reg)g->host[c];
-        if (g->host[x] >= 0) {
-            enum x86_reg hx = hreg(g, x);
-            if (w)
-                x86_mov32_load(e, h, R(hx));
-            else
-                x86_mov_load(e, h, R(hx));
-        } else if (w) {
-            x86_mov32_load(e, h, M(HREG, OFF_X(x)));
-        } else {
-            x86_mov_load(e, h, M(HREG, OFF_X(x)));
-        }
-        x86_shift_imm(e, !w, SH_ROR, h, (uint8_t)sr);
+    enum x86_reg h = g->host[c] >= 0 ? (enum x86_reg)g->host[c] : RAX;
+    struct x86_rm src = greg(g, x);
+    if (w)
+        x86_mov32_load(e, h, src);
+    else
+        x86_mov_load(e, h, src);
+    x86_shift_imm(e, !w, SH_ROR, h, (uint8_t)sr);
+    if (h == RAX) {
+        emit_set_rd(g, c, w);
+    } else {
         if (w) x86_movsxd(e, h, h);
         mark_written(g, c);
-    } else {
-        if (w)
-            x86_mov32_load(e, RAX, greg(g, x));
-        else
-            x86_mov_load(e, RAX, greg(g, x));
-        x86_shift_imm(e, !w, SH_ROR, RAX, (uint8_t)sr);
-        emit_set_rd(g, c, w);
     }
     return true;
 }
@@ -1510,6 +1500,15 @@ static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc)
     return JIT_INTERP; /* a block larger than the whole cache: cannot happen above its minimum */
 }
 
+/* Put p in way 0 of set w, moving ways 0..i-1 down one (way i is p's or empty): most
+ * recently used first. */
+static void set_front(struct jpage **w, unsigned i, struct jpage *p)
+{
+    for (; i > 0; i--)
+        w[i] = w[i - 1];
+    w[0] = p;
+}
+
 /* The page record for ppn, validated as exec.c dcache_get validates decoded pages. */
 static struct jpage *jit_page(struct hart *h, struct jit *j, uint64_t ppn, const uint8_t *mem)
 {
@@ -1523,9 +1522,7 @@ static struct jpage *jit_page(struct hart *h, struct jit *j, uint64_t ppn, const
             break;
         }
     if (p) {
-        for (; i > 0; i--) /* most recently used first */
-            w[i] = w[i - 1];
-        w[0] = p;
+        set_front(w, i, p);
         if (p->epoch != h->dcache_epoch) {
             /* a fence.i happened since: keep the translations only if the code is unchanged */
             if (memcmp(p->code, mem, DPAGE_BYTES) != 0) {
@@ -1560,9 +1557,7 @@ static struct jpage *jit_page(struct hart *h, struct jit *j, uint64_t ppn, const
         j->pages[v] = NULL;
         if (p->ppn != DPAGE_INVALID) j->st.evicted++;
     }
-    for (; i > 0; i--)
-        w[i] = w[i - 1];
-    w[0] = p;
+    set_front(w, i, p);
 fill:
     j->stamp++;
     memcpy(p->code, mem, DPAGE_BYTES); /* see dcache_get: any byte memory held is fine */
