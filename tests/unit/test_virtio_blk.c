@@ -1502,7 +1502,9 @@ TEST(vblk_destroy_waits_for_completion_interrupt)
     atomic_store(&destroyed, 0), atomic_store(&late, 0);
     struct irq_line slow = {.set = slow_irq_set};
     struct rig r;
-    struct rig_opts o = {.irq = &slow};
+    /* The thread pool: io_uring completes a read from the page cache on the submitting
+     * thread (io_engine.h), which is this one. */
+    struct rig_opts o = {.irq = &slow, .engine = "threads"};
     if (!rig_open(&r, 64, &o)) goto out;
     submit(&r, T_IN, 1, vh_alloc(&r.h, SECT), SECT, true, 1, false, NULL);
     vh_kick(&r.h);

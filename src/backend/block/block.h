@@ -85,7 +85,9 @@ bool blk_readonly(const struct blk_backend *b);
  * dropped the unwritten data). DISCARD punches a hole (FALLOC_FL_PUNCH_HOLE|KEEP_SIZE), and
  * succeeds doing nothing where the filesystem cannot punch holes (it is a hint);
  * WRITE_ZEROES punches a hole too (reads back zeroes), falling back to writing zeroes.
- * done() runs on an engine thread; it may submit more requests but must not call blk_close. */
+ * done() runs on an engine thread, or on the caller's before blk_submit returns (io_uring
+ * finished the transfer within the submission: data in the page cache), so the caller holds no
+ * lock done() takes; done() may submit more requests but must not call blk_close. */
 int blk_submit(struct blk_backend *b, struct blk_req *r);
 /* A FLUSH, waited for: what the image format caches (qcow2's tables) is written to the file
  * and the file is fdatasync'ed, so a copy of the file taken afterwards (a snapshot of a paused

@@ -1,5 +1,8 @@
 /* I/O engines for block backends (internal to src/backend/block). An engine runs io_tasks
- * asynchronously and calls each task's complete() exactly once, on an engine thread.
+ * asynchronously and calls each task's complete() exactly once: on an engine thread, or (io_uring,
+ * when the kernel finished the transfer within the submission, as it does a buffered read from
+ * the page cache) on the submitting thread before io_engine_submit returns. So a submitter must
+ * hold no lock that complete() takes.
  * Reads and writes are completed in full: a short transfer is resubmitted for the rest, and
  * one that makes no progress (end of file) fails with -EIO rather than passing as success.
  * Two engines: io_uring (one ring and one completion thread per engine) and a pool of worker
