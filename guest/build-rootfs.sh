@@ -13,13 +13,16 @@
 # the cached one.
 #
 # Usage: guest/build-rootfs.sh [--runner auto|vessel|qemu] [--force] [--size SIZE]
-#                              [--keep-work] [--check]
+#                              [--keep-work] [--check] [--stage1-only IMG]
 #   --runner   where the second stage runs. auto (default): vessel if it has
 #              --disk ($VESSEL_BIN, else ./vessel), else qemu-system-riscv64
 #   --force    rebuild even if the cached image is up to date
 #   --size     image size for mke2fs (default 2G; the file is sparse)
 #   --keep-work keep the unpacked tree ($CACHE/guest/debian-work/root)
 #   --check    only say whether the cached image is up to date (exit 0) or not (1)
+#   --stage1-only IMG  stop before the second stage: write the image as the
+#              guest gets it (first stage, modules, setup) to IMG and leave the
+#              cached image alone (bench/debootstrap.py times the second stage)
 # Env: VESSEL_ROOTFS_RUNNER (as --runner), VESSEL_ROOTFS_TIMEOUT (second stage
 # limit in seconds, default 3600), VESSEL_ROOTFS_CPUS (default: up to 4, at most
 # the host's), VESSEL_ROOTFS_VM_ARGS (more arguments for vessel or QEMU, split on
@@ -32,7 +35,7 @@ top=$(cd "$here/.." && pwd)
 # shellcheck source=guest/lib.sh
 . "$here/lib.sh"
 
-runner=${VESSEL_ROOTFS_RUNNER:-auto} force=0 size=2G keep=0 check=0
+runner=${VESSEL_ROOTFS_RUNNER:-auto} force=0 size=2G keep=0 check=0 stage1_only=
 while [ $# -gt 0 ]; do
     case "$1" in
     --runner)
@@ -49,9 +52,14 @@ while [ $# -gt 0 ]; do
     --size=*) size=${1#--size=} ;;
     --force) force=1 ;;
     --keep-work) keep=1 ;;
+    --stage1-only)
+        [ $# -ge 2 ] || die "--stage1-only needs a file name"
+        stage1_only=$2
+        shift
+        ;;
     --check) check=1 ;;
     -h | --help)
-        sed -n '2,28p' "$0"
+        sed -n '2,31p' "$0"
         exit 0
         ;;
     *) die "unknown option $1 (see --help)" ;;
@@ -109,7 +117,7 @@ mkdir -p "$G"
 # lock, so the default guest stays usable during the long second stage).
 exec 8>"$G/.rootfs-lock"
 flock 8
-if [ $force -eq 0 ] && up_to_date; then
+if [ -z "$stage1_only" ] && [ $force -eq 0 ] && up_to_date; then
     msg "Debian root disk up to date in $out"
     exit 0
 fi
@@ -199,6 +207,11 @@ done
 img=$work/debian.img
 mke2fs -q -t ext4 -L vessel-root -d "$root" "$img" "$size" >/dev/null || die "mke2fs failed"
 [ $keep -eq 1 ] || rm -rf "$root"
+if [ -n "$stage1_only" ]; then
+    mv "$img" "$stage1_only"
+    msg "first stage done in $(($(date +%s) - t_start)) s: $stage1_only (second stage not run)"
+    exit 0
+fi
 
 # 4. The second stage, inside a guest. The initramfs mounts /dev/vda and runs
 # /vessel-setup as init; it powers off when done. panic=1 with no-reboot: a
