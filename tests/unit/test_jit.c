@@ -70,6 +70,15 @@ TEST(jit_x86_encodings)
     ENC(x86_test32(&e, RAX, RAX), 0x85, 0xc0);
     ENC(x86_test_al_imm(&e, 7), 0xa8, 0x07);
     ENC(x86_mov_load(&e, RAX, M(RBP, 0)), 0x48, 0x8b, 0x45, 0x00);
+    ENC(x86_cmov(&e, true, CC_L, RCX, R(RAX)), 0x48, 0x0f, 0x4c, 0xc8);
+    ENC(x86_cmov(&e, false, CC_AE, RSI, M(RBX, 0)), 0x0f, 0x43, 0x33);
+    ENC(x86_xchg(&e, true, M(RAX, 0), RCX), 0x48, 0x87, 0x08);
+    ENC(x86_xchg(&e, false, M(RAX, 0), RCX), 0x87, 0x08);
+    ENC(x86_lock_xadd(&e, true, M(RAX, 0), RCX), 0xf0, 0x48, 0x0f, 0xc1, 0x08);
+    ENC(x86_lock_xadd(&e, false, M(RDX, 0), R9), 0xf0, 0x44, 0x0f, 0xc1, 0x0a);
+    ENC(x86_lock_cmpxchg(&e, true, M(RDX, 0), RCX), 0xf0, 0x48, 0x0f, 0xb1, 0x0a);
+    ENC(x86_lock_cmpxchg(&e, false, M(RDX, 0), RCX), 0xf0, 0x0f, 0xb1, 0x0a);
+    ENC(x86_mov_mem8_imm(&e, M(RBX, 0x120), 1), 0xc6, 0x83, 0x20, 0x01, 0x00, 0x00, 0x01);
     /* r12/r13 as bases need a SIB byte / a displacement (SDM vol. 2, table 2-2) */
     ENC(x86_mov_load(&e, RAX, M(R12, 0)), 0x49, 0x8b, 0x04, 0x24);
     ENC(x86_mov_load(&e, RAX, M(R13, 0)), 0x49, 0x8b, 0x45, 0x00);
@@ -733,5 +742,141 @@ TEST(jit_pages_sharing_a_set_keep_their_records)
     jit_get_stats(&t->h, &st);
     CHECK_EQ(st.evicted, 0);
     CHECK(st.blocks <= 40 + 4);
+    th_free(t);
+}
+
+/* LR/SC and AMOs run inline (emit_atomic): every operation, both widths, against the
+ * interpreter from the same state. Twice round a loop, so the second time every access hits
+ * the TLB (the first misses go to the stub's interpreter step); registers cached and not,
+ * rd = x0, rd = rs2; an SC that stores, one without a reservation, one whose value changed;
+ * then a misaligned AMO and a misaligned LR in the middle of a block (mepc, mcause, mtval and
+ * instret exact). */
+struct atomics_run {
+    uint64_t x[32], mem[20], instret, pc, mepc, mcause, mtval;
+};
+
+static void atomics_program(struct th *t, uint64_t misaligned)
+{
+    static const unsigned f5[] = {AMO_SWAP, AMO_ADD, AMO_XOR,  AMO_AND, AMO_OR,
+                                  AMO_MIN,  AMO_MAX, AMO_MINU, AMO_MAXU};
+    static const uint64_t init[] = {
+        0x8000000000000001ull, 5, 0xfffffffffffffff0ull, 0x7fffffff80000000ull, 0x123456789ull,
+        0xffffffff7fffffffull, 0, 0x00000000ffffffffull, 0xfedcba9876543210ull};
+    for (unsigned i = 0; i < 20; i++)
+        th_w64(t, TH_DATA + 8 * i, init[i % 9] ^ (uint64_t)i << 40);
+    t->h.x[10] = TH_DATA;
+    t->h.x[11] = 0xffffffff80000005ull;
+    t->h.x[12] = 7;
+    t->h.x[13] = 0x8000000000000001ull;
+    t->h.x[14] = (uint64_t)-3;
+    th_emit(t, I_ADDI(31, 0, 2));
+    uint64_t loop = th_here(t);
+    for (unsigned w = 0; w < 2; w++)
+        for (unsigned i = 0; i < 9; i++) {
+            unsigned rs2 = 11 + (i + w) % 4, rd = 15 + (i % 8);
+            if (i == 3) rd = 0;
+            if (i == 6) rd = rs2;
+            th_emit(t, I_ADDI(20, 10, (int32_t)(8 * i + 72 * w)));
+            th_emit(t, I_AMO(f5[i], w, rd, 20, rs2));
+            th_emit(t, I_ADD(30, 30, rd)); /* rd is read after: a cached rd must be right */
+        }
+    th_emit(t, I_LR_D(5, 10));
+    th_emit(t, I_ADDI(5, 5, 1));
+    th_emit(t, I_SC_D(6, 5, 10)); /* stores: x6 = 0 */
+    th_emit(t, I_SC_D(7, 5, 10)); /* no reservation: x7 = 1 */
+    th_emit(t, I_ADDI(20, 10, 8));
+    th_emit(t, I_LR_W(8, 20));
+    th_emit(t, I_ADDI(26, 8, 1));
+    th_emit(t, I_SW(26, 20, 0));   /* the reserved word changes */
+    th_emit(t, I_SC_W(9, 14, 20)); /* fails: x9 = 1 */
+    th_emit(t, I_LR_W(21, 20));
+    th_emit(t, I_SC_W(22, 13, 20)); /* stores the low half of x13 */
+    th_emit(t, I_ADDI(31, 31, -1));
+    th_emit(t, I_BNE(31, 0, (int32_t)(loop - th_here(t))));
+    if (misaligned) { /* a fault after a few instructions of one block */
+        th_emit(t, I_ADDI(23, 0, 11));
+        th_emit(t, I_ADDI(20, 10, (int32_t)(misaligned & 0xff)));
+        th_emit(t, misaligned & 0x100 ? I_AMO(AMO_ADD, 1, 24, 20, 12) : I_LR_W(24, 20));
+        th_emit(t, I_ADDI(25, 0, 33));
+    }
+    th_emit(t, I_ECALL()); /* stops with instret exact (a self-loop would count its turns) */
+}
+
+static void atomics_run(bool jit, uint64_t misaligned, struct atomics_run *r)
+{
+    struct th *t;
+    if (jit) {
+        t = th_new_jit(0);
+    } else {
+        char *saved = getenv("VESSEL_TEST_ENGINE") ? strdup(getenv("VESSEL_TEST_ENGINE")) : NULL;
+        unsetenv("VESSEL_TEST_ENGINE");
+        t = th_new();
+        if (saved) setenv("VESSEL_TEST_ENGINE", saved, 1);
+        free(saved);
+        CHECK(t->h.jit == NULL);
+    }
+    atomics_program(t, misaligned);
+    th_run_until(t, TH_MTRAP, 200);
+    memcpy(r->x, t->h.x, sizeof(r->x));
+    for (unsigned i = 0; i < 20; i++)
+        r->mem[i] = th_r64(t, TH_DATA + 8 * i);
+    r->instret = t->h.instret;
+    r->pc = t->h.pc;
+    r->mepc = t->h.mepc;
+    r->mcause = t->h.mcause;
+    r->mtval = t->h.mtval;
+    th_free(t);
+}
+
+TEST(jit_atomics_match_the_interpreter)
+{
+    /* 0: no fault; amoadd.d 2 bytes off; lr.w 1 byte off */
+    static const uint64_t mis[] = {0, 0x100 | 2, 1};
+    for (unsigned m = 0; m < 3; m++) {
+        struct atomics_run a, b;
+        atomics_run(false, mis[m], &a);
+        atomics_run(true, mis[m], &b);
+        for (unsigned i = 1; i < 32; i++)
+            if (a.x[i] != b.x[i]) {
+                fprintf(stderr, "  case %u: x%u interp %#llx jit %#llx\n", m, i,
+                        (unsigned long long)a.x[i], (unsigned long long)b.x[i]);
+                test_failures_in_current++;
+            }
+        for (unsigned i = 0; i < 20; i++)
+            if (a.mem[i] != b.mem[i]) {
+                fprintf(stderr, "  case %u: dword %u interp %#llx jit %#llx\n", m, i,
+                        (unsigned long long)a.mem[i], (unsigned long long)b.mem[i]);
+                test_failures_in_current++;
+            }
+        if (b.instret != a.instret || b.pc != a.pc)
+            fprintf(stderr, "  case %u: instret %llu/%llu pc %#llx/%#llx\n", m,
+                    (unsigned long long)a.instret, (unsigned long long)b.instret,
+                    (unsigned long long)a.pc, (unsigned long long)b.pc);
+        CHECK_EQ(b.instret, a.instret);
+        CHECK_EQ(b.pc, a.pc);
+        CHECK_EQ(a.x[6], 0);
+        CHECK_EQ(a.x[7], 1);
+        CHECK_EQ(a.x[9], 1);
+        CHECK_EQ(a.x[22], 0);
+        CHECK_EQ(a.pc, TH_MTRAP);
+        CHECK_EQ(b.mepc, a.mepc);
+        CHECK_EQ(b.mcause, a.mcause);
+        if (!mis[m]) CHECK_EQ(a.mcause, EXC_ECALL_M);
+        if (mis[m]) {
+            CHECK_EQ(a.mcause, mis[m] & 0x100 ? EXC_STORE_MISALIGNED : EXC_LOAD_MISALIGNED);
+            CHECK_EQ(b.mtval, a.mtval);
+            CHECK_EQ(a.mtval, TH_DATA + (mis[m] & 0xff));
+            CHECK_EQ(b.x[23], 11);
+            CHECK_EQ(b.x[25], 0);
+        }
+    }
+    /* the JIT ran them inline: the interpreter stepped only the first misses */
+    struct th *t = th_new_jit(0);
+    atomics_program(t, 0);
+    th_run_until(t, TH_MTRAP, 200);
+    CHECK_EQ(t->h.mcause, EXC_ECALL_M);
+    struct jit_stats st;
+    jit_get_stats(&t->h, &st);
+    CHECK(st.steps < 10);
     th_free(t);
 }

@@ -14,8 +14,9 @@
  * - pc and instret are exact: each exit of a block stores the next pc and adds the number of
  *   instructions retired up to it; a fault stores the faulting instruction's pc and the count
  *   before it and returns cause + 1, and jit_exec raises the exception as the interpreter does.
- * - Everything else (CSRs, F/D, atomics, fence.i, system instructions, illegal encodings) is
- *   one call of the interpreter for that instruction (emit_interp_step); the block goes on
+ * - LR/SC and AMOs are inline too (emit_atomic), F/D through fpu_exec. Everything else (CSRs,
+ *   fence.i, system instructions, illegal encodings) is one call of the interpreter for that
+ *   instruction (emit_interp_step); the block goes on
  *   unless it was an event for the run loop. So is a 32-bit instruction straddling the end
  *   of the page, which ends the block. (A block that cannot be translated would run in the
  *   interpreter for one control transfer: hart_exec with budget 1, h->exec_left > 0 tells
@@ -125,27 +126,32 @@ struct jit {
 typedef int (*jit_entry_fn)(struct hart *h, struct tlb_entry *tr, struct tlb_entry *tw,
                             uint64_t vbase, struct tlb_entry *tx, const uint8_t *block);
 
-#define OFF_X(r)    ((int32_t)(offsetof(struct hart, x) + 8 * (unsigned)(r)))
-#define OFF_PC      ((int32_t)offsetof(struct hart, pc))
-#define OFF_INSTRET ((int32_t)offsetof(struct hart, instret))
-#define OFF_KEY     ((int32_t)offsetof(struct hart, tlb_key))
-#define OFF_LEFT    ((int32_t)offsetof(struct hart, exec_left))
-#define OFF_BUDGET  ((int32_t)offsetof(struct hart, jit_budget))
-#define OFF_LINK    ((int32_t)offsetof(struct hart, jit_link))
-#define OFF_F(r)    ((int32_t)(offsetof(struct hart, fp.f) + 8 * (unsigned)(r)))
-#define OFF_MSTATUS ((int32_t)offsetof(struct hart, mstatus))
-#define HREG        RBX
+#define OFF_X(r)      ((int32_t)(offsetof(struct hart, x) + 8 * (unsigned)(r)))
+#define OFF_PC        ((int32_t)offsetof(struct hart, pc))
+#define OFF_INSTRET   ((int32_t)offsetof(struct hart, instret))
+#define OFF_KEY       ((int32_t)offsetof(struct hart, tlb_key))
+#define OFF_LEFT      ((int32_t)offsetof(struct hart, exec_left))
+#define OFF_BUDGET    ((int32_t)offsetof(struct hart, jit_budget))
+#define OFF_LINK      ((int32_t)offsetof(struct hart, jit_link))
+#define OFF_F(r)      ((int32_t)(offsetof(struct hart, fp.f) + 8 * (unsigned)(r)))
+#define OFF_MSTATUS   ((int32_t)offsetof(struct hart, mstatus))
+#define OFF_RES_ADDR  ((int32_t)offsetof(struct hart, res_addr))
+#define OFF_RES_VAL   ((int32_t)offsetof(struct hart, res_val))
+#define OFF_RES_VALID ((int32_t)offsetof(struct hart, res_valid))
+#define HREG          RBX
 /* The frame (emit_prologue): the read/write arrays of the current data TLB set, the virtual
  * address of the block's page and the fetch TLB array, all in memory so that r12-r15 can
  * cache guest registers. */
-#define TR_SLOT     16
-#define TW_SLOT     24
+#define TR_SLOT       16
+#define TW_SLOT       24
 /* The virtual address of the block's page. Translations are keyed by physical page, and the
  * same page can run at several virtual addresses (before and after paging is enabled, shared
  * libraries in several processes): every pc in generated code is vbase + an offset. */
-#define VBASE_SLOT  32
+#define VBASE_SLOT    32
 /* The fetch TLB array of the current privilege (for the dispatch trampoline). */
-#define TX_SLOT     8
+#define TX_SLOT       8
+
+_Static_assert(sizeof(((struct hart *)0)->res_valid) == 1, "res_valid is stored as a byte");
 
 /* ---- page records' block tables ---- */
 
@@ -1001,6 +1007,98 @@ static enum emitted emit_interp_step(struct gen *g, const struct rv_decoded *d, 
     return EMIT_SYNCED;
 }
 
+static bool is_atomic(enum rv_op op)
+{
+    return op >= RV_OP_LR_W && op <= RV_OP_AMOMAXU_D;
+}
+
+/* LR/SC and AMOs inline: mem_atomic_ptr's fast path (the address naturally aligned and its
+ * page in the data TLB, the read one for LR, the write one otherwise) and then the host
+ * operation exec.c does, with the same barriers (a locked instruction is a full one). Anything
+ * else (a TLB miss, misalignment, device memory, a fault) is an interpreter step of the
+ * instruction at its stub, which then leaves the block: the interpreter does it all. */
+static void emit_atomic(struct gen *g, const struct rv_decoded *d, int32_t off, unsigned k)
+{
+    struct x86 *e = &g->e;
+    const bool lr = d->op == RV_OP_LR_W || d->op == RV_OP_LR_D;
+    const bool sc = d->op == RV_OP_SC_W || d->op == RV_OP_SC_D;
+    const bool dbl = d->op == RV_OP_LR_D || d->op == RV_OP_SC_D || d->op >= RV_OP_AMOSWAP_D;
+    const unsigned size = dbl ? 8 : 4;
+    struct rv_decoded a = *d;
+    a.imm = 0; /* the address is rs1 alone (LR/SC's imm holds aq/rl) */
+    struct stub *s = new_stub(g, STUB_STEP, &a, off, k);
+    /* Both sources are read before the first branch: a cached register's first read loads it,
+     * and every path below must have done that. */
+    const struct x86_rm src = greg(g, d->rs2);
+    emit_tlb(g, s, lr ? TR_SLOT : TW_SLOT, size);
+    /* rax = host address: the same offset in its page as the guest's (pages are 4 KiB aligned
+     * on both sides), so this is the alignment check */
+    x86_test_al_imm(e, (uint8_t)(size - 1));
+    s->from[1] = x86_jcc(e, CC_NE);
+    if (lr) {
+        if (d->imm & 1) x86_full_fence(e); /* .rl: earlier stores before this load */
+        x86_load_n(e, size, true, RCX, M(RAX, 0));
+        x86_mov_load(e, RAX, greg(g, d->rs1));
+        x86_mov_store(e, M(HREG, OFF_RES_ADDR), RAX);
+        x86_mov_store(e, M(HREG, OFF_RES_VAL), RCX);
+        x86_mov_mem8_imm(e, M(HREG, OFF_RES_VALID), 1);
+    } else if (sc) {
+        x86_mov_load(e, RDX, R(RAX));
+        x86_load_n(e, 1, false, RCX, M(HREG, OFF_RES_VALID));
+        x86_test32(e, RCX, RCX);
+        uint8_t *no1 = x86_jcc8(e, CC_E);
+        x86_mov_load(e, RCX, greg(g, d->rs1));
+        x86_alu_rm(e, true, ALU_CMP, RCX, M(HREG, OFF_RES_ADDR));
+        uint8_t *no2 = x86_jcc8(e, CC_NE);
+        x86_mov_load(e, RAX, M(HREG, OFF_RES_VAL)); /* cmpxchg compares eax alone for .w */
+        x86_mov_load(e, RCX, src);
+        x86_lock_cmpxchg(e, dbl, M(RDX, 0), RCX);
+        x86_setcc(e, CC_NE, RCX); /* rd = 0: stored; 1: the value had changed */
+        uint8_t *done = x86_jmp8(e);
+        patch8(e, no1, e->p);
+        patch8(e, no2, e->p);
+        /* no store was tried, so no locked instruction ordered it */
+        if (d->imm) x86_full_fence(e);
+        x86_mov_imm(e, RCX, 1);
+        patch8(e, done, e->p);
+        x86_mov_mem8_imm(e, M(HREG, OFF_RES_VALID), 0);
+    } else {
+        const unsigned kind = (unsigned)(d->op - (dbl ? RV_OP_AMOSWAP_D : RV_OP_AMOSWAP_W));
+        switch (kind) {
+        case 0: /* swap */
+            x86_mov_load(e, RCX, src);
+            x86_xchg(e, dbl, M(RAX, 0), RCX);
+            break;
+        case 1: /* add */
+            x86_mov_load(e, RCX, src);
+            x86_lock_xadd(e, dbl, M(RAX, 0), RCX);
+            break;
+        default: { /* xor, and, or, min, max, minu, maxu: a compare-and-swap loop */
+            static const enum x86_alu alu[] = {0, 0, ALU_XOR, ALU_AND, ALU_OR};
+            static const enum x86_cc keep_old[] = {0, 0, 0, 0, 0, CC_L, CC_G, CC_B, CC_A};
+            x86_mov_load(e, RDX, R(RAX));
+            if (dbl)
+                x86_mov_load(e, RAX, M(RDX, 0));
+            else
+                x86_mov32_load(e, RAX, M(RDX, 0));
+            uint8_t *loop = e->p;
+            if (kind <= 4) {
+                x86_mov_load(e, RCX, R(RAX));
+                x86_alu_rm(e, dbl, alu[kind], RCX, src);
+            } else { /* new = old when old is already the min/max, else src */
+                x86_mov_load(e, RCX, src);
+                x86_alu_rm(e, dbl, ALU_CMP, RAX, R(RCX));
+                x86_cmov(e, dbl, keep_old[kind], RCX, R(RAX));
+            }
+            x86_lock_cmpxchg(e, dbl, M(RDX, 0), RCX);
+            patch8(e, x86_jcc8(e, CC_NE), loop); /* rax = what memory held */
+            x86_mov_load(e, RCX, R(RAX));
+        }
+        }
+    }
+    if (d->rd) emit_set_rd_from(g, d->rd, RCX, !dbl && !lr && !sc);
+}
+
 /* Emit one instruction. k: instructions of the block since pc/instret were last made exact
  * (the block's start or an interpreter step). */
 static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t off, unsigned k)
@@ -1048,6 +1146,10 @@ static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t
             x86_store_n(e, size, M(RAX, 0), RCX);
             set_back(g, s);
         }
+        return EMIT_CONT;
+    }
+    if (is_atomic(d->op)) {
+        emit_atomic(g, d, off, k);
         return EMIT_CONT;
     }
     if (!jit_inline(d->op)) return emit_interp_step(g, d, off, k);
@@ -1390,9 +1492,9 @@ static void insn_xregs(const struct rv_decoded *d, unsigned r[2], unsigned *w)
     } else if (is_store(d->op)) {
         r[0] = d->rs1;
         r[1] = d->rs2;
-    } else if (rv_alu_op(d->op)) {
+    } else if (rv_alu_op(d->op) || is_atomic(d->op)) {
         r[0] = d->rs1;
-        r[1] = d->rs2; /* x0 in the immediate forms */
+        r[1] = d->rs2; /* x0 in the immediate forms and LR */
         *w = d->rd;
     }
 }

@@ -190,6 +190,12 @@ static inline void x86_mov_mem_imm(struct x86 *e, struct x86_rm dst, int32_t imm
     X86_OP1(e, false, true, false, 0xc7, 0, dst);
     x86_d(e, (uint32_t)imm);
 }
+/* mov byte [m], imm8 (C6 /0 ib) */
+static inline void x86_mov_mem8_imm(struct x86 *e, struct x86_rm dst, uint8_t imm)
+{
+    X86_OP1(e, false, false, false, 0xc6, 0, dst);
+    x86_b(e, imm);
+}
 /* lea r64, [base + disp] */
 static inline void x86_lea(struct x86 *e, enum x86_reg dst, struct x86_rm src)
 {
@@ -238,6 +244,29 @@ static inline void x86_setcc(struct x86 *e, enum x86_cc cc, enum x86_reg r)
 {
     X86_OP2(e, false, false, true, 0x0f, (uint8_t)(0x90 | cc), 0, R(r));
     X86_OP2(e, false, false, true, 0x0f, 0xb6, r, R(r));
+}
+/* cmovcc r, r/m (0F 40+cc) */
+static inline void x86_cmov(struct x86 *e, bool w, enum x86_cc cc, enum x86_reg dst,
+                            struct x86_rm src)
+{
+    X86_OP2(e, false, w, false, 0x0f, (uint8_t)(0x40 | cc), dst, src);
+}
+/* Atomic read-modify-writes of m with r (64-bit, or 32-bit with w = false), each a full
+ * barrier: xchg m, r (87, locked without a prefix); lock xadd m, r (F0 0F C1): r = old m,
+ * m += r; lock cmpxchg m, r (F0 0F B1): if m == rax then m = r, ZF = 1, else rax = m, ZF = 0. */
+static inline void x86_xchg(struct x86 *e, bool w, struct x86_rm m, enum x86_reg r)
+{
+    X86_OP1(e, false, w, false, 0x87, r, m);
+}
+static inline void x86_lock_xadd(struct x86 *e, bool w, struct x86_rm m, enum x86_reg r)
+{
+    x86_b(e, 0xf0);
+    X86_OP2(e, false, w, false, 0x0f, 0xc1, r, m);
+}
+static inline void x86_lock_cmpxchg(struct x86 *e, bool w, struct x86_rm m, enum x86_reg r)
+{
+    x86_b(e, 0xf0);
+    X86_OP2(e, false, w, false, 0x0f, 0xb1, r, m);
 }
 /* movsxd r64, r32 */
 static inline void x86_movsxd(struct x86 *e, enum x86_reg dst, enum x86_reg src)
