@@ -751,8 +751,9 @@ TEST(jit_pages_sharing_a_set_keep_their_records)
  * rd = x0, rd = rs2; an SC that stores, one without a reservation, one whose value changed;
  * then a misaligned AMO and a misaligned LR in the middle of a block (mepc, mcause, mtval and
  * instret exact). */
-struct atomics_run {
-    uint64_t x[32], mem[20], instret, pc, mepc, mcause, mtval;
+struct engine_run {
+    uint64_t x[32], mem[20], instret, pc, mepc, mcause, mtval, mstatus, sscratch, mscratch;
+    uint64_t fcsr, steps;
 };
 
 static void atomics_program(struct th *t, uint64_t misaligned)
@@ -802,7 +803,9 @@ static void atomics_program(struct th *t, uint64_t misaligned)
     th_emit(t, I_ECALL()); /* stops with instret exact (a self-loop would count its turns) */
 }
 
-static void atomics_run(bool jit, uint64_t misaligned, struct atomics_run *r)
+/* Run prog(t, arg) until it traps (it ends with ecall), in the JIT or the interpreter. */
+static void engine_run(bool jit, void (*prog)(struct th *, uint64_t), uint64_t arg,
+                       struct engine_run *r)
 {
     struct th *t;
     if (jit) {
@@ -815,7 +818,7 @@ static void atomics_run(bool jit, uint64_t misaligned, struct atomics_run *r)
         free(saved);
         CHECK(t->h.jit == NULL);
     }
-    atomics_program(t, misaligned);
+    prog(t, arg);
     th_run_until(t, TH_MTRAP, 200);
     memcpy(r->x, t->h.x, sizeof(r->x));
     for (unsigned i = 0; i < 20; i++)
@@ -825,6 +828,13 @@ static void atomics_run(bool jit, uint64_t misaligned, struct atomics_run *r)
     r->mepc = t->h.mepc;
     r->mcause = t->h.mcause;
     r->mtval = t->h.mtval;
+    r->mstatus = t->h.mstatus;
+    r->sscratch = t->h.sscratch;
+    r->mscratch = t->h.mscratch;
+    r->fcsr = t->h.fp.fflags | t->h.fp.frm << 5;
+    struct jit_stats st = {0};
+    if (jit) jit_get_stats(&t->h, &st);
+    r->steps = st.steps;
     th_free(t);
 }
 
@@ -833,9 +843,9 @@ TEST(jit_atomics_match_the_interpreter)
     /* 0: no fault; amoadd.d 2 bytes off; lr.w 1 byte off */
     static const uint64_t mis[] = {0, 0x100 | 2, 1};
     for (unsigned m = 0; m < 3; m++) {
-        struct atomics_run a, b;
-        atomics_run(false, mis[m], &a);
-        atomics_run(true, mis[m], &b);
+        struct engine_run a, b;
+        engine_run(false, atomics_program, mis[m], &a);
+        engine_run(true, atomics_program, mis[m], &b);
         for (unsigned i = 1; i < 32; i++)
             if (a.x[i] != b.x[i]) {
                 fprintf(stderr, "  case %u: x%u interp %#llx jit %#llx\n", m, i,
@@ -879,4 +889,74 @@ TEST(jit_atomics_match_the_interpreter)
     jit_get_stats(&t->h, &st);
     CHECK(st.steps < 10);
     th_free(t);
+}
+
+/* CSR instructions through jit_csr_helper, against the interpreter: reads and writes of data
+ * CSRs, sstatus/mstatus interrupt enables cleared (the block goes on) and set (it leaves),
+ * counters read right after a write (instret exact), the FP CSRs, uimm forms, rd = x0; then an
+ * access to a CSR that does not exist in the middle of a block (the interpreter step raises
+ * illegal-instruction with the encoding in mtval). One interpreter step: the final ecall, or
+ * the faulting access. */
+static void csr_program(struct th *t, uint64_t fault)
+{
+    t->h.mstatus |= MSTATUS_FS; /* FP on: fcsr accessible */
+    t->h.x[5] = 0x1234;
+    t->h.x[6] = 0x55;
+    t->h.x[7] = ~0ull;
+    th_emit(t, I_CSRRW(8, CSR_SSCRATCH_N, 5));
+    th_emit(t, I_CSRRS(9, CSR_SSCRATCH_N, 0));
+    th_emit(t, I_CSRRW(0, CSR_MSCRATCH_N, 9));
+    th_emit(t, I_CSRRC(10, CSR_MSCRATCH_N, 6));
+    th_emit(t, I_CSRRSI(11, CSR_MSTATUS_N, 8)); /* MIE set: the block leaves */
+    th_emit(t, I_ADDI(12, 11, 1));
+    th_emit(t, I_CSRRCI(13, CSR_MSTATUS_N, 8)); /* cleared: it goes on */
+    th_emit(t, I_CSRRS(14, CSR_SSTATUS_N, 0));
+    th_emit(t, I_CSRRW(0, CSR_MINSTRET_N, 7));
+    th_emit(t, I_CSRRS(15, CSR_MINSTRET_N, 0));
+    th_emit(t, I_CSRRS(16, CSR_INSTRET_N, 0));
+    th_emit(t, I_CSRRS(17, CSR_MCYCLE_N, 0));
+    th_emit(t, I_CSRRWI(18, CSR_FRM_N, 3));
+    th_emit(t, I_CSRRSI(19, CSR_FFLAGS_N, 5));
+    th_emit(t, I_CSRRS(20, CSR_FCSR_N, 0));
+    th_emit(t, I_CSRRW(21, CSR_SEPC_N, 5));
+    th_emit(t, I_CSRRCI(22, CSR_SEPC_N, 0)); /* uimm 0: a read */
+    if (fault) {
+        th_emit(t, I_ADDI(23, 0, 11));
+        th_emit(t, I_CSRRS(24, 0x7c0, 0)); /* no such CSR */
+        th_emit(t, I_ADDI(25, 0, 33));
+    }
+    th_emit(t, I_ECALL());
+}
+
+TEST(jit_csr_ops_match_the_interpreter)
+{
+    for (unsigned f = 0; f < 2; f++) {
+        struct engine_run a, b;
+        engine_run(false, csr_program, f, &a);
+        engine_run(true, csr_program, f, &b);
+        for (unsigned i = 1; i < 32; i++)
+            if (a.x[i] != b.x[i]) {
+                fprintf(stderr, "  case %u: x%u interp %#llx jit %#llx\n", f, i,
+                        (unsigned long long)a.x[i], (unsigned long long)b.x[i]);
+                test_failures_in_current++;
+            }
+        CHECK_EQ(b.instret, a.instret);
+        CHECK_EQ(b.pc, a.pc);
+        CHECK_EQ(b.mepc, a.mepc);
+        CHECK_EQ(b.mcause, a.mcause);
+        CHECK_EQ(b.mtval, a.mtval);
+        CHECK_EQ(b.mstatus, a.mstatus);
+        CHECK_EQ(b.sscratch, a.sscratch);
+        CHECK_EQ(b.mscratch, a.mscratch);
+        CHECK_EQ(b.fcsr, a.fcsr);
+        CHECK_EQ(a.x[9], 0x1234);
+        CHECK_EQ(a.x[15], ~0ull); /* the write replaced its own increment */
+        CHECK_EQ(a.x[16], 0);     /* and the counter went on */
+        CHECK_EQ(a.mcause, (uint64_t)(f ? EXC_ILLEGAL_INSN : EXC_ECALL_M));
+        if (f) {
+            CHECK_EQ(b.x[23], 11);
+            CHECK_EQ(b.x[25], 0);
+        }
+        CHECK_EQ(b.steps, 1); /* the ecall, or the faulting CSR access (the trap comes first) */
+    }
 }

@@ -158,6 +158,30 @@ static void mcountinhibit_write(struct hart *h, uint64_t nv)
     h->mcountinhibit = nv;
 }
 
+bool csr_write_is_quiet(const struct hart *h, unsigned csr, uint64_t mstatus_before)
+{
+    switch (csr) {
+    case CSR_FFLAGS:
+    case CSR_FRM:
+    case CSR_FCSR:
+    case CSR_SSCRATCH:
+    case CSR_SEPC:
+    case CSR_SCAUSE:
+    case CSR_STVAL:
+    case CSR_MSCRATCH:
+    case CSR_MEPC:
+    case CSR_MCAUSE:
+    case CSR_MTVAL: return true;
+    case CSR_SSTATUS:
+    case CSR_MSTATUS: {
+        uint64_t changed = mstatus_before ^ h->mstatus;
+        /* no bit set, and only interrupt enables cleared */
+        return !(changed & h->mstatus) && !(changed & ~(MSTATUS_SIE | MSTATUS_MIE));
+    }
+    default: return false;
+    }
+}
+
 int csr_access(struct hart *h, unsigned csr, int op, uint64_t val, bool write, uint64_t *old)
 {
     unsigned minpriv = (csr >> 8) & 3;

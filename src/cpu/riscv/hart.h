@@ -316,6 +316,12 @@ int hart_load(struct hart *h, struct sr *r);
 /* CSRs (csr.c). op: 0 = RW, 1 = RS, 2 = RC. write = whether the instruction writes.
  * Returns 0 or an exception cause (illegal instruction). On success *old is the old value. */
 int csr_access(struct hart *h, unsigned csr, int op, uint64_t val, bool write, uint64_t *old);
+/* After csr_access wrote csr (mstatus was mstatus_before): true when the write changed nothing
+ * that code running on must look at again (the data TLB set, privilege, translation, raised
+ * interrupt enables, timers, triggers): data registers (xscratch, xepc, xcause, xtval), the FP
+ * CSRs, and status writes that only clear SIE/MIE. The interpreter leaves its loop after every
+ * CSR write; the JIT's blocks go on after these. */
+bool csr_write_is_quiet(const struct hart *h, unsigned csr, uint64_t mstatus_before);
 
 /* MMU (mmu.c). */
 void tlb_flush_all(struct hart *h);

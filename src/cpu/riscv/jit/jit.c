@@ -282,6 +282,24 @@ static int jit_fpu_helper(struct hart *h, uint32_t insn)
     return 0;
 }
 
+/* A CSR instruction (info: csr number, operation, rs1 or uimm, rd, flags; emit_csr) with pc and
+ * instret exact: the interpreter's CSR_OP without the step around it. 0: retired, the block
+ * goes on; 1: retired, but the write may have changed what the run loop or the block depends
+ * on (csr_write_is_quiet): the block returns to the run loop; 2: an exception, with nothing
+ * changed: the block runs the instruction as an interpreter step, which raises it. */
+static int jit_csr_helper(struct hart *h, uint32_t info)
+{
+    unsigned csr = info & 0xfff, op = (info >> 12) & 3, src = (info >> 14) & 31,
+             rd = (info >> 19) & 63; /* 32: x0's sink (decode.h) */
+    bool uimm = (info >> 25) & 1, wr = (info >> 26) & 1;
+    uint64_t before = h->mstatus, old;
+    if (csr_access(h, csr, (int)op, uimm ? src : h->x[src], wr, &old)) return 2;
+    if (rd) h->x[rd] = old;
+    h->pc += 4;
+    h->instret++;
+    return !wr || csr_write_is_quiet(h, csr, before) ? 0 : 1;
+}
+
 /* ---- code generation ---- */
 
 /* STUB_STEP: run the instruction as an interpreter step and return to the run loop (the rare
@@ -1007,6 +1025,37 @@ static enum emitted emit_interp_step(struct gen *g, const struct rv_decoded *d, 
     return EMIT_SYNCED;
 }
 
+/* CSRRW..CSRRCI through jit_csr_helper: the dirty registers written back, pc and instret made
+ * exact (counter reads), the helper called; the block goes on unless it says otherwise. The
+ * interpreter step it replaces cost a decode-cache lookup and a dispatch more, and ended the
+ * block after every write (Linux masks interrupts with csrrci sstatus and swaps sscratch on
+ * every trap). */
+static enum emitted emit_csr(struct gen *g, const struct rv_decoded *d, int32_t off, unsigned k)
+{
+    struct x86 *e = &g->e;
+    unsigned idx = (unsigned)(d->op - RV_OP_CSRRW); /* rw, rs, rc, rwi, rsi, rci */
+    bool uimm = idx >= 3, wr = idx % 3 == 0 || d->rs1 != 0;
+    uint32_t info = ((uint32_t)d->imm & 0xfff) | (idx % 3) << 12 | (uint32_t)d->rs1 << 14 |
+                    (uint32_t)d->rd << 19 | (uint32_t)uimm << 25 | (uint32_t)wr << 26;
+    flush_dirty(g, g->dirty);
+    g->dirty = 0;
+    emit_vpc(e, RAX, off);
+    x86_mov_store(e, M(HREG, OFF_PC), RAX);
+    if (k) x86_alu_imm(e, true, ALU_ADD, M(HREG, OFF_INSTRET), (int32_t)k);
+    struct stub *s = new_stub(g, STUB_STEP, d, off, 0); /* pc and instret are already exact */
+    x86_mov_load(e, RDI, R(HREG));
+    x86_mov_imm(e, RSI, info);
+    x86_call_abs(e, (const void *)jit_csr_helper);
+    forget_cached(g); /* the call clobbered them; rd is in h->x */
+    x86_alu_imm(e, false, ALU_CMP, R(RAX), 1);
+    s->from[0] = x86_jcc(e, CC_A);
+    uint8_t *go = x86_jcc8(e, CC_NE);
+    x86_mov_imm(e, RAX, 0xffffffffu); /* JIT_LEAVE: the helper set pc and instret */
+    x86_patch(x86_jmp(e), g->exit_eax);
+    patch8(e, go, e->p);
+    return EMIT_SYNCED;
+}
+
 static bool is_atomic(enum rv_op op)
 {
     return op >= RV_OP_LR_W && op <= RV_OP_AMOMAXU_D;
@@ -1152,6 +1201,7 @@ static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t
         emit_atomic(g, d, off, k);
         return EMIT_CONT;
     }
+    if (d->op >= RV_OP_CSRRW && d->op <= RV_OP_CSRRCI) return emit_csr(g, d, off, k);
     if (!jit_inline(d->op)) return emit_interp_step(g, d, off, k);
     if (rv_alu_op(d->op)) {
         emit_alu(g, d);
