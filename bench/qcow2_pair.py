@@ -30,16 +30,9 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "guest"))
 import fio  # noqa: E402  (JOBS, fio_args, parse_terse)
 import run as guest  # noqa: E402
 import run_disk  # noqa: E402
+from debootstrap import cpu_model  # noqa: E402
 
 BAR = 0.9
-
-
-def cpu_model():
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return "unknown"
 
 
 def main():
