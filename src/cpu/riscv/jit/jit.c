@@ -991,6 +991,23 @@ static bool ends_block(enum rv_op op)
 
 enum emitted { EMIT_CONT, EMIT_SYNCED, EMIT_END };
 
+/* h->pc = the instruction at page offset off, h->instret += k (the block's instructions
+ * retired before it): pc and instret exact at that instruction. */
+static void emit_sync_pc(struct gen *g, int32_t off, unsigned k)
+{
+    struct x86 *e = &g->e;
+    emit_vpc(e, RAX, off);
+    x86_mov_store(e, M(HREG, OFF_PC), RAX);
+    if (k) x86_alu_imm(e, true, ALU_ADD, M(HREG, OFF_INSTRET), (int32_t)k);
+}
+
+/* Return JIT_LEAVE to the dispatcher: pc and instret are already set in struct hart. */
+static void emit_leave(struct gen *g)
+{
+    x86_mov_imm(&g->e, RAX, 0xffffffffu);
+    x86_patch(x86_jmp(&g->e), g->exit_eax);
+}
+
 /* Everything without inline code (CSRs, F/D, atomics, system instructions) runs in the
  * interpreter, one instruction: hart_exec with budget 0 executes exactly the instruction at
  * h->pc, with pc and instret made exact first. It leaves exec_left at -1 when the instruction
@@ -1001,15 +1018,12 @@ static enum emitted emit_interp_step(struct gen *g, const struct rv_decoded *d, 
 {
     struct x86 *e = &g->e;
     flush_dirty(g, g->dirty);
-    emit_vpc(e, RAX, off);
-    x86_mov_store(e, M(HREG, OFF_PC), RAX);
-    if (k) x86_alu_imm(e, true, ALU_ADD, M(HREG, OFF_INSTRET), (int32_t)k);
+    emit_sync_pc(g, off, k);
     x86_mov_load(e, RDI, R(HREG));
     x86_mov_imm(e, RSI, (uint64_t)d->op);
     x86_call_abs(e, (const void *)jit_interp_step);
     if (ends_block(d->op)) {
-        x86_mov_imm(e, RAX, 0xffffffffu); /* JIT_LEAVE */
-        x86_patch(x86_jmp(e), g->exit_eax);
+        emit_leave(g);
         return EMIT_END;
     }
     x86_alu_imm(e, false, ALU_CMP, M(HREG, OFF_LEFT), -1);
@@ -1018,8 +1032,7 @@ static enum emitted emit_interp_step(struct gen *g, const struct rv_decoded *d, 
     x86_alu_rm(e, true, ALU_CMP, RAX, M(HREG, OFF_PC));
     uint8_t *ok = x86_jcc8(e, CC_E);
     patch8(e, ev, e->p);
-    x86_mov_imm(e, RAX, 0xffffffffu); /* JIT_LEAVE */
-    x86_patch(x86_jmp(e), g->exit_eax);
+    emit_leave(g);
     patch8(e, ok, e->p);
     forget_cached(g); /* the interpreter may have written any register */
     return EMIT_SYNCED;
@@ -1039,9 +1052,7 @@ static enum emitted emit_csr(struct gen *g, const struct rv_decoded *d, int32_t 
                     (uint32_t)d->rd << 19 | (uint32_t)uimm << 25 | (uint32_t)wr << 26;
     flush_dirty(g, g->dirty);
     g->dirty = 0;
-    emit_vpc(e, RAX, off);
-    x86_mov_store(e, M(HREG, OFF_PC), RAX);
-    if (k) x86_alu_imm(e, true, ALU_ADD, M(HREG, OFF_INSTRET), (int32_t)k);
+    emit_sync_pc(g, off, k);
     struct stub *s = new_stub(g, STUB_STEP, d, off, 0); /* pc and instret are already exact */
     x86_mov_load(e, RDI, R(HREG));
     x86_mov_imm(e, RSI, info);
@@ -1050,8 +1061,7 @@ static enum emitted emit_csr(struct gen *g, const struct rv_decoded *d, int32_t 
     x86_alu_imm(e, false, ALU_CMP, R(RAX), 1);
     s->from[0] = x86_jcc(e, CC_A);
     uint8_t *go = x86_jcc8(e, CC_NE);
-    x86_mov_imm(e, RAX, 0xffffffffu); /* JIT_LEAVE: the helper set pc and instret */
-    x86_patch(x86_jmp(e), g->exit_eax);
+    emit_leave(g); /* the helper set pc and instret */
     patch8(e, go, e->p);
     return EMIT_SYNCED;
 }
@@ -1311,14 +1321,11 @@ static void emit_stub(struct gen *g, const struct stub *s)
     switch (s->kind) {
     case STUB_BRANCH: return; /* above */
     case STUB_STEP:
-        emit_vpc(e, RAX, s->off);
-        x86_mov_store(e, M(HREG, OFF_PC), RAX);
-        if (s->k) x86_alu_imm(e, true, ALU_ADD, M(HREG, OFF_INSTRET), (int32_t)s->k);
+        emit_sync_pc(g, s->off, s->k);
         x86_mov_load(e, RDI, R(HREG));
         x86_mov_imm(e, RSI, (uint64_t)d->op);
         x86_call_abs(e, (const void *)jit_interp_step);
-        x86_mov_imm(e, RAX, 0xffffffffu); /* JIT_LEAVE: pc and instret are the interpreter's */
-        x86_patch(x86_jmp(e), g->exit_eax);
+        emit_leave(g); /* pc and instret are the interpreter's */
         return;
     case STUB_LOAD:
     case STUB_STORE: {
