@@ -7,6 +7,11 @@
 #include "virtio_harness.h"
 #include <errno.h>
 #include <poll.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #define RAM_SIZE  (2u << 20)
 #define F_V1      (1ull << VIRTIO_F_VERSION_1)
@@ -467,6 +472,80 @@ TEST(vsock_host_connect_accept_and_refuse)
     CHECK_EQ(g.b.closes, 2);
     CHECK_EQ(g.b.c.host_connect(g.b.c.ctx, 5000), -1); /* no driver: refused */
     vrig_close(&g);
+}
+
+/* ---- the Unix-socket backend: a burst of host programs connecting at once ---- */
+
+struct burst_client {
+    atomic_int connects; /* host_connect calls (backend thread) */
+};
+static void bc_run(void *ctx)
+{
+    (void)ctx;
+}
+static int bc_host_connect(void *ctx, uint32_t port)
+{
+    struct burst_client *c = ctx;
+    (void)port;
+    return atomic_fetch_add(&c->connects, 1); /* slot 0, 1, 2, ... */
+}
+static short bc_events(void *ctx, unsigned conn)
+{
+    (void)ctx, (void)conn;
+    return 0;
+}
+static void bc_ready(void *ctx, unsigned conn, short revents)
+{
+    (void)ctx, (void)conn, (void)revents;
+}
+
+/* More host programs than handshake slots connect at once, non-blocking as Python's sockets
+ * with a timeout do, and each writes its CONNECT line: every one reaches the device (those
+ * beyond VSOCK_MAX_HANDSHAKE wait in the listen queue), none is refused or closed. */
+TEST(vsock_uds_burst_of_host_connects)
+{
+    enum { N = 40 };
+    _Static_assert(N > 4 * VSOCK_MAX_HANDSHAKE && N <= VSOCK_MAX_CONNS, "burst size");
+    char dir[] = "/tmp/vessel-unit-vsock-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    struct vsock_spec spec = {.present = true, .cid = 3};
+    snprintf(spec.path, sizeof(spec.path), "%s/v.sock", dir);
+    struct vsock_backend *vb = NULL;
+    char err[256];
+    CHECK_EQ(vsock_uds_open(&vb, &spec, err, sizeof(err)), 0);
+    if (!vb) return;
+    struct burst_client bc = {0};
+    struct vsock_client cl = {.run = bc_run,
+                              .host_connect = bc_host_connect,
+                              .events = bc_events,
+                              .ready = bc_ready,
+                              .ctx = &bc};
+    vsock_backend_attach(vb, &cl);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    snprintf(a.sun_path, sizeof(a.sun_path), "%s", spec.path);
+    int fds[N], refused = 0;
+    for (int i = 0; i < N; i++) {
+        fds[i] = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (connect(fds[i], (struct sockaddr *)&a, sizeof(a)) < 0) refused++;
+    }
+    CHECK_EQ(refused, 0);
+    for (int i = 0; i < N; i++)
+        CHECK(send(fds[i], "CONNECT 5000\n", 13, MSG_NOSIGNAL) == 13);
+    for (int t = 0; t < 500 && atomic_load(&bc.connects) < N; t++)
+        usleep(10000);
+    CHECK_EQ(atomic_load(&bc.connects), N);
+    /* each socket is held by the backend as a connection: none reads as closed */
+    int closed = 0;
+    for (int i = 0; i < N; i++) {
+        char c;
+        if (recv(fds[i], &c, 1, MSG_DONTWAIT) == 0) closed++;
+    }
+    CHECK_EQ(closed, 0);
+    vsock_backend_attach(vb, NULL);
+    vsock_backend_close(vb, true);
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+    CHECK(rmdir(dir) == 0);
 }
 
 TEST(vsock_spec_syntax)

@@ -1,7 +1,8 @@
 /* The Unix-socket vsock backend (vsock.h): Firecracker's host-side convention. The thread polls
  * the kick eventfd, the listening socket, the host programs still writing their CONNECT line
- * (at most VSOCK_MAX_HANDSHAKE, each given HANDSHAKE_MS) and the connections the device wants
- * events on. `client_lock` is held around the client's callbacks, never across poll. */
+ * (at most VSOCK_MAX_HANDSHAKE, each given HANDSHAKE_MS; more wait in the listen queue) and the
+ * connections the device wants events on. `client_lock` is held around the client's callbacks,
+ * never across poll. */
 #include "backend/vsock/vsock.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -124,19 +125,26 @@ static void hs_read(struct uds_backend *b, struct handshake *h)
     hs_close(h); /* no newline in a line's room */
 }
 
-static void accept_one(struct uds_backend *b)
+static int free_handshake(const struct uds_backend *b)
 {
-    int fd = accept4(b->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) return;
     for (unsigned i = 0; i < VSOCK_MAX_HANDSHAKE; i++)
-        if (b->hs[i].fd < 0) {
-            b->hs[i].fd = fd;
-            b->hs[i].len = 0;
-            b->hs[i].deadline_ms = now_ms() + HANDSHAKE_MS;
-            return;
-        }
-    log_warn_ratelimited("vsock: too many host programs connecting at once; one refused");
-    close(fd);
+        if (b->hs[i].fd < 0) return (int)i;
+    return -1;
+}
+
+/* Take connections from the listen queue while a handshake slot is free. With every slot busy
+ * the rest wait in the kernel's queue (VSOCK_LISTEN_BACKLOG) until one frees: a burst of host
+ * programs connecting at once is served, not refused. */
+static void accept_some(struct uds_backend *b)
+{
+    int i;
+    while ((i = free_handshake(b)) >= 0) {
+        int fd = accept4(b->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) return;
+        b->hs[i].fd = fd;
+        b->hs[i].len = 0;
+        b->hs[i].deadline_ms = now_ms() + HANDSHAKE_MS;
+    }
 }
 
 static void *uds_thread(void *arg)
@@ -149,10 +157,12 @@ static void *uds_thread(void *arg)
         int timeout = -1;
         uint64_t now = now_ms();
         p[n++] = (struct pollfd){.fd = b->evfd, .events = POLLIN};
-        p[n++] = (struct pollfd){.fd = b->lfd, .events = POLLIN};
+        for (unsigned i = 0; i < VSOCK_MAX_HANDSHAKE; i++)
+            if (b->hs[i].fd >= 0 && now >= b->hs[i].deadline_ms) hs_close(&b->hs[i]);
+        /* the listening socket only while a handshake slot is free (accept_some) */
+        p[n++] = (struct pollfd){.fd = free_handshake(b) >= 0 ? b->lfd : -1, .events = POLLIN};
         for (unsigned i = 0; i < VSOCK_MAX_HANDSHAKE; i++) {
             struct handshake *h = &b->hs[i];
-            if (h->fd >= 0 && now >= h->deadline_ms) hs_close(h);
             p[n++] = (struct pollfd){.fd = h->fd, .events = POLLIN};
             if (h->fd >= 0) {
                 int left = (int)(h->deadline_ms - now);
@@ -181,10 +191,10 @@ static void *uds_thread(void *arg)
             ssize_t rr = read(b->evfd, &v, sizeof(v));
             (void)rr;
         }
-        if (p[1].revents & POLLIN) accept_one(b);
         for (unsigned i = 0; i < VSOCK_MAX_HANDSHAKE; i++)
             if (b->hs[i].fd >= 0 && p[2 + i].fd == b->hs[i].fd && p[2 + i].revents)
                 hs_read(b, &b->hs[i]);
+        if (p[1].revents & POLLIN) accept_some(b);
         /* A connection's events go to the device only if the slot still holds the socket
          * polled (the device may have closed it, and another taken its place, meanwhile). */
         for (unsigned k = 0; k < nconn && b->has_client; k++) {
@@ -341,7 +351,7 @@ static int bind_listen(struct uds_backend *b, char *err, size_t errlen)
         return err_set(err, errlen, e == EADDRINUSE ? -EADDRINUSE : -e, "--vsock path=%s: %s",
                        b->path, strerror(e));
     }
-    if (listen(b->lfd, VSOCK_MAX_HANDSHAKE) < 0) {
+    if (listen(b->lfd, VSOCK_LISTEN_BACKLOG) < 0) {
         int e = errno;
         return err_set(err, errlen, -e, "--vsock path=%s: listen: %s", b->path, strerror(e));
     }

@@ -22,13 +22,15 @@
 
 /* Connections at once, both directions and every state (half-open ones included): a guest
  * cannot make the process hold more host sockets than this. */
-#define VSOCK_MAX_CONNS     64
-/* Host programs that connected and have not yet written their CONNECT line. */
-#define VSOCK_MAX_HANDSHAKE 8
-#define VSOCK_PATH_MAX      108 /* sizeof(sun_path) */
+#define VSOCK_MAX_CONNS      64
+/* Host programs that connected and have not yet written their CONNECT line; more wait in
+ * the listening socket's queue (at most VSOCK_LISTEN_BACKLOG, the kernel's cap permitting). */
+#define VSOCK_MAX_HANDSHAKE  8
+#define VSOCK_LISTEN_BACKLOG 128
+#define VSOCK_PATH_MAX       108 /* sizeof(sun_path) */
 /* "<path>_<port>" must fit sun_path for every port: path at most this long. */
-#define VSOCK_UDS_PATH_MAX  (VSOCK_PATH_MAX - 1 - 11)
-#define VSOCK_HOST_CID      2
+#define VSOCK_UDS_PATH_MAX   (VSOCK_PATH_MAX - 1 - 11)
+#define VSOCK_HOST_CID       2
 
 struct vsock_client {
     /* vsock_backend_kick() was called: move the device's queues forward. */
