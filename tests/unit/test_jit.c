@@ -397,6 +397,76 @@ TEST(jit_cross_page_calls_exact)
     th_free(t);
 }
 
+/* A loop whose two blocks are in two pages: their exits to each other are far links (direct
+ * jumps, emit_far_exit), exact in count and instret and bounded by the budget. A link must not
+ * outlive what it was made for: remapping the target's virtual page to other code (and
+ * sfence.vma'ing it), and changing the code of a target page (and fence.i), each run the new
+ * code. */
+TEST(jit_far_links_follow_remaps_and_code_changes)
+{
+    struct th *t = th_new_jit(0);
+    uint64_t root = th_pt_alloc(t);
+    const uint64_t va = 0x40000000, vb = va + 0x1000;
+    const uint64_t pa = TH_CODE + 0x20000, pb = pa + 0x1000, pb2 = pa + 0x2000;
+    const uint64_t flags = PTE_V_ | PTE_R_ | PTE_X_ | PTE_A_;
+    th_map(t, root, 3, va, pa, 0, flags);
+    th_map(t, root, 3, vb, pb, 0, flags);
+    th_pmp_allow_all(t);
+    th_org(t, pa);
+    uint64_t a0 = th_emit(t, I_ADDI(5, 5, -1));
+    th_emit(t, I_JAL(0, 0x1000 - 4)); /* to vb */
+    for (unsigned v = 0; v < 2; v++) {
+        th_org(t, v ? pb2 : pb);
+        th_emit(t, I_ADDI(6, 6, (int32_t)v + 1)); /* pb2 adds 2 */
+        th_emit(t, I_BEQ(5, 0, 8));
+        th_emit(t, I_JAL(0, -0x1000 - 8)); /* back to va */
+        th_emit(t, I_SELF_LOOP());
+    }
+    const uint64_t end = vb + 12;
+    th_csrw(t, CSR_SATP_N, SATP_SV39 | (root >> 12));
+    t->h.priv = PRV_S;
+    hart_update_mode(&t->h);
+
+    struct jit_stats st0, st1;
+    jit_get_stats(&t->h, &st0);
+    t->h.x[5] = 1000;
+    t->h.pc = va;
+    uint64_t before = t->h.instret;
+    CHECK_EQ(th_run_until(t, end, 1000), end);
+    CHECK_EQ(t->h.x[6], 1000);
+    CHECK(t->h.instret - before >= 5000);
+    CHECK(t->h.instret - before <= 5000 + 16);
+    jit_get_stats(&t->h, &st1);
+    CHECK(st1.linked - st0.linked >= 2); /* both exits */
+    CHECK(st1.blocks - st0.blocks <= 4);
+    /* every far jump counts against the budget */
+    t->h.x[5] = 1000000;
+    t->h.pc = va;
+    before = t->h.instret;
+    jit_exec(&t->h, 50);
+    CHECK(t->h.instret - before >= 2);
+    CHECK(t->h.instret - before <= 3 * 50 + 3);
+
+    /* vb now maps other code (the TLB entry fenced as sfence.vma does) */
+    th_map(t, root, 3, vb, pb2, 0, flags);
+    tlb_flush_page(&t->h, vb);
+    t->h.x[5] = 1000;
+    t->h.x[6] = 0;
+    t->h.pc = va;
+    CHECK_EQ(th_run_until(t, end, 1000), end);
+    CHECK_EQ(t->h.x[6], 2000);
+
+    /* the code in va's page changes (then fence.i) */
+    th_w32(t, a0, I_ADDI(5, 5, -2));
+    dcache_flush(&t->h);
+    t->h.x[5] = 1000;
+    t->h.x[6] = 0;
+    t->h.pc = vb; /* enter at the far side: its link to va is what is tested */
+    CHECK_EQ(th_run_until(t, end, 1000), end);
+    CHECK_EQ(t->h.x[6], 2 + 2 * 500);
+    th_free(t);
+}
+
 /* F/D loads, stores and arithmetic inside a block (translated since FLD/FSD were the
  * interpreter steps a Linux guest ran most): NaN boxing of FLW, a page-crossing FLD on the slow
  * path, FS set dirty; with mstatus.FS off, or a reserved rounding mode, the instruction traps

@@ -271,6 +271,9 @@ struct hart {
     int jit_budget; /* blocks jit_exec may still run, chained ones included */
     /* set by a block exit that asks jit_exec to link it to its target (jit.c emit_exit) */
     uint64_t jit_link;
+    /* set by an exit to another page that asks to be linked: its link record's cache offset
+     * + 1 (jit.c emit_far_exit) */
+    uint64_t jit_xlink;
     struct jit *jit; /* NULL unless env.engine is ENGINE_JIT (jit/jit.c) */
 };
 

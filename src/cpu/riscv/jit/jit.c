@@ -33,12 +33,15 @@
 #include "cpu/riscv/jit/x86.h"
 #include "util/log.h"
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define likely(x)   __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
@@ -63,6 +66,7 @@ struct jpage {
     uint64_t ppn;   /* DPAGE_INVALID when unused */
     uint64_t epoch; /* h->dcache_epoch when last known to match memory */
     unsigned gen;   /* code cache generation the values in blk belong to */
+    uint32_t ver;   /* bumped whenever blk is cleared (far links check it: emit_far_exit) */
     unsigned nblk;  /* entries in blk */
     unsigned mask;  /* blk's capacity - 1 (blk NULL: none) */
     struct jblk *blk;
@@ -108,11 +112,13 @@ struct jit {
     uint8_t *exit_eax; /* its epilogue: return eax */
     uint8_t *slow[2];  /* the load and store slow-path thunks (emit_trampoline) */
     uint8_t *link;     /* the link thunk (emit_exit) */
+    uint8_t *xlink;    /* the far link thunk (emit_far_exit) */
     uint8_t *entry;    /* the shared prologue the dispatcher calls blocks through */
     unsigned pauses;
     struct jit_stats st;
     uint64_t steps_by_op[RV_OP_COUNT]; /* interpreter steps per operation (trace level) */
     bool dump_all, dump_one;           /* VESSEL_JIT_DUMP (jit.h) */
+    bool perf_map;                     /* VESSEL_JIT_PERFMAP (jit.h) */
     uint64_t dump_pc;
 };
 
@@ -133,6 +139,8 @@ typedef int (*jit_entry_fn)(struct hart *h, struct tlb_entry *tr, struct tlb_ent
 #define OFF_LEFT      ((int32_t)offsetof(struct hart, exec_left))
 #define OFF_BUDGET    ((int32_t)offsetof(struct hart, jit_budget))
 #define OFF_LINK      ((int32_t)offsetof(struct hart, jit_link))
+#define OFF_XLINK     ((int32_t)offsetof(struct hart, jit_xlink))
+#define OFF_DEPOCH    ((int32_t)offsetof(struct hart, dcache_epoch))
 #define OFF_F(r)      ((int32_t)(offsetof(struct hart, fp.f) + 8 * (unsigned)(r)))
 #define OFF_MSTATUS   ((int32_t)offsetof(struct hart, mstatus))
 #define OFF_RES_ADDR  ((int32_t)offsetof(struct hart, res_addr))
@@ -200,6 +208,7 @@ static int blk_put(struct jpage *p, unsigned off, uint32_t val)
 /* Forget the record's blocks (and give their table's memory back). */
 static void blk_clear(struct jpage *p)
 {
+    p->ver++;
     free(p->blk);
     p->blk = NULL;
     p->nblk = p->mask = 0;
@@ -329,6 +338,7 @@ struct gen {
     const uint8_t *exit_pc, *exit_eax; /* the trampoline's tails: blocks jump there to return */
     const uint8_t *slow[2];            /* the slow-path thunks (RW addresses) */
     const uint8_t *link;               /* the link thunk (RW address) */
+    const uint8_t *xlink;              /* the far link thunk (RW address) */
     /* Register caching: guest register r is held in host register host[r] (-1: only in
      * struct hart). Writes go to the host register only (write-back): `dirty` says which
      * cached registers h->x does not have yet at the point being emitted. Every way out of
@@ -470,6 +480,72 @@ static void emit_epilogue(struct x86 *e)
     x86_ret(e);
 }
 
+/* A far link: an exit to another page jumps straight to its target's body while the record
+ * says the link still holds (emit_far_exit). It sits in the code cache after the exit's code
+ * (read through the RX view, written by jit_exec through the RW one). */
+struct far_link {
+    uint64_t pc;      /* the target's virtual pc (1 until linked: never matches) */
+    uint64_t addend;  /* the fetch TLB entry's addend for it when linked */
+    uint64_t page;    /* the target's page record (struct jpage *) */
+    uint32_t ver;     /* the record's ver when linked */
+    uint32_t tlb_off; /* the fetch TLB entry's offset in its array */
+    uint32_t jmp_at;  /* the cache offset of the jump's rel32 to patch */
+    uint32_t pad;
+};
+_Static_assert(sizeof(struct far_link) == 40, "far_link layout");
+#define FL(f) ((int32_t)offsetof(struct far_link, f))
+
+/* An exit to another page, with rax = the target pc (instret counted, dirty registers
+ * written back). It counts against the budget like every chained exit. Then, where the
+ * exit's far link (struct far_link) names this pc, the current fetch TLB still maps the pc's
+ * page to the same host page as when it was linked, and the target's page record is the
+ * same (ver) and checked against memory since the last fence.i (epoch): the target's vbase
+ * goes in the frame and a direct jump enters its body. Anything else goes to the far link
+ * thunk (emit_trampoline), which asks jit_exec to link the exit to the block it runs next.
+ * The first version sent these exits through the dispatch trampoline: its one indirect jump
+ * for every such exit in the guest mispredicted, and sha256sum, whose round loop spans a page
+ * end, spent 21% of its time in it. */
+static void emit_far_exit(struct gen *g)
+{
+    struct x86 *e = &g->e;
+    x86_alu_imm(e, false, ALU_SUB, M(HREG, OFF_BUDGET), 1);
+    x86_patch(x86_jcc(e, CC_LE), g->exit_pc); /* h->pc = rax, return 0 */
+    uint8_t *rec = x86_lea_rip(e, RDI);
+    uint8_t *miss[5];
+    unsigned n = 0;
+    x86_alu_rm(e, true, ALU_CMP, RAX, M(RDI, FL(pc)));
+    miss[n++] = x86_jcc(e, CC_NE);
+    x86_mov32_load(e, RDX, M(RDI, FL(tlb_off)));
+    x86_alu_rm(e, true, ALU_ADD, RDX, M(RSP, TX_SLOT));
+    x86_mov_load(e, RCX, R(RAX));
+    x86_shift_imm(e, true, SH_SHR, RCX, 12);
+    x86_alu_rm(e, true, ALU_XOR, RCX, M(HREG, OFF_KEY));
+    x86_alu_rm(e, true, ALU_CMP, RCX, M(RDX, 0));
+    miss[n++] = x86_jcc(e, CC_NE);
+    x86_mov_load(e, RCX, M(RDX, 8));
+    x86_alu_rm(e, true, ALU_CMP, RCX, M(RDI, FL(addend)));
+    miss[n++] = x86_jcc(e, CC_NE);
+    x86_mov_load(e, RDX, M(RDI, FL(page)));
+    x86_mov32_load(e, RCX, M(RDX, (int32_t)offsetof(struct jpage, ver)));
+    x86_alu_rm(e, false, ALU_CMP, RCX, M(RDI, FL(ver)));
+    miss[n++] = x86_jcc(e, CC_NE);
+    x86_mov_load(e, RCX, M(RDX, (int32_t)offsetof(struct jpage, epoch)));
+    x86_alu_rm(e, true, ALU_CMP, RCX, M(HREG, OFF_DEPOCH));
+    miss[n++] = x86_jcc(e, CC_NE);
+    x86_alu_imm(e, true, ALU_AND, R(RAX), -4096);
+    x86_mov_store(e, M(RSP, VBASE_SLOT), RAX);
+    uint8_t *jmp = x86_jmp(e); /* to the target's body once linked */
+    x86_patch(jmp, g->xlink);  /* (not reached before: pc is 1 until then) */
+    for (unsigned k = 0; k < n; k++)
+        x86_patch(miss[k], g->xlink);
+    while (((uintptr_t)e->p & 7) && !e->overflow)
+        x86_b(e, 0xcc); /* int3: never run */
+    x86_patch(rec, e->p);
+    if (e->overflow) return;
+    struct far_link fl = {.pc = 1, .jmp_at = (uint32_t)(jmp - g->bodies_rw)};
+    x86_bytes(e, &fl, sizeof(fl));
+}
+
 /* Leave the block for the guest pc vbase + off with n more instructions retired. A target in
  * the same page is chained when the budget allows: a jump straight into its body when it is
  * the block's own start (a loop) or was translated before this block; otherwise the jump
@@ -516,11 +592,10 @@ static void emit_exit(struct gen *g, int32_t off, unsigned n, uint16_t dirty)
         return;
     }
     emit_vpc(e, RAX, off);
-    if (same_page) {
+    if (same_page)
         x86_patch(x86_jmp(e), g->exit_pc); /* h->pc = rax, return 0 */
-    } else {                               /* another page: the trampoline looks it up */
-        x86_patch(x86_jmp(e), g->tramp);
-    }
+    else
+        emit_far_exit(g);
 }
 
 /* The dispatch trampoline, shared by all blocks, for jalr and exits to other pages: with
@@ -619,6 +694,13 @@ static void emit_trampoline(struct jit *j)
     x86_mov32_load(&e, RAX, M(RCX, 4)); /* the target's page offset */
     x86_alu_rm(&e, true, ALU_ADD, RAX, M(RSP, VBASE_SLOT));
     x86_patch(x86_jmp(&e), j->exit_pc); /* h->pc = rax, return 0 */
+    /* The far link thunk (emit_far_exit), with rax = the target pc and rdi = the exit's far
+     * link (RX address): h->jit_xlink = its cache offset + 1, and leave for rax. */
+    j->xlink = e.p;
+    x86_mov_imm(&e, RSI, (uint64_t)(uintptr_t)j->cache.rx - 1);
+    x86_alu_rm(&e, true, ALU_SUB, RDI, R(RSI));
+    x86_mov_store(&e, M(HREG, OFF_XLINK), RDI);
+    x86_patch(x86_jmp(&e), j->exit_pc);
     j->tramp = tramp;
     jit_cache_commit(&j->cache, x86_len(&e)); /* fits: the cache is at least 64 KiB */
 }
@@ -1598,6 +1680,31 @@ static void choose_cached(struct gen *g, const struct rv_decoded *d, unsigned n)
 }
 
 /* Translate the block at pc (page p, offset pc & 0xfff); returns the block table value. */
+/* VESSEL_JIT_PERFMAP: perf's map of JIT code (/tmp/perf-PID.map: "START SIZE NAME" lines),
+ * one for the process, opened by the first hart (before the sandbox) and appended to by each
+ * with one write() per line, which O_APPEND keeps whole. */
+static int perf_map_fd = -1;
+static pthread_once_t perf_map_once = PTHREAD_ONCE_INIT;
+static void perf_map_open(void)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/tmp/perf-%d.map", (int)getpid());
+    perf_map_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (perf_map_fd < 0) log_warn("VESSEL_JIT_PERFMAP: %s: %s", path, strerror(errno));
+}
+static void perf_map_add(const struct jit *j, const uint8_t *rw, size_t len, const char *what,
+                         uint64_t pc)
+{
+    if (!j->perf_map || perf_map_fd < 0) return;
+    char line[96];
+    int n = snprintf(line, sizeof(line), "%lx %zx %s_%llx\n",
+                     (unsigned long)(uintptr_t)(j->cache.rx + (rw - j->cache.rw)), len, what,
+                     (unsigned long long)pc);
+    if (n <= 0) return;
+    ssize_t w = write(perf_map_fd, line, (size_t)n); /* a failure costs the profile a line */
+    (void)w;
+}
+
 static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc)
 {
     struct rv_decoded d[JIT_MAX_INSNS];
@@ -1621,6 +1728,7 @@ static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc)
         g.slow[0] = j->slow[0];
         g.slow[1] = j->slow[1];
         g.link = j->link;
+        g.xlink = j->xlink;
         int32_t ioff = (int32_t)off;
         enum emitted em = EMIT_CONT;
         unsigned base = 0; /* instructions already added to instret */
@@ -1644,6 +1752,7 @@ static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc)
             j->st.insns += n;
             j->st.host_bytes += x86_len(e);
             uint32_t boff = jit_cache_commit(&j->cache, x86_len(e));
+            perf_map_add(j, j->cache.rw + boff, x86_len(e), "g", pc);
             if (unlikely(j->dump_all || (j->dump_one && pc == j->dump_pc)))
                 dump_block(g.ncached, p, pc, d, n, j->cache.rw + boff, x86_len(e), boff);
             return boff;
@@ -1652,6 +1761,7 @@ static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc)
         jit_cache_flush(&j->cache);
         j->stamp++;
         emit_trampoline(j);
+        perf_map_add(j, j->cache.rw, j->cache.used, "jit_trampoline", 0);
         j->st.flushes++;
         blk_clear(p);
         p->gen = j->cache.gen;
@@ -1706,6 +1816,7 @@ static struct jpage *jit_page(struct hart *h, struct jit *j, uint64_t ppn, const
         p = malloc(sizeof(*p));
         if (!p) return NULL;
         p->blk = NULL;
+        p->ver = 0;
         j->npages++;
     } else { /* all records in use: take one from another set */
         unsigned v;
@@ -1725,6 +1836,30 @@ fill:
     p->epoch = h->dcache_epoch;
     p->gen = j->cache.gen;
     return p;
+}
+
+/* Link the far exit whose record is at cache offset at (emit_far_exit) to the block at
+ * cache offset off, which runs next for pc (host page hp, fetch TLB entry te). */
+static void far_link(struct hart *h, struct jit *j, uint32_t at, uint64_t pc, uint8_t *hp,
+                     const struct tlb_entry *te, const struct tlb_entry *tx, uint32_t off)
+{
+    if ((size_t)at + sizeof(struct far_link) > j->cache.used) return;
+    /* the fetch TLB must hold the page (PMP-split pages are not cached: no link then) */
+    if (te->tag != ((pc >> 12) ^ h->tlb_key) || (pc & ~0xfffull) + te->addend != (uintptr_t)hp)
+        return;
+    struct jpage *p = jit_page(h, j, hart_ram_ppn(h, hp), hp);
+    if (!p || p->gen != j->cache.gen || blk_get(p, (unsigned)(pc & 0xfff)) != off) return;
+    struct far_link fl;
+    memcpy(&fl, j->cache.rw + at, sizeof(fl));
+    if ((size_t)fl.jmp_at + 4 > j->cache.used) return;
+    fl.pc = pc;
+    fl.addend = te->addend;
+    fl.page = (uint64_t)(uintptr_t)p;
+    fl.ver = p->ver;
+    fl.tlb_off = (uint32_t)((const uint8_t *)te - (const uint8_t *)tx);
+    memcpy(j->cache.rw + at, &fl, sizeof(fl));
+    x86_patch(j->cache.rw + fl.jmp_at, j->cache.rw + off);
+    j->st.linked++;
 }
 
 void jit_exec(struct hart *h, int budget)
@@ -1747,6 +1882,8 @@ void jit_exec(struct hart *h, int budget)
     uint64_t link = 0; /* a link request of the block that returned last (emit_exit) */
     uint32_t link_stamp = 0;
     unsigned link_gen = 0;
+    uint64_t xlink = 0; /* a far link request (emit_far_exit) */
+    unsigned xlink_gen = 0;
     while (h->jit_budget-- > 0) {
         uint64_t pc = h->pc;
         uint64_t vpn = pc >> 12;
@@ -1810,7 +1947,13 @@ void jit_exec(struct hart *h, int budget)
             }
             link = 0;
         }
+        if (xlink) {
+            if (j->cache.gen == xlink_gen)
+                far_link(h, j, (uint32_t)(xlink - 1), pc, hp, te, tx, off);
+            xlink = 0;
+        }
         h->jit_link = 0;
+        h->jit_xlink = 0;
         int r = ((jit_entry_fn)(void *)(j->cache.rx + (j->entry - j->cache.rw)))(
             h, tr, tw, pc & ~0xfffull, tx, j->cache.rx + off);
         if (unlikely(r)) {
@@ -1822,6 +1965,10 @@ void jit_exec(struct hart *h, int budget)
             link = h->jit_link;
             link_stamp = j->stamp;
             link_gen = j->cache.gen;
+        }
+        if (h->jit_xlink) {
+            xlink = h->jit_xlink;
+            xlink_gen = j->cache.gen;
         }
     }
 }
@@ -1836,6 +1983,12 @@ int jit_init(struct hart *h, size_t cache_size)
         return r;
     }
     emit_trampoline(j);
+    const char *pm = getenv("VESSEL_JIT_PERFMAP");
+    if (pm && *pm && strcmp(pm, "0") != 0) {
+        j->perf_map = true;
+        pthread_once(&perf_map_once, perf_map_open);
+        perf_map_add(j, j->cache.rw, j->cache.used, "jit_trampoline", 0);
+    }
     const char *dump = getenv("VESSEL_JIT_DUMP");
     if (dump && *dump) {
         if (strcmp(dump, "all") == 0) {

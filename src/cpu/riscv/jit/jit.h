@@ -13,7 +13,9 @@
  * VESSEL_JIT_DUMP=all, or =PC (hex, a block's first guest virtual address), logs the guest
  * instructions and the host code (hex) of the blocks translated there; scripts/jit-dump.py
  * disassembles the host side with objdump. An environment variable rather than an option:
- * it is for debugging the engine, like the interpreter's VESSEL_* test hooks. */
+ * it is for debugging the engine, like the interpreter's VESSEL_* test hooks.
+ * VESSEL_JIT_PERFMAP=1 writes /tmp/perf-PID.map, which names each block g_<guest pc> for
+ * `perf report` (profile with --no-sandbox: the sandbox may not let the file be written). */
 int jit_init(struct hart *h, size_t cache_size);
 /* Log the counters (debug level) and free everything. */
 void jit_destroy(struct hart *h);

@@ -201,6 +201,17 @@ static inline void x86_lea(struct x86 *e, enum x86_reg dst, struct x86_rm src)
 {
     X86_OP1(e, false, true, false, 0x8d, dst, src);
 }
+/* lea r64, [rip + rel32]; returns where the displacement goes, for x86_patch (it is the
+ * instruction's last field, so rip-relative and rel32 jumps count from the same place) */
+static inline uint8_t *x86_lea_rip(struct x86 *e, enum x86_reg dst)
+{
+    x86_b(e, (uint8_t)(0x48 | ((dst & 8) ? 4 : 0)));
+    x86_b(e, 0x8d);
+    x86_b(e, (uint8_t)(((dst & 7) << 3) | 5));
+    uint8_t *at = e->overflow ? NULL : e->p;
+    x86_d(e, 0);
+    return e->overflow ? NULL : at;
+}
 /* op r, r/m (64-bit, or 32-bit with w = false) */
 static inline void x86_alu_rm(struct x86 *e, bool w, enum x86_alu op, enum x86_reg dst,
                               struct x86_rm src)
