@@ -558,7 +558,7 @@ static void emit_far_exit(struct gen *g)
  * blocks it jumps to this
  * way belong to the same page record, whose entries are set once and reset only with the
  * whole record (code changed, eviction, cache flush), which makes all of them unreachable
- * together: nothing ever needs unlinking. Exits to other pages go through the trampoline. */
+ * together: nothing ever needs unlinking. Exits to other pages are far links (emit_far_exit). */
 static void emit_exit(struct gen *g, int32_t off, unsigned n, uint16_t dirty)
 {
     struct x86 *e = &g->e;
@@ -1679,7 +1679,6 @@ static void choose_cached(struct gen *g, const struct rv_decoded *d, unsigned n)
     }
 }
 
-/* Translate the block at pc (page p, offset pc & 0xfff); returns the block table value. */
 /* VESSEL_JIT_PERFMAP: perf's map of JIT code (/tmp/perf-PID.map: "START SIZE NAME" lines),
  * one for the process, opened by the first hart (before the sandbox) and appended to by each
  * with one write() per line, which O_APPEND keeps whole. */
@@ -1705,6 +1704,7 @@ static void perf_map_add(const struct jit *j, const uint8_t *rw, size_t len, con
     (void)w;
 }
 
+/* Translate the block at pc (page p, offset pc & 0xfff); returns the block table value. */
 static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc)
 {
     struct rv_decoded d[JIT_MAX_INSNS];
@@ -1859,7 +1859,7 @@ static void far_link(struct hart *h, struct jit *j, uint32_t at, uint64_t pc, ui
     fl.tlb_off = (uint32_t)((const uint8_t *)te - (const uint8_t *)tx);
     memcpy(j->cache.rw + at, &fl, sizeof(fl));
     x86_patch(j->cache.rw + fl.jmp_at, j->cache.rw + off);
-    j->st.linked++;
+    j->st.far_linked++;
 }
 
 void jit_exec(struct hart *h, int budget)
@@ -1967,6 +1967,7 @@ void jit_exec(struct hart *h, int budget)
             link_gen = j->cache.gen;
         }
         if (h->jit_xlink) {
+            j->st.far_misses++;
             xlink = h->jit_xlink;
             xlink_gen = j->cache.gen;
         }
@@ -2017,12 +2018,14 @@ void jit_destroy(struct hart *h)
     log_debug("hart %u jit: %llu blocks translated (%llu guest instructions, %llu KiB host "
               "code), %llu pages invalidated (code changed), %llu page records evicted, "
               "%llu interpreter fallbacks (blocks), %llu interpreted instructions in blocks, "
-              "%llu cache flushes, %llu exits linked, %llu rotates fused, %llu ms translating",
+              "%llu cache flushes, %llu exits linked, %llu far links made of %llu misses, "
+              "%llu rotates fused, %llu ms translating",
               h->id, (unsigned long long)j->st.blocks, (unsigned long long)j->st.insns,
               (unsigned long long)(j->st.host_bytes >> 10), (unsigned long long)j->st.invalidated,
               (unsigned long long)j->st.evicted, (unsigned long long)j->st.fallbacks,
               (unsigned long long)j->st.steps, (unsigned long long)j->st.flushes,
-              (unsigned long long)j->st.linked, (unsigned long long)j->st.fused,
+              (unsigned long long)j->st.linked, (unsigned long long)j->st.far_linked,
+              (unsigned long long)j->st.far_misses, (unsigned long long)j->st.fused,
               (unsigned long long)(j->st.compile_ns / 1000000));
     if (log_current_level >= LOG_TRACE) {
         /* the ten operations the interpreter ran most inside blocks */

@@ -35,6 +35,8 @@ struct jit_stats {
     uint64_t host_bytes;    /* bytes of host code generated */
     uint64_t compile_ns;    /* time spent translating (CLOCK_MONOTONIC) */
     uint64_t linked;        /* exits patched to jump to a block translated after them */
+    uint64_t far_linked;    /* exits to another page linked (again) to their target */
+    uint64_t far_misses;    /* such exits whose link did not hold (to the dispatcher) */
     uint64_t fused;         /* rotates written as shift, shift, or translated as one */
 };
 void jit_get_stats(const struct hart *h, struct jit_stats *s);
