@@ -14,8 +14,9 @@
  * instructions and the host code (hex) of the blocks translated there; scripts/jit-dump.py
  * disassembles the host side with objdump. An environment variable rather than an option:
  * it is for debugging the engine, like the interpreter's VESSEL_* test hooks.
- * VESSEL_JIT_PERFMAP=1 writes /tmp/perf-PID.map, which names each block g_<guest pc> for
- * `perf report` (profile with --no-sandbox: the sandbox may not let the file be written). */
+ * VESSEL_JIT_PERFMAP=1 writes /tmp/perf-PID.map, which names each block g_<guest pc>
+ * (profile with --no-sandbox: the sandbox may not let the file be written); perf reads it
+ * only for anonymous memory, so scripts/jit-perf.py matches perf's memfd offsets to it. */
 int jit_init(struct hart *h, size_t cache_size);
 /* Log the counters (debug level) and free everything. */
 void jit_destroy(struct hart *h);
