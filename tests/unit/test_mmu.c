@@ -628,6 +628,49 @@ TEST(mmu_sfence_vma_one_address)
     th_free(t);
 }
 
+/* Two pages whose TLB entries collide (addresses 4 MiB apart: the same index) used in turn:
+ * after both were walked once, each miss takes the other from the victim way instead of
+ * walking again, with the right data; sfence.vma of an address drops its victim entry too (a
+ * remap is then seen), and a full flush all of them. */
+TEST(mmu_tlb_victim_way)
+{
+    uint64_t root;
+    struct th *t = vm_new(8, &root);
+    const uint64_t rw = PTE_V_ | PTE_R_ | PTE_W_ | PTE_A_ | PTE_D_;
+    const uint64_t va = 0x20000, vb = va + ((uint64_t)TLB_SIZE << 12);
+    uint64_t pte_a = th_map(t, root, 3, va, TH_DATA, 0, rw);
+    th_map(t, root, 3, vb, TH_DATA + 0x1000, 0, rw);
+    th_w64(t, TH_DATA, 111);
+    th_w64(t, TH_DATA + 0x1000, 222);
+    th_w64(t, TH_DATA + 0x2000, 333);
+    uint64_t v;
+    CHECK_EQ(mem_load_slow(&t->h, va, 8, &v), 0);
+    CHECK_EQ(v, 111);
+    CHECK_EQ(mem_load_slow(&t->h, vb, 8, &v), 0); /* evicts va's entry into the victim way */
+    CHECK_EQ(v, 222);
+    uint64_t walks = t->h.tlb_refills, hits = t->h.tlb_victim_hits;
+    for (int i = 0; i < 10; i++) {
+        CHECK_EQ(mem_load_slow(&t->h, i & 1 ? vb : va, 8, &v), 0);
+        CHECK_EQ(v, i & 1 ? 222u : 111u);
+    }
+    CHECK_EQ(t->h.tlb_refills, walks);
+    CHECK_EQ(t->h.tlb_victim_hits - hits, 10);
+    /* va is in the victim way now (vb was used last); remap va and fence it */
+    CHECK(!tlb_cached(t, va) && tlb_cached(t, vb));
+    th_w64(t, pte_a, th_pte(TH_DATA + 0x2000, rw));
+    tlb_flush_page(&t->h, va);
+    CHECK_EQ(mem_load_slow(&t->h, va, 8, &v), 0);
+    CHECK_EQ(v, 333);
+    CHECK_EQ(t->h.tlb_refills, walks + 1);
+    /* a full flush: both walk again */
+    tlb_flush_all(&t->h);
+    CHECK_EQ(mem_load_slow(&t->h, vb, 8, &v), 0);
+    CHECK_EQ(mem_load_slow(&t->h, va, 8, &v), 0);
+    CHECK_EQ(v, 333);
+    CHECK_EQ(t->h.tlb_refills, walks + 3);
+    th_free(t);
+}
+
 /* Decoded code follows the mapping: the same VA remapped to other physical code runs the new
  * code once the TLB is flushed (the decode cache is keyed by physical page). */
 TEST(mmu_code_remap)

@@ -76,7 +76,10 @@ enum access { ACC_R = 0, ACC_W = 1, ACC_X = 2 };
  * accesses with sstatus.SUM set use their own set, so Linux toggling SUM around every user copy
  * costs no flush). A hit gives host address = vaddr + addend. tag = (vaddr >> 12) ^ tlb_key,
  * where tlb_key = generation << 52: a flush bumps the generation instead of clearing the arrays.
- * Only RAM pages whose PMP permission is uniform over the page are cached. */
+ * Only RAM pages whose PMP permission is uniform over the page are cached. Each entry has a
+ * victim way (v): a fill moves the entry it replaces there, and a miss that finds its page
+ * there swaps the two instead of walking the page table. The inline checks (exec.c, the JIT)
+ * look at e only. */
 #define TLB_BITS  10
 #define TLB_SIZE  (1u << TLB_BITS)
 #define TLB_EMPTY (~0ull)
@@ -86,6 +89,7 @@ struct tlb_entry {
 };
 struct tlb_set {
     struct tlb_entry e[3][TLB_SIZE];
+    struct tlb_entry v[3][TLB_SIZE];
 };
 /* TLB set index for an effective privilege; TLBI_NONE is always empty (used while
  * M-mode data accesses go through MPRV translation: they take the slow path). */
@@ -235,6 +239,7 @@ struct hart {
      * 4 KiB entries, and the spec's one-address fence covers the whole leaf), elsewhere only
      * that page's entries (tlb_flush_page). */
     uint64_t tlb_super_lo, tlb_super_last;
+    uint64_t tlb_refills, tlb_victim_hits; /* misses that walked, misses the victim way took */
     struct tlb_set tlb[TLBI_COUNT];
     struct dpage *dcache[DCACHE_SLOTS];
     unsigned dcache_pages; /* decoded pages allocated (at most DCACHE_PAGES) */

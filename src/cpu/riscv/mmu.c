@@ -24,7 +24,7 @@ void tlb_flush_all(struct hart *h)
         for (unsigned s = 0; s < TLBI_COUNT; s++)
             for (unsigned a = 0; a < 3; a++)
                 for (unsigned i = 0; i < TLB_SIZE; i++)
-                    h->tlb[s].e[a][i].tag = TLB_EMPTY;
+                    h->tlb[s].e[a][i].tag = h->tlb[s].v[a][i].tag = TLB_EMPTY;
         h->tlb_gen = 0;
     }
     h->tlb_key = (uint64_t)h->tlb_gen << 52;
@@ -43,8 +43,9 @@ void tlb_flush_page(struct hart *h, uint64_t va)
     uint64_t tag = (va >> 12) ^ h->tlb_key;
     for (unsigned s = 0; s < TLBI_COUNT; s++)
         for (unsigned a = 0; a < 3; a++) {
-            struct tlb_entry *e = &h->tlb[s].e[a][(va >> 12) & (TLB_SIZE - 1)];
-            if (e->tag == tag) e->tag = TLB_EMPTY;
+            unsigned i = (va >> 12) & (TLB_SIZE - 1);
+            if (h->tlb[s].e[a][i].tag == tag) h->tlb[s].e[a][i].tag = TLB_EMPTY;
+            if (h->tlb[s].v[a][i].tag == tag) h->tlb[s].v[a][i].tag = TLB_EMPTY;
         }
 }
 
@@ -259,6 +260,21 @@ static int access_page(struct hart *h, uint64_t va, unsigned size, enum access a
                        uint8_t **host)
 {
     unsigned priv = acc == ACC_X ? h->priv : data_priv(h);
+    bool mprv_data = acc != ACC_X && h->priv == PRV_M && (h->mstatus & MSTATUS_MPRV);
+    struct tlb_set *set = &h->tlb[tlbi_for(h, priv, acc)];
+    unsigned i = (unsigned)(va >> 12) & (TLB_SIZE - 1);
+    uint64_t tag = (va >> 12) ^ h->tlb_key;
+    /* The victim way: its entries were filled below, under the same conditions, and every
+     * flush that drops an entry drops them too. (MPRV data accesses use no TLB set.) */
+    if (!mprv_data && set->v[acc][i].tag == tag) {
+        struct tlb_entry hit = set->v[acc][i];
+        set->v[acc][i] = set->e[acc][i];
+        set->e[acc][i] = hit;
+        h->tlb_victim_hits++;
+        *host = (uint8_t *)(uintptr_t)(va + hit.addend);
+        *pa = h->env.ram_base + (uint64_t)(*host - h->env.ram);
+        return 0;
+    }
     int c = translate_priv(h, va, acc, priv, pa);
     if (c) return c;
     if (!pmp_check(h, *pa, size, acc, priv)) return fault_cause(acc, false);
@@ -268,14 +284,15 @@ static int access_page(struct hart *h, uint64_t va, unsigned size, enum access a
     }
     *host = ram_ptr(h, *pa);
     uint64_t page = *pa & ~0xfffull;
-    bool mprv_data = acc != ACC_X && h->priv == PRV_M && (h->mstatus & MSTATUS_MPRV);
     /* a page with a watched address stays out of the data TLB: its accesses take the slow
      * paths, which check the triggers */
     bool watched = acc != ACC_X && h->trig_data && !trigger_page_cacheable(h, va & ~0xfffull);
     if (!mprv_data && !watched && ram_contains(h, page, 4096) &&
         pmp_decide(h, page, 4096, acc, priv) == 1) {
-        struct tlb_entry *e = &h->tlb[tlbi_for(h, priv, acc)].e[acc][(va >> 12) & (TLB_SIZE - 1)];
-        e->tag = (va >> 12) ^ h->tlb_key;
+        struct tlb_entry *e = &set->e[acc][i];
+        h->tlb_refills++;
+        if (e->tag != TLB_EMPTY && e->tag != tag) set->v[acc][i] = *e;
+        e->tag = tag;
         e->addend = (uintptr_t)ram_ptr(h, page) - (uintptr_t)(va & ~0xfffull);
     }
     return 0;

@@ -2027,6 +2027,8 @@ void jit_destroy(struct hart *h)
               (unsigned long long)j->st.linked, (unsigned long long)j->st.far_linked,
               (unsigned long long)j->st.far_misses, (unsigned long long)j->st.fused,
               (unsigned long long)(j->st.compile_ns / 1000000));
+    log_debug("hart %u tlb: %llu refills (page walks), %llu misses taken from the victim ways",
+              h->id, (unsigned long long)h->tlb_refills, (unsigned long long)h->tlb_victim_hits);
     if (log_current_level >= LOG_TRACE) {
         /* the ten operations the interpreter ran most inside blocks */
         for (unsigned n = 0; n < 10; n++) {
