@@ -497,20 +497,26 @@ static void w_program(struct th *t, uint64_t *end)
     *end = th_emit(t, I_SELF_LOOP());
 }
 
+/* The interpreter (engine 0) or the JIT with w_program loaded; x14 is the last load's base. */
+static struct th *w_setup(int engine, uint64_t x14, uint64_t *end)
+{
+    struct th *t = engine ? th_new_jit(0) : th_new();
+    w_program(t, end);
+    for (unsigned r = 5; r < 32; r++)
+        t->h.x[r] = 0x5555555555555555ull * r;
+    t->h.x[5] = 0x7fffffff;
+    t->h.x[12] = TH_DATA;
+    t->h.x[13] = TH_DATA + 0x3000; /* first touched here */
+    t->h.x[14] = x14;
+    t->h.pc = TH_CODE + 0x10000;
+    return t;
+}
+
 TEST(jit_w_results_sign_extended_where_read)
 {
-    uint64_t want[32], mem[2] = {0, 0};
+    uint64_t want[32], mem[2] = {0, 0}, end;
     for (int engine = 0; engine < 2; engine++) {
-        struct th *t = engine ? th_new_jit(0) : th_new();
-        uint64_t end;
-        w_program(t, &end);
-        for (unsigned r = 5; r < 32; r++)
-            t->h.x[r] = 0x5555555555555555ull * r;
-        t->h.x[5] = 0x7fffffff;
-        t->h.x[12] = TH_DATA;
-        t->h.x[13] = TH_DATA + 0x3000; /* first touched here */
-        t->h.x[14] = TH_UNMAPPED;
-        t->h.pc = TH_CODE + 0x10000;
+        struct th *t = w_setup(engine, TH_UNMAPPED, &end);
         CHECK_EQ(th_run_until(t, TH_MTRAP, 10), TH_MTRAP);
         CHECK_EQ(t->h.mcause, EXC_LOAD_ACCESS);
         if (!engine) {
@@ -529,16 +535,7 @@ TEST(jit_w_results_sign_extended_where_read)
     }
     /* the same run to the end with the fault's address mapped: the block's exit */
     for (int engine = 0; engine < 2; engine++) {
-        struct th *t = engine ? th_new_jit(0) : th_new();
-        uint64_t end;
-        w_program(t, &end);
-        for (unsigned r = 5; r < 32; r++)
-            t->h.x[r] = 0x5555555555555555ull * r;
-        t->h.x[5] = 0x7fffffff;
-        t->h.x[12] = TH_DATA;
-        t->h.x[13] = TH_DATA + 0x3000;
-        t->h.x[14] = TH_DATA + 0x5000;
-        t->h.pc = TH_CODE + 0x10000;
+        struct th *t = w_setup(engine, TH_DATA + 0x5000, &end);
         CHECK_EQ(th_run_until(t, end, 10), end);
         if (!engine)
             memcpy(want, t->h.x, sizeof(want));
