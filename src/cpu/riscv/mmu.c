@@ -41,9 +41,9 @@ void tlb_flush_page(struct hart *h, uint64_t va)
         return;
     }
     uint64_t tag = (va >> 12) ^ h->tlb_key;
+    unsigned i = (unsigned)(va >> 12) & (TLB_SIZE - 1);
     for (unsigned s = 0; s < TLBI_COUNT; s++)
         for (unsigned a = 0; a < 3; a++) {
-            unsigned i = (va >> 12) & (TLB_SIZE - 1);
             if (h->tlb[s].e[a][i].tag == tag) h->tlb[s].e[a][i].tag = TLB_EMPTY;
             if (h->tlb[s].v[a][i].tag == tag) h->tlb[s].v[a][i].tag = TLB_EMPTY;
         }
