@@ -91,6 +91,8 @@ void cli_run_usage(FILE *out)
             "                     (the interpreter, the JIT's reference)\n"
             "  --jit-cache SIZE   translated code per vCPU with the JIT (default 64M,\n"
             "                     64K to 2G; flushed whole when full)\n"
+            "  --mmu MODE         sv39 (default), sv48 or sv57: the widest paging mode the\n"
+            "                     vCPUs offer (the JIT's fast memory works under sv39)\n"
             "  --log-level LEVEL  error, warn (default), info, debug, trace (traps)\n"
             "  --log-file FILE    write log lines to FILE instead of stderr\n"
             "  -h, --help         show this help\n"
@@ -144,6 +146,7 @@ enum {
     OPT_STORE,
     OPT_ENGINE,
     OPT_JIT_CACHE,
+    OPT_MMU,
     OPT_NET,
     OPT_VSOCK,
     OPT_MAC,
@@ -173,6 +176,7 @@ static const struct option run_options[] = {
     {"store", required_argument, NULL, OPT_STORE},
     {"engine", required_argument, NULL, OPT_ENGINE},
     {"jit-cache", required_argument, NULL, OPT_JIT_CACHE},
+    {"mmu", required_argument, NULL, OPT_MMU},
     {"net", required_argument, NULL, OPT_NET},
     {"vsock", required_argument, NULL, OPT_VSOCK},
     {"mac", required_argument, NULL, OPT_MAC},
@@ -301,6 +305,16 @@ int cli_run_parse(int argc, char **argv, const struct host_limits *lim, struct r
             if (strcmp(optarg, "jit") && strcmp(optarg, "interp"))
                 return fail(err, errlen, "--engine %s: expected interp or jit", optarg);
             mc->engine = strcmp(optarg, "jit") ? ENGINE_INTERP : ENGINE_JIT;
+            break;
+        case OPT_MMU:
+            if (strcmp(optarg, "sv39") == 0)
+                mc->mmu_mode = MMU_SV39;
+            else if (strcmp(optarg, "sv48") == 0)
+                mc->mmu_mode = MMU_SV48;
+            else if (strcmp(optarg, "sv57") == 0)
+                mc->mmu_mode = MMU_SV57;
+            else
+                return fail(err, errlen, "--mmu %s: expected sv39, sv48 or sv57", optarg);
             break;
         case OPT_JIT_CACHE:
             if (size_parse(optarg, &mc->jit_cache_size) < 0 ||

@@ -2,6 +2,7 @@
  * machine does it (NOTES-boot.md §1), one host thread per hart. */
 #include "machine/machine.h"
 #include "cpu/riscv/jit/cache.h"
+#include "cpu/riscv/jit/fastmem.h"
 #include "dev/goldfish_rtc.h"
 #include "dev/uart.h"
 #include "dev/vmgenid.h"
@@ -16,6 +17,7 @@
 #include "machine/snapshot.h"
 #include "util/log.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -185,7 +187,9 @@ static int load_images(struct machine *m, char *err, size_t errlen)
         .ssh_keys = c->ssh_keys,
         .isa = ISA_STRING,
         .isa_ext = ISA_EXTENSIONS,
-        .mmu_type = "riscv,sv57",
+        .mmu_type = c->mmu_mode == MMU_SV57   ? "riscv,sv57"
+                    : c->mmu_mode == MMU_SV48 ? "riscv,sv48"
+                                              : "riscv,sv39",
         /* disks, then the entropy and input devices, then the network and vsock devices */
         .n_virtio = c->ndisks + 2 + (c->net ? 1 : 0) + (c->vsock ? 1 : 0),
     };
@@ -280,9 +284,13 @@ int machine_create(struct machine **out, const struct machine_config *cfg, struc
 
     /* Guest RAM: reserved lazily, pages cost host memory only when touched. Restored from a
      * snapshot: the memory file after its header, copy-on-write (machine/snapshot.h). */
+    bool shared = cfg->ram_memfd && !cfg->restore;
     if (cfg->restore)
         m->ram = mmap(NULL, cfg->ram_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE,
                       cfg->restore_mem_fd, SNAP_MEM_HEADER);
+    else if (shared)
+        m->ram = mmap(NULL, cfg->ram_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
+                      cfg->ram_fd, 0);
     else
         m->ram = mmap(NULL, cfg->ram_size, PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -307,8 +315,17 @@ int machine_create(struct machine **out, const struct machine_config *cfg, struc
         msip[i] = (struct irq_line){msip_irq, m, i};
     aclint_init(&m->clint, m->nharts, msip, timer_changed, m);
 
-    struct hart_env env = {m->ram,    RAM_BASE,    cfg->ram_size,      &m->bus,
-                           &m->clint, cfg->engine, cfg->jit_cache_size};
+    m->ram_shared = shared;
+    struct hart_env env = {.ram = m->ram,
+                           .ram_base = RAM_BASE,
+                           .ram_size = cfg->ram_size,
+                           .bus = &m->bus,
+                           .clint = &m->clint,
+                           .engine = cfg->engine,
+                           .jit_cache_size = cfg->jit_cache_size,
+                           .satp_max_mode = cfg->mmu_mode ? cfg->mmu_mode : MMU_SV39,
+                           .fastmem = shared && cfg->engine == ENGINE_JIT && fastmem_wanted(),
+                           .ram_fd = shared ? cfg->ram_fd : -1};
     for (unsigned i = 0; i < m->nharts; i++) {
         if (hart_init(&m->harts[i], i, &env, RAM_BASE) < 0) {
             errf(err, errlen, "out of memory");
@@ -470,6 +487,12 @@ void machine_destroy(struct machine *m)
     } else if (m->ram) {
         munmap(m->ram, m->cfg.ram_size);
     }
+    /* The memfd serves the next machine after a reboot (no memfd_create in the sandbox):
+     * zeroed, its pages given back. A late write above went to the fresh private pages. */
+    if (m->ram && m->ram_shared &&
+        fallocate(m->cfg.ram_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+                  (off_t)m->cfg.ram_size) < 0)
+        log_warn("guest RAM not released: %s", strerror(errno));
     bus_destroy(&m->bus);
     pthread_mutex_destroy(&m->ev_lock);
     pthread_cond_destroy(&m->ev_cond);

@@ -75,6 +75,14 @@ struct machine_config {
     /* --engine and --jit-cache (bytes per hart, 0: the default) */
     enum hart_engine engine;
     uint64_t jit_cache_size;
+    /* --mmu: the widest satp mode the harts offer (8 Sv39, 9 Sv48, 10 Sv57; 0: Sv39) */
+    unsigned mmu_mode;
+    /* Guest RAM in this memfd (ram_size bytes, made by the caller before the sandbox and kept
+     * across reboots: each machine zeroes it when destroyed), mapped shared so that the JIT
+     * can map user pages again (fast memory); false: private anonymous memory. Not used when
+     * restoring (RAM is then the snapshot's memory file, copy-on-write). */
+    bool ram_memfd;
+    int ram_fd;
 };
 
 enum machine_event {
@@ -100,6 +108,7 @@ struct vsock_dev;
 struct machine {
     struct machine_config cfg;
     uint8_t *ram;
+    bool ram_shared; /* ram maps cfg.ram_fd */
     struct bus bus;
     struct aclint clint;
     struct plic *plic;

@@ -1,4 +1,5 @@
 #include "vm/vm.h"
+#include "cpu/riscv/jit/fastmem.h"
 #include "backend/block/block.h"
 #include "machine/loader.h"
 #include "vm/cgroup.h"
@@ -19,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -115,6 +117,29 @@ static void close_disks(struct machine_config *mc)
     for (unsigned i = 0; i < mc->ndisks; i++)
         blk_close(mc->disks[i].backend);
     mc->ndisks = 0;
+}
+
+/* Guest RAM as a memfd under the JIT (its fast memory maps user pages again), made before the
+ * sandbox and kept across reboots; without it (other engine, VESSEL_FASTMEM=0, no memfd) RAM
+ * is private anonymous memory. */
+static void open_ram(struct machine_config *mc)
+{
+    mc->ram_memfd = false;
+    if (mc->engine != ENGINE_JIT || !fastmem_wanted()) return;
+    int fd = memfd_create("vessel-ram", MFD_CLOEXEC);
+    if (fd < 0 || ftruncate(fd, (off_t)mc->ram_size) < 0) {
+        log_warn("guest RAM: no memfd (%s): the JIT runs without fast memory", strerror(errno));
+        if (fd >= 0) close(fd);
+        return;
+    }
+    mc->ram_memfd = true;
+    mc->ram_fd = fd;
+}
+
+static void close_ram(struct machine_config *mc)
+{
+    if (mc->ram_memfd) close(mc->ram_fd);
+    mc->ram_memfd = false;
 }
 
 /* Open (and lock) every disk before anything runs; the locks are kept across guest reboots. */
@@ -314,10 +339,12 @@ static int vm_boot(struct vm *vm, char *err, size_t errlen)
     }
     vm->mc = o->machine;
     vm->mc.ndisks = 0;
+    vm->mc.ram_memfd = false;
     int r = open_disks(o, &vm->mc, err, errlen);
     if (r < 0) return r;
     if ((r = open_images(vm, err, errlen)) < 0) {
         close_disks(&vm->mc);
+        close_ram(&vm->mc);
         return r;
     }
     if ((r = open_net(o, &vm->mc, err, errlen)) < 0 ||
@@ -325,6 +352,7 @@ static int vm_boot(struct vm *vm, char *err, size_t errlen)
         close_net(&vm->mc);
         close_images(vm);
         close_disks(&vm->mc);
+        close_ram(&vm->mc);
         /* the user's to fix: a port in use, a tap missing or not theirs */
         return (r == -EADDRINUSE || r == -ENODEV || r == -EPERM || r == -EBUSY) ? -EINVAL : r;
     }
@@ -335,6 +363,7 @@ static int vm_boot(struct vm *vm, char *err, size_t errlen)
             close_net(&vm->mc);
             close_images(vm);
             close_disks(&vm->mc);
+            close_ram(&vm->mc);
             return -EEXIST;
         }
         log_info("gdb stub listening on 127.0.0.1:%d", o->gdb_port);
@@ -342,6 +371,7 @@ static int vm_boot(struct vm *vm, char *err, size_t errlen)
     /* Before the sandbox: with --engine jit this makes the harts' code caches (memfd_create,
      * an executable mapping), which machines rebuilt on a guest reboot take over
      * (jit_cache_acquire), so the filter never allows PROT_EXEC. */
+    open_ram(&vm->mc);
     struct machine *m;
     uint8_t *state = NULL;
     size_t state_len = 0;
@@ -383,6 +413,7 @@ static int vm_boot(struct vm *vm, char *err, size_t errlen)
         close_net(&vm->mc);
         close_images(vm);
         close_disks(&vm->mc);
+        close_ram(&vm->mc);
         return r;
     }
     vm->m = m;
@@ -514,6 +545,7 @@ int vm_run(struct vm *vm, const struct vm_options *o)
     vm->gdb = NULL;
     close_net(&vm->mc);
     close_disks(&vm->mc);
+    close_ram(&vm->mc);
     close_images(vm);
     notify(vm, VM_HALTED);
     return status;

@@ -60,7 +60,7 @@ for name in "${names[@]}"; do
     if [ "$emu" = qemu ]; then
         cmd=(qemu-system-riscv64 -M virt -bios "$bin" -nographic -smp "$smp" -m 256M)
     else
-        cmd=("$emu" run --firmware "$bin" --cpus "$smp" --memory 256M)
+        cmd=("$emu" run --firmware "$bin" --cpus "$smp" --memory 256M --mmu sv57)
         # admission is not under test: more vCPUs than host CPUs, other VMs on this host
         cmd+=(--overcommit)
         if [ -n "${ISA_ENGINE:-}" ]; then cmd+=(--engine "$ISA_ENGINE"); fi

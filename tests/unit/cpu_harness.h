@@ -6,6 +6,7 @@
 #define VESSEL_TEST_CPU_HARNESS_H
 #include "cpu/riscv/decode.h"
 #include "cpu/riscv/hart.h"
+#include "cpu/riscv/jit/fastmem.h"
 #include "cpu/riscv/jit/jit.h"
 #include "irq/aclint.h"
 #include "machine/bus.h"
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 /* ---- memory map of the test machine ---- */
 #define TH_RAM_BASE 0x80000000ull
@@ -77,6 +79,7 @@ struct th_dev {
 
 struct th {
     uint8_t *ram;
+    int ram_fd; /* -1: RAM is private anonymous memory */
     struct bus bus;
     struct aclint clint;
     struct th_dev dev;
@@ -241,6 +244,7 @@ static inline void th_free(struct th *t)
     hart_destroy(&t->h);
     bus_destroy(&t->bus);
     munmap(t->ram, TH_RAM_SIZE);
+    if (t->ram_fd >= 0) close(t->ram_fd);
     free(t);
 }
 
@@ -248,8 +252,21 @@ static inline struct th *th_new(void)
 {
     struct th *t = calloc(1, sizeof(*t));
     if (!t) abort();
-    t->ram = mmap(NULL, TH_RAM_SIZE, PROT_READ | PROT_WRITE,
-                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    /* VESSEL_TEST_ENGINE=jit: th_run_until runs the JIT (the CPU tests under both engines),
+     * with RAM in a memfd and fast memory for user-mode code as `vessel run` has them
+     * (VESSEL_FASTMEM=0: without) */
+    const char *eng = getenv("VESSEL_TEST_ENGINE");
+    bool jit = eng && strcmp(eng, "jit") == 0;
+    t->ram_fd = -1;
+    if (jit && fastmem_wanted()) {
+        t->ram_fd = memfd_create("th-ram", MFD_CLOEXEC);
+        if (t->ram_fd < 0 || ftruncate(t->ram_fd, TH_RAM_SIZE) < 0) abort();
+        t->ram = mmap(NULL, TH_RAM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
+                      t->ram_fd, 0);
+    } else {
+        t->ram = mmap(NULL, TH_RAM_SIZE, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    }
     if (t->ram == MAP_FAILED) abort();
     bus_init(&t->bus);
     if (bus_map(&t->bus, TH_DEV_BASE, TH_DEV_SIZE, &th_dev_ops, &t->dev, 0) != 0) abort();
@@ -258,10 +275,10 @@ static inline struct th *th_new(void)
                            .ram_base = TH_RAM_BASE,
                            .ram_size = TH_RAM_SIZE,
                            .bus = &t->bus,
-                           .clint = &t->clint};
-    /* VESSEL_TEST_ENGINE=jit: th_run_until runs the JIT (the CPU tests under both engines) */
-    const char *eng = getenv("VESSEL_TEST_ENGINE");
-    if (eng && strcmp(eng, "jit") == 0) env.engine = ENGINE_JIT;
+                           .clint = &t->clint,
+                           .fastmem = t->ram_fd >= 0,
+                           .ram_fd = t->ram_fd};
+    if (jit) env.engine = ENGINE_JIT;
     if (hart_init(&t->h, 0, &env, TH_CODE) != 0) abort();
     th_w32(t, TH_MTRAP, 0x0000006f); /* jal x0, 0 */
     th_w32(t, TH_STRAP, 0x0000006f);

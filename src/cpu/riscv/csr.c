@@ -323,7 +323,8 @@ int csr_access(struct hart *h, unsigned csr, int op, uint64_t val, bool write, u
     case CSR_STIMECMP: h->stimecmp = nv; break;
     case CSR_SATP: {
         uint64_t mode = nv >> SATP_MODE_SHIFT_CSR;
-        if (mode != 0 && mode != 8 && mode != 9 && mode != 10)
+        unsigned max = h->env.satp_max_mode ? h->env.satp_max_mode : 10;
+        if (mode != 0 && (mode < 8 || mode > max))
             break; /* unsupported mode: the write has no effect at all */
         /* ASID is read-only zero (ASIDLEN = 0): Linux then flushes on every mm switch. */
         h->satp = (mode << SATP_MODE_SHIFT_CSR) | (nv & ((1ull << 44) - 1));

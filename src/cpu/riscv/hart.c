@@ -1,6 +1,7 @@
 /* Hart lifecycle, the run loop (interrupts, WFI sleep), trap entry and return
  * (priv spec 3.1.6.1, 3.1.9, 3.3.2, 3.3.3). */
 #include "cpu/riscv/hart.h"
+#include "cpu/riscv/jit/fastmem.h"
 #include "cpu/riscv/jit/jit.h"
 #include "irq/aclint.h"
 #include "util/clock.h"
@@ -59,6 +60,7 @@ int hart_init(struct hart *h, unsigned id, const struct hart_env *env, uint64_t 
     hart_clear_state(h, reset_pc);
     if (env->engine == ENGINE_JIT) {
         int r = jit_init(h, env->jit_cache_size);
+        if (r == 0 && fastmem_init(h) < 0) h->env.fastmem = false; /* user code: the TLB */
         if (r < 0) {
             hart_destroy(h);
             memset(h, 0, sizeof(*h)); /* nothing left for the caller to destroy */
@@ -75,6 +77,7 @@ void hart_reset(struct hart *h, uint64_t reset_pc)
 
 void hart_destroy(struct hart *h)
 {
+    fastmem_destroy(h);
     jit_destroy(h);
     for (unsigned i = 0; i < DCACHE_SLOTS; i++) {
         free(h->dcache[i]);
@@ -93,6 +96,7 @@ void hart_update_mode(struct hart *h)
         h->tlbi_data = (h->mstatus & MSTATUS_SUM) ? TLBI_S_SUM : TLBI_S;
     else
         h->tlbi_data = TLBI_U;
+    fastmem_update_mode(h);
 }
 
 void hart_kick(struct hart *h)

@@ -175,6 +175,9 @@ enum hart_debug_reason { DEBUG_NONE = 0, DEBUG_BREAKPOINT, DEBUG_STEP, DEBUG_TRI
 enum hart_engine { ENGINE_INTERP = 0, ENGINE_JIT = 1 };
 
 /* What the hart needs from the machine. */
+/* satp modes (priv spec 10.1.11) a hart may offer at most (hart_env.satp_max_mode) */
+enum { MMU_SV39 = 8, MMU_SV48 = 9, MMU_SV57 = 10 };
+
 struct hart_env {
     uint8_t *ram;
     uint64_t ram_base, ram_size;
@@ -182,6 +185,14 @@ struct hart_env {
     struct aclint *clint;
     enum hart_engine engine;
     uint64_t jit_cache_size; /* bytes of translated code per hart (0: default) */
+    /* The widest satp mode the hart accepts: 8 (Sv39), 9 (Sv48) or 10 (Sv57; 0 means this
+     * too). A write of a wider mode has no effect, which is how Linux finds the widest. */
+    unsigned satp_max_mode;
+    /* fastmem: guest RAM is the memfd ram_fd mapped shared at ram, and the JIT may map its
+     * pages again where user-mode code finds them (fastmem.c). false: RAM is not shareable
+     * (e.g. a snapshot's file mapped copy-on-write) or the option is off. */
+    bool fastmem;
+    int ram_fd;
 };
 
 /* Why hart_run returned. */
@@ -280,6 +291,11 @@ struct hart {
      * + 1 (jit.c emit_far_exit) */
     uint64_t jit_xlink;
     struct jit *jit; /* NULL unless env.engine is ENGINE_JIT (jit/jit.c) */
+    /* Fast memory (jit/fastmem.h): guest va v of a mapped user page is at fm_base + v;
+     * translated accesses go there when va < fm_limit (0 outside U mode under Sv39). */
+    uint8_t *fm_base;
+    uint64_t fm_limit;
+    struct fastmem *fm;
 };
 
 /* Set up a hart in its reset state (M-mode, pc = reset_pc). Returns 0 or -ENOMEM. */

@@ -1,6 +1,7 @@
 /* Address translation (Sv39/Sv48/Sv57, priv spec 10.3-10.6), PMP (3.7), the software TLB and
  * the slow paths of loads, stores and atomics (MMIO, page-crossing, misses). */
 #include "cpu/riscv/hart.h"
+#include "cpu/riscv/jit/fastmem.h"
 #include "cpu/riscv/jit/jit.h"
 #include "irq/aclint.h"
 #include "machine/bus.h"
@@ -30,6 +31,10 @@ void tlb_flush_all(struct hart *h)
     h->tlb_key = (uint64_t)h->tlb_gen << 52;
     h->tlb_super_lo = UINT64_MAX;
     h->tlb_super_last = 0;
+    if (h->fm) { /* a cache of the TLB (satp, PMP, MXR, sfence.vma, triggers) */
+        fastmem_flush_all(h);
+        fastmem_update_mode(h);
+    }
 }
 
 /* Linux fences one address after every page fault that installs a PTE (update_mmu_cache):
@@ -40,6 +45,7 @@ void tlb_flush_page(struct hart *h, uint64_t va)
         tlb_flush_all(h);
         return;
     }
+    fastmem_flush_page(h, va);
     uint64_t tag = (va >> 12) ^ h->tlb_key;
     unsigned i = (unsigned)(va >> 12) & (TLB_SIZE - 1);
     for (unsigned s = 0; s < TLBI_COUNT; s++)
@@ -273,6 +279,7 @@ static int access_page(struct hart *h, uint64_t va, unsigned size, enum access a
         h->tlb_victim_hits++;
         *host = (uint8_t *)(uintptr_t)(va + hit.addend);
         *pa = h->env.ram_base + (uint64_t)(*host - h->env.ram);
+        if (acc != ACC_X && h->fm_limit) fastmem_fill(h, va, *pa, acc == ACC_W);
         return 0;
     }
     int c = translate_priv(h, va, acc, priv, pa);
@@ -294,6 +301,8 @@ static int access_page(struct hart *h, uint64_t va, unsigned size, enum access a
         if (e->tag != TLB_EMPTY && e->tag != tag) set->v[acc][i] = *e;
         e->tag = tag;
         e->addend = (uintptr_t)ram_ptr(h, page) - (uintptr_t)(va & ~0xfffull);
+        /* fm_limit: a user-mode access (not M with MPRV) under Sv39 */
+        if (acc != ACC_X && h->fm_limit) fastmem_fill(h, va, page, acc == ACC_W);
     }
     return 0;
 }

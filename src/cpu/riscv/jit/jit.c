@@ -30,12 +30,15 @@
 #include "cpu/riscv/decode.h"
 #include "cpu/riscv/fpu.h"
 #include "cpu/riscv/jit/cache.h"
+#include "cpu/riscv/jit/fastmem.h"
 #include "cpu/riscv/jit/x86.h"
 #include "util/log.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
+#include <ucontext.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,6 +123,10 @@ struct jit {
     bool dump_all, dump_one;           /* VESSEL_JIT_DUMP (jit.h) */
     bool perf_map;                     /* VESSEL_JIT_PERFMAP (jit.h) */
     uint64_t dump_pc;
+    bool fm; /* translate with fast memory (user mode under Sv39 with fast memory on) */
+    /* fast-memory sites of the blocks in the cache, in cache order (jit_fm_fault) */
+    struct fm_site *sites;
+    size_t nsites, sites_cap;
 };
 
 /* Host calling convention of a block: returns 0 (h->pc is the next block), JIT_LEAVE (an
@@ -146,6 +153,8 @@ typedef int (*jit_entry_fn)(struct hart *h, struct tlb_entry *tr, struct tlb_ent
 #define OFF_RES_ADDR  ((int32_t)offsetof(struct hart, res_addr))
 #define OFF_RES_VAL   ((int32_t)offsetof(struct hart, res_val))
 #define OFF_RES_VALID ((int32_t)offsetof(struct hart, res_valid))
+#define OFF_FM_BASE   ((int32_t)offsetof(struct hart, fm_base))
+#define OFF_FM_LIMIT  ((int32_t)offsetof(struct hart, fm_limit))
 #define HREG          RBX
 /* The frame (emit_prologue): the read/write arrays of the current data TLB set, the virtual
  * address of the block's page and the fetch TLB array, all in memory so that r12-r15 can
@@ -324,6 +333,14 @@ struct stub {
     uint16_t dirty; /* cached registers not yet written back where the fast path jumps here */
     uint16_t live;  /* cached registers loaded where the fast path continues (at back) */
     uint16_t live_at_jump; /* cached registers loaded where the fast path jumps here */
+    /* A fast-memory access (emit_fm): the host load or store that faults when its page is
+     * not mapped; the fault handler resumes at the stub (jit_fm_fault). NULL otherwise. */
+    uint8_t *site;
+};
+
+/* A fast-memory access in the code cache and its stub (cache offsets), in cache order. */
+struct fm_site {
+    uint32_t at, stub;
 };
 
 struct gen {
@@ -351,6 +368,11 @@ struct gen {
     uint8_t ncached, cached[16]; /* the guest registers cached, in host register order */
     uint16_t live;               /* bit i: cached[i]'s host register holds its value */
     uint16_t dirty;              /* bit i: cached[i] was written since h->x last had it */
+    /* Loads and stores use fast memory (translated in user mode with fast memory on); the
+     * fast-memory sites of this block, for struct jit's list once it is committed. */
+    bool fm;
+    unsigned nsites;
+    struct fm_site sites[2 * JIT_MAX_INSNS];
 };
 
 /* Host registers for cached guest registers: never scratch in block bodies (rax, rcx, rdx
@@ -709,7 +731,7 @@ static struct stub *new_stub(struct gen *g, enum stub_kind kind, const struct rv
                              int32_t off, unsigned k)
 {
     struct stub *s = &g->stubs[g->nstubs++];
-    *s = (struct stub){kind, {NULL, NULL}, NULL, *d, off, k, g->dirty, 0, 0};
+    *s = (struct stub){kind, {NULL, NULL}, NULL, *d, off, k, g->dirty, 0, 0, NULL};
     return s;
 }
 
@@ -735,7 +757,7 @@ static unsigned mem_size(enum rv_op op)
  * page hits in the TLB and the access stays inside it; then rax = host address. (An alignment
  * test instead of the bound sent gzip's misaligned loads to the slow path, which walks the
  * page table every time: walk went from 4 to 8% of the run.) */
-static void emit_tlb(struct gen *g, struct stub *s, int32_t tlb_slot, unsigned size)
+static void emit_va(struct gen *g, const struct stub *s)
 {
     struct x86 *e = &g->e;
     if (g->host[s->d.rs1] >= 0 && s->d.imm) {
@@ -746,6 +768,44 @@ static void emit_tlb(struct gen *g, struct stub *s, int32_t tlb_slot, unsigned s
         x86_mov_load(e, RAX, greg(g, s->d.rs1));
         if (s->d.imm) x86_alu_imm(e, true, ALU_ADD, R(RAX), s->d.imm);
     }
+}
+
+/* Fast memory (fastmem.h): rax = va = x[rs1] + imm; jumps to the stub (rax = va) unless
+ * va < h->fm_limit (a user address, in user mode under Sv39); then rax = fm_base + va, and
+ * the caller's access at [rax] is the site: when the page is not mapped there (or read-only
+ * for a store) the host faults and jit_fm_fault resumes at the stub with rax = va again. An
+ * access that starts below the limit and ends above it faults in the guard. */
+static void emit_fm(struct gen *g, struct stub *s)
+{
+    struct x86 *e = &g->e;
+    emit_va(g, s);
+    x86_alu_rm(e, true, ALU_CMP, RAX, M(HREG, OFF_FM_LIMIT));
+    s->from[0] = x86_jcc(e, CC_AE);
+    s->live_at_jump = g->live;
+    x86_alu_rm(e, true, ALU_ADD, RAX, M(HREG, OFF_FM_BASE));
+}
+
+static void emit_tlb(struct gen *g, struct stub *s, int32_t tlb_slot, unsigned size);
+
+/* The address of a load or store: fast memory or the TLB. The access itself follows at
+ * [rax]; fm_site marks it. */
+static void emit_addr(struct gen *g, struct stub *s, int32_t tlb_slot, unsigned size)
+{
+    if (g->fm)
+        emit_fm(g, s);
+    else
+        emit_tlb(g, s, tlb_slot, size);
+}
+
+static void fm_site(struct gen *g, struct stub *s)
+{
+    if (g->fm) s->site = g->e.p;
+}
+
+static void emit_tlb(struct gen *g, struct stub *s, int32_t tlb_slot, unsigned size)
+{
+    struct x86 *e = &g->e;
+    emit_va(g, s);
     /* rdx = tlb + ((va >> 12) & (TLB_SIZE - 1)) * sizeof(struct tlb_entry) */
     _Static_assert(sizeof(struct tlb_entry) == 16, "tlb_entry is indexed by << 4");
     x86_mov32_load(e, RDX, R(RAX));
@@ -1271,7 +1331,8 @@ static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t
         unsigned size = mem_size(d->op);
         if (d->op == RV_OP_FLW || d->op == RV_OP_FLD) {
             struct stub *s = new_stub(g, STUB_LOAD, d, off, k);
-            emit_tlb(g, s, TR_SLOT, size);
+            emit_addr(g, s, TR_SLOT, size);
+            fm_site(g, s);
             x86_load_n(e, size, false, RAX, M(RAX, 0));
             if (size == 4) { /* NaN-boxed (spec 12.2) */
                 x86_mov_imm(e, RCX, 0xffffffff00000000ull);
@@ -1282,8 +1343,9 @@ static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t
             x86_alu_imm(e, true, ALU_OR, M(HREG, OFF_MSTATUS), (int32_t)FS_DIRTY);
         } else {
             struct stub *s = new_stub(g, STUB_STORE, d, off, k);
-            emit_tlb(g, s, TW_SLOT, size);
+            emit_addr(g, s, TW_SLOT, size);
             x86_mov_load(e, RCX, M(HREG, OFF_F(d->rs2)));
+            fm_site(g, s);
             x86_store_n(e, size, M(RAX, 0), RCX);
             set_back(g, s);
         }
@@ -1302,7 +1364,8 @@ static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t
     if (is_load(d->op)) {
         struct stub *s = new_stub(g, STUB_LOAD, d, off, k);
         unsigned size = mem_size(d->op);
-        emit_tlb(g, s, TR_SLOT, size);
+        emit_addr(g, s, TR_SLOT, size);
+        fm_site(g, s);
         if (g->host[d->rd] >= 0) { /* straight into rd's host register */
             x86_load_n(e, size, load_signed(d->op), (enum x86_reg)g->host[d->rd], M(RAX, 0));
             mark_written(g, d->rd);
@@ -1316,12 +1379,13 @@ static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t
     if (is_store(d->op)) {
         struct stub *s = new_stub(g, STUB_STORE, d, off, k);
         unsigned size = mem_size(d->op);
-        emit_tlb(g, s, TW_SLOT, size);
+        emit_addr(g, s, TW_SLOT, size);
         enum x86_reg src = RCX;
         if (g->host[d->rs2] >= 0)
             src = hreg(g, d->rs2);
         else
             x86_mov_load(e, RCX, greg(g, d->rs2));
+        fm_site(g, s);
         x86_store_n(e, size, M(RAX, 0), src);
         set_back(g, s);
         return EMIT_CONT;
@@ -1394,6 +1458,7 @@ static void emit_stub(struct gen *g, const struct stub *s)
     struct x86 *e = &g->e;
     for (unsigned f = 0; f < 2; f++)
         x86_patch(s->from[f], e->p);
+    const uint8_t *stub_at = e->p;
     const struct rv_decoded *d = &s->d;
     if (s->kind == STUB_BRANCH) {
         emit_exit(g, s->off + d->imm, s->k + 1, s->dirty);
@@ -1411,6 +1476,9 @@ static void emit_stub(struct gen *g, const struct stub *s)
         return;
     case STUB_LOAD:
     case STUB_STORE: {
+        if (s->site) /* the handler resumes here, before the dirty registers' write-back */
+            g->sites[g->nsites++] = (struct fm_site){(uint32_t)(s->site - g->bodies_rw),
+                                                     (uint32_t)(stub_at - g->bodies_rw)};
         /* helper(h, va, info, vbase): 0, or cause + 1 with pc and instret set */
         uint32_t info = (uint32_t)s->off | s->k << 12 |
                         (uint32_t)(s->kind == STUB_LOAD ? d->rd : d->rs2) << 20 |
@@ -1705,6 +1773,20 @@ static void perf_map_add(const struct jit *j, const uint8_t *rw, size_t len, con
 }
 
 /* Translate the block at pc (page p, offset pc & 0xfff); returns the block table value. */
+static int fm_sites_add(struct jit *j, const struct fm_site *s, unsigned n)
+{
+    if (j->nsites + n > j->sites_cap) {
+        size_t cap = j->sites_cap ? 2 * j->sites_cap : 4096;
+        struct fm_site *ns = realloc(j->sites, cap * sizeof(*ns));
+        if (!ns) return -ENOMEM;
+        j->sites = ns;
+        j->sites_cap = cap;
+    }
+    memcpy(j->sites + j->nsites, s, n * sizeof(*s));
+    j->nsites += n;
+    return 0;
+}
+
 static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc)
 {
     struct rv_decoded d[JIT_MAX_INSNS];
@@ -1714,6 +1796,8 @@ static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc)
     static __thread struct gen g; /* ~5 KiB: off the hart thread's stack */
     for (int attempt = 0; attempt < 2; attempt++) {
         g.nstubs = 0;
+        g.nsites = 0;
+        g.fm = j->fm;
         g.live = g.dirty = 0; /* cached registers are loaded where first read (hreg) */
         x86_init(&g.e, j->cache.rw + j->cache.used, jit_cache_avail(&j->cache));
         struct x86 *e = &g.e;
@@ -1747,6 +1831,12 @@ static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc)
         if (em != EMIT_END) emit_exit(&g, ioff, n - base, g.dirty);
         for (unsigned s = 0; s < g.nstubs; s++)
             emit_stub(&g, &g.stubs[s]);
+        if (!e->overflow && g.nsites && fm_sites_add(j, g.sites, g.nsites) < 0) {
+            /* no memory for the fault handler's list: the same block with the TLB */
+            g.fm = j->fm = false;
+            attempt--;
+            continue;
+        }
         if (!e->overflow) {
             j->st.blocks++;
             j->st.insns += n;
@@ -1759,6 +1849,7 @@ static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc)
         }
         /* full: drop every translation and start over (this page's table included) */
         jit_cache_flush(&j->cache);
+        j->nsites = 0;
         j->stamp++;
         emit_trampoline(j);
         perf_map_add(j, j->cache.rw, j->cache.used, "jit_trampoline", 0);
@@ -1862,6 +1953,72 @@ static void far_link(struct hart *h, struct jit *j, uint32_t at, uint64_t pc, ui
     j->st.far_linked++;
 }
 
+/* The hart whose blocks this thread runs (the fault handler's way to it). */
+static __thread struct hart *jit_cur;
+static struct sigaction fm_old_segv; /* the handler before ours: faults not ours go there */
+static pthread_mutex_t fm_sig_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* SIGSEGV: a fast-memory access (emit_fm) to a page not mapped in the hart's region (or a
+ * store to a read-only one) resumes at its stub with rax = va, as if the fast path had
+ * jumped there; the stub's slow path maps the page or raises the guest's exception. Any
+ * other fault goes to the handler installed before (the console's, ASan's) or kills the
+ * process as before. */
+static void jit_fm_fault(int sig, siginfo_t *si, void *ucv)
+{
+    ucontext_t *uc = ucv;
+    struct hart *h = jit_cur;
+    if (h && h->jit && h->fm_base) {
+        struct jit *j = h->jit;
+        greg_t *gr = uc->uc_mcontext.gregs;
+        uintptr_t rip = (uintptr_t)gr[REG_RIP], rx = (uintptr_t)j->cache.rx;
+        uintptr_t a = (uintptr_t)si->si_addr, base = (uintptr_t)h->fm_base;
+        if (a - base < FM_USER_TOP + FM_GUARD && rip - rx < j->cache.used) {
+            uint32_t at = (uint32_t)(rip - rx);
+            size_t lo = 0, hi = j->nsites;
+            while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (j->sites[mid].at < at)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            if (lo < j->nsites && j->sites[lo].at == at) {
+                gr[REG_RAX] = (greg_t)((uintptr_t)gr[REG_RAX] - base);
+                gr[REG_RIP] = (greg_t)(rx + j->sites[lo].stub);
+                fastmem_count_fault(h);
+                return;
+            }
+        }
+    }
+    if ((fm_old_segv.sa_flags & SA_SIGINFO) && fm_old_segv.sa_sigaction) {
+        fm_old_segv.sa_sigaction(sig, si, ucv);
+    } else if (!(fm_old_segv.sa_flags & SA_SIGINFO) && fm_old_segv.sa_handler != SIG_DFL &&
+               fm_old_segv.sa_handler != SIG_IGN) {
+        fm_old_segv.sa_handler(sig);
+    } else { /* the default action: the access faults again when this returns */
+        struct sigaction dfl = {.sa_handler = SIG_DFL};
+        sigemptyset(&dfl.sa_mask);
+        sigaction(sig, &dfl, NULL);
+    }
+}
+
+/* Make jit_fm_fault the SIGSEGV handler (again: a handler installed since, such as a
+ * console's, is kept as the one it passes other faults to). */
+int jit_fm_install(void)
+{
+    pthread_mutex_lock(&fm_sig_lock);
+    struct sigaction cur;
+    int r = sigaction(SIGSEGV, NULL, &cur);
+    if (r == 0 && !((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == jit_fm_fault)) {
+        struct sigaction sa = {.sa_sigaction = jit_fm_fault, .sa_flags = SA_SIGINFO};
+        sigemptyset(&sa.sa_mask);
+        fm_old_segv = cur;
+        r = sigaction(SIGSEGV, &sa, NULL);
+    }
+    pthread_mutex_unlock(&fm_sig_lock);
+    return r < 0 ? -errno : 0;
+}
+
 void jit_exec(struct hart *h, int budget)
 {
     struct jit *j = h->jit;
@@ -1871,6 +2028,8 @@ void jit_exec(struct hart *h, int budget)
         return;
     }
     j->pauses = 0;
+    jit_cur = h;
+    j->fm = h->fm_limit != 0; /* blocks translated now use fast memory */
     struct tlb_entry *const tr = h->tlb[h->tlbi_data].e[ACC_R];
     struct tlb_entry *const tw = h->tlb[h->tlbi_data].e[ACC_W];
     struct tlb_entry *const tx = h->tlb[h->priv == PRV_M   ? TLBI_M
@@ -2046,6 +2205,8 @@ void jit_destroy(struct hart *h)
         blk_clear(j->pages[i]);
         free(j->pages[i]);
     }
+    if (jit_cur == h) jit_cur = NULL;
+    free(j->sites);
     jit_cache_release(&j->cache);
     free(j);
     h->jit = NULL;

@@ -23,6 +23,9 @@ void jit_destroy(struct hart *h);
 /* Like hart_exec: run at most about `budget` blocks; returns early on the same events. Uses
  * the interpreter while a debugger is attached or a trigger is armed, and for budget 0. */
 void jit_exec(struct hart *h, int budget);
+/* Make the JIT's fast-memory fault handler the process's SIGSEGV handler (again, if another
+ * was installed since: that one then gets the faults that are not the JIT's). 0 or -errno. */
+int jit_fm_install(void);
 /* Forget every translation (with dcache_invalidate_all). */
 void jit_invalidate_all(struct hart *h);
 

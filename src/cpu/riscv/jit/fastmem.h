@@ -1,0 +1,46 @@
+/* Fast memory for user-mode code under the JIT (docs/engine.md "Fast memory"): the pages a
+ * user-mode (U) program has accessed under Sv39 are mapped again, at their guest virtual
+ * addresses, into one host region per hart, so that a translated load or store is one host
+ * access at base + va instead of a software TLB lookup. The region is a cache of the TLB:
+ * pages enter it only where the TLB would take them (RAM, uniform PMP permission, no
+ * trigger), read-only until a store is allowed (PTE.D set), and every TLB flush empties it
+ * (sfence.vma, satp, PMP, MXR). An access to a page not (yet) there faults on the host; the
+ * fault handler sends it to the instruction's slow path, which walks the page table as
+ * before and maps the page. */
+#ifndef VESSEL_CPU_RISCV_JIT_FASTMEM_H
+#define VESSEL_CPU_RISCV_JIT_FASTMEM_H
+#include "cpu/riscv/hart.h"
+#include <stdbool.h>
+#include <stdint.h>
+
+/* User virtual addresses under Sv39: [0, 2^38). The region has a guard after it, so that an
+ * access starting below the top and ending above it faults inside the region. */
+#define FM_USER_TOP (1ull << 38)
+#define FM_GUARD    (1ull << 16)
+
+struct fastmem_stats {
+    uint64_t fills;   /* pages mapped (a store's upgrade from read-only counts too) */
+    uint64_t flushes; /* the whole region emptied (with pages in it) */
+    uint64_t unmaps;  /* single pages unmapped (sfence.vma with an address) */
+    uint64_t faults;  /* host faults sent to a slow path */
+};
+
+/* Whether machines should offer fast memory: yes unless VESSEL_FASTMEM=0 (for measuring
+ * and debugging the engine, like the other VESSEL_* hooks). */
+bool fastmem_wanted(void);
+/* Reserve h's region when h->env.fastmem (after jit_init). 0, or -errno (then there is no
+ * fast memory and user code uses the TLB as other code does). */
+int fastmem_init(struct hart *h);
+void fastmem_destroy(struct hart *h);
+/* The TLB took va's page (at guest physical pa) for a user-mode load (write false) or store:
+ * map it. */
+void fastmem_fill(struct hart *h, uint64_t va, uint64_t pa, bool write);
+void fastmem_flush_all(struct hart *h);
+void fastmem_flush_page(struct hart *h, uint64_t va);
+/* h->fm_limit for the current mode: FM_USER_TOP in U mode under Sv39 with fast memory, else
+ * 0 (every translated fast access then takes its slow path). */
+void fastmem_update_mode(struct hart *h);
+void fastmem_get_stats(const struct hart *h, struct fastmem_stats *s);
+/* Count a fault sent to a slow path (the signal handler, jit.c). */
+void fastmem_count_fault(struct hart *h);
+#endif
