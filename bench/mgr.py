@@ -103,12 +103,13 @@ def cpu_of(pids, secs):
 
 
 def vm_rss_overhead(pid, ram_mib):
-    """RSS not in the guest RAM mapping (the largest anonymous mapping of ram_mib) nor in the
-    JIT's code cache (the memfd "vessel-jit"), and the code cache's resident pages counted once
-    (Pss summed over its two views), in MiB."""
-    total = ram = pss = pss_ram = anon = jit_rss = jit_pss = 0
+    """RSS not in the guest RAM mapping (the mapping of ram_mib: anonymous, or the memfd
+    "vessel-ram" under the JIT) nor in the JIT's code cache (the memfd "vessel-jit") nor in
+    guest RAM mapped again (the JIT's fast memory: more mappings of "vessel-ram"), and the code
+    cache's resident pages counted once (Pss summed over its two views), in MiB."""
+    total = ram = pss = pss_ram = anon = anon_ram = jit_rss = jit_pss = alias = alias_pss = 0
     cur_size = 0
-    jit = False
+    jit = is_ram = is_alias = False
     with open(f"/proc/{pid}/smaps") as f:
         for line in f:
             parts = line.split()
@@ -118,24 +119,33 @@ def vm_rss_overhead(pid, ram_mib):
                 lo, hi = (int(x, 16) for x in parts[0].split("-"))
                 cur_size = hi - lo
                 jit = "vessel-jit" in line
+                is_ram = cur_size == ram_mib << 20
+                is_alias = "vessel-ram" in line and not is_ram
             elif parts[0] == "Rss:":
                 kb = int(parts[1])
                 total += kb
-                if cur_size == ram_mib << 20:
+                if is_ram:
                     ram += kb
                 if jit:
                     jit_rss += kb
+                if is_alias:
+                    alias += kb
             elif parts[0] == "Pss:":
                 kb = int(parts[1])
                 pss += kb
-                if cur_size == ram_mib << 20:
+                if is_ram:
                     pss_ram += kb
                 if jit:
                     jit_pss += kb
+                if is_alias:
+                    alias_pss += kb
             elif parts[0] == "Anonymous:":
                 anon += int(parts[1])
-    return ((total - ram - jit_rss) / 1024.0, ram / 1024.0, (pss - pss_ram - jit_pss) / 1024.0,
-            (anon - ram) / 1024.0, jit_pss / 1024.0)
+                if is_ram:
+                    anon_ram += int(parts[1])
+    return ((total - ram - jit_rss - alias) / 1024.0, ram / 1024.0,
+            (pss - pss_ram - jit_pss - alias_pss) / 1024.0, (anon - anon_ram) / 1024.0,
+            jit_pss / 1024.0)
 
 
 def main():

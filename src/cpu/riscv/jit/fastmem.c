@@ -3,15 +3,20 @@
 #include "cpu/riscv/jit/jit.h"
 #include "util/log.h"
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
-#define FM_PAGES      (FM_USER_TOP >> 12)
+#define FM_PAGES       (FM_USER_TOP >> 12)
 /* Pages mapped at most before the whole region is emptied: each mapping is a host VMA
  * (vm.max_map_count is 65530 by default for the whole process), and a flush costs in
- * proportion to them. 16 MiB of a program's working set per hart. */
-#define FM_MAX_MAPPED 4096
+ * proportion to them. 16 MiB of a program's working set per hart, and at most
+ * FM_PROCESS_MAX in the process (many harts), leaving room for everything else. */
+#define FM_MAX_MAPPED  4096
+#define FM_PROCESS_MAX 32768
+static _Atomic unsigned fm_process_mapped;
+static atomic_flag fm_map_failed_logged = ATOMIC_FLAG_INIT;
 
 struct fastmem {
     uint8_t *base;  /* the region: guest va v at base + v */
@@ -71,6 +76,7 @@ void fastmem_destroy(struct hart *h)
               "faults to slow paths",
               h->id, (unsigned long long)f->st.fills, (unsigned long long)f->st.flushes,
               (unsigned long long)f->st.unmaps, (unsigned long long)f->st.faults);
+    atomic_fetch_sub(&fm_process_mapped, f->n);
     munmap(f->base, FM_USER_TOP + FM_GUARD);
     munmap(f->state, FM_PAGES);
     free(f);
@@ -94,6 +100,7 @@ void fastmem_flush_all(struct hart *h)
     unmap_range(f->base, FM_USER_TOP);
     for (unsigned i = 0; i < f->n; i++)
         f->state[f->list[i]] = 0;
+    atomic_fetch_sub(&fm_process_mapped, f->n);
     f->n = 0;
     f->st.flushes++;
 }
@@ -115,8 +122,12 @@ void fastmem_fill(struct hart *h, uint64_t va, uint64_t pa, bool write)
     uint8_t want = write ? 2 : 1;
     if (f->state[vpn] >= want) return;
     if (f->state[vpn] == 0) {
-        if (f->n == FM_MAX_MAPPED) fastmem_flush_all(h);
+        if (f->n == FM_MAX_MAPPED || atomic_load(&fm_process_mapped) >= FM_PROCESS_MAX)
+            fastmem_flush_all(h);
+        if (f->n == 0 && atomic_load(&fm_process_mapped) >= FM_PROCESS_MAX)
+            return; /* the other harts hold them all: this access keeps its slow path */
         f->list[f->n++] = (uint32_t)vpn;
+        atomic_fetch_add(&fm_process_mapped, 1);
     }
     uint64_t off = (pa & ~0xfffull) - h->env.ram_base;
     void *p = mmap(f->base + (vpn << 12), 4096, write ? PROT_READ | PROT_WRITE : PROT_READ,
@@ -124,7 +135,9 @@ void fastmem_fill(struct hart *h, uint64_t va, uint64_t pa, bool write)
     if (p == MAP_FAILED) {
         /* The page stays out (its accesses keep taking the slow path); the previous
          * mapping, if any, is gone: MAP_FIXED unmapped it first or nothing changed. */
-        log_error("fastmem: cannot map a guest page: %s", strerror(errno));
+        if (!atomic_flag_test_and_set(&fm_map_failed_logged))
+            log_warn("fastmem: cannot map a guest page (%s): its accesses take the slow path",
+                     strerror(errno));
         unmap_range(f->base + (vpn << 12), 4096);
         f->state[vpn] = 0;
         return;
