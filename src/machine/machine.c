@@ -129,6 +129,14 @@ static int load_raw(struct machine *m, const char *path, const char *what, uint6
     return 0;
 }
 
+/* --mmu, else Sv39 (most RISC-V boards; the JIT's fast memory needs it) unless guest RAM is
+ * more than Linux maps under Sv39 (its direct map is 124 GiB): then Sv48. */
+static unsigned mmu_mode(const struct machine_config *c)
+{
+    if (c->mmu_mode) return c->mmu_mode;
+    return c->ram_size > (64ull << 30) ? MMU_SV48 : MMU_SV39;
+}
+
 static int load_images(struct machine *m, char *err, size_t errlen)
 {
     const struct machine_config *c = &m->cfg;
@@ -187,8 +195,8 @@ static int load_images(struct machine *m, char *err, size_t errlen)
         .ssh_keys = c->ssh_keys,
         .isa = ISA_STRING,
         .isa_ext = ISA_EXTENSIONS,
-        .mmu_type = c->mmu_mode == MMU_SV57   ? "riscv,sv57"
-                    : c->mmu_mode == MMU_SV48 ? "riscv,sv48"
+        .mmu_type = mmu_mode(c) == MMU_SV57   ? "riscv,sv57"
+                    : mmu_mode(c) == MMU_SV48 ? "riscv,sv48"
                                               : "riscv,sv39",
         /* disks, then the entropy and input devices, then the network and vsock devices */
         .n_virtio = c->ndisks + 2 + (c->net ? 1 : 0) + (c->vsock ? 1 : 0),
@@ -323,7 +331,7 @@ int machine_create(struct machine **out, const struct machine_config *cfg, struc
                            .clint = &m->clint,
                            .engine = cfg->engine,
                            .jit_cache_size = cfg->jit_cache_size,
-                           .satp_max_mode = cfg->mmu_mode ? cfg->mmu_mode : MMU_SV39,
+                           .satp_max_mode = mmu_mode(cfg),
                            .fastmem = shared && cfg->engine == ENGINE_JIT && fastmem_wanted(),
                            .ram_fd = shared ? cfg->ram_fd : -1};
     for (unsigned i = 0; i < m->nharts; i++) {
