@@ -165,7 +165,7 @@ TEST(csr_satp)
     th_csrw(t, CSR_SATP_N, SATP_SV39 | (0xffffull << 44) | 0x80123);
     uint64_t v = th_csrr(t, CSR_SATP_N);
     CHECK_EQ(v >> 60, 8);
-    CHECK_EQ((v >> 44) & 0xffff, 0); /* ASIDLEN = 0 */
+    CHECK_EQ((v >> 44) & 0xffff, 0xffff); /* ASIDLEN = 16 */
     CHECK_EQ(v & ((1ull << 44) - 1), 0x80123);
     th_csrw(t, CSR_SATP_N, SATP_SV48 | 0x1);
     CHECK_EQ(th_csrr(t, CSR_SATP_N), SATP_SV48 | 0x1);

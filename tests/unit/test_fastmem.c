@@ -292,3 +292,88 @@ TEST(fastmem_user_blocks_run_anywhere)
     CHECK_EQ(t->h.fm_limit, 0);
     th_free(t);
 }
+
+static uint64_t fm_switches(const struct th *t, uint64_t *hits)
+{
+    struct fastmem_stats s;
+    fastmem_get_stats(&t->h, &s);
+    *hits = s.switch_hits;
+    return s.switches;
+}
+
+/* Two address spaces with their own ASIDs: switching satp between them keeps each one's
+ * mapped pages (no host fault on the way back); a page of A remapped while B runs and fenced
+ * by address and A's ASID, or A's ASID fenced whole, is seen anew when A runs again; B's
+ * pages stay through A's fences by ASID. */
+TEST(fastmem_regions_per_asid)
+{
+    struct fm_env f = fm_setup(true);
+    struct th *t = f.t;
+    uint64_t tv, hits0, hits1;
+    uint64_t root_b = th_pt_alloc(t);
+    th_map(t, root_b, 3, U_CODE, PA_CODE, 0, PTE_V_ | PTE_R_ | PTE_X_ | PTE_A_ | PTE_U_);
+    th_map(t, root_b, 3, U_D0, PA_D1, 0, UDATA);
+    const uint64_t satp_a = SATP_SV39 | (1ull << 44) | (f.root >> 12);
+    const uint64_t satp_b = SATP_SV39 | (2ull << 44) | (root_b >> 12);
+    th_w64(t, PA_D0, 0xa);
+    th_w64(t, PA_D1, 0xb);
+    th_w64(t, PA_R1, 0xa1);
+    th_w64(t, PA_R2, 0xa2);
+    th_csrw(t, CSR_SATP_N, satp_a);
+    CHECK_EQ(th_csrr(t, CSR_SATP_N), satp_a); /* ASIDs are implemented */
+    CHECK_EQ(user_access(&f, I_LD(5, 10, 0), U_D0, &tv), 0);
+    CHECK_EQ(t->h.x[5], 0xa);
+    CHECK_EQ(user_access(&f, I_LD(5, 10, 0), U_REMAP, &tv), 0);
+    CHECK_EQ(t->h.x[5], 0xa1);
+    th_csrw(t, CSR_SATP_N, satp_b);
+    CHECK_EQ(user_access(&f, I_LD(5, 10, 0), U_D0, &tv), 0);
+    CHECK_EQ(t->h.x[5], 0xb);
+    uint64_t sw0 = fm_switches(t, &hits0), faults = fm_faults(t);
+    th_csrw(t, CSR_SATP_N, satp_a);
+    CHECK_EQ(user_access(&f, I_LD(5, 10, 0), U_D0, &tv), 0);
+    CHECK_EQ(t->h.x[5], 0xa);
+    th_csrw(t, CSR_SATP_N, satp_b);
+    CHECK_EQ(user_access(&f, I_LD(5, 10, 0), U_D0, &tv), 0);
+    CHECK_EQ(t->h.x[5], 0xb);
+    CHECK_EQ(fm_switches(t, &hits1) - sw0, 2);
+    if (fastmem_wanted()) {
+        CHECK_EQ(hits1 - hits0, 2);
+        CHECK_EQ(fm_faults(t), faults); /* both kept their pages */
+    }
+    /* while B runs: A's U_REMAP moves to PA_R2, fenced by address and A's ASID */
+    th_w64(t, f.pte_remap, th_pte(PA_R2, UDATA));
+    t->h.x[6] = U_REMAP;
+    t->h.x[7] = 1;
+    th_set_priv(t, PRV_S);
+    th_org(t, TH_CODE + 0x30000);
+    th_emit(t, I_SFENCE_VMA(6, 7));
+    uint64_t s_end = th_emit(t, I_SELF_LOOP());
+    th_csrw(t, CSR_SATP_N, 0); /* bare: the fence runs at its physical address */
+    th_set_priv(t, PRV_S);
+    t->h.pc = TH_CODE + 0x30000;
+    CHECK_EQ(th_run_until(t, s_end, 20), s_end);
+    th_csrw(t, CSR_SATP_N, satp_a);
+    CHECK_EQ(user_access(&f, I_LD(5, 10, 0), U_REMAP, &tv), 0);
+    CHECK_EQ(t->h.x[5], 0xa2);
+    /* A's whole ASID fenced from B: D0 moves to PA_D1's neighbour */
+    th_map(t, f.root, 3, U_D0, PA_R1, 0, UDATA);
+    th_csrw(t, CSR_SATP_N, satp_b);
+    CHECK_EQ(user_access(&f, I_LD(5, 10, 0), U_D0, &tv), 0); /* B's: mapped */
+    uint64_t fb = fm_faults(t);
+    t->h.x[6] = 0;
+    th_org(t, TH_CODE + 0x30000);
+    th_emit(t, I_SFENCE_VMA(0, 7));
+    th_emit(t, I_SELF_LOOP());
+    th_csrw(t, CSR_SATP_N, 0);
+    th_set_priv(t, PRV_S);
+    t->h.pc = TH_CODE + 0x30000;
+    CHECK_EQ(th_run_until(t, s_end, 20), s_end);
+    th_csrw(t, CSR_SATP_N, satp_b);
+    CHECK_EQ(user_access(&f, I_LD(5, 10, 0), U_D0, &tv), 0);
+    CHECK_EQ(t->h.x[5], 0xb);
+    if (fastmem_wanted()) CHECK_EQ(fm_faults(t), fb); /* B's pages stayed */
+    th_csrw(t, CSR_SATP_N, satp_a);
+    CHECK_EQ(user_access(&f, I_LD(5, 10, 0), U_D0, &tv), 0);
+    CHECK_EQ(t->h.x[5], 0xa1);
+    th_free(t);
+}

@@ -326,9 +326,10 @@ int csr_access(struct hart *h, unsigned csr, int op, uint64_t val, bool write, u
         unsigned max = h->env.satp_max_mode ? h->env.satp_max_mode : 10;
         if (mode != 0 && (mode < 8 || mode > max))
             break; /* unsupported mode: the write has no effect at all */
-        /* ASID is read-only zero (ASIDLEN = 0): Linux then flushes on every mm switch. */
-        h->satp = (mode << SATP_MODE_SHIFT_CSR) | (nv & ((1ull << 44) - 1));
-        tlb_flush_all(h);
+        /* ASIDLEN = 16: Linux then fences by ASID instead of flushing on every mm switch,
+         * and fast memory keeps each address space's pages (jit/fastmem.h). */
+        h->satp = (mode << SATP_MODE_SHIFT_CSR) | (nv & ((1ull << 60) - 1));
+        tlb_satp_written(h);
         break;
     }
     case CSR_MEDELEG: h->medeleg = nv & MEDELEG_MASK; break;

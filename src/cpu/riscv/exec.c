@@ -542,9 +542,12 @@ op_WFI:
 op_SFENCE_VMA:
     if (h->priv == PRV_U || (h->priv == PRV_S && (h->mstatus & MSTATUS_TVM)))
         EXC(EXC_ILLEGAL_INSN, 0x12000073u | ((uint32_t)i->rs1 << 15) | ((uint32_t)i->rs2 << 20));
-    /* rs1 != x0: only that address's leaf (priv spec 10.2.1); no ASIDs here, so rs2 is moot */
+    /* rs1 != x0: only that address's leaf (priv spec 10.2.1), in every address space; rs2 !=
+     * x0 alone: that ASID's translations (the TLB has no ASIDs: all of it) */
     if (i->rs1)
         tlb_flush_page(h, RS1);
+    else if (i->rs2)
+        tlb_flush_asid(h, RS2);
     else
         tlb_flush_all(h);
     RETIRE_AND_LEAVE(PC_OF(i) + 4);

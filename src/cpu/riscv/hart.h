@@ -349,6 +349,10 @@ bool csr_write_is_quiet(const struct hart *h, unsigned csr, uint64_t mstatus_bef
 
 /* MMU (mmu.c). */
 void tlb_flush_all(struct hart *h);
+/* After a satp write (flushes what has no ASIDs). */
+void tlb_satp_written(struct hart *h);
+/* sfence.vma x0, asid. */
+void tlb_flush_asid(struct hart *h, uint64_t asid);
 /* sfence.vma with rs1 = va: drop the translations of va's page (all of them if va may be in
  * a superpage). */
 void tlb_flush_page(struct hart *h, uint64_t va);

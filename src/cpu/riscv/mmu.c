@@ -19,7 +19,7 @@
 
 #define SATP_MODE_SHIFT 60
 
-void tlb_flush_all(struct hart *h)
+static void tlb_flush_soft(struct hart *h)
 {
     if (++h->tlb_gen > TLB_GEN_MAX) { /* generations exhausted: really clear, start over */
         for (unsigned s = 0; s < TLBI_COUNT; s++)
@@ -31,10 +31,29 @@ void tlb_flush_all(struct hart *h)
     h->tlb_key = (uint64_t)h->tlb_gen << 52;
     h->tlb_super_lo = UINT64_MAX;
     h->tlb_super_last = 0;
-    if (h->fm) { /* a cache of the TLB (satp, PMP, MXR, sfence.vma, triggers) */
+}
+
+void tlb_flush_all(struct hart *h)
+{
+    tlb_flush_soft(h);
+    if (h->fm) { /* a cache of the TLB (PMP, MXR, sfence.vma, triggers) */
         fastmem_flush_all(h);
         fastmem_update_mode(h);
     }
+}
+
+/* The software TLB has no ASIDs: it is flushed; fast memory keeps a region per address
+ * space. */
+void tlb_satp_written(struct hart *h)
+{
+    tlb_flush_soft(h);
+    fastmem_switch(h);
+}
+
+void tlb_flush_asid(struct hart *h, uint64_t asid)
+{
+    tlb_flush_soft(h);
+    fastmem_flush_asid(h, asid);
 }
 
 /* Linux fences one address after every page fault that installs a PTE (update_mmu_cache):

@@ -9,20 +9,34 @@
 #include <sys/mman.h>
 
 #define FM_PAGES       (FM_USER_TOP >> 12)
-/* Pages mapped at most before the whole region is emptied: each mapping is a host VMA
+/* Pages mapped at most in one region before it is emptied: each mapping is a host VMA
  * (vm.max_map_count is 65530 by default for the whole process), and a flush costs in
- * proportion to them. 16 MiB of a program's working set per hart, and at most
- * FM_PROCESS_MAX in the process (many harts), leaving room for everything else. */
+ * proportion to them. 16 MiB of a program's working set, and at most FM_PROCESS_MAX in the
+ * process (many harts, many regions), leaving room for everything else. */
 #define FM_MAX_MAPPED  4096
 #define FM_PROCESS_MAX 32768
+/* Regions per hart: address spaces (ASID and root table) whose user pages stay mapped while
+ * another runs; a switch to a fifth takes the least recently used one, emptied. */
+#define FM_REGIONS     4
+#define SATP_TAG       ((1ull << 60) - 1) /* satp without MODE: ASID and root page table */
+
 static _Atomic unsigned fm_process_mapped;
 static atomic_flag fm_map_failed_logged = ATOMIC_FLAG_INIT;
 
-struct fastmem {
-    uint8_t *base;  /* the region: guest va v at base + v */
+struct fm_region {
+    uint8_t *base;  /* guest va v at base + v; NULL: not reserved yet */
     uint8_t *state; /* per page: 0 not mapped, 1 read-only, 2 read-write (FM_PAGES bytes) */
-    uint32_t list[FM_MAX_MAPPED]; /* pages mapped since the last full flush (may repeat) */
+    uint32_t list[FM_MAX_MAPPED]; /* pages mapped since the last flush (may repeat) */
     unsigned n;
+    bool tagged;  /* holds translations of the address space `tag` (else of none yet) */
+    uint64_t tag; /* satp & SATP_TAG when it was made current */
+    uint64_t used;
+};
+
+struct fastmem {
+    struct fm_region r[FM_REGIONS];
+    struct fm_region *cur; /* the region of the current satp (fills go there) */
+    uint64_t clock;
     struct fastmem_stats st;
 };
 
@@ -32,10 +46,25 @@ bool fastmem_wanted(void)
     return !v || strcmp(v, "0") != 0;
 }
 
-static void *reserve(size_t len)
+static int region_reserve(struct fm_region *r)
 {
-    void *p = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    return p == MAP_FAILED ? NULL : p;
+    r->base = mmap(NULL, FM_USER_TOP + FM_GUARD, PROT_NONE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (r->base == MAP_FAILED) {
+        r->base = NULL;
+        return -errno;
+    }
+    r->state = mmap(NULL, FM_PAGES, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (r->state == MAP_FAILED) {
+        int e = -errno;
+        munmap(r->base, FM_USER_TOP + FM_GUARD);
+        r->base = r->state = NULL;
+        return e;
+    }
+    r->n = 0;
+    r->tagged = false;
+    return 0;
 }
 
 int fastmem_init(struct hart *h)
@@ -44,26 +73,22 @@ int fastmem_init(struct hart *h)
     h->fm_base = NULL;
     h->fm_limit = 0;
     if (!h->env.fastmem) return 0;
-    int r0 = jit_fm_install();
-    if (r0 < 0) {
-        log_warn("hart %u: no fast memory (SIGSEGV handler: %s)", h->id, strerror(-r0));
-        return r0;
+    int r = jit_fm_install();
+    if (r < 0) {
+        log_warn("hart %u: no fast memory (SIGSEGV handler: %s)", h->id, strerror(-r));
+        return r;
     }
     struct fastmem *f = calloc(1, sizeof(*f));
     if (!f) return -ENOMEM;
-    f->base = reserve(FM_USER_TOP + FM_GUARD);
-    f->state = mmap(NULL, FM_PAGES, PROT_READ | PROT_WRITE,
-                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (!f->base || f->state == MAP_FAILED) {
-        int r = -errno;
-        if (f->base) munmap(f->base, FM_USER_TOP + FM_GUARD);
-        if (f->state != MAP_FAILED) munmap(f->state, FM_PAGES);
+    r = region_reserve(&f->r[0]);
+    if (r < 0) {
         free(f);
         log_warn("hart %u: no fast memory (%s): user code uses the TLB", h->id, strerror(-r));
         return r;
     }
+    f->cur = &f->r[0];
     h->fm = f;
-    h->fm_base = f->base;
+    h->fm_base = f->cur->base;
     fastmem_update_mode(h);
     return 0;
 }
@@ -73,12 +98,17 @@ void fastmem_destroy(struct hart *h)
     struct fastmem *f = h->fm;
     if (!f) return;
     log_debug("hart %u fastmem: %llu pages mapped, %llu flushes, %llu pages unmapped, %llu host "
-              "faults to slow paths",
+              "faults to slow paths, %llu address-space switches (%llu kept their pages)",
               h->id, (unsigned long long)f->st.fills, (unsigned long long)f->st.flushes,
-              (unsigned long long)f->st.unmaps, (unsigned long long)f->st.faults);
-    atomic_fetch_sub(&fm_process_mapped, f->n);
-    munmap(f->base, FM_USER_TOP + FM_GUARD);
-    munmap(f->state, FM_PAGES);
+              (unsigned long long)f->st.unmaps, (unsigned long long)f->st.faults,
+              (unsigned long long)f->st.switches, (unsigned long long)f->st.switch_hits);
+    for (unsigned i = 0; i < FM_REGIONS; i++) {
+        struct fm_region *r = &f->r[i];
+        if (!r->base) continue;
+        atomic_fetch_sub(&fm_process_mapped, r->n);
+        munmap(r->base, FM_USER_TOP + FM_GUARD);
+        munmap(r->state, FM_PAGES);
+    }
     free(f);
     h->fm = NULL;
     h->fm_base = NULL;
@@ -93,44 +123,99 @@ static void unmap_range(uint8_t *p, size_t len)
         log_error("fastmem: cannot unmap %zu bytes: %s", len, strerror(errno));
 }
 
+static void region_flush(struct fastmem *f, struct fm_region *r)
+{
+    if (!r->base || r->n == 0) return;
+    unmap_range(r->base, FM_USER_TOP);
+    for (unsigned i = 0; i < r->n; i++)
+        r->state[r->list[i]] = 0;
+    atomic_fetch_sub(&fm_process_mapped, r->n);
+    r->n = 0;
+    f->st.flushes++;
+}
+
 void fastmem_flush_all(struct hart *h)
 {
     struct fastmem *f = h->fm;
-    if (!f || f->n == 0) return;
-    unmap_range(f->base, FM_USER_TOP);
-    for (unsigned i = 0; i < f->n; i++)
-        f->state[f->list[i]] = 0;
-    atomic_fetch_sub(&fm_process_mapped, f->n);
-    f->n = 0;
-    f->st.flushes++;
+    if (!f) return;
+    for (unsigned i = 0; i < FM_REGIONS; i++)
+        region_flush(f, &f->r[i]);
+}
+
+void fastmem_flush_asid(struct hart *h, uint64_t asid)
+{
+    struct fastmem *f = h->fm;
+    if (!f) return;
+    for (unsigned i = 0; i < FM_REGIONS; i++)
+        if (f->r[i].tagged && ((f->r[i].tag >> 44) & 0xffff) == (asid & 0xffff))
+            region_flush(f, &f->r[i]);
 }
 
 void fastmem_flush_page(struct hart *h, uint64_t va)
 {
     struct fastmem *f = h->fm;
-    if (!f || va >= FM_USER_TOP || !f->state[va >> 12]) return;
-    unmap_range(f->base + (va & ~0xfffull), 4096);
-    f->state[va >> 12] = 0;
-    f->st.unmaps++;
+    if (!f || va >= FM_USER_TOP) return;
+    for (unsigned i = 0; i < FM_REGIONS; i++) {
+        struct fm_region *r = &f->r[i];
+        if (!r->base || !r->state[va >> 12]) continue;
+        unmap_range(r->base + (va & ~0xfffull), 4096);
+        r->state[va >> 12] = 0;
+        f->st.unmaps++;
+    }
+}
+
+void fastmem_switch(struct hart *h)
+{
+    struct fastmem *f = h->fm;
+    if (!f) return;
+    if ((h->satp >> 60) == 8) {
+        uint64_t tag = h->satp & SATP_TAG;
+        struct fm_region *pick = NULL, *lru = NULL;
+        f->st.switches++;
+        for (unsigned i = 0; i < FM_REGIONS && !pick; i++)
+            if (f->r[i].base && f->r[i].tagged && f->r[i].tag == tag) pick = &f->r[i];
+        if (pick) {
+            f->st.switch_hits++;
+        } else {
+            for (unsigned i = 0; i < FM_REGIONS && !pick; i++) {
+                struct fm_region *r = &f->r[i];
+                if (r->base && !r->tagged)
+                    pick = r;
+                else if (!r->base && region_reserve(r) == 0)
+                    pick = r;
+                else if (r->base && (!lru || r->used < lru->used))
+                    lru = r;
+            }
+            if (!pick) pick = lru;
+            region_flush(f, pick);
+            pick->tagged = true;
+            pick->tag = tag;
+        }
+        pick->used = ++f->clock;
+        f->cur = pick;
+        h->fm_base = pick->base;
+    }
+    fastmem_update_mode(h);
 }
 
 void fastmem_fill(struct hart *h, uint64_t va, uint64_t pa, bool write)
 {
     struct fastmem *f = h->fm;
     if (!f || va >= FM_USER_TOP) return;
+    struct fm_region *r = f->cur;
     uint64_t vpn = va >> 12;
     uint8_t want = write ? 2 : 1;
-    if (f->state[vpn] >= want) return;
-    if (f->state[vpn] == 0) {
-        if (f->n == FM_MAX_MAPPED || atomic_load(&fm_process_mapped) >= FM_PROCESS_MAX)
-            fastmem_flush_all(h);
-        if (f->n == 0 && atomic_load(&fm_process_mapped) >= FM_PROCESS_MAX)
-            return; /* the other harts hold them all: this access keeps its slow path */
-        f->list[f->n++] = (uint32_t)vpn;
+    if (r->state[vpn] >= want) return;
+    if (r->state[vpn] == 0) {
+        if (r->n == FM_MAX_MAPPED) region_flush(f, r);
+        if (atomic_load(&fm_process_mapped) >= FM_PROCESS_MAX) fastmem_flush_all(h);
+        if (atomic_load(&fm_process_mapped) >= FM_PROCESS_MAX)
+            return; /* other harts hold them all: this access keeps its slow path */
+        r->list[r->n++] = (uint32_t)vpn;
         atomic_fetch_add(&fm_process_mapped, 1);
     }
     uint64_t off = (pa & ~0xfffull) - h->env.ram_base;
-    void *p = mmap(f->base + (vpn << 12), 4096, write ? PROT_READ | PROT_WRITE : PROT_READ,
+    void *p = mmap(r->base + (vpn << 12), 4096, write ? PROT_READ | PROT_WRITE : PROT_READ,
                    MAP_SHARED | MAP_FIXED | MAP_POPULATE, h->env.ram_fd, (off_t)off);
     if (p == MAP_FAILED) {
         /* The page stays out (its accesses keep taking the slow path); the previous
@@ -138,17 +223,21 @@ void fastmem_fill(struct hart *h, uint64_t va, uint64_t pa, bool write)
         if (!atomic_flag_test_and_set(&fm_map_failed_logged))
             log_warn("fastmem: cannot map a guest page (%s): its accesses take the slow path",
                      strerror(errno));
-        unmap_range(f->base + (vpn << 12), 4096);
-        f->state[vpn] = 0;
+        unmap_range(r->base + (vpn << 12), 4096);
+        r->state[vpn] = 0;
         return;
     }
-    f->state[vpn] = want;
+    r->state[vpn] = want;
     f->st.fills++;
 }
 
 void fastmem_update_mode(struct hart *h)
 {
-    h->fm_limit = h->fm && h->priv == PRV_U && (h->satp >> 60) == 8 ? FM_USER_TOP : 0;
+    struct fastmem *f = h->fm;
+    h->fm_limit = f && h->priv == PRV_U && (h->satp >> 60) == 8 && f->cur->tagged &&
+                          f->cur->tag == (h->satp & SATP_TAG)
+                      ? FM_USER_TOP
+                      : 0;
 }
 
 void fastmem_get_stats(const struct hart *h, struct fastmem_stats *s)

@@ -3,8 +3,10 @@
  * addresses, into one host region per hart, so that a translated load or store is one host
  * access at base + va instead of a software TLB lookup. The region is a cache of the TLB:
  * pages enter it only where the TLB would take them (RAM, uniform PMP permission, no
- * trigger), read-only until a store is allowed (PTE.D set), and every TLB flush empties it
- * (sfence.vma, satp, PMP, MXR). An access to a page not (yet) there faults on the host; the
+ * trigger), read-only until a store is allowed (PTE.D set), and the flushes empty it
+ * (sfence.vma of its ASID or of all, PMP, MXR). Each hart keeps up to four such regions, one
+ * per address space (satp's ASID and root table), so that switching between processes keeps
+ * their pages. An access to a page not (yet) there faults on the host; the
  * fault handler sends it to the instruction's slow path, which walks the page table as
  * before and maps the page. */
 #ifndef VESSEL_CPU_RISCV_JIT_FASTMEM_H
@@ -19,10 +21,11 @@
 #define FM_GUARD    (1ull << 16)
 
 struct fastmem_stats {
-    uint64_t fills;   /* pages mapped (a store's upgrade from read-only counts too) */
-    uint64_t flushes; /* the whole region emptied (with pages in it) */
-    uint64_t unmaps;  /* single pages unmapped (sfence.vma with an address) */
-    uint64_t faults;  /* host faults sent to a slow path */
+    uint64_t fills;                 /* pages mapped (a store's upgrade from read-only counts too) */
+    uint64_t flushes;               /* the whole region emptied (with pages in it) */
+    uint64_t unmaps;                /* single pages unmapped (sfence.vma with an address) */
+    uint64_t faults;                /* host faults sent to a slow path */
+    uint64_t switches, switch_hits; /* satp writes (Sv39), those whose region was kept */
 };
 
 /* Whether machines should offer fast memory: yes unless VESSEL_FASTMEM=0 (for measuring
@@ -36,7 +39,14 @@ void fastmem_destroy(struct hart *h);
  * map it. */
 void fastmem_fill(struct hart *h, uint64_t va, uint64_t pa, bool write);
 void fastmem_flush_all(struct hart *h);
+/* sfence.vma with rs1 = x0 and an ASID: that address space's region. */
+void fastmem_flush_asid(struct hart *h, uint64_t asid);
+/* sfence.vma with an address: that page in every region. */
 void fastmem_flush_page(struct hart *h, uint64_t va);
+/* satp was written: make the region of its address space (ASID and root table) current,
+ * keeping the others' pages (ASIDs make that correct: the guest fences an ASID whose page
+ * tables it changed, priv spec 10.2.1), taking the least recently used one if it has none. */
+void fastmem_switch(struct hart *h);
 /* h->fm_limit for the current mode: FM_USER_TOP in U mode under Sv39 with fast memory, else
  * 0 (every translated fast access then takes its slow path). */
 void fastmem_update_mode(struct hart *h);
