@@ -530,6 +530,7 @@ _start:
     csrw mie, zero
     li t0, 0x6000           /* mstatus.FS = dirty: FP on */
     csrs mstatus, t0
+%(user_setup)s
     la sp, stack_top
     la t0, %(first)s
     jr t0
@@ -572,6 +573,7 @@ puthex:
 trap:
     csrw mscratch, t0
     csrr t0, mcause
+%(user_trap)s
     addi t0, t0, -2
     bnez t0, fatal
     sd t1, %(scratch)d(s0)
@@ -607,8 +609,8 @@ fatal:
  * touches no register: memory block, fcsr, f0..f31, x1..x31 (s0 = the block). */
 load_state:
     csrw mepc, ra
-    li t0, 0x1800           /* mstatus.MPP = M for the mret */
-    csrs mstatus, t0
+    li t0, 0x1800           /* mstatus.MPP = M (U with --user) for the mret */
+    %(mpp)s mstatus, t0
     la s0, block
     sd zero, %(traps)d(s0)
 %(copy)s
@@ -658,6 +660,34 @@ done:
 1:  j 1b
 """
 
+# --user: the sequences, the dump and the end run in U mode under Sv39: an identity map of
+# two 1 GiB pages with U set (devices at 0-1 GiB, RAM at 2-3 GiB), PMP open to all. A
+# sequence enters load_state through ecall (from M for the first, from U after).
+USER_SETUP = r"""    la t0, pt_root
+    li t1, 0xd7             /* 0-1 GiB: V R W U A D (the UART, the test device) */
+    sd t1, 0(t0)
+    li t1, (0x80000 << 10) | 0xdf /* 2-3 GiB: V R W X U A D */
+    sd t1, 16(t0)
+    li t1, -1
+    srli t1, t1, 10
+    csrw pmpaddr0, t1
+    li t1, 0x1f             /* NAPOT, R W X */
+    csrw pmpcfg0, t1
+    srli t0, t0, 12
+    li t1, 8
+    slli t1, t1, 60
+    or t0, t0, t1
+    csrw satp, t0
+    sfence.vma"""
+USER_TRAP = r"""    addi t0, t0, -8         /* ecall from U (8) or M (11): load the state at x31 */
+    beqz t0, 3f
+    addi t0, t0, -3
+    bnez t0, 4f
+3:  csrr ra, mepc
+    addi ra, ra, 4
+    j load_state
+4:  csrr t0, mcause"""
+
 # A dump call, and a placeholder of the same size (16 bytes) in its place when not tracing, so
 # the trace build has the normal build's layout and pc-dependent values (auipc, jal) agree.
 DUMP_CALL = "    sd ra, %d(s0)\n    call dump\n    ld ra, %d(s0)" % (DUMP + 8, DUMP + 8)
@@ -671,6 +701,9 @@ def program(args):
     out = [HEADER % {
         "args": " ".join(sys.argv[1:]),
         "first": "seq_%d" % (args.trace if args.trace is not None else 0),
+        "user_setup": USER_SETUP if args.user else "",
+        "user_trap": USER_TRAP if args.user else "",
+        "mpp": "csrc" if args.user else "csrs",
         "copy": "\n".join("    ld t0, %d(x31)\n    sd t0, %d(s0)" % (mem_off + 8 * k, 8 * k)
                           for k in range(BLOCK // 8)),
         "fcsr_off": fcsr_off,
@@ -696,7 +729,7 @@ def program(args):
                                                   args.raw)
         ninsns += sum(len([ln for ln in u if not ln.startswith("@SUB")]) for u in units)
         out.append("seq_%d:" % n)
-        out.append("    la x31, state_%d\n    call load_state" % n)
+        out.append("    la x31, state_%d\n    %s" % (n, "ecall" if args.user else "call load_state"))
         for i, unit in enumerate(units):
             out.append("s%d_u%d:" % (n, i))  # kept in the symbol table: the runner maps pcs
             out.append(dump)
@@ -723,6 +756,8 @@ def program(args):
     out.append("    .section .rodata\n" + "\n".join(data))
     # The block straddles a page boundary (4 KiB pages; 128 bytes on each side), so
     # misaligned accesses in its middle cross pages too.
+    if args.user:
+        out.append("    .bss\n    .balign 4096\npt_root:\n    .skip 4096")
     out.append("    .bss\n    .balign 4096\n    .skip %d\nblock:\n    .skip %d\n    .balign 16\n"
                "    .skip 4096\nstack_top:\n" % (4096 - BLOCK // 2, BLOCK + 8 * 67))
     out.append("/* random instructions: %d */" % ninsns)  # read by run.py
@@ -741,6 +776,8 @@ def main():
                     help="keep every load and store naturally aligned")
     ap.add_argument("--no-raw", dest="raw", action="store_false",
                     help="no random encodings (no illegal instructions)")
+    ap.add_argument("--user", action="store_true",
+                    help="run the sequences in user mode under Sv39 (an identity map)")
     ap.add_argument("-o", "--output", default="-")
     args = ap.parse_args()
     text = program(args)

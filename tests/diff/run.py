@@ -43,7 +43,8 @@ def build(args, seed, outdir, name, extra):
     binp = os.path.join(outdir, name + ".bin")
     subprocess.run([sys.executable, os.path.join(HERE, "gen.py"), "--seed", str(seed),
                     "--seqs", str(args.seqs), "--len", str(args.len), "-o", src] + extra
-                   + ([] if args.misaligned else ["--no-misaligned"]), check=True)
+                   + ([] if args.misaligned else ["--no-misaligned"])
+                   + (["--user"] if args.user else []), check=True)
     subprocess.run([CROSS + "gcc", "-march=" + MARCH, "-mabi=lp64d", "-mcmodel=medany",
                     "-nostdlib", "-nostartfiles", "-static", "-fno-pic", "-no-pie",
                     "-Wl,--build-id=none", "-Wl,--no-warn-rwx-segments",
@@ -194,6 +195,8 @@ def main():
     ap.add_argument("--len", type=int, default=100, help="units per sequence")
     ap.add_argument("--timeout", type=int, default=120, help="seconds per emulator run")
     ap.add_argument("--no-misaligned", dest="misaligned", action="store_false")
+    ap.add_argument("--user", action="store_true",
+                    help="sequences in user mode under Sv39 (the JIT's fast memory)")
     ap.add_argument("--out", default=os.path.join(ROOT, "build", "diff"),
                     help="where programs and traces go")
     args = ap.parse_args()

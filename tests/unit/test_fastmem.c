@@ -377,3 +377,58 @@ TEST(fastmem_regions_per_asid)
     CHECK_EQ(t->h.x[5], 0xa1);
     th_free(t);
 }
+
+/* A block short of host registers adds fm_base from memory (the fault handler then takes it
+ * off rax again), one with registers to spare keeps it in r15: both exact, faulting first and
+ * then not, against the interpreter. */
+static uint64_t busy_program(struct th *t, bool busy)
+{
+    th_org(t, PA_CODE);
+    if (busy) /* x20..x31 each read three times or more: eleven host registers wanted */
+        for (unsigned rep = 0; rep < 3; rep++)
+            for (unsigned r = 20; r < 31; r++)
+                th_emit(t, I_ADD(r, r, r + 1));
+    th_emit(t, I_LD(19, 10, 8));
+    th_emit(t, I_ADD(19, 19, 5));
+    th_emit(t, I_SD(19, 10, 16));
+    return u_va(th_emit(t, I_SELF_LOOP()));
+}
+
+TEST(fastmem_r15_and_added_base_forms)
+{
+    for (int busy = 0; busy < 2; busy++) {
+        uint64_t regs[2][32], out[2];
+        for (int jit = 0; jit < 2; jit++) {
+            struct fm_env f = fm_setup(jit);
+            struct th *t = f.t;
+            uint64_t end = busy_program(t, busy);
+            for (unsigned r = 1; r < 32; r++)
+                t->h.x[r] = 0x0101010101010101ull * r;
+            t->h.x[10] = U_D0;
+            th_w64(t, PA_D0 + 8, 1000);
+            struct jit_stats s0, s1;
+            jit_get_stats(&t->h, &s0);
+            CHECK_EQ(fm_run(t, end), end);
+            if (jit && fastmem_wanted()) {
+                CHECK(fm_faults(t) >= 1);
+                jit_get_stats(&t->h, &s1);
+                if (busy)
+                    CHECK_EQ(s1.fm_added - s0.fm_added, 1);
+                else
+                    CHECK_EQ(s1.fm_pinned - s0.fm_pinned, 1);
+                uint64_t f0 = fm_faults(t);
+                for (unsigned r = 1; r < 32; r++)
+                    t->h.x[r] = 0x0101010101010101ull * r;
+                t->h.x[10] = U_D0;
+                CHECK_EQ(fm_run(t, end), end); /* mapped now */
+                CHECK_EQ(fm_faults(t), f0);
+            }
+            memcpy(regs[jit], t->h.x, sizeof(regs[jit]));
+            out[jit] = th_r64(t, PA_D0 + 16);
+            th_free(t);
+        }
+        CHECK(memcmp(regs[0], regs[1], sizeof(regs[0])) == 0);
+        CHECK_EQ(out[0], out[1]);
+        CHECK_EQ(out[1], regs[1][19]);
+    }
+}

@@ -336,12 +336,15 @@ struct stub {
     /* A fast-memory access (emit_fm): the host load or store that faults when its page is
      * not mapped; the fault handler resumes at the stub (jit_fm_fault). NULL otherwise. */
     uint8_t *site;
+    bool site_based; /* rax is fm_base + va there, not va */
 };
 
-/* A fast-memory access in the code cache and its stub (cache offsets), in cache order. */
+/* A fast-memory access in the code cache and its stub (cache offsets, < 2^31), in cache
+ * order; FM_SITE_BASED in stub: rax holds fm_base + va at the access, not va. */
 struct fm_site {
     uint32_t at, stub;
 };
+#define FM_SITE_BASED (1u << 31)
 
 struct gen {
     struct x86 e;
@@ -371,6 +374,7 @@ struct gen {
     /* Loads and stores use fast memory (translated in user mode with fast memory on); the
      * fast-memory sites of this block, for struct jit's list once it is committed. */
     bool fm;
+    bool fm_r15; /* fm and the block has loads or stores: r15 = h->fm_base from its start */
     unsigned nsites;
     struct fm_site sites[2 * JIT_MAX_INSNS];
 };
@@ -380,7 +384,7 @@ struct gen {
  * written back (calls take guest values from h->x). rbp and r12-r15 are callee-saved (the
  * prologue saves them), the others caller-saved: all are reloaded after a call anyway, as
  * the call may have written h->x. */
-static const enum x86_reg cache_regs[] = {RSI, RDI, R8, R9, R10, R11, RBP, R15, R12, R13, R14};
+static const enum x86_reg cache_regs[] = {RSI, RDI, R8, R9, R10, R11, RBP, R12, R13, R14, R15};
 #define NCACHE_REGS (sizeof(cache_regs) / sizeof(cache_regs[0]))
 
 /* The host register of cached guest register r, loaded from h->x first where this is the
@@ -428,7 +432,7 @@ static void forget_cached(struct gen *g)
     g->live = g->dirty = 0;
 }
 
-/* cache_regs[] indices of the callee-saved host registers (rbp, r15, r12-r14): a call keeps
+/* cache_regs[] indices of the callee-saved host registers (rbp, r12-r15): a call keeps
  * their values. */
 #define CALLEE_SAVED_CACHED 0x7c0u
 
@@ -731,7 +735,7 @@ static struct stub *new_stub(struct gen *g, enum stub_kind kind, const struct rv
                              int32_t off, unsigned k)
 {
     struct stub *s = &g->stubs[g->nstubs++];
-    *s = (struct stub){kind, {NULL, NULL}, NULL, *d, off, k, g->dirty, 0, 0, NULL};
+    *s = (struct stub){kind, {NULL, NULL}, NULL, *d, off, k, g->dirty, 0, 0, NULL, false};
     return s;
 }
 
@@ -771,30 +775,36 @@ static void emit_va(struct gen *g, const struct stub *s)
 }
 
 /* Fast memory (fastmem.h): rax = va = x[rs1] + imm; jumps to the stub (rax = va) unless
- * va < h->fm_limit (a user address, in user mode under Sv39); then rax = fm_base + va, and
- * the caller's access at [rax] is the site: when the page is not mapped there (or read-only
- * for a store) the host faults and jit_fm_fault resumes at the stub with rax = va again. An
- * access that starts below the limit and ends above it faults in the guard. */
-static void emit_fm(struct gen *g, struct stub *s)
+ * va < h->fm_limit (a user address, in user mode under Sv39); else returns the operand of
+ * the access, fm_base (r15) + va, which is the site: when the page is not mapped there (or
+ * read-only for a store) the host faults and jit_fm_fault resumes at the stub, rax = va.
+ * An access that starts below the limit and ends above it faults in the guard. */
+static struct x86_rm emit_fm(struct gen *g, struct stub *s)
 {
     struct x86 *e = &g->e;
     emit_va(g, s);
     x86_alu_rm(e, true, ALU_CMP, RAX, M(HREG, OFF_FM_LIMIT));
     s->from[0] = x86_jcc(e, CC_AE);
     s->live_at_jump = g->live;
-    x86_alu_rm(e, true, ALU_ADD, RAX, M(HREG, OFF_FM_BASE));
+    if (!g->fm_r15) { /* rax = fm_base + va: the fault handler takes fm_base off again */
+        x86_alu_rm(e, true, ALU_ADD, RAX, M(HREG, OFF_FM_BASE));
+        s->site_based = true;
+        return M(RAX, 0);
+    }
+    /* [r15 + x[rs1] + imm]: the access does not wait for rax */
+    if (g->host[s->d.rs1] >= 0) return MI(R15, (enum x86_reg)g->host[s->d.rs1], s->d.imm);
+    return MI(R15, RAX, 0);
 }
 
 static void emit_tlb(struct gen *g, struct stub *s, int32_t tlb_slot, unsigned size);
 
-/* The address of a load or store: fast memory or the TLB. The access itself follows at
- * [rax]; fm_site marks it. */
-static void emit_addr(struct gen *g, struct stub *s, int32_t tlb_slot, unsigned size)
+/* The address of a load or store, fast memory or the TLB: the operand of the access, which
+ * follows (fm_site marks it). */
+static struct x86_rm emit_addr(struct gen *g, struct stub *s, int32_t tlb_slot, unsigned size)
 {
-    if (g->fm)
-        emit_fm(g, s);
-    else
-        emit_tlb(g, s, tlb_slot, size);
+    if (g->fm) return emit_fm(g, s);
+    emit_tlb(g, s, tlb_slot, size);
+    return M(RAX, 0);
 }
 
 static void fm_site(struct gen *g, struct stub *s)
@@ -1331,9 +1341,9 @@ static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t
         unsigned size = mem_size(d->op);
         if (d->op == RV_OP_FLW || d->op == RV_OP_FLD) {
             struct stub *s = new_stub(g, STUB_LOAD, d, off, k);
-            emit_addr(g, s, TR_SLOT, size);
+            struct x86_rm at = emit_addr(g, s, TR_SLOT, size);
             fm_site(g, s);
-            x86_load_n(e, size, false, RAX, M(RAX, 0));
+            x86_load_n(e, size, false, RAX, at);
             if (size == 4) { /* NaN-boxed (spec 12.2) */
                 x86_mov_imm(e, RCX, 0xffffffff00000000ull);
                 x86_alu_rm(e, true, ALU_OR, RAX, R(RCX));
@@ -1343,10 +1353,10 @@ static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t
             x86_alu_imm(e, true, ALU_OR, M(HREG, OFF_MSTATUS), (int32_t)FS_DIRTY);
         } else {
             struct stub *s = new_stub(g, STUB_STORE, d, off, k);
-            emit_addr(g, s, TW_SLOT, size);
+            struct x86_rm at = emit_addr(g, s, TW_SLOT, size);
             x86_mov_load(e, RCX, M(HREG, OFF_F(d->rs2)));
             fm_site(g, s);
-            x86_store_n(e, size, M(RAX, 0), RCX);
+            x86_store_n(e, size, at, RCX);
             set_back(g, s);
         }
         return EMIT_CONT;
@@ -1364,13 +1374,13 @@ static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t
     if (is_load(d->op)) {
         struct stub *s = new_stub(g, STUB_LOAD, d, off, k);
         unsigned size = mem_size(d->op);
-        emit_addr(g, s, TR_SLOT, size);
+        struct x86_rm at = emit_addr(g, s, TR_SLOT, size);
         fm_site(g, s);
         if (g->host[d->rd] >= 0) { /* straight into rd's host register */
-            x86_load_n(e, size, load_signed(d->op), (enum x86_reg)g->host[d->rd], M(RAX, 0));
+            x86_load_n(e, size, load_signed(d->op), (enum x86_reg)g->host[d->rd], at);
             mark_written(g, d->rd);
         } else {
-            x86_load_n(e, size, load_signed(d->op), RAX, M(RAX, 0));
+            x86_load_n(e, size, load_signed(d->op), RAX, at);
             emit_set_rd(g, d->rd, false);
         }
         set_back(g, s);
@@ -1379,14 +1389,14 @@ static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t
     if (is_store(d->op)) {
         struct stub *s = new_stub(g, STUB_STORE, d, off, k);
         unsigned size = mem_size(d->op);
-        emit_addr(g, s, TW_SLOT, size);
+        struct x86_rm at = emit_addr(g, s, TW_SLOT, size);
         enum x86_reg src = RCX;
         if (g->host[d->rs2] >= 0)
             src = hreg(g, d->rs2);
         else
             x86_mov_load(e, RCX, greg(g, d->rs2));
         fm_site(g, s);
-        x86_store_n(e, size, M(RAX, 0), src);
+        x86_store_n(e, size, at, src);
         set_back(g, s);
         return EMIT_CONT;
     }
@@ -1478,7 +1488,8 @@ static void emit_stub(struct gen *g, const struct stub *s)
     case STUB_STORE: {
         if (s->site) /* the handler resumes here, before the dirty registers' write-back */
             g->sites[g->nsites++] = (struct fm_site){(uint32_t)(s->site - g->bodies_rw),
-                                                     (uint32_t)(stub_at - g->bodies_rw)};
+                                                     (uint32_t)(stub_at - g->bodies_rw) |
+                                                         (s->site_based ? FM_SITE_BASED : 0)};
         /* helper(h, va, info, vbase): 0, or cause + 1 with pc and instret set */
         uint32_t info = (uint32_t)s->off | s->k << 12 |
                         (uint32_t)(s->kind == STUB_LOAD ? d->rd : d->rs2) << 20 |
@@ -1710,7 +1721,9 @@ static void insn_xregs(const struct rv_decoded *d, unsigned r[2], unsigned *w)
  * h->x, each write but one a store (the last is written back where the block leaves);
  * a register read before the block writes it costs a load at the body's start. A register
  * must save at least one access to be worth one. */
-static void choose_cached(struct gen *g, const struct rv_decoded *d, unsigned n)
+/* Returns the gain of the guest register given the last host register when all max were
+ * taken, else 0. */
+static int choose_cached(struct gen *g, const struct rv_decoded *d, unsigned n, unsigned max)
 {
     int gain[33] = {0};
     bool seen[33] = {false}, read_first[33] = {false}, written[33] = {false};
@@ -1735,16 +1748,19 @@ static void choose_cached(struct gen *g, const struct rv_decoded *d, unsigned n)
     memset(g->cidx, -1, sizeof(g->cidx));
     g->ncached = 0;
     gain[0] = gain[32] = 0; /* x0 reads as zero from h->x; x[32] is the write sink */
-    while (g->ncached < NCACHE_REGS) {
+    int last = 0;
+    while (g->ncached < max) {
         unsigned best = 0;
         for (unsigned r = 1; r < 32; r++)
             if (gain[r] > gain[best]) best = r;
         if (gain[best] < 1) break;
+        last = gain[best];
         gain[best] = 0;
         g->host[best] = (int8_t)cache_regs[g->ncached];
         g->cidx[best] = (int8_t)g->ncached;
         g->cached[g->ncached++] = (uint8_t)best;
     }
+    return g->ncached == max ? last : 0;
 }
 
 /* VESSEL_JIT_PERFMAP: perf's map of JIT code (/tmp/perf-PID.map: "START SIZE NAME" lines),
@@ -1798,11 +1814,25 @@ static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc)
         g.nstubs = 0;
         g.nsites = 0;
         g.fm = j->fm;
+        g.fm_r15 = false;
+        int nmem = 0;
+        for (unsigned k = 0; k < n && g.fm; k++)
+            if (is_load(d[k].op) || is_store(d[k].op) || is_fp_mem(d[k].op)) nmem++;
         g.live = g.dirty = 0; /* cached registers are loaded where first read (hreg) */
         x86_init(&g.e, j->cache.rw + j->cache.used, jit_cache_avail(&j->cache));
         struct x86 *e = &g.e;
         g.body = e->p; /* the block's code (entered by the dispatcher through j->entry) */
-        choose_cached(&g, d, n);
+        /* Fast memory with fm_base in r15 (cache_regs' last) saves an add from memory per
+         * access, unless the block would rather cache one more guest register (sha256). */
+        int last = choose_cached(&g, d, n, NCACHE_REGS);
+        if (nmem && last <= nmem) {
+            g.fm_r15 = true;
+            j->st.fm_pinned++;
+            choose_cached(&g, d, n, NCACHE_REGS - 1);
+            x86_mov_load(e, R15, M(HREG, OFF_FM_BASE)); /* callee-saved: kept */
+        } else if (nmem) {
+            j->st.fm_added++;
+        }
         g.page = p;
         g.bodies_rw = j->cache.rw;
         g.start = (int32_t)off;
@@ -1982,9 +2012,10 @@ static void jit_fm_fault(int sig, siginfo_t *si, void *ucv)
                 else
                     hi = mid;
             }
-            if (lo < j->nsites && j->sites[lo].at == at) {
-                gr[REG_RAX] = (greg_t)((uintptr_t)gr[REG_RAX] - base);
-                gr[REG_RIP] = (greg_t)(rx + j->sites[lo].stub);
+            if (lo < j->nsites && j->sites[lo].at == at) { /* the stub wants rax = va */
+                uint32_t stub = j->sites[lo].stub;
+                if (stub & FM_SITE_BASED) gr[REG_RAX] = (greg_t)((uintptr_t)gr[REG_RAX] - base);
+                gr[REG_RIP] = (greg_t)(rx + (stub & ~FM_SITE_BASED));
                 fastmem_count_fault(h);
                 return;
             }
@@ -2178,14 +2209,16 @@ void jit_destroy(struct hart *h)
               "code), %llu pages invalidated (code changed), %llu page records evicted, "
               "%llu interpreter fallbacks (blocks), %llu interpreted instructions in blocks, "
               "%llu cache flushes, %llu exits linked, %llu far links made of %llu misses, "
-              "%llu rotates fused, %llu ms translating",
+              "%llu rotates fused, %llu ms translating, %llu+%llu blocks with fast memory "
+              "(fm_base in r15 + added from memory)",
               h->id, (unsigned long long)j->st.blocks, (unsigned long long)j->st.insns,
               (unsigned long long)(j->st.host_bytes >> 10), (unsigned long long)j->st.invalidated,
               (unsigned long long)j->st.evicted, (unsigned long long)j->st.fallbacks,
               (unsigned long long)j->st.steps, (unsigned long long)j->st.flushes,
               (unsigned long long)j->st.linked, (unsigned long long)j->st.far_linked,
               (unsigned long long)j->st.far_misses, (unsigned long long)j->st.fused,
-              (unsigned long long)(j->st.compile_ns / 1000000));
+              (unsigned long long)(j->st.compile_ns / 1000000), (unsigned long long)j->st.fm_pinned,
+              (unsigned long long)j->st.fm_added);
     log_debug("hart %u tlb: %llu refills (page walks), %llu misses taken from the victim ways",
               h->id, (unsigned long long)h->tlb_refills, (unsigned long long)h->tlb_victim_hits);
     if (log_current_level >= LOG_TRACE) {

@@ -42,6 +42,8 @@ struct jit_stats {
     uint64_t far_linked;    /* exits to another page linked (again) to their target */
     uint64_t far_misses;    /* such exits whose link did not hold (to the dispatcher) */
     uint64_t fused;         /* rotates written as shift, shift, or translated as one */
+    uint64_t fm_pinned;     /* blocks with fast-memory accesses through r15 = fm_base */
+    uint64_t fm_added;      /* such blocks that add fm_base from memory (registers short) */
 };
 void jit_get_stats(const struct hart *h, struct jit_stats *s);
 #endif

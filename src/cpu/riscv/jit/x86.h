@@ -67,16 +67,21 @@ static inline void x86_q(struct x86 *e, uint64_t q)
     x86_d(e, (uint32_t)(q >> 32));
 }
 
-/* An r/m operand: a register, or memory at [base + disp]. */
+/* An r/m operand: a register, or memory at [base + disp] or [base + index + disp] (idx; the
+ * index is never rsp). */
 struct x86_rm {
     uint8_t base;
     bool mem;
     int32_t disp;
+    bool idx;
+    uint8_t index;
 };
 static inline struct x86_rm R(enum x86_reg r) {
-    return (struct x86_rm){(uint8_t)r, false, 0};
+    return (struct x86_rm){(uint8_t)r, false, 0, false, 0};
 } static inline struct x86_rm M(enum x86_reg base, int32_t disp) {
-    return (struct x86_rm){(uint8_t)base, true, disp};
+    return (struct x86_rm){(uint8_t)base, true, disp, false, 0};
+} static inline struct x86_rm MI(enum x86_reg base, enum x86_reg index, int32_t disp) {
+    return (struct x86_rm){(uint8_t)base, true, disp, true, (uint8_t)index};
 }
 
 /* [66] [REX] opcode ModRM [SIB] [disp]. w: REX.W; byte_regs: a byte-register operand, so a REX
@@ -86,7 +91,9 @@ x86_op(struct x86 *e, bool p66, bool w, bool byte_regs, const uint8_t *op, size_
        struct x86_rm rm)
 {
     if (p66) x86_b(e, 0x66);
-    uint8_t rex = (uint8_t)(0x40 | (w ? 8 : 0) | ((reg & 8) ? 4 : 0) | ((rm.base & 8) ? 1 : 0));
+    uint8_t rex =
+        (uint8_t)(0x40 | (w ? 8 : 0) | ((reg & 8) ? 4 : 0) |
+                  ((rm.mem && rm.idx && (rm.index & 8)) ? 2 : 0) | ((rm.base & 8) ? 1 : 0));
     if (rex != 0x40 || (byte_regs && ((reg & 7) >= 4 || (!rm.mem && (rm.base & 7) >= 4))))
         x86_b(e, rex);
     x86_bytes(e, op, nop);
@@ -96,11 +103,14 @@ x86_op(struct x86 *e, bool p66, bool w, bool byte_regs, const uint8_t *op, size_
         return;
     }
     bool d8 = rm.disp >= -128 && rm.disp <= 127;
-    if (rm.disp == 0 && b != 5)
-        x86_b(e, (uint8_t)(r | b));
-    else
-        x86_b(e, (uint8_t)((d8 ? 0x40 : 0x80) | r | b));
-    if (b == 4) x86_b(e, 0x24); /* SIB: base only (rsp/r12 need one) */
+    unsigned mod = (rm.disp == 0 && b != 5) ? 0 : d8 ? 0x40 : 0x80;
+    if (rm.idx) { /* ModRM rm = 100: a SIB byte, scale 1 */
+        x86_b(e, (uint8_t)(mod | r | 4));
+        x86_b(e, (uint8_t)(((rm.index & 7) << 3) | b));
+    } else {
+        x86_b(e, (uint8_t)(mod | r | b));
+        if (b == 4) x86_b(e, 0x24); /* SIB: base only (rsp/r12 need one) */
+    }
     if (rm.disp == 0 && b != 5) return;
     if (d8)
         x86_b(e, (uint8_t)(int8_t)rm.disp);
