@@ -11,10 +11,10 @@
 #define FM_PAGES       (FM_USER_TOP >> 12)
 /* Pages mapped at most in one region before it is emptied: each mapping is a host VMA
  * (vm.max_map_count is 65530 by default for the whole process), and a flush costs in
- * proportion to them. 16 MiB of a program's working set, and at most FM_PROCESS_MAX in the
+ * proportion to them. 32 MiB of a program's working set, and at most FM_PROCESS_MAX in the
  * process (many harts, many regions), leaving room for everything else. */
-#define FM_MAX_MAPPED  4096
-#define FM_PROCESS_MAX 32768
+#define FM_MAX_MAPPED  8192
+#define FM_PROCESS_MAX 48000
 /* Regions per hart: address spaces (ASID and root table) whose user pages stay mapped while
  * another runs; a switch to a fifth takes the least recently used one, emptied. */
 #define FM_REGIONS     4
