@@ -301,6 +301,21 @@ static uint64_t fm_switches(const struct th *t, uint64_t *hits)
     return s.switches;
 }
 
+/* sfence.vma va (x0 when va is 0), asid, run in S mode (translation off: the satp write
+ * is the caller's to undo). */
+static void s_fence(struct th *t, uint64_t va, uint64_t asid)
+{
+    t->h.x[6] = va;
+    t->h.x[7] = asid;
+    th_org(t, TH_CODE + 0x30000);
+    th_emit(t, I_SFENCE_VMA(va ? 6 : 0, 7));
+    uint64_t end = th_emit(t, I_SELF_LOOP());
+    th_csrw(t, CSR_SATP_N, 0); /* bare: the fence runs at its physical address */
+    th_set_priv(t, PRV_S);
+    t->h.pc = TH_CODE + 0x30000;
+    CHECK_EQ(th_run_until(t, end, 20), end);
+}
+
 /* Two address spaces with their own ASIDs: switching satp between them keeps each one's
  * mapped pages (no host fault on the way back); a page of A remapped while B runs and fenced
  * by address and A's ASID, or A's ASID fenced whole, is seen anew when A runs again; B's
@@ -342,32 +357,16 @@ TEST(fastmem_regions_per_asid)
     }
     /* while B runs: A's U_REMAP moves to PA_R2, fenced by address and A's ASID */
     th_w64(t, f.pte_remap, th_pte(PA_R2, UDATA));
-    t->h.x[6] = U_REMAP;
-    t->h.x[7] = 1;
-    th_set_priv(t, PRV_S);
-    th_org(t, TH_CODE + 0x30000);
-    th_emit(t, I_SFENCE_VMA(6, 7));
-    uint64_t s_end = th_emit(t, I_SELF_LOOP());
-    th_csrw(t, CSR_SATP_N, 0); /* bare: the fence runs at its physical address */
-    th_set_priv(t, PRV_S);
-    t->h.pc = TH_CODE + 0x30000;
-    CHECK_EQ(th_run_until(t, s_end, 20), s_end);
+    s_fence(t, U_REMAP, 1);
     th_csrw(t, CSR_SATP_N, satp_a);
     CHECK_EQ(user_access(&f, I_LD(5, 10, 0), U_REMAP, &tv), 0);
     CHECK_EQ(t->h.x[5], 0xa2);
-    /* A's whole ASID fenced from B: D0 moves to PA_D1's neighbour */
+    /* A's whole ASID fenced while B runs: A's D0 moves to PA_R1 */
     th_map(t, f.root, 3, U_D0, PA_R1, 0, UDATA);
     th_csrw(t, CSR_SATP_N, satp_b);
     CHECK_EQ(user_access(&f, I_LD(5, 10, 0), U_D0, &tv), 0); /* B's: mapped */
     uint64_t fb = fm_faults(t);
-    t->h.x[6] = 0;
-    th_org(t, TH_CODE + 0x30000);
-    th_emit(t, I_SFENCE_VMA(0, 7));
-    th_emit(t, I_SELF_LOOP());
-    th_csrw(t, CSR_SATP_N, 0);
-    th_set_priv(t, PRV_S);
-    t->h.pc = TH_CODE + 0x30000;
-    CHECK_EQ(th_run_until(t, s_end, 20), s_end);
+    s_fence(t, 0, 1);
     th_csrw(t, CSR_SATP_N, satp_b);
     CHECK_EQ(user_access(&f, I_LD(5, 10, 0), U_D0, &tv), 0);
     CHECK_EQ(t->h.x[5], 0xb);
