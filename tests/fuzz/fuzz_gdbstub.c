@@ -7,6 +7,7 @@
 // SOURCES: src/dev/virtio/blk.c src/dev/virtio/rng.c src/backend/block/raw.c
 // SOURCES: src/backend/block/io_engine.c src/util/ratelimit.c src/cpu/riscv/trigger.c
 // SOURCES: src/dev/virtio/input.c src/cpu/riscv/jit/jit.c src/cpu/riscv/jit/cache.c src/dev/virtio/net.c
+// SOURCES: src/cpu/riscv/jit/fastmem.c
 // SOURCES: src/dev/virtio/vsock.c
 // SOURCES: src/backend/block/block.c src/backend/block/qcow2.c src/backend/block/qcow2_blk.c
 // SOURCES: src/backend/block/fileops.c
