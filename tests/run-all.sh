@@ -84,10 +84,14 @@ run_suite diff python3 tests/diff/run.py \
 run_suite diff-jit python3 tests/diff/run.py \
     --emu './vessel run --engine jit --firmware {bin} --memory 256M' --ref qemu \
     --seeds 4 --seqs 500 --len 100 --out build/diff-jit
-# The JIT against QEMU with the sequences in user mode under Sv39: the JIT's fast memory.
-run_suite diff-user-jit python3 tests/diff/run.py --user \
+# The JIT against QEMU with the sequences in user mode under Sv39: the JIT's fast memory (at
+# once), and the TLB path its accesses take while an address space warms up (the default).
+VESSEL_FASTMEM_WARMUP=0 run_suite diff-user-jit python3 tests/diff/run.py --user \
     --emu './vessel run --engine jit --firmware {bin} --memory 256M' --ref qemu \
     --seeds 4 --seqs 500 --len 100 --out build/diff-user-jit
+run_suite diff-user-jit-warmup python3 tests/diff/run.py --user \
+    --emu './vessel run --engine jit --firmware {bin} --memory 256M' --ref qemu \
+    --first-seed 5 --seeds 4 --seqs 500 --len 100 --out build/diff-user-jit-warmup
 # The guest suite (boots, SMP memory model and code patching, reboot) under the interpreter,
 # under the sanitizers (the default engine, the JIT) and under the JIT.
 run_suite guest python3 tests/guest/run.py --no-build --engine interp ./vessel

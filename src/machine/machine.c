@@ -333,7 +333,8 @@ int machine_create(struct machine **out, const struct machine_config *cfg, struc
                            .jit_cache_size = cfg->jit_cache_size,
                            .satp_max_mode = mmu_mode(cfg),
                            .fastmem = shared && cfg->engine == ENGINE_JIT && fastmem_wanted(),
-                           .ram_fd = shared ? cfg->ram_fd : -1};
+                           .ram_fd = shared ? cfg->ram_fd : -1,
+                           .fastmem_warmup = fastmem_warmup_wanted()};
     for (unsigned i = 0; i < m->nharts; i++) {
         if (hart_init(&m->harts[i], i, &env, RAM_BASE) < 0) {
             errf(err, errlen, "out of memory");

@@ -431,3 +431,37 @@ TEST(fastmem_r15_and_added_base_forms)
         CHECK_EQ(out[1], regs[1][19]);
     }
 }
+
+/* An address space gets fast memory only after running env.fastmem_warmup instructions;
+ * before, its user blocks (translated with fast-memory accesses all the same) take the TLB
+ * in their stubs: exact, and no host fault. */
+TEST(fastmem_after_warm_up)
+{
+    struct fm_env f = fm_setup(true);
+    struct th *t = f.t;
+    t->h.env.fastmem_warmup = 2000;
+    th_csrw(t, CSR_SATP_N, SATP_SV39 | (3ull << 44) | (f.root >> 12)); /* a fresh region */
+    th_org(t, PA_CODE);
+    th_emit(t, I_ADDI(6, 0, 100));
+    uint64_t loop = th_emit(t, I_LD(5, 10, 0));
+    th_emit(t, I_ADDI(5, 5, 1));
+    th_emit(t, I_SD(5, 10, 0));
+    th_emit(t, I_ADDI(6, 6, -1));
+    th_emit(t, I_BNE(6, 0, (int32_t)(loop - th_here(t))));
+    uint64_t end = u_va(th_emit(t, I_SELF_LOOP()));
+    th_w64(t, PA_D0, 0);
+    t->h.x[10] = U_D0;
+    uint64_t f0 = fm_faults(t);
+    CHECK_EQ(fm_run(t, end), end); /* ~500 instructions: still warming up */
+    CHECK_EQ(th_r64(t, PA_D0), 100);
+    CHECK_EQ(fm_faults(t), f0);
+    CHECK_EQ(t->h.fm_limit, 0);
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(fm_run(t, end), end);
+    CHECK_EQ(th_r64(t, PA_D0), 500);
+    if (fastmem_wanted()) {
+        CHECK_EQ(t->h.fm_limit, FM_USER_TOP); /* warm now */
+        CHECK(fm_faults(t) > f0);
+    }
+    th_free(t);
+}

@@ -193,6 +193,7 @@ struct hart_env {
      * (e.g. a snapshot's file mapped copy-on-write) or the option is off. */
     bool fastmem;
     int ram_fd;
+    uint64_t fastmem_warmup; /* jit/fastmem.h FM_WARMUP_DEFAULT; 0: at once */
 };
 
 /* Why hart_run returned. */

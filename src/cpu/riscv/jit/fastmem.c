@@ -31,6 +31,11 @@ struct fm_region {
     bool tagged;  /* holds translations of the address space `tag` (else of none yet) */
     uint64_t tag; /* satp & SATP_TAG when it was made current */
     uint64_t used;
+    /* Warm-up: the address space gets fast memory once it has been current for
+     * env.fastmem_warmup instructions (run while it was, since: instret when it became so);
+     * until then its accesses take the TLB as without fast memory. */
+    bool enabled;
+    uint64_t run, since;
 };
 
 struct fastmem {
@@ -44,6 +49,15 @@ bool fastmem_wanted(void)
 {
     const char *v = getenv("VESSEL_FASTMEM");
     return !v || strcmp(v, "0") != 0;
+}
+
+uint64_t fastmem_warmup_wanted(void)
+{
+    const char *v = getenv("VESSEL_FASTMEM_WARMUP");
+    if (!v || !*v) return FM_WARMUP_DEFAULT;
+    char *end;
+    unsigned long long n = strtoull(v, &end, 10);
+    return *end ? FM_WARMUP_DEFAULT : (uint64_t)n;
 }
 
 static int region_reserve(struct fm_region *r)
@@ -98,10 +112,12 @@ void fastmem_destroy(struct hart *h)
     struct fastmem *f = h->fm;
     if (!f) return;
     log_debug("hart %u fastmem: %llu pages mapped, %llu flushes, %llu pages unmapped, %llu host "
-              "faults to slow paths, %llu address-space switches (%llu kept their pages)",
+              "faults to slow paths, %llu address-space switches (%llu kept their pages), "
+              "%llu address spaces warmed up",
               h->id, (unsigned long long)f->st.fills, (unsigned long long)f->st.flushes,
               (unsigned long long)f->st.unmaps, (unsigned long long)f->st.faults,
-              (unsigned long long)f->st.switches, (unsigned long long)f->st.switch_hits);
+              (unsigned long long)f->st.switches, (unsigned long long)f->st.switch_hits,
+              (unsigned long long)f->st.warmed);
     for (unsigned i = 0; i < FM_REGIONS; i++) {
         struct fm_region *r = &f->r[i];
         if (!r->base) continue;
@@ -168,6 +184,7 @@ void fastmem_switch(struct hart *h)
 {
     struct fastmem *f = h->fm;
     if (!f) return;
+    f->cur->run += h->instret - f->cur->since;
     if ((h->satp >> 60) == 8) {
         uint64_t tag = h->satp & SATP_TAG;
         struct fm_region *pick = NULL, *lru = NULL;
@@ -190,8 +207,11 @@ void fastmem_switch(struct hart *h)
             region_flush(f, pick);
             pick->tagged = true;
             pick->tag = tag;
+            pick->enabled = false;
+            pick->run = 0;
         }
         pick->used = ++f->clock;
+        pick->since = h->instret;
         f->cur = pick;
         h->fm_base = pick->base;
     }
@@ -234,10 +254,15 @@ void fastmem_fill(struct hart *h, uint64_t va, uint64_t pa, bool write)
 void fastmem_update_mode(struct hart *h)
 {
     struct fastmem *f = h->fm;
-    h->fm_limit = f && h->priv == PRV_U && (h->satp >> 60) == 8 && f->cur->tagged &&
-                          f->cur->tag == (h->satp & SATP_TAG)
-                      ? FM_USER_TOP
-                      : 0;
+    h->fm_limit = 0;
+    if (!f || h->priv != PRV_U || (h->satp >> 60) != 8) return;
+    struct fm_region *r = f->cur;
+    if (!r->tagged || r->tag != (h->satp & SATP_TAG)) return;
+    if (!r->enabled && r->run + (h->instret - r->since) >= h->env.fastmem_warmup) {
+        r->enabled = true;
+        f->st.warmed++;
+    }
+    if (r->enabled) h->fm_limit = FM_USER_TOP;
 }
 
 void fastmem_get_stats(const struct hart *h, struct fastmem_stats *s)

@@ -6,9 +6,11 @@
  * trigger), read-only until a store is allowed (PTE.D set), and the flushes empty it
  * (sfence.vma of its ASID or of all, PMP, MXR). Each hart keeps up to four such regions, one
  * per address space (satp's ASID and root table), so that switching between processes keeps
- * their pages. An access to a page not (yet) there faults on the host; the
- * fault handler sends it to the instruction's slow path, which walks the page table as
- * before and maps the page. */
+ * their pages. An address space gets it once it has run FM_WARMUP_DEFAULT instructions:
+ * short-lived processes would pay a host fault per page for little use. Meanwhile, and in
+ * every other mode, the translated accesses take the TLB in their stubs. An access to a page not
+ * (yet) there faults on the host; the fault handler sends it to the instruction's slow path, which
+ * walks the page table as before and maps the page. */
 #ifndef VESSEL_CPU_RISCV_JIT_FASTMEM_H
 #define VESSEL_CPU_RISCV_JIT_FASTMEM_H
 #include "cpu/riscv/hart.h"
@@ -26,11 +28,20 @@ struct fastmem_stats {
     uint64_t unmaps;                /* single pages unmapped (sfence.vma with an address) */
     uint64_t faults;                /* host faults sent to a slow path */
     uint64_t switches, switch_hits; /* satp writes (Sv39), those whose region was kept */
+    uint64_t warmed;                /* address spaces that ran long enough to get it */
 };
+/* Instructions an address space runs (while current, in any mode) before its user code gets
+ * fast memory (hart_env.fastmem_warmup's default): a short-lived process touches most of
+ * its pages a few times, and each page's first access through fast memory costs a host
+ * fault and an mmap (~5 us) where the TLB walks in ~0.1 us. */
+#define FM_WARMUP_DEFAULT (32u << 20)
 
 /* Whether machines should offer fast memory: yes unless VESSEL_FASTMEM=0 (for measuring
  * and debugging the engine, like the other VESSEL_* hooks). */
 bool fastmem_wanted(void);
+/* The warm-up machines give their harts: FM_WARMUP_DEFAULT, or VESSEL_FASTMEM_WARMUP
+ * (instructions; 0: at once, which the differential tests use to reach fast memory). */
+uint64_t fastmem_warmup_wanted(void);
 /* Reserve h's region when h->env.fastmem (after jit_init). 0, or -errno (then there is no
  * fast memory and user code uses the TLB as other code does). */
 int fastmem_init(struct hart *h);

@@ -337,6 +337,15 @@ struct stub {
      * not mapped; the fault handler resumes at the stub (jit_fm_fault). NULL otherwise. */
     uint8_t *site;
     bool site_based; /* rax is fm_base + va there, not va */
+    /* A fast-memory access whose limit test failed (an address space still warming up, or
+     * not user mode) takes the TLB path in its stub before any slow path: the access as
+     * the fast path makes it, through the register `reg` (a load's destination, a store's
+     * data: reloaded from src_off first when the fast path loaded it after its jump), then
+     * back to `after`, just after the fast path's access. */
+    uint8_t *after;
+    enum x86_reg reg;
+    bool reload_src;
+    int32_t src_off;
 };
 
 /* A fast-memory access in the code cache and its stub (cache offsets, < 2^31), in cache
@@ -735,7 +744,8 @@ static struct stub *new_stub(struct gen *g, enum stub_kind kind, const struct rv
                              int32_t off, unsigned k)
 {
     struct stub *s = &g->stubs[g->nstubs++];
-    *s = (struct stub){kind, {NULL, NULL}, NULL, *d, off, k, g->dirty, 0, 0, NULL, false};
+    *s = (struct stub){kind, {NULL, NULL}, NULL,  *d,   off, k,     g->dirty, 0,
+                       0,    NULL,         false, NULL, RAX, false, 0};
     return s;
 }
 
@@ -812,10 +822,20 @@ static void fm_site(struct gen *g, struct stub *s)
     if (g->fm) s->site = g->e.p;
 }
 
+static uint8_t *emit_tlb_check(struct x86 *e, int32_t tlb_slot, unsigned size);
+
 static void emit_tlb(struct gen *g, struct stub *s, int32_t tlb_slot, unsigned size)
 {
-    struct x86 *e = &g->e;
     emit_va(g, s);
+    s->from[0] = emit_tlb_check(&g->e, tlb_slot, size);
+    s->live_at_jump = g->live;
+    x86_alu_rm(&g->e, true, ALU_ADD, RAX, M(RDX, 8));
+}
+
+/* rax = va: rdx = &tlb[index]; the jcc taken unless the page hits in the TLB and the access
+ * stays inside it (then host address = rax + [rdx + 8]). */
+static uint8_t *emit_tlb_check(struct x86 *e, int32_t tlb_slot, unsigned size)
+{
     /* rdx = tlb + ((va >> 12) & (TLB_SIZE - 1)) * sizeof(struct tlb_entry) */
     _Static_assert(sizeof(struct tlb_entry) == 16, "tlb_entry is indexed by << 4");
     x86_mov32_load(e, RDX, R(RAX));
@@ -834,9 +854,7 @@ static void emit_tlb(struct gen *g, struct stub *s, int32_t tlb_slot, unsigned s
     x86_shift_imm(e, true, SH_SHR, RCX, 12);
     x86_alu_rm(e, true, ALU_XOR, RCX, M(HREG, OFF_KEY));
     x86_alu_rm(e, true, ALU_CMP, RCX, M(RDX, 0));
-    s->from[0] = x86_jcc(e, CC_NE);
-    s->live_at_jump = g->live;
-    x86_alu_rm(e, true, ALU_ADD, RAX, M(RDX, 8));
+    return x86_jcc(e, CC_NE);
 }
 
 static bool is_load(enum rv_op op)
@@ -1344,6 +1362,8 @@ static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t
             struct x86_rm at = emit_addr(g, s, TR_SLOT, size);
             fm_site(g, s);
             x86_load_n(e, size, false, RAX, at);
+            s->after = e->p;
+            s->reg = RAX;
             if (size == 4) { /* NaN-boxed (spec 12.2) */
                 x86_mov_imm(e, RCX, 0xffffffff00000000ull);
                 x86_alu_rm(e, true, ALU_OR, RAX, R(RCX));
@@ -1357,6 +1377,10 @@ static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t
             x86_mov_load(e, RCX, M(HREG, OFF_F(d->rs2)));
             fm_site(g, s);
             x86_store_n(e, size, at, RCX);
+            s->after = e->p;
+            s->reg = RCX;
+            s->reload_src = true;
+            s->src_off = OFF_F(d->rs2);
             set_back(g, s);
         }
         return EMIT_CONT;
@@ -1376,11 +1400,12 @@ static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t
         unsigned size = mem_size(d->op);
         struct x86_rm at = emit_addr(g, s, TR_SLOT, size);
         fm_site(g, s);
+        s->reg = g->host[d->rd] >= 0 ? (enum x86_reg)g->host[d->rd] : RAX;
+        x86_load_n(e, size, load_signed(d->op), s->reg, at);
+        s->after = e->p;
         if (g->host[d->rd] >= 0) { /* straight into rd's host register */
-            x86_load_n(e, size, load_signed(d->op), (enum x86_reg)g->host[d->rd], at);
             mark_written(g, d->rd);
         } else {
-            x86_load_n(e, size, load_signed(d->op), RAX, at);
             emit_set_rd(g, d->rd, false);
         }
         set_back(g, s);
@@ -1391,12 +1416,18 @@ static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t
         unsigned size = mem_size(d->op);
         struct x86_rm at = emit_addr(g, s, TW_SLOT, size);
         enum x86_reg src = RCX;
-        if (g->host[d->rs2] >= 0)
+        s->reload_src = true; /* unless the data is in a host register already */
+        s->src_off = OFF_X(d->rs2);
+        if (g->host[d->rs2] >= 0) {
+            s->reload_src = !(g->live & (1u << g->cidx[d->rs2]));
             src = hreg(g, d->rs2);
-        else
+        } else {
             x86_mov_load(e, RCX, greg(g, d->rs2));
+        }
         fm_site(g, s);
         x86_store_n(e, size, at, src);
+        s->after = e->p;
+        s->reg = src;
         set_back(g, s);
         return EMIT_CONT;
     }
@@ -1470,9 +1501,25 @@ static void emit_stub(struct gen *g, const struct stub *s)
         x86_patch(s->from[f], e->p);
     const uint8_t *stub_at = e->p;
     const struct rv_decoded *d = &s->d;
+    _Static_assert(TR_SLOT != TW_SLOT, "");
     if (s->kind == STUB_BRANCH) {
         emit_exit(g, s->off + d->imm, s->k + 1, s->dirty);
         return;
+    }
+    if (s->site) { /* a fast-memory access outside its limit: the TLB, as without fast memory */
+        bool load = s->kind == STUB_LOAD;
+        unsigned size = mem_size(d->op);
+        uint8_t *miss = emit_tlb_check(e, load ? TR_SLOT : TW_SLOT, size);
+        x86_alu_rm(e, true, ALU_ADD, RAX, M(RDX, 8));
+        if (load) {
+            x86_load_n(e, size, !is_fp_mem(d->op) && load_signed(d->op), s->reg, M(RAX, 0));
+        } else {
+            if (s->reload_src) x86_mov_load(e, s->reg, M(HREG, s->src_off));
+            x86_store_n(e, size, M(RAX, 0), s->reg);
+        }
+        x86_patch(x86_jmp(e), s->after);
+        x86_patch(miss, e->p);
+        stub_at = e->p; /* the slow path: a TLB miss, and the fault handler's way in */
     }
     flush_dirty(g, s->dirty);
     switch (s->kind) {
@@ -2060,7 +2107,9 @@ void jit_exec(struct hart *h, int budget)
     }
     j->pauses = 0;
     jit_cur = h;
-    j->fm = h->fm_limit != 0; /* blocks translated now use fast memory */
+    /* Blocks translated now use fast memory: user mode under Sv39 with fast memory on, also
+     * while the address space warms up (fm_limit 0: their stubs take the TLB meanwhile). */
+    j->fm = h->fm && h->priv == PRV_U && (h->satp >> 60) == 8;
     struct tlb_entry *const tr = h->tlb[h->tlbi_data].e[ACC_R];
     struct tlb_entry *const tw = h->tlb[h->tlbi_data].e[ACC_W];
     struct tlb_entry *const tx = h->tlb[h->priv == PRV_M   ? TLBI_M
