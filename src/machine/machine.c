@@ -187,6 +187,7 @@ static int load_images(struct machine *m, char *err, size_t errlen)
         free(data);
     }
 
+    unsigned mmu = mmu_mode(c);
     struct fdt_params p = {
         .nharts = c->cpus,
         .ram_base = RAM_BASE,
@@ -195,9 +196,9 @@ static int load_images(struct machine *m, char *err, size_t errlen)
         .ssh_keys = c->ssh_keys,
         .isa = ISA_STRING,
         .isa_ext = ISA_EXTENSIONS,
-        .mmu_type = mmu_mode(c) == MMU_SV57   ? "riscv,sv57"
-                    : mmu_mode(c) == MMU_SV48 ? "riscv,sv48"
-                                              : "riscv,sv39",
+        .mmu_type = mmu == MMU_SV57   ? "riscv,sv57"
+                    : mmu == MMU_SV48 ? "riscv,sv48"
+                                      : "riscv,sv39",
         /* disks, then the entropy and input devices, then the network and vsock devices */
         .n_virtio = c->ndisks + 2 + (c->net ? 1 : 0) + (c->vsock ? 1 : 0),
     };

@@ -344,7 +344,6 @@ static int vm_boot(struct vm *vm, char *err, size_t errlen)
     if (r < 0) return r;
     if ((r = open_images(vm, err, errlen)) < 0) {
         close_disks(&vm->mc);
-        close_ram(&vm->mc);
         return r;
     }
     if ((r = open_net(o, &vm->mc, err, errlen)) < 0 ||
@@ -352,7 +351,6 @@ static int vm_boot(struct vm *vm, char *err, size_t errlen)
         close_net(&vm->mc);
         close_images(vm);
         close_disks(&vm->mc);
-        close_ram(&vm->mc);
         /* the user's to fix: a port in use, a tap missing or not theirs */
         return (r == -EADDRINUSE || r == -ENODEV || r == -EPERM || r == -EBUSY) ? -EINVAL : r;
     }
@@ -363,7 +361,6 @@ static int vm_boot(struct vm *vm, char *err, size_t errlen)
             close_net(&vm->mc);
             close_images(vm);
             close_disks(&vm->mc);
-            close_ram(&vm->mc);
             return -EEXIST;
         }
         log_info("gdb stub listening on 127.0.0.1:%d", o->gdb_port);

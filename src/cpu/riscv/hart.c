@@ -60,7 +60,7 @@ int hart_init(struct hart *h, unsigned id, const struct hart_env *env, uint64_t 
     hart_clear_state(h, reset_pc);
     if (env->engine == ENGINE_JIT) {
         int r = jit_init(h, env->jit_cache_size);
-        if (r == 0 && fastmem_init(h) < 0) h->env.fastmem = false; /* user code: the TLB */
+        if (r == 0) (void)fastmem_init(h); /* without it, user code uses the TLB */
         if (r < 0) {
             hart_destroy(h);
             memset(h, 0, sizeof(*h)); /* nothing left for the caller to destroy */

@@ -123,7 +123,6 @@ struct jit {
     bool dump_all, dump_one;           /* VESSEL_JIT_DUMP (jit.h) */
     bool perf_map;                     /* VESSEL_JIT_PERFMAP (jit.h) */
     uint64_t dump_pc;
-    bool fm; /* translate with fast memory (user mode under Sv39 with fast memory on) */
     /* fast-memory sites of the blocks in the cache, in cache order (jit_fm_fault) */
     struct fm_site *sites;
     size_t nsites, sites_cap;
@@ -383,7 +382,7 @@ struct gen {
     /* Loads and stores use fast memory (translated in user mode with fast memory on); the
      * fast-memory sites of this block, for struct jit's list once it is committed. */
     bool fm;
-    bool fm_r15; /* fm and the block has loads or stores: r15 = h->fm_base from its start */
+    bool fm_r15; /* fm accesses through r15 = h->fm_base, loaded at the block's start */
     unsigned nsites;
     struct fm_site sites[2 * JIT_MAX_INSNS];
 };
@@ -1501,7 +1500,6 @@ static void emit_stub(struct gen *g, const struct stub *s)
         x86_patch(s->from[f], e->p);
     const uint8_t *stub_at = e->p;
     const struct rv_decoded *d = &s->d;
-    _Static_assert(TR_SLOT != TW_SLOT, "");
     if (s->kind == STUB_BRANCH) {
         emit_exit(g, s->off + d->imm, s->k + 1, s->dirty);
         return;
@@ -1768,9 +1766,9 @@ static void insn_xregs(const struct rv_decoded *d, unsigned r[2], unsigned *w)
  * h->x, each write but one a store (the last is written back where the block leaves);
  * a register read before the block writes it costs a load at the body's start. A register
  * must save at least one access to be worth one. */
-/* Returns the gain of the guest register given the last host register when all max were
- * taken, else 0. */
-static int choose_cached(struct gen *g, const struct rv_decoded *d, unsigned n, unsigned max)
+/* Returns the gain of the guest register given the last host register when all were taken,
+ * else 0. */
+static int choose_cached(struct gen *g, const struct rv_decoded *d, unsigned n)
 {
     int gain[33] = {0};
     bool seen[33] = {false}, read_first[33] = {false}, written[33] = {false};
@@ -1796,7 +1794,7 @@ static int choose_cached(struct gen *g, const struct rv_decoded *d, unsigned n, 
     g->ncached = 0;
     gain[0] = gain[32] = 0; /* x0 reads as zero from h->x; x[32] is the write sink */
     int last = 0;
-    while (g->ncached < max) {
+    while (g->ncached < NCACHE_REGS) {
         unsigned best = 0;
         for (unsigned r = 1; r < 32; r++)
             if (gain[r] > gain[best]) best = r;
@@ -1807,7 +1805,16 @@ static int choose_cached(struct gen *g, const struct rv_decoded *d, unsigned n, 
         g->cidx[best] = (int8_t)g->ncached;
         g->cached[g->ncached++] = (uint8_t)best;
     }
-    return g->ncached == max ? last : 0;
+    return g->ncached == NCACHE_REGS ? last : 0;
+}
+
+/* Give up the last host register (r15: cache_regs' last) and the guest register it held, the
+ * one the choice above valued least. */
+static void uncache_last(struct gen *g)
+{
+    unsigned r = g->cached[--g->ncached];
+    g->host[r] = -1;
+    g->cidx[r] = -1;
 }
 
 /* VESSEL_JIT_PERFMAP: perf's map of JIT code (/tmp/perf-PID.map: "START SIZE NAME" lines),
@@ -1850,7 +1857,9 @@ static int fm_sites_add(struct jit *j, const struct fm_site *s, unsigned n)
     return 0;
 }
 
-static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc)
+/* fm: translate loads and stores with fast memory (jit_exec: user mode under Sv39 with fast
+ * memory on). */
+static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc, bool fm)
 {
     struct rv_decoded d[JIT_MAX_INSNS];
     unsigned off = (unsigned)(pc & 0xfff);
@@ -1860,7 +1869,7 @@ static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc)
     for (int attempt = 0; attempt < 2; attempt++) {
         g.nstubs = 0;
         g.nsites = 0;
-        g.fm = j->fm;
+        g.fm = fm;
         g.fm_r15 = false;
         int nmem = 0;
         for (unsigned k = 0; k < n && g.fm; k++)
@@ -1871,11 +1880,11 @@ static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc)
         g.body = e->p; /* the block's code (entered by the dispatcher through j->entry) */
         /* Fast memory with fm_base in r15 (cache_regs' last) saves an add from memory per
          * access, unless the block would rather cache one more guest register (sha256). */
-        int last = choose_cached(&g, d, n, NCACHE_REGS);
+        int last = choose_cached(&g, d, n);
         if (nmem && last <= nmem) {
             g.fm_r15 = true;
             j->st.fm_pinned++;
-            choose_cached(&g, d, n, NCACHE_REGS - 1);
+            if (g.ncached == NCACHE_REGS) uncache_last(&g);
             x86_mov_load(e, R15, M(HREG, OFF_FM_BASE)); /* callee-saved: kept */
         } else if (nmem) {
             j->st.fm_added++;
@@ -1910,7 +1919,7 @@ static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc)
             emit_stub(&g, &g.stubs[s]);
         if (!e->overflow && g.nsites && fm_sites_add(j, g.sites, g.nsites) < 0) {
             /* no memory for the fault handler's list: the same block with the TLB */
-            g.fm = j->fm = false;
+            fm = false;
             attempt--;
             continue;
         }
@@ -2109,7 +2118,7 @@ void jit_exec(struct hart *h, int budget)
     jit_cur = h;
     /* Blocks translated now use fast memory: user mode under Sv39 with fast memory on, also
      * while the address space warms up (fm_limit 0: their stubs take the TLB meanwhile). */
-    j->fm = h->fm && h->priv == PRV_U && (h->satp >> 60) == 8;
+    const bool fm = h->fm && h->priv == PRV_U && (h->satp >> 60) == 8;
     struct tlb_entry *const tr = h->tlb[h->tlbi_data].e[ACC_R];
     struct tlb_entry *const tw = h->tlb[h->tlbi_data].e[ACC_W];
     struct tlb_entry *const tx = h->tlb[h->priv == PRV_M   ? TLBI_M
@@ -2156,7 +2165,7 @@ void jit_exec(struct hart *h, int budget)
             if (unlikely(off == 0)) {
                 struct timespec t0, t1;
                 clock_gettime(CLOCK_MONOTONIC, &t0);
-                off = translate(j, p, pc);
+                off = translate(j, p, pc, fm);
                 clock_gettime(CLOCK_MONOTONIC, &t1);
                 j->st.compile_ns +=
                     (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000ll + (t1.tv_nsec - t0.tv_nsec));
