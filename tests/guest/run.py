@@ -19,6 +19,7 @@ build/test-logs/guest-<target>/ (override with --log-dir).
 Python 3 standard library only.
 """
 import argparse
+import hashlib
 import os
 import pty
 import re
@@ -675,6 +676,60 @@ class Suite:
 
         self.run_group(group, checks, body)
 
+    FASTMEM_LINE = re.compile(
+        r"hart 0 fastmem: (\d+) pages mapped, \d+ flushes, \d+ pages unmapped, (\d+) host "
+        r"faults to slow paths, \d+ address-space switches \((\d+) kept their pages\), "
+        r"(\d+) address spaces warmed up")
+
+    def t_fastmem(self, group, mmu=None):
+        """The JIT's fast memory for user programs (docs/engine.md "Fast memory"): a
+        sha256sum of 16 MiB, from a file and through a pipe, hashes what the host hashes;
+        under Sv39 (the default, /proc/cpuinfo says so) its pages go through fast memory
+        (pages mapped, host faults to the slow path, address spaces warmed up) and the two
+        processes of the pipe keep their pages across switches (ASIDs); under --mmu sv57
+        the guest runs Sv57 and fast memory stays unused."""
+        checks = ["boot", "mmu", "hash", "pipe_hash", "exit", "fastmem"]
+        data = (b"vessel-fastmem\n" * ((16 << 20) // 15 + 1))[:16 << 20]
+        want_hash = hashlib.sha256(data).hexdigest()
+
+        def body():
+            argv = self.target.argv(cpus=1, memory="256M") + ["--log-level", "debug"]
+            if mmu:
+                argv += ["--mmu", mmu]
+            vm = VM(argv, self.log_path(group))
+            try:
+                self.check_boot(vm)
+                yield ("boot", True, "")
+                st, out = vm.sh("grep -m1 mmu /proc/cpuinfo")
+                seen = out[-1].split()[-1] if st == 0 and out else "?"
+                yield ("mmu", seen == (mmu or "sv39"), f"/proc/cpuinfo: {seen}")
+                vm.sh("yes vessel-fastmem | head -c 16777216 > /tmp/z", 120)
+                st, out = vm.sh("sha256sum /tmp/z", 120)
+                got = out[-1].split()[0] if st == 0 and out else "?"
+                yield ("hash", got == want_hash, got)
+                st, out = vm.sh("cat /tmp/z | sha256sum", 120)
+                got = out[-1].split()[0] if st == 0 and out else "?"
+                yield ("pipe_hash", got == want_hash, got)
+                vm.send("poweroff\n")
+                rc = vm.wait_exit(self.opts.timeout)
+                yield ("exit", rc == 0, f"status {rc}")
+                m = self.FASTMEM_LINE.search(vm.stderr_text())
+                if not m:
+                    yield ("fastmem", False, "no 'hart 0 fastmem:' line at --log-level debug")
+                    return
+                mapped, faults, kept, warmed = (int(x) for x in m.groups())
+                detail = (f"{mapped} pages mapped, {faults} host faults, {kept} switches kept "
+                          f"their pages, {warmed} address spaces warmed up")
+                if mmu == "sv57":
+                    ok = mapped == 0 and faults == 0 and warmed == 0
+                else:
+                    ok = mapped > 0 and faults > 0 and kept > 0 and warmed > 0
+                yield ("fastmem", ok, detail)
+            finally:
+                vm.close()
+
+        self.run_group(group, checks, body)
+
     def t_bad_input(self, group, args, codes=(2,), note="", qemu_xfail=None):
         """A bad input: non-zero exit (one of codes), exactly one line on
         stderr, the terminal (a pty on stdin/stdout) left as it was."""
@@ -767,6 +822,9 @@ def build_tests(suite, tmp):
     add("reboot_no_reboot", suite.t_reboot_no_reboot)
     add("terminal", suite.t_terminal)
     add("virtio_input", suite.t_virtio_input, input_initrd(g, tmp))
+    if suite.target.name == "vessel" and suite.target.engine != "interp":
+        add("fastmem_sv39", suite.t_fastmem)
+        add("fastmem_off_sv57", suite.t_fastmem, "sv57")
 
     # Bad inputs. Kernel and firmware are given explicitly where the check is
     # about another input.
@@ -813,6 +871,7 @@ def build_tests(suite, tmp):
     add("bad_memory_100T", suite.t_bad_input, ["--memory", "100T"], codes=(2, 1))
     add("bad_cpus_0", suite.t_bad_input, ["--cpus", "0"], qemu_xfail=qx)
     add("bad_unknown_option", suite.t_bad_input, ["--no-such-option"])
+    add("bad_mmu", suite.t_bad_input, ["--mmu", "sv32"], qemu_xfail=qx)
     return T
 
 
