@@ -912,7 +912,7 @@ TEST(jit_pages_sharing_a_set_keep_their_records)
  * instret exact). */
 struct engine_run {
     uint64_t x[32], mem[20], instret, pc, mepc, mcause, mtval, mstatus, sscratch, mscratch;
-    uint64_t fcsr, steps;
+    uint64_t fcsr, steps, memsum, loops, followed;
 };
 
 static void atomics_program(struct th *t, uint64_t misaligned)
@@ -962,9 +962,10 @@ static void atomics_program(struct th *t, uint64_t misaligned)
     th_emit(t, I_ECALL()); /* stops with instret exact (a self-loop would count its turns) */
 }
 
-/* Run prog(t, arg) until it traps (it ends with ecall), in the JIT or the interpreter. */
-static void engine_run(bool jit, void (*prog)(struct th *, uint64_t), uint64_t arg,
-                       struct engine_run *r)
+/* Run prog(t, arg) until it traps (it ends with ecall), in the JIT or the interpreter, for at
+ * most `calls` calls of the engine. */
+static void engine_run_calls(bool jit, void (*prog)(struct th *, uint64_t), uint64_t arg,
+                             struct engine_run *r, int calls)
 {
     struct th *t;
     if (jit) {
@@ -978,10 +979,16 @@ static void engine_run(bool jit, void (*prog)(struct th *, uint64_t), uint64_t a
         CHECK(t->h.jit == NULL);
     }
     prog(t, arg);
-    th_run_until(t, TH_MTRAP, 200);
+    th_run_until(t, TH_MTRAP, calls);
     memcpy(r->x, t->h.x, sizeof(r->x));
     for (unsigned i = 0; i < 20; i++)
         r->mem[i] = th_r64(t, TH_DATA + 8 * i);
+    /* FNV-1a of TH_DATA's first 64 KiB and RAM's last 4 KiB */
+    r->memsum = 0xcbf29ce484222325ull;
+    for (uint64_t a = TH_DATA; a < TH_DATA + 0x10000; a++)
+        r->memsum = (r->memsum ^ th_r8(t, a)) * 0x100000001b3ull;
+    for (uint64_t a = TH_RAM_BASE + TH_RAM_SIZE - 0x1000; a < TH_RAM_BASE + TH_RAM_SIZE; a++)
+        r->memsum = (r->memsum ^ th_r8(t, a)) * 0x100000001b3ull;
     r->instret = t->h.instret;
     r->pc = t->h.pc;
     r->mepc = t->h.mepc;
@@ -994,7 +1001,15 @@ static void engine_run(bool jit, void (*prog)(struct th *, uint64_t), uint64_t a
     struct jit_stats st = {0};
     if (jit) jit_get_stats(&t->h, &st);
     r->steps = st.steps;
+    r->loops = st.loops;
+    r->followed = st.followed;
     th_free(t);
+}
+
+static void engine_run(bool jit, void (*prog)(struct th *, uint64_t), uint64_t arg,
+                       struct engine_run *r)
+{
+    engine_run_calls(jit, prog, arg, r, 200);
 }
 
 TEST(jit_atomics_match_the_interpreter)
@@ -1118,4 +1133,106 @@ TEST(jit_csr_ops_match_the_interpreter)
         }
         CHECK_EQ(b.steps, 1); /* the ecall, or the faulting CSR access (the trap comes first) */
     }
+}
+
+/* A loop entered in its middle (MID), closed by a backward branch to TOP: the block at MID
+ * follows the branch (its fall-through a side exit), goes on at TOP and jumps back to its own
+ * start with the guest registers kept in host registers (jit.c scan_block, emit_back_edge).
+ * v & 7: the closing branch (each kind, taken while x5 > 0, so its opposite is the exit);
+ * v & 8: a CSR read inside the loop (a helper call: the registers are written back and
+ * loaded again before the jump back); v & 16: the loop runs off RAM's end, the load in the
+ * followed part (TOP) faulting; v & 32: the load at the block's start (MID) faulting. */
+static void loop_program(struct th *t, uint64_t v)
+{
+    bool fault = v & 0x30;
+    t->h.x[5] = 300;
+    t->h.x[10] = fault ? TH_RAM_BASE + TH_RAM_SIZE - 8 * 100 : TH_DATA;
+    t->h.x[12] = 1;
+    t->h.mscratch = 0x55;
+    for (unsigned i = 0; i < (fault ? 100u : 400u); i++)
+        th_w64(t, t->h.x[10] + 8 * i, 0x1000 + i * 77);
+    uint64_t jmp = th_emit(t, 0); /* jal x0, MID */
+    uint64_t top = th_emit(t, I_ADDI(5, 5, -1));
+    th_emit(t, I_ADD(7, 7, 5));
+    th_emit(t, I_LW(16, 10, v & 16 ? 4 : -4));
+    th_emit(t, I_ADD(9, 9, 16));
+    if (v & 8) {
+        th_emit(t, I_CSRRS(11, CSR_MSCRATCH_N, 0));
+        th_emit(t, I_ADD(9, 9, 11));
+    }
+    uint64_t mid = th_emit(t, I_ADDI(6, 6, 1));
+    th_w32(t, jmp, I_JAL(0, (int32_t)(mid - jmp)));
+    th_emit(t, I_LD(8, 10, 0));
+    th_emit(t, I_ADD(9, 9, 8));
+    th_emit(t, I_SD(9, 10, 0));
+    th_emit(t, I_ADDI(10, 10, 8));
+    int32_t back = (int32_t)(top - th_here(t));
+    switch (v & 7) {
+    case 0: th_emit(t, I_BNE(5, 0, back)); break;
+    case 1: th_emit(t, I_BLT(0, 5, back)); break;
+    case 2: th_emit(t, I_BGE(5, 12, back)); break;
+    case 3: th_emit(t, I_BLTU(0, 5, back)); break;
+    case 4: th_emit(t, I_BGEU(5, 12, back)); break;
+    default:
+        th_emit(t, I_SLTIU(15, 5, 1));
+        th_emit(t, I_BEQ(15, 0, back - 4));
+        break;
+    }
+    th_emit(t, I_ECALL());
+}
+
+TEST(jit_loop_entered_in_its_middle_matches_the_interpreter)
+{
+    static const uint64_t variants[] = {0, 1, 2, 3, 4, 5, 8, 0x10, 0x20, 0x19, 0x2d};
+    for (unsigned i = 0; i < sizeof(variants) / sizeof(variants[0]); i++) {
+        uint64_t v = variants[i];
+        struct engine_run a, b;
+        engine_run_calls(false, loop_program, v, &a, 100000);
+        engine_run_calls(true, loop_program, v, &b, 100000);
+        unsigned bad = 0;
+        for (unsigned r = 1; r < 32; r++)
+            if (a.x[r] != b.x[r]) {
+                fprintf(stderr, "  variant %#llx: x%u interp %#llx jit %#llx\n",
+                        (unsigned long long)v, r, (unsigned long long)a.x[r],
+                        (unsigned long long)b.x[r]);
+                bad++;
+            }
+        CHECK_EQ(bad, 0);
+        CHECK_EQ(b.memsum, a.memsum);
+        CHECK_EQ(b.instret, a.instret);
+        CHECK_EQ(b.pc, a.pc);
+        CHECK_EQ(b.mepc, a.mepc);
+        CHECK_EQ(b.mcause, a.mcause);
+        CHECK_EQ(b.mtval, a.mtval);
+        CHECK_EQ(a.pc, TH_MTRAP);
+        if (v & 0x30) {
+            CHECK_EQ(a.mcause, EXC_LOAD_ACCESS);
+            CHECK_EQ(a.mtval, TH_RAM_BASE + TH_RAM_SIZE + (v & 16 ? 4 : 0));
+            CHECK(a.x[6] > 90 && a.x[6] < 110); /* it ran off the end after ~100 rounds */
+        } else {
+            CHECK_EQ(a.mcause, EXC_ECALL_M);
+            CHECK_EQ(a.x[6], 301);
+            CHECK_EQ(a.x[5], 0);
+        }
+        /* the block at MID went on at TOP and closed the loop inside itself */
+        CHECK(b.followed >= 1);
+        CHECK(b.loops >= 1);
+    }
+}
+
+/* A loop inside one block still counts against the budget: one jit_exec call returns. */
+TEST(jit_loop_inside_a_block_bounded)
+{
+    struct th *t = th_new_jit(0);
+    loop_program(t, 0);
+    t->h.x[5] = 1u << 30;
+    for (int call = 0; call < 4; call++) {
+        uint64_t before = t->h.instret;
+        jit_exec(&t->h, 50);
+        CHECK(t->h.instret - before >= 50);
+        CHECK(t->h.instret - before <= 50 * JIT_MAX_INSNS);
+    }
+    CHECK(t->h.x[6] > 100);
+    CHECK(t->h.x[5] > 1000);
+    th_free(t);
 }

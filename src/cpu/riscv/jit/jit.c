@@ -383,6 +383,11 @@ struct gen {
      * fast-memory sites of this block, for struct jit's list once it is committed. */
     bool fm;
     bool fm_r15; /* fm accesses through r15 = h->fm_base, loaded at the block's start */
+    /* A block that jumps back to its own start (closes_loop) does so at `head`, after loading
+     * every cached register: there all are live and the ones in dh (written somewhere in the
+     * block) count as dirty (emit_loop_head, emit_back_edge). NULL otherwise. */
+    uint8_t *head;
+    uint16_t dh;
     unsigned nsites;
     struct fm_site sites[2 * JIT_MAX_INSNS];
 };
@@ -593,9 +598,15 @@ static void emit_far_exit(struct gen *g)
  * way belong to the same page record, whose entries are set once and reset only with the
  * whole record (code changed, eviction, cache flush), which makes all of them unreachable
  * together: nothing ever needs unlinking. Exits to other pages are far links (emit_far_exit). */
-static void emit_exit(struct gen *g, int32_t off, unsigned n, uint16_t dirty)
+static void emit_back_edge(struct gen *g, unsigned n, uint16_t dirty, uint16_t live);
+
+static void emit_exit(struct gen *g, int32_t off, unsigned n, uint16_t dirty, uint16_t live)
 {
     struct x86 *e = &g->e;
+    if (off == g->start && g->head) {
+        emit_back_edge(g, n, dirty, live);
+        return;
+    }
     flush_dirty(g, dirty);
     if (n) x86_alu_imm(e, true, ALU_ADD, M(HREG, OFF_INSTRET), (int32_t)n);
     bool same_page = off >= 0 && off < DPAGE_BYTES;
@@ -630,6 +641,28 @@ static void emit_exit(struct gen *g, int32_t off, unsigned n, uint16_t dirty)
         x86_patch(x86_jmp(e), g->exit_pc); /* h->pc = rax, return 0 */
     else
         emit_far_exit(g);
+}
+
+/* The jump of a block to its own start when it has a loop head (g->head): with `live` and
+ * `dirty` the cached registers loaded and not yet written back there, it loads the others,
+ * writes back the dirty ones the head does not count as dirty, counts n instructions and
+ * one block against the budget, and jumps to the head, the guest registers staying in host
+ * registers. With the budget spent it leaves the block for its start instead. The first
+ * version of a loop went back through the block's start, writing back and loading again
+ * every cached register each time: gzip's longest_match carried its chain pointer through
+ * h->x (a store forwarded to a load) on every iteration. */
+static void emit_back_edge(struct gen *g, unsigned n, uint16_t dirty, uint16_t live)
+{
+    struct x86 *e = &g->e;
+    uint16_t all = (uint16_t)((1u << g->ncached) - 1);
+    reload_cached(g, all & ~live);
+    flush_dirty(g, dirty & ~g->dh);
+    if (n) x86_alu_imm(e, true, ALU_ADD, M(HREG, OFF_INSTRET), (int32_t)n);
+    x86_alu_imm(e, false, ALU_SUB, M(HREG, OFF_BUDGET), 1);
+    x86_patch(x86_jcc(e, CC_G), g->head);
+    flush_dirty(g, (uint16_t)((dirty | g->dh) & all));
+    emit_vpc(e, RAX, g->start);
+    x86_patch(x86_jmp(e), g->exit_pc); /* h->pc = rax, return 0 */
 }
 
 /* The dispatch trampoline, shared by all blocks, for jalr and exits to other pages: with
@@ -1464,20 +1497,33 @@ static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t
     case RV_OP_BLTU:
     case RV_OP_BGEU: {
         static const enum x86_cc cc[] = {CC_E, CC_NE, CC_L, CC_GE, CC_B, CC_AE};
+        /* the same with the operands swapped: 0 op x as x op' 0 (bgtz, blez...) */
+        static const enum x86_cc swapped[] = {CC_E, CC_NE, CC_G, CC_LE, CC_A, CC_BE};
         struct stub *s = new_stub(g, STUB_BRANCH, d, off, k);
+        unsigned rs1 = d->rs1, rs2 = d->rs2;
+        enum x86_cc c = cc[d->op - RV_OP_BEQ];
+        if (rs1 == 0 && rs2 != 0) { /* compared with zero as an immediate, not x0's slot */
+            rs1 = rs2;
+            rs2 = 0;
+            c = swapped[d->op - RV_OP_BEQ];
+        }
         enum x86_reg a = RAX;
-        if (g->host[d->rs1] >= 0)
-            a = hreg(g, d->rs1);
+        if (g->host[rs1] >= 0)
+            a = hreg(g, rs1);
         else
-            x86_mov_load(e, RAX, greg(g, d->rs1));
-        x86_alu_rm(e, true, ALU_CMP, a, greg(g, d->rs2));
-        s->from[0] = x86_jcc(e, cc[d->op - RV_OP_BEQ]);
+            x86_mov_load(e, RAX, greg(g, rs1));
+        if (rs2 == 0)
+            x86_alu_imm(e, true, ALU_CMP, R(a), 0);
+        else
+            x86_alu_rm(e, true, ALU_CMP, a, greg(g, rs2));
+        s->from[0] = x86_jcc(e, c);
+        s->live_at_jump = g->live;
         return EMIT_CONT;
     }
     case RV_OP_JAL:
         emit_vpc(e, RAX, next);
         emit_set_rd(g, d->rd, false);
-        emit_exit(g, off + d->imm, k + 1, g->dirty);
+        emit_exit(g, off + d->imm, k + 1, g->dirty, g->live);
         return EMIT_END;
     case RV_OP_JALR: /* target before the link: rd may be rs1 */
         x86_mov_load(e, RAX, greg(g, d->rs1));
@@ -1501,7 +1547,7 @@ static void emit_stub(struct gen *g, const struct stub *s)
     const uint8_t *stub_at = e->p;
     const struct rv_decoded *d = &s->d;
     if (s->kind == STUB_BRANCH) {
-        emit_exit(g, s->off + d->imm, s->k + 1, s->dirty);
+        emit_exit(g, s->off + d->imm, s->k + 1, s->dirty, s->live_at_jump);
         return;
     }
     if (s->site) { /* a fast-memory access outside its limit: the TLB, as without fast memory */
@@ -1667,13 +1713,29 @@ static bool emit_rotate(struct gen *g, const struct rv_decoded *d, unsigned k, u
     return true;
 }
 
-/* Decode up to JIT_MAX_INSNS translatable instructions at page offset off of p->code. */
-static unsigned scan_block(const uint8_t *code, unsigned off, struct rv_decoded *d)
+static bool is_branch(enum rv_op op)
 {
-    unsigned n = 0;
-    while (n < JIT_MAX_INSNS && off < DPAGE_BYTES) {
+    return op >= RV_OP_BEQ && op <= RV_OP_BGEU;
+}
+
+/* Decode up to JIT_MAX_INSNS translatable instructions from page offset start of p->code
+ * into d, d[k] at page offset offs[k]; *end = where the block's last instruction falls
+ * through to. A block follows one backward branch whose target is before its start (in a
+ * loop entered in its middle, the loop's closing branch, usually taken): the branch becomes
+ * the opposite branch to its fall-through (a side exit) and the block goes on at the target,
+ * up to its own start, which then closes the loop inside the block (emit_back_edge). So a
+ * loop of two blocks (longest_match's, 60% of gzip's time: its chain walk is one block,
+ * entered where the first byte compare fails) runs as one, its registers kept in host
+ * registers across iterations. */
+static unsigned scan_block(const uint8_t *code, unsigned start, struct rv_decoded *d, int32_t *offs,
+                           int32_t *end)
+{
+    unsigned n = 0, off = start;
+    bool followed = false;
+    while (n < JIT_MAX_INSNS && off < DPAGE_BYTES && !(followed && off == start)) {
         uint16_t lo, hi = 0;
         memcpy(&lo, code + off, 2);
+        offs[n] = (int32_t)off;
         if ((lo & 3) == 3) {
             if (off == DPAGE_BYTES - 2) {
                 /* straddles the page: its upper half is not in this page's copy, so it runs
@@ -1681,14 +1743,24 @@ static unsigned scan_block(const uint8_t *code, unsigned off, struct rv_decoded 
                  * and the block ends after it */
                 d[n] = (struct rv_decoded){.op = RV_OP_CROSS, .len = 4};
                 n++;
+                off += 4;
                 break;
             }
             memcpy(&hi, code + off + 2, 2);
         }
-        rv_decode((uint32_t)lo | ((uint32_t)hi << 16), &d[n]);
-        off += d[n].len;
+        struct rv_decoded *x = &d[n];
+        rv_decode((uint32_t)lo | ((uint32_t)hi << 16), x);
+        off += x->len;
+        int32_t target = offs[n] + x->imm;
+        if (!followed && is_branch(x->op) && target >= 0 && target < (int32_t)start) {
+            x->op = (enum rv_op)(RV_OP_BEQ + ((x->op - RV_OP_BEQ) ^ 1)); /* the opposite */
+            x->imm = x->len;
+            off = (unsigned)target;
+            followed = true;
+        }
         if (ends_block(d[n++].op)) break;
     }
+    *end = (int32_t)off;
     return n;
 }
 
@@ -1696,20 +1768,19 @@ static unsigned scan_block(const uint8_t *code, unsigned off, struct rv_decoded 
  * host code as hex lines, which scripts/jit-dump.py turns into a disassembly. Log lines, not
  * a file: the VM process's sandbox opens no files. */
 static void dump_block(unsigned ncached, const struct jpage *p, uint64_t pc,
-                       const struct rv_decoded *d, unsigned n, const uint8_t *host, size_t len,
-                       uint32_t off)
+                       const struct rv_decoded *d, const int32_t *offs, unsigned n,
+                       const uint8_t *host, size_t len, uint32_t off)
 {
     log_info("jit dump: block %#llx: %u guest instructions, %zu bytes of host code at cache "
              "offset %#x (%u registers cached)",
              (unsigned long long)pc, n, len, off, ncached);
-    unsigned o = (unsigned)(pc & 0xfff);
     for (unsigned k = 0; k < n; k++) {
+        unsigned o = (unsigned)offs[k];
         uint32_t w = 0;
         memcpy(&w, p->code + o, o + d[k].len <= DPAGE_BYTES ? d[k].len : 2);
         log_info("jit dump: guest %#llx: %0*x %s rd=x%u rs1=x%u rs2=x%u imm=%d",
                  (unsigned long long)(pc - (pc & 0xfff) + o), d[k].len * 2, w, rv_op_name(d[k].op),
                  d[k].rd, d[k].rs1, d[k].rs2, d[k].imm);
-        o += d[k].len;
     }
     for (size_t i = 0; i < len; i += 32) {
         char hex[65];
@@ -1808,6 +1879,34 @@ static int choose_cached(struct gen *g, const struct rv_decoded *d, unsigned n)
     return g->ncached == NCACHE_REGS ? last : 0;
 }
 
+/* Whether the block (d[0..n), d[k] at offs[k], falling through to end) jumps back to its
+ * start: a branch or jal there, or the fall-through of a block that followed a branch. */
+static bool closes_loop(const struct rv_decoded *d, const int32_t *offs, unsigned n, int32_t end,
+                        int32_t start)
+{
+    for (unsigned k = 0; k < n; k++)
+        if ((is_branch(d[k].op) || d[k].op == RV_OP_JAL) && offs[k] + d[k].imm == start)
+            return true;
+    return n && !ends_block(d[n - 1].op) && end == start;
+}
+
+/* The loop head of a block that closes a loop: every cached register loaded (where the block
+ * starts, once), then the head. */
+static void emit_loop_head(struct gen *g, const struct rv_decoded *d, unsigned n)
+{
+    uint16_t all = (uint16_t)((1u << g->ncached) - 1);
+    reload_cached(g, all);
+    g->live = all;
+    g->dh = 0;
+    for (unsigned k = 0; k < n; k++) {
+        unsigned r[2], w;
+        insn_xregs(&d[k], r, &w);
+        if (w && g->cidx[w] >= 0) g->dh |= (uint16_t)(1u << g->cidx[w]);
+    }
+    g->dirty = g->dh;
+    g->head = g->e.p;
+}
+
 /* Give up the last host register (r15: cache_regs' last) and the guest register it held, the
  * one the choice above valued least. */
 static void uncache_last(struct gen *g)
@@ -1862,9 +1961,13 @@ static int fm_sites_add(struct jit *j, const struct fm_site *s, unsigned n)
 static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc, bool fm)
 {
     struct rv_decoded d[JIT_MAX_INSNS];
+    int32_t offs[JIT_MAX_INSNS], end;
     unsigned off = (unsigned)(pc & 0xfff);
-    unsigned n = scan_block(p->code, off, d);
+    unsigned n = scan_block(p->code, off, d, offs, &end);
     if (n == 0) return JIT_INTERP;
+    bool loop = closes_loop(d, offs, n, end, (int32_t)off), followed = false;
+    for (unsigned k = 0; k < n; k++)
+        followed |= offs[k] < (int32_t)off;
     static __thread struct gen g; /* ~5 KiB: off the hart thread's stack */
     for (int attempt = 0; attempt < 2; attempt++) {
         g.nstubs = 0;
@@ -1899,22 +2002,20 @@ static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc, bool fm)
         g.slow[1] = j->slow[1];
         g.link = j->link;
         g.xlink = j->xlink;
-        int32_t ioff = (int32_t)off;
+        g.head = NULL;
+        if (loop) emit_loop_head(&g, d, n);
         enum emitted em = EMIT_CONT;
         unsigned base = 0; /* instructions already added to instret */
         for (unsigned k = 0; k < n && em != EMIT_END; k++) {
             if (emit_rotate(&g, d, k, n)) { /* three instructions as one */
-                for (unsigned i = 0; i < 3; i++)
-                    ioff += d[k + i].len;
                 k += 2;
                 j->st.fused++;
                 continue;
             }
-            em = emit_insn(&g, &d[k], ioff, k - base);
+            em = emit_insn(&g, &d[k], offs[k], k - base);
             if (em == EMIT_SYNCED) base = k + 1;
-            ioff += d[k].len;
         }
-        if (em != EMIT_END) emit_exit(&g, ioff, n - base, g.dirty);
+        if (em != EMIT_END) emit_exit(&g, end, n - base, g.dirty, g.live);
         for (unsigned s = 0; s < g.nstubs; s++)
             emit_stub(&g, &g.stubs[s]);
         if (!e->overflow && g.nsites && fm_sites_add(j, g.sites, g.nsites) < 0) {
@@ -1926,11 +2027,13 @@ static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc, bool fm)
         if (!e->overflow) {
             j->st.blocks++;
             j->st.insns += n;
+            j->st.loops += loop;
+            j->st.followed += followed;
             j->st.host_bytes += x86_len(e);
             uint32_t boff = jit_cache_commit(&j->cache, x86_len(e));
             perf_map_add(j, j->cache.rw + boff, x86_len(e), "g", pc);
             if (unlikely(j->dump_all || (j->dump_one && pc == j->dump_pc)))
-                dump_block(g.ncached, p, pc, d, n, j->cache.rw + boff, x86_len(e), boff);
+                dump_block(g.ncached, p, pc, d, offs, n, j->cache.rw + boff, x86_len(e), boff);
             return boff;
         }
         /* full: drop every translation and start over (this page's table included) */
@@ -2268,7 +2371,8 @@ void jit_destroy(struct hart *h)
               "%llu interpreter fallbacks (blocks), %llu interpreted instructions in blocks, "
               "%llu cache flushes, %llu exits linked, %llu far links made of %llu misses, "
               "%llu rotates fused, %llu ms translating, %llu+%llu blocks with fast memory "
-              "(fm_base in r15 + added from memory)",
+              "(fm_base in r15 + added from memory), %llu blocks with a loop inside, %llu that "
+              "followed a backward branch",
               h->id, (unsigned long long)j->st.blocks, (unsigned long long)j->st.insns,
               (unsigned long long)(j->st.host_bytes >> 10), (unsigned long long)j->st.invalidated,
               (unsigned long long)j->st.evicted, (unsigned long long)j->st.fallbacks,
@@ -2276,7 +2380,8 @@ void jit_destroy(struct hart *h)
               (unsigned long long)j->st.linked, (unsigned long long)j->st.far_linked,
               (unsigned long long)j->st.far_misses, (unsigned long long)j->st.fused,
               (unsigned long long)(j->st.compile_ns / 1000000), (unsigned long long)j->st.fm_pinned,
-              (unsigned long long)j->st.fm_added);
+              (unsigned long long)j->st.fm_added, (unsigned long long)j->st.loops,
+              (unsigned long long)j->st.followed);
     log_debug("hart %u tlb: %llu refills (page walks), %llu misses taken from the victim ways",
               h->id, (unsigned long long)h->tlb_refills, (unsigned long long)h->tlb_victim_hits);
     if (log_current_level >= LOG_TRACE) {

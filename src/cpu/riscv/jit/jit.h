@@ -44,6 +44,8 @@ struct jit_stats {
     uint64_t fused;         /* rotates written as shift, shift, or translated as one */
     uint64_t fm_pinned;     /* blocks with fast-memory accesses through r15 = fm_base */
     uint64_t fm_added;      /* such blocks that add fm_base from memory (registers short) */
+    uint64_t loops;         /* blocks that jump back to their own start inside (a loop head) */
+    uint64_t followed;      /* blocks that went on at a backward branch's target (scan_block) */
 };
 void jit_get_stats(const struct hart *h, struct jit_stats *s);
 #endif
