@@ -156,6 +156,37 @@ class Gen:
             imm = r.choice([r.randint(-2048, 2047), r.randint(-4, 4), -2048, 2047])
         return ["%s %s, %s, %d" % (op, self.rd(), self.rs(), imm)]
 
+    def idiom(self):
+        """The shift idioms the JIT translates as one operation (jit.c emit_rotate, emit_zext,
+        emit_shadd): a rotate (slli/srli/or), a zero-extension (slli 32; srli), a shift-add
+        (slli 1-3; add), their intermediate overwritten right after (fused) or not (kept)."""
+        r = self.r
+        a, c, x, y = self.rd(), self.rd(), self.rs(), self.rs()
+        kind = r.choice(["rot", "rotw", "zext", "shadd"])
+        if kind in ("rot", "rotw"):
+            w = "w" if kind == "rotw" else ""
+            bits = 32 if w else 64
+            b = self.rd()
+            n = r.randint(1, bits - 1)
+            sh = ["slli%s %s, %s, %d" % (w, a, x, bits - n), "srli%s %s, %s, %d" % (w, b, x, n)]
+            if r.random() < 0.5:
+                sh.reverse()
+            lines = sh + ["or %s, %s, %s" % (c, a, b) if r.random() < 0.5 else
+                          "or %s, %s, %s" % (c, b, a)]
+            dead = [a, b]
+        elif kind == "zext":
+            lines = ["slli %s, %s, 32" % (a, x),
+                     "srli %s, %s, %d" % (c, a, r.choice([32, 32, 31, 30, 29, r.randint(1, 63)]))]
+            dead = [a]
+        else:
+            lines = ["slli %s, %s, %d" % (a, x, r.randint(1, 3)),
+                     "add %s, %s, %s" % (c, a, y) if r.random() < 0.5 else
+                     "add %s, %s, %s" % (c, y, a)]
+            dead = [a]
+        if r.random() < 0.7:  # overwrite the intermediates: the JIT may fuse
+            lines += ["li %s, %d" % (d, r.randint(-8, 8)) for d in dead]
+        return lines
+
     def muldiv(self):
         op = self.r.choice(["mul", "mulh", "mulhsu", "mulhu", "div", "divu", "rem", "remu",
                             "mulw", "divw", "divuw", "remw", "remuw"])
@@ -489,7 +520,7 @@ class Gen:
 
 WEIGHTS = [("alu_r", 16), ("alu_i", 14), ("muldiv", 9), ("bitmanip", 10), ("load", 6),
            ("store", 5), ("fp_ldst", 3), ("amo", 4), ("fp", 20), ("compressed", 10),
-           ("branch", 3), ("raw", 4), ("loop", 2)]
+           ("branch", 3), ("raw", 4), ("loop", 2), ("idiom", 4)]
 
 
 def make_sequence(seed, n, length, misaligned, raw=True):

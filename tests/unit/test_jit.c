@@ -60,6 +60,12 @@ TEST(jit_x86_encodings)
     ENC(x86_store_n(&e, 1, MI(R15, RAX, 0), RSI), 0x41, 0x88, 0x34, 0x07);
     ENC(x86_load_n(&e, 1, false, RCX, MI(R13, RAX, 0)), 0x41, 0x0f, 0xb6, 0x4c, 0x05, 0x00);
     ENC(x86_load_n(&e, 2, false, R10, MI(R15, R8, 0)), 0x47, 0x0f, 0xb7, 0x14, 0x07);
+    /* [base + index * 2^scale] (shift-and-add as lea: emit_shadd), as GNU as encodes them */
+    ENC(x86_lea(&e, RSI, MIS(RCX, R8, 1, 0)), 0x4a, 0x8d, 0x34, 0x41);
+    ENC(x86_lea(&e, R8, MIS(RBP, R9, 3, 0)), 0x4e, 0x8d, 0x44, 0xcd, 0x00);
+    ENC(x86_lea(&e, RAX, MIS(R13, RAX, 2, 0)), 0x49, 0x8d, 0x44, 0x85, 0x00);
+    ENC(x86_lea(&e, R12, MIS(RSI, RSI, 1, 0)), 0x4c, 0x8d, 0x24, 0x76);
+    ENC(x86_lea(&e, RDI, MIS(R12, R15, 1, 0)), 0x4b, 0x8d, 0x3c, 0x7c);
     ENC(x86_store_n(&e, 1, M(RAX, 0), RSI), 0x40, 0x88, 0x30);
     ENC(x86_store_n(&e, 2, M(RAX, 0), RCX), 0x66, 0x89, 0x08);
     ENC(x86_mov_imm(&e, RAX, 0x12345678), 0xb8, 0x78, 0x56, 0x34, 0x12);
@@ -1234,5 +1240,121 @@ TEST(jit_loop_inside_a_block_bounded)
     }
     CHECK(t->h.x[6] > 100);
     CHECK(t->h.x[5] > 1000);
+    th_free(t);
+}
+
+/* slli a, x, 32; srli c, a, s as one zero-extension (jit.c emit_zext): zext.w, scaled indices
+ * and s > 32, each fused only where the slli's own result is never seen, and exact where it
+ * is (read afterwards, or live at a fault). */
+TEST(jit_zero_extension_fused_only_when_unseen)
+{
+    struct th *t = th_new_jit(0);
+    t->h.x[6] = 0xfedcba9887654321ull;
+    th_emit(t, I_SLLI(5, 6, 32)); /* zext.w x5, x6 */
+    th_emit(t, I_SRLI(5, 5, 32));
+    th_emit(t, I_SLLI(7, 6, 32)); /* x8 = zext(x6) << 2; x7 overwritten below */
+    th_emit(t, I_SRLI(8, 7, 30));
+    th_emit(t, I_SLLI(9, 6, 32)); /* x10 = zext(x6) >> 8 */
+    th_emit(t, I_SRLI(10, 9, 40));
+    th_emit(t, I_SLLI(6, 6, 32)); /* in place: x6 = zext(x6) << 1 */
+    th_emit(t, I_SRLI(6, 6, 31));
+    th_emit(t, I_ADDI(7, 0, 1));
+    th_emit(t, I_ADDI(9, 0, 2));
+    uint64_t end = th_emit(t, I_SELF_LOOP());
+    CHECK_EQ(th_run_until(t, end, 4), end);
+    CHECK_EQ(t->h.x[5], 0x87654321ull);
+    CHECK_EQ(t->h.x[8], 0x87654321ull << 2);
+    CHECK_EQ(t->h.x[10], 0x876543ull);
+    CHECK_EQ(t->h.x[6], 0x87654321ull << 1);
+    CHECK_EQ(t->h.x[7], 1);
+    CHECK_EQ(t->h.x[9], 2);
+    struct jit_stats st;
+    jit_get_stats(&t->h, &st);
+    CHECK_EQ(st.fused, 4);
+    th_free(t);
+
+    /* the slli's result read afterwards, then one live at a fault: not fused, exact */
+    t = th_new_jit(0);
+    t->h.x[6] = 0xfedcba9887654321ull;
+    t->h.x[10] = TH_UNMAPPED;
+    th_emit(t, I_SLLI(7, 6, 32));
+    th_emit(t, I_SRLI(8, 7, 30));
+    th_emit(t, I_ADD(5, 7, 0)); /* reads x7 */
+    th_emit(t, I_SLLI(12, 6, 32));
+    th_emit(t, I_SRLI(13, 12, 31));
+    uint64_t ld = th_emit(t, I_LD(14, 10, 0)); /* faults with x12 as the slli left it */
+    th_emit(t, I_ADDI(12, 0, 1));
+    th_emit(t, I_SELF_LOOP());
+    CHECK_EQ(th_run_until(t, TH_MTRAP, 4), TH_MTRAP);
+    CHECK_EQ(t->h.mepc, ld);
+    CHECK_EQ(t->h.x[5], 0x8765432100000000ull);
+    CHECK_EQ(t->h.x[7], 0x8765432100000000ull);
+    CHECK_EQ(t->h.x[8], 0x87654321ull << 2);
+    CHECK_EQ(t->h.x[12], 0x8765432100000000ull);
+    CHECK_EQ(t->h.x[13], 0x87654321ull << 1);
+    jit_get_stats(&t->h, &st);
+    CHECK_EQ(st.fused, 0);
+    th_free(t);
+}
+
+/* slli a, x, s; add c, a, y as one lea (jit.c emit_shadd): each scale, either operand order,
+ * y = x, operands read once (in struct hart) or often (host registers), fused only where
+ * the slli's own result is never seen, exact where it is (read afterwards, live at a fault). */
+TEST(jit_shift_add_fused_only_when_unseen)
+{
+    struct th *t = th_new_jit(0);
+    t->h.x[6] = 0x123456789ull;
+    t->h.x[7] = 0x1000;
+    t->h.x[11] = 0xffffffffffff0000ull;
+    th_emit(t, I_SLLI(5, 6, 1)); /* x8 = x7 + x6 * 2; x5 overwritten below */
+    th_emit(t, I_ADD(8, 5, 7));
+    th_emit(t, I_SLLI(9, 6, 3)); /* in place, y first: x9 = x11 + x6 * 8 */
+    th_emit(t, I_ADD(9, 11, 9));
+    th_emit(t, I_SLLI(10, 6, 2)); /* y = x: x12 = x6 * 5 */
+    th_emit(t, I_ADD(12, 10, 6));
+    th_emit(t, I_SLLI(13, 11, 1)); /* x11 read often: host registers */
+    th_emit(t, I_ADD(14, 13, 11));
+    th_emit(t, I_ADD(15, 11, 11));
+    th_emit(t, I_ADD(15, 15, 11));
+    th_emit(t, I_ADDI(5, 0, 1));
+    th_emit(t, I_ADDI(10, 0, 2));
+    th_emit(t, I_ADDI(13, 0, 3));
+    uint64_t end = th_emit(t, I_SELF_LOOP());
+    CHECK_EQ(th_run_until(t, end, 4), end);
+    CHECK_EQ(t->h.x[8], 0x1000 + 0x123456789ull * 2);
+    CHECK_EQ(t->h.x[9], 0xffffffffffff0000ull + 0x123456789ull * 8);
+    CHECK_EQ(t->h.x[12], 0x123456789ull * 5);
+    CHECK_EQ(t->h.x[14], 0xffffffffffff0000ull * 3);
+    CHECK_EQ(t->h.x[15], 0xffffffffffff0000ull * 3);
+    CHECK_EQ(t->h.x[5], 1);
+    CHECK_EQ(t->h.x[10], 2);
+    CHECK_EQ(t->h.x[13], 3);
+    struct jit_stats st;
+    jit_get_stats(&t->h, &st);
+    CHECK_EQ(st.fused, 4);
+    th_free(t);
+
+    /* the slli's result read afterwards, then one live at a fault: not fused, exact */
+    t = th_new_jit(0);
+    t->h.x[6] = 0x123456789ull;
+    t->h.x[7] = 0x1000;
+    t->h.x[10] = TH_UNMAPPED;
+    th_emit(t, I_SLLI(5, 6, 1));
+    th_emit(t, I_ADD(8, 5, 7));
+    th_emit(t, I_ADD(9, 5, 0)); /* reads x5 */
+    th_emit(t, I_SLLI(12, 6, 2));
+    th_emit(t, I_ADD(13, 12, 7));
+    uint64_t ld = th_emit(t, I_LD(14, 10, 0)); /* faults with x12 as the slli left it */
+    th_emit(t, I_ADDI(12, 0, 1));
+    th_emit(t, I_SELF_LOOP());
+    CHECK_EQ(th_run_until(t, TH_MTRAP, 4), TH_MTRAP);
+    CHECK_EQ(t->h.mepc, ld);
+    CHECK_EQ(t->h.x[5], 0x123456789ull * 2);
+    CHECK_EQ(t->h.x[8], 0x1000 + 0x123456789ull * 2);
+    CHECK_EQ(t->h.x[9], 0x123456789ull * 2);
+    CHECK_EQ(t->h.x[12], 0x123456789ull * 4);
+    CHECK_EQ(t->h.x[13], 0x1000 + 0x123456789ull * 4);
+    jit_get_stats(&t->h, &st);
+    CHECK_EQ(st.fused, 0);
     th_free(t);
 }

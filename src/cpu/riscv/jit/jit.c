@@ -1713,6 +1713,69 @@ static bool emit_rotate(struct gen *g, const struct rv_decoded *d, unsigned k, u
     return true;
 }
 
+/* slli a, x, 32; srli c, a, s (0 < s < 64): c = x's low word zero-extended, shifted left by
+ * 32 - s (right by s - 32): zext.w for s = 32, a scaled unsigned index for s < 32 (what
+ * compilers emit for `p[i]` with an unsigned int i without Zba: gzip's hash chains, ct_tally),
+ * as a 32-bit move (which zero-extends) and at most one shift, instead of two shifts and the
+ * moves around them. Only when a's own value is never seen (c is a, or dead_after). */
+static bool emit_zext(struct gen *g, const struct rv_decoded *d, unsigned k, unsigned n)
+{
+    if (k + 1 >= n) return false;
+    const struct rv_decoded *l = &d[k], *r = &d[k + 1];
+    if (l->op != RV_OP_SLLI || r->op != RV_OP_SRLI || (l->imm & 63) != 32) return false;
+    unsigned x = l->rs1, a = l->rd, c = r->rd, s = (unsigned)r->imm & 63;
+    if (r->rs1 != a || s == 0 || a == 0 || a == 32) return false;
+    if (c != a && !dead_after(d, k + 1, n, a)) return false;
+    struct x86 *e = &g->e;
+    enum x86_reg h = g->host[c] >= 0 ? (enum x86_reg)g->host[c] : RAX;
+    x86_mov32_load(e, h, greg(g, x));
+    if (s < 32) x86_shift_imm(e, true, SH_SHL, h, (uint8_t)(32 - s));
+    if (s > 32) x86_shift_imm(e, false, SH_SHR, h, (uint8_t)(s - 32));
+    if (h == RAX)
+        emit_set_rd(g, c, false);
+    else
+        mark_written(g, c);
+    return true;
+}
+
+/* slli a, x, s (s = 1..3); add c, a, y (or y, a): c = y + (x << s), an array element's
+ * address without Zba's shNadd (`prev[cur_match & wmask]` in gzip's longest_match, whose
+ * chain of dependent loads this shortens by a cycle), as one lea. Only when a's own value is
+ * never seen (c is a, or dead_after). */
+static bool emit_shadd(struct gen *g, const struct rv_decoded *d, unsigned k, unsigned n)
+{
+    if (k + 1 >= n) return false;
+    const struct rv_decoded *l = &d[k], *r = &d[k + 1];
+    if (l->op != RV_OP_SLLI || r->op != RV_OP_ADD) return false;
+    unsigned x = l->rs1, a = l->rd, c = r->rd, s = (unsigned)l->imm & 63;
+    if (s < 1 || s > 3 || a == 0 || a == 32) return false;
+    unsigned y;
+    if (r->rs1 == a && r->rs2 != a)
+        y = r->rs2;
+    else if (r->rs2 == a && r->rs1 != a)
+        y = r->rs1;
+    else
+        return false;
+    if (c != a && !dead_after(d, k + 1, n, a)) return false;
+    struct x86 *e = &g->e;
+    enum x86_reg xr = RDX, yr = RCX;
+    if (g->host[x] >= 0)
+        xr = hreg(g, x);
+    else
+        x86_mov_load(e, RDX, greg(g, x));
+    if (g->host[y] >= 0)
+        yr = hreg(g, y);
+    else
+        x86_mov_load(e, RCX, greg(g, y));
+    enum x86_reg h = g->host[c] >= 0 ? (enum x86_reg)g->host[c] : RAX;
+    x86_lea(e, h, MIS(yr, xr, s, 0));
+    if (h == RAX)
+        emit_set_rd(g, c, false);
+    else
+        mark_written(g, c);
+    return true;
+}
+
 static bool is_branch(enum rv_op op)
 {
     return op >= RV_OP_BEQ && op <= RV_OP_BGEU;
@@ -2009,6 +2072,11 @@ static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc, bool fm)
         for (unsigned k = 0; k < n && em != EMIT_END; k++) {
             if (emit_rotate(&g, d, k, n)) { /* three instructions as one */
                 k += 2;
+                j->st.fused++;
+                continue;
+            }
+            if (emit_zext(&g, d, k, n) || emit_shadd(&g, d, k, n)) { /* two as one */
+                k += 1;
                 j->st.fused++;
                 continue;
             }
@@ -2370,7 +2438,8 @@ void jit_destroy(struct hart *h)
               "code), %llu pages invalidated (code changed), %llu page records evicted, "
               "%llu interpreter fallbacks (blocks), %llu interpreted instructions in blocks, "
               "%llu cache flushes, %llu exits linked, %llu far links made of %llu misses, "
-              "%llu rotates fused, %llu ms translating, %llu+%llu blocks with fast memory "
+              "%llu rotates, zero-extensions and shift-adds fused, %llu ms translating, %llu+%llu "
+              "blocks with fast memory "
               "(fm_base in r15 + added from memory), %llu blocks with a loop inside, %llu that "
               "followed a backward branch",
               h->id, (unsigned long long)j->st.blocks, (unsigned long long)j->st.insns,

@@ -75,13 +75,18 @@ struct x86_rm {
     int32_t disp;
     bool idx;
     uint8_t index;
+    uint8_t scale; /* the index times 1 << scale (0-3) */
 };
 static inline struct x86_rm R(enum x86_reg r) {
-    return (struct x86_rm){(uint8_t)r, false, 0, false, 0};
+    return (struct x86_rm){(uint8_t)r, false, 0, false, 0, 0};
 } static inline struct x86_rm M(enum x86_reg base, int32_t disp) {
-    return (struct x86_rm){(uint8_t)base, true, disp, false, 0};
+    return (struct x86_rm){(uint8_t)base, true, disp, false, 0, 0};
 } static inline struct x86_rm MI(enum x86_reg base, enum x86_reg index, int32_t disp) {
-    return (struct x86_rm){(uint8_t)base, true, disp, true, (uint8_t)index};
+    return (struct x86_rm){(uint8_t)base, true, disp, true, (uint8_t)index, 0};
+} /* [base + (index << scale) + disp] */
+static inline struct x86_rm
+MIS(enum x86_reg base, enum x86_reg index, unsigned scale, int32_t disp) {
+    return (struct x86_rm){(uint8_t)base, true, disp, true, (uint8_t)index, (uint8_t)(scale & 3)};
 }
 
 /* [66] [REX] opcode ModRM [SIB] [disp]. w: REX.W; byte_regs: a byte-register operand, so a REX
@@ -104,9 +109,9 @@ x86_op(struct x86 *e, bool p66, bool w, bool byte_regs, const uint8_t *op, size_
     }
     bool d8 = rm.disp >= -128 && rm.disp <= 127;
     unsigned mod = (rm.disp == 0 && b != 5) ? 0 : d8 ? 0x40 : 0x80;
-    if (rm.idx) { /* ModRM rm = 100: a SIB byte, scale 1 */
+    if (rm.idx) { /* ModRM rm = 100: a SIB byte */
         x86_b(e, (uint8_t)(mod | r | 4));
-        x86_b(e, (uint8_t)(((rm.index & 7) << 3) | b));
+        x86_b(e, (uint8_t)((rm.scale << 6) | ((rm.index & 7) << 3) | b));
     } else {
         x86_b(e, (uint8_t)(mod | r | b));
         if (b == 4) x86_b(e, 0x24); /* SIB: base only (rsp/r12 need one) */
