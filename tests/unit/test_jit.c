@@ -1147,7 +1147,8 @@ TEST(jit_csr_ops_match_the_interpreter)
  * v & 7: the closing branch (each kind, taken while x5 > 0, so its opposite is the exit);
  * v & 8: a CSR read inside the loop (a helper call: the registers are written back and
  * loaded again before the jump back); v & 16: the loop runs off RAM's end, the load in the
- * followed part (TOP) faulting; v & 32: the load at the block's start (MID) faulting. */
+ * followed part (TOP) faulting; v & 32: the load at the block's start (MID) faulting; v & 64:
+ * closed by a forward exit test and a plain jump (j TOP) instead of the branch. */
 static void loop_program(struct th *t, uint64_t v)
 {
     bool fault = v & 0x30;
@@ -1173,6 +1174,12 @@ static void loop_program(struct th *t, uint64_t v)
     th_emit(t, I_SD(9, 10, 0));
     th_emit(t, I_ADDI(10, 10, 8));
     int32_t back = (int32_t)(top - th_here(t));
+    if (v & 0x40) { /* the exit test first, then a plain jump back (followed as a no-op) */
+        th_emit(t, I_BEQ(5, 0, 8));
+        th_emit(t, I_JAL(0, back - 4));
+        th_emit(t, I_ECALL());
+        return;
+    }
     switch (v & 7) {
     case 0: th_emit(t, I_BNE(5, 0, back)); break;
     case 1: th_emit(t, I_BLT(0, 5, back)); break;
@@ -1189,7 +1196,7 @@ static void loop_program(struct th *t, uint64_t v)
 
 TEST(jit_loop_entered_in_its_middle_matches_the_interpreter)
 {
-    static const uint64_t variants[] = {0, 1, 2, 3, 4, 5, 8, 0x10, 0x20, 0x19, 0x2d};
+    static const uint64_t variants[] = {0, 1, 2, 3, 4, 5, 8, 0x10, 0x20, 0x19, 0x2d, 0x40, 0x58};
     for (unsigned i = 0; i < sizeof(variants) / sizeof(variants[0]); i++) {
         uint64_t v = variants[i];
         struct engine_run a, b;

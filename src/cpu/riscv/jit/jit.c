@@ -1786,7 +1786,8 @@ static bool is_branch(enum rv_op op)
  * through to. A block follows one backward branch whose target is before its start (in a
  * loop entered in its middle, the loop's closing branch, usually taken): the branch becomes
  * the opposite branch to its fall-through (a side exit) and the block goes on at the target,
- * up to its own start, which then closes the loop inside the block (emit_back_edge). So a
+ * up to its own start, which then closes the loop inside the block (emit_back_edge). A
+ * plain backward jump (j) there is followed the same way, as a no-op. So a
  * loop of two blocks (longest_match's, 60% of gzip's time: its chain walk is one block,
  * entered where the first byte compare fails) runs as one, its registers kept in host
  * registers across iterations. */
@@ -1815,9 +1816,16 @@ static unsigned scan_block(const uint8_t *code, unsigned start, struct rv_decode
         rv_decode((uint32_t)lo | ((uint32_t)hi << 16), x);
         off += x->len;
         int32_t target = offs[n] + x->imm;
-        if (!followed && is_branch(x->op) && target >= 0 && target < (int32_t)start) {
+        bool back = !followed && target >= 0 && target < (int32_t)start;
+        if (back && is_branch(x->op)) {
             x->op = (enum rv_op)(RV_OP_BEQ + ((x->op - RV_OP_BEQ) ^ 1)); /* the opposite */
             x->imm = x->len;
+            off = (unsigned)target;
+            followed = true;
+        } else if (back && x->op == RV_OP_JAL && x->rd == 32) {
+            /* a plain jump (j: rd = x0) back to a loop's test: the block goes on there, the
+             * jump retired as a no-op (crc32's table loop in gzip) */
+            x->op = RV_OP_NOP;
             off = (unsigned)target;
             followed = true;
         }
