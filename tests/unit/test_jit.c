@@ -1365,3 +1365,46 @@ TEST(jit_shift_add_fused_only_when_unseen)
     CHECK_EQ(st.fused, 0);
     th_free(t);
 }
+
+/* A jalr is linked like a far exit to the first target it takes (a return to one caller
+ * jumps straight there) and looks the others up in the jump cache, without asking for a new
+ * link each time: a function called from two places returns to both, exactly; the links
+ * follow a change of the code returned to. */
+TEST(jit_jalr_linked_to_one_target_looks_up_the_others)
+{
+    struct th *t = th_new_jit(0);
+    const uint64_t fn = TH_CODE + 0x3000; /* another page */
+    t->h.x[5] = 500;
+    uint64_t loop = th_emit(t, I_JAL(1, (int32_t)(fn - TH_CODE)));
+    uint64_t inc = th_emit(t, I_ADDI(7, 7, 1));
+    uint64_t site2 = th_here(t);
+    th_emit(t, I_JAL(1, (int32_t)(fn - site2)));
+    th_emit(t, I_ADDI(5, 5, -1));
+    th_emit(t, I_BNE(5, 0, (int32_t)(loop - th_here(t))));
+    uint64_t end = th_emit(t, I_SELF_LOOP());
+    th_org(t, fn);
+    th_emit(t, I_ADDI(6, 6, 1));
+    th_emit(t, I_JALR(0, 1, 0)); /* ret: to either caller */
+    struct jit_stats st0, st1;
+    jit_get_stats(&t->h, &st0);
+    uint64_t before = t->h.instret;
+    CHECK_EQ(th_run_until(t, end, 2000), end);
+    CHECK_EQ(t->h.x[6], 1000);
+    CHECK_EQ(t->h.x[7], 500);
+    CHECK_EQ(t->h.x[1], site2 + 4);
+    CHECK(t->h.instret - before >= 500 * 9);
+    CHECK(t->h.instret - before <= 500 * 9 + 16);
+    jit_get_stats(&t->h, &st1);
+    CHECK_EQ(st1.jalr_linked - st0.jalr_linked, 1); /* the return, to its first target */
+    CHECK(st1.far_misses - st0.far_misses <= 10);
+    /* the code returned to changes (then fence.i): the link does not hold, the new code runs */
+    th_w32(t, inc, I_ADDI(7, 7, 2));
+    dcache_flush(&t->h);
+    t->h.x[5] = 500;
+    t->h.x[6] = t->h.x[7] = 0;
+    t->h.pc = loop;
+    CHECK_EQ(th_run_until(t, end, 2000), end);
+    CHECK_EQ(t->h.x[6], 1000);
+    CHECK_EQ(t->h.x[7], 1000);
+    th_free(t);
+}

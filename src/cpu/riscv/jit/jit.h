@@ -41,6 +41,7 @@ struct jit_stats {
     uint64_t linked;        /* exits patched to jump to a block translated after them */
     uint64_t far_linked;    /* exits to another page linked (again) to their target */
     uint64_t far_misses;    /* such exits whose link did not hold (to the dispatcher) */
+    uint64_t jalr_linked;   /* of the far links, jalr's (linked to their first target) */
     uint64_t fused;         /* rotates (shift, shift, or), zero-extensions (slli 32, srli) and
                              * shift-adds (slli 1-3, add) translated as one */
     uint64_t fm_pinned;     /* blocks with fast-memory accesses through r15 = fm_base */
