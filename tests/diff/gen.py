@@ -157,12 +157,18 @@ class Gen:
         return ["%s %s, %s, %d" % (op, self.rd(), self.rs(), imm)]
 
     def idiom(self):
-        """The shift idioms the JIT translates as one operation (jit.c emit_rotate, emit_zext,
-        emit_shadd): a rotate (slli/srli/or), a zero-extension (slli 32; srli), a shift-add
-        (slli 1-3; add), their intermediate overwritten right after (fused) or not (kept)."""
+        """The idioms the JIT translates as one operation (jit.c emit_rotate, emit_zext,
+        emit_shadd, emit_select): a rotate (slli/srli/or), a zero-extension (slli 32; srli), a
+        shift-add (slli 1-3; add), their intermediate overwritten right after (fused) or not
+        (kept); a branch over one li, mv or addi."""
         r = self.r
         a, c, x, y = self.rd(), self.rd(), self.rs(), self.rs()
-        kind = r.choice(["rot", "rotw", "zext", "shadd"])
+        kind = r.choice(["rot", "rotw", "zext", "shadd", "select"])
+        if kind == "select":  # a branch over one register write (emit_select: a cmov)
+            br = r.choice(["beq", "bne", "blt", "bge", "bltu", "bgeu"])
+            x = r.choice(["li %s, %d" % (c, r.randint(-2048, 2047)), "mv %s, %s" % (c, y),
+                          "addi %s, %s, %d" % (c, y, r.randint(-2048, 2047))])
+            return ["%s %s, %s, 1f" % (br, self.rs(), self.rs()), x, "1:"]
         if kind in ("rot", "rotw"):
             w = "w" if kind == "rotw" else ""
             bits = 32 if w else 64

@@ -88,6 +88,9 @@ TEST(jit_x86_encodings)
     ENC(x86_mov_load(&e, RAX, M(RBP, 0)), 0x48, 0x8b, 0x45, 0x00);
     ENC(x86_cmov(&e, true, CC_L, RCX, R(RAX)), 0x48, 0x0f, 0x4c, 0xc8);
     ENC(x86_cmov(&e, false, CC_AE, RSI, M(RBX, 0)), 0x0f, 0x43, 0x33);
+    ENC(x86_alu_mr(&e, true, ALU_SUB, M(RBX, 0x2d0), RAX), 0x48, 0x29, 0x83, 0xd0, 0x02, 0x00,
+        0x00);
+    ENC(x86_alu_mr(&e, true, ALU_ADD, M(RBX, 8), RCX), 0x48, 0x01, 0x4b, 0x08);
     ENC(x86_xchg(&e, true, M(RAX, 0), RCX), 0x48, 0x87, 0x08);
     ENC(x86_xchg(&e, false, M(RAX, 0), RCX), 0x87, 0x08);
     ENC(x86_lock_xadd(&e, true, M(RAX, 0), RCX), 0xf0, 0x48, 0x0f, 0xc1, 0x08);
@@ -918,7 +921,7 @@ TEST(jit_pages_sharing_a_set_keep_their_records)
  * instret exact). */
 struct engine_run {
     uint64_t x[32], mem[20], instret, pc, mepc, mcause, mtval, mstatus, sscratch, mscratch;
-    uint64_t fcsr, steps, memsum, loops, followed;
+    uint64_t fcsr, steps, memsum, loops, followed, selects;
 };
 
 static void atomics_program(struct th *t, uint64_t misaligned)
@@ -1009,6 +1012,7 @@ static void engine_run_calls(bool jit, void (*prog)(struct th *, uint64_t), uint
     r->steps = st.steps;
     r->loops = st.loops;
     r->followed = st.followed;
+    r->selects = st.selects;
     th_free(t);
 }
 
@@ -1407,4 +1411,67 @@ TEST(jit_jalr_linked_to_one_target_looks_up_the_others)
     CHECK_EQ(t->h.x[6], 1000);
     CHECK_EQ(t->h.x[7], 1000);
     th_free(t);
+}
+
+/* Branches over one instruction (li, mv, addi) as a cmov (jit.c emit_select): every branch
+ * kind, taken and not, x0 as either operand, rd in a host register or in struct hart, then a
+ * fault (instret exact at it), against the interpreter; the JIT translated them as selects.
+ * v & 1: a faulting load at the end; v & 2: in a loop (the select's target is the loop's
+ * start). */
+static void select_program(struct th *t, uint64_t v)
+{
+    static const uint64_t vals[] = {0, 1, 5, (uint64_t)-1, (uint64_t)-5, 0x8000000000000000ull};
+    for (unsigned i = 0; i < 6; i++)
+        t->h.x[10 + i] = vals[i];
+    t->h.x[16] = TH_UNMAPPED;
+    t->h.x[31] = 3;
+    uint64_t top = th_emit(t, I_ADDI(30, 30, 1));
+    unsigned rd = 5;
+    for (unsigned op = 0; op < 6; op++)
+        for (unsigned a = 0; a < 6; a++) {
+            unsigned ra = 10 + a, rb = 10 + (a * 5 + op) % 6;
+            if ((a + op) % 5 == 0) rb = 0; /* x0 */
+            if ((a + op) % 7 == 1) ra = 0;
+            uint32_t br = enc_b((unsigned[]){0, 1, 4, 5, 6, 7}[op], ra, rb, 8);
+            th_emit(t, br);
+            switch ((a + op) % 3) {
+            case 0: th_emit(t, I_ADDI(rd, 0, (int32_t)(a * 10 + op))); break; /* li */
+            case 1: th_emit(t, I_ADDI(rd, 10 + op, 0)); break;                /* mv */
+            default: th_emit(t, I_ADDI(rd, 10 + a, -7)); break;               /* addi */
+            }
+            th_emit(t, I_ADD(29, 29, rd)); /* read: rd's value is checked via x29 too */
+            rd = rd == 9 ? 17 : rd == 28 ? 5 : rd + 1;
+        }
+    if (v & 2) {
+        th_emit(t, I_ADDI(31, 31, -1));
+        uint64_t b = th_here(t);
+        th_emit(t, I_BEQ(31, 0, 8));
+        th_emit(t, I_JAL(0, (int32_t)(top - b - 4)));
+    }
+    if (v & 1) th_emit(t, I_LD(6, 16, 0));
+    th_emit(t, I_ECALL());
+}
+
+TEST(jit_branch_over_one_instruction_as_a_select)
+{
+    for (uint64_t v = 0; v < 4; v++) {
+        struct engine_run a, b;
+        engine_run_calls(false, select_program, v, &a, 1000);
+        engine_run_calls(true, select_program, v, &b, 1000);
+        unsigned bad = 0;
+        for (unsigned r = 1; r < 32; r++)
+            if (a.x[r] != b.x[r]) {
+                fprintf(stderr, "  variant %llu: x%u interp %#llx jit %#llx\n",
+                        (unsigned long long)v, r, (unsigned long long)a.x[r],
+                        (unsigned long long)b.x[r]);
+                bad++;
+            }
+        CHECK_EQ(bad, 0);
+        CHECK_EQ(b.instret, a.instret);
+        CHECK_EQ(b.pc, a.pc);
+        CHECK_EQ(b.mepc, a.mepc);
+        CHECK_EQ(b.mcause, a.mcause);
+        CHECK_EQ(a.mcause, (uint64_t)(v & 1 ? EXC_LOAD_ACCESS : EXC_ECALL_M));
+        CHECK(b.selects >= 30);
+    }
 }

@@ -46,6 +46,7 @@ struct jit_stats {
                              * shift-adds (slli 1-3, add) translated as one */
     uint64_t fm_pinned;     /* blocks with fast-memory accesses through r15 = fm_base */
     uint64_t fm_added;      /* such blocks that add fm_base from memory (registers short) */
+    uint64_t selects;       /* branches over one register write translated as a cmov */
     uint64_t loops;         /* blocks that jump back to their own start inside (a loop head) */
     uint64_t followed;      /* blocks that went on at a backward branch's target (scan_block) */
 };

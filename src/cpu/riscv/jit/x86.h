@@ -233,6 +233,12 @@ static inline void x86_alu_rm(struct x86 *e, bool w, enum x86_alu op, enum x86_r
 {
     X86_OP1(e, false, w, false, (uint8_t)((op << 3) | 3), dst, src);
 }
+/* op r/m, r (01, 29, ...: op << 3 | 1) */
+static inline void x86_alu_mr(struct x86 *e, bool w, enum x86_alu op, struct x86_rm dst,
+                              enum x86_reg src)
+{
+    X86_OP1(e, false, w, false, (uint8_t)((op << 3) | 1), src, dst);
+}
 /* op r/m, simm32 (81 /op id), or simm8 (83 /op ib) when it fits */
 static inline void x86_alu_imm(struct x86 *e, bool w, enum x86_alu op, struct x86_rm dst,
                                int32_t imm)
