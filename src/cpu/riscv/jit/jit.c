@@ -22,9 +22,10 @@
  *   interpreter for one control transfer: hart_exec with budget 1, h->exec_left > 0 tells
  *   an event.)
  * - Blocks reach each other without the dispatcher: an exit into the same page through the
- *   page record's table (emit_exit), exits into other pages and jalr through far links
- *   (emit_far_exit; a jalr's targets other than the one it is linked to through a shared
- *   trampoline that looks the target up in the jump cache: emit_trampoline). All count
+ *   page record's table (emit_exit), exits into other pages and user code's jalr through
+ *   far links (emit_far_exit); other jalr, and a jalr's targets other than the one it is
+ *   linked to, through a shared trampoline that looks the target up in the jump cache
+ *   (emit_trampoline). All count
  *   against the budget, so control returns to the run loop as often as with the interpreter. */
 #include "cpu/riscv/jit/jit.h"
 #include "cpu/riscv/alu.h"
@@ -544,9 +545,11 @@ _Static_assert(sizeof(struct far_link) == 40, "far_link layout");
  * same (ver) and checked against memory since the last fence.i (epoch): the target's vbase
  * goes in the frame and a direct jump enters its body. Anything else goes to the far link
  * thunk (emit_trampoline), which asks jit_exec to link the exit to the block it runs next.
- * A jalr (jalr: true) is linked the same way to the first target it takes; its other targets
- * (a function's return to another caller) take the trampoline's jump-cache lookup rather than
- * a new link each time. Linking returns took gzip -6 of random data from 1.11 to 1.08 s.
+ * A user program's jalr (jalr: true) is linked the same way to the first target it takes;
+ * its other targets (a function's return to another caller) take the trampoline's
+ * jump-cache lookup rather than a new link each time. Linking returns took gzip -6 of
+ * random data from 1.11 to 1.08 s; the kernel's returns, to many callers, cost a boot 2-3%
+ * more host CPU that way (larger code, the failed compare), so they keep the trampoline.
  * The first version sent these exits through the dispatch trampoline: its one indirect jump
  * for every such exit in the guest mispredicted, and sha256sum, whose round loop spans a page
  * end, spent 21% of its time in it. */
@@ -1593,7 +1596,10 @@ static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t
         emit_set_rd_from(g, d->rd, RCX, false);
         flush_dirty(g, g->dirty);
         x86_alu_imm(e, true, ALU_ADD, M(HREG, OFF_INSTRET), (int32_t)(k + 1));
-        emit_far_exit(g, true);
+        if (g->fm) /* user code: linked (emit_far_exit) */
+            emit_far_exit(g, true);
+        else
+            x86_patch(x86_jmp(e), g->tramp);
         return EMIT_END;
     default: return EMIT_END; /* not reached: jit_inline */
     }
