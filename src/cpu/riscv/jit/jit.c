@@ -363,7 +363,6 @@ struct gen {
     unsigned nstubs;
     const struct jpage *page; /* the page record the block is translated for (chaining) */
     const uint8_t *bodies_rw; /* cache.rw: blocks' code at their offsets (for rel32 targets) */
-    const uint8_t *body;      /* this block's body (RW) */
     int32_t start;            /* this block's page offset */
     const uint8_t *tramp;     /* the dispatch trampoline (RW address; rel32 is the same in RX) */
     const uint8_t *exit_pc, *exit_eax; /* the trampoline's tails: blocks jump there to return */
@@ -601,9 +600,10 @@ static void emit_far_exit(struct gen *g, bool jalr)
     x86_bytes(e, &fl, sizeof(fl));
 }
 
-/* Leave the block for the guest pc vbase + off with n more instructions retired. A target in
- * the same page is chained when the budget allows: a jump straight into its body when it is
- * the block's own start (a loop) or was translated before this block; otherwise the jump
+/* Leave the block for the guest pc vbase + off with n more instructions retired. A jump to
+ * the block's own start is a back edge to its loop head (closes_loop saw it: emit_back_edge).
+ * A target in the same page is chained when the budget allows: a jump straight into its body
+ * when it was translated before this block; otherwise the jump
  * first goes to a link request (h->jit_link = where the jump's displacement is, and the
  * page), the block returns to the dispatcher, and the dispatcher patches the jump to the
  * target's body once it has that block (jit_exec). Only exits to a block starting at or
@@ -626,7 +626,7 @@ static void emit_exit(struct gen *g, int32_t off, unsigned n, uint16_t dirty, ui
     flush_dirty(g, dirty);
     if (n) x86_alu_imm(e, true, ALU_ADD, M(HREG, OFF_INSTRET), (int32_t)n);
     bool same_page = off >= 0 && off < DPAGE_BYTES;
-    uint32_t v = same_page && off != g->start ? blk_get(g->page, (unsigned)off) : 0;
+    uint32_t v = same_page ? blk_get(g->page, (unsigned)off) : 0;
     if (same_page && v != JIT_INTERP) {
         bool backward = off <= g->start;
         uint8_t *nochain = NULL;
@@ -635,16 +635,13 @@ static void emit_exit(struct gen *g, int32_t off, unsigned n, uint16_t dirty, ui
             nochain = x86_jcc8(e, CC_LE); /* over the jmp */
         }
         uint8_t *site = x86_jmp(e);
-        if (off == g->start)
-            x86_patch(site, g->body);
-        else if (v)
-            x86_patch(site, g->bodies_rw + v);
+        if (v) x86_patch(site, g->bodies_rw + v);
         if (v && !backward) return; /* always chained */
         /* The way back to the dispatcher: a call of the link thunk, whose return address
          * says where the site's displacement is and is followed by the page and the target's
          * offset (emit_trampoline). Not translated yet, the site leads here: a link request.
          * With the budget spent the request is moot (jit_exec stops). */
-        if (!v && off != g->start) x86_patch(site, e->p);
+        if (!v) x86_patch(site, e->p);
         patch8(e, nochain, e->p);
         _Static_assert(JIT_CACHE_MAX <= (1ull << 32), "site offsets are 32-bit");
         x86_patch(x86_call(e), g->link);
@@ -967,6 +964,31 @@ static void emit_set_rd_from(struct gen *g, unsigned rd, enum x86_reg src, bool 
 static void emit_set_rd(struct gen *g, unsigned rd, bool w32)
 {
     emit_set_rd_from(g, rd, RAX, w32);
+}
+
+/* Where an instruction computes rd: rd's host register, or rax (rd_computed stores it). */
+static enum x86_reg rd_reg(const struct gen *g, unsigned rd)
+{
+    return g->host[rd] >= 0 ? (enum x86_reg)g->host[rd] : RAX;
+}
+
+/* rd was computed in h = rd_reg(g, rd): sign-extended from 32 bits when w32, and written. */
+static void rd_computed(struct gen *g, unsigned rd, enum x86_reg h, bool w32)
+{
+    if (h == RAX) {
+        emit_set_rd(g, rd, w32);
+        return;
+    }
+    if (w32) x86_movsxd(&g->e, h, h);
+    mark_written(g, rd);
+}
+
+/* Guest register r in a host register to read: its own (hreg), or `scratch` loaded from h->x. */
+static enum x86_reg greg_in(struct gen *g, unsigned r, enum x86_reg scratch)
+{
+    if (g->host[r] >= 0) return hreg(g, r);
+    x86_mov_load(&g->e, scratch, greg(g, r));
+    return scratch;
 }
 
 /* The commonest ALU operations with rd cached: computed in rd's host register, without going
@@ -1382,8 +1404,6 @@ static void emit_atomic(struct gen *g, const struct rv_decoded *d, int32_t off, 
     if (d->rd) emit_set_rd_from(g, d->rd, RCX, !dbl && !lr && !sc);
 }
 
-/* Emit one instruction. k: instructions of the block since pc/instret were last made exact
- * (the block's start or an interpreter step). */
 /* The compare of branch d (rax may be clobbered); returns the condition it is taken on. */
 static enum x86_cc emit_branch_cmp(struct gen *g, const struct rv_decoded *d)
 {
@@ -1398,11 +1418,7 @@ static enum x86_cc emit_branch_cmp(struct gen *g, const struct rv_decoded *d)
         rs2 = 0;
         c = swapped[d->op - RV_OP_BEQ];
     }
-    enum x86_reg a = RAX;
-    if (g->host[rs1] >= 0)
-        a = hreg(g, rs1);
-    else
-        x86_mov_load(e, RAX, greg(g, rs1));
+    enum x86_reg a = greg_in(g, rs1, RAX);
     if (rs2 == 0)
         x86_alu_imm(e, true, ALU_CMP, R(a), 0);
     else
@@ -1429,21 +1445,18 @@ static bool emit_select(struct gen *g, const struct rv_decoded *b, int32_t boff,
         x86_mov_load(e, RCX, greg(g, x->rs1));
         if (x->op == RV_OP_ADDI && x->imm) x86_alu_imm(e, true, ALU_ADD, R(RCX), x->imm);
     }
-    enum x86_cc c = emit_branch_cmp(g, b);  /* the flags stay until the sub below */
-    enum x86_cc run = (enum x86_cc)(c ^ 1); /* x runs when the branch is not taken */
-    if (g->host[x->rd] >= 0) {
-        x86_cmov(e, true, run, hreg(g, x->rd), R(RCX));
-        mark_written(g, x->rd);
-    } else {
-        x86_mov_load(e, RDX, M(HREG, OFF_X(x->rd)));
-        x86_cmov(e, true, run, RDX, R(RCX));
-        x86_mov_store(e, M(HREG, OFF_X(x->rd)), RDX);
-    }
+    enum x86_cc c = emit_branch_cmp(g, b);   /* the flags stay until the sub below */
+    enum x86_cc run = (enum x86_cc)(c ^ 1);  /* x runs when the branch is not taken */
+    enum x86_reg h = greg_in(g, x->rd, RAX); /* rd's old value (moves keep the flags) */
+    x86_cmov(e, true, run, h, R(RCX));
+    rd_computed(g, x->rd, h, false);
     x86_setcc(e, c, RAX);
     x86_alu_mr(e, true, ALU_SUB, M(HREG, OFF_INSTRET), RAX);
     return true;
 }
 
+/* Emit one instruction. k: instructions of the block since pc/instret were last made exact
+ * (the block's start or an interpreter step). */
 static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t off, unsigned k)
 {
     struct x86 *e = &g->e;
@@ -1514,14 +1527,10 @@ static enum emitted emit_insn(struct gen *g, const struct rv_decoded *d, int32_t
         unsigned size = mem_size(d->op);
         struct x86_rm at = emit_addr(g, s, TR_SLOT, size);
         fm_site(g, s);
-        s->reg = g->host[d->rd] >= 0 ? (enum x86_reg)g->host[d->rd] : RAX;
+        s->reg = rd_reg(g, d->rd); /* straight into rd's host register when it has one */
         x86_load_n(e, size, load_signed(d->op), s->reg, at);
         s->after = e->p;
-        if (g->host[d->rd] >= 0) { /* straight into rd's host register */
-            mark_written(g, d->rd);
-        } else {
-            emit_set_rd(g, d->rd, false);
-        }
+        rd_computed(g, d->rd, s->reg, false);
         set_back(g, s);
         return EMIT_CONT;
     }
@@ -1763,19 +1772,14 @@ static bool emit_rotate(struct gen *g, const struct rv_decoded *d, unsigned k, u
         return false;
     /* computed in c's host register when it has one, else in rax and stored */
     struct x86 *e = &g->e;
-    enum x86_reg h = g->host[c] >= 0 ? (enum x86_reg)g->host[c] : RAX;
+    enum x86_reg h = rd_reg(g, c);
     struct x86_rm src = greg(g, x);
     if (w)
         x86_mov32_load(e, h, src);
     else
         x86_mov_load(e, h, src);
     x86_shift_imm(e, !w, SH_ROR, h, (uint8_t)sr);
-    if (h == RAX) {
-        emit_set_rd(g, c, w);
-    } else {
-        if (w) x86_movsxd(e, h, h);
-        mark_written(g, c);
-    }
+    rd_computed(g, c, h, w);
     return true;
 }
 
@@ -1793,14 +1797,11 @@ static bool emit_zext(struct gen *g, const struct rv_decoded *d, unsigned k, uns
     if (r->rs1 != a || s == 0 || a == 0 || a == 32) return false;
     if (c != a && !dead_after(d, k + 1, n, a)) return false;
     struct x86 *e = &g->e;
-    enum x86_reg h = g->host[c] >= 0 ? (enum x86_reg)g->host[c] : RAX;
+    enum x86_reg h = rd_reg(g, c);
     x86_mov32_load(e, h, greg(g, x));
     if (s < 32) x86_shift_imm(e, true, SH_SHL, h, (uint8_t)(32 - s));
     if (s > 32) x86_shift_imm(e, false, SH_SHR, h, (uint8_t)(s - 32));
-    if (h == RAX)
-        emit_set_rd(g, c, false);
-    else
-        mark_written(g, c);
+    rd_computed(g, c, h, false);
     return true;
 }
 
@@ -1823,22 +1824,9 @@ static bool emit_shadd(struct gen *g, const struct rv_decoded *d, unsigned k, un
     else
         return false;
     if (c != a && !dead_after(d, k + 1, n, a)) return false;
-    struct x86 *e = &g->e;
-    enum x86_reg xr = RDX, yr = RCX;
-    if (g->host[x] >= 0)
-        xr = hreg(g, x);
-    else
-        x86_mov_load(e, RDX, greg(g, x));
-    if (g->host[y] >= 0)
-        yr = hreg(g, y);
-    else
-        x86_mov_load(e, RCX, greg(g, y));
-    enum x86_reg h = g->host[c] >= 0 ? (enum x86_reg)g->host[c] : RAX;
-    x86_lea(e, h, MIS(yr, xr, s, 0));
-    if (h == RAX)
-        emit_set_rd(g, c, false);
-    else
-        mark_written(g, c);
+    enum x86_reg xr = greg_in(g, x, RDX), yr = greg_in(g, y, RCX), h = rd_reg(g, c);
+    x86_lea(&g->e, h, MIS(yr, xr, s, 0));
+    rd_computed(g, c, h, false);
     return true;
 }
 
@@ -2112,7 +2100,6 @@ static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc, bool fm)
         g.live = g.dirty = 0; /* cached registers are loaded where first read (hreg) */
         x86_init(&g.e, j->cache.rw + j->cache.used, jit_cache_avail(&j->cache));
         struct x86 *e = &g.e;
-        g.body = e->p; /* the block's code (entered by the dispatcher through j->entry) */
         /* Fast memory with fm_base in r15 (cache_regs' last) saves an add from memory per
          * access, unless the block would rather cache one more guest register (sha256). */
         int last = choose_cached(&g, d, n);
