@@ -444,6 +444,64 @@ def run_once(kind, argv, args, logdir, rep, sums):
         con.close()
 
 
+# Applets the workloads and the data generation use, run from the host's
+# busybox for the native reference.
+NATIVE_APPLETS = ("sh", "awk", "cat", "head", "seq", "sha256sum", "gzip", "rm",
+                  "wc", "tail", "cut", "tr")
+
+
+def run_native(args, tmp, sums):
+    """The same workloads as native x86-64 code: the host's busybox (the
+    same program as the guest's, built for the host) on the same bytes, made
+    with the same awk programs. Returns {tag: [seconds per run]} and a note,
+    or None when the host has no busybox. The data's and each gzip output's
+    hashes are checked against the guest's: the same work was done."""
+    bb = shutil.which("busybox")
+    if not bb:
+        return None
+    d = os.path.join(tmp, "native")
+    bindir = os.path.join(d, "bin")
+    os.makedirs(bindir)
+    for a in NATIVE_APPLETS:
+        os.symlink(bb, os.path.join(bindir, a))
+    env = {"PATH": bindir, "LC_ALL": "C"}
+
+    def sh(cmd):
+        cmd = cmd.replace("/tmp/", d + "/")
+        r = subprocess.run([os.path.join(bindir, "sh"), "-c", cmd], cwd=d,
+                           env=env, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RunError("native: %s: exit %d: %s" %
+                           (cmd[:60], r.returncode, r.stderr.strip()[:200]))
+        return r.stdout
+
+    for line in gen_commands(args.size):
+        m = re.search(RESULT.decode() % "sum", sh(line))
+        if m and sums.get("data") and m.group(1).strip() not in sums["data"]:
+            raise RunError("native: the host's data differ from the guest's")
+    times = {}
+    identical = True
+    for tag, _, cmd in workloads(args.cpus):
+        o, c = cmd.split(" ", 1)
+        times[tag] = []
+        for _ in range(args.runs):
+            t0 = time.monotonic()
+            sh("%s >%s" % (c, o))
+            times[tag].append(time.monotonic() - t0)
+        if o == "/tmp/o":
+            v = sh("echo R:out:$(wc -c </tmp/o) $(tail -c +11 /tmp/o | "
+                   "sha256sum | cut -c1-16):E; rm -f /tmp/o")
+            m = re.search(RESULT.decode() % "out", v)
+            if sums.get(tag) and (not m or m.group(1).strip() not in sums[tag]):
+                identical = False
+    ver = subprocess.run([bb], capture_output=True,
+                         text=True).stdout.split("\n")[0]
+    note = "%s, host-timed, %s output as the guest's" % (
+        ver.split(" multi-call")[0].strip() or "busybox",
+        "same" if identical else "DIFFERENT")
+    return times, note
+
+
 # (key, label, unit, format, bar) of the rows printed. bar: None, a ratio
 # limit ("ratio", x) or an absolute limit on vessel's value ("abs", x).
 def rows(args):
@@ -510,7 +568,7 @@ def host_cpu():
     return "%s (%d CPUs)" % (model, os.cpu_count() or 0)
 
 
-def report(args, results):
+def report(args, results, native=None):
     names = [k for k in ("vessel", "baseline", "qemu") if k in results]
     base = "baseline" in results
     print()
@@ -561,6 +619,33 @@ def report(args, results):
               (label, cell(vv), cell(qv),
                "%.2fx" % ratio if ratio is not None else "-", verdict))
     print()
+    if native:
+        report_native(args, results, native)
+
+
+def report_native(args, results, native):
+    """The native reference: each workload's time as the host's own code,
+    and vessel's, QEMU's and the bar's time as multiples of it."""
+    times, note = native
+    print("native reference: %s" % note)
+    hdr = "%-46s %10s %14s %12s %16s" % ("metric", "native", "vessel/native",
+                                         "qemu/native", "0.4x qemu/native")
+    print(hdr)
+    print("-" * len(hdr))
+    for tag, desc, _ in workloads(args.cpus):
+        nv = median(times.get(tag, []))
+        if not nv:
+            continue
+        vv = median([r.get("g_" + tag) for r in results.get("vessel", [])])
+        qv = median([r.get("g_" + tag) for r in results.get("qemu", [])])
+
+        def x(v):
+            return "%.2fx" % (v / nv) if v else "-"
+
+        print("%-46s %10s %14s %12s %16s" % (
+            "%s %dMiB" % (desc, args.size), "%.2f s" % nv, x(vv), x(qv),
+            x(0.4 * qv if qv else None) if tag != "gzp" else "-"))
+    print()
 
 
 def main():
@@ -606,6 +691,9 @@ def main():
     ap.add_argument("--retries", type=int, default=1,
                     help="boots to retry after a failure, e.g. an emulator "
                     "killed from outside (default 1)")
+    ap.add_argument("--no-native", action="store_true",
+                    help="skip the native reference (the host's busybox on "
+                    "the same data, for scale)")
     ap.add_argument("--keep-logs", metavar="DIR",
                     help="copy the console logs to DIR")
     args = ap.parse_args()
@@ -695,7 +783,13 @@ def main():
                     ("init", "prompt", "poweroff", "idle", "g_shar", "g_gzr",
                      "g_shat", "g_gzt", "hwm") if k in r),
                     file=sys.stderr, flush=True)
-        report(args, results)
+        native = None
+        if not args.no_native:
+            try:
+                native = run_native(args, tmp, sums)
+            except (RunError, OSError) as e:
+                print("native reference skipped: %s" % e, file=sys.stderr)
+        report(args, results, native)
         for tag, vals in sorted(sums.items()):
             if len(vals) > 1:
                 failed = True
