@@ -6,6 +6,7 @@
  * there), never the file outside it. */
 #include "vm/broker.h"
 #include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -19,9 +20,25 @@ static char dir[64];
 static ino_t inside[2], outside;
 static int attach_fd[2];
 
+static int remove_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)st;
+    (void)type;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+/* The directory goes when the fuzzer exits (CI runs it in several processes). */
+static void teardown(void)
+{
+    nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 static void setup(void)
 {
     snprintf(dir, sizeof(dir), "/tmp/vessel-fuzz-broker-%d", (int)getpid());
+    atexit(teardown);
     char p[128];
     mkdir(dir, 0755);
     snprintf(p, sizeof(p), "%s/in", dir);
