@@ -465,3 +465,109 @@ TEST(fastmem_after_warm_up)
     }
     th_free(t);
 }
+
+/* Limit tests elided (emit_fm): after `ld x5, 0(x10)` passed its test, later accesses through
+ * x10 (unchanged, offsets within 2 KiB) have none. What they reach must still be exact: an
+ * access into a page not mapped yet (a host fault whose stub computes the address itself),
+ * one below address 0 (the region's lower guard: the guest's page fault at the wrapped
+ * address), a base in the upper half of Sv39 mapped for the user (its test fails: the
+ * interpreter makes the access and the block leaves, never reaching the unchecked ones), and
+ * the same code in an address space still warming up (not the elided translation: no host
+ * fault). Registers and memory against the interpreter. */
+#define U_ZERO  0x0ull                /* a user page at address 0 */
+#define U_UPPER 0xffffffc000001000ull /* a user page in Sv39's upper half */
+#define PA_ZERO (TH_DATA + 0xe000)
+#define PA_UP   (TH_DATA + 0xf000)
+
+static uint64_t elide_program(struct th *t)
+{
+    th_emit(t, I_LD(5, 10, 0));    /* tested */
+    th_emit(t, I_LD(6, 10, 8));    /* elided: the next page when x10 is its last dword */
+    th_emit(t, I_SD(7, 10, -16));  /* elided */
+    th_emit(t, I_LW(8, 10, 4));    /* elided */
+    th_emit(t, I_ADDI(10, 10, 0)); /* written: tested again */
+    th_emit(t, I_LBU(9, 10, 2));
+    th_emit(t, I_SB(9, 10, -1)); /* elided */
+    return u_va(th_emit(t, I_SELF_LOOP()));
+}
+
+static int elide_run(struct fm_env *f, uint64_t x10, uint64_t end, uint64_t *tval)
+{
+    struct th *t = f->t;
+    for (unsigned r = 5; r < 10; r++)
+        t->h.x[r] = 0x1111111111111111ull * r;
+    t->h.x[10] = x10;
+    t->h.mcause = 0;
+    uint64_t pc = fm_run(t, end);
+    if (pc == end) return 0;
+    CHECK_EQ(pc, TH_MTRAP);
+    *tval = t->h.mtval;
+    return (int)t->h.mcause;
+}
+
+TEST(fastmem_elided_tests_exact)
+{
+    uint64_t regs[2][4][32], tvals[2][4];
+    int causes[2][4];
+    uint8_t mem[2][4][4096];
+    for (int jit = 0; jit < 2; jit++) {
+        struct fm_env f = fm_setup(jit);
+        struct th *t = f.t;
+        th_map(t, f.root, 3, U_ZERO, PA_ZERO, 0, UDATA);
+        th_map(t, f.root, 3, U_UPPER, PA_UP, 0, UDATA);
+        for (unsigned i = 0; i < 512; i++) {
+            th_w64(t, PA_D0 + 8 * i, 0x0123456789abcdefull * (i + 1));
+            th_w64(t, PA_D1 + 8 * i, 0xfedcba9876543210ull ^ i);
+            th_w64(t, PA_ZERO + 8 * i, 0x5555aaaa0000ull + i);
+            th_w64(t, PA_UP + 8 * i, 0x7777000000000000ull + i);
+        }
+        th_org(t, PA_CODE);
+        uint64_t end = elide_program(t);
+        struct jit_stats s0, s1;
+        jit_get_stats(&t->h, &s0);
+        const uint64_t bases[4] = {U_D0 + 0xff8, 0x8, U_UPPER + 0x100, U_D0 + 0xff8};
+        for (unsigned c = 0; c < 4; c++) {
+            uint64_t f0 = fm_faults(t);
+            if (c == 3) { /* another address space, warming up, over the same pages */
+                t->h.env.fastmem_warmup = 1u << 30;
+                th_csrw(t, CSR_SATP_N, SATP_SV39 | (5ull << 44) | (f.root >> 12));
+            }
+            tvals[jit][c] = 0;
+            causes[jit][c] = elide_run(&f, bases[c], end, &tvals[jit][c]);
+            memcpy(regs[jit][c], t->h.x, sizeof(regs[jit][c]));
+            if (jit && fastmem_wanted()) {
+                if (c == 0) CHECK(fm_faults(t) >= 2);   /* D0, then D1 by the elided load */
+                if (c == 3) CHECK_EQ(fm_faults(t), f0); /* the TLB's path only */
+            }
+        }
+        if (jit && fastmem_wanted()) {
+            jit_get_stats(&t->h, &s1);
+            CHECK(s1.fm_guarded > s0.fm_guarded);
+            CHECK(s1.fm_elided - s0.fm_elided >= 4);
+        }
+        memcpy(mem[jit][0], th_ptr(t, PA_D0), 4096);
+        memcpy(mem[jit][1], th_ptr(t, PA_D1), 4096);
+        memcpy(mem[jit][2], th_ptr(t, PA_ZERO), 4096);
+        memcpy(mem[jit][3], th_ptr(t, PA_UP), 4096);
+        th_free(t);
+    }
+    for (unsigned c = 0; c < 4; c++) {
+        CHECK_EQ(causes[0][c], causes[1][c]);
+        CHECK_EQ(tvals[0][c], tvals[1][c]);
+        for (unsigned r = 1; r < 32; r++)
+            if (regs[0][c][r] != regs[1][c][r]) {
+                fprintf(stderr, "  case %u x%u: interpreter %llx, jit %llx\n", c, r,
+                        (unsigned long long)regs[0][c][r], (unsigned long long)regs[1][c][r]);
+                CHECK(0);
+            }
+    }
+    CHECK(memcmp(mem[0], mem[1], sizeof(mem[0])) == 0);
+    CHECK_EQ(causes[1][0], 0);
+    CHECK_EQ(regs[1][0][6], 0xfedcba9876543210ull); /* D1's first dword */
+    CHECK_EQ(causes[1][1], EXC_STORE_PAGE_FAULT);   /* sd at 8 - 16, below 0 */
+    CHECK_EQ(tvals[1][1], (uint64_t)-8);
+    CHECK_EQ(regs[1][1][6], 0x5555aaaa0000ull + 2); /* the loads before it ran */
+    CHECK_EQ(causes[1][2], 0);
+    CHECK_EQ(regs[1][2][5], 0x7777000000000000ull + 0x20);
+    CHECK_EQ(causes[1][3], 0);
+}

@@ -60,19 +60,23 @@ uint64_t fastmem_warmup_wanted(void)
     return *end ? FM_WARMUP_DEFAULT : (uint64_t)n;
 }
 
+/* A region's reservation: a guard, the 2^38 bytes, a guard. */
+#define FM_RESERVED (FM_GUARD + FM_USER_TOP + FM_GUARD)
+
 static int region_reserve(struct fm_region *r)
 {
-    r->base = mmap(NULL, FM_USER_TOP + FM_GUARD, PROT_NONE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (r->base == MAP_FAILED) {
+    uint8_t *p =
+        mmap(NULL, FM_RESERVED, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) {
         r->base = NULL;
         return -errno;
     }
+    r->base = p + FM_GUARD;
     r->state = mmap(NULL, FM_PAGES, PROT_READ | PROT_WRITE,
                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (r->state == MAP_FAILED) {
         int e = -errno;
-        munmap(r->base, FM_USER_TOP + FM_GUARD);
+        munmap(p, FM_RESERVED);
         r->base = r->state = NULL;
         return e;
     }
@@ -122,7 +126,7 @@ void fastmem_destroy(struct hart *h)
         struct fm_region *r = &f->r[i];
         if (!r->base) continue;
         atomic_fetch_sub(&fm_process_mapped, r->n);
-        munmap(r->base, FM_USER_TOP + FM_GUARD);
+        munmap(r->base - FM_GUARD, FM_RESERVED);
         munmap(r->state, FM_PAGES);
     }
     free(f);

@@ -18,7 +18,9 @@
 #include <stdint.h>
 
 /* User virtual addresses under Sv39: [0, 2^38). The region has a guard after it, so that an
- * access starting below the top and ending above it faults inside the region. */
+ * access starting below the top and ending above it faults inside the region, and one before
+ * it: an access whose limit test a test of the same base register stood for (the JIT's
+ * elided tests) may reach up to 2 KiB past either end. */
 #define FM_USER_TOP (1ull << 38)
 #define FM_GUARD    (1ull << 16)
 

@@ -101,7 +101,9 @@ struct jc_entry {
     uint64_t pc;
     const uint8_t *hp;
     uint32_t off, stamp;
-    uint64_t pad; /* 32 bytes: the trampoline indexes with a shift */
+    /* h->fm_limit when the entry was made: the block is translate's variant for it (0 or
+     * FM_USER_TOP: off or on), which the dispatcher and the trampoline look up */
+    uint64_t fm_limit; /* 32 bytes: the trampoline indexes with a shift */
 };
 _Static_assert(sizeof(struct jc_entry) == 32, "jc_entry is indexed by << 5");
 
@@ -180,7 +182,14 @@ static unsigned blk_hash(unsigned off)
     return x ^ (x >> 16);
 }
 
-/* The block table value at page offset off: 0 when nothing was translated there. */
+/* A block's key in its page's table: its page offset, and whether it is the translation for
+ * an address space with fast memory on (translate's variant: its tests may be elided). */
+static unsigned blk_key(unsigned off, bool variant)
+{
+    return off | (unsigned)variant << 12;
+}
+
+/* The block table value at key off (blk_key): 0 when nothing was translated there. */
 static uint32_t blk_get(const struct jpage *p, unsigned off)
 {
     if (!p->blk) return 0;
@@ -347,6 +356,9 @@ struct stub {
     uint8_t *after;
     enum x86_reg reg;
     bool reload_src;
+    /* No limit test of its own: an earlier test of the same base register stands for it
+     * (emit_fm); the fault handler's way in computes rax = va first. */
+    bool elided;
     int32_t src_off;
 };
 
@@ -391,6 +403,18 @@ struct gen {
      * block) count as dirty (emit_loop_head, emit_back_edge). NULL otherwise. */
     uint8_t *head;
     uint16_t dh;
+    /* Elided limit tests (emit_fm). variant: the block is translated for an address space
+     * with fast memory on (jit_exec's lookup key); elide: it also starts with a test that
+     * fast memory is on (else it leaves to the dispatcher at once, at `bail`), so that an
+     * access whose base register passed the limit test earlier in the block, unchanged
+     * since, and whose offset is within 2 KiB of that test's, needs no test of its own: it
+     * stays inside the region or its guards. fmc: the guest registers tested so far (with
+     * the offset tested in fmc_imm). */
+    bool variant, elide;
+    uint8_t *bail;
+    unsigned elided;
+    uint64_t fmc; /* bit 32: x[32], the decoder's sink for writes of x0 */
+    int32_t fmc_imm[32];
     unsigned nsites;
     struct fm_site sites[2 * JIT_MAX_INSNS];
 };
@@ -626,7 +650,7 @@ static void emit_exit(struct gen *g, int32_t off, unsigned n, uint16_t dirty, ui
     flush_dirty(g, dirty);
     if (n) x86_alu_imm(e, true, ALU_ADD, M(HREG, OFF_INSTRET), (int32_t)n);
     bool same_page = off >= 0 && off < DPAGE_BYTES;
-    uint32_t v = same_page ? blk_get(g->page, (unsigned)off) : 0;
+    uint32_t v = same_page ? blk_get(g->page, blk_key((unsigned)off, g->variant)) : 0;
     if (same_page && v != JIT_INTERP) {
         bool backward = off <= g->start;
         uint8_t *nochain = NULL;
@@ -710,7 +734,8 @@ static void emit_trampoline(struct jit *j)
     x86_mov_load(&e, RCX, R(RAX));
     x86_alu_imm(&e, true, ALU_AND, R(RCX), -4096);
     x86_alu_rm(&e, true, ALU_ADD, RCX, M(RDX, 8));
-    /* jump cache entry (pc >> 1) & (JC_SIZE - 1): same pc, same host page, current stamp */
+    /* jump cache entry (pc >> 1) & (JC_SIZE - 1): same pc, same host page, current stamp,
+     * same fast-memory state */
     x86_mov32_load(&e, RDX, R(RAX));
     x86_shift_imm(&e, false, SH_SHR, RDX, 1);
     x86_alu_imm(&e, false, ALU_AND, R(RDX), JC_SIZE - 1);
@@ -724,6 +749,10 @@ static void emit_trampoline(struct jit *j)
     x86_mov32_load(&e, RSI, M(RDX, (int32_t)offsetof(struct jc_entry, stamp)));
     x86_mov_imm(&e, RDI, (uint64_t)(uintptr_t)&j->stamp);
     x86_alu_rm(&e, false, ALU_CMP, RSI, M(RDI, 0));
+    out[n++] = x86_jcc(&e, CC_NE);
+    /* the translation for fast memory on or off, as now (translate's variant) */
+    x86_mov_load(&e, RSI, M(HREG, OFF_FM_LIMIT));
+    x86_alu_rm(&e, true, ALU_CMP, RSI, M(RDX, (int32_t)offsetof(struct jc_entry, fm_limit)));
     out[n++] = x86_jcc(&e, CC_NE);
     x86_mov_load(&e, RCX, R(RAX));
     x86_alu_imm(&e, true, ALU_AND, R(RCX), -4096);
@@ -791,7 +820,7 @@ static struct stub *new_stub(struct gen *g, enum stub_kind kind, const struct rv
 {
     struct stub *s = &g->stubs[g->nstubs++];
     *s = (struct stub){kind, {NULL, NULL}, NULL,  *d,   off, k,     g->dirty, 0,
-                       0,    NULL,         false, NULL, RAX, false, 0};
+                       0,    NULL,         false, NULL, RAX, false, 0,        false};
     return s;
 }
 
@@ -830,18 +859,42 @@ static void emit_va(struct gen *g, const struct stub *s)
     }
 }
 
+/* Whether the access at x[b] + imm needs no limit test of its own in a block that elides
+ * them (gen.elide): b passed one earlier in the block, unchanged since, at an offset within
+ * 2 KiB of imm, so x[b] + imm is within 4 KiB of an address below FM_USER_TOP: inside the
+ * region or its guards. */
+static bool fm_elidable(const struct gen *g, unsigned b, int32_t imm)
+{
+    return b && g->host[b] >= 0 && (g->fmc >> b & 1) && imm - g->fmc_imm[b] < 2048 &&
+           g->fmc_imm[b] - imm < 2048;
+}
+
 /* Fast memory (fastmem.h): rax = va = x[rs1] + imm; jumps to the stub (rax = va) unless
  * va < h->fm_limit (a user address, in user mode under Sv39); else returns the operand of
  * the access, fm_base (r15) + va, which is the site: when the page is not mapped there (or
  * read-only for a store) the host faults and jit_fm_fault resumes at the stub, rax = va.
- * An access that starts below the limit and ends above it faults in the guard. */
+ * An access that starts below the limit and ends above it faults in the guard.
+ * In a block that elides tests, an access whose test an earlier one stands for has none;
+ * one whose test fails does not come back (emit_stub). */
 static struct x86_rm emit_fm(struct gen *g, struct stub *s)
 {
     struct x86 *e = &g->e;
+    unsigned b = s->d.rs1;
+    if (g->elide && fm_elidable(g, b, s->d.imm)) {
+        enum x86_reg hb = hreg(g, b);
+        s->elided = true;
+        s->live_at_jump = g->live;
+        g->elided++;
+        return MI(R15, hb, s->d.imm);
+    }
     emit_va(g, s);
     x86_alu_rm(e, true, ALU_CMP, RAX, M(HREG, OFF_FM_LIMIT));
     s->from[0] = x86_jcc(e, CC_AE);
     s->live_at_jump = g->live;
+    if (g->elide && b && g->host[b] >= 0) {
+        g->fmc |= 1ull << b;
+        g->fmc_imm[b] = s->d.imm;
+    }
     if (!g->fm_r15) { /* rax = fm_base + va: the fault handler takes fm_base off again */
         x86_alu_rm(e, true, ALU_ADD, RAX, M(HREG, OFF_FM_BASE));
         s->site_based = true;
@@ -1625,7 +1678,22 @@ static void emit_stub(struct gen *g, const struct stub *s)
         emit_exit(g, s->off + d->imm, s->k + 1, s->dirty, s->live_at_jump);
         return;
     }
-    if (s->site) { /* a fast-memory access outside its limit: the TLB, as without fast memory */
+    if (s->site && g->elide) {
+        /* Outside the limit in a block that elides tests (an address past 2^38: a user page
+         * in the upper half, or a fault): the interpreter makes the access and the block
+         * leaves, as the accesses whose tests this one stood for may not run unchecked. */
+        if (!s->elided) {
+            flush_dirty(g, s->dirty);
+            emit_sync_pc(g, s->off, s->k);
+            x86_mov_load(e, RDI, R(HREG));
+            x86_mov_imm(e, RSI, (uint64_t)d->op);
+            x86_call_abs(e, (const void *)jit_interp_step);
+            emit_leave(g);
+        }
+        stub_at = e->p; /* the fault handler's way in */
+        if (s->elided) x86_lea(e, RAX, M((enum x86_reg)g->host[d->rs1], d->imm));
+    } else if (s->site) { /* a fast-memory access outside its limit: the TLB, as without fast memory
+                           */
         bool load = s->kind == STUB_LOAD;
         unsigned size = mem_size(d->op);
         uint8_t *miss = emit_tlb_check(e, load ? TR_SLOT : TW_SLOT, size);
@@ -2061,7 +2129,6 @@ static void perf_map_add(const struct jit *j, const uint8_t *rw, size_t len, con
     (void)w;
 }
 
-/* Translate the block at pc (page p, offset pc & 0xfff); returns the block table value. */
 static int fm_sites_add(struct jit *j, const struct fm_site *s, unsigned n)
 {
     if (j->nsites + n > j->sites_cap) {
@@ -2076,9 +2143,38 @@ static int fm_sites_add(struct jit *j, const struct fm_site *s, unsigned n)
     return 0;
 }
 
-/* fm: translate loads and stores with fast memory (jit_exec: user mode under Sv39 with fast
- * memory on). */
-static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc, bool fm)
+/* Operations whose guest register writes insn_xregs tells exactly; after any other (CSRs,
+ * F/D, system instructions, interpreter steps) no limit test stands for a later one. */
+static bool xregs_exact(enum rv_op op)
+{
+    return op == RV_OP_LI || op == RV_OP_AUIPC || op == RV_OP_MV || is_branch(op) || is_load(op) ||
+           is_store(op) || is_fp_mem(op) || rv_alu_op(op);
+}
+
+/* Whether a translation of d[0..n) with g's cached registers would elide a limit test
+ * (emit_fm's rule, tracked the way the translation tracks it). */
+static bool fm_would_elide(struct gen *g, const struct rv_decoded *d, unsigned n)
+{
+    g->fmc = 0;
+    for (unsigned k = 0; k < n; k++) {
+        unsigned r[2], w, b = d[k].rs1;
+        if (is_load(d[k].op) || is_store(d[k].op) || is_fp_mem(d[k].op)) {
+            if (fm_elidable(g, b, d[k].imm)) return true;
+            if (b && g->host[b] >= 0) {
+                g->fmc |= 1ull << b;
+                g->fmc_imm[b] = d[k].imm;
+            }
+        }
+        insn_xregs(&d[k], r, &w);
+        g->fmc = xregs_exact(d[k].op) ? g->fmc & ~(1ull << w) : 0;
+    }
+    return false;
+}
+
+/* Translate the block at pc (page p, offset pc & 0xfff); returns the block table value.
+ * fm: loads and stores use fast memory (jit_exec: user mode under Sv39 with fast memory on);
+ * variant: and it is on for the address space now (the block may elide limit tests). */
+static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc, bool fm, bool variant)
 {
     struct rv_decoded d[JIT_MAX_INSNS];
     int32_t offs[JIT_MAX_INSNS], end;
@@ -2103,10 +2199,20 @@ static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc, bool fm)
         /* Fast memory with fm_base in r15 (cache_regs' last) saves an add from memory per
          * access, unless the block would rather cache one more guest register (sha256). */
         int last = choose_cached(&g, d, n);
+        g.variant = variant;
+        g.elide = false;
+        g.elided = 0;
+        g.bail = NULL;
         if (nmem && last <= nmem) {
             g.fm_r15 = true;
             j->st.fm_pinned++;
             if (g.ncached == NCACHE_REGS) uncache_last(&g);
+            g.elide = variant && fm_would_elide(&g, d, n);
+            if (g.elide) { /* fast memory off (another address space warming up): leave */
+                x86_alu_imm(e, true, ALU_CMP, M(HREG, OFF_FM_LIMIT), 0);
+                g.bail = x86_jcc(e, CC_E);
+                j->st.fm_guarded++;
+            }
             x86_mov_load(e, R15, M(HREG, OFF_FM_BASE)); /* callee-saved: kept */
         } else if (nmem) {
             j->st.fm_added++;
@@ -2126,28 +2232,38 @@ static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc, bool fm)
         if (loop) emit_loop_head(&g, d, n);
         enum emitted em = EMIT_CONT;
         unsigned base = 0; /* instructions already added to instret */
+        g.fmc = 0;
         for (unsigned k = 0; k < n && em != EMIT_END; k++) {
+            unsigned k0 = k;
+            bool synced = false;
             if (emit_rotate(&g, d, k, n)) { /* three instructions as one */
                 k += 2;
                 j->st.fused++;
-                continue;
-            }
-            if (emit_zext(&g, d, k, n) || emit_shadd(&g, d, k, n)) { /* two as one */
+            } else if (emit_zext(&g, d, k, n) || emit_shadd(&g, d, k, n)) { /* two as one */
                 k += 1;
                 j->st.fused++;
-                continue;
-            }
-            if (k + 1 < n && emit_select(&g, &d[k], offs[k], &d[k + 1], offs[k + 1])) {
+            } else if (k + 1 < n && emit_select(&g, &d[k], offs[k], &d[k + 1], offs[k + 1])) {
                 k += 1;
                 j->st.selects++;
-                continue;
+            } else {
+                em = emit_insn(&g, &d[k], offs[k], k - base);
+                if (em == EMIT_SYNCED) base = k + 1;
+                synced = em == EMIT_SYNCED; /* an interpreter step: any register written */
             }
-            em = emit_insn(&g, &d[k], offs[k], k - base);
-            if (em == EMIT_SYNCED) base = k + 1;
+            for (unsigned q = k0; q <= k; q++) { /* what they wrote is not tested any more */
+                unsigned r[2], w;
+                insn_xregs(&d[q], r, &w);
+                g.fmc = xregs_exact(d[q].op) && !synced ? g.fmc & ~(1ull << w) : 0;
+            }
         }
         if (em != EMIT_END) emit_exit(&g, end, n - base, g.dirty, g.live);
         for (unsigned s = 0; s < g.nstubs; s++)
             emit_stub(&g, &g.stubs[s]);
+        if (g.bail) { /* at the start: nothing ran, nothing to write back */
+            x86_patch(g.bail, e->p);
+            emit_sync_pc(&g, (int32_t)off, 0);
+            emit_leave(&g);
+        }
         if (!e->overflow && g.nsites && fm_sites_add(j, g.sites, g.nsites) < 0) {
             /* no memory for the fault handler's list: the same block with the TLB */
             fm = false;
@@ -2159,6 +2275,7 @@ static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc, bool fm)
             j->st.insns += n;
             j->st.loops += loop;
             j->st.followed += followed;
+            j->st.fm_elided += g.elided;
             j->st.host_bytes += x86_len(e);
             uint32_t boff = jit_cache_commit(&j->cache, x86_len(e));
             perf_map_add(j, j->cache.rw + boff, x86_len(e), "g", pc);
@@ -2251,14 +2368,15 @@ fill:
 /* Link the far exit whose record is at cache offset at (emit_far_exit) to the block at
  * cache offset off, which runs next for pc (host page hp, fetch TLB entry te). */
 static void far_link(struct hart *h, struct jit *j, uint32_t at, uint64_t pc, uint8_t *hp,
-                     const struct tlb_entry *te, const struct tlb_entry *tx, uint32_t off)
+                     const struct tlb_entry *te, const struct tlb_entry *tx, uint32_t off,
+                     bool variant)
 {
     if ((size_t)at + sizeof(struct far_link) > j->cache.used) return;
     /* the fetch TLB must hold the page (PMP-split pages are not cached: no link then) */
     if (te->tag != ((pc >> 12) ^ h->tlb_key) || (pc & ~0xfffull) + te->addend != (uintptr_t)hp)
         return;
     struct jpage *p = jit_page(h, j, hart_ram_ppn(h, hp), hp);
-    if (!p || p->gen != j->cache.gen || blk_get(p, (unsigned)(pc & 0xfff)) != off) return;
+    if (!p || p->gen != j->cache.gen || blk_get(p, blk_key(pc & 0xfff, variant)) != off) return;
     struct far_link fl;
     memcpy(&fl, j->cache.rw + at, sizeof(fl));
     if ((size_t)fl.jmp_at + 4 > j->cache.used) return;
@@ -2292,7 +2410,7 @@ static void jit_fm_fault(int sig, siginfo_t *si, void *ucv)
         greg_t *gr = uc->uc_mcontext.gregs;
         uintptr_t rip = (uintptr_t)gr[REG_RIP], rx = (uintptr_t)j->cache.rx;
         uintptr_t a = (uintptr_t)si->si_addr, base = (uintptr_t)h->fm_base;
-        if (a - base < FM_USER_TOP + FM_GUARD && rip - rx < j->cache.used) {
+        if (a - (base - FM_GUARD) < FM_GUARD + FM_USER_TOP + FM_GUARD && rip - rx < j->cache.used) {
             uint32_t at = (uint32_t)(rip - rx);
             size_t lo = 0, hi = j->nsites;
             while (lo < hi) {
@@ -2386,7 +2504,11 @@ void jit_exec(struct hart *h, int budget)
         }
         struct jc_entry *jc = &j->jc[(pc >> 1) & (JC_SIZE - 1)];
         uint32_t off;
-        if (likely(jc->pc == pc && jc->hp == hp && jc->stamp == j->stamp)) {
+        /* user code's translation for its address space's fast memory, on or off (fm_limit
+         * is FM_USER_TOP only in user mode under Sv39) */
+        const bool variant = fm && h->fm_limit;
+        if (likely(jc->pc == pc && jc->hp == hp && jc->stamp == j->stamp &&
+                   jc->fm_limit == h->fm_limit)) {
             off = jc->off;
         } else {
             struct jpage *p = jit_page(h, j, hart_ram_ppn(h, hp), hp);
@@ -2395,15 +2517,15 @@ void jit_exec(struct hart *h, int budget)
                 return;
             }
             unsigned poff = (unsigned)(pc & 0xfff);
-            off = blk_get(p, poff);
+            off = blk_get(p, blk_key(poff, variant));
             if (unlikely(off == 0)) {
                 struct timespec t0, t1;
                 clock_gettime(CLOCK_MONOTONIC, &t0);
-                off = translate(j, p, pc, fm);
+                off = translate(j, p, pc, fm, variant);
                 clock_gettime(CLOCK_MONOTONIC, &t1);
                 j->st.compile_ns +=
                     (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000ll + (t1.tv_nsec - t0.tv_nsec));
-                if (unlikely(blk_put(p, poff, off) != 0)) { /* out of host memory */
+                if (unlikely(blk_put(p, blk_key(poff, variant), off) != 0)) { /* no memory */
                     hart_exec(h, h->jit_budget + 1);
                     return;
                 }
@@ -2415,7 +2537,7 @@ void jit_exec(struct hart *h, int budget)
                 if (h->exec_left > 0) return; /* an event the run loop must see */
                 continue;
             }
-            *jc = (struct jc_entry){pc, hp, off, j->stamp, 0};
+            *jc = (struct jc_entry){pc, hp, off, j->stamp, h->fm_limit};
         }
         /* The block that returned last asked for its exit here to be linked: patch it when
          * nothing was reset since it ran (the stamp moves with every record refill, fence.i
@@ -2431,7 +2553,7 @@ void jit_exec(struct hart *h, int budget)
         }
         if (xlink) {
             if (j->cache.gen == xlink_gen)
-                far_link(h, j, (uint32_t)(xlink - 1), pc, hp, te, tx, off);
+                far_link(h, j, (uint32_t)(xlink - 1), pc, hp, te, tx, off, variant);
             xlink = 0;
         }
         h->jit_link = 0;
@@ -2504,7 +2626,8 @@ void jit_destroy(struct hart *h)
               "%llu misses, %llu rotates, zero-extensions and shift-adds fused, %llu branches "
               "over one instruction as a cmov, %llu ms "
               "translating, %llu+%llu blocks with fast memory (fm_base in r15 + added from "
-              "memory), %llu blocks with a loop inside, %llu that followed a backward branch",
+              "memory), %llu blocks with a loop inside, %llu that followed a backward branch, "
+              "%llu blocks eliding limit tests (%llu tests elided)",
               h->id, (unsigned long long)j->st.blocks, (unsigned long long)j->st.insns,
               (unsigned long long)(j->st.host_bytes >> 10), (unsigned long long)j->st.invalidated,
               (unsigned long long)j->st.evicted, (unsigned long long)j->st.fallbacks,
@@ -2514,7 +2637,8 @@ void jit_destroy(struct hart *h)
               (unsigned long long)j->st.fused, (unsigned long long)j->st.selects,
               (unsigned long long)(j->st.compile_ns / 1000000), (unsigned long long)j->st.fm_pinned,
               (unsigned long long)j->st.fm_added, (unsigned long long)j->st.loops,
-              (unsigned long long)j->st.followed);
+              (unsigned long long)j->st.followed, (unsigned long long)j->st.fm_guarded,
+              (unsigned long long)j->st.fm_elided);
     log_debug("hart %u tlb: %llu refills (page walks), %llu misses taken from the victim ways",
               h->id, (unsigned long long)h->tlb_refills, (unsigned long long)h->tlb_victim_hits);
     if (log_current_level >= LOG_TRACE) {

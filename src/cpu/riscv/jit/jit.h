@@ -49,6 +49,9 @@ struct jit_stats {
     uint64_t selects;       /* branches over one register write translated as a cmov */
     uint64_t loops;         /* blocks that jump back to their own start inside (a loop head) */
     uint64_t followed;      /* blocks that went on at a backward branch's target (scan_block) */
+    uint64_t fm_guarded;    /* blocks that test fast memory is on and elide limit tests */
+    uint64_t fm_elided;     /* limit tests elided in them (a test of the same base register
+                             * earlier in the block stands for them: emit_fm) */
 };
 void jit_get_stats(const struct hart *h, struct jit_stats *s);
 #endif
