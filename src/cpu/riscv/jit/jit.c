@@ -708,6 +708,56 @@ static void emit_back_edge(struct gen *g, unsigned n, uint16_t dirty, uint16_t l
  * stores the pc and returns 0 to the dispatcher. The jump cache holds only blocks the
  * dispatcher validated, under the current stamp; whatever bumps the stamp (fence.i, records
  * refilled, flushes) is either dispatcher work or an event that returns to it first. */
+/* The trampoline's lookup of the block for the guest pc in rax (the fetch TLB, then the jump
+ * cache): a jump there, or to one of the out[] jumps (added at *n) on a miss. fm: for user
+ * code with fast memory, whose jump-cache entries must match fm_limit too; the kernel's code
+ * is only ever looked up with fast memory off (a translation for it on that the kernel's
+ * lookup could find is left at once by its start test or its first failed limit test). */
+static void emit_lookup(struct x86 *e, struct jit *j, bool fm, uint8_t **out, unsigned *n)
+{
+    /* fetch TLB: tag = vpn ^ key at tx[vpn & (TLB_SIZE - 1)]; hp = (pc & ~0xfff) + addend */
+    x86_mov_load(e, RCX, R(RAX));
+    x86_shift_imm(e, true, SH_SHR, RCX, 12);
+    x86_mov32_load(e, RDX, R(RCX));
+    x86_alu_imm(e, false, ALU_AND, R(RDX), TLB_SIZE - 1);
+    x86_shift_imm(e, false, SH_SHL, RDX, 4);
+    x86_alu_rm(e, true, ALU_ADD, RDX, M(RSP, TX_SLOT));
+    x86_alu_rm(e, true, ALU_XOR, RCX, M(HREG, OFF_KEY));
+    x86_alu_rm(e, true, ALU_CMP, RCX, M(RDX, 0));
+    out[(*n)++] = x86_jcc(e, CC_NE);
+    x86_mov_load(e, RCX, R(RAX));
+    x86_alu_imm(e, true, ALU_AND, R(RCX), -4096);
+    x86_alu_rm(e, true, ALU_ADD, RCX, M(RDX, 8));
+    /* jump cache entry (pc >> 1) & (JC_SIZE - 1): same pc, same host page, current stamp,
+     * same fast-memory state */
+    x86_mov32_load(e, RDX, R(RAX));
+    x86_shift_imm(e, false, SH_SHR, RDX, 1);
+    x86_alu_imm(e, false, ALU_AND, R(RDX), JC_SIZE - 1);
+    x86_shift_imm(e, false, SH_SHL, RDX, 5);
+    x86_mov_imm(e, RSI, (uint64_t)(uintptr_t)j->jc);
+    x86_alu_rm(e, true, ALU_ADD, RDX, R(RSI));
+    x86_alu_rm(e, true, ALU_CMP, RAX, M(RDX, (int32_t)offsetof(struct jc_entry, pc)));
+    out[(*n)++] = x86_jcc(e, CC_NE);
+    x86_alu_rm(e, true, ALU_CMP, RCX, M(RDX, (int32_t)offsetof(struct jc_entry, hp)));
+    out[(*n)++] = x86_jcc(e, CC_NE);
+    x86_mov32_load(e, RSI, M(RDX, (int32_t)offsetof(struct jc_entry, stamp)));
+    x86_mov_imm(e, RDI, (uint64_t)(uintptr_t)&j->stamp);
+    x86_alu_rm(e, false, ALU_CMP, RSI, M(RDI, 0));
+    out[(*n)++] = x86_jcc(e, CC_NE);
+    if (fm) { /* the translation for fast memory on or off, as now (translate's variant) */
+        x86_mov_load(e, RSI, M(HREG, OFF_FM_LIMIT));
+        x86_alu_rm(e, true, ALU_CMP, RSI, M(RDX, (int32_t)offsetof(struct jc_entry, fm_limit)));
+        out[(*n)++] = x86_jcc(e, CC_NE);
+    }
+    x86_mov_load(e, RCX, R(RAX));
+    x86_alu_imm(e, true, ALU_AND, R(RCX), -4096);
+    x86_mov_store(e, M(RSP, VBASE_SLOT), RCX);
+    x86_mov32_load(e, RDX, M(RDX, (int32_t)offsetof(struct jc_entry, off)));
+    x86_mov_imm(e, RCX, (uint64_t)(uintptr_t)j->cache.rx);
+    x86_alu_rm(e, true, ALU_ADD, RDX, R(RCX));
+    x86_jmp_reg(e, RDX);
+}
+
 static void emit_trampoline(struct jit *j)
 {
     struct x86 e;
@@ -716,51 +766,13 @@ static void emit_trampoline(struct jit *j)
     emit_prologue(&e);
     x86_jmp_reg(&e, R9);
     uint8_t *tramp = e.p;
-    uint8_t *out[7];
+    uint8_t *out[16];
     unsigned n = 0;
     x86_alu_imm(&e, false, ALU_SUB, M(HREG, OFF_BUDGET), 1);
     out[n++] = x86_jcc(&e, CC_LE);
-    j->lookup = e.p;
-    /* fetch TLB: tag = vpn ^ key at tx[vpn & (TLB_SIZE - 1)]; hp = (pc & ~0xfff) + addend */
-    x86_mov_load(&e, RCX, R(RAX));
-    x86_shift_imm(&e, true, SH_SHR, RCX, 12);
-    x86_mov32_load(&e, RDX, R(RCX));
-    x86_alu_imm(&e, false, ALU_AND, R(RDX), TLB_SIZE - 1);
-    x86_shift_imm(&e, false, SH_SHL, RDX, 4);
-    x86_alu_rm(&e, true, ALU_ADD, RDX, M(RSP, TX_SLOT));
-    x86_alu_rm(&e, true, ALU_XOR, RCX, M(HREG, OFF_KEY));
-    x86_alu_rm(&e, true, ALU_CMP, RCX, M(RDX, 0));
-    out[n++] = x86_jcc(&e, CC_NE);
-    x86_mov_load(&e, RCX, R(RAX));
-    x86_alu_imm(&e, true, ALU_AND, R(RCX), -4096);
-    x86_alu_rm(&e, true, ALU_ADD, RCX, M(RDX, 8));
-    /* jump cache entry (pc >> 1) & (JC_SIZE - 1): same pc, same host page, current stamp,
-     * same fast-memory state */
-    x86_mov32_load(&e, RDX, R(RAX));
-    x86_shift_imm(&e, false, SH_SHR, RDX, 1);
-    x86_alu_imm(&e, false, ALU_AND, R(RDX), JC_SIZE - 1);
-    x86_shift_imm(&e, false, SH_SHL, RDX, 5);
-    x86_mov_imm(&e, RSI, (uint64_t)(uintptr_t)j->jc);
-    x86_alu_rm(&e, true, ALU_ADD, RDX, R(RSI));
-    x86_alu_rm(&e, true, ALU_CMP, RAX, M(RDX, (int32_t)offsetof(struct jc_entry, pc)));
-    out[n++] = x86_jcc(&e, CC_NE);
-    x86_alu_rm(&e, true, ALU_CMP, RCX, M(RDX, (int32_t)offsetof(struct jc_entry, hp)));
-    out[n++] = x86_jcc(&e, CC_NE);
-    x86_mov32_load(&e, RSI, M(RDX, (int32_t)offsetof(struct jc_entry, stamp)));
-    x86_mov_imm(&e, RDI, (uint64_t)(uintptr_t)&j->stamp);
-    x86_alu_rm(&e, false, ALU_CMP, RSI, M(RDI, 0));
-    out[n++] = x86_jcc(&e, CC_NE);
-    /* the translation for fast memory on or off, as now (translate's variant) */
-    x86_mov_load(&e, RSI, M(HREG, OFF_FM_LIMIT));
-    x86_alu_rm(&e, true, ALU_CMP, RSI, M(RDX, (int32_t)offsetof(struct jc_entry, fm_limit)));
-    out[n++] = x86_jcc(&e, CC_NE);
-    x86_mov_load(&e, RCX, R(RAX));
-    x86_alu_imm(&e, true, ALU_AND, R(RCX), -4096);
-    x86_mov_store(&e, M(RSP, VBASE_SLOT), RCX);
-    x86_mov32_load(&e, RDX, M(RDX, (int32_t)offsetof(struct jc_entry, off)));
-    x86_mov_imm(&e, RCX, (uint64_t)(uintptr_t)j->cache.rx);
-    x86_alu_rm(&e, true, ALU_ADD, RDX, R(RCX));
-    x86_jmp_reg(&e, RDX);
+    emit_lookup(&e, j, false, out, &n); /* jalr without fast memory: the kernel (emit_insn) */
+    j->lookup = e.p;                    /* user code's jalr to other targets (emit_far_exit) */
+    emit_lookup(&e, j, true, out, &n);
     for (unsigned k = 0; k < n; k++)
         x86_patch(out[k], e.p);
     /* the tails every block returns through (one copy of the epilogue, not one per exit) */
@@ -2250,7 +2262,7 @@ static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc, bool fm, 
                 if (em == EMIT_SYNCED) base = k + 1;
                 synced = em == EMIT_SYNCED; /* an interpreter step: any register written */
             }
-            for (unsigned q = k0; q <= k; q++) { /* what they wrote is not tested any more */
+            for (unsigned q = k0; q <= k && g.elide; q++) { /* what they wrote: untested */
                 unsigned r[2], w;
                 insn_xregs(&d[q], r, &w);
                 g.fmc = xregs_exact(d[q].op) && !synced ? g.fmc & ~(1ull << w) : 0;
