@@ -89,6 +89,12 @@ def gen_commands(size_mib):
     ]
 
 
+# The size and hash of a workload's output /tmp/o (gzip's past its header's
+# time stamp), then the file removed: compared across runs and with native code.
+OUT_SUM = ("echo R:out:$(wc -c </tmp/o) $(tail -c +11 /tmp/o | sha256sum | "
+           "cut -c1-16):E; rm -f /tmp/o")
+
+
 # (tag, description, command) of the timed in-guest work.
 def workloads(cpus):
     w = [
@@ -391,9 +397,7 @@ def run_once(kind, argv, args, logdir, rep, sums):
             r["h_" + tag] = secs
             r["c_" + tag] = (cpu_ticks(con.proc.pid) - c0) / hz
             if cmd.startswith("/tmp/o "):
-                v, _ = con.command(
-                    "echo R:out:$(wc -c </tmp/o) $(tail -c +11 /tmp/o | "
-                    "sha256sum | cut -c1-16):E; rm -f /tmp/o", "out", 600)
+                v, _ = con.command(OUT_SUM, "out", 600)
                 sums.setdefault(tag, set()).add(v)
                 r["ratio_" + tag] = args.size * 1048576 / int(v.split()[0])
 
@@ -489,8 +493,7 @@ def run_native(args, tmp, sums):
             sh("%s >%s" % (c, o))
             times[tag].append(time.monotonic() - t0)
         if o == "/tmp/o":
-            v = sh("echo R:out:$(wc -c </tmp/o) $(tail -c +11 /tmp/o | "
-                   "sha256sum | cut -c1-16):E; rm -f /tmp/o")
+            v = sh(OUT_SUM)
             m = re.search(RESULT.decode() % "out", v)
             if sums.get(tag) and (not m or m.group(1).strip() not in sums[tag]):
                 identical = False

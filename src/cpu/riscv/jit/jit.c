@@ -405,13 +405,12 @@ struct gen {
     uint16_t dh;
     /* Elided limit tests (emit_fm). variant: the block is translated for an address space
      * with fast memory on (jit_exec's lookup key); elide: it also starts with a test that
-     * fast memory is on (else it leaves to the dispatcher at once, at `bail`), so that an
+     * fast memory is on (else it leaves to the dispatcher at once), so that an
      * access whose base register passed the limit test earlier in the block, unchanged
      * since, and whose offset is within 2 KiB of that test's, needs no test of its own: it
      * stays inside the region or its guards. fmc: the guest registers tested so far (with
      * the offset tested in fmc_imm). */
     bool variant, elide;
-    uint8_t *bail;
     unsigned elided;
     uint64_t fmc; /* bit 32: x[32], the decoder's sink for writes of x0 */
     int32_t fmc_imm[32];
@@ -702,12 +701,6 @@ static void emit_back_edge(struct gen *g, unsigned n, uint16_t dirty, uint16_t l
     x86_patch(x86_jmp(e), g->exit_pc); /* h->pc = rax, return 0 */
 }
 
-/* The dispatch trampoline, shared by all blocks, for jalr and exits to other pages: with
- * rax = the target pc (instret already counted), it does the dispatcher's fetch-TLB and
- * jump-cache lookup and jumps into the target block's body with its page's vbase in the frame, or
- * stores the pc and returns 0 to the dispatcher. The jump cache holds only blocks the
- * dispatcher validated, under the current stamp; whatever bumps the stamp (fence.i, records
- * refilled, flushes) is either dispatcher work or an event that returns to it first. */
 /* The trampoline's lookup of the block for the guest pc in rax (the fetch TLB, then the jump
  * cache): a jump there, or to one of the out[] jumps (added at *n) on a miss. fm: for user
  * code with fast memory, whose jump-cache entries must match fm_limit too; the kernel's code
@@ -758,6 +751,12 @@ static void emit_lookup(struct x86 *e, struct jit *j, bool fm, uint8_t **out, un
     x86_jmp_reg(e, RDX);
 }
 
+/* The dispatch trampoline, shared by all blocks, for jalr and exits to other pages: with
+ * rax = the target pc (instret already counted), it does the dispatcher's fetch-TLB and
+ * jump-cache lookup and jumps into the target block's body with its page's vbase in the frame, or
+ * stores the pc and returns 0 to the dispatcher. The jump cache holds only blocks the
+ * dispatcher validated, under the current stamp; whatever bumps the stamp (fence.i, records
+ * refilled, flushes) is either dispatcher work or an event that returns to it first. */
 static void emit_trampoline(struct jit *j)
 {
     struct x86 e;
@@ -881,6 +880,15 @@ static bool fm_elidable(const struct gen *g, unsigned b, int32_t imm)
            g->fmc_imm[b] - imm < 2048;
 }
 
+/* x[b] + imm passed its limit test (b in a host register: it stays as tested until written). */
+static void fm_tested(struct gen *g, unsigned b, int32_t imm)
+{
+    if (b && g->host[b] >= 0) {
+        g->fmc |= 1ull << b;
+        g->fmc_imm[b] = imm;
+    }
+}
+
 /* Fast memory (fastmem.h): rax = va = x[rs1] + imm; jumps to the stub (rax = va) unless
  * va < h->fm_limit (a user address, in user mode under Sv39); else returns the operand of
  * the access, fm_base (r15) + va, which is the site: when the page is not mapped there (or
@@ -903,10 +911,7 @@ static struct x86_rm emit_fm(struct gen *g, struct stub *s)
     x86_alu_rm(e, true, ALU_CMP, RAX, M(HREG, OFF_FM_LIMIT));
     s->from[0] = x86_jcc(e, CC_AE);
     s->live_at_jump = g->live;
-    if (g->elide && b && g->host[b] >= 0) {
-        g->fmc |= 1ull << b;
-        g->fmc_imm[b] = s->d.imm;
-    }
+    if (g->elide) fm_tested(g, b, s->d.imm);
     if (!g->fm_r15) { /* rax = fm_base + va: the fault handler takes fm_base off again */
         x86_alu_rm(e, true, ALU_ADD, RAX, M(HREG, OFF_FM_BASE));
         s->site_based = true;
@@ -1312,6 +1317,16 @@ static void emit_sync_pc(struct gen *g, int32_t off, unsigned k)
     if (k) x86_alu_imm(e, true, ALU_ADD, M(HREG, OFF_INSTRET), (int32_t)k);
 }
 
+/* Call jit_interp_step for the instruction op at page offset off, k instructions after pc
+ * and instret were last made exact (its registers written back before). */
+static void emit_step_call(struct gen *g, enum rv_op op, int32_t off, unsigned k)
+{
+    emit_sync_pc(g, off, k);
+    x86_mov_load(&g->e, RDI, R(HREG));
+    x86_mov_imm(&g->e, RSI, (uint64_t)op);
+    x86_call_abs(&g->e, (const void *)jit_interp_step);
+}
+
 /* Return JIT_LEAVE to the dispatcher: pc and instret are already set in struct hart. */
 static void emit_leave(struct gen *g)
 {
@@ -1329,10 +1344,7 @@ static enum emitted emit_interp_step(struct gen *g, const struct rv_decoded *d, 
 {
     struct x86 *e = &g->e;
     flush_dirty(g, g->dirty);
-    emit_sync_pc(g, off, k);
-    x86_mov_load(e, RDI, R(HREG));
-    x86_mov_imm(e, RSI, (uint64_t)d->op);
-    x86_call_abs(e, (const void *)jit_interp_step);
+    emit_step_call(g, d->op, off, k);
     if (ends_block(d->op)) {
         emit_leave(g);
         return EMIT_END;
@@ -1696,16 +1708,12 @@ static void emit_stub(struct gen *g, const struct stub *s)
          * leaves, as the accesses whose tests this one stood for may not run unchecked. */
         if (!s->elided) {
             flush_dirty(g, s->dirty);
-            emit_sync_pc(g, s->off, s->k);
-            x86_mov_load(e, RDI, R(HREG));
-            x86_mov_imm(e, RSI, (uint64_t)d->op);
-            x86_call_abs(e, (const void *)jit_interp_step);
+            emit_step_call(g, d->op, s->off, s->k);
             emit_leave(g);
         }
         stub_at = e->p; /* the fault handler's way in */
         if (s->elided) x86_lea(e, RAX, M((enum x86_reg)g->host[d->rs1], d->imm));
-    } else if (s->site) { /* a fast-memory access outside its limit: the TLB, as without fast memory
-                           */
+    } else if (s->site) { /* fast memory outside its limit: the TLB, as without fast memory */
         bool load = s->kind == STUB_LOAD;
         unsigned size = mem_size(d->op);
         uint8_t *miss = emit_tlb_check(e, load ? TR_SLOT : TW_SLOT, size);
@@ -1724,10 +1732,7 @@ static void emit_stub(struct gen *g, const struct stub *s)
     switch (s->kind) {
     case STUB_BRANCH: return; /* above */
     case STUB_STEP:
-        emit_sync_pc(g, s->off, s->k);
-        x86_mov_load(e, RDI, R(HREG));
-        x86_mov_imm(e, RSI, (uint64_t)d->op);
-        x86_call_abs(e, (const void *)jit_interp_step);
+        emit_step_call(g, d->op, s->off, s->k);
         emit_leave(g); /* pc and instret are the interpreter's */
         return;
     case STUB_LOAD:
@@ -2155,12 +2160,17 @@ static int fm_sites_add(struct jit *j, const struct fm_site *s, unsigned n)
     return 0;
 }
 
-/* Operations whose guest register writes insn_xregs tells exactly; after any other (CSRs,
- * F/D, system instructions, interpreter steps) no limit test stands for a later one. */
-static bool xregs_exact(enum rv_op op)
+/* d ran (synced: as an interpreter step): the register it writes is not as tested any more.
+ * insn_xregs tells that exactly for the operations below; after any other (CSRs, F/D,
+ * system instructions) or a step, which may write any register, no test stands. */
+static void fm_written(struct gen *g, const struct rv_decoded *d, bool synced)
 {
-    return op == RV_OP_LI || op == RV_OP_AUIPC || op == RV_OP_MV || is_branch(op) || is_load(op) ||
-           is_store(op) || is_fp_mem(op) || rv_alu_op(op);
+    enum rv_op op = d->op;
+    unsigned r[2], w;
+    insn_xregs(d, r, &w);
+    bool exact = op == RV_OP_LI || op == RV_OP_AUIPC || op == RV_OP_MV || is_branch(op) ||
+                 is_load(op) || is_store(op) || is_fp_mem(op) || rv_alu_op(op);
+    g->fmc = exact && !synced ? g->fmc & ~(1ull << w) : 0;
 }
 
 /* Whether a translation of d[0..n) with g's cached registers would elide a limit test
@@ -2169,16 +2179,11 @@ static bool fm_would_elide(struct gen *g, const struct rv_decoded *d, unsigned n
 {
     g->fmc = 0;
     for (unsigned k = 0; k < n; k++) {
-        unsigned r[2], w, b = d[k].rs1;
         if (is_load(d[k].op) || is_store(d[k].op) || is_fp_mem(d[k].op)) {
-            if (fm_elidable(g, b, d[k].imm)) return true;
-            if (b && g->host[b] >= 0) {
-                g->fmc |= 1ull << b;
-                g->fmc_imm[b] = d[k].imm;
-            }
+            if (fm_elidable(g, d[k].rs1, d[k].imm)) return true;
+            fm_tested(g, d[k].rs1, d[k].imm);
         }
-        insn_xregs(&d[k], r, &w);
-        g->fmc = xregs_exact(d[k].op) ? g->fmc & ~(1ull << w) : 0;
+        fm_written(g, &d[k], false);
     }
     return false;
 }
@@ -2214,7 +2219,7 @@ static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc, bool fm, 
         g.variant = variant;
         g.elide = false;
         g.elided = 0;
-        g.bail = NULL;
+        uint8_t *bail = NULL; /* the start's test: fast memory off */
         if (nmem && last <= nmem) {
             g.fm_r15 = true;
             j->st.fm_pinned++;
@@ -2222,7 +2227,7 @@ static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc, bool fm, 
             g.elide = variant && fm_would_elide(&g, d, n);
             if (g.elide) { /* fast memory off (another address space warming up): leave */
                 x86_alu_imm(e, true, ALU_CMP, M(HREG, OFF_FM_LIMIT), 0);
-                g.bail = x86_jcc(e, CC_E);
+                bail = x86_jcc(e, CC_E);
                 j->st.fm_guarded++;
             }
             x86_mov_load(e, R15, M(HREG, OFF_FM_BASE)); /* callee-saved: kept */
@@ -2262,17 +2267,14 @@ static uint32_t translate(struct jit *j, struct jpage *p, uint64_t pc, bool fm, 
                 if (em == EMIT_SYNCED) base = k + 1;
                 synced = em == EMIT_SYNCED; /* an interpreter step: any register written */
             }
-            for (unsigned q = k0; q <= k && g.elide; q++) { /* what they wrote: untested */
-                unsigned r[2], w;
-                insn_xregs(&d[q], r, &w);
-                g.fmc = xregs_exact(d[q].op) && !synced ? g.fmc & ~(1ull << w) : 0;
-            }
+            for (unsigned q = k0; q <= k && g.elide; q++)
+                fm_written(&g, &d[q], synced);
         }
         if (em != EMIT_END) emit_exit(&g, end, n - base, g.dirty, g.live);
         for (unsigned s = 0; s < g.nstubs; s++)
             emit_stub(&g, &g.stubs[s]);
-        if (g.bail) { /* at the start: nothing ran, nothing to write back */
-            x86_patch(g.bail, e->p);
+        if (bail) { /* at the start: nothing ran, nothing to write back */
+            x86_patch(bail, e->p);
             emit_sync_pc(&g, (int32_t)off, 0);
             emit_leave(&g);
         }
